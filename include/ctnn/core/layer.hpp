@@ -1,0 +1,65 @@
+// ctnn/core/layer.hpp: what a layer is.
+//
+// A layer *spec* is the type a user writes in a model (Dense<128>, ReLU). Given the shape that
+// flows into it and the scalar type, the spec binds to a layer *implementation*:
+//     typename Spec::template bind<InputShape, T>
+// The implementation is stateless: its parameters live at a compile-time offset in the model's
+// parameter arena and its activations and scratch in a workspace the model owns. That is what lets
+// one buffer hold every weight (one-pass optimizers, one-block save files) and what makes a
+// training step allocation-free.
+#pragma once
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "ctnn/core/rng.hpp"
+#include "ctnn/core/shape.hpp"
+
+namespace ctnn {
+
+// Per-pass facts a layer may need: training (Dropout is active) or inference, and a seed that
+// changes every training step (Dropout draws its mask from it, so a run is reproducible).
+struct PassContext {
+  bool training = false;
+  std::uint64_t seed = 0;
+};
+
+// The contract of a bound layer implementation L with scalar type T = L::value_type:
+//   input_shape, output_shape   Shape<...> types of one sample
+//   param_count                 number of trainable parameters (Keras's count)
+//   scratch_per_sample          scalars of private workspace per sample, kept from forward to
+//                               backward (im2col patches, dropout masks, ...)
+//   name                        the class name Keras would print ("Conv2D")
+//   init(params, rng)           Keras-default initialization, seeded
+//   forward(params, x, y, n, scratch, ctx)
+//                               y[n x out] from x[n x in]; writes every element of y
+//   backward(params, x, y, dy, dx, dparams, n, scratch, ctx)
+//                               writes every element of dparams (the gradient of the batch's
+//                               loss, summed over the batch) and, unless dx is null, of dx.
+template <class L>
+concept Layer = requires {
+  typename L::value_type;
+  requires ShapeType<typename L::input_shape>;
+  requires ShapeType<typename L::output_shape>;
+  { L::param_count } -> std::convertible_to<std::size_t>;
+  { L::scratch_per_sample } -> std::convertible_to<std::size_t>;
+  { L::name } -> std::convertible_to<std::string_view>;
+} && requires(typename L::value_type* p, const typename L::value_type* c, std::size_t n, Rng& rng,
+              const PassContext& ctx) {
+  L::init(p, rng);
+  L::forward(c, c, p, n, p, ctx);
+  L::backward(c, c, c, c, p, p, n, p, ctx);
+};
+
+// A layer whose forward can apply a ReLU to its output in the same pass (a fused GEMM epilogue).
+// Sequential uses it when a ReLU follows: the ReLU's forward is then free.
+template <class L>
+concept FusesRelu = Layer<L> && L::fuses_relu;
+
+// A layer whose output is its input reinterpreted (Flatten): Sequential passes the same buffer on
+// instead of copying, forward and backward.
+template <class L>
+concept ViewLayer = Layer<L> && L::is_view;
+
+}  // namespace ctnn

@@ -1,0 +1,73 @@
+// ctnn/core/parallel.hpp: the one place ctnn uses OpenMP.
+//
+// parallel_for_range(n, f) splits [0, n) into one contiguous chunk per thread (static schedule) and
+// calls f(begin, end) on each. It runs serially when n is small, when `worth_it` is false, or when
+// called from inside a parallel region, so a user calling ctnn from several threads of their own
+// never oversubscribes the cores. Kernels make every output element the work of exactly one chunk
+// and never sum across chunks, so results do not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ctnn {
+
+// Number of threads ctnn's parallel regions use.
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Sets the thread count for later parallel regions (like OMP_NUM_THREADS).
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n < 1 ? 1 : n);
+#else
+  (void)n;
+#endif
+}
+
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+template <class F>
+void parallel_for_range(std::size_t n, F&& f, bool worth_it = true) {
+  if (n == 0) return;
+#ifdef _OPENMP
+  const int threads = max_threads();
+  if (worth_it && n > 1 && threads > 1 && !in_parallel_region()) {
+    const std::size_t chunks = std::min<std::size_t>(n, static_cast<std::size_t>(threads));
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::size_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+      f(begin, end);
+    }
+    return;
+  }
+#endif
+  (void)worth_it;
+  f(std::size_t{0}, n);
+}
+
+// Calls f(i) for each i in [0, n), in parallel chunks.
+template <class F>
+void parallel_for(std::size_t n, F&& f, bool worth_it = true) {
+  parallel_for_range(
+      n, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) f(i);
+      },
+      worth_it);
+}
+
+}  // namespace ctnn

@@ -1,0 +1,342 @@
+// ctnn/core/sequential.hpp: Sequential<Input<...>, Layers...>, a model whose topology is a type.
+//
+// From the list of layer specs the compiler derives, as constants: every layer's input and output
+// shape, its parameter count and offset in one parameter arena, the activation and scratch sizes
+// per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). The model object
+// owns only the parameter arena and an inference workspace; training state (gradients, optimizer
+// moments, a training workspace) lives in a Trainer.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <locale>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ctnn/core/buffer.hpp"
+#include "ctnn/core/error.hpp"
+#include "ctnn/core/layer.hpp"
+#include "ctnn/core/parallel.hpp"
+#include "ctnn/kernels/gemm.hpp"
+#include "ctnn/kernels/highway.hpp"
+
+namespace ctnn {
+
+// The first element of a Sequential: the shape of one input sample (channels last for images).
+template <std::size_t... Dims>
+struct Input {
+  static_assert(sizeof...(Dims) >= 1 && (std::size_t{1} * ... * Dims) > 0,
+                "Input needs at least one dimension and no dimension may be 0.");
+  using shape = Shape<Dims...>;
+};
+
+namespace detail {
+
+template <class T, class In, class... Specs>
+struct BindAll {
+  using type = std::tuple<>;
+};
+template <class T, class In, class S, class... Rest>
+struct BindAll<T, In, S, Rest...> {
+  using head = typename S::template bind<In, T>;
+  using type = decltype(std::tuple_cat(
+      std::declval<std::tuple<head>>(),
+      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
+};
+
+// Calls f.template operator()<I>() for I = 0 .. N-1, in order.
+template <std::size_t N, class F>
+constexpr void static_for(F&& f) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (f.template operator()<I>(), ...); }(
+      std::make_index_sequence<N>{});
+}
+
+template <class L>
+inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
+
+// "2770634" -> "2,770,634".
+inline std::string group_thousands(std::size_t v) {
+  std::string s = std::to_string(v);
+  for (std::ptrdiff_t i = std::ptrdiff_t(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  return s;
+}
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicSequential;
+
+template <class T, std::size_t... InDims, class... Specs>
+class BasicSequential<T, Input<InDims...>, Specs...> {
+ public:
+  static_assert(sizeof...(Specs) >= 1, "A Sequential model needs at least one layer after Input.");
+  static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
+
+  using value_type = T;
+  using layers = typename detail::BindAll<T, Shape<InDims...>, Specs...>::type;
+  static constexpr std::size_t num_layers = sizeof...(Specs);
+  template <std::size_t I>
+  using layer = std::tuple_element_t<I, layers>;
+
+  using input_shape = Shape<InDims...>;
+  using output_shape = typename layer<num_layers - 1>::output_shape;
+  static constexpr std::size_t input_size = input_shape::size;
+  static constexpr std::size_t output_size = output_shape::size;
+
+ private:
+  template <std::size_t... I>
+  static constexpr bool all_layers(std::index_sequence<I...>) {
+    return (Layer<layer<I>> && ...);
+  }
+  static_assert(all_layers(std::make_index_sequence<num_layers>{}),
+                "Every layer of a Sequential must satisfy the ctnn::Layer contract (core/layer.hpp).");
+
+  // Floats per arena segment are rounded up so each layer's parameters start on a 64-byte line.
+  static constexpr std::size_t kAlign = kAlignBytes / sizeof(T);
+  static constexpr std::size_t round_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+  template <std::size_t I>
+  static constexpr bool fused_into_previous() {
+    if constexpr (I == 0) return false;
+    else return detail::is_relu_v<layer<I>> && FusesRelu<layer<I - 1>>;
+  }
+  template <std::size_t I>
+  static constexpr bool fuses_next() {
+    if constexpr (I + 1 >= num_layers) return false;
+    else return fused_into_previous<I + 1>();
+  }
+
+  struct Plan {
+    std::array<std::size_t, num_layers> param_offset{}, param_count{};
+    std::array<std::size_t, num_layers> in_offset{}, out_offset{};  // per-sample activation slots
+    std::array<std::size_t, num_layers> scratch_offset{};
+    std::size_t arena = 0, activations = 0, scratch = 0, widest = 0;
+  };
+  static constexpr Plan make_plan() {
+    Plan p;
+    p.activations = round_up(input_size);  // slot 0: the input batch
+    p.widest = input_size;
+    std::size_t prev_out = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      p.param_offset[I] = p.arena;
+      p.param_count[I] = L::param_count;
+      p.arena += round_up(L::param_count);
+      p.in_offset[I] = prev_out;
+      if (ViewLayer<L> || fused_into_previous<I>()) {
+        p.out_offset[I] = prev_out;  // same buffer as the layer before
+      } else {
+        p.out_offset[I] = p.activations;
+        p.activations += round_up(L::output_shape::size);
+      }
+      prev_out = p.out_offset[I];
+      p.scratch_offset[I] = p.scratch;
+      p.scratch += round_up(L::scratch_per_sample);
+      p.widest = std::max(p.widest, L::output_shape::size);
+    });
+    return p;
+  }
+  static constexpr Plan plan = make_plan();
+
+ public:
+  // Trainable parameters, counted as Keras counts them.
+  static constexpr std::size_t param_count = [] {
+    std::size_t n = 0;
+    for (std::size_t c : plan.param_count) n += c;
+    return n;
+  }();
+  // Scalars in the parameter arena (param_count plus alignment padding between layers).
+  static constexpr std::size_t arena_size = plan.arena;
+  // Scalars of workspace per sample in a batch: activations, layer scratch and two gradient
+  // buffers (the last only when training).
+  static constexpr std::size_t activation_floats_per_sample = plan.activations;
+  static constexpr std::size_t scratch_floats_per_sample = plan.scratch;
+  static constexpr std::size_t gradient_floats_per_sample = 2 * round_up(plan.widest);
+  template <std::size_t I>
+  static constexpr std::size_t param_offset = plan.param_offset[I];
+
+  // Activations, scratch and (when training) gradient buffers for batches of up to capacity()
+  // samples. reserve() allocates only when the capacity grows.
+  class Workspace {
+   public:
+    void reserve(std::size_t batch, bool training) {
+      if (batch <= cap_ && (training <= training_)) return;
+      cap_ = std::max(batch, cap_);
+      training_ = training_ || training;
+      const std::size_t per = activation_floats_per_sample + scratch_floats_per_sample +
+                              (training_ ? gradient_floats_per_sample : 0);
+      buf_ = AlignedBuffer<T>();
+      buf_.resize(per * cap_);
+    }
+    std::size_t capacity() const { return cap_; }
+    T* activation(std::size_t offset) { return buf_.data() + offset * cap_; }
+    T* scratch(std::size_t offset) {
+      return buf_.data() + (activation_floats_per_sample + offset) * cap_;
+    }
+    T* gradient(int which) {
+      return buf_.data() +
+             (activation_floats_per_sample + scratch_floats_per_sample +
+              std::size_t(which) * round_up(plan.widest)) * cap_;
+    }
+    T* input() { return activation(0); }
+
+   private:
+    AlignedBuffer<T> buf_;
+    std::size_t cap_ = 0;
+    bool training_ = false;
+  };
+
+  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`.
+  explicit BasicSequential(std::uint64_t seed = 0) : params_(arena_size) { initialize(seed); }
+
+  void initialize(std::uint64_t seed) {
+    Rng master(seed);
+    std::fill(params_.begin(), params_.end(), T(0));
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      Rng rng(master.next_u64());
+      layer<I>::init(params_.data() + plan.param_offset[I], rng);
+    });
+  }
+
+  std::span<T> parameters() { return {params_.data(), params_.size()}; }
+  std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
+  template <std::size_t I>
+  std::span<T> layer_parameters() {
+    return {params_.data() + plan.param_offset[I], layer<I>::param_count};
+  }
+
+  // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
+  // output [n x output_size], which lives in ws.
+  T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
+    const T* p = params_.data();
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
+        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
+      } else {
+        const T* x = ws.activation(plan.in_offset[I]);
+        T* y = ws.activation(plan.out_offset[I]);
+        T* s = ws.scratch(plan.scratch_offset[I]);
+        if constexpr (fuses_next<I>())
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, kernels::Epilogue::relu);
+        else
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
+      }
+    });
+    return ws.activation(plan.out_offset[num_layers - 1]);
+  }
+
+  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through layers Top .. 0,
+  // writing every parameter gradient of those layers into `grads` (an arena-sized span). Layers
+  // after Top are not touched: a fused loss starts at the layer before Softmax.
+  template <std::size_t Top = num_layers - 1>
+  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx) const {
+    const T* p = params_.data();
+    int cur = 0;
+    detail::static_for<Top + 1>([&]<std::size_t J>() {
+      constexpr std::size_t I = Top - J;
+      using L = layer<I>;
+      if constexpr (ViewLayer<L>) {
+        return;  // the gradient passes through unchanged
+      } else {
+        T* dy = ws.gradient(cur);
+        T* dx = I == 0 ? nullptr : ws.gradient(1 - cur);  // no input gradient for the data
+        L::backward(p + plan.param_offset[I], ws.activation(plan.in_offset[I]),
+                    ws.activation(plan.out_offset[I]), dy, dx, grads + plan.param_offset[I], n,
+                    ws.scratch(plan.scratch_offset[I]), ctx);
+        cur = 1 - cur;
+      }
+    });
+  }
+
+  // Inference on one sample: the output (probabilities after a final Softmax).
+  std::array<T, output_size> predict(std::span<const T> x) {
+    if (x.size() != input_size)
+      fail("predict() was given ", x.size(), " input values but the model's input ",
+           input_shape::str(), " has ", input_size, ".");
+    std::array<T, output_size> out;
+    predict_into(x.data(), 1, out.data());
+    return out;
+  }
+
+  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
+  void predict(std::span<const T> x, std::span<T> out) {
+    if (x.size() % input_size != 0)
+      fail("predict() was given ", x.size(), " input values, not a multiple of the input size ",
+           input_size, " of ", input_shape::str(), ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("predict() got an output span of ", out.size(), " values for ", n, " samples; it needs ",
+           n * output_size, ".");
+    predict_into(x.data(), n, out.data());
+  }
+
+  // Index of the largest output of one sample (the predicted class).
+  std::size_t predict_class(std::span<const T> x) {
+    const auto out = predict(x);
+    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
+  }
+
+  // Largest batch predict() processes at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // Prepares the inference workspace for batches of up to n samples (predict then allocates
+  // nothing for such batches).
+  void reserve_inference(std::size_t n) { infer_ws_.reserve(std::min(n, kInferenceChunk), false); }
+
+  // Keras-style summary table.
+  void summary(std::ostream& os) const {
+    const auto line = [&](char c) { os << std::string(72, c) << '\n'; };
+    os << "Model: \"sequential\" (ctnn, Highway target " << simd_target() << ", "
+       << max_threads() << " threads)\n";
+    line('_');
+    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
+       << "Param #\n";
+    line('=');
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      std::string lname(L::name);
+      std::string lower;
+      for (char c : lname) lower += char(std::tolower(static_cast<unsigned char>(c)));
+      const std::string label = " " + lower + "_" + std::to_string(I) + " (" + lname + ")";
+      os << std::setw(30) << label << std::setw(28) << L::output_shape::str()
+         << detail::group_thousands(L::param_count) << '\n';
+    });
+    line('=');
+    std::ostringstream mb;
+    mb << std::fixed << std::setprecision(2) << double(param_count * sizeof(T)) / (1024.0 * 1024.0);
+    os << "Total params: " << detail::group_thousands(param_count) << " (" << mb.str() << " MB)\n"
+       << "Trainable params: " << detail::group_thousands(param_count) << "\n"
+       << "Non-trainable params: 0\n";
+    line('_');
+  }
+
+ private:
+  void predict_into(const T* x, std::size_t n, T* out) {
+    const PassContext ctx{};
+    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, n - b);
+      infer_ws_.reserve(m, false);
+      std::copy(x + b * input_size, x + (b + m) * input_size, infer_ws_.input());
+      const T* y = forward(infer_ws_, m, ctx);
+      std::copy(y, y + m * output_size, out + b * output_size);
+    }
+  }
+
+  AlignedBuffer<T> params_;
+  Workspace infer_ws_;
+};
+
+// A float model: the type users write.
+template <class InputSpec, class... Specs>
+using Sequential = BasicSequential<float, InputSpec, Specs...>;
+
+}  // namespace ctnn

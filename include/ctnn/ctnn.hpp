@@ -1,0 +1,39 @@
+// ctnn/ctnn.hpp: everything ctnn offers, in one include.
+#pragma once
+
+#include "ctnn/core/buffer.hpp"
+#include "ctnn/core/error.hpp"
+#include "ctnn/core/layer.hpp"
+#include "ctnn/core/parallel.hpp"
+#include "ctnn/core/real.hpp"
+#include "ctnn/core/rng.hpp"
+#include "ctnn/core/sequential.hpp"
+#include "ctnn/core/shape.hpp"
+
+#include "ctnn/layers/conv2d.hpp"
+#include "ctnn/layers/dense.hpp"
+#include "ctnn/layers/dropout.hpp"
+#include "ctnn/layers/flatten.hpp"
+#include "ctnn/layers/leaky_relu.hpp"
+#include "ctnn/layers/pooling.hpp"
+#include "ctnn/layers/relu.hpp"
+#include "ctnn/layers/sigmoid.hpp"
+#include "ctnn/layers/softmax.hpp"
+#include "ctnn/layers/tanh.hpp"
+
+#include "ctnn/loss/binary_crossentropy.hpp"
+#include "ctnn/loss/categorical_crossentropy.hpp"
+#include "ctnn/loss/mse.hpp"
+#include "ctnn/loss/sparse_categorical_crossentropy.hpp"
+
+#include "ctnn/optim/adam.hpp"
+#include "ctnn/optim/sgd.hpp"
+
+#include "ctnn/data/dataset.hpp"
+#include "ctnn/data/idx.hpp"
+#include "ctnn/data/split.hpp"
+#include "ctnn/data/transform.hpp"
+
+#include "ctnn/train/evaluate.hpp"
+#include "ctnn/train/fit.hpp"
+#include "ctnn/train/trainer.hpp"

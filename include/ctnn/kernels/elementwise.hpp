@@ -1,0 +1,123 @@
+// ctnn/kernels/elementwise.hpp: activations, forward and backward, over contiguous arrays.
+//
+// Each op is written once as a generic lambda over a Highway tag; full vectors use the native
+// tag and the tail a one-lane tag, so there is no scalar copy of the math to drift out of sync.
+// Backward ops take the forward output (y) where the derivative is cheapest from it.
+#pragma once
+#include <cstddef>
+
+#include "ctnn/kernels/highway.hpp"
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out[i] = f(d, in[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map1(std::size_t n, const T* HWY_RESTRICT in, T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, in + i)), d1, out + i);
+}
+
+// out[i] = f(d, a[i], b[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map2(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                     T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i)), d1, out + i);
+}
+
+template <class T>
+void relu_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::Max(v, hn::Zero(d)); });
+}
+// dx = dy where y > 0, else 0.
+template <class T>
+void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) { return hn::IfThenElseZero(yv > hn::Zero(d), g); });
+}
+
+template <class T>
+void leaky_relu_forward(std::size_t n, const T* x, T* y, T alpha) {
+  map1(n, x, y, [alpha](auto d, auto v) {
+    return hn::IfThenElse(v > hn::Zero(d), v, hn::Mul(v, hn::Set(d, alpha)));
+  });
+}
+// dx = dy where x > 0, else alpha * dy.
+template <class T>
+void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha) {
+  map2(n, x, dy, dx, [alpha](auto d, auto xv, auto g) {
+    return hn::IfThenElse(xv > hn::Zero(d), g, hn::Mul(g, hn::Set(d, alpha)));
+  });
+}
+
+// y = 1 / (1 + exp(-x)).
+template <class T>
+void sigmoid_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto one = hn::Set(d, T(1));
+    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
+  });
+}
+// dx = dy * y * (1 - y).
+template <class T>
+void sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::Mul(yv, hn::Sub(hn::Set(d, T(1)), yv)));
+  });
+}
+
+template <class T>
+void tanh_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::Tanh(d, v); });
+}
+// dx = dy * (1 - y^2).
+template <class T>
+void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::NegMulAdd(yv, yv, hn::Set(d, T(1))));
+  });
+}
+
+// out[j] = sum over rows r of x[r * cols + j], rows summed in order (the bias gradient).
+template <class T>
+void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t j = 0;
+  for (; j + L <= cols; j += L) {
+    auto s = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) s = hn::Add(s, hn::LoadU(d, x + r * cols + j));
+    hn::StoreU(s, d, out + j);
+  }
+  for (; j < cols; ++j) {
+    T s = 0;
+    for (std::size_t r = 0; r < rows; ++r) s += x[r * cols + j];
+    out[j] = s;
+  }
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::leaky_relu_backward;
+using ctnn::HWY_NAMESPACE::leaky_relu_forward;
+using ctnn::HWY_NAMESPACE::relu_backward;
+using ctnn::HWY_NAMESPACE::relu_forward;
+using ctnn::HWY_NAMESPACE::sigmoid_backward;
+using ctnn::HWY_NAMESPACE::sigmoid_forward;
+using ctnn::HWY_NAMESPACE::sum_rows;
+using ctnn::HWY_NAMESPACE::tanh_backward;
+using ctnn::HWY_NAMESPACE::tanh_forward;
+}  // namespace ctnn::kernels

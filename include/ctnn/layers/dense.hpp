@@ -1,0 +1,70 @@
+// ctnn/layers/dense.hpp: Dense<Units>, a fully connected layer.
+//
+// Represents y = x W^T + b for a flat input x of In::size values.
+// Requires: a rank-1 input (put Flatten after images), Units >= 1.
+// Output shape: Shape<Units>. Parameters: W [Units x In::size] (row j holds the weights of output
+// j, so the forward product runs along contiguous memory), then b [Units]; Units * (In::size + 1)
+// in all, as Keras counts. Init: Glorot uniform W, zero b (Keras defaults).
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "ctnn/core/layer.hpp"
+#include "ctnn/kernels/elementwise.hpp"
+#include "ctnn/kernels/gemm.hpp"
+
+namespace ctnn {
+
+namespace detail {
+// Glorot (Xavier) uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
+template <class T>
+void glorot_uniform(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
+  const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
+  for (std::size_t i = 0; i < count; ++i) w[i] = static_cast<T>(rng.uniform(-limit, limit));
+}
+}  // namespace detail
+
+template <std::size_t Units>
+struct Dense {
+  static_assert(Units >= 1, "Dense<Units> needs at least one unit.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 1,
+                  "Dense needs a flat (rank-1) input, but the shape before it has more "
+                  "dimensions: put ctnn::Flatten before Dense (the shapes are in bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<Units>;
+    static constexpr std::size_t in = In::size;
+    static constexpr std::size_t param_count = Units * in + Units;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name = "Dense";
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      detail::glorot_uniform(p, Units * in, in, Units, rng);
+      for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T*, const PassContext&,
+                        kernels::Epilogue act = kernels::Epilogue::none) {
+      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T*, const PassContext&) {
+      // dW[Units x in] = dy^T x (dy read transposed), summed over the batch in sample order.
+      kernels::gemm_nn(Units, in, n, dy, 1, Units, x, in, dp, in, false, static_cast<const T*>(nullptr),
+                       kernels::Epilogue::none);
+      kernels::sum_rows(n, Units, dy, dp + Units * in);
+      // dx[n x in] = dy W.
+      if (dx)
+        kernels::gemm_nn(n, in, Units, dy, Units, 1, p, in, dx, in, false,
+                         static_cast<const T*>(nullptr), kernels::Epilogue::none);
+    }
+  };
+};
+
+}  // namespace ctnn

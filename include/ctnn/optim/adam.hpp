@@ -1,0 +1,52 @@
+// ctnn/optim/adam.hpp: Adam (Kingma & Ba), with Keras's defaults and formulation.
+//
+// Represents, at step t: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras). The moments are two arena-sized buffers
+// allocated at the first step; every step after that is one fused pass over w, g, m and v.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+#include "ctnn/core/buffer.hpp"
+#include "ctnn/kernels/update.hpp"
+
+namespace ctnn {
+
+template <class T>
+class BasicAdam {
+ public:
+  explicit BasicAdam(T learning_rate = T(1e-3), T beta_1 = T(0.9), T beta_2 = T(0.999),
+                     T epsilon = T(1e-7))
+      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {}
+
+  static constexpr std::string_view name = "Adam";
+  T learning_rate, beta_1, beta_2, epsilon;
+
+  // Applies one update to params from grads (both arena-sized).
+  void step(std::span<T> params, std::span<const T> grads) {
+    if (m_.size() != params.size()) {
+      m_ = AlignedBuffer<T>(params.size());
+      v_ = AlignedBuffer<T>(params.size());
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+    kernels::adam_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(), step_size,
+                         beta_1, beta_2, epsilon);
+  }
+
+  std::uint64_t iterations() const { return t_; }
+  std::span<const T> first_moment() const { return {m_.data(), m_.size()}; }
+  std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
+
+ private:
+  AlignedBuffer<T> m_, v_;
+  std::uint64_t t_ = 0;
+};
+
+using Adam = BasicAdam<float>;
+
+}  // namespace ctnn

@@ -1,0 +1,157 @@
+// ctnn/train/fit.hpp: fit(model, optimizer, loss, data, options), Keras's model.fit.
+//
+// Trains for options.epochs passes over the data in batches of options.batch_size (the last
+// batch may be smaller), reshuffling every epoch from options.seed, and returns the history of
+// per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
+// split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
+// line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <optional>
+#include <ostream>
+#include <vector>
+
+#include <unistd.h>
+
+#include "ctnn/core/rng.hpp"
+#include "ctnn/data/split.hpp"
+#include "ctnn/train/evaluate.hpp"
+#include "ctnn/train/trainer.hpp"
+
+namespace ctnn {
+
+struct FitOptions {
+  std::size_t epochs = 1;
+  std::size_t batch_size = 32;
+  const data::Dataset* validation = nullptr;  // evaluated after every epoch
+  double validation_split = 0;  // or: hold out this last fraction of the data (as Keras does)
+  bool shuffle = true;
+  std::uint64_t seed = 0;       // shuffling and Dropout masks
+  int verbose = 1;              // 0: silent; 1: progress
+  std::ostream* out = &std::cout;
+};
+
+struct EpochLog {
+  std::size_t epoch = 0;  // 1-based
+  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN();
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0;
+};
+
+struct History {
+  std::vector<EpochLog> epochs;
+  const EpochLog& last() const { return epochs.back(); }
+};
+
+namespace detail {
+
+inline bool is_terminal(const std::ostream* os) {
+  return (os == &std::cout && isatty(STDOUT_FILENO)) || (os == &std::cerr && isatty(STDERR_FILENO));
+}
+
+inline void print_metrics(std::ostream& os, const char* prefix, double loss, double acc) {
+  os << " - " << prefix << "loss: " << std::fixed << std::setprecision(4) << loss;
+  if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, Loss L>
+History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
+  if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
+  if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
+  if (o.validation_split < 0 || o.validation_split >= 1)
+    fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
+  if (o.validation && o.validation_split > 0)
+    fail("fit() got both validation data and a validation_split: give one.");
+
+  // Keras's validation_split holds out the last samples, before any shuffling.
+  std::optional<data::Dataset> train_part, val_part;
+  const data::Dataset* train = &data;
+  const data::Dataset* val = o.validation;
+  if (o.validation_split > 0) {
+    const std::size_t n_val = std::size_t(std::llround(double(data.size()) * o.validation_split));
+    if (n_val == 0 || n_val >= data.size())
+      fail("validation_split ", o.validation_split, " of ", data.size(),
+           " samples leaves an empty training or validation part.");
+    std::vector<std::size_t> idx(data.size());
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    const auto cut = idx.begin() + std::ptrdiff_t(data.size() - n_val);
+    train_part = data::subset(data, std::span<const std::size_t>(&*idx.begin(), data.size() - n_val));
+    val_part = data::subset(data, std::span<const std::size_t>(&*cut, n_val));
+    train = &*train_part;
+    val = &*val_part;
+  }
+  detail::check_dataset_fits<Model, L>(*train, "training dataset");
+  if (val) detail::check_dataset_fits<Model, L>(*val, "validation dataset");
+
+  const std::size_t n = train->size();
+  const std::size_t bs = std::min(o.batch_size, n);
+  const std::size_t batches = (n + bs - 1) / bs;
+  Trainer<Model, Optimizer, L> trainer(model, opt, loss, bs, o.seed);
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  Rng rng(o.seed);
+  const bool tty = o.verbose > 0 && detail::is_terminal(o.out);
+  using clock = std::chrono::steady_clock;
+
+  History history;
+  for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    if (o.shuffle) shuffle(order, rng);
+    const auto t0 = clock::now();
+    auto last_draw = t0;
+    double loss_sum = 0, correct = 0;
+    if (o.verbose > 0) *o.out << "Epoch " << epoch << "/" << o.epochs << (tty ? "\n" : "");
+    for (std::size_t b = 0; b < batches; ++b) {
+      const std::size_t begin = b * bs, m = std::min(bs, n - begin);
+      trainer.load_batch(*train, std::span<const std::size_t>(order.data() + begin, m));
+      const StepStats s = trainer.step(m);
+      if (!std::isfinite(s.loss_sum))
+        fail("Training diverged: the loss is ", s.loss_sum, " at epoch ", epoch, ", batch ", b + 1,
+             " of ", batches, ". Lower the learning rate or check the data.");
+      loss_sum += s.loss_sum;
+      correct += s.correct;
+      if (tty && (clock::now() - last_draw > std::chrono::milliseconds(200) || b + 1 == batches)) {
+        last_draw = clock::now();
+        const double done = double(b + 1) / double(batches);
+        const int bar = int(done * 30);
+        *o.out << "\r" << std::setw(int(std::to_string(batches).size())) << b + 1 << "/" << batches
+               << " [" << std::string(std::size_t(bar), '=') << (bar < 30 ? ">" : "")
+               << std::string(std::size_t(bar < 30 ? 29 - bar : 0), '.') << "]";
+        const double seen = double(begin + m);
+        detail::print_metrics(*o.out, "", loss_sum / seen,
+                              L::metric == Metric::none ? std::nan("") : correct / seen);
+        *o.out << std::flush;
+      }
+    }
+    EpochLog log;
+    log.epoch = epoch;
+    log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    log.loss = loss_sum / double(n);
+    if (L::metric != Metric::none) log.accuracy = correct / double(n);
+    if (val) {
+      const Evaluation e = detail::evaluate_in(model, trainer.workspace(), *val, trainer.loss());
+      log.val_loss = e.loss;
+      log.val_accuracy = e.accuracy;
+    }
+    history.epochs.push_back(log);
+    if (o.verbose > 0) {
+      *o.out << (tty ? "\r" : " - ") << batches << "/" << batches << " - " << std::fixed
+             << std::setprecision(1) << log.seconds << "s - " << std::setprecision(0)
+             << double(n) / log.seconds << " samples/s";
+      detail::print_metrics(*o.out, "", log.loss, log.accuracy);
+      if (val) detail::print_metrics(*o.out, "val_", log.val_loss, log.val_accuracy);
+      *o.out << (tty ? "\033[K\n" : "\n") << std::flush;
+    }
+  }
+  return history;
+}
+
+}  // namespace ctnn

@@ -1,0 +1,165 @@
+// ctnn/train/trainer.hpp: the training context of a model.
+//
+// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
+// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
+// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
+// the steady-state training step and makes no heap allocation.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "ctnn/core/buffer.hpp"
+#include "ctnn/core/error.hpp"
+#include "ctnn/data/dataset.hpp"
+#include "ctnn/loss/loss.hpp"
+
+namespace ctnn {
+
+// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
+struct StepStats {
+  double loss_sum = 0;
+  double correct = 0;
+  std::size_t samples = 0;
+};
+
+namespace detail {
+
+// Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
+template <class Model, class L>
+void check_dataset_fits(const data::Dataset& d, const char* what) {
+  if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
+  d.check_consistent(what);
+  if (d.feature_size() != Model::input_size) {
+    std::string shape = "(";
+    for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
+      shape += (i ? ", " : "") + std::to_string(d.sample_shape[i]);
+    fail("The ", what, "'s samples have shape ", shape, ") = ", d.feature_size(),
+         " values, but the model's input ", Model::input_shape::str(), " takes ", Model::input_size,
+         ".");
+  }
+  if constexpr (L::uses_labels) {
+    if (!d.has_labels())
+      fail("The loss ", L::name, " needs class labels, but the ", what, " has none.");
+    for (std::size_t i = 0; i < d.labels.size(); ++i)
+      if (d.labels[i] < 0 || std::size_t(d.labels[i]) >= Model::output_size)
+        fail("The ", what, " has label ", d.labels[i], " at sample ", i,
+             ", but the model has ", Model::output_size, " outputs: labels must lie in [0, ",
+             Model::output_size, ").");
+  } else {
+    if (!d.has_targets())
+      fail("The loss ", L::name, " needs target vectors, but the ", what,
+           " has none (convert labels with data::one_hot).");
+    if (d.target_size != Model::output_size)
+      fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
+           Model::output_size, " outputs.");
+  }
+  for (std::size_t i = 0; i < d.x.size(); ++i)
+    if (!std::isfinite(d.x[i]))
+      fail("The ", what, " has a non-finite value (", d.x[i], ") at sample ", i / d.feature_size(),
+           ", feature ", i % d.feature_size(), ".");
+  for (std::size_t i = 0; i < d.targets.size(); ++i)
+    if (!std::isfinite(d.targets[i]))
+      fail("The ", what, " has a non-finite target (", d.targets[i], ") at sample ",
+           i / d.target_size, ", output ", i % d.target_size, ".");
+}
+
+// Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
+template <class Model, class L>
+void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
+                 typename Model::Workspace& ws, std::int32_t* labels,
+                 typename Model::value_type* targets) {
+  using T = typename Model::value_type;
+  T* x = ws.input();
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* src = d.sample(idx[i]);
+    for (std::size_t j = 0; j < Model::input_size; ++j) x[i * Model::input_size + j] = T(src[j]);
+    if constexpr (L::uses_labels) {
+      labels[i] = d.labels[idx[i]];
+    } else {
+      const float* t = d.targets.data() + idx[i] * d.target_size;
+      for (std::size_t j = 0; j < Model::output_size; ++j) targets[i * Model::output_size + j] = T(t[j]);
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, Loss L>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using Workspace = typename Model::Workspace;
+
+  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
+      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
+    if (batch_capacity == 0) fail("The batch size must be at least 1.");
+    ws_.reserve(batch_capacity, true);
+    grads_.resize(Model::arena_size);
+    labels_.resize(batch_capacity);
+    targets_.resize(batch_capacity * Model::output_size);
+  }
+
+  std::size_t batch_capacity() const { return ws_.capacity(); }
+
+  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
+  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
+    if (idx.size() > ws_.capacity())
+      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
+           ws_.capacity(), ".");
+    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
+  }
+
+  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
+  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
+    if (n > ws_.capacity())
+      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
+    std::copy(x, x + n * Model::input_size, ws_.input());
+    if (labels) std::copy(labels, labels + n, labels_.data());
+    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
+  }
+
+  // One optimizer step on the n staged samples: forward, loss, backward, update.
+  StepStats step(std::size_t n) {
+    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
+    const T* out = model_.forward(ws_, n, ctx);
+    const Targets<T> t{labels_.data(), targets_.data()};
+    T* dy = ws_.gradient(0);
+    StepStats s;
+    s.samples = n;
+    using Last = typename Model::template layer<Model::num_layers - 1>;
+    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
+      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
+      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
+      if constexpr (Model::num_layers >= 2)
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+    } else {
+      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
+      model_.backward(ws_, n, grads_.data(), ctx);
+    }
+    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    return s;
+  }
+
+  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
+  Workspace& workspace() { return ws_; }
+  std::uint64_t steps() const { return steps_; }
+  const L& loss() const { return loss_; }
+
+ private:
+  Model& model_;
+  Optimizer& opt_;
+  L loss_;
+  std::uint64_t seed_;
+  std::uint64_t steps_ = 0;
+  Workspace ws_;
+  AlignedBuffer<T> grads_;
+  AlignedBuffer<std::int32_t> labels_;
+  AlignedBuffer<T> targets_;
+};
+
+}  // namespace ctnn
