@@ -41,6 +41,10 @@ inline bool in_parallel_region() {
 #endif
 }
 
+// Work (in multiply-adds or elements) below which a parallel region costs more than it saves:
+// waking a second thread and the closing barrier take microseconds, more under load.
+inline constexpr std::size_t kParallelWork = std::size_t{1} << 16;
+
 template <class F>
 void parallel_for_range(std::size_t n, F&& f, bool worth_it = true) {
   if (n == 0) return;

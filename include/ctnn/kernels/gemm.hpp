@@ -97,7 +97,7 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
             c = apply_epilogue(bias ? c + bias[n] : c, act);
           }
       },
-      M * N * K > 65536);
+      M * N * K >= kParallelWork);
 }
 
 // One MR x (NV vectors) tile of gemm_nn over k in [k0, k1): 4 x 2 accumulators, 2 B vectors and
@@ -183,7 +183,7 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
               c = apply_epilogue(bias ? c + bias[n] : c, act);
             }
       },
-      M * N * K > 65536);
+      M * N * K >= kParallelWork);
 }
 
 }  // namespace ctnn::HWY_NAMESPACE

@@ -28,7 +28,7 @@ HWY_INLINE void for_each_vector(std::size_t n, const Body& body) {
         for (; i + L <= end; i += L) body(d, i);
         for (; i < end; ++i) body(hn::CappedTag<T, 1>(), i);
       },
-      n > 65536);
+      n >= kParallelWork);
 }
 
 // m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= step * m / (sqrt(v) + eps)

@@ -55,6 +55,7 @@ struct Conv2D {
     static constexpr std::string_view name = "Conv2D";
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
+    static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
 
     static void init(T* p, Rng& rng) {
       detail::glorot_uniform(p, weights, patch, KH * KW * Filters, rng);
@@ -109,7 +110,7 @@ struct Conv2D {
         im2col(x + s * In::size, patches);
         kernels::gemm_nn(positions, Filters, patch, patches, patch, 1, p, Filters,
                          y + s * output_shape::size, Filters, false, p + weights, act);
-      });
+      }, n * kWorkPerSample >= kParallelWork);
     }
 
     static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
@@ -128,7 +129,7 @@ struct Conv2D {
                            static_cast<const T*>(nullptr), kernels::Epilogue::none);
           col2im(patches, dx + s * In::size);
         }
-      });
+      }, n * kWorkPerSample >= kParallelWork);
       // Sum the per-sample gradients in sample order.
       for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
       for (std::size_t s = 0; s < n; ++s) {

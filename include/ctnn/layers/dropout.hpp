@@ -37,7 +37,7 @@ struct Dropout {
           ms[i] = rng.uniform01() < rate ? T(0) : keep_scale;
           y[s * In::size + i] = x[s * In::size + i] * ms[i];
         }
-      });
+      }, n * In::size >= kParallelWork);
     }
     static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
                          T* mask, const PassContext&) {

@@ -81,7 +81,7 @@ struct Pool2D {
               out[c] = Op == PoolOp::max ? acc : acc / T(count);
             }
           }
-      });
+      }, n * In::size >= kParallelWork);
     }
 
     static void backward(const T*, const T* x, const T* y, const T* dy, T* dx, T*, std::size_t n,
@@ -111,7 +111,7 @@ struct Pool2D {
               }
             }
           }
-      });
+      }, n * In::size >= kParallelWork);
     }
   };
 };

@@ -1,0 +1,202 @@
+// Every kernel against a plain scalar reference, over sizes that hit every tile edge and vector
+// tail (1, odd, one below/above the vector and tile widths) and both float and double.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <ctnn/ctnn.hpp>
+
+using namespace ctnn;
+
+namespace {
+
+template <class T>
+std::vector<T> rand_vec(std::size_t n, Rng& rng, double lo = -1, double hi = 1) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(lo + (hi - lo) * rng.uniform01());
+  return v;
+}
+
+template <class T>
+void require_near(const std::vector<T>& got, const std::vector<double>& want, double tol,
+                  const char* what) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(what << "[" << i << "] = " << got[i] << ", reference " << want[i]);
+    REQUIRE(std::abs(double(got[i]) - want[i]) <= tol * (1 + std::abs(want[i])));
+  }
+}
+
+const std::size_t kSizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67};
+
+template <class T>
+void gemm_nt_case(std::size_t M, std::size_t N, std::size_t K, bool bias, kernels::Epilogue act,
+                  double tol) {
+  Rng rng(M * 10007 + N * 101 + K);
+  const std::size_t lda = K + 3, ldb = K + 1, ldc = N + 2;  // padded strides
+  auto A = rand_vec<T>(M * lda, rng), B = rand_vec<T>(N * ldb, rng), b = rand_vec<T>(N, rng);
+  std::vector<T> C(M * ldc, T(7));
+  std::vector<double> want(M * ldc, 7.0);
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t n = 0; n < N; ++n) {
+      double s = bias ? double(b[n]) : 0.0;
+      for (std::size_t k = 0; k < K; ++k) s += double(A[m * lda + k]) * double(B[n * ldb + k]);
+      want[m * ldc + n] = act == kernels::Epilogue::relu && s < 0 ? 0.0 : s;
+    }
+  kernels::gemm_nt(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, bias ? b.data() : nullptr, act);
+  require_near(C, want, tol * double(K + 1), "gemm_nt");
+}
+
+template <class T>
+void gemm_nn_case(std::size_t M, std::size_t N, std::size_t K, bool transposed_a, bool accumulate,
+                  bool bias, double tol) {
+  Rng rng(M * 7919 + N * 31 + K + accumulate);
+  const std::size_t ldb = N + 1, ldc = N + 3;
+  // A(m, k) = A[m * a_m + k * a_k]: row-major, or stored transposed (K x M) as for dW = dY^T X.
+  const std::size_t a_m = transposed_a ? 1 : K + 2, a_k = transposed_a ? M + 1 : 1;
+  auto A = rand_vec<T>((M + 1) * (K + 2) + 4, rng), B = rand_vec<T>(K * ldb + 1, rng),
+       b = rand_vec<T>(N, rng);
+  auto C = rand_vec<T>(M * ldc, rng);
+  std::vector<double> want(C.begin(), C.end());
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t n = 0; n < N; ++n) {
+      double s = accumulate ? double(C[m * ldc + n]) : 0.0;
+      for (std::size_t k = 0; k < K; ++k) s += double(A[m * a_m + k * a_k]) * double(B[k * ldb + n]);
+      if (bias) s = std::max(0.0, s + double(b[n]));
+      want[m * ldc + n] = s;
+    }
+  kernels::gemm_nn(M, N, K, A.data(), a_m, a_k, B.data(), ldb, C.data(), ldc, accumulate,
+                   bias ? b.data() : nullptr, bias ? kernels::Epilogue::relu : kernels::Epilogue::none);
+  require_near(C, want, tol * double(K + 2), "gemm_nn");
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("gemm_nt matches the scalar reference", "", float, double) {
+  const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-14;
+  for (std::size_t M : {1, 3, 4, 5, 9})
+    for (std::size_t N : {1, 2, 3, 7, 16})
+      for (std::size_t K : kSizes) {
+        gemm_nt_case<TestType>(M, N, K, false, kernels::Epilogue::none, tol);
+        gemm_nt_case<TestType>(M, N, K, true, kernels::Epilogue::relu, tol);
+      }
+  // Large enough to split across threads and to cross the K blocking (8 KiB per row).
+  gemm_nt_case<TestType>(33, 130, 2100 + 3, true, kernels::Epilogue::relu, tol);
+  gemm_nt_case<TestType>(2, 3, 0, true, kernels::Epilogue::none, tol);
+}
+
+TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
+  const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-14;
+  for (std::size_t M : {1, 3, 4, 5, 9})
+    for (std::size_t N : kSizes)
+      for (std::size_t K : {1, 2, 9, 17})
+        for (bool tr : {false, true}) {
+          gemm_nn_case<TestType>(M, N, K, tr, false, false, tol);
+          gemm_nn_case<TestType>(M, N, K, tr, true, false, tol);
+          gemm_nn_case<TestType>(M, N, K, tr, false, true, tol);
+        }
+  // Crosses the K blocking (256) and is big enough to run in parallel.
+  gemm_nn_case<TestType>(37, 300, 600, true, false, false, tol);
+  gemm_nn_case<TestType>(6, 1000, 40, false, true, false, tol);
+}
+
+TEMPLATE_TEST_CASE("activations match the scalar reference", "", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 4e-7 : 1e-15;
+  for (std::size_t n : kSizes) {
+    Rng rng(n);
+    auto x = rand_vec<T>(n, rng, -6, 6), dy = rand_vec<T>(n, rng);
+    std::vector<T> y(n), dx(n);
+    std::vector<double> want(n), dwant(n);
+    const auto check = [&](const char* what) { require_near(y, want, tol * 8, what); };
+    const auto check_d = [&](const char* what) { require_near(dx, dwant, tol * 8, what); };
+
+    kernels::relu_forward(n, x.data(), y.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = std::max(0.0, double(x[i]));
+    check("relu");
+    kernels::relu_backward(n, y.data(), dy.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) dwant[i] = x[i] > 0 ? double(dy[i]) : 0.0;
+    check_d("relu'");
+
+    kernels::leaky_relu_forward(n, x.data(), y.data(), T(0.3));
+    for (std::size_t i = 0; i < n; ++i) want[i] = x[i] > 0 ? double(x[i]) : double(T(0.3) * x[i]);
+    check("leaky_relu");
+    kernels::leaky_relu_backward(n, x.data(), dy.data(), dx.data(), T(0.3));
+    for (std::size_t i = 0; i < n; ++i) dwant[i] = x[i] > 0 ? double(dy[i]) : double(T(0.3) * dy[i]);
+    check_d("leaky_relu'");
+
+    kernels::sigmoid_forward(n, x.data(), y.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = 1.0 / (1.0 + std::exp(-double(x[i])));
+    check("sigmoid");
+    kernels::sigmoid_backward(n, y.data(), dy.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) dwant[i] = double(dy[i]) * double(y[i]) * (1 - double(y[i]));
+    check_d("sigmoid'");
+
+    kernels::tanh_forward(n, x.data(), y.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = std::tanh(double(x[i]));
+    check("tanh");
+    kernels::tanh_backward(n, y.data(), dy.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) dwant[i] = double(dy[i]) * (1 - double(y[i]) * double(y[i]));
+    check_d("tanh'");
+  }
+}
+
+TEMPLATE_TEST_CASE("softmax and row sums match the scalar reference", "", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-14;
+  for (std::size_t rows : {1, 3})
+    for (std::size_t cols : kSizes) {
+      Rng rng(rows * 100 + cols);
+      auto x = rand_vec<T>(rows * cols, rng, -30, 30), dy = rand_vec<T>(rows * cols, rng);
+      std::vector<T> y(rows * cols), dx(rows * cols), s(cols);
+      std::vector<double> want(rows * cols), dwant(rows * cols), swant(cols, 0.0);
+      for (std::size_t r = 0; r < rows; ++r) {
+        double mx = -1e300, sum = 0, dot = 0;
+        for (std::size_t j = 0; j < cols; ++j) mx = std::max(mx, double(x[r * cols + j]));
+        for (std::size_t j = 0; j < cols; ++j) sum += std::exp(double(x[r * cols + j]) - mx);
+        for (std::size_t j = 0; j < cols; ++j) want[r * cols + j] = std::exp(double(x[r * cols + j]) - mx) / sum;
+        for (std::size_t j = 0; j < cols; ++j) dot += want[r * cols + j] * double(dy[r * cols + j]);
+        for (std::size_t j = 0; j < cols; ++j)
+          dwant[r * cols + j] = want[r * cols + j] * (double(dy[r * cols + j]) - dot);
+        for (std::size_t j = 0; j < cols; ++j) swant[j] += double(x[r * cols + j]);
+      }
+      kernels::softmax_forward(rows, cols, x.data(), y.data());
+      require_near(y, want, tol, "softmax");
+      kernels::softmax_backward(rows, cols, want.empty() ? y.data() : y.data(), dy.data(), dx.data());
+      require_near(dx, dwant, tol * 4, "softmax'");
+      kernels::sum_rows(rows, cols, x.data(), s.data());
+      require_near(s, swant, tol * 30, "sum_rows");
+    }
+}
+
+TEMPLATE_TEST_CASE("Adam and SGD updates match the scalar reference", "", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+  for (std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(17), std::size_t(70001)}) {
+    Rng rng(n);
+    auto w = rand_vec<T>(n, rng), g = rand_vec<T>(n, rng), m = rand_vec<T>(n, rng),
+         v = rand_vec<T>(n, rng, 0, 1);
+    std::vector<double> ww(n), mw(n), vw(n);
+    const T step = T(0.01), b1 = T(0.9), b2 = T(0.999), eps = T(1e-7);
+    for (std::size_t i = 0; i < n; ++i) {
+      mw[i] = double(b1) * double(m[i]) + (1 - double(b1)) * double(g[i]);
+      vw[i] = double(b2) * double(v[i]) + (1 - double(b2)) * double(g[i]) * double(g[i]);
+      ww[i] = double(w[i]) - double(step) * mw[i] / (std::sqrt(vw[i]) + double(eps));
+    }
+    kernels::adam_update(n, w.data(), g.data(), m.data(), v.data(), step, b1, b2, eps);
+    require_near(m, mw, tol, "adam m");
+    require_near(v, vw, tol, "adam v");
+    require_near(w, ww, tol * 10, "adam w");
+
+    auto vel = rand_vec<T>(n, rng);
+    std::vector<double> velw(n), w2(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      velw[i] = 0.9 * double(vel[i]) - 0.05 * double(g[i]);
+      w2[i] = double(w[i]) + 0.9 * velw[i] - 0.05 * double(g[i]);  // Nesterov
+    }
+    kernels::sgd_update(n, w.data(), g.data(), vel.data(), T(0.05), T(0.9), true);
+    require_near(vel, velw, tol * 4, "sgd velocity");
+    require_near(w, w2, tol * 4, "sgd w");
+  }
+}
