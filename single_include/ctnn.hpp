@@ -1,0 +1,3042 @@
+// ctnn: the whole library in one header.
+//
+// GENERATED FILE -- DO NOT EDIT. It was generated from include/ctnn/ctnn.hpp by
+//     python3 scripts/amalgamate.py
+// Edit the headers under include/ctnn/ and run that command again; CI runs
+// `python3 scripts/amalgamate.py --check` and fails when this file is out of date.
+//
+// Needs C++20, Highway's headers (with HWY_COMPILE_ONLY_STATIC=1 defined), OpenMP and zlib;
+// the CMake target ctnn::ctnn sets all of these up.
+#pragma once
+// ---- begin ctnn/ctnn.hpp ----
+// ctnn/ctnn.hpp: everything ctnn offers, in one include.
+
+// ---- begin ctnn/core/buffer.hpp ----
+// ctnn/core/buffer.hpp: a 64-byte aligned, zero-initialized array that only grows.
+//
+// 64 bytes is a cache line and a full AVX-512 vector, so every arena and activation buffer
+// starts on a vector boundary. resize() to a size at or below the capacity does not allocate,
+// which is what keeps steady-state training and inference free of heap traffic.
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <utility>
+
+namespace ctnn {
+
+inline constexpr std::size_t kAlignBytes = 64;
+
+template <class T>
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(std::size_t n) { resize(n); }
+  AlignedBuffer(const AlignedBuffer& o) : AlignedBuffer(o.size_) {
+    if (size_) std::memcpy(data_, o.data_, size_ * sizeof(T));
+  }
+  AlignedBuffer(AlignedBuffer&& o) noexcept { swap(o); }
+  AlignedBuffer& operator=(AlignedBuffer o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~AlignedBuffer() { release(); }
+
+  void swap(AlignedBuffer& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(capacity_, o.capacity_);
+  }
+
+  // Sets the size to n; new elements (beyond the old size) are zero. Allocates only when n
+  // exceeds the capacity.
+  void resize(std::size_t n) {
+    if (n > capacity_) {
+      T* fresh = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kAlignBytes}));
+      std::memset(static_cast<void*>(fresh), 0, n * sizeof(T));
+      if (size_) std::memcpy(static_cast<void*>(fresh), data_, size_ * sizeof(T));
+      release();
+      data_ = fresh;
+      capacity_ = n;
+    } else if (n > size_) {
+      std::memset(static_cast<void*>(data_ + size_), 0, (n - size_) * sizeof(T));
+    }
+    size_ = n;
+  }
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  T& operator[](std::size_t i) { return data_[i]; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  T* begin() { return data_; }
+  T* end() { return data_ + size_; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+
+ private:
+  void release() {
+    if (data_) ::operator delete(data_, std::align_val_t{kAlignBytes});
+    data_ = nullptr;
+    size_ = capacity_ = 0;
+  }
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/core/buffer.hpp ----
+// ---- begin ctnn/core/error.hpp ----
+// ctnn/core/error.hpp: the one exception type ctnn throws.
+//
+// Every runtime error ctnn reports is a ctnn::Error whose what() is a sentence naming what was
+// wrong and the values involved (file, offset, expected vs found). Build the message with
+// ctnn::fail(...), which streams its arguments.
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace ctnn {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws ctnn::Error with the streamed concatenation of `parts`.
+template <class... Parts>
+[[noreturn]] void fail(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw Error(os.str());
+}
+
+}  // namespace ctnn
+// ---- end ctnn/core/error.hpp ----
+// ---- begin ctnn/core/layer.hpp ----
+// ctnn/core/layer.hpp: what a layer is.
+//
+// A layer *spec* is the type a user writes in a model (Dense<128>, ReLU). Given the shape that
+// flows into it and the scalar type, the spec binds to a layer *implementation*:
+//     typename Spec::template bind<InputShape, T>
+// The implementation is stateless: its parameters live at a compile-time offset in the model's
+// parameter arena and its activations and scratch in a workspace the model owns. That is what lets
+// one buffer hold every weight (one-pass optimizers, one-block save files) and what makes a
+// training step allocation-free.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+// ---- begin ctnn/core/rng.hpp ----
+// ctnn/core/rng.hpp: the one random number generator ctnn uses (shuffling, splits, weight init).
+//
+// ctnn::Rng is splitmix64 (Steele, Lea, Flood 2014): 64 bits of state, one add and a 3-step mix per
+// output, and it passes BigCrush. Every operation here uses only integer arithmetic and exact
+// power-of-two scaling, so a seed gives the same sequence, shuffles and splits on every platform
+// and compiler (std::mt19937 is portable but std::uniform_int_distribution and std::shuffle are
+// not). Not for cryptography.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+
+namespace ctnn {
+
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed = 0) : state_(seed) {}
+
+  std::uint64_t next_u64() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);  // golden-ratio increment
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+  // Uniform double in [0, 1): the top 53 bits, the most a double holds exactly.
+  double uniform01() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+  // Uniform float in [lo, hi) for lo < hi; returns lo when lo == hi.
+  float uniform(float lo, float hi) {
+    const float u = static_cast<float>(next_u64() >> 40) * 0x1.0p-24f;  // 24 bits: float's mantissa
+    const float r = lo + (hi - lo) * u;
+    // lo + (hi - lo) * u can round up to hi; clamp to keep the interval half-open.
+    return lo < hi ? std::min(r, std::nextafter(hi, lo)) : lo;
+  }
+
+  // Uniform integer in [0, n), without modulo bias: draws below 2^64 mod n are rejected so the
+  // accepted range is a whole number of copies of [0, n). Throws ctnn::Error when n == 0.
+  std::uint64_t below(std::uint64_t n) {
+    if (n == 0) fail("Rng::below(n) needs n >= 1, got 0.");
+    const std::uint64_t reject_under = (0 - n) % n;  // == 2^64 mod n
+    for (;;) {
+      const std::uint64_t r = next_u64();
+      if (r >= reject_under) return r % n;
+    }
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
+// Fisher-Yates shuffle: every permutation equally likely, the same one for the same Rng state.
+template <class T>
+void shuffle(std::span<T> items, Rng& rng) {
+  for (std::size_t i = items.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(rng.below(i));
+    using std::swap;
+    swap(items[i - 1], items[j]);
+  }
+}
+
+template <class T>
+void shuffle(std::vector<T>& items, Rng& rng) {
+  shuffle(std::span<T>(items), rng);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/core/rng.hpp ----
+// ---- begin ctnn/core/shape.hpp ----
+// ctnn/core/shape.hpp: compile-time tensor shapes.
+//
+// Shape<D...> is the shape of one sample (no batch dimension), channels last for images:
+// Shape<28, 28, 1> is a 28x28 grey image, Shape<10> a vector of 10. Layers map one Shape type to
+// another at compile time; the batch size is the only run-time dimension.
+#include <array>
+#include <cstddef>
+#include <ostream>
+#include <string>
+
+namespace ctnn {
+
+template <std::size_t... Dims>
+struct Shape {
+  static constexpr std::size_t rank = sizeof...(Dims);
+  static constexpr std::size_t size = (std::size_t{1} * ... * Dims);
+  static constexpr std::array<std::size_t, rank> dims{Dims...};
+
+  // "(None, 26, 26, 32)", the way Keras prints a batched shape.
+  static std::string str() {
+    std::string s = "(None";
+    for (std::size_t d : dims) s += ", " + std::to_string(d);
+    return s + ")";
+  }
+};
+
+template <class S>
+inline constexpr bool is_shape_v = false;
+template <std::size_t... D>
+inline constexpr bool is_shape_v<Shape<D...>> = true;
+
+// The concept a layer's input and output shapes satisfy.
+template <class S>
+concept ShapeType = is_shape_v<S>;
+
+}  // namespace ctnn
+// ---- end ctnn/core/shape.hpp ----
+
+namespace ctnn {
+
+// Per-pass facts a layer may need: training (Dropout is active) or inference, and a seed that
+// changes every training step (Dropout draws its mask from it, so a run is reproducible).
+struct PassContext {
+  bool training = false;
+  std::uint64_t seed = 0;
+};
+
+// The contract of a bound layer implementation L with scalar type T = L::value_type:
+//   input_shape, output_shape   Shape<...> types of one sample
+//   param_count                 number of trainable parameters (Keras's count)
+//   scratch_per_sample          scalars of private workspace per sample, kept from forward to
+//                               backward (im2col patches, dropout masks, ...)
+//   name                        the class name Keras would print ("Conv2D")
+//   init(params, rng)           Keras-default initialization, seeded
+//   forward(params, x, y, n, scratch, ctx)
+//                               y[n x out] from x[n x in]; writes every element of y
+//   backward(params, x, y, dy, dx, dparams, n, scratch, ctx)
+//                               writes every element of dparams (the gradient of the batch's
+//                               loss, summed over the batch) and, unless dx is null, of dx.
+template <class L>
+concept Layer = requires {
+  typename L::value_type;
+  requires ShapeType<typename L::input_shape>;
+  requires ShapeType<typename L::output_shape>;
+  { L::param_count } -> std::convertible_to<std::size_t>;
+  { L::scratch_per_sample } -> std::convertible_to<std::size_t>;
+  { L::name } -> std::convertible_to<std::string_view>;
+} && requires(typename L::value_type* p, const typename L::value_type* c, std::size_t n, Rng& rng,
+              const PassContext& ctx) {
+  L::init(p, rng);
+  L::forward(c, c, p, n, p, ctx);
+  L::backward(c, c, c, c, p, p, n, p, ctx);
+};
+
+// A layer whose forward can apply a ReLU to its output in the same pass (a fused GEMM epilogue).
+// Sequential uses it when a ReLU follows: the ReLU's forward is then free.
+template <class L>
+concept FusesRelu = Layer<L> && L::fuses_relu;
+
+// A layer whose output is its input reinterpreted (Flatten): Sequential passes the same buffer on
+// instead of copying, forward and backward.
+template <class L>
+concept ViewLayer = Layer<L> && L::is_view;
+
+}  // namespace ctnn
+// ---- end ctnn/core/layer.hpp ----
+// ---- begin ctnn/core/parallel.hpp ----
+// ctnn/core/parallel.hpp: the one place ctnn uses OpenMP.
+//
+// parallel_for_range(n, f) splits [0, n) into one contiguous chunk per thread (static schedule) and
+// calls f(begin, end) on each. It runs serially when n is small, when `worth_it` is false, or when
+// called from inside a parallel region, so a user calling ctnn from several threads of their own
+// never oversubscribes the cores. Kernels make every output element the work of exactly one chunk
+// and never sum across chunks, so results do not depend on the thread count.
+#include <algorithm>
+#include <cstddef>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ctnn {
+
+// Number of threads ctnn's parallel regions use.
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Sets the thread count for later parallel regions (like OMP_NUM_THREADS).
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n < 1 ? 1 : n);
+#else
+  (void)n;
+#endif
+}
+
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+// Work (in multiply-adds or elements) below which a parallel region costs more than it saves:
+// waking a second thread and the closing barrier take microseconds, more under load.
+inline constexpr std::size_t kParallelWork = std::size_t{1} << 16;
+
+template <class F>
+void parallel_for_range(std::size_t n, F&& f, bool worth_it = true) {
+  if (n == 0) return;
+#ifdef _OPENMP
+  const int threads = max_threads();
+  if (worth_it && n > 1 && threads > 1 && !in_parallel_region()) {
+    const std::size_t chunks = std::min<std::size_t>(n, static_cast<std::size_t>(threads));
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::size_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+      f(begin, end);
+    }
+    return;
+  }
+#endif
+  (void)worth_it;
+  f(std::size_t{0}, n);
+}
+
+// Calls f(i) for each i in [0, n), in parallel chunks.
+template <class F>
+void parallel_for(std::size_t n, F&& f, bool worth_it = true) {
+  parallel_for_range(
+      n, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) f(i);
+      },
+      worth_it);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/core/parallel.hpp ----
+// ---- begin ctnn/core/real.hpp ----
+// ctnn/core/real.hpp: a real number usable as a template argument.
+//
+// clang 14 does not accept float template parameters, so rates such as Dropout<0.5> or
+// LeakyReLU<0.3> are stored in millionths in this structural type. The implicit constructor makes
+// Dropout<0.5> read as a user expects.
+
+namespace ctnn {
+
+struct Real {
+  long long micros;
+  constexpr Real(double v) : micros(static_cast<long long>(v * 1e6 + (v >= 0 ? 0.5 : -0.5))) {}
+  constexpr double value() const { return static_cast<double>(micros) / 1e6; }
+};
+
+}  // namespace ctnn
+// ---- end ctnn/core/real.hpp ----
+// ---- begin ctnn/core/sequential.hpp ----
+// ctnn/core/sequential.hpp: Sequential<Input<...>, Layers...>, a model whose topology is a type.
+//
+// From the list of layer specs the compiler derives, as constants: every layer's input and output
+// shape, its parameter count and offset in one parameter arena, the activation and scratch sizes
+// per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). The model object
+// owns only the parameter arena and an inference workspace; training state (gradients, optimizer
+// moments, a training workspace) lives in a Trainer.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <locale>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin ctnn/kernels/gemm.hpp ----
+// ctnn/kernels/gemm.hpp: the matrix products behind Dense and Conv2D.
+//
+//   gemm_nt: C[m][n] = act(sum_k A[m][k] * B[n][k] + bias[n])   (dot products along contiguous K)
+//   gemm_nn: C[m][n] (+)= act(sum_k A(m,k) * B[k][n] + bias[n])  (vectorized along contiguous N;
+//            A(m,k) = A[m * a_m + k * a_k], so A may be read transposed: dW = dY^T X)
+//
+// Both are register-blocked: an MR x NR tile of vector accumulators stays in registers while K is
+// walked, so each loaded vector feeds several FMAs. Every C element is summed in the same order
+// whatever the tile or thread split (threads own disjoint column ranges), so results are bitwise
+// identical at any thread count. Bias and activation are fused into the store (the epilogue): the
+// output is written once.
+#include <cstddef>
+
+// ---- begin ctnn/kernels/highway.hpp ----
+// ctnn/kernels/highway.hpp: how ctnn uses Highway.
+//
+// ctnn is header-only, so it uses Highway's static dispatch: kernels are compiled once, for the
+// best target the compiler flags allow (HWY_STATIC_TARGET; -march is the CMake option CTNN_MARCH).
+// Kernel headers put their code in namespace ctnn::HWY_NAMESPACE between HWY_BEFORE_NAMESPACE()
+// and HWY_AFTER_NAMESPACE() (so the target attributes match, which aarch64 builds require) and
+// re-export it into ctnn::kernels.
+#include <hwy/highway.h>
+
+namespace ctnn {
+
+// Name of the Highway target the kernels were compiled for, e.g. "AVX2", "AVX3", "SCALAR".
+inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
+
+}  // namespace ctnn
+// ---- end ctnn/kernels/highway.hpp ----
+
+namespace ctnn::kernels {
+// Activation applied in a GEMM epilogue.
+enum class Epilogue { none, relu };
+}  // namespace ctnn::kernels
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using kernels::Epilogue;
+
+template <class T>
+HWY_INLINE T apply_epilogue(T x, Epilogue e) {
+  return (e == Epilogue::relu && !(x > T(0))) ? T(0) : x;
+}
+
+// One MR x NR tile of gemm_nt over k in [k0, k1). 4 x 2 accumulators + 4 A + 1 B vectors fit
+// the 16 registers of AVX2/NEON with room; each A load feeds 2 FMAs and each B load 4.
+template <std::size_t MR, std::size_t NR, class T>
+HWY_INLINE void nt_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A, std::size_t lda,
+                        const T* HWY_RESTRICT B, std::size_t ldb, T* HWY_RESTRICT C,
+                        std::size_t ldc, bool accumulate) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  using V = hn::Vec<decltype(d)>;
+  V acc[MR][NR];
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NR; ++c) acc[r][c] = hn::Zero(d);
+  std::size_t k = k0;
+  for (; k + L <= k1; k += L) {
+    V a[MR];
+    for (std::size_t r = 0; r < MR; ++r) a[r] = hn::LoadU(d, A + r * lda + k);
+    for (std::size_t c = 0; c < NR; ++c) {
+      const V b = hn::LoadU(d, B + c * ldb + k);
+      for (std::size_t r = 0; r < MR; ++r) acc[r][c] = hn::MulAdd(a[r], b, acc[r][c]);
+    }
+  }
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NR; ++c) {
+      T s = hn::GetLane(hn::SumOfLanes(d, acc[r][c]));
+      for (std::size_t kk = k; kk < k1; ++kk) s += A[r * lda + kk] * B[c * ldb + kk];
+      T& out = C[r * ldc + c];
+      out = accumulate ? out + s : s;
+    }
+}
+
+template <std::size_t MR, std::size_t NR, class T>
+HWY_INLINE void nt_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t lda,
+                        const T* B, std::size_t ldb, T* C, std::size_t ldc, bool accumulate) {
+  std::size_t m = 0;
+  for (; m + MR <= M; m += MR)
+    nt_tile<MR, NR>(k0, k1, A + m * lda, lda, B, ldb, C + m * ldc, ldc, accumulate);
+  for (; m < M; ++m) nt_tile<1, NR>(k0, k1, A + m * lda, lda, B, ldb, C + m * ldc, ldc, accumulate);
+}
+
+// C[M x N] = act(A[M x K] * B[N x K]^T + bias). bias may be null.
+template <class T>
+void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
+             std::size_t ldb, T* C, std::size_t ldc, const T* bias, Epilogue act) {
+  constexpr std::size_t MR = 4, NR = 2;
+  // K is cut into blocks of 8 KiB per row so the A block of a 32-row batch stays in L2 while
+  // every column pair streams past it; B (the weights) is then read from memory once.
+  constexpr std::size_t KC = 8192 / sizeof(T);
+  const std::size_t blocks = (N + NR - 1) / NR;
+  parallel_for_range(
+      blocks,
+      [&](std::size_t jb0, std::size_t jb1) {
+        const std::size_t n0 = jb0 * NR, n1 = jb1 * NR < N ? jb1 * NR : N;
+        for (std::size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+          const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
+          const bool acc = k0 != 0;
+          std::size_t n = n0;
+          for (; n + NR <= n1; n += NR)
+            nt_rows<MR, NR>(M, k0, k1, A, lda, B + n * ldb, ldb, C + n, ldc, acc);
+          for (; n < n1; ++n) nt_rows<MR, 1>(M, k0, k1, A, lda, B + n * ldb, ldb, C + n, ldc, acc);
+          if (K == 0) break;
+        }
+        for (std::size_t m = 0; m < M; ++m)
+          for (std::size_t n = n0; n < n1; ++n) {
+            T& c = C[m * ldc + n];
+            c = apply_epilogue(bias ? c + bias[n] : c, act);
+          }
+      },
+      M * N * K >= kParallelWork);
+}
+
+// One MR x (NV vectors) tile of gemm_nn over k in [k0, k1): 4 x 2 accumulators, 2 B vectors and
+// one broadcast of A: each B load feeds 4 FMAs.
+template <std::size_t MR, std::size_t NV, class T>
+HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A, std::size_t a_m,
+                        std::size_t a_k, const T* HWY_RESTRICT B, std::size_t ldb,
+                        T* HWY_RESTRICT C, std::size_t ldc, bool accumulate) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  using V = hn::Vec<decltype(d)>;
+  V acc[MR][NV];
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NV; ++c)
+      acc[r][c] = accumulate ? hn::LoadU(d, C + r * ldc + c * L) : hn::Zero(d);
+  for (std::size_t k = k0; k < k1; ++k) {
+    V b[NV];
+    for (std::size_t c = 0; c < NV; ++c) b[c] = hn::LoadU(d, B + k * ldb + c * L);
+    for (std::size_t r = 0; r < MR; ++r) {
+      const V a = hn::Set(d, A[r * a_m + k * a_k]);
+      for (std::size_t c = 0; c < NV; ++c) acc[r][c] = hn::MulAdd(a, b[c], acc[r][c]);
+    }
+  }
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NV; ++c) hn::StoreU(acc[r][c], d, C + r * ldc + c * L);
+}
+
+// Scalar column tail of gemm_nn (fewer than one vector of columns left).
+template <class T>
+HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T* A,
+                          std::size_t a_m, std::size_t a_k, const T* B, std::size_t ldb, T* C,
+                          std::size_t ldc, std::size_t cols, bool accumulate) {
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t c = 0; c < cols; ++c) {
+      T s = accumulate ? C[m * ldc + c] : T(0);
+      for (std::size_t k = k0; k < k1; ++k) s += A[m * a_m + k * a_k] * B[k * ldb + c];
+      C[m * ldc + c] = s;
+    }
+}
+
+// C[M x N] (+)= act(A(M x K) * B[K x N] + bias), A(m, k) = A[m * a_m + k * a_k]. bias may be
+// null. With accumulate, the epilogue must be none and bias null (it adds to C as it is).
+template <class T>
+void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t a_m,
+             std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc, bool accumulate,
+             const T* bias, Epilogue act) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  constexpr std::size_t MR = 4, NV = 2;
+  // K blocks of 256 keep the B panel (256 x 2 vectors) in L1 while the rows of A pass.
+  constexpr std::size_t KC = 256;
+  const std::size_t W = NV * L;  // columns per tile
+  const std::size_t blocks = (N + W - 1) / W;
+  parallel_for_range(
+      blocks,
+      [&](std::size_t jb0, std::size_t jb1) {
+        const std::size_t n0 = jb0 * W, n1 = jb1 * W < N ? jb1 * W : N;
+        for (std::size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+          const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
+          const bool acc = accumulate || k0 != 0;
+          std::size_t n = n0;
+          for (; n + W <= n1; n += W) {
+            std::size_t m = 0;
+            for (; m + MR <= M; m += MR)
+              nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
+            for (; m < M; ++m)
+              nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
+          }
+          for (; n + L <= n1; n += L) {
+            std::size_t m = 0;
+            for (; m + MR <= M; m += MR)
+              nn_tile<MR, 1>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
+            for (; m < M; ++m)
+              nn_tile<1, 1>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
+          }
+          if (n < n1) nn_scalar(M, k0, k1, A, a_m, a_k, B + n, ldb, C + n, ldc, n1 - n, acc);
+          if (K == 0) break;
+        }
+        if (bias || act != Epilogue::none)
+          for (std::size_t m = 0; m < M; ++m)
+            for (std::size_t n = n0; n < n1; ++n) {
+              T& c = C[m * ldc + n];
+              c = apply_epilogue(bias ? c + bias[n] : c, act);
+            }
+      },
+      M * N * K >= kParallelWork);
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::gemm_nn;
+using ctnn::HWY_NAMESPACE::gemm_nt;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/gemm.hpp ----
+
+namespace ctnn {
+
+// The first element of a Sequential: the shape of one input sample (channels last for images).
+template <std::size_t... Dims>
+struct Input {
+  static_assert(sizeof...(Dims) >= 1 && (std::size_t{1} * ... * Dims) > 0,
+                "Input needs at least one dimension and no dimension may be 0.");
+  using shape = Shape<Dims...>;
+};
+
+namespace detail {
+
+template <class T, class In, class... Specs>
+struct BindAll {
+  using type = std::tuple<>;
+};
+template <class T, class In, class S, class... Rest>
+struct BindAll<T, In, S, Rest...> {
+  using head = typename S::template bind<In, T>;
+  using type = decltype(std::tuple_cat(
+      std::declval<std::tuple<head>>(),
+      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
+};
+
+// Calls f.template operator()<I>() for I = 0 .. N-1, in order.
+template <std::size_t N, class F>
+constexpr void static_for(F&& f) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (f.template operator()<I>(), ...); }(
+      std::make_index_sequence<N>{});
+}
+
+template <class L>
+inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
+
+// "2770634" -> "2,770,634".
+inline std::string group_thousands(std::size_t v) {
+  std::string s = std::to_string(v);
+  for (std::ptrdiff_t i = std::ptrdiff_t(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  return s;
+}
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicSequential;
+
+template <class T, std::size_t... InDims, class... Specs>
+class BasicSequential<T, Input<InDims...>, Specs...> {
+ public:
+  static_assert(sizeof...(Specs) >= 1, "A Sequential model needs at least one layer after Input.");
+  static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
+
+  using value_type = T;
+  using layers = typename detail::BindAll<T, Shape<InDims...>, Specs...>::type;
+  static constexpr std::size_t num_layers = sizeof...(Specs);
+  template <std::size_t I>
+  using layer = std::tuple_element_t<I, layers>;
+
+  using input_shape = Shape<InDims...>;
+  using output_shape = typename layer<num_layers - 1>::output_shape;
+  static constexpr std::size_t input_size = input_shape::size;
+  static constexpr std::size_t output_size = output_shape::size;
+
+ private:
+  template <std::size_t... I>
+  static constexpr bool all_layers(std::index_sequence<I...>) {
+    return (Layer<layer<I>> && ...);
+  }
+  static_assert(all_layers(std::make_index_sequence<num_layers>{}),
+                "Every layer of a Sequential must satisfy the ctnn::Layer contract (core/layer.hpp).");
+
+  // Floats per arena segment are rounded up so each layer's parameters start on a 64-byte line.
+  static constexpr std::size_t kAlign = kAlignBytes / sizeof(T);
+  static constexpr std::size_t round_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+  template <std::size_t I>
+  static constexpr bool fused_into_previous() {
+    if constexpr (I == 0) return false;
+    else return detail::is_relu_v<layer<I>> && FusesRelu<layer<I - 1>>;
+  }
+  template <std::size_t I>
+  static constexpr bool fuses_next() {
+    if constexpr (I + 1 >= num_layers) return false;
+    else return fused_into_previous<I + 1>();
+  }
+
+  struct Plan {
+    std::array<std::size_t, num_layers> param_offset{}, param_count{};
+    std::array<std::size_t, num_layers> in_offset{}, out_offset{};  // per-sample activation slots
+    std::array<std::size_t, num_layers> scratch_offset{};
+    std::size_t arena = 0, activations = 0, scratch = 0, widest = 0;
+  };
+  static constexpr Plan make_plan() {
+    Plan p;
+    p.activations = round_up(input_size);  // slot 0: the input batch
+    p.widest = input_size;
+    std::size_t prev_out = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      p.param_offset[I] = p.arena;
+      p.param_count[I] = L::param_count;
+      p.arena += round_up(L::param_count);
+      p.in_offset[I] = prev_out;
+      if (ViewLayer<L> || fused_into_previous<I>()) {
+        p.out_offset[I] = prev_out;  // same buffer as the layer before
+      } else {
+        p.out_offset[I] = p.activations;
+        p.activations += round_up(L::output_shape::size);
+      }
+      prev_out = p.out_offset[I];
+      p.scratch_offset[I] = p.scratch;
+      p.scratch += round_up(L::scratch_per_sample);
+      p.widest = std::max(p.widest, L::output_shape::size);
+    });
+    return p;
+  }
+  static constexpr Plan plan = make_plan();
+
+ public:
+  // Trainable parameters, counted as Keras counts them.
+  static constexpr std::size_t param_count = [] {
+    std::size_t n = 0;
+    for (std::size_t c : plan.param_count) n += c;
+    return n;
+  }();
+  // Scalars in the parameter arena (param_count plus alignment padding between layers).
+  static constexpr std::size_t arena_size = plan.arena;
+  // Scalars of workspace per sample in a batch: activations, layer scratch and two gradient
+  // buffers (the last only when training).
+  static constexpr std::size_t activation_floats_per_sample = plan.activations;
+  static constexpr std::size_t scratch_floats_per_sample = plan.scratch;
+  static constexpr std::size_t gradient_floats_per_sample = 2 * round_up(plan.widest);
+  template <std::size_t I>
+  static constexpr std::size_t param_offset = plan.param_offset[I];
+
+  // Activations, scratch and (when training) gradient buffers for batches of up to capacity()
+  // samples. reserve() allocates only when the capacity grows.
+  class Workspace {
+   public:
+    void reserve(std::size_t batch, bool training) {
+      if (batch <= cap_ && (training <= training_)) return;
+      cap_ = std::max(batch, cap_);
+      training_ = training_ || training;
+      const std::size_t per = activation_floats_per_sample + scratch_floats_per_sample +
+                              (training_ ? gradient_floats_per_sample : 0);
+      buf_ = AlignedBuffer<T>();
+      buf_.resize(per * cap_);
+    }
+    std::size_t capacity() const { return cap_; }
+    T* activation(std::size_t offset) { return buf_.data() + offset * cap_; }
+    T* scratch(std::size_t offset) {
+      return buf_.data() + (activation_floats_per_sample + offset) * cap_;
+    }
+    T* gradient(int which) {
+      return buf_.data() +
+             (activation_floats_per_sample + scratch_floats_per_sample +
+              std::size_t(which) * round_up(plan.widest)) * cap_;
+    }
+    T* input() { return activation(0); }
+
+   private:
+    AlignedBuffer<T> buf_;
+    std::size_t cap_ = 0;
+    bool training_ = false;
+  };
+
+  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`.
+  explicit BasicSequential(std::uint64_t seed = 0) : params_(arena_size) { initialize(seed); }
+
+  void initialize(std::uint64_t seed) {
+    Rng master(seed);
+    std::fill(params_.begin(), params_.end(), T(0));
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      Rng rng(master.next_u64());
+      layer<I>::init(params_.data() + plan.param_offset[I], rng);
+    });
+  }
+
+  std::span<T> parameters() { return {params_.data(), params_.size()}; }
+  std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
+  template <std::size_t I>
+  std::span<T> layer_parameters() {
+    return {params_.data() + plan.param_offset[I], layer<I>::param_count};
+  }
+
+  // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
+  // output [n x output_size], which lives in ws.
+  T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
+    const T* p = params_.data();
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
+        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
+      } else {
+        const T* x = ws.activation(plan.in_offset[I]);
+        T* y = ws.activation(plan.out_offset[I]);
+        T* s = ws.scratch(plan.scratch_offset[I]);
+        if constexpr (fuses_next<I>())
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, kernels::Epilogue::relu);
+        else
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
+      }
+    });
+    return ws.activation(plan.out_offset[num_layers - 1]);
+  }
+
+  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through layers Top .. 0,
+  // writing every parameter gradient of those layers into `grads` (an arena-sized span). Layers
+  // after Top are not touched: a fused loss starts at the layer before Softmax.
+  template <std::size_t Top = num_layers - 1>
+  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx) const {
+    const T* p = params_.data();
+    int cur = 0;
+    detail::static_for<Top + 1>([&]<std::size_t J>() {
+      constexpr std::size_t I = Top - J;
+      using L = layer<I>;
+      if constexpr (ViewLayer<L>) {
+        return;  // the gradient passes through unchanged
+      } else {
+        T* dy = ws.gradient(cur);
+        T* dx = I == 0 ? nullptr : ws.gradient(1 - cur);  // no input gradient for the data
+        L::backward(p + plan.param_offset[I], ws.activation(plan.in_offset[I]),
+                    ws.activation(plan.out_offset[I]), dy, dx, grads + plan.param_offset[I], n,
+                    ws.scratch(plan.scratch_offset[I]), ctx);
+        cur = 1 - cur;
+      }
+    });
+  }
+
+  // Inference on one sample: the output (probabilities after a final Softmax).
+  std::array<T, output_size> predict(std::span<const T> x) {
+    if (x.size() != input_size)
+      fail("predict() was given ", x.size(), " input values but the model's input ",
+           input_shape::str(), " has ", input_size, ".");
+    std::array<T, output_size> out;
+    predict_into(x.data(), 1, out.data());
+    return out;
+  }
+
+  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
+  void predict(std::span<const T> x, std::span<T> out) {
+    if (x.size() % input_size != 0)
+      fail("predict() was given ", x.size(), " input values, not a multiple of the input size ",
+           input_size, " of ", input_shape::str(), ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("predict() got an output span of ", out.size(), " values for ", n, " samples; it needs ",
+           n * output_size, ".");
+    predict_into(x.data(), n, out.data());
+  }
+
+  // Index of the largest output of one sample (the predicted class).
+  std::size_t predict_class(std::span<const T> x) {
+    const auto out = predict(x);
+    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
+  }
+
+  // Largest batch predict() processes at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // Prepares the inference workspace for batches of up to n samples (predict then allocates
+  // nothing for such batches).
+  void reserve_inference(std::size_t n) { infer_ws_.reserve(std::min(n, kInferenceChunk), false); }
+
+  // Keras-style summary table.
+  void summary(std::ostream& os) const {
+    const auto line = [&](char c) { os << std::string(72, c) << '\n'; };
+    os << "Model: \"sequential\" (ctnn, Highway target " << simd_target() << ", "
+       << max_threads() << " threads)\n";
+    line('_');
+    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
+       << "Param #\n";
+    line('=');
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      std::string lname(L::name);
+      std::string lower;
+      for (char c : lname) lower += char(std::tolower(static_cast<unsigned char>(c)));
+      const std::string label = " " + lower + "_" + std::to_string(I) + " (" + lname + ")";
+      os << std::setw(30) << label << std::setw(28) << L::output_shape::str()
+         << detail::group_thousands(L::param_count) << '\n';
+    });
+    line('=');
+    std::ostringstream mb;
+    mb << std::fixed << std::setprecision(2) << double(param_count * sizeof(T)) / (1024.0 * 1024.0);
+    os << "Total params: " << detail::group_thousands(param_count) << " (" << mb.str() << " MB)\n"
+       << "Trainable params: " << detail::group_thousands(param_count) << "\n"
+       << "Non-trainable params: 0\n";
+    line('_');
+  }
+
+ private:
+  void predict_into(const T* x, std::size_t n, T* out) {
+    const PassContext ctx{};
+    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, n - b);
+      infer_ws_.reserve(m, false);
+      std::copy(x + b * input_size, x + (b + m) * input_size, infer_ws_.input());
+      const T* y = forward(infer_ws_, m, ctx);
+      std::copy(y, y + m * output_size, out + b * output_size);
+    }
+  }
+
+  AlignedBuffer<T> params_;
+  Workspace infer_ws_;
+};
+
+// A float model: the type users write.
+template <class InputSpec, class... Specs>
+using Sequential = BasicSequential<float, InputSpec, Specs...>;
+
+}  // namespace ctnn
+// ---- end ctnn/core/sequential.hpp ----
+
+// ---- begin ctnn/layers/conv2d.hpp ----
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding>, a 2-D convolution.
+//
+// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
+// over an H x W x C input (channels last), with Keras's valid/same padding.
+// Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
+// b [Filters]: KH*KW*C*Filters + Filters. Init: Glorot uniform (fan_in = KH*KW*C,
+// fan_out = KH*KW*Filters), zero bias.
+//
+// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
+// the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
+// and ReLU fused into its store. Samples run in parallel; the weight gradient of each sample goes
+// to its own scratch slot and the slots are summed in sample order, so the result does not
+// depend on the thread count.
+#include <cstddef>
+#include <cstring>
+
+// ---- begin ctnn/kernels/elementwise.hpp ----
+// ctnn/kernels/elementwise.hpp: activations, forward and backward, over contiguous arrays.
+//
+// Each op is written once as a generic lambda over a Highway tag; full vectors use the native
+// tag and the tail a one-lane tag, so there is no scalar copy of the math to drift out of sync.
+// Backward ops take the forward output (y) where the derivative is cheapest from it.
+#include <cstddef>
+
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out[i] = f(d, in[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map1(std::size_t n, const T* HWY_RESTRICT in, T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, in + i)), d1, out + i);
+}
+
+// out[i] = f(d, a[i], b[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map2(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                     T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + L <= n; i += L)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i)), d1, out + i);
+}
+
+template <class T>
+void relu_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::Max(v, hn::Zero(d)); });
+}
+// dx = dy where y > 0, else 0.
+template <class T>
+void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) { return hn::IfThenElseZero(yv > hn::Zero(d), g); });
+}
+
+template <class T>
+void leaky_relu_forward(std::size_t n, const T* x, T* y, T alpha) {
+  map1(n, x, y, [alpha](auto d, auto v) {
+    return hn::IfThenElse(v > hn::Zero(d), v, hn::Mul(v, hn::Set(d, alpha)));
+  });
+}
+// dx = dy where x > 0, else alpha * dy.
+template <class T>
+void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha) {
+  map2(n, x, dy, dx, [alpha](auto d, auto xv, auto g) {
+    return hn::IfThenElse(xv > hn::Zero(d), g, hn::Mul(g, hn::Set(d, alpha)));
+  });
+}
+
+// y = 1 / (1 + exp(-x)).
+template <class T>
+void sigmoid_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto one = hn::Set(d, T(1));
+    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
+  });
+}
+// dx = dy * y * (1 - y).
+template <class T>
+void sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::Mul(yv, hn::Sub(hn::Set(d, T(1)), yv)));
+  });
+}
+
+template <class T>
+void tanh_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::Tanh(d, v); });
+}
+// dx = dy * (1 - y^2).
+template <class T>
+void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::NegMulAdd(yv, yv, hn::Set(d, T(1))));
+  });
+}
+
+// out[j] = sum over rows r of x[r * cols + j], rows summed in order (the bias gradient).
+template <class T>
+void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  std::size_t j = 0;
+  for (; j + L <= cols; j += L) {
+    auto s = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) s = hn::Add(s, hn::LoadU(d, x + r * cols + j));
+    hn::StoreU(s, d, out + j);
+  }
+  for (; j < cols; ++j) {
+    T s = 0;
+    for (std::size_t r = 0; r < rows; ++r) s += x[r * cols + j];
+    out[j] = s;
+  }
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::leaky_relu_backward;
+using ctnn::HWY_NAMESPACE::leaky_relu_forward;
+using ctnn::HWY_NAMESPACE::relu_backward;
+using ctnn::HWY_NAMESPACE::relu_forward;
+using ctnn::HWY_NAMESPACE::sigmoid_backward;
+using ctnn::HWY_NAMESPACE::sigmoid_forward;
+using ctnn::HWY_NAMESPACE::sum_rows;
+using ctnn::HWY_NAMESPACE::tanh_backward;
+using ctnn::HWY_NAMESPACE::tanh_forward;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/elementwise.hpp ----
+// ---- begin ctnn/layers/dense.hpp ----
+// ctnn/layers/dense.hpp: Dense<Units>, a fully connected layer.
+//
+// Represents y = x W^T + b for a flat input x of In::size values.
+// Requires: a rank-1 input (put Flatten after images), Units >= 1.
+// Output shape: Shape<Units>. Parameters: W [Units x In::size] (row j holds the weights of output
+// j, so the forward product runs along contiguous memory), then b [Units]; Units * (In::size + 1)
+// in all, as Keras counts. Init: Glorot uniform W, zero b (Keras defaults).
+#include <cmath>
+#include <cstddef>
+
+
+namespace ctnn {
+
+namespace detail {
+// Glorot (Xavier) uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
+template <class T>
+void glorot_uniform(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
+  const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
+  for (std::size_t i = 0; i < count; ++i) w[i] = static_cast<T>(rng.uniform(-limit, limit));
+}
+}  // namespace detail
+
+template <std::size_t Units>
+struct Dense {
+  static_assert(Units >= 1, "Dense<Units> needs at least one unit.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 1,
+                  "Dense needs a flat (rank-1) input, but the shape before it has more "
+                  "dimensions: put ctnn::Flatten before Dense (the shapes are in bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<Units>;
+    static constexpr std::size_t in = In::size;
+    static constexpr std::size_t param_count = Units * in + Units;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name = "Dense";
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      detail::glorot_uniform(p, Units * in, in, Units, rng);
+      for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T*, const PassContext&,
+                        kernels::Epilogue act = kernels::Epilogue::none) {
+      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T*, const PassContext&) {
+      // dW[Units x in] = dy^T x (dy read transposed), summed over the batch in sample order.
+      kernels::gemm_nn(Units, in, n, dy, 1, Units, x, in, dp, in, false, static_cast<const T*>(nullptr),
+                       kernels::Epilogue::none);
+      kernels::sum_rows(n, Units, dy, dp + Units * in);
+      // dx[n x in] = dy W.
+      if (dx)
+        kernels::gemm_nn(n, in, Units, dy, Units, 1, p, in, dx, in, false,
+                         static_cast<const T*>(nullptr), kernels::Epilogue::none);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/dense.hpp ----
+// ---- begin ctnn/layers/spatial.hpp ----
+// ctnn/layers/spatial.hpp: output sizes and padding of sliding-window layers (Conv2D, pooling),
+// with Keras's (TensorFlow's) conventions.
+#include <cstddef>
+
+namespace ctnn {
+
+// valid: windows lie inside the input. same: the input is zero-padded so the output has
+// ceil(in / stride) positions; an odd total pad puts the extra row/column after (bottom/right).
+enum class Padding { valid, same };
+
+namespace detail {
+
+// Number of window positions along one axis. A window larger than a valid input yields 1 here
+// (the layer's static_assert reports the real problem) so no size underflows into a cascade of
+// further errors.
+constexpr std::size_t window_out(std::size_t in, std::size_t k, std::size_t stride, Padding p) {
+  if (p == Padding::same) return (in + stride - 1) / stride;
+  return k <= in ? (in - k) / stride + 1 : 1;
+}
+
+// Zero rows/columns added before the input along one axis.
+constexpr std::size_t window_pad_before(std::size_t in, std::size_t k, std::size_t stride,
+                                        Padding p) {
+  if (p == Padding::valid) return 0;
+  const std::size_t out = window_out(in, k, stride, p);
+  const std::size_t needed = (out - 1) * stride + k;
+  return needed > in ? (needed - in) / 2 : 0;
+}
+
+// Geometry of a 2-D window sweep over an H x W x C input.
+template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
+          std::size_t S, Padding P>
+struct Window2D {
+  static constexpr std::size_t oh = window_out(H, KH, S, P), ow = window_out(W, KW, S, P);
+  static constexpr std::size_t pad_top = window_pad_before(H, KH, S, P);
+  static constexpr std::size_t pad_left = window_pad_before(W, KW, S, P);
+  static constexpr bool fits = P == Padding::same || (KH <= H && KW <= W);
+};
+
+}  // namespace detail
+}  // namespace ctnn
+// ---- end ctnn/layers/spatial.hpp ----
+
+namespace ctnn {
+
+template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
+          Padding Pad = Padding::valid>
+struct Conv2D {
+  static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1,
+                "Conv2D needs at least one filter, a kernel of at least 1x1 and a stride >= 1.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 3,
+                  "Conv2D needs an image input of rank 3 (height, width, channels): use "
+                  "Input<H, W, C> (the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    using geom = detail::Window2D<H, W, C, KH, KW, Stride, Pad>;
+    static_assert(geom::fits,
+                  "Conv2D's kernel is larger than its input with valid padding: use a smaller "
+                  "kernel or Padding::same (the shapes are in bind<...> above).");
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, Filters>;
+    static constexpr std::size_t positions = geom::oh * geom::ow;
+    static constexpr std::size_t patch = KH * KW * C;  // the GEMM's K
+    static constexpr std::size_t weights = patch * Filters;
+    static constexpr std::size_t param_count = weights + Filters;
+    // Per sample: the patches, then that sample's share of the parameter gradient.
+    static constexpr std::size_t scratch_per_sample = positions * patch + param_count;
+    static constexpr std::string_view name = "Conv2D";
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+    static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
+
+    static void init(T* p, Rng& rng) {
+      detail::glorot_uniform(p, weights, patch, KH * KW * Filters, rng);
+      for (std::size_t f = 0; f < Filters; ++f) p[weights + f] = T(0);
+    }
+
+    // patches[pos][(ky*KW + kx)*C + c] = x at that tap, or 0 in the padding.
+    static void im2col(const T* x, T* patches) {
+      for (std::size_t oy = 0; oy < geom::oh; ++oy)
+        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+          T* row = patches + (oy * geom::ow + ox) * patch;
+          for (std::size_t ky = 0; ky < KH; ++ky) {
+            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
+            for (std::size_t kx = 0; kx < KW; ++kx) {
+              const std::ptrdiff_t ix =
+                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
+              T* dst = row + (ky * KW + kx) * C;
+              if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(H) || ix >= std::ptrdiff_t(W))
+                for (std::size_t c = 0; c < C; ++c) dst[c] = T(0);
+              else
+                std::memcpy(dst, x + (std::size_t(iy) * W + std::size_t(ix)) * C, C * sizeof(T));
+            }
+          }
+        }
+    }
+
+    // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
+    static void col2im(const T* dpatches, T* dx) {
+      for (std::size_t i = 0; i < In::size; ++i) dx[i] = T(0);
+      for (std::size_t oy = 0; oy < geom::oh; ++oy)
+        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+          const T* row = dpatches + (oy * geom::ow + ox) * patch;
+          for (std::size_t ky = 0; ky < KH; ++ky) {
+            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
+            if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+            for (std::size_t kx = 0; kx < KW; ++kx) {
+              const std::ptrdiff_t ix =
+                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
+              if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+              T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
+              const T* src = row + (ky * KW + kx) * C;
+              for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
+            }
+          }
+        }
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      parallel_for(n, [&](std::size_t s) {
+        T* patches = scratch + s * scratch_per_sample;
+        im2col(x + s * In::size, patches);
+        kernels::gemm_nn(positions, Filters, patch, patches, patch, 1, p, Filters,
+                         y + s * output_shape::size, Filters, false, p + weights, act);
+      }, n * kWorkPerSample >= kParallelWork);
+    }
+
+    static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
+                         T* scratch, const PassContext&) {
+      parallel_for(n, [&](std::size_t s) {
+        T* patches = scratch + s * scratch_per_sample;
+        T* dps = patches + positions * patch;
+        const T* dys = dy + s * output_shape::size;
+        // dW_s[patch x Filters] = patches^T dy_s; db_s = column sums of dy_s.
+        kernels::gemm_nn(patch, Filters, positions, patches, 1, patch, dys, Filters, dps, Filters,
+                         false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
+        kernels::sum_rows(positions, Filters, dys, dps + weights);
+        if (dx) {
+          // dpatches[positions x patch] = dy_s W^T, written over the patches (no longer needed).
+          kernels::gemm_nt(positions, patch, Filters, dys, Filters, p, Filters, patches, patch,
+                           static_cast<const T*>(nullptr), kernels::Epilogue::none);
+          col2im(patches, dx + s * In::size);
+        }
+      }, n * kWorkPerSample >= kParallelWork);
+      // Sum the per-sample gradients in sample order.
+      for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* dps = scratch + s * scratch_per_sample + positions * patch;
+        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+      }
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/conv2d.hpp ----
+// ---- begin ctnn/layers/dropout.hpp ----
+// ctnn/layers/dropout.hpp: Dropout<Rate>, inverted dropout as in Keras.
+//
+// Represents, in training, y = x * mask / (1 - Rate) with each mask element 0 with probability
+// Rate; in inference, y = x. Requires 0 <= Rate < 1. Output shape: the input's. No parameters.
+// The mask of sample s in a step comes from Rng(step seed, s) alone, so a seeded run draws the same
+// masks at any thread count; it is kept in scratch (already scaled) for the backward pass.
+#include <cstring>
+
+// ---- begin ctnn/layers/param_free.hpp ----
+// ctnn/layers/param_free.hpp: the common part of layers without parameters whose output has the
+// input's shape (activations, Dropout). A bound layer derives from it and adds name, forward and
+// backward.
+#include <cstddef>
+
+
+namespace ctnn::detail {
+
+template <ShapeType In, class T, std::size_t ScratchPerSample = 0>
+struct ParamFree {
+  using value_type = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t param_count = 0;
+  static constexpr std::size_t scratch_per_sample = ScratchPerSample;
+  static constexpr bool fuses_relu = false;
+  static constexpr bool is_view = false;
+  static void init(T*, Rng&) {}
+};
+
+}  // namespace ctnn::detail
+// ---- end ctnn/layers/param_free.hpp ----
+
+namespace ctnn {
+
+template <Real Rate>
+struct Dropout {
+  static_assert(Rate.value() >= 0.0 && Rate.value() < 1.0, "Dropout's rate must be in [0, 1).");
+
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T, In::size> {
+    static constexpr std::string_view name = "Dropout";
+    static constexpr double rate = Rate.value();
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T* mask,
+                        const PassContext& ctx) {
+      if (!ctx.training || rate == 0.0) {
+        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+        for (std::size_t i = 0; i < n * In::size; ++i) mask[i] = T(1);
+        return;
+      }
+      const T keep_scale = static_cast<T>(1.0 / (1.0 - rate));
+      parallel_for(n, [&](std::size_t s) {
+        Rng rng(ctx.seed * 0x9E3779B97F4A7C15ull + s);
+        T* ms = mask + s * In::size;
+        for (std::size_t i = 0; i < In::size; ++i) {
+          ms[i] = rng.uniform01() < rate ? T(0) : keep_scale;
+          y[s * In::size + i] = x[s * In::size + i] * ms[i];
+        }
+      }, n * In::size >= kParallelWork);
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T* mask, const PassContext&) {
+      if (dx)
+        for (std::size_t i = 0; i < n * In::size; ++i) dx[i] = dy[i] * mask[i];
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/dropout.hpp ----
+// ---- begin ctnn/layers/flatten.hpp ----
+// ctnn/layers/flatten.hpp: Flatten, the input seen as a vector (row-major, channels last, as
+// Keras flattens). Output shape: Shape<In::size>. No parameters, no work: Sequential hands the
+// same buffer on, forward and backward (is_view).
+#include <cstring>
+
+
+namespace ctnn {
+
+struct Flatten {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    using output_shape = Shape<In::size>;
+    static constexpr std::string_view name = "Flatten";
+    static constexpr bool is_view = true;
+    // Used only when the layer runs on its own (tests); inside a model no copy is made.
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n, T*,
+                         const PassContext&) {
+      if (dx && dx != dy) std::memcpy(dx, dy, n * In::size * sizeof(T));
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/flatten.hpp ----
+// ---- begin ctnn/layers/leaky_relu.hpp ----
+// ctnn/layers/leaky_relu.hpp: LeakyReLU<Alpha>, y = x for x > 0, else Alpha * x.
+// Alpha defaults to 0.3 as in Keras (PyTorch's default is 0.01). Output shape: the input's.
+
+namespace ctnn {
+
+template <Real Alpha = 0.3>
+struct LeakyReLU {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "LeakyReLU";
+    static constexpr T alpha = static_cast<T>(Alpha.value());
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::leaky_relu_forward(n * In::size, x, y, alpha);
+    }
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::leaky_relu_backward(n * In::size, x, dy, dx, alpha);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/leaky_relu.hpp ----
+// ---- begin ctnn/layers/pooling.hpp ----
+// ctnn/layers/pooling.hpp: MaxPool2D and AvgPool2D.
+//
+// Represents, for each window of PH x PW positions (stride Stride, default the pool size as in
+// Keras) and each channel, the maximum (MaxPool2D) or mean (AvgPool2D) of the input.
+// Requires: a rank-3 input; for valid padding, a pool no larger than the input.
+// Output shape: Shape<OH, OW, C>. No parameters.
+// With same padding, padded positions are ignored: a max over the real inputs, a mean over the
+// real inputs of the window (Keras's behaviour).
+// Backward: max routes each gradient to the first maximal input of its window (recomputed from
+// the input, so nothing is stored); average spreads it evenly. Overlapping windows add up.
+#include <cstddef>
+#include <string_view>
+
+
+namespace ctnn {
+namespace detail {
+
+enum class PoolOp { max, average };
+
+template <PoolOp Op, std::size_t PH, std::size_t PW, std::size_t Stride, Padding Pad>
+struct Pool2D {
+  static_assert(PH >= 1 && PW >= 1, "A pooling window must be at least 1x1.");
+  static constexpr std::size_t S = Stride == 0 ? PH : Stride;
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 3,
+                  "MaxPool2D/AvgPool2D need an image input of rank 3 (height, width, channels) "
+                  "(the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    using geom = Window2D<H, W, C, PH, PW, S, Pad>;
+    static_assert(geom::fits,
+                  "The pooling window is larger than its input with valid padding (the shapes "
+                  "are in bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, C>;
+    static constexpr std::size_t param_count = 0;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static void init(T*, Rng&) {}
+
+    // Calls f(input offset) for each real input position of window (oy, ox), channel 0.
+    template <class F>
+    static void for_window(std::size_t oy, std::size_t ox, F&& f) {
+      for (std::size_t ky = 0; ky < PH; ++ky) {
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * S + ky) - std::ptrdiff_t(geom::pad_top);
+        if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+        for (std::size_t kx = 0; kx < PW; ++kx) {
+          const std::ptrdiff_t ix = std::ptrdiff_t(ox * S + kx) - std::ptrdiff_t(geom::pad_left);
+          if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+          f((std::size_t(iy) * W + std::size_t(ix)) * C);
+        }
+      }
+    }
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      parallel_for(n, [&](std::size_t s) {
+        const T* xs = x + s * In::size;
+        T* ys = y + s * output_shape::size;
+        for (std::size_t oy = 0; oy < geom::oh; ++oy)
+          for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+            T* out = ys + (oy * geom::ow + ox) * C;
+            for (std::size_t c = 0; c < C; ++c) {
+              T acc = T(0);
+              std::size_t count = 0;
+              for_window(oy, ox, [&](std::size_t off) {
+                const T v = xs[off + c];
+                if constexpr (Op == PoolOp::max) acc = (count == 0 || v > acc) ? v : acc;
+                else acc += v;
+                ++count;
+              });
+              out[c] = Op == PoolOp::max ? acc : acc / T(count);
+            }
+          }
+      }, n * In::size >= kParallelWork);
+    }
+
+    static void backward(const T*, const T* x, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        const T* xs = x + s * In::size;
+        T* dxs = dx + s * In::size;
+        for (std::size_t i = 0; i < In::size; ++i) dxs[i] = T(0);
+        for (std::size_t oy = 0; oy < geom::oh; ++oy)
+          for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+            const std::size_t o = (s * geom::oh * geom::ow + oy * geom::ow + ox) * C;
+            for (std::size_t c = 0; c < C; ++c) {
+              if constexpr (Op == PoolOp::max) {
+                bool done = false;
+                for_window(oy, ox, [&](std::size_t off) {
+                  if (!done && xs[off + c] == y[o + c]) {
+                    dxs[off + c] += dy[o + c];
+                    done = true;
+                  }
+                });
+              } else {
+                std::size_t count = 0;
+                for_window(oy, ox, [&](std::size_t) { ++count; });
+                const T g = dy[o + c] / T(count);
+                for_window(oy, ox, [&](std::size_t off) { dxs[off + c] += g; });
+              }
+            }
+          }
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace detail
+
+template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid>
+using MaxPool2D = detail::Pool2D<detail::PoolOp::max, PH, PW, Stride, Pad>;
+
+template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid>
+using AvgPool2D = detail::Pool2D<detail::PoolOp::average, PH, PW, Stride, Pad>;
+
+}  // namespace ctnn
+// ---- end ctnn/layers/pooling.hpp ----
+// ---- begin ctnn/layers/relu.hpp ----
+// ctnn/layers/relu.hpp: ReLU, y = max(x, 0). Output shape: the input's. No parameters.
+// After Dense or Conv2D, Sequential fuses it into their GEMM's store (see FusesRelu).
+
+namespace ctnn {
+
+struct ReLU {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "ReLU";
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::relu_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T*, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::relu_backward(n * In::size, y, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/relu.hpp ----
+// ---- begin ctnn/layers/sigmoid.hpp ----
+// ctnn/layers/sigmoid.hpp: Sigmoid, y = 1 / (1 + exp(-x)). Output shape: the input's.
+
+namespace ctnn {
+
+struct Sigmoid {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "Sigmoid";
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::sigmoid_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T*, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::sigmoid_backward(n * In::size, y, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/sigmoid.hpp ----
+// ---- begin ctnn/layers/softmax.hpp ----
+// ctnn/layers/softmax.hpp: Softmax over the last (only) axis of a flat input.
+// Requires: a rank-1 input. Output shape: the input's. No parameters.
+// Followed by a cross-entropy loss, training skips this backward pass: the loss hands the
+// gradient with respect to the logits (p - y) straight to the layer before (see train/).
+// ---- begin ctnn/kernels/softmax.hpp ----
+// ctnn/kernels/softmax.hpp: row-wise softmax and its backward pass.
+#include <cstddef>
+
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// y[r] = exp(x[r] - max(x[r])) / sum(...) for each of `rows` rows of `cols` values. Subtracting
+// the row maximum keeps exp in range; the result is the same softmax.
+template <class T>
+void softmax_forward(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x,
+                     T* HWY_RESTRICT y) {
+  const hn::ScalableTag<T> d;
+  const hn::CappedTag<T, 1> d1;
+  const std::size_t L = hn::Lanes(d);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T mx = xr[0];
+    std::size_t j = 0;
+    if (cols >= L) {
+      auto m = hn::LoadU(d, xr);
+      for (j = L; j + L <= cols; j += L) m = hn::Max(m, hn::LoadU(d, xr + j));
+      mx = hn::GetLane(hn::MaxOfLanes(d, m));
+    }
+    for (; j < cols; ++j) mx = xr[j] > mx ? xr[j] : mx;
+    auto sum = hn::Zero(d);
+    T sum1 = 0;
+    j = 0;
+    for (; j + L <= cols; j += L) {
+      const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, xr + j), hn::Set(d, mx)));
+      hn::StoreU(e, d, yr + j);
+      sum = hn::Add(sum, e);
+    }
+    for (; j < cols; ++j) {
+      const auto e = hn::Exp(d1, hn::Sub(hn::LoadU(d1, xr + j), hn::Set(d1, mx)));
+      hn::StoreU(e, d1, yr + j);
+      sum1 += hn::GetLane(e);
+    }
+    const T inv = T(1) / (hn::GetLane(hn::SumOfLanes(d, sum)) + sum1);
+    for (j = 0; j + L <= cols; j += L) hn::StoreU(hn::Mul(hn::LoadU(d, yr + j), hn::Set(d, inv)), d, yr + j);
+    for (; j < cols; ++j) yr[j] *= inv;
+  }
+}
+
+// dx = y * (dy - <dy, y>) row by row (the softmax Jacobian applied to dy).
+template <class T>
+void softmax_backward(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT y,
+                      const T* HWY_RESTRICT dy, T* HWY_RESTRICT dx) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* yr = y + r * cols;
+    const T* gr = dy + r * cols;
+    T dot = 0;
+    for (std::size_t j = 0; j < cols; ++j) dot += yr[j] * gr[j];
+    for (std::size_t j = 0; j < cols; ++j) dx[r * cols + j] = yr[j] * (gr[j] - dot);
+  }
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::softmax_backward;
+using ctnn::HWY_NAMESPACE::softmax_forward;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/softmax.hpp ----
+
+namespace ctnn {
+
+struct Softmax {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static_assert(In::rank == 1,
+                  "Softmax needs a flat (rank-1) input: put Flatten and a Dense before it (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::string_view name = "Softmax";
+    static constexpr bool is_softmax = true;
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::softmax_forward(n, In::size, x, y);
+    }
+    static void backward(const T*, const T*, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::softmax_backward(n, In::size, y, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/softmax.hpp ----
+// ---- begin ctnn/layers/tanh.hpp ----
+// ctnn/layers/tanh.hpp: Tanh, y = tanh(x). Output shape: the input's.
+
+namespace ctnn {
+
+struct Tanh {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "Tanh";
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::tanh_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T*, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::tanh_backward(n * In::size, y, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/tanh.hpp ----
+
+// ---- begin ctnn/loss/binary_crossentropy.hpp ----
+// ctnn/loss/binary_crossentropy.hpp: BinaryCrossEntropy.
+//
+// Represents, per sample, the mean over its outputs of -(t log p + (1 - t) log(1 - p)) for
+// probabilities p (a Sigmoid output) and targets t in [0, 1], p clipped to [1e-7, 1 - 1e-7] as
+// Keras does. Targets: vectors of width values. Accuracy: binary, threshold 0.5.
+#include <algorithm>
+#include <cmath>
+
+// ---- begin ctnn/loss/loss.hpp ----
+// ctnn/loss/loss.hpp: what a loss is, and the targets it reads.
+//
+// A loss compares a batch of model outputs y [n x width] with targets and reports the SUM of
+// the per-sample losses (fit divides by the sample count for the epoch mean). Its backward writes
+// d(mean loss over the batch) / dy, the gradient Keras's default reduction gives. Every loss
+// states which targets it reads (class labels or target vectors) and which accuracy goes with it.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace ctnn {
+
+// A batch of targets: n labels, or n rows of `width` values. Unused pointers are null.
+template <class T>
+struct Targets {
+  const std::int32_t* labels = nullptr;
+  const T* values = nullptr;
+};
+
+// The accuracy that accompanies a loss (Keras resolves "accuracy" the same way).
+enum class Metric {
+  sparse_categorical,  // argmax(y) == label
+  categorical,         // argmax(y) == argmax(target)
+  binary,              // (y > 0.5) == (target > 0.5), averaged over outputs
+  none,                // regression: no accuracy
+};
+
+// Clipping of probabilities before a log, as Keras does (its backend epsilon).
+inline constexpr double kProbabilityEpsilon = 1e-7;
+
+template <class L>
+concept Loss = requires(const L& l, const float* y, Targets<float> t, std::size_t n, float* dy) {
+  { L::name } -> std::convertible_to<std::string_view>;
+  { L::uses_labels } -> std::convertible_to<bool>;
+  { L::metric } -> std::convertible_to<Metric>;
+  { l.value(y, t, n, n) } -> std::convertible_to<double>;
+  { l.backward(y, t, n, n, dy) } -> std::convertible_to<double>;
+};
+
+// A cross-entropy loss that can hand the gradient with respect to the logits of a preceding
+// Softmax straight back (p - target): one cheap pass instead of the loss gradient followed by the
+// softmax Jacobian, and no division by small probabilities.
+template <class L>
+concept FusesSoftmax = Loss<L> && requires(const L& l, const float* p, Targets<float> t,
+                                           std::size_t n, float* d) {
+  { l.backward_from_logits(p, t, n, n, d) } -> std::convertible_to<double>;
+};
+
+namespace detail {
+
+template <class T>
+std::size_t argmax(const T* row, std::size_t width) {
+  std::size_t best = 0;
+  for (std::size_t j = 1; j < width; ++j)
+    if (row[j] > row[best]) best = j;
+  return best;
+}
+
+// Sum over the batch of per-sample accuracy (1 or 0; for binary, the fraction of outputs right).
+template <class T>
+double correct(Metric m, const T* y, Targets<T> t, std::size_t n, std::size_t width) {
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* row = y + i * width;
+    switch (m) {
+      case Metric::sparse_categorical:
+        sum += argmax(row, width) == static_cast<std::size_t>(t.labels[i]) ? 1.0 : 0.0;
+        break;
+      case Metric::categorical:
+        sum += argmax(row, width) == argmax(t.values + i * width, width) ? 1.0 : 0.0;
+        break;
+      case Metric::binary: {
+        std::size_t ok = 0;
+        for (std::size_t j = 0; j < width; ++j)
+          ok += (row[j] > T(0.5)) == (t.values[i * width + j] > T(0.5));
+        sum += double(ok) / double(width);
+        break;
+      }
+      case Metric::none:
+        break;
+    }
+  }
+  return sum;
+}
+
+}  // namespace detail
+}  // namespace ctnn
+// ---- end ctnn/loss/loss.hpp ----
+
+namespace ctnn {
+
+struct BinaryCrossEntropy {
+  static constexpr std::string_view name = "binary_crossentropy";
+  static constexpr bool uses_labels = false;
+  static constexpr Metric metric = Metric::binary;
+
+  template <class T>
+  static T clipped(T p) {
+    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
+  }
+
+  template <class T>
+  double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    double sum = 0;
+    for (std::size_t i = 0; i < n * width; ++i) {
+      const double c = double(clipped(p[i])), y = double(t.values[i]);
+      sum -= y * std::log(c) + (1 - y) * std::log(1 - c);
+    }
+    return sum / double(width);
+  }
+
+  template <class T>
+  double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
+    const T denom = T(n) * T(width);
+    for (std::size_t i = 0; i < n * width; ++i) {
+      const T c = clipped(p[i]);
+      dp[i] = c == p[i] ? (c - t.values[i]) / (c * (T(1) - c) * denom) : T(0);
+    }
+    return value(p, t, n, width);
+  }
+};
+
+}  // namespace ctnn
+// ---- end ctnn/loss/binary_crossentropy.hpp ----
+// ---- begin ctnn/loss/categorical_crossentropy.hpp ----
+// ctnn/loss/categorical_crossentropy.hpp: CategoricalCrossEntropy.
+//
+// Represents, per sample, -sum_j t[j] log(p[j]) for probabilities p (a Softmax output) and target
+// distributions t (one-hot or soft labels), with p clipped to [1e-7, 1 - 1e-7] as Keras does.
+// Targets: vectors of width values. After a Softmax, training uses backward_from_logits:
+// d(mean loss)/dlogits = (p - t) / n (exact when each target row sums to 1).
+#include <algorithm>
+#include <cmath>
+
+// ---- begin ctnn/kernels/loss.hpp ----
+// ctnn/kernels/loss.hpp: the vector arithmetic of the losses' gradients.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out = (a - b) * s. With a = softmax output and b = one-hot targets this is the fused
+// softmax + cross-entropy gradient with respect to the logits; with a = prediction and b = target
+// it is the MSE gradient (s = 2 / count).
+template <class T>
+void scaled_difference(std::size_t n, const T* a, const T* b, T s, T* out) {
+  map2(n, a, b, out, [s](auto d, auto x, auto y) { return hn::Mul(hn::Sub(x, y), hn::Set(d, s)); });
+}
+
+// out = a * s.
+template <class T>
+void scale(std::size_t n, const T* a, T s, T* out) {
+  map1(n, a, out, [s](auto d, auto x) { return hn::Mul(x, hn::Set(d, s)); });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::scale;
+using ctnn::HWY_NAMESPACE::scaled_difference;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/loss.hpp ----
+
+namespace ctnn {
+
+struct CategoricalCrossEntropy {
+  static constexpr std::string_view name = "categorical_crossentropy";
+  static constexpr bool uses_labels = false;
+  static constexpr Metric metric = Metric::categorical;
+
+  template <class T>
+  static T clipped(T p) {
+    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
+  }
+
+  template <class T>
+  double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    double sum = 0;
+    for (std::size_t i = 0; i < n * width; ++i)
+      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(clipped(p[i])));
+    return sum;
+  }
+
+  template <class T>
+  double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
+    for (std::size_t i = 0; i < n * width; ++i) {
+      const T c = clipped(p[i]);
+      dp[i] = c == p[i] ? -t.values[i] / (c * T(n)) : T(0);
+    }
+    return value(p, t, n, width);
+  }
+
+  template <class T>
+  double backward_from_logits(const T* p, Targets<T> t, std::size_t n, std::size_t width,
+                              T* dz) const {
+    kernels::scaled_difference(n * width, p, t.values, T(1) / T(n), dz);
+    return value(p, t, n, width);
+  }
+};
+
+}  // namespace ctnn
+// ---- end ctnn/loss/categorical_crossentropy.hpp ----
+// ---- begin ctnn/loss/mse.hpp ----
+// ctnn/loss/mse.hpp: MeanSquaredError.
+//
+// Represents, per sample, the mean over its outputs of (y - t)^2 (Keras's reduction).
+// Targets: vectors of width values. No accuracy (regression).
+
+namespace ctnn {
+
+struct MeanSquaredError {
+  static constexpr std::string_view name = "mean_squared_error";
+  static constexpr bool uses_labels = false;
+  static constexpr Metric metric = Metric::none;
+
+  template <class T>
+  double value(const T* y, Targets<T> t, std::size_t n, std::size_t width) const {
+    double sum = 0;
+    for (std::size_t i = 0; i < n * width; ++i) {
+      const double e = double(y[i]) - double(t.values[i]);
+      sum += e * e;
+    }
+    return sum / double(width);
+  }
+
+  template <class T>
+  double backward(const T* y, Targets<T> t, std::size_t n, std::size_t width, T* dy) const {
+    kernels::scaled_difference(n * width, y, t.values, T(2) / (T(n) * T(width)), dy);
+    return value(y, t, n, width);
+  }
+};
+
+using MSE = MeanSquaredError;
+
+}  // namespace ctnn
+// ---- end ctnn/loss/mse.hpp ----
+// ---- begin ctnn/loss/sparse_categorical_crossentropy.hpp ----
+// ctnn/loss/sparse_categorical_crossentropy.hpp: SparseCategoricalCrossEntropy.
+//
+// Represents, per sample, -log(p[label]) for probabilities p (the output of a Softmax), with p
+// clipped to [1e-7, 1 - 1e-7] as Keras does. Targets: class labels in [0, width).
+// After a Softmax, training uses backward_from_logits: d(mean loss)/dlogits = (p - onehot) / n.
+#include <algorithm>
+#include <cmath>
+
+
+namespace ctnn {
+
+struct SparseCategoricalCrossEntropy {
+  static constexpr std::string_view name = "sparse_categorical_crossentropy";
+  static constexpr bool uses_labels = true;
+  static constexpr Metric metric = Metric::sparse_categorical;
+
+  template <class T>
+  static T clipped(T p) {
+    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
+  }
+
+  template <class T>
+  double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    double sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(clipped(p[i * width + t.labels[i]])));
+    return sum;
+  }
+
+  template <class T>
+  double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
+    for (std::size_t i = 0; i < n * width; ++i) dp[i] = T(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = i * width + std::size_t(t.labels[i]);
+      const T c = clipped(p[k]);
+      dp[k] = c == p[k] ? T(-1) / (c * T(n)) : T(0);  // the clip's derivative is 0 outside
+    }
+    return value(p, t, n, width);
+  }
+
+  template <class T>
+  double backward_from_logits(const T* p, Targets<T> t, std::size_t n, std::size_t width,
+                              T* dz) const {
+    const T inv_n = T(1) / T(n);
+    kernels::scale(n * width, p, inv_n, dz);
+    for (std::size_t i = 0; i < n; ++i) dz[i * width + std::size_t(t.labels[i])] -= inv_n;
+    return value(p, t, n, width);
+  }
+};
+
+}  // namespace ctnn
+// ---- end ctnn/loss/sparse_categorical_crossentropy.hpp ----
+
+// ---- begin ctnn/optim/adam.hpp ----
+// ctnn/optim/adam.hpp: Adam (Kingma & Ba), with Keras's defaults and formulation.
+//
+// Represents, at step t: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras). The moments are two arena-sized buffers
+// allocated at the first step; every step after that is one fused pass over w, g, m and v.
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+// ---- begin ctnn/kernels/update.hpp ----
+// ctnn/kernels/update.hpp: optimizer updates, each one pass over the contiguous parameter arena.
+//
+// Fused: the whole Adam (or momentum SGD) step for every parameter of the model is one loop that
+// reads w, g, m, v once and writes w, m, v once; there is no per-layer or per-tensor loop.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Calls body(tag, i) for every vector of [0, n) (a one-lane tag for the tail), split across
+// threads in blocks of 1024 elements. An element's arithmetic does not depend on the split, so
+// the result is the same at any thread count.
+template <class T, class Body>
+HWY_INLINE void for_each_vector(std::size_t n, const Body& body) {
+  constexpr std::size_t kBlock = 1024;
+  parallel_for_range(
+      (n + kBlock - 1) / kBlock,
+      [&](std::size_t b0, std::size_t b1) {
+        const hn::ScalableTag<T> d;
+        const std::size_t L = hn::Lanes(d);
+        const std::size_t end = b1 * kBlock < n ? b1 * kBlock : n;
+        std::size_t i = b0 * kBlock;
+        for (; i + L <= end; i += L) body(d, i);
+        for (; i < end; ++i) body(hn::CappedTag<T, 1>(), i);
+      },
+      n >= kParallelWork);
+}
+
+// m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= step * m / (sqrt(v) + eps)
+// where the caller folds the bias corrections into step = lr * sqrt(1 - b2^t) / (1 - b1^t)
+// (Keras's formulation).
+template <class T>
+void adam_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT m,
+                 T* HWY_RESTRICT v, T step, T b1, T b2, T eps) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto mv = hn::MulAdd(hn::Set(d, b1), hn::LoadU(d, m + i), hn::Mul(hn::Set(d, T(1) - b1), gv));
+    const auto vv = hn::MulAdd(hn::Set(d, b2), hn::LoadU(d, v + i),
+                               hn::Mul(hn::Set(d, T(1) - b2), hn::Mul(gv, gv)));
+    const auto upd = hn::Div(mv, hn::Add(hn::Sqrt(vv), hn::Set(d, eps)));
+    hn::StoreU(mv, d, m + i);
+    hn::StoreU(vv, d, v + i);
+    hn::StoreU(hn::NegMulAdd(hn::Set(d, step), upd, hn::LoadU(d, w + i)), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
+// Keras SGD: vel = momentum * vel - lr * g;  w += vel (Nesterov: w += momentum * vel - lr * g).
+// With momentum 0, vel may be null and this is w -= lr * g.
+template <class T>
+void sgd_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT vel,
+                T lr, T momentum, bool nesterov) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto wv = hn::LoadU(d, w + i);
+    const auto lr_g = hn::Mul(hn::Set(d, lr), gv);
+    if (vel == nullptr) {
+      hn::StoreU(hn::Sub(wv, lr_g), d, w + i);
+      return;
+    }
+    const auto mom = hn::Set(d, momentum);
+    const auto vv = hn::MulSub(mom, hn::LoadU(d, vel + i), lr_g);
+    hn::StoreU(vv, d, vel + i);
+    hn::StoreU(nesterov ? hn::Add(wv, hn::MulSub(mom, vv, lr_g)) : hn::Add(wv, vv), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::adam_update;
+using ctnn::HWY_NAMESPACE::sgd_update;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/update.hpp ----
+
+namespace ctnn {
+
+template <class T>
+class BasicAdam {
+ public:
+  explicit BasicAdam(T learning_rate = T(1e-3), T beta_1 = T(0.9), T beta_2 = T(0.999),
+                     T epsilon = T(1e-7))
+      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {}
+
+  static constexpr std::string_view name = "Adam";
+  T learning_rate, beta_1, beta_2, epsilon;
+
+  // Applies one update to params from grads (both arena-sized).
+  void step(std::span<T> params, std::span<const T> grads) {
+    if (m_.size() != params.size()) {
+      m_ = AlignedBuffer<T>(params.size());
+      v_ = AlignedBuffer<T>(params.size());
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+    kernels::adam_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(), step_size,
+                         beta_1, beta_2, epsilon);
+  }
+
+  std::uint64_t iterations() const { return t_; }
+  std::span<const T> first_moment() const { return {m_.data(), m_.size()}; }
+  std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
+
+ private:
+  AlignedBuffer<T> m_, v_;
+  std::uint64_t t_ = 0;
+};
+
+using Adam = BasicAdam<float>;
+
+}  // namespace ctnn
+// ---- end ctnn/optim/adam.hpp ----
+// ---- begin ctnn/optim/sgd.hpp ----
+// ctnn/optim/sgd.hpp: stochastic gradient descent with optional (Nesterov) momentum.
+//
+// Represents Keras's SGD: vel = momentum * vel - lr * g; w += vel, or with Nesterov
+// w += momentum * vel - lr * g. Defaults: lr 0.01, momentum 0 (Keras). One fused pass over the
+// arena; the velocity buffer exists only when momentum > 0.
+#include <span>
+
+
+namespace ctnn {
+
+template <class T>
+class BasicSGD {
+ public:
+  explicit BasicSGD(T learning_rate = T(0.01), T momentum = T(0), bool nesterov = false)
+      : learning_rate(learning_rate), momentum(momentum), nesterov(nesterov) {}
+
+  static constexpr std::string_view name = "SGD";
+  T learning_rate, momentum;
+  bool nesterov;
+
+  void step(std::span<T> params, std::span<const T> grads) {
+    if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
+    kernels::sgd_update(params.size(), params.data(), grads.data(),
+                        momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
+  }
+
+ private:
+  AlignedBuffer<T> vel_;
+};
+
+using SGD = BasicSGD<float>;
+
+}  // namespace ctnn
+// ---- end ctnn/optim/sgd.hpp ----
+
+// ---- begin ctnn/data/dataset.hpp ----
+// ctnn/data/dataset.hpp: an in-memory dataset of fixed-size samples.
+//
+// A Dataset holds `size()` samples. Each sample is `feature_size()` floats stored contiguously in
+// `x` (row-major, channels last for images: height, width, channels), and either
+//   - a class label in `labels` (sparse classification; `num_classes` is the label range), or
+//   - a target vector of `target_size` floats in `targets` (one-hot, binary or regression).
+// `sample_shape` records the per-sample dimensions (e.g. {28, 28, 1}); a model checks it against
+// its Input shape before training or evaluation.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+
+namespace ctnn::data {
+
+struct Dataset {
+  std::vector<std::size_t> sample_shape;  // per-sample dimensions, channels last
+  std::vector<float> x;                   // size() * feature_size() values
+  std::vector<std::int32_t> labels;       // size() labels, or empty when targets are used
+  std::vector<float> targets;             // size() * target_size values, or empty
+  std::size_t target_size = 0;
+  std::size_t num_classes = 0;            // labels lie in [0, num_classes)
+
+  std::size_t feature_size() const {
+    std::size_t n = 1;
+    for (std::size_t d : sample_shape) n *= d;
+    return sample_shape.empty() ? 0 : n;
+  }
+  std::size_t size() const {
+    const std::size_t f = feature_size();
+    return f == 0 ? 0 : x.size() / f;
+  }
+  bool has_labels() const { return !labels.empty(); }
+  bool has_targets() const { return !targets.empty(); }
+  const float* sample(std::size_t i) const { return x.data() + i * feature_size(); }
+
+  // Throws ctnn::Error unless the sizes of x, labels and targets agree with each other.
+  void check_consistent(const char* what = "dataset") const {
+    const std::size_t f = feature_size();
+    if (f == 0) fail("The ", what, " has no sample shape (feature size 0).");
+    if (x.size() % f != 0)
+      fail("The ", what, " holds ", x.size(), " feature values, which is not a multiple of the ",
+           "feature size ", f, ".");
+    const std::size_t n = x.size() / f;
+    if (!labels.empty() && labels.size() != n)
+      fail("The ", what, " has ", n, " samples but ", labels.size(), " labels.");
+    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
+      fail("The ", what, " has ", n, " samples but ", targets.size(),
+           " target values (target size ", target_size, ").");
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
+        fail("The ", what, " has label ", labels[i], " at sample ", i,
+             ", outside the class range [0, ", num_classes, ").");
+  }
+};
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/dataset.hpp ----
+// ---- begin ctnn/data/idx.hpp ----
+// ctnn/data/idx.hpp: loading IDX files (the MNIST / Fashion-MNIST format), plain or gzip.
+//
+// An IDX file is a 4-byte big-endian magic 0x0000TTDD (TT the element type, DD the number of
+// dimensions), DD big-endian uint32 dimension sizes, then the elements in row-major order. ctnn
+// reads unsigned-byte files (TT = 0x08): images with 2 or more dimensions (n, d1, d2, ...) and
+// labels with 1 dimension (n). zlib's gzread reads gzip and plain files alike.
+//
+// Every problem is a ctnn::Error naming the file and the values: missing file, bad magic,
+// unsupported element type, a zero dimension, zero samples, truncation, trailing bytes, corrupt
+// gzip data, and an image/label count mismatch. Sizes are checked before anything large is
+// allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
+// with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
+// non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+
+namespace ctnn::data {
+
+struct IdxOptions {
+  float scale = 1.0f / 255.0f;  // pixel byte -> float factor; the default maps [0, 255] to [0, 1]
+  std::size_t limit = SIZE_MAX;  // read at most this many samples
+};
+
+namespace idx_detail {
+
+inline constexpr std::uint8_t kUbyte = 0x08;
+inline constexpr std::uint32_t kImagesMagic = 0x00000803;  // ubyte, 3 dims: n, rows, cols
+inline constexpr std::uint32_t kLabelsMagic = 0x00000801;  // ubyte, 1 dim: n
+inline constexpr std::size_t kChunk = std::size_t{1} << 20;  // 1 MiB reads: few calls, small buffer
+// Deflate's best case is 1032:1, so a gzip file of m bytes never decompresses to more than
+// 1032 * m bytes: a safe bound on what to reserve before the data is actually read.
+inline constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
+inline std::string hex(std::uint32_t v, int digits = 8) {
+  std::ostringstream os;
+  os << "0x" << std::hex << std::uppercase << std::setw(digits) << std::setfill('0') << v;
+  return os.str();
+}
+
+inline const char* type_name(std::uint8_t t) {
+  switch (t) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "int16";
+    case 0x0C: return "int32";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return nullptr;
+  }
+}
+
+// One open IDX file, read sequentially through zlib; tracks how many (decompressed) bytes it gave.
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(path_, ec);
+    if (!std::filesystem::exists(st)) fail("The IDX file '", path_, "' does not exist.");
+    if (!std::filesystem::is_regular_file(st))
+      fail("The IDX file '", path_, "' is not a regular file.");
+    file_size_ = std::filesystem::file_size(path_, ec);
+    if (ec) fail("Cannot read the size of the IDX file '", path_, "': ", ec.message(), ".");
+    file_ = gzopen(path_.c_str(), "rb");
+    if (file_ == nullptr) fail("Cannot open the IDX file '", path_, "' for reading.");
+    gzbuffer(file_, 1u << 18);  // 256 KiB input buffer: fewer syscalls than zlib's 8 KiB default
+  }
+  ~Reader() {
+    if (file_ != nullptr) gzclose(file_);
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::uint64_t file_size() const { return file_size_; }
+  std::uint64_t consumed() const { return consumed_; }
+  // True for a plain file, where the data size is known from the file size.
+  bool plain() { return gzdirect(file_) != 0; }
+
+  // Reads up to n bytes; fewer only at end of input. Throws on corrupt gzip data.
+  std::size_t read(void* dst, std::size_t n) {
+    auto* out = static_cast<unsigned char*>(dst);
+    std::size_t got = 0;
+    while (got < n) {
+      const auto want = static_cast<unsigned>(std::min(n - got, kChunk));
+      const int r = gzread(file_, out + got, want);
+      check_stream();
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+      consumed_ += static_cast<std::uint64_t>(r);
+      if (static_cast<unsigned>(r) < want) break;
+    }
+    return got;
+  }
+
+  // True when the input ended inside a gzip stream (zlib's Z_BUF_ERROR).
+  bool cut_off() {
+    int err = Z_OK;
+    gzerror(file_, &err);
+    return err == Z_BUF_ERROR;
+  }
+  // Why the input ended early, for messages.
+  const char* end_reason() { return cut_off() ? " (the gzip stream is cut off)" : ""; }
+
+ private:
+  void check_stream() {
+    int err = Z_OK;
+    std::string msg = gzerror(file_, &err);
+    // Z_BUF_ERROR only means the input ended inside a gzip stream: reported as truncation.
+    if (err == Z_OK || err == Z_BUF_ERROR) return;
+    // zlib prefixes its message with the path, which ours already names. No byte offset either:
+    // zlib decompresses ahead of what we asked for, so it would not locate the damage.
+    if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
+    fail("The gzip file '", path_, "' is corrupt: zlib says \"", msg, "\".");
+  }
+
+  std::string path_;
+  gzFile file_ = nullptr;
+  std::uint64_t file_size_ = 0;
+  std::uint64_t consumed_ = 0;
+};
+
+struct Header {
+  std::vector<std::size_t> dims;  // dims[0] is the sample count
+  std::uint64_t data_bytes = 0;   // product of all dims (one byte per element)
+  std::uint64_t header_bytes = 0;
+};
+
+// `header_bytes` is the header size known so far (the magic alone is 4 bytes).
+inline std::uint32_t read_be32(Reader& in, std::uint64_t header_bytes) {
+  std::array<unsigned char, 4> b{};
+  if (in.read(b.data(), 4) != 4)
+    fail("The IDX file '", in.path(), "' ends inside its header: it has ", in.consumed(),
+         " bytes, the header needs ", header_bytes == 4 ? "at least " : "", header_bytes,
+         in.end_reason(), ".");
+  return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
+}
+
+// Reads and checks the magic and dimensions. `want_dims` is 1 for labels; 0 means "2 or more".
+inline Header read_header(Reader& in, std::uint32_t expected_magic, std::uint8_t want_dims) {
+  const std::uint32_t magic = read_be32(in, 4);
+  const auto type = static_cast<std::uint8_t>(magic >> 8);
+  const auto ndims = static_cast<std::uint8_t>(magic);
+  const bool dims_ok = want_dims == 0 ? ndims >= 2 : ndims == want_dims;
+  if ((magic >> 16) != 0 || type_name(type) == nullptr || !dims_ok)
+    fail("The IDX file '", in.path(), "' has a bad magic number: expected ", hex(expected_magic),
+         want_dims == 0 ? " (or 0x000008NN with NN >= 2 dimensions)" : "", ", found ",
+         hex(magic), ".");
+  if (type != kUbyte)
+    fail("The IDX file '", in.path(), "' holds ", type_name(type), " elements (type code ",
+         hex(type, 2), "); only unsigned bytes (type code 0x08) are supported.");
+
+  Header h;
+  h.header_bytes = 4 + 4 * std::uint64_t{ndims};
+  h.data_bytes = 1;
+  bool overflow = false;
+  for (std::size_t i = 0; i < ndims; ++i) {
+    const std::uint32_t d = read_be32(in, h.header_bytes);
+    // Dimension 0 is the sample count; zero samples gets its own message later.
+    if (d == 0 && i > 0)
+      fail("The IDX file '", in.path(), "' has size 0 for dimension ", i,
+           " (counting the sample count as dimension 0); every dimension must be at least 1.");
+    h.dims.push_back(d);
+    overflow = overflow || (d != 0 && h.data_bytes > std::numeric_limits<std::uint64_t>::max() / d);
+    if (!overflow) h.data_bytes *= d;
+  }
+  if (overflow)
+    fail("The IDX file '", in.path(), "' has a header whose dimensions multiply to more than "
+         "2^64 elements.");
+  if (h.dims[0] == 0)
+    fail("The IDX file '", in.path(), "' holds 0 samples (empty dataset).");
+  return h;
+}
+
+inline void truncated(Reader& in, const Header& h, std::uint64_t found, const char* reason = "") {
+  fail("The IDX file '", in.path(), "' is truncated: its header (", h.dims[0],
+       " samples) promises ", h.data_bytes, " bytes of data, found ", found, reason, ".");
+}
+
+// Plain files: the exact size is known, so check it before allocating anything.
+inline void check_plain_size(Reader& in, const Header& h) {
+  if (!in.plain()) return;
+  const std::uint64_t avail = in.file_size() - h.header_bytes;  // header fully read, so no wrap
+  if (avail < h.data_bytes) truncated(in, h, avail);
+  if (avail > h.data_bytes)
+    fail("The IDX file '", in.path(), "' has ", avail - h.data_bytes,
+         " trailing bytes after the ", h.data_bytes, " bytes of data its header describes.");
+}
+
+// Streams the first `samples` samples' bytes to `sink(const unsigned char*, size_t)`. When all
+// samples are read it also reads to the end, so trailing bytes and a bad gzip checksum are caught.
+template <class Sink>
+void read_data(Reader& in, const Header& h, std::size_t samples, Sink&& sink) {
+  const std::uint64_t per_sample = h.data_bytes / h.dims[0];
+  const std::uint64_t want = per_sample * samples;
+  std::vector<unsigned char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(want, kChunk)));
+  std::uint64_t done = 0;
+  while (done < want) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want - done, buf.size()));
+    const std::size_t got = in.read(buf.data(), n);
+    sink(buf.data(), got);
+    done += got;
+    if (got < n) truncated(in, h, done, in.end_reason());
+  }
+  if (samples < h.dims[0]) return;  // a limited read leaves the rest unread, by design
+  std::uint64_t extra = 0;
+  for (std::size_t got; (got = in.read(buf.data(), buf.size())) > 0;) extra += got;
+  if (extra > 0)
+    fail("The IDX file '", in.path(), "' has ", extra, " trailing bytes after the ", h.data_bytes,
+         " bytes of data its header describes.");
+  // All data arrived but the gzip trailer (CRC-32 and length) is missing, so it was never checked.
+  if (in.cut_off())
+    fail("The gzip file '", in.path(), "' is cut off after all ", h.data_bytes,
+         " bytes of data: its checksum trailer is missing.");
+}
+
+// How many bytes to reserve: what the header claims, but never more than the file can produce.
+inline std::size_t reserve_bound(Reader& in, std::uint64_t want) {
+  const std::uint64_t cap = in.plain() ? in.file_size() : in.file_size() * kMaxDeflateRatio;
+  return static_cast<std::size_t>(std::min(want, cap));
+}
+
+// min(count, limit), which must not be 0.
+inline std::size_t samples_to_read(Reader& in, const Header& h, std::size_t limit) {
+  const std::size_t n = std::min(h.dims[0], limit);
+  if (n == 0)
+    fail("Reading at most ", limit, " of the ", h.dims[0], " samples in the IDX file '", in.path(),
+         "' gives an empty dataset.");
+  return n;
+}
+
+inline std::vector<std::size_t> sample_shape(const Header& h) {
+  // (n, rows, cols) is a grayscale image: add the channel axis, channels last like Keras.
+  if (h.dims.size() == 3) return {h.dims[1], h.dims[2], 1};
+  return {h.dims.begin() + 1, h.dims.end()};
+}
+
+// The images as a Dataset without labels.
+inline Dataset read_images(Reader& in, const Header& h, const IdxOptions& opts) {
+  check_plain_size(in, h);
+  const std::size_t n = samples_to_read(in, h, opts.limit);
+  std::array<float, 256> lut{};  // one multiply per byte value, not per pixel
+  for (std::size_t v = 0; v < lut.size(); ++v) lut[v] = static_cast<float>(v) * opts.scale;
+  Dataset d;
+  d.sample_shape = sample_shape(h);
+  d.x.reserve(reserve_bound(in, h.data_bytes / h.dims[0] * n));
+  read_data(in, h, n, [&](const unsigned char* p, std::size_t k) {
+    const std::size_t at = d.x.size();
+    d.x.resize(at + k);
+    for (std::size_t i = 0; i < k; ++i) d.x[at + i] = lut[p[i]];
+  });
+  return d;
+}
+
+inline std::vector<std::int32_t> read_labels(Reader& in, const Header& h, std::size_t limit) {
+  check_plain_size(in, h);
+  const std::size_t n = samples_to_read(in, h, limit);
+  std::vector<std::int32_t> labels;
+  labels.reserve(reserve_bound(in, n));
+  read_data(in, h, n,
+            [&](const unsigned char* p, std::size_t k) { labels.insert(labels.end(), p, p + k); });
+  return labels;
+}
+
+}  // namespace idx_detail
+
+// Reads an IDX image file: sample_shape {rows, cols, 1} for 3 dimensions (n, rows, cols), else
+// {d1, d2, ...}; pixels are multiplied by opts.scale. The result has no labels.
+inline Dataset load_idx_images(const std::string& path, IdxOptions opts = {}) {
+  using namespace idx_detail;
+  Reader in(path);
+  return read_images(in, read_header(in, kImagesMagic, 0), opts);
+}
+
+// Reads an IDX label file (1 dimension): at most `limit` labels, each in [0, 255].
+inline std::vector<std::int32_t> load_idx_labels(const std::string& path,
+                                                 std::size_t limit = SIZE_MAX) {
+  using namespace idx_detail;
+  Reader in(path);
+  return read_labels(in, read_header(in, kLabelsMagic, 1), limit);
+}
+
+// Reads an image file and its label file into one labelled Dataset; num_classes = max label + 1.
+// Both headers are checked (including that their counts agree) before any data is read.
+inline Dataset load_idx(const std::string& images_path, const std::string& labels_path,
+                        IdxOptions opts = {}) {
+  using namespace idx_detail;
+  Reader images(images_path);
+  Reader labels(labels_path);
+  const Header hi = read_header(images, kImagesMagic, 0);
+  const Header hl = read_header(labels, kLabelsMagic, 1);
+  if (hi.dims[0] != hl.dims[0])
+    fail("The image file '", images_path, "' holds ", hi.dims[0], " samples but the label file '",
+         labels_path, "' holds ", hl.dims[0], " labels.");
+  Dataset d = read_images(images, hi, opts);
+  d.labels = read_labels(labels, hl, opts.limit);  // same count as the images, checked above
+  d.num_classes = static_cast<std::size_t>(*std::max_element(d.labels.begin(), d.labels.end())) + 1;
+  return d;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/idx.hpp ----
+// ---- begin ctnn/data/split.hpp ----
+// ctnn/data/split.hpp: picking samples from a Dataset (subset, head); a seeded train/test split.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <utility>
+#include <vector>
+
+
+namespace ctnn::data {
+
+// A new Dataset holding the samples at `indices`, in that order (repeats allowed), with their
+// labels or targets; shape, num_classes and target_size are kept. Throws ctnn::Error if an index
+// is out of range.
+inline Dataset subset(const Dataset& d, std::span<const std::size_t> indices) {
+  d.check_consistent();
+  const std::size_t n = d.size(), f = d.feature_size(), t = d.target_size;
+  Dataset out;
+  out.sample_shape = d.sample_shape;
+  out.num_classes = d.num_classes;
+  out.target_size = d.target_size;
+  out.x.reserve(indices.size() * f);
+  if (d.has_labels()) out.labels.reserve(indices.size());
+  if (d.has_targets()) out.targets.reserve(indices.size() * t);
+  for (std::size_t k = 0; k < indices.size(); ++k) {
+    const std::size_t i = indices[k];
+    if (i >= n)
+      fail("subset: index ", i, " at position ", k, " is out of range for a dataset of ", n,
+           " samples.");
+    out.x.insert(out.x.end(), d.x.begin() + i * f, d.x.begin() + (i + 1) * f);
+    if (d.has_labels()) out.labels.push_back(d.labels[i]);
+    if (d.has_targets())
+      out.targets.insert(out.targets.end(), d.targets.begin() + i * t,
+                         d.targets.begin() + (i + 1) * t);
+  }
+  return out;
+}
+
+// The first min(n, d.size()) samples, for short runs.
+inline Dataset head(const Dataset& d, std::size_t n) {
+  std::vector<std::size_t> idx(std::min(n, d.size()));
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  return subset(d, idx);
+}
+
+// Shuffles the sample indices with ctnn::Rng(seed) and gives the first
+// round(n * (1 - test_fraction)) of them, in shuffled order, to the first (train) set and the rest
+// to the second (test) set. The same seed gives the same split on every platform. Throws
+// ctnn::Error unless 0 < test_fraction < 1 and both parts get at least one sample.
+inline std::pair<Dataset, Dataset> train_test_split(const Dataset& d, double test_fraction,
+                                                    std::uint64_t seed) {
+  if (!(test_fraction > 0.0 && test_fraction < 1.0))
+    fail("train_test_split: test_fraction must lie in (0, 1), got ", test_fraction, ".");
+  d.check_consistent();
+  const std::size_t n = d.size();
+  const auto n_train =
+      static_cast<std::size_t>(std::llround(static_cast<double>(n) * (1.0 - test_fraction)));
+  if (n_train == 0 || n_train == n)
+    fail("train_test_split: splitting ", n, " samples with test_fraction ", test_fraction,
+         " gives ", n_train, " train and ", n - n_train, " test samples; both need at least one.");
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  Rng rng(seed);
+  shuffle(idx, rng);
+  const std::span<const std::size_t> all(idx);
+  return {subset(d, all.first(n_train)), subset(d, all.subspan(n_train))};
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/split.hpp ----
+// ---- begin ctnn/data/transform.hpp ----
+// ctnn/data/transform.hpp: in-place transforms and validation of a Dataset's values.
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+
+namespace ctnn::data {
+
+// Multiplies every feature value by `factor` (e.g. 1/255 for raw pixel bytes).
+inline void scale(Dataset& d, float factor) {
+  for (float& v : d.x) v *= factor;
+}
+
+// Throws ctnn::Error unless the dataset is consistent (Dataset::check_consistent) and every value
+// in x and targets is finite; the message names the first bad value's sample and index. `what`
+// names the dataset in the message (e.g. "training set").
+inline void validate(const Dataset& d, const char* what = "dataset") {
+  d.check_consistent(what);
+  // Shared by x and targets: `width` values per sample.
+  const auto check = [what](const std::vector<float>& v, std::size_t width, const char* field,
+                            const char* index_name) {
+    for (std::size_t k = 0; k < v.size(); ++k)
+      if (!std::isfinite(v[k]))
+        fail("The ", what, " has a non-finite value (", v[k], ") in ", field, " at sample ",
+             k / width, ", ", index_name, " ", k % width, ".");
+  };
+  check(d.x, d.feature_size(), "x", "feature");
+  if (d.has_targets()) check(d.targets, d.target_size, "targets", "target index");
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/transform.hpp ----
+
+// ---- begin ctnn/train/evaluate.hpp ----
+// ctnn/train/evaluate.hpp: evaluate(model, data), the loss and accuracy of a model on a dataset.
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+// ---- begin ctnn/train/trainer.hpp ----
+// ctnn/train/trainer.hpp: the training context of a model.
+//
+// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
+// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
+// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
+// the steady-state training step and makes no heap allocation.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
+struct StepStats {
+  double loss_sum = 0;
+  double correct = 0;
+  std::size_t samples = 0;
+};
+
+namespace detail {
+
+// Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
+template <class Model, class L>
+void check_dataset_fits(const data::Dataset& d, const char* what) {
+  if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
+  d.check_consistent(what);
+  if (d.feature_size() != Model::input_size) {
+    std::string shape = "(";
+    for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
+      shape += (i ? ", " : "") + std::to_string(d.sample_shape[i]);
+    fail("The ", what, "'s samples have shape ", shape, ") = ", d.feature_size(),
+         " values, but the model's input ", Model::input_shape::str(), " takes ", Model::input_size,
+         ".");
+  }
+  if constexpr (L::uses_labels) {
+    if (!d.has_labels())
+      fail("The loss ", L::name, " needs class labels, but the ", what, " has none.");
+    for (std::size_t i = 0; i < d.labels.size(); ++i)
+      if (d.labels[i] < 0 || std::size_t(d.labels[i]) >= Model::output_size)
+        fail("The ", what, " has label ", d.labels[i], " at sample ", i,
+             ", but the model has ", Model::output_size, " outputs: labels must lie in [0, ",
+             Model::output_size, ").");
+  } else {
+    if (!d.has_targets())
+      fail("The loss ", L::name, " needs target vectors, but the ", what,
+           " has none (convert labels with data::one_hot).");
+    if (d.target_size != Model::output_size)
+      fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
+           Model::output_size, " outputs.");
+  }
+  for (std::size_t i = 0; i < d.x.size(); ++i)
+    if (!std::isfinite(d.x[i]))
+      fail("The ", what, " has a non-finite value (", d.x[i], ") at sample ", i / d.feature_size(),
+           ", feature ", i % d.feature_size(), ".");
+  for (std::size_t i = 0; i < d.targets.size(); ++i)
+    if (!std::isfinite(d.targets[i]))
+      fail("The ", what, " has a non-finite target (", d.targets[i], ") at sample ",
+           i / d.target_size, ", output ", i % d.target_size, ".");
+}
+
+// Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
+template <class Model, class L>
+void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
+                 typename Model::Workspace& ws, std::int32_t* labels,
+                 typename Model::value_type* targets) {
+  using T = typename Model::value_type;
+  T* x = ws.input();
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* src = d.sample(idx[i]);
+    for (std::size_t j = 0; j < Model::input_size; ++j) x[i * Model::input_size + j] = T(src[j]);
+    if constexpr (L::uses_labels) {
+      labels[i] = d.labels[idx[i]];
+    } else {
+      const float* t = d.targets.data() + idx[i] * d.target_size;
+      for (std::size_t j = 0; j < Model::output_size; ++j) targets[i * Model::output_size + j] = T(t[j]);
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, Loss L>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using Workspace = typename Model::Workspace;
+
+  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
+      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
+    if (batch_capacity == 0) fail("The batch size must be at least 1.");
+    ws_.reserve(batch_capacity, true);
+    grads_.resize(Model::arena_size);
+    labels_.resize(batch_capacity);
+    targets_.resize(batch_capacity * Model::output_size);
+  }
+
+  std::size_t batch_capacity() const { return ws_.capacity(); }
+
+  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
+  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
+    if (idx.size() > ws_.capacity())
+      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
+           ws_.capacity(), ".");
+    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
+  }
+
+  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
+  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
+    if (n > ws_.capacity())
+      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
+    std::copy(x, x + n * Model::input_size, ws_.input());
+    if (labels) std::copy(labels, labels + n, labels_.data());
+    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
+  }
+
+  // One optimizer step on the n staged samples: forward, loss, backward, update.
+  StepStats step(std::size_t n) {
+    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
+    const T* out = model_.forward(ws_, n, ctx);
+    const Targets<T> t{labels_.data(), targets_.data()};
+    T* dy = ws_.gradient(0);
+    StepStats s;
+    s.samples = n;
+    using Last = typename Model::template layer<Model::num_layers - 1>;
+    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
+      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
+      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
+      if constexpr (Model::num_layers >= 2)
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+    } else {
+      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
+      model_.backward(ws_, n, grads_.data(), ctx);
+    }
+    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    return s;
+  }
+
+  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
+  Workspace& workspace() { return ws_; }
+  std::uint64_t steps() const { return steps_; }
+  const L& loss() const { return loss_; }
+
+ private:
+  Model& model_;
+  Optimizer& opt_;
+  L loss_;
+  std::uint64_t seed_;
+  std::uint64_t steps_ = 0;
+  Workspace ws_;
+  AlignedBuffer<T> grads_;
+  AlignedBuffer<std::int32_t> labels_;
+  AlignedBuffer<T> targets_;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/trainer.hpp ----
+
+namespace ctnn {
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = std::numeric_limits<double>::quiet_NaN();  // NaN for regression losses
+  std::size_t samples = 0;
+};
+
+namespace detail {
+
+// Evaluates in batches of ws.capacity() samples, in inference mode (Dropout off).
+template <class Model, class L>
+Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::Dataset& d,
+                       const L& loss) {
+  using T = typename Model::value_type;
+  const std::size_t cap = ws.capacity();
+  std::vector<std::int32_t> labels(cap);
+  std::vector<T> targets(cap * Model::output_size);
+  std::vector<std::size_t> idx(cap);
+  double loss_sum = 0, right = 0;
+  for (std::size_t b = 0; b < d.size(); b += cap) {
+    const std::size_t n = std::min(cap, d.size() - b);
+    std::iota(idx.begin(), idx.begin() + std::ptrdiff_t(n), b);
+    stage_batch<Model, L>(d, idx.data(), n, ws, labels.data(), targets.data());
+    const T* out = model.forward(ws, n, PassContext{});
+    const Targets<T> t{labels.data(), targets.data()};
+    loss_sum += loss.value(out, t, n, Model::output_size);
+    right += correct(L::metric, out, t, n, Model::output_size);
+  }
+  Evaluation e;
+  e.samples = d.size();
+  e.loss = loss_sum / double(d.size());
+  if (L::metric != Metric::none) e.accuracy = right / double(d.size());
+  return e;
+}
+
+}  // namespace detail
+
+// Loss (mean over samples) and accuracy of `model` on `d`, in inference mode. The loss defaults
+// to sparse categorical cross-entropy, which needs labels; pass another for target vectors.
+template <class Model, Loss L = SparseCategoricalCrossEntropy>
+Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size_t batch_size = 256) {
+  detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
+  typename Model::Workspace ws;
+  ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
+  return detail::evaluate_in(model, ws, d, loss);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/train/evaluate.hpp ----
+// ---- begin ctnn/train/fit.hpp ----
+// ctnn/train/fit.hpp: fit(model, optimizer, loss, data, options), Keras's model.fit.
+//
+// Trains for options.epochs passes over the data in batches of options.batch_size (the last
+// batch may be smaller), reshuffling every epoch from options.seed, and returns the history of
+// per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
+// split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
+// line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <optional>
+#include <ostream>
+#include <vector>
+
+#include <unistd.h>
+
+
+namespace ctnn {
+
+struct FitOptions {
+  std::size_t epochs = 1;
+  std::size_t batch_size = 32;
+  const data::Dataset* validation = nullptr;  // evaluated after every epoch
+  double validation_split = 0;  // or: hold out this last fraction of the data (as Keras does)
+  bool shuffle = true;
+  std::uint64_t seed = 0;       // shuffling and Dropout masks
+  int verbose = 1;              // 0: silent; 1: progress
+  std::ostream* out = &std::cout;
+};
+
+struct EpochLog {
+  std::size_t epoch = 0;  // 1-based
+  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN();
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0;
+};
+
+struct History {
+  std::vector<EpochLog> epochs;
+  const EpochLog& last() const { return epochs.back(); }
+};
+
+namespace detail {
+
+inline bool is_terminal(const std::ostream* os) {
+  return (os == &std::cout && isatty(STDOUT_FILENO)) || (os == &std::cerr && isatty(STDERR_FILENO));
+}
+
+inline void print_metrics(std::ostream& os, const char* prefix, double loss, double acc) {
+  os << " - " << prefix << "loss: " << std::fixed << std::setprecision(4) << loss;
+  if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, Loss L>
+History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
+  if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
+  if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
+  if (o.validation_split < 0 || o.validation_split >= 1)
+    fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
+  if (o.validation && o.validation_split > 0)
+    fail("fit() got both validation data and a validation_split: give one.");
+
+  // Keras's validation_split holds out the last samples, before any shuffling.
+  std::optional<data::Dataset> train_part, val_part;
+  const data::Dataset* train = &data;
+  const data::Dataset* val = o.validation;
+  if (o.validation_split > 0) {
+    const std::size_t n_val = std::size_t(std::llround(double(data.size()) * o.validation_split));
+    if (n_val == 0 || n_val >= data.size())
+      fail("validation_split ", o.validation_split, " of ", data.size(),
+           " samples leaves an empty training or validation part.");
+    std::vector<std::size_t> idx(data.size());
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    const auto cut = idx.begin() + std::ptrdiff_t(data.size() - n_val);
+    train_part = data::subset(data, std::span<const std::size_t>(&*idx.begin(), data.size() - n_val));
+    val_part = data::subset(data, std::span<const std::size_t>(&*cut, n_val));
+    train = &*train_part;
+    val = &*val_part;
+  }
+  detail::check_dataset_fits<Model, L>(*train, "training dataset");
+  if (val) detail::check_dataset_fits<Model, L>(*val, "validation dataset");
+
+  const std::size_t n = train->size();
+  const std::size_t bs = std::min(o.batch_size, n);
+  const std::size_t batches = (n + bs - 1) / bs;
+  Trainer<Model, Optimizer, L> trainer(model, opt, loss, bs, o.seed);
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  Rng rng(o.seed);
+  const bool tty = o.verbose > 0 && detail::is_terminal(o.out);
+  using clock = std::chrono::steady_clock;
+
+  History history;
+  for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    if (o.shuffle) shuffle(order, rng);
+    const auto t0 = clock::now();
+    auto last_draw = t0;
+    double loss_sum = 0, correct = 0;
+    if (o.verbose > 0) *o.out << "Epoch " << epoch << "/" << o.epochs << (tty ? "\n" : "");
+    for (std::size_t b = 0; b < batches; ++b) {
+      const std::size_t begin = b * bs, m = std::min(bs, n - begin);
+      trainer.load_batch(*train, std::span<const std::size_t>(order.data() + begin, m));
+      const StepStats s = trainer.step(m);
+      if (!std::isfinite(s.loss_sum))
+        fail("Training diverged: the loss is ", s.loss_sum, " at epoch ", epoch, ", batch ", b + 1,
+             " of ", batches, ". Lower the learning rate or check the data.");
+      loss_sum += s.loss_sum;
+      correct += s.correct;
+      if (tty && (clock::now() - last_draw > std::chrono::milliseconds(200) || b + 1 == batches)) {
+        last_draw = clock::now();
+        const double done = double(b + 1) / double(batches);
+        const int bar = int(done * 30);
+        *o.out << "\r" << std::setw(int(std::to_string(batches).size())) << b + 1 << "/" << batches
+               << " [" << std::string(std::size_t(bar), '=') << (bar < 30 ? ">" : "")
+               << std::string(std::size_t(bar < 30 ? 29 - bar : 0), '.') << "]";
+        const double seen = double(begin + m);
+        detail::print_metrics(*o.out, "", loss_sum / seen,
+                              L::metric == Metric::none ? std::nan("") : correct / seen);
+        *o.out << std::flush;
+      }
+    }
+    EpochLog log;
+    log.epoch = epoch;
+    log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    log.loss = loss_sum / double(n);
+    if (L::metric != Metric::none) log.accuracy = correct / double(n);
+    if (val) {
+      const Evaluation e = detail::evaluate_in(model, trainer.workspace(), *val, trainer.loss());
+      log.val_loss = e.loss;
+      log.val_accuracy = e.accuracy;
+    }
+    history.epochs.push_back(log);
+    if (o.verbose > 0) {
+      *o.out << (tty ? "\r" : " - ") << batches << "/" << batches << " - " << std::fixed
+             << std::setprecision(1) << log.seconds << "s - " << std::setprecision(0)
+             << double(n) / log.seconds << " samples/s";
+      detail::print_metrics(*o.out, "", log.loss, log.accuracy);
+      if (val) detail::print_metrics(*o.out, "val_", log.val_loss, log.val_accuracy);
+      *o.out << (tty ? "\033[K\n" : "\n") << std::flush;
+    }
+  }
+  return history;
+}
+
+}  // namespace ctnn
+// ---- end ctnn/train/fit.hpp ----
+// ---- end ctnn/ctnn.hpp ----
