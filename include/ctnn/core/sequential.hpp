@@ -64,25 +64,36 @@ inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
 
 // "2770634" -> "2,770,634".
 inline std::string group_thousands(std::size_t v) {
-  std::string s = std::to_string(v);
-  for (std::ptrdiff_t i = std::ptrdiff_t(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
   return s;
 }
 
 }  // namespace detail
 
 template <class T, class InputSpec, class... Specs>
-class BasicSequential;
+class BasicSequential {
+  static_assert(sizeof(T) == 0,
+                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
+};
 
-template <class T, std::size_t... InDims, class... Specs>
-class BasicSequential<T, Input<InDims...>, Specs...> {
+template <class T, std::size_t... InDims>
+class BasicSequential<T, Input<InDims...>> {
+  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
+};
+
+template <class T, std::size_t... InDims, class First, class... Rest>
+class BasicSequential<T, Input<InDims...>, First, Rest...> {
  public:
-  static_assert(sizeof...(Specs) >= 1, "A Sequential model needs at least one layer after Input.");
   static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
 
   using value_type = T;
-  using layers = typename detail::BindAll<T, Shape<InDims...>, Specs...>::type;
-  static constexpr std::size_t num_layers = sizeof...(Specs);
+  using layers = typename detail::BindAll<T, Shape<InDims...>, First, Rest...>::type;
+  static constexpr std::size_t num_layers = 1 + sizeof...(Rest);
   template <std::size_t I>
   using layer = std::tuple_element_t<I, layers>;
 

@@ -39,7 +39,7 @@ struct Conv2D {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     using geom = detail::Window2D<H, W, C, KH, KW, Stride, Pad>;
-    static_assert(geom::fits,
+    static_assert(In::rank != 3 || geom::fits,
                   "Conv2D's kernel is larger than its input with valid padding: use a smaller "
                   "kernel or Padding::same (the shapes are in bind<...> above).");
 

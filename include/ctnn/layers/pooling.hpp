@@ -34,7 +34,7 @@ struct Pool2D {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     using geom = Window2D<H, W, C, PH, PW, S, Pad>;
-    static_assert(geom::fits,
+    static_assert(In::rank != 3 || geom::fits,
                   "The pooling window is larger than its input with valid padding (the shapes "
                   "are in bind<...> above).");
     using value_type = T;

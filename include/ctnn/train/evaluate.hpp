@@ -48,12 +48,19 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
 
 // Loss (mean over samples) and accuracy of `model` on `d`, in inference mode. The loss defaults
 // to sparse categorical cross-entropy, which needs labels; pass another for target vectors.
-template <class Model, Loss L = SparseCategoricalCrossEntropy>
+template <class Model, class L = SparseCategoricalCrossEntropy>
 Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size_t batch_size = 256) {
-  detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
-  typename Model::Workspace ws;
-  ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
-  return detail::evaluate_in(model, ws, d, loss);
+  if constexpr (Loss<L>) {
+    detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
+    typename Model::Workspace ws;
+    ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
+    return detail::evaluate_in(model, ws, d, loss);
+  } else {
+    constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence
+    static_assert(is_a_loss, "evaluate()'s third argument must be a loss such as "
+                           "ctnn::MeanSquaredError{} (see the Loss concept in loss/loss.hpp).");
+    return {};
+  }
 }
 
 }  // namespace ctnn

@@ -61,10 +61,29 @@ inline void print_metrics(std::ostream& os, const char* prefix, double loss, dou
   if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
 }
 
+template <class Model, class Optimizer, Loss L>
+History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o);
+
 }  // namespace detail
 
-template <class Model, class Optimizer, Loss L>
+// Trains `model` on `data` with `opt` and `loss`; see the top of this file and FitOptions.
+template <class Model, class Optimizer, class L>
 History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
+  if constexpr (Loss<L>) {
+    return detail::fit_checked(model, opt, loss, data, o);
+  } else {
+    constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence
+    static_assert(is_a_loss,
+                  "fit()'s third argument must be a loss such as "
+                  "ctnn::SparseCategoricalCrossEntropy{} (see the Loss concept in loss/loss.hpp).");
+    return {};
+  }
+}
+
+namespace detail {
+
+template <class Model, class Optimizer, Loss L>
+History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o) {
   if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
   if (o.validation_split < 0 || o.validation_split >= 1)
@@ -154,4 +173,5 @@ History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, Fit
   return history;
 }
 
+}  // namespace detail
 }  // namespace ctnn

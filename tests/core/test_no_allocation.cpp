@@ -1,0 +1,62 @@
+// The steady-state training step and inference make no heap allocation: operator new is
+// replaced by a counting one, and the count must not move across many steps and predictions
+// once the first ones have sized every buffer (and OpenMP has started its threads).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include <ctnn/ctnn.hpp>
+
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+}
+
+void* operator new(std::size_t n) {
+  ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  ++g_allocations;
+  const std::size_t al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using Model = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<8, 3, 3>, ctnn::ReLU,
+                               ctnn::MaxPool2D<2>, ctnn::Flatten, ctnn::Dense<32>, ctnn::ReLU,
+                               ctnn::Dropout<0.25>, ctnn::Dense<10>, ctnn::Softmax>;
+
+TEST_CASE("A steady-state training step and inference allocate nothing") {
+  Model model(1);
+  ctnn::Adam opt;
+  ctnn::Trainer<Model, ctnn::Adam, ctnn::SparseCategoricalCrossEntropy> trainer(model, opt, {}, 32);
+  ctnn::Rng rng(2);
+  std::vector<float> x(32 * Model::input_size);
+  for (auto& v : x) v = float(rng.uniform01());
+  std::vector<std::int32_t> labels(32);
+  for (auto& l : labels) l = std::int32_t(rng.below(10));
+
+  trainer.load_batch(x.data(), 32, labels.data(), nullptr);
+  trainer.step(32);  // the first step allocates Adam's moments
+  model.reserve_inference(32);
+  std::vector<float> out(32 * Model::output_size);
+  model.predict(std::span<const float>(x), std::span<float>(out));
+
+  const std::size_t before = g_allocations.load();
+  for (int i = 0; i < 20; ++i) {
+    trainer.load_batch(x.data(), 32, labels.data(), nullptr);
+    const auto s = trainer.step(i % 2 ? 32 : 17);  // a smaller last batch too
+    REQUIRE(std::isfinite(s.loss_sum));
+    model.predict(std::span<const float>(x), std::span<float>(out));
+    const auto one = model.predict(std::span<const float>(x.data(), Model::input_size));
+    REQUIRE(one[0] >= 0.0f);
+  }
+  CHECK(g_allocations.load() == before);
+}
