@@ -654,25 +654,36 @@ inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
 
 // "2770634" -> "2,770,634".
 inline std::string group_thousands(std::size_t v) {
-  std::string s = std::to_string(v);
-  for (std::ptrdiff_t i = std::ptrdiff_t(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
   return s;
 }
 
 }  // namespace detail
 
 template <class T, class InputSpec, class... Specs>
-class BasicSequential;
+class BasicSequential {
+  static_assert(sizeof(T) == 0,
+                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
+};
 
-template <class T, std::size_t... InDims, class... Specs>
-class BasicSequential<T, Input<InDims...>, Specs...> {
+template <class T, std::size_t... InDims>
+class BasicSequential<T, Input<InDims...>> {
+  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
+};
+
+template <class T, std::size_t... InDims, class First, class... Rest>
+class BasicSequential<T, Input<InDims...>, First, Rest...> {
  public:
-  static_assert(sizeof...(Specs) >= 1, "A Sequential model needs at least one layer after Input.");
   static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
 
   using value_type = T;
-  using layers = typename detail::BindAll<T, Shape<InDims...>, Specs...>::type;
-  static constexpr std::size_t num_layers = sizeof...(Specs);
+  using layers = typename detail::BindAll<T, Shape<InDims...>, First, Rest...>::type;
+  static constexpr std::size_t num_layers = 1 + sizeof...(Rest);
   template <std::size_t I>
   using layer = std::tuple_element_t<I, layers>;
 
@@ -1045,8 +1056,9 @@ template <class T>
 void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
+  const std::size_t full = cols - cols % L;  // (j + L <= cols) trips a false g++ 12 warning here
   std::size_t j = 0;
-  for (; j + L <= cols; j += L) {
+  for (; j < full; j += L) {
     auto s = hn::Zero(d);
     for (std::size_t r = 0; r < rows; ++r) s = hn::Add(s, hn::LoadU(d, x + r * cols + j));
     hn::StoreU(s, d, out + j);
@@ -1201,7 +1213,7 @@ struct Conv2D {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     using geom = detail::Window2D<H, W, C, KH, KW, Stride, Pad>;
-    static_assert(geom::fits,
+    static_assert(In::rank != 3 || geom::fits,
                   "Conv2D's kernel is larger than its input with valid padding: use a smaller "
                   "kernel or Padding::same (the shapes are in bind<...> above).");
 
@@ -1460,7 +1472,7 @@ struct Pool2D {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     using geom = Window2D<H, W, C, PH, PW, S, Pad>;
-    static_assert(geom::fits,
+    static_assert(In::rank != 3 || geom::fits,
                   "The pooling window is larger than its input with valid padding (the shapes "
                   "are in bind<...> above).");
     using value_type = T;
@@ -2875,12 +2887,19 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
 
 // Loss (mean over samples) and accuracy of `model` on `d`, in inference mode. The loss defaults
 // to sparse categorical cross-entropy, which needs labels; pass another for target vectors.
-template <class Model, Loss L = SparseCategoricalCrossEntropy>
+template <class Model, class L = SparseCategoricalCrossEntropy>
 Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size_t batch_size = 256) {
-  detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
-  typename Model::Workspace ws;
-  ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
-  return detail::evaluate_in(model, ws, d, loss);
+  if constexpr (Loss<L>) {
+    detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
+    typename Model::Workspace ws;
+    ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
+    return detail::evaluate_in(model, ws, d, loss);
+  } else {
+    constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence
+    static_assert(is_a_loss, "evaluate()'s third argument must be a loss such as "
+                           "ctnn::MeanSquaredError{} (see the Loss concept in loss/loss.hpp).");
+    return {};
+  }
 }
 
 }  // namespace ctnn
@@ -2944,10 +2963,29 @@ inline void print_metrics(std::ostream& os, const char* prefix, double loss, dou
   if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
 }
 
+template <class Model, class Optimizer, Loss L>
+History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o);
+
 }  // namespace detail
 
-template <class Model, class Optimizer, Loss L>
+// Trains `model` on `data` with `opt` and `loss`; see the top of this file and FitOptions.
+template <class Model, class Optimizer, class L>
 History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
+  if constexpr (Loss<L>) {
+    return detail::fit_checked(model, opt, loss, data, o);
+  } else {
+    constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence
+    static_assert(is_a_loss,
+                  "fit()'s third argument must be a loss such as "
+                  "ctnn::SparseCategoricalCrossEntropy{} (see the Loss concept in loss/loss.hpp).");
+    return {};
+  }
+}
+
+namespace detail {
+
+template <class Model, class Optimizer, Loss L>
+History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o) {
   if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
   if (o.validation_split < 0 || o.validation_split >= 1)
@@ -3037,6 +3075,7 @@ History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, Fit
   return history;
 }
 
+}  // namespace detail
 }  // namespace ctnn
 // ---- end ctnn/train/fit.hpp ----
 // ---- end ctnn/ctnn.hpp ----
