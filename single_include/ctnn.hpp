@@ -2714,7 +2714,7 @@ namespace detail {
 template <class Model, class L>
 void check_dataset_fits(const data::Dataset& d, const char* what) {
   if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
-  d.check_consistent(what);
+  data::validate(d, what);  // sizes agree, labels in the dataset's range, no NaN/Inf
   if (d.feature_size() != Model::input_size) {
     std::string shape = "(";
     for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
@@ -2734,19 +2734,11 @@ void check_dataset_fits(const data::Dataset& d, const char* what) {
   } else {
     if (!d.has_targets())
       fail("The loss ", L::name, " needs target vectors, but the ", what,
-           " has none (convert labels with data::one_hot).");
+           " has none (one-hot encode the labels into targets).");
     if (d.target_size != Model::output_size)
       fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
            Model::output_size, " outputs.");
   }
-  for (std::size_t i = 0; i < d.x.size(); ++i)
-    if (!std::isfinite(d.x[i]))
-      fail("The ", what, " has a non-finite value (", d.x[i], ") at sample ", i / d.feature_size(),
-           ", feature ", i % d.feature_size(), ".");
-  for (std::size_t i = 0; i < d.targets.size(); ++i)
-    if (!std::isfinite(d.targets[i]))
-      fail("The ", what, " has a non-finite target (", d.targets[i], ") at sample ",
-           i / d.target_size, ", output ", i % d.target_size, ".");
 }
 
 // Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
