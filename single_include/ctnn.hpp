@@ -1798,6 +1798,7 @@ struct Tanh {
 // the per-sample losses (fit divides by the sample count for the epoch mean). Its backward writes
 // d(mean loss over the batch) / dy, the gradient Keras's default reduction gives. Every loss
 // states which targets it reads (class labels or target vectors) and which accuracy goes with it.
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -1842,6 +1843,12 @@ concept FusesSoftmax = Loss<L> && requires(const L& l, const float* p, Targets<f
 };
 
 namespace detail {
+
+// A probability clipped to [1e-7, 1 - 1e-7] before its log.
+template <class T>
+T clip_probability(T p) {
+  return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
+}
 
 template <class T>
 std::size_t argmax(const T* row, std::size_t width) {
@@ -1890,15 +1897,10 @@ struct BinaryCrossEntropy {
   static constexpr Metric metric = Metric::binary;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
     for (std::size_t i = 0; i < n * width; ++i) {
-      const double c = double(clipped(p[i])), y = double(t.values[i]);
+      const double c = double(detail::clip_probability(p[i])), y = double(t.values[i]);
       sum -= y * std::log(c) + (1 - y) * std::log(1 - c);
     }
     return sum / double(width);
@@ -1908,7 +1910,7 @@ struct BinaryCrossEntropy {
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
     const T denom = T(n) * T(width);
     for (std::size_t i = 0; i < n * width; ++i) {
-      const T c = clipped(p[i]);
+      const T c = detail::clip_probability(p[i]);
       dp[i] = c == p[i] ? (c - t.values[i]) / (c * (T(1) - c) * denom) : T(0);
     }
     return value(p, t, n, width);
@@ -1967,22 +1969,17 @@ struct CategoricalCrossEntropy {
   static constexpr Metric metric = Metric::categorical;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
     for (std::size_t i = 0; i < n * width; ++i)
-      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(clipped(p[i])));
+      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(detail::clip_probability(p[i])));
     return sum;
   }
 
   template <class T>
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
     for (std::size_t i = 0; i < n * width; ++i) {
-      const T c = clipped(p[i]);
+      const T c = detail::clip_probability(p[i]);
       dp[i] = c == p[i] ? -t.values[i] / (c * T(n)) : T(0);
     }
     return value(p, t, n, width);
@@ -2050,14 +2047,9 @@ struct SparseCategoricalCrossEntropy {
   static constexpr Metric metric = Metric::sparse_categorical;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(clipped(p[i * width + t.labels[i]])));
+    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + t.labels[i]])));
     return sum;
   }
 
@@ -2066,7 +2058,7 @@ struct SparseCategoricalCrossEntropy {
     for (std::size_t i = 0; i < n * width; ++i) dp[i] = T(0);
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t k = i * width + std::size_t(t.labels[i]);
-      const T c = clipped(p[k]);
+      const T c = detail::clip_probability(p[k]);
       dp[k] = c == p[k] ? T(-1) / (c * T(n)) : T(0);  // the clip's derivative is 0 outside
     }
     return value(p, t, n, width);

@@ -17,15 +17,10 @@ struct BinaryCrossEntropy {
   static constexpr Metric metric = Metric::binary;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
     for (std::size_t i = 0; i < n * width; ++i) {
-      const double c = double(clipped(p[i])), y = double(t.values[i]);
+      const double c = double(detail::clip_probability(p[i])), y = double(t.values[i]);
       sum -= y * std::log(c) + (1 - y) * std::log(1 - c);
     }
     return sum / double(width);
@@ -35,7 +30,7 @@ struct BinaryCrossEntropy {
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
     const T denom = T(n) * T(width);
     for (std::size_t i = 0; i < n * width; ++i) {
-      const T c = clipped(p[i]);
+      const T c = detail::clip_probability(p[i]);
       dp[i] = c == p[i] ? (c - t.values[i]) / (c * (T(1) - c) * denom) : T(0);
     }
     return value(p, t, n, width);

@@ -19,22 +19,17 @@ struct CategoricalCrossEntropy {
   static constexpr Metric metric = Metric::categorical;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
     for (std::size_t i = 0; i < n * width; ++i)
-      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(clipped(p[i])));
+      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(detail::clip_probability(p[i])));
     return sum;
   }
 
   template <class T>
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
     for (std::size_t i = 0; i < n * width; ++i) {
-      const T c = clipped(p[i]);
+      const T c = detail::clip_probability(p[i]);
       dp[i] = c == p[i] ? -t.values[i] / (c * T(n)) : T(0);
     }
     return value(p, t, n, width);

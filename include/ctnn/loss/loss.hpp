@@ -5,6 +5,7 @@
 // d(mean loss over the batch) / dy, the gradient Keras's default reduction gives. Every loss
 // states which targets it reads (class labels or target vectors) and which accuracy goes with it.
 #pragma once
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -49,6 +50,12 @@ concept FusesSoftmax = Loss<L> && requires(const L& l, const float* p, Targets<f
 };
 
 namespace detail {
+
+// A probability clipped to [1e-7, 1 - 1e-7] before its log.
+template <class T>
+T clip_probability(T p) {
+  return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
+}
 
 template <class T>
 std::size_t argmax(const T* row, std::size_t width) {

@@ -18,14 +18,9 @@ struct SparseCategoricalCrossEntropy {
   static constexpr Metric metric = Metric::sparse_categorical;
 
   template <class T>
-  static T clipped(T p) {
-    return std::clamp(p, T(kProbabilityEpsilon), T(1 - kProbabilityEpsilon));
-  }
-
-  template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(clipped(p[i * width + t.labels[i]])));
+    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + t.labels[i]])));
     return sum;
   }
 
@@ -34,7 +29,7 @@ struct SparseCategoricalCrossEntropy {
     for (std::size_t i = 0; i < n * width; ++i) dp[i] = T(0);
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t k = i * width + std::size_t(t.labels[i]);
-      const T c = clipped(p[k]);
+      const T c = detail::clip_probability(p[k]);
       dp[k] = c == p[k] ? T(-1) / (c * T(n)) : T(0);  // the clip's derivative is 0 outside
     }
     return value(p, t, n, width);
