@@ -221,13 +221,14 @@ int main(int argc, char** argv) try {
   const auto H = random_floats(kBatch * 128, 5), W2 = random_floats(10 * 128, 6);
   const auto b2 = random_floats(10, 7), dY2 = random_floats(kBatch * 10, 8);
   std::vector<float> Y2(kBatch * 10), dH(kBatch * 128), dW2(10 * 128);
+  ctnn::AlignedBuffer<float> acc(ctnn::kernels::gemm_nt_scratch<float>(kBatch, 128));
   const auto add = [&](const char* name, const char* what, std::size_t m, std::size_t n,
                        std::size_t k, auto&& f) {
     kf.push_back({name, what, m, n, k, gflops(m, n, k, median_seconds(f)), -1});
   };
   add("dense1_fwd", "gemm_nt(32,128,21632) + bias + relu", kBatch, 128, kFlat, [&] {
     ctnn::kernels::gemm_nt(kBatch, 128, kFlat, X.data(), kFlat, W.data(), kFlat, Y.data(), 128,
-                           b.data(), Epilogue::relu);
+                           b.data(), Epilogue::relu, acc.data());
   });
   add("dense1_bwd_dx", "gemm_nn(32,21632,128) dY W", kBatch, kFlat, 128, [&] {
     ctnn::kernels::gemm_nn(kBatch, kFlat, 128, dY.data(), 128, 1, W.data(), kFlat, dX.data(), kFlat,
@@ -239,11 +240,11 @@ int main(int argc, char** argv) try {
   });
   add("dense1_fwd_b1", "gemm_nt(1,128,21632) + bias + relu (batch-1 inference)", 1, 128, kFlat, [&] {
     ctnn::kernels::gemm_nt(std::size_t{1}, 128, kFlat, X.data(), kFlat, W.data(), kFlat, Y.data(),
-                           128, b.data(), Epilogue::relu);
+                           128, b.data(), Epilogue::relu, acc.data());
   });
   add("dense2_fwd", "gemm_nt(32,10,128) + bias", kBatch, 10, 128, [&] {
     ctnn::kernels::gemm_nt(kBatch, 10, 128, H.data(), 128, W2.data(), 128, Y2.data(), 10, b2.data(),
-                           Epilogue::none);
+                           Epilogue::none, acc.data());
   });
   add("dense2_bwd_dx", "gemm_nn(32,128,10) dY W", kBatch, 128, 10, [&] {
     ctnn::kernels::gemm_nn(kBatch, 128, 10, dY2.data(), 10, 1, W2.data(), 128, dH.data(), 128, false,

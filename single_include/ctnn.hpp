@@ -57,7 +57,7 @@ class AlignedBuffer {
       release();
       data_ = fresh;
       capacity_ = n;
-    } else if (n > size_) {
+    } else if (n > size_ && data_ != nullptr) {  // (data_ is set whenever capacity_ > 0)
       std::memset(static_cast<void*>(data_ + size_), 0, (n - size_) * sizeof(T));
     }
     size_ = n;
@@ -441,6 +441,15 @@ inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
 namespace ctnn::kernels {
 // Activation applied in a GEMM epilogue.
 enum class Epilogue { none, relu };
+
+// Rows of A that gemm_nt accumulates at once (its row block).
+inline constexpr std::size_t kGemmNtRows = 32;
+
+// Scratch elements gemm_nt needs for an M x N product: one vector per output of a row block.
+template <class T>
+constexpr std::size_t gemm_nt_scratch(std::size_t M, std::size_t N) {
+  return (M < kGemmNtRows ? M : kGemmNtRows) * N * (HWY_MAX_BYTES / sizeof(T));
+}
 }  // namespace ctnn::kernels
 
 HWY_BEFORE_NAMESPACE();
@@ -510,16 +519,9 @@ HWY_INLINE void nt_column(D d, std::size_t M, std::size_t k0, std::size_t k1, co
     nt_tile<1, NR>(d, k0, k1, A + m * lda, lda, B, ldb, acc + m * acc_ld * L, acc_ld, first);
 }
 
-// Per-thread accumulator storage for gemm_nt. It grows to the largest size needed and then
-// stays, so steady-state calls allocate nothing.
-template <class T>
-HWY_INLINE T* nt_scratch(std::size_t count) {
-  thread_local AlignedBuffer<T> buffer;
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer.data();
-}
-
-// C[M x N] = act(A[M x K] * B[N x K]^T + bias). bias may be null.
+// C[M x N] = act(A[M x K] * B[N x K]^T + bias). bias may be null. `acc` is caller-provided,
+// 64-byte aligned scratch of kernels::gemm_nt_scratch<T>(M, N) elements (vector accumulators,
+// one per output of a block of rows; threads use disjoint columns of it).
 //
 // The Dense forward product: M is the batch (small), K the inputs (large). K is cut into blocks
 // so a block of rows of A stays in cache while every column tile of B streams past it; B (the
@@ -527,22 +529,21 @@ HWY_INLINE T* nt_scratch(std::size_t count) {
 // of columns and its own vector accumulators.
 template <class T>
 void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
-             std::size_t ldb, T* C, std::size_t ldc, const T* bias, Epilogue act) {
+             std::size_t ldb, T* C, std::size_t ldc, const T* bias, Epilogue act,
+             T* HWY_RESTRICT acc) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
   // Measured at the seed shape (32 x 128 x 21632, Zen 3, one thread): blocks of 512 floats of K
   // and 32 rows (a 64 KiB block of A, in L2) beat 128 (A in L1) by ~20%: B is read as few longer
   // runs per row, which the hardware prefetchers follow; B is still read once per 32 rows.
   constexpr std::size_t KC = 2048 / sizeof(T);  // elements of K per block (a multiple of L)
-  constexpr std::size_t MC = 32;                // rows of A per block
+  constexpr std::size_t MC = kernels::kGemmNtRows;  // rows of A per block
   const std::size_t kv = K - K % L;            // the vectorized part of K; the rest is scalar
   const std::size_t tiles = (N + kNtNR - 1) / kNtNR;
   parallel_for_range(
       tiles,
       [&](std::size_t t0, std::size_t t1) {
         const std::size_t n0 = t0 * kNtNR, n1 = t1 * kNtNR < N ? t1 * kNtNR : N;
-        const std::size_t width = n1 - n0;
-        T* acc = nt_scratch<T>(MC * width * L);
         for (std::size_t m0 = 0; m0 < M; m0 += MC) {
           const std::size_t mc = M - m0 < MC ? M - m0 : MC;
           const T* Am = A + m0 * lda;
@@ -551,14 +552,14 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
             const bool first = k0 == 0;
             std::size_t n = n0;
             for (; n + kNtNR <= n1; n += kNtNR)
-              nt_column<kNtNR>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + (n - n0) * L, width, first);
+              nt_column<kNtNR>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + n * L, N, first);
             for (; n < n1; ++n)
-              nt_column<1>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + (n - n0) * L, width, first);
+              nt_column<1>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + n * L, N, first);
             if (kv == 0) break;
           }
           for (std::size_t m = 0; m < mc; ++m)
             for (std::size_t n = n0; n < n1; ++n) {
-              T s = hn::GetLane(hn::SumOfLanes(d, hn::Load(d, acc + (m * width + n - n0) * L)));
+              T s = hn::GetLane(hn::SumOfLanes(d, hn::Load(d, acc + (m * N + n) * L)));
               const T* a = Am + m * lda;
               const T* b = B + n * ldb;
               for (std::size_t k = kv; k < K; ++k) s += a[k] * b[k];
@@ -1036,8 +1037,9 @@ template <class T, class F>
 HWY_INLINE void map1(std::size_t n, const T* HWY_RESTRICT in, T* HWY_RESTRICT out, F f) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;  // (i + L <= n) trips a false g++ 12 warning when inlined
   std::size_t i = 0;
-  for (; i + L <= n; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
+  for (; i < full; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
   const hn::CappedTag<T, 1> d1;
   for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, in + i)), d1, out + i);
 }
@@ -1048,8 +1050,9 @@ HWY_INLINE void map2(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRI
                      T* HWY_RESTRICT out, F f) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
   std::size_t i = 0;
-  for (; i + L <= n; i += L)
+  for (; i < full; i += L)
     hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
   const hn::CappedTag<T, 1> d1;
   for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i)), d1, out + i);
@@ -1178,7 +1181,8 @@ struct Dense {
     using output_shape = Shape<Units>;
     static constexpr std::size_t in = In::size;
     static constexpr std::size_t param_count = Units * in + Units;
-    static constexpr std::size_t scratch_per_sample = 0;
+    // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
+    static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
@@ -1188,9 +1192,9 @@ struct Dense {
       for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
     }
 
-    static void forward(const T* p, const T* x, T* y, std::size_t n, T*, const PassContext&,
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch, const PassContext&,
                         kernels::Epilogue act = kernels::Epilogue::none) {
-      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act);
+      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act, scratch);
     }
 
     static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
@@ -1280,8 +1284,14 @@ struct Conv2D {
     static constexpr std::size_t patch = KH * KW * C;  // the GEMM's K
     static constexpr std::size_t weights = patch * Filters;
     static constexpr std::size_t param_count = weights + Filters;
-    // Per sample: the patches, then that sample's share of the parameter gradient.
-    static constexpr std::size_t scratch_per_sample = positions * patch + param_count;
+    // Per sample, each part starting on a 64-byte line: the patches, that sample's share of the
+    // parameter gradient, and the vector accumulators of the backward gemm_nt.
+    static constexpr std::size_t kLine = 64 / sizeof(T);
+    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+    static constexpr std::size_t grad_offset = line_up(positions * patch);
+    static constexpr std::size_t acc_offset = grad_offset + line_up(param_count);
+    static constexpr std::size_t scratch_per_sample =
+        acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
@@ -1347,7 +1357,7 @@ struct Conv2D {
                          T* scratch, const PassContext&) {
       parallel_for(n, [&](std::size_t s) {
         T* patches = scratch + s * scratch_per_sample;
-        T* dps = patches + positions * patch;
+        T* dps = patches + grad_offset;
         const T* dys = dy + s * output_shape::size;
         // dW_s[patch x Filters] = patches^T dy_s; db_s = column sums of dy_s.
         kernels::gemm_nn(patch, Filters, positions, patches, 1, patch, dys, Filters, dps, Filters,
@@ -1356,14 +1366,15 @@ struct Conv2D {
         if (dx) {
           // dpatches[positions x patch] = dy_s W^T, written over the patches (no longer needed).
           kernels::gemm_nt(positions, patch, Filters, dys, Filters, p, Filters, patches, patch,
-                           static_cast<const T*>(nullptr), kernels::Epilogue::none);
+                           static_cast<const T*>(nullptr), kernels::Epilogue::none,
+                           patches + acc_offset);
           col2im(patches, dx + s * In::size);
         }
       }, n * kWorkPerSample >= kParallelWork);
       // Sum the per-sample gradients in sample order.
       for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
       for (std::size_t s = 0; s < n; ++s) {
-        const T* dps = scratch + s * scratch_per_sample + positions * patch;
+        const T* dps = scratch + s * scratch_per_sample + grad_offset;
         for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
       }
     }

@@ -41,11 +41,13 @@ void check_layer_gradients(std::size_t n = 3, bool training = false, std::uint64
   for (std::size_t i = 0; i < L::param_count; ++i) p[i] = 0.5 * p[i] + 0.3 * (rng.uniform01() - 0.5);
   std::vector<double> x = random_vector(n * In::size, rng);
   const std::vector<double> r = random_vector(n * Out::size, rng);
-  std::vector<double> y(n * Out::size), scratch(n * L::scratch_per_sample + 1);
+  std::vector<double> y(n * Out::size);
+  ctnn::AlignedBuffer<double> scratch(n * L::scratch_per_sample + 1);  // kernels want it aligned
   const ctnn::PassContext ctx{training, 7};
 
   const auto f = [&] {
-    std::vector<double> yy(n * Out::size, nan), s(n * L::scratch_per_sample + 1);
+    std::vector<double> yy(n * Out::size, nan);
+    ctnn::AlignedBuffer<double> s(n * L::scratch_per_sample + 1);
     L::forward(p.data(), x.data(), yy.data(), n, s.data(), ctx);
     double sum = 0;
     for (std::size_t i = 0; i < yy.size(); ++i) sum += r[i] * yy[i];

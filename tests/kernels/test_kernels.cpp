@@ -44,7 +44,9 @@ void gemm_nt_case(std::size_t M, std::size_t N, std::size_t K, bool bias, kernel
       for (std::size_t k = 0; k < K; ++k) s += double(A[m * lda + k]) * double(B[n * ldb + k]);
       want[m * ldc + n] = act == kernels::Epilogue::relu && s < 0 ? 0.0 : s;
     }
-  kernels::gemm_nt(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, bias ? b.data() : nullptr, act);
+  AlignedBuffer<T> acc(kernels::gemm_nt_scratch<T>(M, N));
+  kernels::gemm_nt(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, bias ? b.data() : nullptr,
+                   act, acc.data());
   require_near(C, want, tol * double(K + 1), "gemm_nt");
 }
 

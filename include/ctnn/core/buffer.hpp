@@ -44,7 +44,7 @@ class AlignedBuffer {
       release();
       data_ = fresh;
       capacity_ = n;
-    } else if (n > size_) {
+    } else if (n > size_ && data_ != nullptr) {  // (data_ is set whenever capacity_ > 0)
       std::memset(static_cast<void*>(data_ + size_), 0, (n - size_) * sizeof(T));
     }
     size_ = n;

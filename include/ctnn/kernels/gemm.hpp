@@ -19,6 +19,15 @@
 namespace ctnn::kernels {
 // Activation applied in a GEMM epilogue.
 enum class Epilogue { none, relu };
+
+// Rows of A that gemm_nt accumulates at once (its row block).
+inline constexpr std::size_t kGemmNtRows = 32;
+
+// Scratch elements gemm_nt needs for an M x N product: one vector per output of a row block.
+template <class T>
+constexpr std::size_t gemm_nt_scratch(std::size_t M, std::size_t N) {
+  return (M < kGemmNtRows ? M : kGemmNtRows) * N * (HWY_MAX_BYTES / sizeof(T));
+}
 }  // namespace ctnn::kernels
 
 HWY_BEFORE_NAMESPACE();
@@ -88,16 +97,9 @@ HWY_INLINE void nt_column(D d, std::size_t M, std::size_t k0, std::size_t k1, co
     nt_tile<1, NR>(d, k0, k1, A + m * lda, lda, B, ldb, acc + m * acc_ld * L, acc_ld, first);
 }
 
-// Per-thread accumulator storage for gemm_nt. It grows to the largest size needed and then
-// stays, so steady-state calls allocate nothing.
-template <class T>
-HWY_INLINE T* nt_scratch(std::size_t count) {
-  thread_local AlignedBuffer<T> buffer;
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer.data();
-}
-
-// C[M x N] = act(A[M x K] * B[N x K]^T + bias). bias may be null.
+// C[M x N] = act(A[M x K] * B[N x K]^T + bias). bias may be null. `acc` is caller-provided,
+// 64-byte aligned scratch of kernels::gemm_nt_scratch<T>(M, N) elements (vector accumulators,
+// one per output of a block of rows; threads use disjoint columns of it).
 //
 // The Dense forward product: M is the batch (small), K the inputs (large). K is cut into blocks
 // so a block of rows of A stays in cache while every column tile of B streams past it; B (the
@@ -105,22 +107,21 @@ HWY_INLINE T* nt_scratch(std::size_t count) {
 // of columns and its own vector accumulators.
 template <class T>
 void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda, const T* B,
-             std::size_t ldb, T* C, std::size_t ldc, const T* bias, Epilogue act) {
+             std::size_t ldb, T* C, std::size_t ldc, const T* bias, Epilogue act,
+             T* HWY_RESTRICT acc) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
   // Measured at the seed shape (32 x 128 x 21632, Zen 3, one thread): blocks of 512 floats of K
   // and 32 rows (a 64 KiB block of A, in L2) beat 128 (A in L1) by ~20%: B is read as few longer
   // runs per row, which the hardware prefetchers follow; B is still read once per 32 rows.
   constexpr std::size_t KC = 2048 / sizeof(T);  // elements of K per block (a multiple of L)
-  constexpr std::size_t MC = 32;                // rows of A per block
+  constexpr std::size_t MC = kernels::kGemmNtRows;  // rows of A per block
   const std::size_t kv = K - K % L;            // the vectorized part of K; the rest is scalar
   const std::size_t tiles = (N + kNtNR - 1) / kNtNR;
   parallel_for_range(
       tiles,
       [&](std::size_t t0, std::size_t t1) {
         const std::size_t n0 = t0 * kNtNR, n1 = t1 * kNtNR < N ? t1 * kNtNR : N;
-        const std::size_t width = n1 - n0;
-        T* acc = nt_scratch<T>(MC * width * L);
         for (std::size_t m0 = 0; m0 < M; m0 += MC) {
           const std::size_t mc = M - m0 < MC ? M - m0 : MC;
           const T* Am = A + m0 * lda;
@@ -129,14 +130,14 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
             const bool first = k0 == 0;
             std::size_t n = n0;
             for (; n + kNtNR <= n1; n += kNtNR)
-              nt_column<kNtNR>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + (n - n0) * L, width, first);
+              nt_column<kNtNR>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + n * L, N, first);
             for (; n < n1; ++n)
-              nt_column<1>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + (n - n0) * L, width, first);
+              nt_column<1>(d, mc, k0, k1, Am, lda, B + n * ldb, ldb, acc + n * L, N, first);
             if (kv == 0) break;
           }
           for (std::size_t m = 0; m < mc; ++m)
             for (std::size_t n = n0; n < n1; ++n) {
-              T s = hn::GetLane(hn::SumOfLanes(d, hn::Load(d, acc + (m * width + n - n0) * L)));
+              T s = hn::GetLane(hn::SumOfLanes(d, hn::Load(d, acc + (m * N + n) * L)));
               const T* a = Am + m * lda;
               const T* b = B + n * ldb;
               for (std::size_t k = kv; k < K; ++k) s += a[k] * b[k];

@@ -50,8 +50,14 @@ struct Conv2D {
     static constexpr std::size_t patch = KH * KW * C;  // the GEMM's K
     static constexpr std::size_t weights = patch * Filters;
     static constexpr std::size_t param_count = weights + Filters;
-    // Per sample: the patches, then that sample's share of the parameter gradient.
-    static constexpr std::size_t scratch_per_sample = positions * patch + param_count;
+    // Per sample, each part starting on a 64-byte line: the patches, that sample's share of the
+    // parameter gradient, and the vector accumulators of the backward gemm_nt.
+    static constexpr std::size_t kLine = 64 / sizeof(T);
+    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+    static constexpr std::size_t grad_offset = line_up(positions * patch);
+    static constexpr std::size_t acc_offset = grad_offset + line_up(param_count);
+    static constexpr std::size_t scratch_per_sample =
+        acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
@@ -117,7 +123,7 @@ struct Conv2D {
                          T* scratch, const PassContext&) {
       parallel_for(n, [&](std::size_t s) {
         T* patches = scratch + s * scratch_per_sample;
-        T* dps = patches + positions * patch;
+        T* dps = patches + grad_offset;
         const T* dys = dy + s * output_shape::size;
         // dW_s[patch x Filters] = patches^T dy_s; db_s = column sums of dy_s.
         kernels::gemm_nn(patch, Filters, positions, patches, 1, patch, dys, Filters, dps, Filters,
@@ -126,14 +132,15 @@ struct Conv2D {
         if (dx) {
           // dpatches[positions x patch] = dy_s W^T, written over the patches (no longer needed).
           kernels::gemm_nt(positions, patch, Filters, dys, Filters, p, Filters, patches, patch,
-                           static_cast<const T*>(nullptr), kernels::Epilogue::none);
+                           static_cast<const T*>(nullptr), kernels::Epilogue::none,
+                           patches + acc_offset);
           col2im(patches, dx + s * In::size);
         }
       }, n * kWorkPerSample >= kParallelWork);
       // Sum the per-sample gradients in sample order.
       for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
       for (std::size_t s = 0; s < n; ++s) {
-        const T* dps = scratch + s * scratch_per_sample + positions * patch;
+        const T* dps = scratch + s * scratch_per_sample + grad_offset;
         for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
       }
     }

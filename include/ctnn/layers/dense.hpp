@@ -38,7 +38,8 @@ struct Dense {
     using output_shape = Shape<Units>;
     static constexpr std::size_t in = In::size;
     static constexpr std::size_t param_count = Units * in + Units;
-    static constexpr std::size_t scratch_per_sample = 0;
+    // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
+    static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
@@ -48,9 +49,9 @@ struct Dense {
       for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
     }
 
-    static void forward(const T* p, const T* x, T* y, std::size_t n, T*, const PassContext&,
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch, const PassContext&,
                         kernels::Epilogue act = kernels::Epilogue::none) {
-      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act);
+      kernels::gemm_nt(n, Units, in, x, in, p, in, y, Units, p + Units * in, act, scratch);
     }
 
     static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
