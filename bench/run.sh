@@ -5,6 +5,8 @@
 #   bash bench/run.sh           the full run (about 10 minutes on 2 cores, plus any wait)
 #   bash bench/run.sh --quick   a smoke test of the script: short runs, no wait for a quiet
 #                               machine, written to build-bench/RESULTS.quick.md instead
+#   bash bench/run.sh --report  only rewrites the results file from the last run's logs
+#                               (build-bench/logs), e.g. after a change to the report's layout
 #
 # Steps: install the missing Debian packages (apt-get, only when some are missing); build
 # seed_bench in Release into build-bench/ and the dlib and sgemm peers into /tmp; wait until the
@@ -21,10 +23,12 @@ peers=${CTNN_PEERS:-/work/shared/peers}
 build=$root/build-bench
 logs=$build/logs
 quick=0
+report_only=0
 case "${1:-}" in
   "") ;;
   --quick) quick=1 ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+  --report) report_only=1; source "$logs/meta.sh" ;;  # sets quick and the run's times
+  *) echo "usage: $0 [--quick | --report]" >&2; exit 2 ;;
 esac
 if [ $quick -eq 1 ]; then
   out=$build/RESULTS.quick.md
@@ -35,6 +39,8 @@ else
   bench_args=()
   train_limit=20000
 fi
+
+if [ $report_only -eq 0 ]; then  # the measured run (--report skips to the write-up)
 t_start=$(date +%s)
 
 # ---- packages ----
@@ -119,6 +125,9 @@ step sgemm_t2 "OPENBLAS_NUM_THREADS=2 /tmp/sgemm_ceiling 2048"
 compile="g++ -std=c++20 -O2 -march=native -fopenmp -DHWY_COMPILE_ONLY_STATIC=1 -I include examples/fashion_mnist.cpp -o /tmp/ctnn_fashion_mnist_compile -lz"
 step compile "/usr/bin/time -f '%e s wall, %U s user, %M KB max RSS' $compile"
 t_end=$(date +%s)
+printf 'quick=%q t_start=%q t_measure=%q t_end=%q wait_note=%q\n' \
+  "$quick" "$t_start" "$t_measure" "$t_end" "$wait_note" >"$logs/meta.sh"
+fi
 
 # ---- RESULTS.md ----
 python3 - "$logs" "$out" "$t_start" "$t_measure" "$t_end" "$wait_note" "$quick" "$train_limit" <<'PY'
@@ -229,6 +238,12 @@ w(f"- 1-minute load average before each step: {loads}")
 others = {n: s["others"] for n, s in steps.items() if s["others"].strip()}
 if others:
     w(f"- **fashion_mnist processes were running during**: " + ", ".join(f"{n} (pids {o.strip()})" for n, o in others.items()))
+busy = [n for n, s in steps.items() if float(s["load0"]) >= 0.8]
+if busy:
+    w(f"- **Warning: the machine was busy** (1-minute load at or above 0.8 before {len(busy)} of "
+      f"{len(steps)} steps) on 2 cores: figures are lowered by other work, the 2-thread ones most "
+      "(an OpenMP barrier waits for a descheduled thread). Rerun on a quiet machine before trusting "
+      "them; the ratios compare runs that shared the same noise only roughly.")
 failed = [n for n, s in steps.items() if s["rc"] != 0]
 if failed:
     w(f"- **Failed steps**: {', '.join(failed)} (see build-bench/logs/<step>.err)")
