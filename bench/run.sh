@@ -2,16 +2,17 @@
 # run.sh: ctnn's seed model next to its peers (PyTorch, dlib, OpenBLAS), in one sequential run on
 # this machine, written up in bench/RESULTS.md.
 #
-#   bash bench/run.sh           the full run (about 10 minutes on 2 cores, plus any wait)
+#   bash bench/run.sh           the full run (about 6 minutes on 2 cores, plus any wait)
 #   bash bench/run.sh --quick   a smoke test of the script: short runs, no wait for a quiet
 #                               machine, written to build-bench/RESULTS.quick.md instead
 #   bash bench/run.sh --report  only rewrites the results file from the last run's logs
 #                               (build-bench/logs), e.g. after a change to the report's layout
 #
-# Steps: install the missing Debian packages (apt-get, only when some are missing); build
-# seed_bench in Release into build-bench/ and the dlib and sgemm peers into /tmp; wait until the
-# machine is quiet (no fashion_mnist process and a 1-minute load below 0.8, polled every 30 s for
-# up to 25 minutes, then run anyway and say so); then, one at a time: ctnn at 1 and 2 threads,
+# Steps: install the missing Debian packages (apt-get, only when some are missing); build the
+# dlib and sgemm peers into /tmp; wait until the machine is quiet (no fashion_mnist process and a
+# 1-minute load below 0.8, polled every 30 s for up to 25 minutes, then run anyway and say so);
+# build seed_bench in Release into build-bench/ (after the wait, so it measures the headers as
+# they are then, and the commit is recorded); then, one at a time: ctnn at 1 and 2 threads,
 # PyTorch at 1 and 2 threads (OPENBLAS_NUM_THREADS=1, its best training config, plus OpenBLAS at
 # its default for comparison), dlib with OpenBLAS at 1 and default threads, the OpenBLAS sgemm
 # ceiling at 1 and 2 threads, and the compile time of examples/fashion_mnist.cpp.
@@ -58,14 +59,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
-# ---- builds (before any timing) ----
+# ---- the peers, built as the peers' README says ----
 mkdir -p "$logs"
 rm -f "$logs"/*
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF \
-  -DCTNN_BUILD_EXAMPLES=OFF -DCTNN_BUILD_BENCH=ON >"$logs/cmake.log"
-cmake --build "$build" --target seed_bench -j 2 >>"$logs/cmake.log" 2>&1 ||
-  { tail -40 "$logs/cmake.log"; exit 1; }
-# The peers, built as the peers' README says.
 g++ -std=c++17 -O3 -march=native "$peers/dlib_seed_cnn.cpp" -o /tmp/dlib_seed_cnn \
   $(pkg-config --cflags --libs dlib-1) -lz
 cc -O2 "$peers/sgemm_ceiling.c" -o /tmp/sgemm_ceiling -lopenblas
@@ -91,6 +87,14 @@ if [ $quick -eq 0 ]; then
   done
 fi
 echo "run.sh: $wait_note"
+
+# ---- seed_bench, built after the wait so that it measures the headers as they are now ----
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF \
+  -DCTNN_BUILD_EXAMPLES=OFF -DCTNN_BUILD_BENCH=ON >"$logs/cmake.log"
+cmake --build "$build" --target seed_bench -j 2 >>"$logs/cmake.log" 2>&1 ||
+  { tail -40 "$logs/cmake.log"; exit 1; }
+ctnn_commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+ctnn_dirty=$(git -C "$root" status --porcelain -- include bench/seed_bench.cpp bench/CMakeLists.txt 2>/dev/null | wc -l)
 t_measure=$(date +%s)
 
 # ---- measurements, strictly one at a time ----
@@ -125,15 +129,16 @@ step sgemm_t2 "OPENBLAS_NUM_THREADS=2 /tmp/sgemm_ceiling 2048"
 compile="g++ -std=c++20 -O2 -march=native -fopenmp -DHWY_COMPILE_ONLY_STATIC=1 -I include examples/fashion_mnist.cpp -o /tmp/ctnn_fashion_mnist_compile -lz"
 step compile "/usr/bin/time -f '%e s wall, %U s user, %M KB max RSS' $compile"
 t_end=$(date +%s)
-printf 'quick=%q t_start=%q t_measure=%q t_end=%q wait_note=%q\n' \
-  "$quick" "$t_start" "$t_measure" "$t_end" "$wait_note" >"$logs/meta.sh"
+printf 'quick=%q t_start=%q t_measure=%q t_end=%q wait_note=%q ctnn_commit=%q ctnn_dirty=%q\n' \
+  "$quick" "$t_start" "$t_measure" "$t_end" "$wait_note" "$ctnn_commit" "$ctnn_dirty" >"$logs/meta.sh"
 fi
 
 # ---- RESULTS.md ----
-python3 - "$logs" "$out" "$t_start" "$t_measure" "$t_end" "$wait_note" "$quick" "$train_limit" <<'PY'
+python3 - "$logs" "$out" "$t_start" "$t_measure" "$t_end" "$wait_note" "$quick" "$train_limit" \
+  "$ctnn_commit" "$ctnn_dirty" <<'PY'
 import datetime, json, os, re, subprocess, sys
 
-logs, out, t_start, t_measure, t_end, wait_note, quick, limit = sys.argv[1:]
+logs, out, t_start, t_measure, t_end, wait_note, quick, limit, commit, dirty = sys.argv[1:]
 t_start, t_measure, t_end = int(t_start), int(t_measure), int(t_end)
 
 steps = {}
@@ -227,6 +232,8 @@ w(f"- Date: {datetime.datetime.fromtimestamp(t_start).strftime('%Y-%m-%d %H:%M')
 w(f"- CPU: {cpu.get('model name', '?')}, {os.cpu_count()} cores, CPUID family {fam} model {mod} "
   f"stepping {cpu.get('stepping', '?')} ({uarch}); flags: avx2 {'yes' if 'avx2' in flags else 'no'}, "
   f"fma {'yes' if 'fma' in flags else 'no'}, avx512f {'yes' if 'avx512f' in flags else 'no'}")
+w(f"- ctnn at commit {commit}" + (f" plus uncommitted changes in {dirty} of the files it is built from (include/, bench/seed_bench.cpp, bench/CMakeLists.txt)"
+  if dirty != "0" else " (the files it is built from unmodified)") + " when seed_bench was built")
 w(f"- ctnn: Highway target {get(ct1, 'simd_target') or '?'} (libhwy-dev {hwy_v}), "
   f"{gxx}, seed_bench built with CMake Release (-O3 -march=native)")
 w(f"- Peers: {torch_peer} (python3-torch {torch_v}), dlib (libdlib-dev {dlib_v}), "
@@ -330,10 +337,11 @@ w("")
 w("## Commands (in this order, from the repository root, one at a time)")
 w("")
 w("```sh")
-w("cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF -DCTNN_BUILD_EXAMPLES=OFF -DCTNN_BUILD_BENCH=ON")
-w("cmake --build build-bench --target seed_bench -j 2")
 w("g++ -std=c++17 -O3 -march=native $PEERS/dlib_seed_cnn.cpp -o /tmp/dlib_seed_cnn $(pkg-config --cflags --libs dlib-1) -lz")
 w("cc -O2 $PEERS/sgemm_ceiling.c -o /tmp/sgemm_ceiling -lopenblas")
+w("# (wait for a quiet machine)")
+w("cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF -DCTNN_BUILD_EXAMPLES=OFF -DCTNN_BUILD_BENCH=ON")
+w("cmake --build build-bench --target seed_bench -j 2")
 for n, s in steps.items():
     w(f"{s['cmd']}    # {n}: {s['secs']:.0f} s, exit {s['rc']}")
 w("```")
