@@ -32,6 +32,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--quick | --report]" >&2; exit 2 ;;
 esac
 if [ $quick -eq 1 ]; then
+  logs=$build/logs-quick  # a smoke test never overwrites the logs of a full run
   out=$build/RESULTS.quick.md
   bench_args=(--quick)
   train_limit=2000      # PyTorch and dlib: training images per (single) epoch
