@@ -99,21 +99,46 @@ ctnn_dirty=$(git -C "$root" status --porcelain -- include bench/seed_bench.cpp b
 t_measure=$(date +%s)
 
 # ---- measurements, strictly one at a time ----
-# step NAME COMMAND: runs COMMAND with bash, stdout/stderr to logs/NAME.{out,err}, and appends
-# name, wall seconds, exit code, 1-min load before and after, and the exact command to steps.tsv.
+# step NAME COMMAND: runs COMMAND with bash, stdout/stderr to logs/NAME.{out,err}, and appends to
+# steps.tsv: name, wall seconds, exit code, 1-minute load before and after (which include this
+# run's own previous step), fashion_mnist pids seen, the share of the machine's CPU time used by
+# other processes during the step (all busy time in /proc/stat minus the step's own user+sys) and
+# the share stolen by the hypervisor, in percent, and the exact command.
+hz=$(getconf CLK_TCK)
+ncpu=$(nproc)
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }  # busy, steal
+# User + sys seconds of this shell's finished children. `times` must run in this shell, not in a
+# $(...) subshell (whose counts start at zero), hence the file.
+child_cpu() {
+  times >"$logs/times.txt"
+  awk 'NR == 2 { t = 0; for (i = 1; i <= 2; ++i) { split($i, a, "m"); t += a[1] * 60 + a[2] } print t }' \
+    "$logs/times.txt"
+}
 step() {
-  local name=$1 cmd=$2 t0 rc load0
+  local name=$1 cmd=$2 t0 t1 rc load0 others ticks0 ticks1 own0 own1
   load0=$(cut -d' ' -f1 /proc/loadavg)
-  local others
   others=$(pgrep -f fashion_mnist | tr '\n' ' ' || true)
   echo "run.sh: [$name] $cmd"
+  child_cpu >"$logs/own.txt"
+  own0=$(<"$logs/own.txt")
+  ticks0=$(cpu_ticks)
   t0=$(date +%s%N)
   set +e
   (cd "$root" && bash -c "$cmd") >"$logs/$name.out" 2>"$logs/$name.err"
   rc=$?
   set -e
-  printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$name" "$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')" "$rc" \
-    "$load0" "$(cut -d' ' -f1 /proc/loadavg)" "${others:-}" "$cmd" >>"$logs/steps.tsv"
+  t1=$(date +%s%N)
+  ticks1=$(cpu_ticks)
+  child_cpu >"$logs/own.txt"
+  own1=$(<"$logs/own.txt")
+  local wall other steal
+  read -r wall other steal < <(awk -v t0="$t0" -v t1="$t1" -v a="$ticks0" -v b="$ticks1" \
+    -v o0="$own0" -v o1="$own1" -v hz="$hz" -v n="$ncpu" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); wall = (t1 - t0) / 1e9
+      other = ((y[1] - x[1]) / hz - (o1 - o0)) / (wall * n) * 100; if (other < 0) other = 0
+      printf "%.1f %.1f %.1f\n", wall, other, (y[2] - x[2]) / hz / (wall * n) * 100 }')
+  printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$wall" "$rc" "$load0" \
+    "$(cut -d' ' -f1 /proc/loadavg)" "${others:-}" "$other" "$steal" "$cmd" >>"$logs/steps.tsv"
   [ $rc -eq 0 ] || echo "run.sh: [$name] failed with exit code $rc (see $logs/$name.err)"
 }
 sb=build-bench/bench/seed_bench
@@ -144,8 +169,15 @@ t_start, t_measure, t_end = int(t_start), int(t_measure), int(t_end)
 
 steps = {}
 for line in open(os.path.join(logs, "steps.tsv")):
-    name, secs, rc, load0, load1, others, cmd = line.rstrip("\n").split("\t")
-    steps[name] = dict(secs=float(secs), rc=int(rc), load0=load0, load1=load1, others=others, cmd=cmd)
+    fields = line.rstrip("\n").split("\t")
+    other_pct = steal_pct = None
+    if len(fields) == 9:
+        name, secs, rc, load0, load1, others, other_pct, steal_pct, cmd = fields
+        other_pct, steal_pct = float(other_pct), float(steal_pct)
+    else:  # logs written before run.sh measured the other processes' CPU share
+        name, secs, rc, load0, load1, others, cmd = fields
+    steps[name] = dict(secs=float(secs), rc=int(rc), load0=load0, load1=load1, others=others,
+                       other_pct=other_pct, steal_pct=steal_pct, cmd=cmd)
 
 def last_json(name):
     try:
@@ -246,12 +278,22 @@ w(f"- 1-minute load average before each step: {loads}")
 others = {n: s["others"] for n, s in steps.items() if s["others"].strip()}
 if others:
     w(f"- **fashion_mnist processes were running during**: " + ", ".join(f"{n} (pids {o.strip()})" for n, o in others.items()))
-busy = [n for n, s in steps.items() if float(s["load0"]) >= 0.8]
-if busy:
-    w(f"- **Warning: the machine was busy** (1-minute load at or above 0.8 before {len(busy)} of "
-      f"{len(steps)} steps) on 2 cores: figures are lowered by other work, the 2-thread ones most "
-      "(an OpenMP barrier waits for a descheduled thread). Rerun on a quiet machine before trusting "
-      "them; the ratios compare runs that shared the same noise only roughly.")
+measured = all(s["other_pct"] is not None for s in steps.values())
+if measured:
+    w("- CPU time taken by other processes during each step (share of both cores) / stolen by the "
+      "hypervisor: " + ", ".join(f"{n} {s['other_pct']:.0f}% / {s['steal_pct']:.0f}%" for n, s in steps.items()))
+    busy = [n for n, s in steps.items() if s["other_pct"] + s["steal_pct"] >= 10]
+    if busy:
+        w(f"- **Warning: the machine was busy** (other processes or the hypervisor took 10% or more "
+          f"of the CPU during {', '.join(busy)}): those figures are lowered by other work, the "
+          "2-thread ones most (an OpenMP barrier waits for a descheduled thread).")
+else:
+    busy = [n for n, s in steps.items() if float(s["load0"]) >= 0.8]
+    if busy:
+        w(f"- **Warning**: the 1-minute load average was at or above 0.8 before {len(busy)} of "
+          f"{len(steps)} steps. It includes this run's own previous step (a 2-thread step alone "
+          "raises it by up to 2), and this run did not yet measure other processes' CPU share, so "
+          "how much other work lowered these figures is not known.")
 failed = [n for n, s in steps.items() if s["rc"] != 0]
 if failed:
     w(f"- **Failed steps**: {', '.join(failed)} (see build-bench/logs/<step>.err)")
