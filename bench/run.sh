@@ -20,7 +20,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-peers=${CTNN_PEERS:-/work/shared/peers}
+peers=${CTNN_PEERS:-$root/../shared/peers}  # ../shared beside the clone, as in CI
 build=$root/build-bench
 logs=$build/logs
 quick=0
