@@ -42,7 +42,10 @@ HWY_INLINE T apply_epilogue(T x, Epilogue e) {
 
 // Vector registers of the target: 16 on x86 up to AVX2, 32 with AVX-512 and on Arm (NEON, SVE).
 // Tile sizes below are chosen so accumulators + operands fill them without spilling.
-#if HWY_ARCH_X86 && HWY_TARGET >= HWY_AVX2
+// CTNN_VECTOR_REGISTERS overrides it (the tests build the 32-register tiles on AVX2 machines too).
+#if defined(CTNN_VECTOR_REGISTERS)
+inline constexpr std::size_t kVectorRegisters = CTNN_VECTOR_REGISTERS;
+#elif HWY_ARCH_X86 && HWY_TARGET >= HWY_AVX2
 inline constexpr std::size_t kVectorRegisters = 16;
 #else
 inline constexpr std::size_t kVectorRegisters = 32;
