@@ -51,12 +51,15 @@ inline constexpr std::size_t kVectorRegisters = 16;
 inline constexpr std::size_t kVectorRegisters = 32;
 #endif
 
-// gemm_nt tile: MR rows of A x NR rows of B. Per k-vector: NR loads of B kept in registers, then
-// for each row one load of A feeding NR FMAs. 16 registers: 4 x 3 accumulators + 3 B + 1 A;
-// 32 registers: 4 x 6 + 6 + 1. The accumulators are whole vectors (lanes are summed only once,
-// at the very end) and live in `acc` between K blocks.
-inline constexpr std::size_t kNtMR = 4;
-inline constexpr std::size_t kNtNR = kVectorRegisters == 16 ? 3 : 6;
+// gemm_nt tile: MR rows of A x NR rows of B. The block of A comes from L2 and the B rows of a
+// column tile from L1 (they are reused by every row), so the tile maximizes FMAs per load of A:
+// one row of A against NR rows of B. Measured at the Dense forward seed shape on Zen 3 (AVX2, one
+// thread): 1 x 8 and 2 x 7 take 2.8-2.9 ms, 4 x 3 3.9 ms, 2 x 4 3.6 ms, 1 x 12 3.5 ms (spills).
+// The 32-register choice (1 x 16) follows the same reasoning but is not yet measured on AVX-512.
+// The accumulators are whole vectors (lanes are summed only once, at the very end) and live in
+// `acc` between K blocks.
+inline constexpr std::size_t kNtMR = 1;
+inline constexpr std::size_t kNtNR = kVectorRegisters == 16 ? 8 : 16;
 
 template <std::size_t MR, std::size_t NR, class D, class T>
 HWY_INLINE void nt_tile(D d, std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
@@ -65,25 +68,25 @@ HWY_INLINE void nt_tile(D d, std::size_t k0, std::size_t k1, const T* HWY_RESTRI
   const std::size_t L = hn::Lanes(d);
   using V = hn::Vec<D>;
   V c[MR][NR];
-  HWY_UNROLL(8)
+  HWY_UNROLL(16)
   for (std::size_t r = 0; r < MR; ++r)
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t j = 0; j < NR; ++j)
       c[r][j] = first ? hn::Zero(d) : hn::Load(d, acc + (r * acc_ld + j) * L);
   for (std::size_t k = k0; k < k1; k += L) {
     V b[NR];
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t j = 0; j < NR; ++j) b[j] = hn::LoadU(d, B + j * ldb + k);
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t r = 0; r < MR; ++r) {
       const V a = hn::LoadU(d, A + r * lda + k);
-      HWY_UNROLL(8)
+      HWY_UNROLL(16)
       for (std::size_t j = 0; j < NR; ++j) c[r][j] = hn::MulAdd(a, b[j], c[r][j]);
     }
   }
-  HWY_UNROLL(8)
+  HWY_UNROLL(16)
   for (std::size_t r = 0; r < MR; ++r)
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t j = 0; j < NR; ++j) hn::Store(c[r][j], d, acc + (r * acc_ld + j) * L);
 }
 
@@ -152,9 +155,12 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
 }
 
 // One MR x (NV vectors) tile of gemm_nn over k in [k0, k1): per k, NV vectors of B and one
-// broadcast of A per row. 16 registers: 4 x 3 accumulators + 3 B + 1 A; 32 registers: 6 x 4 + 4 + 1.
-inline constexpr std::size_t kNnMR = kVectorRegisters == 16 ? 4 : 6;
-inline constexpr std::size_t kNnNV = kVectorRegisters == 16 ? 3 : 4;
+// broadcast of A per row. Measured on Zen 3 (AVX2, one thread) for the Dense backward products at
+// the seed shape (dX + dW): 6 x 2 takes 6.2-6.4 ms, 5 x 2 6.2-7.6, 8 x 1 7.2-7.4, 4 x 3 8.8-10.1
+// (12 accumulators + 3 B + 1 A leave no room, and g++ refolds the loads). The 32-register choice
+// (6 x 4) is not yet measured on AVX-512.
+inline constexpr std::size_t kNnMR = 6;
+inline constexpr std::size_t kNnNV = kVectorRegisters == 16 ? 2 : 4;
 
 template <std::size_t MR, std::size_t NV, class T>
 HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A, std::size_t a_m,
@@ -164,25 +170,25 @@ HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
   const std::size_t L = hn::Lanes(d);
   using V = hn::Vec<decltype(d)>;
   V acc[MR][NV];
-  HWY_UNROLL(8)
+  HWY_UNROLL(16)
   for (std::size_t r = 0; r < MR; ++r)
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t c = 0; c < NV; ++c)
       acc[r][c] = accumulate ? hn::LoadU(d, C + r * ldc + c * L) : hn::Zero(d);
   for (std::size_t k = k0; k < k1; ++k) {
     V b[NV];
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t c = 0; c < NV; ++c) b[c] = hn::LoadU(d, B + k * ldb + c * L);
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t r = 0; r < MR; ++r) {
       const V a = hn::Set(d, A[r * a_m + k * a_k]);
-      HWY_UNROLL(8)
+      HWY_UNROLL(16)
       for (std::size_t c = 0; c < NV; ++c) acc[r][c] = hn::MulAdd(a, b[c], acc[r][c]);
     }
   }
-  HWY_UNROLL(8)
+  HWY_UNROLL(16)
   for (std::size_t r = 0; r < MR; ++r)
-    HWY_UNROLL(8)
+    HWY_UNROLL(16)
     for (std::size_t c = 0; c < NV; ++c) hn::StoreU(acc[r][c], d, C + r * ldc + c * L);
 }
 
