@@ -5,7 +5,8 @@
 //   - a class label in `labels` (sparse classification; `num_classes` is the label range), or
 //   - a target vector of `target_size` floats in `targets` (one-hot, binary or regression).
 // `sample_shape` records the per-sample dimensions (e.g. {28, 28, 1}); a model checks it against
-// its Input shape before training or evaluation.
+// its Input shape before training or evaluation. `feature_names` and `class_names` are optional
+// (empty, or one name per feature / class) and only label reports.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,8 @@ struct Dataset {
   std::vector<float> targets;             // size() * target_size values, or empty
   std::size_t target_size = 0;
   std::size_t num_classes = 0;            // labels lie in [0, num_classes)
+  std::vector<std::string> feature_names;  // optional: one name per feature (from a CSV header)
+  std::vector<std::string> class_names;    // optional: one name per class, for reports
 
   std::size_t feature_size() const {
     std::size_t n = 1;
@@ -50,6 +53,11 @@ struct Dataset {
     if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
       fail("The ", what, " has ", n, " samples but ", targets.size(),
            " target values (target size ", target_size, ").");
+    if (!feature_names.empty() && feature_names.size() != f)
+      fail("The ", what, " has ", feature_names.size(), " feature names for ", f, " features.");
+    if (!class_names.empty() && class_names.size() != num_classes)
+      fail("The ", what, " has ", class_names.size(), " class names for ", num_classes,
+           " classes.");
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
         fail("The ", what, " has label ", labels[i], " at sample ", i,

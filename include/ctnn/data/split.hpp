@@ -16,8 +16,8 @@
 namespace ctnn::data {
 
 // A new Dataset holding the samples at `indices`, in that order (repeats allowed), with their
-// labels or targets; shape, num_classes and target_size are kept. Throws ctnn::Error if an index
-// is out of range.
+// labels or targets; shape, num_classes, target_size and the names are kept. Throws ctnn::Error
+// if an index is out of range.
 inline Dataset subset(const Dataset& d, std::span<const std::size_t> indices) {
   d.check_consistent();
   const std::size_t n = d.size(), f = d.feature_size(), t = d.target_size;
@@ -25,6 +25,8 @@ inline Dataset subset(const Dataset& d, std::span<const std::size_t> indices) {
   out.sample_shape = d.sample_shape;
   out.num_classes = d.num_classes;
   out.target_size = d.target_size;
+  out.feature_names = d.feature_names;
+  out.class_names = d.class_names;
   out.x.reserve(indices.size() * f);
   if (d.has_labels()) out.labels.reserve(indices.size());
   if (d.has_targets()) out.targets.reserve(indices.size() * t);
