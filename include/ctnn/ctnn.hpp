@@ -32,6 +32,7 @@
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/data/idx.hpp"
 #include "ctnn/data/split.hpp"
+#include "ctnn/data/table.hpp"
 #include "ctnn/data/transform.hpp"
 
 #include "ctnn/train/evaluate.hpp"
