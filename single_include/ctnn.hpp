@@ -2337,7 +2337,7 @@ struct Dataset {
 // An IDX file is a 4-byte big-endian magic 0x0000TTDD (TT the element type, DD the number of
 // dimensions), DD big-endian uint32 dimension sizes, then the elements in row-major order. ctnn
 // reads unsigned-byte files (TT = 0x08): images with 2 or more dimensions (n, d1, d2, ...) and
-// labels with 1 dimension (n). zlib's gzread reads gzip and plain files alike.
+// labels with 1 dimension (n). gzip.hpp's Reader reads gzip and plain files alike.
 //
 // Every problem is a ctnn::Error naming the file and the values: missing file, bad magic,
 // unsupported element type, a zero dimension, zero samples, truncation, trailing bytes, corrupt
@@ -2345,70 +2345,66 @@ struct Dataset {
 // allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
 // with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
 // non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
+// ---- begin ctnn/data/gzip.hpp ----
+// ctnn/data/gzip.hpp: sequential reading of a file that may be gzip-compressed.
+//
+// zlib's gzread recognises gzip by its magic bytes (1f 8b) and passes any other file through
+// unchanged, so one Reader serves plain and compressed files alike. The format readers (idx.hpp,
+// csv.hpp) share it; `kind` ("IDX file", "CSV file") names the file in every message.
+//
+// Errors are ctnn::Error sentences naming the path: a missing file (with the system's reason), a
+// path that is not a regular file, a file that cannot be opened, and corrupt gzip data (with
+// zlib's message). A stream that merely ends early is not an error here: callers ask cut_off()
+// and word the truncation in terms of their own format.
+#include <zlib.h>
 
-namespace ctnn::data {
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
 
-struct IdxOptions {
-  float scale = 1.0f / 255.0f;  // pixel byte -> float factor; the default maps [0, 255] to [0, 1]
-  std::size_t limit = SIZE_MAX;  // read at most this many samples
-};
 
-namespace idx_detail {
+namespace ctnn::data::gzip_detail {
 
-inline constexpr std::uint8_t kUbyte = 0x08;
-inline constexpr std::uint32_t kImagesMagic = 0x00000803;  // ubyte, 3 dims: n, rows, cols
-inline constexpr std::uint32_t kLabelsMagic = 0x00000801;  // ubyte, 1 dim: n
 inline constexpr std::size_t kChunk = std::size_t{1} << 20;  // 1 MiB reads: few calls, small buffer
 // Deflate's best case is 1032:1, so a gzip file of m bytes never decompresses to more than
 // 1032 * m bytes: a safe bound on what to reserve before the data is actually read.
 inline constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
-inline std::string hex(std::uint32_t v, int digits = 8) {
-  std::ostringstream os;
-  os << "0x" << std::hex << std::uppercase << std::setw(digits) << std::setfill('0') << v;
-  return os.str();
-}
-
-inline const char* type_name(std::uint8_t t) {
-  switch (t) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return nullptr;
-  }
-}
-
-// One open IDX file, read sequentially through zlib; tracks how many (decompressed) bytes it gave.
+// One open file, read sequentially through zlib; tracks how many (decompressed) bytes it gave.
 class Reader {
  public:
-  explicit Reader(std::string path) : path_(std::move(path)) {
+  Reader(std::string path, std::string kind) : path_(std::move(path)), kind_(std::move(kind)) {
     std::error_code ec;
     const auto st = std::filesystem::status(path_, ec);
-    if (!std::filesystem::exists(st)) fail("The IDX file '", path_, "' does not exist.");
+    if (st.type() == std::filesystem::file_type::not_found)
+      fail("The ", kind_, " '", path_, "' does not exist (",
+           ec ? ec.message() : std::generic_category().message(ENOENT), ").");
+    if (ec) fail("Cannot open the ", kind_, " '", path_, "': ", ec.message(), ".");
     if (!std::filesystem::is_regular_file(st))
-      fail("The IDX file '", path_, "' is not a regular file.");
+      fail("The ", kind_, " '", path_, "' is not a regular file.");
     file_size_ = std::filesystem::file_size(path_, ec);
-    if (ec) fail("Cannot read the size of the IDX file '", path_, "': ", ec.message(), ".");
+    if (ec) fail("Cannot read the size of the ", kind_, " '", path_, "': ", ec.message(), ".");
+    errno = 0;
     file_ = gzopen(path_.c_str(), "rb");
-    if (file_ == nullptr) fail("Cannot open the IDX file '", path_, "' for reading.");
+    if (file_ == nullptr)
+      fail("Cannot open the ", kind_, " '", path_, "' for reading",
+           errno != 0 ? ": " + std::generic_category().message(errno) : std::string(), ".");
     gzbuffer(file_, 1u << 18);  // 256 KiB input buffer: fewer syscalls than zlib's 8 KiB default
   }
   ~Reader() {
@@ -2439,6 +2435,25 @@ class Reader {
     return got;
   }
 
+  // Everything from here to the end of the input. Throws when a gzip stream is cut off, since
+  // the text would silently lose its tail.
+  std::string read_all() {
+    std::string out;
+    if (plain()) out.reserve(static_cast<std::size_t>(file_size_));
+    constexpr std::size_t kStep = std::size_t{1} << 16;  // 64 KiB: small files stay small
+    for (;;) {
+      const std::size_t at = out.size();
+      out.resize(at + kStep);
+      const std::size_t got = read(out.data() + at, kStep);
+      out.resize(at + got);
+      if (got < kStep) break;
+    }
+    if (cut_off())
+      fail("The gzip file '", path_, "' is cut off: its compressed stream ends after ", out.size(),
+           " bytes of data, without its end marker and checksum.");
+    return out;
+  }
+
   // True when the input ended inside a gzip stream (zlib's Z_BUF_ERROR).
   bool cut_off() {
     int err = Z_OK;
@@ -2461,10 +2476,53 @@ class Reader {
   }
 
   std::string path_;
+  std::string kind_;
   gzFile file_ = nullptr;
   std::uint64_t file_size_ = 0;
   std::uint64_t consumed_ = 0;
 };
+
+}  // namespace ctnn::data::gzip_detail
+// ---- end ctnn/data/gzip.hpp ----
+
+namespace ctnn::data {
+
+struct IdxOptions {
+  float scale = 1.0f / 255.0f;  // pixel byte -> float factor; the default maps [0, 255] to [0, 1]
+  std::size_t limit = SIZE_MAX;  // read at most this many samples
+};
+
+namespace idx_detail {
+
+inline constexpr std::uint8_t kUbyte = 0x08;
+inline constexpr std::uint32_t kImagesMagic = 0x00000803;  // ubyte, 3 dims: n, rows, cols
+inline constexpr std::uint32_t kLabelsMagic = 0x00000801;  // ubyte, 1 dim: n
+
+inline std::string hex(std::uint32_t v, int digits = 8) {
+  std::ostringstream os;
+  os << "0x" << std::hex << std::uppercase << std::setw(digits) << std::setfill('0') << v;
+  return os.str();
+}
+
+inline const char* type_name(std::uint8_t t) {
+  switch (t) {
+    case 0x08: return "unsigned byte";
+    case 0x09: return "signed byte";
+    case 0x0B: return "int16";
+    case 0x0C: return "int32";
+    case 0x0D: return "float32";
+    case 0x0E: return "float64";
+    default: return nullptr;
+  }
+}
+
+// The IDX file being read; every message calls it "IDX file".
+class Reader : public gzip_detail::Reader {
+ public:
+  explicit Reader(std::string path) : gzip_detail::Reader(std::move(path), "IDX file") {}
+};
+using gzip_detail::kChunk;
+using gzip_detail::kMaxDeflateRatio;
 
 struct Header {
   std::vector<std::size_t> dims;  // dims[0] is the sample count
@@ -2895,6 +2953,404 @@ inline void validate(const Dataset& d, const char* what = "dataset") {
 }  // namespace ctnn::data
 // ---- end ctnn/data/transform.hpp ----
 
+// ---- begin ctnn/train/callbacks.hpp ----
+// ctnn/train/callbacks.hpp: what fit() calls between epochs, as Keras's callbacks: early
+// stopping, learning-rate schedules (step, exponential, cosine, any function), reduce-on-plateau,
+// and per-epoch logs to CSV or JSON lines.
+//
+// A callback sees a TrainingState: the epoch, the optimizer's learning rate (which it may change;
+// fit() hands the new rate to the optimizer before the next epoch), a stop flag, and the model's
+// parameter arena as bytes (to keep and restore the best weights). Callbacks run in the order
+// given, once per epoch, never inside a batch, so a virtual call costs nothing that matters.
+// Schedules work per epoch: epoch 1 trains at the optimizer's initial rate times the schedule's
+// factor for epoch 1 (which is 1 for every schedule here).
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <numbers>
+#include <ostream>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- begin ctnn/train/history.hpp ----
+// ctnn/train/history.hpp: what fit() records per epoch, and reading a monitored quantity from it.
+//
+// A History is the list of EpochLogs of one fit() call. Quantities are named as Keras names them:
+// "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate" (accuracy is NaN for losses
+// without one, val_* NaN without validation data). Monitors (early stopping, plateaus, search)
+// read them through value_of(), which turns an unknown name into an error listing the known ones.
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace ctnn {
+
+struct EpochLog {
+  std::size_t epoch = 0;  // 1-based
+  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN();
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double learning_rate = std::numeric_limits<double>::quiet_NaN();  // during this epoch
+  double seconds = 0;
+};
+
+// The quantity `monitor` of an epoch; throws ctnn::Error for an unknown name.
+inline double value_of(const EpochLog& e, std::string_view monitor) {
+  if (monitor == "loss") return e.loss;
+  if (monitor == "accuracy") return e.accuracy;
+  if (monitor == "val_loss") return e.val_loss;
+  if (monitor == "val_accuracy") return e.val_accuracy;
+  if (monitor == "learning_rate") return e.learning_rate;
+  fail("Unknown quantity to monitor: \"", monitor,
+       "\"; use one of loss, accuracy, val_loss, val_accuracy, learning_rate.");
+}
+
+// Whether larger is better for `monitor` (accuracies) or smaller (losses), as Keras's mode="auto".
+inline bool higher_is_better(std::string_view monitor) {
+  (void)value_of(EpochLog{}, monitor);  // validates the name
+  return monitor.find("accuracy") != std::string_view::npos;
+}
+
+struct History {
+  std::vector<EpochLog> epochs;
+  bool stopped_early = false;  // a callback ended training before options.epochs
+
+  const EpochLog& last() const {
+    if (epochs.empty()) fail("The history is empty: fit() ran no epoch.");
+    return epochs.back();
+  }
+  // The epoch with the best value of `monitor` (first one on ties); NaN values are skipped.
+  // Throws ctnn::Error if no epoch has a value (e.g. val_loss without validation data).
+  const EpochLog& best(std::string_view monitor) const {
+    const bool up = higher_is_better(monitor);
+    const EpochLog* best = nullptr;
+    for (const EpochLog& e : epochs) {
+      const double v = value_of(e, monitor);
+      if (std::isnan(v)) continue;
+      if (!best || (up ? v > value_of(*best, monitor) : v < value_of(*best, monitor))) best = &e;
+    }
+    if (!best)
+      fail("No epoch of the history has a value for \"", monitor, "\" (", epochs.size(),
+           " epochs; val_* quantities need validation data, accuracy a classification loss).");
+    return *best;
+  }
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/history.hpp ----
+
+namespace ctnn {
+
+struct TrainingState {
+  std::size_t epoch = 0;             // 1-based: the epoch about to start or just ended
+  std::size_t epochs = 0;            // the number fit() was asked for
+  double learning_rate = 0;          // the optimizer's; callbacks may change it
+  bool stop = false;                 // set to end training after the current epoch
+  std::span<std::byte> parameters;   // the model's parameter arena
+  const History* history = nullptr;  // the epochs so far
+  std::ostream* out = nullptr;       // where fit() prints (nullptr when verbose is 0)
+};
+
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(TrainingState&) {}
+  virtual void on_epoch_begin(TrainingState&) {}
+  virtual void on_epoch_end(const EpochLog&, TrainingState&) {}
+  virtual void on_train_end(TrainingState&) {}
+};
+
+namespace detail {
+
+// The monitored value of an epoch; an error if it is NaN (asked for val_* without validation
+// data, or accuracy of a regression loss), naming the callback.
+inline double monitored(const EpochLog& log, const std::string& monitor, const char* who) {
+  const double v = value_of(log, monitor);
+  if (std::isnan(v))
+    fail(who, " monitors \"", monitor, "\", which has no value at epoch ", log.epoch,
+         (monitor.rfind("val_", 0) == 0 ? ": give fit() validation data or a validation_split."
+                                         : ": the loss has no accuracy metric."));
+  return v;
+}
+
+// Whether `v` improves on `best` by more than `min_delta` in the direction of `monitor`.
+inline bool improves(double v, double best, double min_delta, bool up) {
+  return up ? v - min_delta > best : v + min_delta < best;
+}
+
+}  // namespace detail
+
+// Stops training when `monitor` has not improved by more than `min_delta` for `patience` epochs
+// in a row (patience 0: at the first epoch without improvement). With restore_best_weights the
+// model ends training (stopped early or not) with the parameters of its best epoch.
+class EarlyStopping : public Callback {
+ public:
+  struct Options {
+    std::string monitor = "val_loss";
+    double min_delta = 0;
+    std::size_t patience = 0;
+    bool restore_best_weights = false;
+  };
+  EarlyStopping() : EarlyStopping(Options{}) {}
+  explicit EarlyStopping(Options o) : o_(std::move(o)) {
+    (void)higher_is_better(o_.monitor);  // an unknown name fails here, not after an epoch
+    if (!(o_.min_delta >= 0)) fail("EarlyStopping: min_delta must be >= 0, got ", o_.min_delta, ".");
+  }
+
+  void on_train_begin(TrainingState&) override {
+    up_ = higher_is_better(o_.monitor);
+    best_ = up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    wait_ = 0;
+    best_epoch_ = stopped_epoch_ = 0;
+    best_weights_.clear();
+  }
+  void on_epoch_end(const EpochLog& log, TrainingState& s) override {
+    const double v = detail::monitored(log, o_.monitor, "EarlyStopping");
+    if (detail::improves(v, best_, o_.min_delta, up_)) {
+      best_ = v;
+      best_epoch_ = log.epoch;
+      wait_ = 0;
+      if (o_.restore_best_weights) best_weights_.assign(s.parameters.begin(), s.parameters.end());
+      return;
+    }
+    if (++wait_ >= o_.patience) {  // wait_ >= 1 here, so patience 0 stops at once
+      s.stop = true;
+      stopped_epoch_ = log.epoch;
+      if (s.out)
+        *s.out << "Early stopping at epoch " << log.epoch << ": " << o_.monitor
+               << " has not improved since epoch " << best_epoch_ << " (" << best_ << ").\n";
+    }
+  }
+  void on_train_end(TrainingState& s) override {
+    if (!o_.restore_best_weights || best_weights_.empty()) return;
+    if (best_weights_.size() != s.parameters.size())
+      fail("EarlyStopping: the model's parameter arena changed size during training.");
+    std::copy(best_weights_.begin(), best_weights_.end(), s.parameters.begin());
+    if (s.out)
+      *s.out << "Restored the weights of epoch " << best_epoch_ << " (" << o_.monitor << " "
+             << best_ << ").\n";
+  }
+
+  std::size_t best_epoch() const { return best_epoch_; }        // 0 before any epoch
+  double best_value() const { return best_; }
+  std::size_t stopped_epoch() const { return stopped_epoch_; }  // 0 if it never stopped training
+
+ private:
+  Options o_;
+  bool up_ = false;
+  double best_ = 0;
+  std::size_t wait_ = 0, best_epoch_ = 0, stopped_epoch_ = 0;
+  std::vector<std::byte> best_weights_;
+};
+
+// Sets the learning rate at the start of every epoch to schedule(epoch, initial rate), where the
+// initial rate is the optimizer's when training begins. The schedules below are such functions;
+// any callable double(std::size_t epoch, double initial) works.
+class LearningRateScheduler : public Callback {
+ public:
+  using Schedule = std::function<double(std::size_t epoch, double initial_rate)>;
+  explicit LearningRateScheduler(Schedule f) : f_(std::move(f)) {
+    if (!f_) fail("LearningRateScheduler needs a schedule function.");
+  }
+  void on_train_begin(TrainingState& s) override { initial_ = s.learning_rate; }
+  void on_epoch_begin(TrainingState& s) override {
+    const double lr = f_(s.epoch, initial_);
+    if (!(lr >= 0) || !std::isfinite(lr))
+      fail("The learning-rate schedule gave ", lr, " for epoch ", s.epoch,
+           "; a learning rate must be finite and >= 0.");
+    s.learning_rate = lr;
+  }
+
+ private:
+  Schedule f_;
+  double initial_ = 0;
+};
+
+// initial * factor^floor((epoch - 1) / every): e.g. halve the rate every 5 epochs.
+struct StepDecay {
+  double factor = 0.5;
+  std::size_t every = 10;
+  double operator()(std::size_t epoch, double initial) const {
+    if (every == 0) fail("StepDecay: `every` must be at least 1 epoch.");
+    return initial * std::pow(factor, double((epoch - 1) / every));
+  }
+};
+
+// initial * rate^(epoch - 1).
+struct ExponentialDecay {
+  double rate = 0.9;
+  double operator()(std::size_t epoch, double initial) const {
+    return initial * std::pow(rate, double(epoch - 1));
+  }
+};
+
+// Cosine from initial (epoch 1) down to alpha * initial at epoch decay_epochs + 1, flat after.
+struct CosineDecay {
+  std::size_t decay_epochs = 10;
+  double alpha = 0;
+  double operator()(std::size_t epoch, double initial) const {
+    if (decay_epochs == 0) fail("CosineDecay: decay_epochs must be at least 1.");
+    const double t = double(std::min(epoch - 1, decay_epochs)) / double(decay_epochs);
+    return initial * ((1 - alpha) * 0.5 * (1 + std::cos(std::numbers::pi * t)) + alpha);
+  }
+};
+
+// Multiplies the learning rate by `factor` when `monitor` has not improved by more than
+// `min_delta` for `patience` epochs, then waits `cooldown` epochs before counting again; never
+// goes below min_lr (Keras's ReduceLROnPlateau).
+class ReduceLROnPlateau : public Callback {
+ public:
+  struct Options {
+    std::string monitor = "val_loss";
+    double factor = 0.1;
+    std::size_t patience = 10;
+    double min_delta = 1e-4;
+    std::size_t cooldown = 0;
+    double min_lr = 0;
+  };
+  ReduceLROnPlateau() : ReduceLROnPlateau(Options{}) {}
+  explicit ReduceLROnPlateau(Options o) : o_(std::move(o)) {
+    (void)higher_is_better(o_.monitor);
+    if (!(o_.factor > 0 && o_.factor < 1))
+      fail("ReduceLROnPlateau: factor must lie in (0, 1), got ", o_.factor, ".");
+  }
+  void on_train_begin(TrainingState&) override {
+    up_ = higher_is_better(o_.monitor);
+    best_ = up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    wait_ = cooldown_left_ = reductions_ = 0;
+  }
+  void on_epoch_end(const EpochLog& log, TrainingState& s) override {
+    const double v = detail::monitored(log, o_.monitor, "ReduceLROnPlateau");
+    if (cooldown_left_ > 0) {
+      --cooldown_left_;
+      wait_ = 0;
+    }
+    if (detail::improves(v, best_, o_.min_delta, up_)) {
+      best_ = v;
+      wait_ = 0;
+    } else if (cooldown_left_ == 0 && ++wait_ >= o_.patience) {
+      if (s.learning_rate > o_.min_lr) {
+        const double lr = std::max(s.learning_rate * o_.factor, o_.min_lr);
+        if (s.out)
+          *s.out << "ReduceLROnPlateau: epoch " << log.epoch << ", learning rate " << s.learning_rate
+                 << " -> " << lr << ".\n";
+        s.learning_rate = lr;
+        ++reductions_;
+      }
+      cooldown_left_ = o_.cooldown;
+      wait_ = 0;
+    }
+  }
+  std::size_t reductions() const { return reductions_; }
+
+ private:
+  Options o_;
+  bool up_ = false;
+  double best_ = 0;
+  std::size_t wait_ = 0, cooldown_left_ = 0, reductions_ = 0;
+};
+
+namespace detail {
+
+inline std::ofstream open_log(const std::string& path, bool append, const char* who) {
+  std::ofstream f(path, append ? std::ios::app : std::ios::trunc);
+  if (!f) fail(who, " cannot open \"", path, "\" for writing: ", std::strerror(errno), ".");
+  return f;
+}
+
+inline void write_number(std::ostream& os, double v, const char* missing) {
+  if (std::isnan(v)) {
+    os << missing;
+  } else {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    os << buf;
+  }
+}
+
+// The fields every log line holds, in order.
+inline std::vector<std::pair<const char*, double>> log_fields(const EpochLog& e) {
+  return {{"epoch", double(e.epoch)},        {"loss", e.loss},
+          {"accuracy", e.accuracy},          {"val_loss", e.val_loss},
+          {"val_accuracy", e.val_accuracy},  {"learning_rate", e.learning_rate},
+          {"seconds", e.seconds}};
+}
+
+}  // namespace detail
+
+// Appends one line per epoch to a CSV file (header: epoch,loss,accuracy,val_loss,val_accuracy,
+// learning_rate,seconds; a quantity without a value is an empty cell), flushed at every epoch so
+// the log survives a crash. `append` keeps an existing file (without writing a second header).
+class CsvLogger : public Callback {
+ public:
+  explicit CsvLogger(std::string path, bool append = false)
+      : path_(std::move(path)), append_(append) {}
+  void on_train_begin(TrainingState&) override {
+    const bool had = append_ && std::ifstream(path_).peek() != std::ifstream::traits_type::eof();
+    f_ = detail::open_log(path_, append_, "CsvLogger");
+    if (!had) {
+      const char* sep = "";
+      for (const auto& [name, v] : detail::log_fields(EpochLog{})) f_ << std::exchange(sep, ",") << name;
+      f_ << '\n' << std::flush;
+    }
+  }
+  void on_epoch_end(const EpochLog& e, TrainingState&) override {
+    const char* sep = "";
+    for (const auto& [name, v] : detail::log_fields(e)) {
+      f_ << std::exchange(sep, ",");
+      detail::write_number(f_, v, "");
+    }
+    f_ << '\n' << std::flush;
+    if (!f_) fail("CsvLogger could not write to \"", path_, "\" (disk full?).");
+  }
+  void on_train_end(TrainingState&) override { f_.close(); }
+
+ private:
+  std::string path_;
+  bool append_;
+  std::ofstream f_;
+};
+
+// Appends one JSON object per epoch and line ("JSON lines"), e.g.
+// {"epoch":1,"loss":0.41,"accuracy":0.85,"val_loss":null,...}; NaN is written as null.
+class JsonLinesLogger : public Callback {
+ public:
+  explicit JsonLinesLogger(std::string path, bool append = false)
+      : path_(std::move(path)), append_(append) {}
+  void on_train_begin(TrainingState&) override {
+    f_ = detail::open_log(path_, append_, "JsonLinesLogger");
+  }
+  void on_epoch_end(const EpochLog& e, TrainingState&) override {
+    const char* sep = "{";
+    for (const auto& [name, v] : detail::log_fields(e)) {
+      f_ << std::exchange(sep, ",") << '"' << name << "\":";
+      detail::write_number(f_, v, "null");
+    }
+    f_ << "}\n" << std::flush;
+    if (!f_) fail("JsonLinesLogger could not write to \"", path_, "\" (disk full?).");
+  }
+  void on_train_end(TrainingState&) override { f_.close(); }
+
+ private:
+  std::string path_;
+  bool append_;
+  std::ofstream f_;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/callbacks.hpp ----
 // ---- begin ctnn/train/evaluate.hpp ----
 // ctnn/train/evaluate.hpp: evaluate(model, data), the loss and accuracy of a model on a dataset.
 #include <cstddef>
@@ -3122,7 +3578,10 @@ Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size
 // per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
 // split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
 // line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+// Callbacks (early stopping, learning-rate schedules, logs, plots) run between epochs; the
+// learning rate they set is the optimizer's `learning_rate` for the next epoch.
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -3147,19 +3606,8 @@ struct FitOptions {
   std::uint64_t seed = 0;       // shuffling and Dropout masks
   int verbose = 1;              // 0: silent; 1: progress
   std::ostream* out = &std::cout;
-};
-
-struct EpochLog {
-  std::size_t epoch = 0;  // 1-based
-  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN();
-  double val_loss = std::numeric_limits<double>::quiet_NaN();
-  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
-  double seconds = 0;
-};
-
-struct History {
-  std::vector<EpochLog> epochs;
-  const EpochLog& last() const { return epochs.back(); }
+  // Called between epochs, in this order (callbacks.hpp): e.g. {early_stopping, csv_logger}.
+  std::vector<std::reference_wrapper<Callback>> callbacks = {};
 };
 
 namespace detail {
@@ -3171,6 +3619,15 @@ inline bool is_terminal(const std::ostream* os) {
 inline void print_metrics(std::ostream& os, const char* prefix, double loss, double acc) {
   os << " - " << prefix << "loss: " << std::fixed << std::setprecision(4) << loss;
   if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
+}
+
+// The optimizer's learning rate, or NaN for an optimizer without one.
+template <class Optimizer>
+double learning_rate_of(const Optimizer& opt) {
+  if constexpr (requires { opt.learning_rate; })
+    return double(opt.learning_rate);
+  else
+    return std::numeric_limits<double>::quiet_NaN();
 }
 
 template <class Model, class Optimizer, Loss L>
@@ -3234,7 +3691,29 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
   using clock = std::chrono::steady_clock;
 
   History history;
-  for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
+  TrainingState state;
+  state.epochs = o.epochs;
+  state.learning_rate = learning_rate_of(opt);
+  state.parameters = std::as_writable_bytes(model.parameters());
+  state.history = &history;
+  state.out = o.verbose > 0 ? o.out : nullptr;
+  const auto set_learning_rate = [&] {
+    const double current = learning_rate_of(opt);
+    if (state.learning_rate == current || (std::isnan(current) && std::isnan(state.learning_rate)))
+      return;
+    if constexpr (requires { opt.learning_rate; }) {
+      opt.learning_rate = static_cast<decltype(opt.learning_rate)>(state.learning_rate);
+      state.learning_rate = learning_rate_of(opt);  // what the optimizer holds, after rounding
+    } else {
+      fail("A callback changed the learning rate, but this optimizer has no `learning_rate`.");
+    }
+  };
+  for (Callback& c : o.callbacks) c.on_train_begin(state);
+  set_learning_rate();
+  for (std::size_t epoch = 1; epoch <= o.epochs && !state.stop; ++epoch) {
+    state.epoch = epoch;
+    for (Callback& c : o.callbacks) c.on_epoch_begin(state);
+    set_learning_rate();
     if (o.shuffle) shuffle(order, rng);
     const auto t0 = clock::now();
     auto last_draw = t0;
@@ -3266,6 +3745,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     log.epoch = epoch;
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     log.loss = loss_sum / double(n);
+    log.learning_rate = learning_rate_of(opt);
     if (L::metric != Metric::none) log.accuracy = correct / double(n);
     if (val) {
       const Evaluation e = detail::evaluate_in(model, trainer.workspace(), *val, trainer.loss());
@@ -3281,11 +3761,501 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       if (val) detail::print_metrics(*o.out, "val_", log.val_loss, log.val_accuracy);
       *o.out << (tty ? "\033[K\n" : "\n") << std::flush;
     }
+    for (Callback& c : o.callbacks) c.on_epoch_end(history.epochs.back(), state);
+    set_learning_rate();
   }
+  history.stopped_early = state.stop && history.epochs.size() < o.epochs;
+  for (Callback& c : o.callbacks) c.on_train_end(state);
   return history;
 }
 
 }  // namespace detail
 }  // namespace ctnn
 // ---- end ctnn/train/fit.hpp ----
+// ---- begin ctnn/train/plot.hpp ----
+// ctnn/train/plot.hpp: the training curves of a History as an SVG picture a browser opens.
+//
+// plot_svg(history, os) draws one panel for the loss and, when the loss has an accuracy metric,
+// one for the accuracy; each shows training (solid) and validation (dashed, when present) per
+// epoch, with labelled axes. save_plot_svg(history, path) writes it atomically. SvgPlot is the
+// callback that redraws the file after every epoch, so a browser shows training as it goes.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <vector>
+
+// ---- begin ctnn/io/atomic_file.hpp ----
+// ctnn/io/atomic_file.hpp: writing a file so that a crash never leaves a half-written one.
+//
+// write_atomically(path, writer) has `writer` fill a temporary file beside `path` (same folder,
+// so the rename stays on one file system), flushes and fsyncs it, then renames it over `path`.
+// Until the rename the previous file is untouched; after it the new one is complete. On any
+// error the temporary file is removed and a ctnn::Error names the path and the reason.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <ostream>
+#include <sstream>
+#include <string>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+
+namespace ctnn::io {
+
+inline void write_atomically(const std::string& path, const std::function<void(std::ostream&)>& writer) {
+  // The whole content is built in memory first: the files written this way (models, plots) are
+  // small next to RAM, and one write() call leaves no partial state to clean up but the temp file.
+  std::ostringstream buffer(std::ios::binary);
+  writer(buffer);
+  if (!buffer) fail("Could not produce the content of \"", path, "\".");
+  const std::string data = std::move(buffer).str();
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("Cannot create \"", tmp, "\" to save \"", path, "\": ", std::strerror(errno), ".");
+  const auto give_up = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail("Saving \"", path, "\" failed while ", what, ": ", std::strerror(err),
+         ". The previous file, if any, is unchanged.");
+  };
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      give_up("writing");
+    }
+    done += std::size_t(n);
+  }
+  if (::fsync(fd) != 0) give_up("flushing to disk");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail("Saving \"", path, "\" failed while closing: ", std::strerror(err), ".");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail("Saving \"", path, "\" failed while renaming the finished file into place: ",
+         std::strerror(err), ". The previous file, if any, is unchanged.");
+  }
+}
+
+}  // namespace ctnn::io
+// ---- end ctnn/io/atomic_file.hpp ----
+
+namespace ctnn {
+
+namespace detail {
+
+inline std::string svg_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Tick positions covering [lo, hi] at a 1, 2 or 5 times a power of ten step, about `target` of them.
+inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
+  const double span = hi - lo;
+  const double raw = span / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double step = mag * (raw / mag < 1.5 ? 1 : raw / mag < 3.5 ? 2 : raw / mag < 7.5 ? 5 : 10);
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+  return t;
+}
+
+struct Series {
+  const char* name;
+  double (*get)(const EpochLog&);
+  const char* dash;  // stroke-dasharray, "" for solid
+  const char* color;
+};
+
+inline void svg_panel(std::ostream& os, const History& h, const char* title,
+                      const std::vector<Series>& series, double x0, double y0, double w, double hgt) {
+  const double left = 64, right = 16, top = 34, bottom = 48;
+  const double pw = w - left - right, ph = hgt - top - bottom;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const Series& s : series)
+    for (const EpochLog& e : h.epochs) {
+      const double v = s.get(e);
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    }
+  if (!std::isfinite(lo)) return;  // nothing to draw
+  if (hi - lo < 1e-12) lo -= 0.5 * std::max(std::abs(lo), 1e-3), hi += 0.5 * std::max(std::abs(hi), 1e-3);
+  const double pad = (hi - lo) * 0.06;
+  lo -= pad, hi += pad;
+  const std::size_t n = h.epochs.size();
+  const double first = double(h.epochs.front().epoch), last = double(h.epochs.back().epoch);
+  const double xspan = n > 1 ? last - first : 1;
+  const auto X = [&](double epoch) { return x0 + left + (n > 1 ? (epoch - first) / xspan * pw : pw / 2); };
+  const auto Y = [&](double v) { return y0 + top + (hi - v) / (hi - lo) * ph; };
+
+  os << "<text x=\"" << x0 + left + pw / 2 << "\" y=\"" << y0 + 20
+     << "\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">" << title << "</text>\n";
+  os << "<rect x=\"" << x0 + left << "\" y=\"" << y0 + top << "\" width=\"" << pw << "\" height=\""
+     << ph << "\" fill=\"none\" stroke=\"#444\"/>\n";
+  for (double t : nice_ticks(lo, hi)) {
+    os << "<line x1=\"" << x0 + left << "\" x2=\"" << x0 + left + pw << "\" y1=\"" << Y(t)
+       << "\" y2=\"" << Y(t) << "\" stroke=\"#ddd\"/>"
+       << "<text x=\"" << x0 + left - 6 << "\" y=\"" << Y(t) + 4
+       << "\" text-anchor=\"end\" font-size=\"11\">" << svg_number(t) << "</text>\n";
+  }
+  const std::size_t every = std::max<std::size_t>(1, (n + 9) / 10);
+  for (std::size_t i = 0; i < n; i += every) {
+    const double ep = double(h.epochs[i].epoch);
+    os << "<line x1=\"" << X(ep) << "\" x2=\"" << X(ep) << "\" y1=\"" << y0 + top + ph << "\" y2=\""
+       << y0 + top + ph + 5 << "\" stroke=\"#444\"/><text x=\"" << X(ep) << "\" y=\""
+       << y0 + top + ph + 18 << "\" text-anchor=\"middle\" font-size=\"11\">" << h.epochs[i].epoch
+       << "</text>\n";
+  }
+  os << "<text x=\"" << x0 + left + pw / 2 << "\" y=\"" << y0 + hgt - 8
+     << "\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n";
+
+  double legend_y = y0 + top + 16;
+  for (const Series& s : series) {
+    std::string points;
+    std::string marks;
+    for (const EpochLog& e : h.epochs) {
+      const double v = s.get(e);
+      if (!std::isfinite(v)) continue;
+      const std::string px = svg_number(X(double(e.epoch))), py = svg_number(Y(v));
+      points += px + "," + py + " ";
+      marks += "<circle cx=\"" + px + "\" cy=\"" + py + "\" r=\"2.5\" fill=\"" + s.color + "\"/>";
+    }
+    if (points.empty()) continue;
+    os << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\""
+       << (*s.dash ? std::string(" stroke-dasharray=\"") + s.dash + "\"" : "") << " points=\""
+       << points << "\"/>\n"
+       << marks << "\n";
+    os << "<line x1=\"" << x0 + left + pw - 120 << "\" x2=\"" << x0 + left + pw - 96 << "\" y1=\""
+       << legend_y - 4 << "\" y2=\"" << legend_y - 4 << "\" stroke=\"" << s.color
+       << "\" stroke-width=\"2\"" << (*s.dash ? std::string(" stroke-dasharray=\"") + s.dash + "\"" : "")
+       << "/><text x=\"" << x0 + left + pw - 90 << "\" y=\"" << legend_y
+       << "\" font-size=\"12\">" << s.name << "</text>\n";
+    legend_y += 16;
+  }
+}
+
+}  // namespace detail
+
+// Writes the SVG document of `h`'s curves to `os`. An empty history draws empty axes' titles only.
+inline void plot_svg(const History& h, std::ostream& os) {
+  const auto has = [&](double (*get)(const EpochLog&)) {
+    return std::any_of(h.epochs.begin(), h.epochs.end(),
+                       [&](const EpochLog& e) { return std::isfinite(get(e)); });
+  };
+  using detail::Series;
+  const Series train_loss{"training", [](const EpochLog& e) { return e.loss; }, "", "#1f77b4"};
+  const Series val_loss{"validation", [](const EpochLog& e) { return e.val_loss; }, "6,4", "#ff7f0e"};
+  const Series train_acc{"training", [](const EpochLog& e) { return e.accuracy; }, "", "#1f77b4"};
+  const Series val_acc{"validation", [](const EpochLog& e) { return e.val_accuracy; }, "6,4",
+                       "#ff7f0e"};
+  const bool accuracy = has(train_acc.get) || has(val_acc.get);
+  const double panel_w = 480, panel_h = 340, width = accuracy ? 2 * panel_w : panel_w;
+  os << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+     << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << panel_h
+     << "\" viewBox=\"0 0 " << width << " " << panel_h << "\" font-family=\"sans-serif\">\n"
+     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  detail::svg_panel(os, h, "loss", {train_loss, val_loss}, 0, 0, panel_w, panel_h);
+  if (accuracy) detail::svg_panel(os, h, "accuracy", {train_acc, val_acc}, panel_w, 0, panel_w, panel_h);
+  os << "</svg>\n";
+}
+
+// Writes plot_svg(h) to `path` atomically (see io/atomic_file.hpp).
+inline void save_plot_svg(const History& h, const std::string& path) {
+  io::write_atomically(path, [&](std::ostream& os) { plot_svg(h, os); });
+}
+
+// Redraws `path` after every epoch.
+class SvgPlot : public Callback {
+ public:
+  explicit SvgPlot(std::string path) : path_(std::move(path)) {}
+  void on_epoch_end(const EpochLog&, TrainingState& s) override {
+    if (s.history) save_plot_svg(*s.history, path_);
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/plot.hpp ----
+
+// ---- begin ctnn/tune/search.hpp ----
+// ctnn/tune/search.hpp: grid and random search over run-time hyperparameters.
+//
+// A Space names hyperparameters and their candidate values: a list (grid), or for random search
+// a uniform, log-uniform or integer range. The objective is any callable double(const Params&)
+// that builds a model, trains it with those settings and returns a score measured on held-out
+// data, typically `fit(...).best("val_accuracy").val_accuracy`. The model's topology is a type,
+// fixed at compile time; what is searched is everything fit() and the optimizer take at run time
+// (learning rate, batch size, epochs, Adam's betas, schedules, ...).
+//
+// Every trial is kept: its parameters, score, time, and, if the objective threw ctnn::Error (a
+// diverged run, say), the message; a failed trial does not end the search. The result prints
+// as a table with the best trial marked.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace ctnn::tune {
+
+// One point of a search space: hyperparameter names and values, in the Space's order.
+class Params {
+ public:
+  double operator[](std::string_view name) const {
+    for (const auto& [n, v] : items_)
+      if (n == name) return v;
+    std::string names;
+    for (const auto& [n, v] : items_) names += (names.empty() ? "" : ", ") + n;
+    fail("The search space has no hyperparameter \"", name, "\"; it has: ", names, ".");
+  }
+  // The value as a count (batch size, epochs): an error unless it is a whole number >= 0.
+  std::size_t count(std::string_view name) const {
+    const double v = (*this)[name];
+    if (!(v >= 0) || v != std::floor(v) || v > 1e15)
+      fail("Hyperparameter \"", name, "\" is ", v, ", not a whole number >= 0.");
+    return std::size_t(v);
+  }
+  const std::vector<std::pair<std::string, double>>& items() const { return items_; }
+  void set(std::string name, double v) { items_.emplace_back(std::move(name), v); }
+
+ private:
+  std::vector<std::pair<std::string, double>> items_;
+};
+
+class Space {
+ public:
+  enum class Kind { list, uniform, log_uniform, integer };
+  struct Dimension {
+    std::string name;
+    Kind kind;
+    std::vector<double> values;  // list
+    double lo = 0, hi = 0;       // ranges (inclusive)
+  };
+
+  // A list of candidate values: every one in grid search, one drawn uniformly in random search.
+  Space& grid(std::string name, std::vector<double> values) {
+    if (values.empty()) fail("Hyperparameter \"", name, "\" has an empty list of values.");
+    return add({std::move(name), Kind::list, std::move(values)});
+  }
+  Space& uniform(std::string name, double lo, double hi) { return range(std::move(name), Kind::uniform, lo, hi); }
+  // log-uniform over [lo, hi], lo > 0: the usual prior for learning rates.
+  Space& log_uniform(std::string name, double lo, double hi) {
+    if (!(lo > 0)) fail("log_uniform \"", name, "\" needs lo > 0, got ", lo, ".");
+    return range(std::move(name), Kind::log_uniform, lo, hi);
+  }
+  Space& integer(std::string name, double lo, double hi) {
+    if (lo != std::floor(lo) || hi != std::floor(hi))
+      fail("integer \"", name, "\" needs whole bounds, got [", lo, ", ", hi, "].");
+    return range(std::move(name), Kind::integer, lo, hi);
+  }
+  const std::vector<Dimension>& dimensions() const { return dims_; }
+
+ private:
+  Space& range(std::string name, Kind k, double lo, double hi) {
+    if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi))
+      fail("Hyperparameter \"", name, "\" has the range [", lo, ", ", hi, "]; it needs finite lo <= hi.");
+    return add({std::move(name), k, {}, lo, hi});
+  }
+  Space& add(Dimension d) {
+    for (const Dimension& e : dims_)
+      if (e.name == d.name) fail("Hyperparameter \"", d.name, "\" is in the search space twice.");
+    dims_.push_back(std::move(d));
+    return *this;
+  }
+  std::vector<Dimension> dims_;
+};
+
+struct Trial {
+  std::size_t index = 0;  // 1-based, in the order run
+  Params params;
+  double score = std::numeric_limits<double>::quiet_NaN();
+  double seconds = 0;
+  std::string error;      // empty unless the objective threw
+  bool ok() const { return error.empty() && std::isfinite(score); }
+};
+
+struct SearchOptions {
+  std::string score_name = "score";  // the column title, e.g. "val_accuracy"
+  bool maximize = true;              // false for a loss
+  std::ostream* out = &std::cout;    // one line per trial as it ends; nullptr for silence
+};
+
+struct SearchResult {
+  std::vector<Trial> trials;
+  SearchOptions options;
+
+  // The best successful trial (first on ties); throws ctnn::Error when every trial failed.
+  const Trial& best() const {
+    const Trial* b = nullptr;
+    for (const Trial& t : trials)
+      if (t.ok() && (!b || (options.maximize ? t.score > b->score : t.score < b->score))) b = &t;
+    if (!b) fail("No trial of the search succeeded (", trials.size(), " trials); see their errors.");
+    return *b;
+  }
+};
+
+namespace detail {
+
+inline std::string format_value(double v) {
+  std::ostringstream os;
+  os << std::setprecision(6) << v;
+  return os.str();
+}
+
+inline void print_trial_line(std::ostream& os, const Trial& t, std::size_t total,
+                             const SearchOptions& o) {
+  os << "Trial " << t.index << "/" << total << ":";
+  for (const auto& [n, v] : t.params.items()) os << " " << n << "=" << format_value(v);
+  if (t.ok())
+    os << " -> " << o.score_name << " " << std::fixed << std::setprecision(4) << t.score
+       << std::defaultfloat;
+  else
+    os << " -> failed: " << (t.error.empty() ? "the score is not finite" : t.error);
+  os << " (" << std::fixed << std::setprecision(1) << t.seconds << " s)" << std::defaultfloat << "\n"
+     << std::flush;
+}
+
+template <class Objective>
+SearchResult run_trials(std::vector<Params> points, Objective& objective, const SearchOptions& o) {
+  SearchResult r;
+  r.options = o;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    Trial t;
+    t.index = i + 1;
+    t.params = std::move(points[i]);
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      t.score = double(objective(static_cast<const Params&>(t.params)));
+    } catch (const Error& e) {
+      t.error = e.what();
+    }
+    t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o.out) print_trial_line(*o.out, t, points.size(), o);
+    r.trials.push_back(std::move(t));
+  }
+  return r;
+}
+
+}  // namespace detail
+
+// Every combination of the listed values (the first dimension varies slowest).
+template <class Objective>
+SearchResult grid_search(const Space& space, Objective objective, SearchOptions o = {}) {
+  std::vector<Params> points(1);
+  for (const Space::Dimension& d : space.dimensions()) {
+    if (d.kind != Space::Kind::list)
+      fail("grid_search needs a list of values for \"", d.name,
+           "\"; ranges (uniform, log_uniform, integer) are for random_search.");
+    std::vector<Params> next;
+    for (const Params& p : points)
+      for (double v : d.values) {
+        Params q = p;
+        q.set(d.name, v);
+        next.push_back(std::move(q));
+      }
+    points = std::move(next);
+  }
+  if (space.dimensions().empty()) fail("grid_search got an empty search space.");
+  return detail::run_trials(std::move(points), objective, o);
+}
+
+// `trials` points drawn independently from the space with ctnn::Rng(seed): the same seed draws
+// the same points on every platform.
+template <class Objective>
+SearchResult random_search(const Space& space, std::size_t trials, std::uint64_t seed,
+                           Objective objective, SearchOptions o = {}) {
+  if (space.dimensions().empty()) fail("random_search got an empty search space.");
+  if (trials == 0) fail("random_search needs at least one trial.");
+  Rng rng(seed);
+  std::vector<Params> points(trials);
+  for (Params& p : points)
+    for (const Space::Dimension& d : space.dimensions()) {
+      const double u = rng.uniform01();  // [0, 1)
+      double v = 0;
+      switch (d.kind) {
+        case Space::Kind::list:
+          v = d.values[std::min(d.values.size() - 1, std::size_t(u * double(d.values.size())))];
+          break;
+        case Space::Kind::uniform: v = d.lo + u * (d.hi - d.lo); break;
+        case Space::Kind::log_uniform:
+          v = std::exp(std::log(d.lo) + u * (std::log(d.hi) - std::log(d.lo)));
+          break;
+        case Space::Kind::integer: v = std::min(d.hi, std::floor(d.lo + u * (d.hi - d.lo + 1))); break;
+      }
+      p.set(d.name, v);
+    }
+  return detail::run_trials(std::move(points), objective, o);
+}
+
+// The table of every trial, best marked with '*', failures with their error.
+inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
+  if (r.trials.empty()) return os << "(no trials)\n";
+  std::vector<std::string> head{"trial"};
+  for (const auto& [n, v] : r.trials.front().params.items()) head.push_back(n);
+  head.push_back(r.options.score_name);
+  head.push_back("seconds");
+  std::vector<std::vector<std::string>> rows;
+  const Trial* best = nullptr;
+  for (const Trial& t : r.trials)
+    if (t.ok() && (!best || (r.options.maximize ? t.score > best->score : t.score < best->score)))
+      best = &t;
+  for (const Trial& t : r.trials) {
+    std::vector<std::string> row{std::to_string(t.index) + (&t == best ? " *" : "")};
+    for (const auto& [n, v] : t.params.items()) row.push_back(detail::format_value(v));
+    std::ostringstream s;
+    if (t.ok()) s << std::fixed << std::setprecision(4) << t.score;
+    else s << "failed";
+    row.push_back(s.str());
+    std::ostringstream sec;
+    sec << std::fixed << std::setprecision(1) << t.seconds;
+    row.push_back(sec.str());
+    rows.push_back(std::move(row));
+  }
+  std::vector<std::size_t> w(head.size());
+  for (std::size_t c = 0; c < head.size(); ++c) {
+    w[c] = head[c].size();
+    for (const auto& row : rows) w[c] = std::max(w[c], row[c].size());
+  }
+  const auto line = [&](const std::vector<std::string>& cells) {
+    for (std::size_t c = 0; c < cells.size(); ++c)
+      os << (c ? "  " : "") << std::setw(int(w[c])) << cells[c];
+    os << "\n";
+  };
+  line(head);
+  for (const auto& row : rows) line(row);
+  for (const Trial& t : r.trials)
+    if (!t.error.empty()) os << "trial " << t.index << " failed: " << t.error << "\n";
+  if (best) os << "best: trial " << best->index << " (" << r.options.score_name << " "
+               << std::fixed << std::setprecision(4) << best->score << std::defaultfloat << ")\n";
+  return os;
+}
+
+}  // namespace ctnn::tune
+// ---- end ctnn/tune/search.hpp ----
+
 // ---- end ctnn/ctnn.hpp ----

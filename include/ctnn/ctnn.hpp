@@ -35,6 +35,13 @@
 #include "ctnn/data/table.hpp"
 #include "ctnn/data/transform.hpp"
 
+#include "ctnn/train/callbacks.hpp"
 #include "ctnn/train/evaluate.hpp"
 #include "ctnn/train/fit.hpp"
+#include "ctnn/train/history.hpp"
+#include "ctnn/train/plot.hpp"
 #include "ctnn/train/trainer.hpp"
+
+#include "ctnn/tune/search.hpp"
+
+#include "ctnn/io/atomic_file.hpp"

@@ -5,8 +5,11 @@
 // per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
 // split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
 // line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+// Callbacks (early stopping, learning-rate schedules, logs, plots) run between epochs; the
+// learning rate they set is the optimizer's `learning_rate` for the next epoch.
 #pragma once
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +24,9 @@
 
 #include "ctnn/core/rng.hpp"
 #include "ctnn/data/split.hpp"
+#include "ctnn/train/callbacks.hpp"
 #include "ctnn/train/evaluate.hpp"
+#include "ctnn/train/history.hpp"
 #include "ctnn/train/trainer.hpp"
 
 namespace ctnn {
@@ -35,19 +40,8 @@ struct FitOptions {
   std::uint64_t seed = 0;       // shuffling and Dropout masks
   int verbose = 1;              // 0: silent; 1: progress
   std::ostream* out = &std::cout;
-};
-
-struct EpochLog {
-  std::size_t epoch = 0;  // 1-based
-  double loss = 0, accuracy = std::numeric_limits<double>::quiet_NaN();
-  double val_loss = std::numeric_limits<double>::quiet_NaN();
-  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
-  double seconds = 0;
-};
-
-struct History {
-  std::vector<EpochLog> epochs;
-  const EpochLog& last() const { return epochs.back(); }
+  // Called between epochs, in this order (callbacks.hpp): e.g. {early_stopping, csv_logger}.
+  std::vector<std::reference_wrapper<Callback>> callbacks = {};
 };
 
 namespace detail {
@@ -59,6 +53,15 @@ inline bool is_terminal(const std::ostream* os) {
 inline void print_metrics(std::ostream& os, const char* prefix, double loss, double acc) {
   os << " - " << prefix << "loss: " << std::fixed << std::setprecision(4) << loss;
   if (!std::isnan(acc)) os << " - " << prefix << "accuracy: " << acc;
+}
+
+// The optimizer's learning rate, or NaN for an optimizer without one.
+template <class Optimizer>
+double learning_rate_of(const Optimizer& opt) {
+  if constexpr (requires { opt.learning_rate; })
+    return double(opt.learning_rate);
+  else
+    return std::numeric_limits<double>::quiet_NaN();
 }
 
 template <class Model, class Optimizer, Loss L>
@@ -122,7 +125,29 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
   using clock = std::chrono::steady_clock;
 
   History history;
-  for (std::size_t epoch = 1; epoch <= o.epochs; ++epoch) {
+  TrainingState state;
+  state.epochs = o.epochs;
+  state.learning_rate = learning_rate_of(opt);
+  state.parameters = std::as_writable_bytes(model.parameters());
+  state.history = &history;
+  state.out = o.verbose > 0 ? o.out : nullptr;
+  const auto set_learning_rate = [&] {
+    const double current = learning_rate_of(opt);
+    if (state.learning_rate == current || (std::isnan(current) && std::isnan(state.learning_rate)))
+      return;
+    if constexpr (requires { opt.learning_rate; }) {
+      opt.learning_rate = static_cast<decltype(opt.learning_rate)>(state.learning_rate);
+      state.learning_rate = learning_rate_of(opt);  // what the optimizer holds, after rounding
+    } else {
+      fail("A callback changed the learning rate, but this optimizer has no `learning_rate`.");
+    }
+  };
+  for (Callback& c : o.callbacks) c.on_train_begin(state);
+  set_learning_rate();
+  for (std::size_t epoch = 1; epoch <= o.epochs && !state.stop; ++epoch) {
+    state.epoch = epoch;
+    for (Callback& c : o.callbacks) c.on_epoch_begin(state);
+    set_learning_rate();
     if (o.shuffle) shuffle(order, rng);
     const auto t0 = clock::now();
     auto last_draw = t0;
@@ -154,6 +179,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     log.epoch = epoch;
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     log.loss = loss_sum / double(n);
+    log.learning_rate = learning_rate_of(opt);
     if (L::metric != Metric::none) log.accuracy = correct / double(n);
     if (val) {
       const Evaluation e = detail::evaluate_in(model, trainer.workspace(), *val, trainer.loss());
@@ -169,7 +195,11 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       if (val) detail::print_metrics(*o.out, "val_", log.val_loss, log.val_accuracy);
       *o.out << (tty ? "\033[K\n" : "\n") << std::flush;
     }
+    for (Callback& c : o.callbacks) c.on_epoch_end(history.epochs.back(), state);
+    set_learning_rate();
   }
+  history.stopped_early = state.stop && history.epochs.size() < o.epochs;
+  for (Callback& c : o.callbacks) c.on_train_end(state);
   return history;
 }
 
