@@ -59,6 +59,7 @@ struct Conv2D {
     static constexpr std::size_t scratch_per_sample =
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
+    static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;

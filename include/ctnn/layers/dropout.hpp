@@ -6,6 +6,7 @@
 // masks at any thread count; it is kept in scratch (already scaled) for the backward pass.
 #pragma once
 #include <cstring>
+#include <string>
 
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/real.hpp"
@@ -20,6 +21,7 @@ struct Dropout {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
+    static std::string config() { return "rate " + std::to_string(Rate.value()); }
     static constexpr double rate = Rate.value();
 
     static void forward(const T*, const T* x, T* y, std::size_t n, T* mask,

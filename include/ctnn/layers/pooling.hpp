@@ -43,6 +43,7 @@ struct Pool2D {
     static constexpr std::size_t param_count = 0;
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
+    static std::string config() { return window_config(PH, PW, S, Pad); }
     static constexpr bool fuses_relu = false;
     static constexpr bool is_view = false;
 

@@ -2,12 +2,21 @@
 // with Keras's (TensorFlow's) conventions.
 #pragma once
 #include <cstddef>
+#include <string>
 
 namespace ctnn {
 
 // valid: windows lie inside the input. same: the input is zero-padded so the output has
 // ceil(in / stride) positions; an odd total pad puts the extra row/column after (bottom/right).
 enum class Padding { valid, same };
+
+namespace detail {
+// "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
+inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad) {
+  return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) +
+         (pad == Padding::same ? " same" : " valid");
+}
+}  // namespace detail
 
 namespace detail {
 

@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
+#include <vector>
+
+#include "ctnn/core/error.hpp"
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
@@ -39,6 +43,29 @@ class BasicAdam {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): the hyperparameters in constructor order, and the state:
+  // the step count and the buffers m, v (none before the first step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(beta_1), double(beta_2), double(epsilon)};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 4) fail("Adam has 4 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), beta_1 = T(h[1]), beta_2 = T(h[2]), epsilon = T(h[3]);
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (m_.size() == 0) return {};
+    return {{m_.data(), m_.size()}, {v_.data(), v_.size()}};
+  }
+  // Sets the step count and makes `buffers` (0, or 2 of n values) for the caller to fill.
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers != 0 && buffers != 2) fail("Adam keeps 0 or 2 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    m_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    v_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{m_.data(), n}, {v_.data(), n}};
+  }
   std::span<const T> first_moment() const { return {m_.data(), m_.size()}; }
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 

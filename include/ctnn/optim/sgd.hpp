@@ -4,7 +4,12 @@
 // w += momentum * vel - lr * g. Defaults: lr 0.01, momentum 0 (Keras). One fused pass over the
 // arena; the velocity buffer exists only when momentum > 0.
 #pragma once
+#include <cstdint>
 #include <span>
+#include <string_view>
+#include <vector>
+
+#include "ctnn/core/error.hpp"
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
@@ -25,10 +30,35 @@ class BasicSGD {
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
+    ++t_;
+  }
+
+  std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): hyperparameters (learning rate, momentum, nesterov as 0/1)
+  // and the state: the step count and the velocity (none without momentum or before a step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(momentum), nesterov ? 1.0 : 0.0};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 3) fail("SGD has 3 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), momentum = T(h[1]), nesterov = h[2] != 0;
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (vel_.size() == 0) return {};
+    return {{vel_.data(), vel_.size()}};
+  }
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers > 1) fail("SGD keeps 0 or 1 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    vel_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{vel_.data(), n}};
   }
 
  private:
   AlignedBuffer<T> vel_;
+  std::uint64_t t_ = 0;
 };
 
 using SGD = BasicSGD<float>;

@@ -138,10 +138,16 @@ class EarlyStopping : public Callback {
 class LearningRateScheduler : public Callback {
  public:
   using Schedule = std::function<double(std::size_t epoch, double initial_rate)>;
-  explicit LearningRateScheduler(Schedule f) : f_(std::move(f)) {
+  // initial_rate: the rate of epoch 1; by default the optimizer's when training begins (give it
+  // when resuming from a checkpoint, whose optimizer already holds a decayed rate).
+  explicit LearningRateScheduler(Schedule f,
+                                 double initial_rate = std::numeric_limits<double>::quiet_NaN())
+      : f_(std::move(f)), given_(initial_rate) {
     if (!f_) fail("LearningRateScheduler needs a schedule function.");
   }
-  void on_train_begin(TrainingState& s) override { initial_ = s.learning_rate; }
+  void on_train_begin(TrainingState& s) override {
+    initial_ = std::isnan(given_) ? s.learning_rate : given_;
+  }
   void on_epoch_begin(TrainingState& s) override {
     const double lr = f_(s.epoch, initial_);
     if (!(lr >= 0) || !std::isfinite(lr))
@@ -152,7 +158,7 @@ class LearningRateScheduler : public Callback {
 
  private:
   Schedule f_;
-  double initial_ = 0;
+  double given_, initial_ = 0;
 };
 
 // initial * factor^floor((epoch - 1) / every): e.g. halve the rate every 5 epochs.

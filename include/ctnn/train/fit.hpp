@@ -32,7 +32,8 @@
 namespace ctnn {
 
 struct FitOptions {
-  std::size_t epochs = 1;
+  std::size_t epochs = 1;       // train until this epoch (counted from 1, including initial_epoch)
+  std::size_t initial_epoch = 0;  // epochs already done, e.g. before a checkpoint (as Keras's)
   std::size_t batch_size = 32;
   const data::Dataset* validation = nullptr;  // evaluated after every epoch
   double validation_split = 0;  // or: hold out this last fraction of the data (as Keras does)
@@ -88,6 +89,9 @@ namespace detail {
 template <class Model, class Optimizer, Loss L>
 History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o) {
   if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
+  if (o.initial_epoch >= o.epochs)
+    fail("fit(): initial_epoch (", o.initial_epoch, ") must be below epochs (", o.epochs,
+         "): epochs counts from the start, including the ones already done.");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
   if (o.validation_split < 0 || o.validation_split >= 1)
     fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
@@ -142,9 +146,14 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       fail("A callback changed the learning rate, but this optimizer has no `learning_rate`.");
     }
   };
+  // Resuming: replay the shuffles and step count of the epochs already done, so the run goes on
+  // exactly as an unbroken one (with the optimizer restored by load_checkpoint).
+  for (std::size_t e = 0; e < o.initial_epoch; ++e)
+    if (o.shuffle) shuffle(order, rng);
+  trainer.set_steps(std::uint64_t(o.initial_epoch) * batches);
   for (Callback& c : o.callbacks) c.on_train_begin(state);
   set_learning_rate();
-  for (std::size_t epoch = 1; epoch <= o.epochs && !state.stop; ++epoch) {
+  for (std::size_t epoch = o.initial_epoch + 1; epoch <= o.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
     for (Callback& c : o.callbacks) c.on_epoch_begin(state);
     set_learning_rate();
@@ -198,7 +207,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     for (Callback& c : o.callbacks) c.on_epoch_end(history.epochs.back(), state);
     set_learning_rate();
   }
-  history.stopped_early = state.stop && history.epochs.size() < o.epochs;
+  history.stopped_early = state.stop && history.epochs.size() < o.epochs - o.initial_epoch;
   for (Callback& c : o.callbacks) c.on_train_end(state);
   return history;
 }

@@ -141,6 +141,8 @@ class Trainer {
   std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
   Workspace& workspace() { return ws_; }
   std::uint64_t steps() const { return steps_; }
+  // Dropout masks depend on (seed, step): resuming at step k repeats the masks of an unbroken run.
+  void set_steps(std::uint64_t k) { steps_ = k; }
   const L& loss() const { return loss_; }
 
  private:
