@@ -1,0 +1,367 @@
+// ctnn/io/model_file.hpp: saving and loading a model's parameters, with the fitted
+// preprocessing and, for a training checkpoint, the optimizer's state.
+//
+// save(path, model, &preprocessing) and save_checkpoint(path, model, optimizer) write, atomically (io/atomic_file.hpp: a crash
+// mid-save leaves the previous file intact), one file in the ctnn model format, version 1:
+//
+//   offset  size  field (integers little-endian)
+//   0       8     magic "CTNNMODL"
+//   8       4     format version (1)
+//   12      4     bytes per parameter (4 float, 8 double)
+//   16      4     L, length of the topology text
+//   20      L     topology text, e.g. "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid]
+//                 (None, 26, 26, 32) > ... > Softmax(None, 10)": every layer with its settings
+//                 and output shape; a model loads only a file of the same topology
+//   20+L    8     P, number of parameters (the model's arena, in its order)
+//   28+L    P*b   the parameters, IEEE-754 little-endian
+//   ...     4     S, number of sections; then S times: 4-byte tag, 8-byte length, the bytes:
+//                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
+//                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
+//                        hyperparameters, u64 step count, u32 B, B buffers of P parameters
+//   end-4   4     CRC-32 (zlib's) of every byte before it
+//
+// load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
+// the checksum, the parameter type and the topology, and only then changes the model: a wrong,
+// truncated or corrupted file is a ctnn::Error that says which check failed, with the values,
+// and leaves the model (and optimizer and preprocessing) untouched.
+#pragma once
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <iterator>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zlib.h>
+
+#include "ctnn/core/error.hpp"
+#include "ctnn/core/sequential.hpp"
+#include "ctnn/data/preprocess.hpp"
+#include "ctnn/io/atomic_file.hpp"
+
+namespace ctnn {
+
+static_assert(std::endian::native == std::endian::little,
+              "ctnn's model files store little-endian values; this target is big-endian.");
+
+// "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid](None, 26, 26, 32) > ...": the model's
+// layers with their settings and output shapes, the identity a model file must match.
+template <class Model>
+std::string topology() {
+  std::string s = "Input" + Model::input_shape::str();
+  detail::static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    s += " > ";
+    s += L::name;
+    if constexpr (requires { L::config(); }) s += "[" + L::config() + "]";
+    s += L::output_shape::str();
+  });
+  return s;
+}
+
+namespace io {
+
+inline constexpr char kModelMagic[8] = {'C', 'T', 'N', 'N', 'M', 'O', 'D', 'L'};
+inline constexpr std::uint32_t kModelFormatVersion = 1;
+
+namespace detail {
+
+class ByteWriter {
+ public:
+  explicit ByteWriter(std::ostream& os) : os_(os) {}
+  template <class V>
+  void put(V v) {
+    os_.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  void bytes(const void* p, std::size_t n) { os_.write(static_cast<const char*>(p), std::streamsize(n)); }
+  void text(std::string_view s) {
+    put(std::uint32_t(s.size()));
+    bytes(s.data(), s.size());
+  }
+
+ private:
+  std::ostream& os_;
+};
+
+// Reads from a whole file in memory; every read names the field, so a short file says what
+// it was reading when the bytes ran out.
+class ByteReader {
+ public:
+  ByteReader(std::span<const char> data, std::string path) : data_(data), path_(std::move(path)) {}
+  template <class V>
+  V get(const char* field) {
+    V v;
+    std::memcpy(&v, take(sizeof v, field), sizeof v);
+    return v;
+  }
+  const char* take(std::uint64_t n, const char* field) {
+    if (n > data_.size() - pos_)
+      fail("The model file \"", path_, "\" is truncated or corrupt: reading ", field, " needs ", n,
+           " bytes at offset ", pos_, " but only ", data_.size() - pos_, " remain.");
+    const char* p = data_.data() + pos_;
+    pos_ += std::size_t(n);
+    return p;
+  }
+  std::string text(const char* field) {
+    const auto n = get<std::uint32_t>(field);
+    const char* p = take(n, field);
+    return std::string(p, n);
+  }
+  std::size_t position() const { return pos_; }
+  std::size_t remaining() const { return data_.size() - pos_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::span<const char> data_;
+  std::size_t pos_ = 0;
+  std::string path_;
+};
+
+inline std::uint32_t crc32_of(const char* p, std::size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (n > 0) {  // zlib takes uInt lengths
+    const uInt chunk = uInt(std::min<std::size_t>(n, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
+    p += chunk, n -= chunk;
+  }
+  return std::uint32_t(crc);
+}
+
+inline std::vector<char> read_whole_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
+  std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) fail("Reading the model file \"", path, "\" failed: ", std::strerror(errno), ".");
+  return data;
+}
+
+template <class Optimizer>
+concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
+  { c.hyperparameters() } -> std::same_as<std::vector<double>>;
+  c.state_buffers();
+  o.restore_state(std::uint64_t{}, std::size_t{}, std::size_t{});
+  { c.iterations() } -> std::same_as<std::uint64_t>;
+  Optimizer::name;
+};
+
+}  // namespace detail
+}  // namespace io
+
+namespace io::detail {
+
+struct NoOptimizer {
+  static constexpr std::string_view name = "none";
+};
+
+// What besides the parameters a file holds (save) or should restore (load).
+template <class Optimizer, class Prep>
+struct Parts {
+  Optimizer* optimizer = nullptr;
+  Prep* preprocessing = nullptr;
+};
+
+template <class Model, class Optimizer>
+void save_parts(const std::string& path, const Model& model,
+                Parts<const Optimizer, const data::Preprocessing> parts) {
+  using T = typename Model::value_type;
+  const auto params = model.parameters();
+  write_atomically(path, [&](std::ostream& raw) {
+    std::ostringstream body(std::ios::binary);
+    ByteWriter w(body);
+    w.bytes(kModelMagic, sizeof kModelMagic);
+    w.put(kModelFormatVersion);
+    w.put(std::uint32_t(sizeof(T)));
+    w.text(topology<Model>());
+    w.put(std::uint64_t(params.size()));
+    w.bytes(params.data(), params.size_bytes());
+    std::uint32_t sections = 0;
+    std::string prep, opt;
+    if (parts.preprocessing) {
+      std::ostringstream s(std::ios::binary);
+      parts.preprocessing->save(s);
+      prep = std::move(s).str();
+      ++sections;
+    }
+    if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+      static_assert(Checkpointable<Optimizer>,
+                    "save(): this optimizer cannot be checkpointed (it lacks hyperparameters(), "
+                    "state_buffers(), restore_state() or iterations()).");
+      if (parts.optimizer) {
+        std::ostringstream s(std::ios::binary);
+        ByteWriter o(s);
+        o.text(Optimizer::name);
+        const std::vector<double> h = parts.optimizer->hyperparameters();
+        o.put(std::uint32_t(h.size()));
+        for (double v : h) o.put(v);
+        o.put(parts.optimizer->iterations());
+        const auto buffers = parts.optimizer->state_buffers();
+        o.put(std::uint32_t(buffers.size()));
+        for (const auto& b : buffers) {
+          if (b.size() != params.size())
+            fail("save(): the optimizer's state has ", b.size(), " values for a model of ",
+                 params.size(), " parameters; was it used with another model?");
+          o.bytes(b.data(), b.size_bytes());
+        }
+        opt = std::move(s).str();
+        ++sections;
+      }
+    }
+    w.put(sections);
+    const auto section = [&](const char (&tag)[5], const std::string& bytes) {
+      w.bytes(tag, 4);
+      w.put(std::uint64_t(bytes.size()));
+      w.bytes(bytes.data(), bytes.size());
+    };
+    if (!prep.empty()) section("PREP", prep);
+    if (!opt.empty()) section("OPTM", opt);
+    const std::string b = std::move(body).str();
+    raw.write(b.data(), std::streamsize(b.size()));
+    const std::uint32_t crc = crc32_of(b.data(), b.size());
+    raw.write(reinterpret_cast<const char*>(&crc), sizeof crc);
+  });
+}
+
+template <class Model, class Optimizer>
+void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+  using T = typename Model::value_type;
+  const std::vector<char> data = read_whole_file(path);
+  constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
+  if (data.size() < 8 || std::memcmp(data.data(), kModelMagic, 8) != 0)
+    fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\"",
+         data.size() < 8 ? " (it has fewer than 8 bytes)." : ".");
+  if (data.size() < kMinSize)
+    fail("The model file \"", path, "\" is truncated: ", data.size(), " bytes, fewer than the ",
+         kMinSize, " of an empty model file.");
+  std::uint32_t version;
+  std::memcpy(&version, data.data() + 8, 4);
+  if (version != kModelFormatVersion)
+    fail("The model file \"", path, "\" has format version ", version, "; this ctnn reads version ",
+         kModelFormatVersion, ".");
+  std::uint32_t stored_crc;
+  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
+  const std::uint32_t crc = crc32_of(data.data(), data.size() - 4);
+  if (crc != stored_crc)
+    fail("The model file \"", path, "\" is corrupted or truncated: its checksum is ", std::hex,
+         stored_crc, " but its ", std::dec, data.size() - 4, " bytes sum to ", std::hex, crc,
+         std::dec, ".");
+
+  ByteReader r(std::span<const char>(data.data(), data.size() - 4), path);
+  r.take(12, "the header");
+  const auto scalar = r.get<std::uint32_t>("the parameter size");
+  const std::string topo = r.text("the topology");
+  const std::string want = topology<Model>();
+  if (topo != want)
+    fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
+  if (scalar != sizeof(T))
+    fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
+         sizeof(T), "-byte ones (float vs double).");
+  const auto count = r.get<std::uint64_t>("the parameter count");
+  const auto params = model.parameters();
+  if (count != params.size())
+    fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
+  const char* values = r.take(count * sizeof(T), "the parameters");
+
+  // Parse every section into temporaries before touching the model or the parts.
+  const auto sections = r.get<std::uint32_t>("the section count");
+  std::optional<data::Preprocessing> prep;
+  bool has_opt = false;
+  std::string opt_name;
+  std::vector<double> hyper;
+  std::uint64_t iterations = 0;
+  std::vector<const char*> buffers;
+  for (std::uint32_t s = 0; s < sections; ++s) {
+    const std::string tag(r.take(4, "a section tag"), 4);
+    const auto len = r.get<std::uint64_t>("a section length");
+    const char* bytes = r.take(len, "a section");
+    if (tag == "PREP") {
+      std::istringstream is(std::string(bytes, std::size_t(len)), std::ios::binary);
+      prep = data::Preprocessing::load(is);
+    } else if (tag == "OPTM") {
+      ByteReader o(std::span<const char>(bytes, std::size_t(len)), path);
+      opt_name = o.text("the optimizer's name");
+      const auto nh = o.get<std::uint32_t>("the optimizer's hyperparameter count");
+      if (nh > 64) fail("The model file \"", path, "\" is corrupt: ", nh, " optimizer hyperparameters.");
+      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.get<double>("a hyperparameter"));
+      iterations = o.get<std::uint64_t>("the optimizer's step count");
+      const auto nb = o.get<std::uint32_t>("the optimizer's buffer count");
+      if (nb > 8) fail("The model file \"", path, "\" is corrupt: ", nb, " optimizer buffers.");
+      for (std::uint32_t i = 0; i < nb; ++i) buffers.push_back(o.take(count * sizeof(T), "an optimizer buffer"));
+      if (o.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", o.remaining(),
+             " unexpected bytes at the end of the optimizer section.");
+      has_opt = true;
+    } else {
+      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP ",
+           "and OPTM).");
+    }
+  }
+  if (r.remaining() != 0)
+    fail("The model file \"", path, "\" is corrupt: ", r.remaining(), " unexpected bytes after its sections.");
+  if (parts.preprocessing && !prep)
+    fail("The model file \"", path, "\" holds no preprocessing, but load() was asked for one.");
+  if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+    if (parts.optimizer) {
+      if (!has_opt)
+        fail("The model file \"", path, "\" holds no optimizer state (it was saved without one), ",
+             "but load() was asked for the ", Optimizer::name, " optimizer's.");
+      if (opt_name != Optimizer::name)
+        fail("The model file \"", path, "\" holds the state of a ", opt_name, " optimizer, not ",
+             Optimizer::name, ".");
+      const std::vector<double> probe = parts.optimizer->hyperparameters();
+      if (hyper.size() != probe.size())
+        fail("The model file \"", path, "\" has ", hyper.size(), " hyperparameters for ", opt_name,
+             ", which has ", probe.size(), ".");
+    }
+  }
+
+  // Everything checked: now change the parts and the model. restore_state() is first because it
+  // checks the buffer count before changing anything; nothing after it can fail.
+  if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+    if (parts.optimizer) {
+      auto views = parts.optimizer->restore_state(iterations, buffers.size(), count);
+      parts.optimizer->set_hyperparameters(hyper);
+      for (std::size_t i = 0; i < views.size(); ++i)
+        std::memcpy(views[i].data(), buffers[i], count * sizeof(T));
+    }
+  }
+  std::memcpy(params.data(), values, count * sizeof(T));
+  if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
+}
+
+}  // namespace io::detail
+
+// Writes `model`'s parameters, and the fitted preprocessing if given, to `path` atomically.
+template <class Model>
+void save(const std::string& path, const Model& model, const data::Preprocessing* preprocessing = nullptr) {
+  io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// A training checkpoint: save() plus the optimizer's hyperparameters and state, so training
+// resumed after load_checkpoint() takes the same steps it would have taken without the stop.
+template <class Model, class Optimizer>
+void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
+                     const data::Preprocessing* preprocessing = nullptr) {
+  io::detail::save_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+// Reads a file written by save() or save_checkpoint() into `model` (and `preprocessing` if
+// given: then the file must hold one). Leaves everything untouched when it throws.
+template <class Model>
+void load(const std::string& path, Model& model, data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// Reads a checkpoint into `model` and `optimizer` (and `preprocessing` if given).
+template <class Model, class Optimizer>
+void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer,
+                     data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+}  // namespace ctnn

@@ -1,0 +1,243 @@
+// The model file: round trips on a trained Fashion-MNIST model, exact resume from a checkpoint,
+// every truncation and corruption rejected with the model untouched, and a save killed midway
+// leaving the previous file loadable.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ctnn/ctnn.hpp>
+#include <ctnn/io/model_file.hpp>
+
+using namespace ctnn;
+using Catch::Matchers::Contains;
+
+namespace {
+const std::string kDir = CTNN_FASHION_MNIST_DIR;
+using Cnn = Sequential<Input<28, 28, 1>, Conv2D<4, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<16>,
+                       ReLU, Dropout<0.25>, Dense<10>, Softmax>;
+using Tiny = Sequential<Input<4>, Dense<3>, Tanh, Dense<2>, Softmax>;
+
+data::Dataset images(std::size_t n = 1200) {
+  static const data::Dataset d = data::load_idx(kDir + "/train-images-idx3-ubyte.gz",
+                                                kDir + "/train-labels-idx1-ubyte.gz", {.limit = 1200});
+  return n >= d.size() ? d : data::head(d, n);
+}
+
+struct TempFile {
+  std::string path;
+  explicit TempFile(const std::string& name)
+      : path(std::string(P_tmpdir) + "/ctnn_test_model_" + std::to_string(::getpid()) + "_" + name) {}
+  ~TempFile() { std::remove(path.c_str()); }
+};
+
+std::vector<char> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::string& path, const std::vector<char>& b) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(b.data(), std::streamsize(b.size()));
+}
+template <class M>
+std::vector<typename M::value_type> params_of(const M& m) {
+  return {m.parameters().begin(), m.parameters().end()};
+}
+}  // namespace
+
+TEST_CASE("A trained model saved and loaded predicts bit for bit the same") {
+  Cnn model(3);
+  Adam opt;
+  fit(model, opt, SparseCategoricalCrossEntropy{}, images(), {.epochs = 1, .verbose = 0});
+  TempFile f("cnn.ctnn");
+  save(f.path, model);
+  CHECK(read_bytes(f.path).size() > Cnn::param_count * 4);
+  Cnn loaded(99);
+  REQUIRE(params_of(loaded) != params_of(model));
+  load(f.path, loaded);
+  CHECK(params_of(loaded) == params_of(model));
+  const data::Dataset test = data::head(images(), 50);
+  std::vector<float> a(50 * 10), b(50 * 10);
+  model.predict(test.x, a);
+  loaded.predict(test.x, b);
+  CHECK(a == b);
+  CHECK(topology<Cnn>() ==
+        "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid](None, 26, 26, 4) > ReLU(None, 26, 26, 4)"
+        " > MaxPool2D[2x2 stride 2 valid](None, 13, 13, 4) > Flatten(None, 676) > Dense(None, 16)"
+        " > ReLU(None, 16) > Dropout[rate 0.250000](None, 16) > Dense(None, 10) > Softmax(None, 10)");
+}
+
+TEST_CASE("A file of another topology or scalar type is refused, naming both topologies") {
+  Tiny model(1);
+  TempFile f("tiny.ctnn");
+  save(f.path, model);
+  using Wider = Sequential<Input<4>, Dense<4>, Tanh, Dense<2>, Softmax>;
+  Wider other(1);
+  const auto before = params_of(other);
+  CHECK_THROWS_WITH(load(f.path, other),
+                    Contains("holds another model") && Contains("Dense(None, 3)") &&
+                        Contains("Dense(None, 4)"));
+  CHECK(params_of(other) == before);
+  using Sigmoidal = Sequential<Input<4>, Dense<3>, Sigmoid, Dense<2>, Softmax>;  // same sizes
+  Sigmoidal s(1);
+  CHECK_THROWS_WITH(load(f.path, s), Contains("Tanh") && Contains("Sigmoid"));
+  BasicSequential<double, Input<4>, Dense<3>, Tanh, Dense<2>, Softmax> d(1);
+  CHECK_THROWS_WITH(load(f.path, d), Contains("4-byte parameters") && Contains("8-byte"));
+  using SamePad = Sequential<Input<8, 8, 1>, Conv2D<2, 3, 3, 1, Padding::same>, Flatten, Dense<2>>;
+  using OneByNine = Sequential<Input<8, 8, 1>, Conv2D<2, 1, 9, 1, Padding::same>, Flatten, Dense<2>>;
+  static_assert(SamePad::param_count == OneByNine::param_count);
+  TempFile g("conv.ctnn");
+  save(g.path, SamePad(1));
+  OneByNine o(1);
+  CHECK_THROWS_WITH(load(g.path, o), Contains("3x3 stride 1 same") && Contains("1x9 stride 1 same"));
+}
+
+TEST_CASE("Every truncation and every corrupted byte is an error, and the model is left untouched") {
+  Tiny model(5);
+  Adam opt(0.01f);
+  data::Dataset d;
+  d.sample_shape = {4};
+  d.num_classes = 2;
+  for (int i = 0; i < 64; ++i) {
+    for (int j = 0; j < 4; ++j) d.x.push_back(float((i * 7 + j * 3) % 11) / 11.0f);
+    d.labels.push_back(i % 2);
+  }
+  fit(model, opt, SparseCategoricalCrossEntropy{}, d, {.epochs = 2, .batch_size = 16, .verbose = 0});
+  TempFile f("ckpt.ctnn"), bad("bad.ctnn");
+  save_checkpoint(f.path, model, opt);
+  const std::vector<char> good = read_bytes(f.path);
+  Tiny target(6);
+  Adam target_opt;
+  const auto before = params_of(target);
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    write_bytes(bad.path, std::vector<char>(good.begin(), good.begin() + std::ptrdiff_t(n)));
+    CHECK_THROWS_AS(load_checkpoint(bad.path, target, target_opt), Error);
+  }
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    std::vector<char> b = good;
+    b[i] = char(b[i] ^ 0x5a);
+    write_bytes(bad.path, b);
+    CHECK_THROWS_AS(load_checkpoint(bad.path, target, target_opt), Error);
+  }
+  CHECK(params_of(target) == before);
+  CHECK(target_opt.iterations() == 0);
+
+  SECTION("the messages say what is wrong") {
+    write_bytes(bad.path, std::vector<char>(good.begin(), good.end() - 9));
+    CHECK_THROWS_WITH(load(bad.path, target), Contains("checksum") && Contains(bad.path));
+    std::vector<char> v = good;
+    v[8] = 7;
+    write_bytes(bad.path, v);
+    CHECK_THROWS_WITH(load(bad.path, target), Contains("format version 7") && Contains("version 1"));
+    write_bytes(bad.path, {'h', 'e', 'l', 'l', 'o'});
+    CHECK_THROWS_WITH(load(bad.path, target), Contains("not a ctnn model file"));
+    CHECK_THROWS_WITH(load("/nonexistent/model.ctnn", target),
+                      Contains("/nonexistent/model.ctnn") && Contains("No such file"));
+    TempFile plain("plain.ctnn");
+    save(plain.path, model);
+    CHECK_THROWS_WITH(load_checkpoint(plain.path, target, target_opt),
+                      Contains("no optimizer state"));
+    SGD sgd;
+    CHECK_THROWS_WITH(load_checkpoint(f.path, target, sgd), Contains("Adam") && Contains("SGD"));
+  }
+  SECTION("a good checkpoint restores parameters, step count and hyperparameters") {
+    load_checkpoint(f.path, target, target_opt);
+    CHECK(params_of(target) == params_of(model));
+    CHECK(target_opt.iterations() == opt.iterations());
+    CHECK(target_opt.learning_rate == 0.01f);
+  }
+}
+
+TEST_CASE("Training resumed from a checkpoint continues exactly where it stopped") {
+  SECTION("Adam, with Dropout masks and shuffling") {
+    Cnn straight(8);
+    Adam opt_straight;
+    fit(straight, opt_straight, SparseCategoricalCrossEntropy{}, images(600),
+        {.epochs = 3, .seed = 4, .verbose = 0});
+
+    Cnn first(8);
+    Adam opt_first;
+    fit(first, opt_first, SparseCategoricalCrossEntropy{}, images(600),
+        {.epochs = 1, .seed = 4, .verbose = 0});
+    TempFile f("resume.ctnn");
+    save_checkpoint(f.path, first, opt_first);
+
+    Cnn resumed(123);
+    Adam opt_resumed(0.5f);  // replaced by the checkpoint's
+    load_checkpoint(f.path, resumed, opt_resumed);
+    const auto h = fit(resumed, opt_resumed, SparseCategoricalCrossEntropy{}, images(600),
+                       {.epochs = 3, .initial_epoch = 1, .seed = 4, .verbose = 0});
+    REQUIRE(h.epochs.size() == 2);
+    CHECK(h.epochs.front().epoch == 2);
+    CHECK(params_of(resumed) == params_of(straight));
+    CHECK(opt_resumed.iterations() == opt_straight.iterations());
+  }
+  SECTION("SGD with Nesterov momentum") {
+    Tiny straight(2), first(2), resumed(9);
+    SGD a(0.1f, 0.9f, true), b(0.1f, 0.9f, true), c;
+    data::Dataset d = data::head(images(), 1);  // shape (28,28,1) is not Tiny's: build a 4-feature set
+    d.sample_shape = {4};
+    d.x.assign({0.1f, 0.2f, 0.3f, 0.4f, 0.9f, 0.1f, 0.5f, 0.2f});
+    d.labels = {0, 1};
+    d.num_classes = 2;
+    fit(straight, a, SparseCategoricalCrossEntropy{}, d, {.epochs = 6, .batch_size = 1, .verbose = 0});
+    fit(first, b, SparseCategoricalCrossEntropy{}, d, {.epochs = 2, .batch_size = 1, .verbose = 0});
+    TempFile f("sgd.ctnn");
+    save_checkpoint(f.path, first, b);
+    load_checkpoint(f.path, resumed, c);
+    CHECK(c.momentum == 0.9f);
+    CHECK(c.nesterov);
+    fit(resumed, c, SparseCategoricalCrossEntropy{}, d,
+        {.epochs = 6, .initial_epoch = 2, .batch_size = 1, .verbose = 0});
+    CHECK(params_of(resumed) == params_of(straight));
+  }
+  SECTION("initial_epoch must lie below epochs") {
+    Tiny m(1);
+    Adam o;
+    data::Dataset d;
+    d.sample_shape = {4};
+    d.x.assign(4, 0.5f);
+    d.labels = {1};
+    d.num_classes = 2;
+    CHECK_THROWS_WITH(fit(m, o, SparseCategoricalCrossEntropy{}, d,
+                          {.epochs = 2, .initial_epoch = 2, .verbose = 0}),
+                      Contains("initial_epoch (2)") && Contains("epochs (2)"));
+  }
+}
+
+TEST_CASE("A save killed midway leaves the previous file whole") {
+  // The seed model's 11 MB make a save last milliseconds; a child process saves new weights
+  // over and over and is killed with SIGKILL at varying moments. Every time, the file must load
+  // and hold either the old or the new weights, never a mix.
+  using Seed = Sequential<Input<28, 28, 1>, Conv2D<32, 3, 3>, ReLU, Flatten, Dense<128>, ReLU,
+                          Dense<10>, Softmax>;
+  TempFile f("killed.ctnn");
+  const Seed old_model(1), new_model(2);
+  save(f.path, old_model);
+  for (int round = 0; round < 6; ++round) {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      for (;;) save(f.path, new_model);  // killed from outside
+    }
+    ::usleep(useconds_t(3000 + 7000 * round));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    Seed check(3);
+    load(f.path, check);  // throws if the file were partial
+    const bool is_old = params_of(check) == params_of(old_model);
+    const bool is_new = params_of(check) == params_of(new_model);
+    CHECK((is_old || is_new));
+    // Leftover temporary files of the killed saves are the only debris.
+    std::remove((f.path + ".tmp." + std::to_string(child)).c_str());
+  }
+}
