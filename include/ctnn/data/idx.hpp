@@ -3,7 +3,7 @@
 // An IDX file is a 4-byte big-endian magic 0x0000TTDD (TT the element type, DD the number of
 // dimensions), DD big-endian uint32 dimension sizes, then the elements in row-major order. ctnn
 // reads unsigned-byte files (TT = 0x08): images with 2 or more dimensions (n, d1, d2, ...) and
-// labels with 1 dimension (n). zlib's gzread reads gzip and plain files alike.
+// labels with 1 dimension (n). gzip.hpp's Reader reads gzip and plain files alike.
 //
 // Every problem is a ctnn::Error naming the file and the values: missing file, bad magic,
 // unsupported element type, a zero dimension, zero samples, truncation, trailing bytes, corrupt
@@ -12,23 +12,20 @@
 // with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
 // non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
 #pragma once
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "ctnn/core/error.hpp"
 #include "ctnn/data/dataset.hpp"
+#include "ctnn/data/gzip.hpp"
 
 namespace ctnn::data {
 
@@ -42,10 +39,6 @@ namespace idx_detail {
 inline constexpr std::uint8_t kUbyte = 0x08;
 inline constexpr std::uint32_t kImagesMagic = 0x00000803;  // ubyte, 3 dims: n, rows, cols
 inline constexpr std::uint32_t kLabelsMagic = 0x00000801;  // ubyte, 1 dim: n
-inline constexpr std::size_t kChunk = std::size_t{1} << 20;  // 1 MiB reads: few calls, small buffer
-// Deflate's best case is 1032:1, so a gzip file of m bytes never decompresses to more than
-// 1032 * m bytes: a safe bound on what to reserve before the data is actually read.
-inline constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
 inline std::string hex(std::uint32_t v, int digits = 8) {
   std::ostringstream os;
@@ -65,75 +58,13 @@ inline const char* type_name(std::uint8_t t) {
   }
 }
 
-// One open IDX file, read sequentially through zlib; tracks how many (decompressed) bytes it gave.
-class Reader {
+// The IDX file being read; every message calls it "IDX file".
+class Reader : public gzip_detail::Reader {
  public:
-  explicit Reader(std::string path) : path_(std::move(path)) {
-    std::error_code ec;
-    const auto st = std::filesystem::status(path_, ec);
-    if (!std::filesystem::exists(st)) fail("The IDX file '", path_, "' does not exist.");
-    if (!std::filesystem::is_regular_file(st))
-      fail("The IDX file '", path_, "' is not a regular file.");
-    file_size_ = std::filesystem::file_size(path_, ec);
-    if (ec) fail("Cannot read the size of the IDX file '", path_, "': ", ec.message(), ".");
-    file_ = gzopen(path_.c_str(), "rb");
-    if (file_ == nullptr) fail("Cannot open the IDX file '", path_, "' for reading.");
-    gzbuffer(file_, 1u << 18);  // 256 KiB input buffer: fewer syscalls than zlib's 8 KiB default
-  }
-  ~Reader() {
-    if (file_ != nullptr) gzclose(file_);
-  }
-  Reader(const Reader&) = delete;
-  Reader& operator=(const Reader&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::uint64_t file_size() const { return file_size_; }
-  std::uint64_t consumed() const { return consumed_; }
-  // True for a plain file, where the data size is known from the file size.
-  bool plain() { return gzdirect(file_) != 0; }
-
-  // Reads up to n bytes; fewer only at end of input. Throws on corrupt gzip data.
-  std::size_t read(void* dst, std::size_t n) {
-    auto* out = static_cast<unsigned char*>(dst);
-    std::size_t got = 0;
-    while (got < n) {
-      const auto want = static_cast<unsigned>(std::min(n - got, kChunk));
-      const int r = gzread(file_, out + got, want);
-      check_stream();
-      if (r <= 0) break;
-      got += static_cast<std::size_t>(r);
-      consumed_ += static_cast<std::uint64_t>(r);
-      if (static_cast<unsigned>(r) < want) break;
-    }
-    return got;
-  }
-
-  // True when the input ended inside a gzip stream (zlib's Z_BUF_ERROR).
-  bool cut_off() {
-    int err = Z_OK;
-    gzerror(file_, &err);
-    return err == Z_BUF_ERROR;
-  }
-  // Why the input ended early, for messages.
-  const char* end_reason() { return cut_off() ? " (the gzip stream is cut off)" : ""; }
-
- private:
-  void check_stream() {
-    int err = Z_OK;
-    std::string msg = gzerror(file_, &err);
-    // Z_BUF_ERROR only means the input ended inside a gzip stream: reported as truncation.
-    if (err == Z_OK || err == Z_BUF_ERROR) return;
-    // zlib prefixes its message with the path, which ours already names. No byte offset either:
-    // zlib decompresses ahead of what we asked for, so it would not locate the damage.
-    if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
-    fail("The gzip file '", path_, "' is corrupt: zlib says \"", msg, "\".");
-  }
-
-  std::string path_;
-  gzFile file_ = nullptr;
-  std::uint64_t file_size_ = 0;
-  std::uint64_t consumed_ = 0;
+  explicit Reader(std::string path) : gzip_detail::Reader(std::move(path), "IDX file") {}
 };
+using gzip_detail::kChunk;
+using gzip_detail::kMaxDeflateRatio;
 
 struct Header {
   std::vector<std::size_t> dims;  // dims[0] is the sample count
