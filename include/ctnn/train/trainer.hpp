@@ -14,6 +14,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/core/error.hpp"
+#include "ctnn/core/layer.hpp"
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/data/transform.hpp"
 #include "ctnn/loss/loss.hpp"
