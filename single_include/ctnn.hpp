@@ -1226,12 +1226,21 @@ struct Dense {
 // ctnn/layers/spatial.hpp: output sizes and padding of sliding-window layers (Conv2D, pooling),
 // with Keras's (TensorFlow's) conventions.
 #include <cstddef>
+#include <string>
 
 namespace ctnn {
 
 // valid: windows lie inside the input. same: the input is zero-padded so the output has
 // ceil(in / stride) positions; an odd total pad puts the extra row/column after (bottom/right).
 enum class Padding { valid, same };
+
+namespace detail {
+// "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
+inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad) {
+  return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) +
+         (pad == Padding::same ? " same" : " valid");
+}
+}  // namespace detail
 
 namespace detail {
 
@@ -1302,6 +1311,7 @@ struct Conv2D {
     static constexpr std::size_t scratch_per_sample =
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
+    static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
@@ -1400,6 +1410,7 @@ struct Conv2D {
 // The mask of sample s in a step comes from Rng(step seed, s) alone, so a seeded run draws the same
 // masks at any thread count; it is kept in scratch (already scaled) for the backward pass.
 #include <cstring>
+#include <string>
 
 // ---- begin ctnn/layers/param_free.hpp ----
 // ctnn/layers/param_free.hpp: the common part of layers without parameters whose output has the
@@ -1434,6 +1445,7 @@ struct Dropout {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
+    static std::string config() { return "rate " + std::to_string(Rate.value()); }
     static constexpr double rate = Rate.value();
 
     static void forward(const T*, const T* x, T* y, std::size_t n, T* mask,
@@ -1494,6 +1506,8 @@ struct Flatten {
 // ---- begin ctnn/layers/leaky_relu.hpp ----
 // ctnn/layers/leaky_relu.hpp: LeakyReLU<Alpha>, y = x for x > 0, else Alpha * x.
 // Alpha defaults to 0.3 as in Keras (PyTorch's default is 0.01). Output shape: the input's.
+#include <string>
+
 
 namespace ctnn {
 
@@ -1502,6 +1516,7 @@ struct LeakyReLU {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "LeakyReLU";
+    static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
     static constexpr T alpha = static_cast<T>(Alpha.value());
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::leaky_relu_forward(n * In::size, x, y, alpha);
@@ -1557,6 +1572,7 @@ struct Pool2D {
     static constexpr std::size_t param_count = 0;
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
+    static std::string config() { return window_config(PH, PW, S, Pad); }
     static constexpr bool fuses_relu = false;
     static constexpr bool is_view = false;
 
@@ -2107,6 +2123,9 @@ struct SparseCategoricalCrossEntropy {
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
+#include <vector>
+
 
 // ---- begin ctnn/kernels/update.hpp ----
 // ctnn/kernels/update.hpp: optimizer updates, each one pass over the contiguous parameter arena.
@@ -2215,6 +2234,29 @@ class BasicAdam {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): the hyperparameters in constructor order, and the state:
+  // the step count and the buffers m, v (none before the first step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(beta_1), double(beta_2), double(epsilon)};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 4) fail("Adam has 4 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), beta_1 = T(h[1]), beta_2 = T(h[2]), epsilon = T(h[3]);
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (m_.size() == 0) return {};
+    return {{m_.data(), m_.size()}, {v_.data(), v_.size()}};
+  }
+  // Sets the step count and makes `buffers` (0, or 2 of n values) for the caller to fill.
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers != 0 && buffers != 2) fail("Adam keeps 0 or 2 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    m_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    v_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{m_.data(), n}, {v_.data(), n}};
+  }
   std::span<const T> first_moment() const { return {m_.data(), m_.size()}; }
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
@@ -2233,7 +2275,11 @@ using Adam = BasicAdam<float>;
 // Represents Keras's SGD: vel = momentum * vel - lr * g; w += vel, or with Nesterov
 // w += momentum * vel - lr * g. Defaults: lr 0.01, momentum 0 (Keras). One fused pass over the
 // arena; the velocity buffer exists only when momentum > 0.
+#include <cstdint>
 #include <span>
+#include <string_view>
+#include <vector>
+
 
 
 namespace ctnn {
@@ -2252,10 +2298,35 @@ class BasicSGD {
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
+    ++t_;
+  }
+
+  std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): hyperparameters (learning rate, momentum, nesterov as 0/1)
+  // and the state: the step count and the velocity (none without momentum or before a step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(momentum), nesterov ? 1.0 : 0.0};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 3) fail("SGD has 3 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), momentum = T(h[1]), nesterov = h[2] != 0;
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (vel_.size() == 0) return {};
+    return {{vel_.data(), vel_.size()}};
+  }
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers > 1) fail("SGD keeps 0 or 1 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    vel_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{vel_.data(), n}};
   }
 
  private:
   AlignedBuffer<T> vel_;
+  std::uint64_t t_ = 0;
 };
 
 using SGD = BasicSGD<float>;
@@ -2263,96 +2334,654 @@ using SGD = BasicSGD<float>;
 }  // namespace ctnn
 // ---- end ctnn/optim/sgd.hpp ----
 
-// ---- begin ctnn/data/dataset.hpp ----
-// ctnn/data/dataset.hpp: an in-memory dataset of fixed-size samples.
+// ---- begin ctnn/data/clean.hpp ----
+// ctnn/data/clean.hpp: cleaning a Table in place, each step reporting what it touched.
 //
-// A Dataset holds `size()` samples. Each sample is `feature_size()` floats stored contiguously in
-// `x` (row-major, channels last for images: height, width, channels), and either
-//   - a class label in `labels` (sparse classification; `num_classes` is the label range), or
-//   - a target vector of `target_size` floats in `targets` (one-hot, binary or regression).
-// `sample_shape` records the per-sample dimensions (e.g. {28, 28, 1}); a model checks it against
-// its Input shape before training or evaluation. `feature_names` and `class_names` are optional
-// (empty, or one name per feature / class) and only label reports.
+// Every step takes the Table, optionally a selection of columns (empty = all columns), changes
+// the table in place and returns a CleanReport that prints as one line, e.g.
+//   impute(mean): 16 cells in 14 rows (mean radius: 4, mean texture: 2, ...)
+//   drop_duplicates: dropped 10 of 579 rows, 569 left
+//
+//   drop_missing(t, cols)           drops the rows with a missing (NaN) cell in cols.
+//   impute(t, strategy, cols)       fills the missing cells of cols with Impute::mean(),
+//                                   median(), most_frequent() or constant(value / "text").
+//   drop_duplicates(t, cols)        drops rows equal to an earlier row in cols (missing equals
+//                                   missing here), keeping the first.
+//   drop_outliers(t, rule, cols)    drops the rows with an outlier in cols; the rule is
+//   clip_outliers(t, rule, cols)    ZScore{threshold} or Range{lo, hi}; clipping moves each
+//                                   outlier to the nearest bound instead.
+//
+// Missing cells (NaN; the CSV reader also reads non-numeric text in a numeric column as NaN) are
+// never outliers and are left alone by all but drop_missing and impute.
+//
+// Order of statistics: a step computes every column's statistic (mean, median, mode, z-score
+// bounds) from the table as it was passed in, all before changing anything. So the result does
+// not depend on the order of the columns (dropping the outlier rows of one column does not shift
+// the z-scores of the next), and a step that throws leaves the table unchanged.
+//
+// Column kinds: mean, median, constant(number) and the outlier rules apply to numeric columns,
+// constant("text") to categorical ones and most_frequent to both. A column of the other kind is
+// skipped when the selection is empty (all columns) and is an error when named.
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
+#include <ostream>
+#include <sstream>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+// ---- begin ctnn/data/table.hpp ----
+// ctnn/data/table.hpp: a table of named columns, the form raw tabular data takes before it
+// becomes a Dataset.
+//
+// A Table is what the CSV reader produces and what cleaning (clean.hpp) and integration
+// (integrate.hpp) work on. Every column holds one double per row; a missing cell is NaN. A
+// categorical column (text such as "benign", or a column the user declared categorical) stores
+// the index of the cell's category in `categories`, also as a double (NaN when missing).
+// `lines` keeps, for every row, the line of the source file it came from (1-based; 0 for rows
+// made in memory), so errors and reports can point at the file.
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 
 namespace ctnn::data {
 
-struct Dataset {
-  std::vector<std::size_t> sample_shape;  // per-sample dimensions, channels last
-  std::vector<float> x;                   // size() * feature_size() values
-  std::vector<std::int32_t> labels;       // size() labels, or empty when targets are used
-  std::vector<float> targets;             // size() * target_size values, or empty
-  std::size_t target_size = 0;
-  std::size_t num_classes = 0;            // labels lie in [0, num_classes)
-  std::vector<std::string> feature_names;  // optional: one name per feature (from a CSV header)
-  std::vector<std::string> class_names;    // optional: one name per class, for reports
+// Names a column by its header name or by its 0-based position.
+class ColumnRef {
+ public:
+  ColumnRef(std::size_t index) : ref_(index) {}  // NOLINT: implicit on purpose
+  ColumnRef(int index) : ref_(index < 0 ? static_cast<std::size_t>(-1) : std::size_t(index)) {}
+  ColumnRef(std::string name) : ref_(std::move(name)) {}  // NOLINT
+  ColumnRef(const char* name) : ref_(std::string(name)) {}  // NOLINT
 
-  std::size_t feature_size() const {
-    std::size_t n = 1;
-    for (std::size_t d : sample_shape) n *= d;
-    return sample_shape.empty() ? 0 : n;
+  bool is_index() const { return std::holds_alternative<std::size_t>(ref_); }
+  std::size_t index() const { return std::get<std::size_t>(ref_); }
+  const std::string& name() const { return std::get<std::string>(ref_); }
+  // "column 3" or "column \"radius\"", for messages.
+  std::string describe() const {
+    return is_index() ? "column " + std::to_string(index()) : "column \"" + name() + "\"";
   }
-  std::size_t size() const {
-    const std::size_t f = feature_size();
-    return f == 0 ? 0 : x.size() / f;
-  }
-  bool has_labels() const { return !labels.empty(); }
-  bool has_targets() const { return !targets.empty(); }
-  const float* sample(std::size_t i) const { return x.data() + i * feature_size(); }
 
-  // Throws ctnn::Error unless the sizes of x, labels and targets agree with each other.
-  void check_consistent(const char* what = "dataset") const {
-    const std::size_t f = feature_size();
-    if (f == 0) fail("The ", what, " has no sample shape (feature size 0).");
-    if (x.size() % f != 0)
-      fail("The ", what, " holds ", x.size(), " feature values, which is not a multiple of the ",
-           "feature size ", f, ".");
-    const std::size_t n = x.size() / f;
-    if (!labels.empty() && labels.size() != n)
-      fail("The ", what, " has ", n, " samples but ", labels.size(), " labels.");
-    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
-      fail("The ", what, " has ", n, " samples but ", targets.size(),
-           " target values (target size ", target_size, ").");
-    if (!feature_names.empty() && feature_names.size() != f)
-      fail("The ", what, " has ", feature_names.size(), " feature names for ", f, " features.");
-    if (!class_names.empty() && class_names.size() != num_classes)
-      fail("The ", what, " has ", class_names.size(), " class names for ", num_classes,
-           " classes.");
-    for (std::size_t i = 0; i < labels.size(); ++i)
-      if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
-        fail("The ", what, " has label ", labels[i], " at sample ", i,
-             ", outside the class range [0, ", num_classes, ").");
+ private:
+  std::variant<std::size_t, std::string> ref_;
+};
+
+struct Column {
+  std::string name;
+  std::vector<double> values;            // one per row; NaN marks a missing cell
+  bool categorical = false;              // values are indices into `categories`
+  std::vector<std::string> categories;   // the category names, for a categorical column
+  bool ordered = false;                  // the categories' order means something (a file's class
+                                         // list): to_dataset numbers classes in it, not sorted
+
+  bool missing(std::size_t row) const { return std::isnan(values[row]); }
+  // The cell as text: the category name, the number, or "" when missing.
+  std::string text(std::size_t row) const {
+    const double v = values[row];
+    if (std::isnan(v)) return "";
+    if (categorical) return categories.at(static_cast<std::size_t>(v));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+  }
+};
+
+struct Table {
+  std::string source;                  // where the rows came from (a file path), for messages
+  std::vector<Column> columns;
+  std::vector<std::size_t> lines;      // source line of each row (1-based), 0 when not from a file
+
+  std::size_t rows() const { return columns.empty() ? lines.size() : columns.front().values.size(); }
+  std::size_t cols() const { return columns.size(); }
+
+  // The position of a column; throws ctnn::Error naming the table and its columns if absent.
+  std::size_t index_of(const ColumnRef& ref) const {
+    if (ref.is_index()) {
+      if (ref.index() >= columns.size())
+        fail(describe(), " has ", columns.size(), " columns; ", ref.describe(),
+             " does not exist (columns are numbered from 0).");
+      return ref.index();
+    }
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      if (columns[c].name == ref.name()) return c;
+    std::string names;
+    for (std::size_t c = 0; c < columns.size() && c < 40; ++c)
+      names += (c ? ", \"" : "\"") + columns[c].name + "\"";
+    if (columns.size() > 40) names += ", ...";
+    fail(describe(), " has no ", ref.describe(), "; its columns are ", names, ".");
+  }
+  bool has(const std::string& name) const {
+    for (const Column& c : columns)
+      if (c.name == name) return true;
+    return false;
+  }
+  Column& operator[](const ColumnRef& ref) { return columns[index_of(ref)]; }
+  const Column& operator[](const ColumnRef& ref) const { return columns[index_of(ref)]; }
+
+  // The line a row came from, for messages: "line 17 of wine.csv" or "row 3".
+  std::string where(std::size_t row) const {
+    if (row < lines.size() && lines[row] != 0 && !source.empty())
+      return "line " + std::to_string(lines[row]) + " of " + source;
+    return "row " + std::to_string(row);
+  }
+  std::string describe() const { return source.empty() ? "The table" : "The table from " + source; }
+
+  // Keeps the rows at `keep` (in that order) in every column and in `lines`.
+  void keep_rows(const std::vector<std::size_t>& keep) {
+    for (Column& c : columns) {
+      std::vector<double> v;
+      v.reserve(keep.size());
+      for (std::size_t r : keep) v.push_back(c.values[r]);
+      c.values = std::move(v);
+    }
+    std::vector<std::size_t> l;
+    l.reserve(keep.size());
+    for (std::size_t r : keep) l.push_back(r < lines.size() ? lines[r] : 0);
+    lines = std::move(l);
+  }
+
+  // Throws ctnn::Error unless every column has rows() values, `lines` has one entry a row, column
+  // names are unique and categorical cells index their categories.
+  void check_consistent() const {
+    const std::size_t n = rows();
+    if (lines.size() != n)
+      fail(describe(), " has ", n, " rows but ", lines.size(), " line numbers.");
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      const Column& col = columns[c];
+      if (col.values.size() != n)
+        fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
+             ".");
+      for (std::size_t d = 0; d < c; ++d)
+        if (columns[d].name == col.name)
+          fail(describe(), " has two columns named \"", col.name, "\" (", d, " and ", c, ").");
+      if (col.categorical)
+        for (std::size_t r = 0; r < n; ++r) {
+          const double v = col.values[r];
+          if (!std::isnan(v) && (v < 0 || v >= double(col.categories.size()) || v != std::floor(v)))
+            fail(describe(), ": column \"", col.name, "\" at ", where(r), " holds category index ",
+                 v, " but has ", col.categories.size(), " categories.");
+        }
+    }
   }
 };
 
 }  // namespace ctnn::data
-// ---- end ctnn/data/dataset.hpp ----
-// ---- begin ctnn/data/idx.hpp ----
-// ctnn/data/idx.hpp: loading IDX files (the MNIST / Fashion-MNIST format), plain or gzip.
+// ---- end ctnn/data/table.hpp ----
+
+namespace ctnn::data {
+
+// What a cleaning step did. For the dropping steps rows_touched is the number of rows dropped and
+// cells_changed is 0; for impute and clip_outliers rows_touched counts the rows with at least one
+// changed cell.
+struct CleanReport {
+  std::string step;  // "drop_missing", "impute(median)", "clip_outliers(|z| > 3)", ...
+  std::size_t rows_before = 0;
+  std::size_t rows_after = 0;
+  std::size_t rows_touched = 0;
+  std::size_t cells_changed = 0;
+  // Per column, in table order, only nonzero: missing cells found (drop_missing), cells filled
+  // (impute) or outlier cells found (drop_outliers, clip_outliers).
+  std::vector<std::pair<std::string, std::size_t>> per_column;
+  // Columns with missing cells that impute left alone because the strategy does not apply to
+  // their kind (e.g. a categorical column under mean), with their missing-cell counts.
+  std::vector<std::pair<std::string, std::size_t>> skipped;
+
+  std::size_t dropped() const { return rows_before - rows_after; }
+  // The per-column count for `column`, 0 if it is not listed.
+  std::size_t count(const std::string& column) const {
+    for (const auto& [name, n] : per_column)
+      if (name == column) return n;
+    return 0;
+  }
+  std::string str() const {
+    std::ostringstream os;
+    os << step << ": ";
+    const auto n = [](std::size_t k, const char* what) {
+      return std::to_string(k) + " " + what + (k == 1 ? "" : "s");
+    };
+    if (step.rfind("drop", 0) == 0)
+      os << "dropped " << dropped() << " of " << n(rows_before, "row") << ", " << rows_after
+         << " left";
+    else
+      os << n(cells_changed, "cell") << " in " << n(rows_touched, "row");
+    const auto list = [&os](const std::vector<std::pair<std::string, std::size_t>>& v) {
+      for (std::size_t i = 0; i < v.size(); ++i)
+        os << (i ? ", " : "") << v[i].first << ": " << v[i].second;
+    };
+    if (!per_column.empty()) {
+      os << " (";
+      list(per_column);
+      os << ")";
+    }
+    if (!skipped.empty()) {
+      os << "; missing cells left in skipped columns (";
+      list(skipped);
+      os << ")";
+    }
+    return os.str();
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const CleanReport& r) { return os << r.str(); }
+
+// How impute fills a missing cell.
+class Impute {
+ public:
+  enum class Kind { mean, median, most_frequent, constant };
+
+  // The mean / median of the column's finite values (an infinity is no measurement to average).
+  static Impute mean() { return Impute(Kind::mean); }
+  static Impute median() {
+    return Impute(Kind::median);
+  }  // of an even count: the middle two's mean
+  // The most frequent value or category; of a tie, the smallest value / first category.
+  static Impute most_frequent() { return Impute(Kind::most_frequent); }
+  // A fixed number (numeric columns) or category (categorical columns; added if new).
+  static Impute constant(double value) {
+    if (std::isnan(value)) fail("Impute::constant needs a value to fill in, not NaN.");
+    Impute i(Kind::constant);
+    i.value_ = value;
+    return i;
+  }
+  static Impute constant(std::string category) {
+    Impute i(Kind::constant);
+    i.text_ = true;
+    i.category_ = std::move(category);
+    return i;
+  }
+
+  Kind kind() const { return kind_; }
+  bool is_text() const { return text_; }
+  double value() const { return value_; }
+  const std::string& category() const { return category_; }
+  bool applies_to(const Column& c) const {
+    if (kind_ == Kind::most_frequent) return true;
+    if (kind_ == Kind::constant) return text_ == c.categorical;
+    return !c.categorical;
+  }
+  // "mean", "constant 0", "constant \"unknown\"": the step's name in reports and errors.
+  std::string name() const {
+    switch (kind_) {
+      case Kind::mean:
+        return "mean";
+      case Kind::median:
+        return "median";
+      case Kind::most_frequent:
+        return "most_frequent";
+      case Kind::constant:
+        break;
+    }
+    if (text_) return "constant \"" + category_ + "\"";
+    std::ostringstream os;
+    os << "constant " << value_;
+    return os.str();
+  }
+
+ private:
+  explicit Impute(Kind k) : kind_(k) {}
+  Kind kind_;
+  bool text_ = false;
+  double value_ = 0;
+  std::string category_;
+};
+
+// An outlier is a value whose |x - mean| / std exceeds `threshold`, i.e. one outside
+// [mean - threshold * std, mean + threshold * std], with the mean and the population standard
+// deviation of the column's finite values; ±infinity is one too, unless the column's finite
+// values are all equal (then it has no outliers). Clipping moves it to the nearer bound.
+struct ZScore {
+  double threshold = 3.0;
+};
+// An outlier is a value outside [lo, hi] (either bound may be infinite); clipping moves it to
+// the nearer bound.
+struct Range {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+};
+using OutlierRule = std::variant<ZScore, Range>;
+
+namespace detail {
+
+// The selected column positions, each once, in the order given; all columns when `cols` is empty.
+inline std::vector<std::size_t> select_columns(const Table& t, const std::vector<ColumnRef>& cols) {
+  std::vector<std::size_t> out;
+  if (cols.empty()) {
+    for (std::size_t c = 0; c < t.cols(); ++c) out.push_back(c);
+    return out;
+  }
+  for (const ColumnRef& ref : cols) {
+    const std::size_t c = t.index_of(ref);
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  }
+  return out;
+}
+
+inline std::size_t count_missing(const Column& c) {
+  std::size_t n = 0;
+  for (double v : c.values) n += std::isnan(v) ? 1 : 0;
+  return n;
+}
+
+// Keeps the rows not marked in `drop` and fills in the report's row counts.
+inline void drop_marked(Table& t, const std::vector<bool>& drop, CleanReport& r) {
+  std::vector<std::size_t> keep;
+  for (std::size_t row = 0; row < drop.size(); ++row)
+    if (!drop[row]) keep.push_back(row);
+  r.rows_touched = drop.size() - keep.size();
+  if (keep.size() != drop.size()) t.keep_rows(keep);
+  r.rows_after = t.rows();
+}
+
+inline std::vector<double> finite_values(const Column& c) {
+  std::vector<double> v;
+  for (double x : c.values)
+    if (std::isfinite(x)) v.push_back(x);
+  return v;
+}
+
+// The fill value for one column; throws (naming the table and column) when there is none.
+inline double impute_value(Table& t, std::size_t col, const Impute& how) {
+  Column& c = t.columns[col];
+  const auto none = [&](const char* what) {
+    const std::size_t missing = count_missing(c);
+    std::ostringstream why;
+    if (missing == c.values.size())
+      why << "all " << missing << " of its cells are missing";
+    else
+      why << missing << " of its " << c.values.size() << " cells are missing and the rest hold no "
+          << what;
+    fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", c.name,
+         "\": ", why.str(), ", so there is no ", how.name(), " to fill them with.");
+  };
+  switch (how.kind()) {
+    case Impute::Kind::mean: {
+      const std::vector<double> v = finite_values(c);
+      if (v.empty()) none("finite value");
+      double sum = 0;
+      for (double x : v) sum += x;
+      return sum / double(v.size());
+    }
+    case Impute::Kind::median: {
+      std::vector<double> v = finite_values(c);
+      if (v.empty()) none("finite value");
+      std::sort(v.begin(), v.end());
+      const std::size_t m = v.size() / 2;
+      return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+    }
+    case Impute::Kind::most_frequent: {
+      std::vector<double> v;
+      for (double x : c.values)
+        if (!std::isnan(x)) v.push_back(x);
+      if (v.empty()) none("value");
+      // Sorted, the first longest run is the mode with the smallest value (first category).
+      std::sort(v.begin(), v.end());
+      double best = v[0];
+      std::size_t best_n = 0;
+      for (std::size_t i = 0; i < v.size();) {
+        std::size_t j = i;
+        while (j < v.size() && v[j] == v[i]) ++j;
+        if (j - i > best_n) best = v[i], best_n = j - i;
+        i = j;
+      }
+      return best;
+    }
+    case Impute::Kind::constant:
+      break;
+  }
+  if (!how.is_text()) return how.value();
+  const auto it = std::find(c.categories.begin(), c.categories.end(), how.category());
+  return double(it - c.categories.begin());  // == categories.size() for a new category
+}
+
+// Cells equal for duplicate detection: missing equals missing, and -0 equals 0.
+inline bool same_cell(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+
+inline std::uint64_t cell_hash(double v) {
+  if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();
+  if (v == 0) v = 0;  // -0 hashes as 0
+  std::uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
+
+// The rule's bounds for one numeric column: values outside [lo, hi] are outliers (NaN never).
+struct Bounds {
+  double lo, hi;
+};
+
+inline Bounds outlier_bounds(const Column& c, const OutlierRule& rule) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  if (const Range* r = std::get_if<Range>(&rule)) return {r->lo, r->hi};
+  const double thr = std::get<ZScore>(rule).threshold;
+  const std::vector<double> v = finite_values(c);
+  if (v.empty()) return {-kInf, kInf};
+  double sum = 0;
+  for (double x : v) sum += x;
+  const double mean = sum / double(v.size());
+  double ss = 0;  // two passes: the one-pass formula cancels badly when std << |mean|
+  for (double x : v) ss += (x - mean) * (x - mean);
+  const double sd = std::sqrt(ss / double(v.size()));
+  if (sd == 0) return {-kInf, kInf};
+  return {mean - thr * sd, mean + thr * sd};
+}
+
+inline std::string rule_name(const OutlierRule& rule) {
+  std::ostringstream os;
+  if (const Range* r = std::get_if<Range>(&rule))
+    os << "range [" << r->lo << ", " << r->hi << "]";
+  else
+    os << "|z| > " << std::get<ZScore>(rule).threshold;
+  return os.str();
+}
+
+// Checks the rule and the columns, then returns each selected numeric column with its bounds.
+inline std::vector<std::pair<std::size_t, Bounds>> outlier_columns(
+    const Table& t, const OutlierRule& rule, const std::vector<ColumnRef>& cols,
+    const std::string& step) {
+  if (const Range* r = std::get_if<Range>(&rule)) {
+    if (!(r->lo <= r->hi))
+      fail(step, ": Range{", r->lo, ", ", r->hi, "} is not a range; lo must not exceed hi and ",
+           "neither may be NaN.");
+  } else {
+    const double thr = std::get<ZScore>(rule).threshold;
+    if (!(thr > 0) || !std::isfinite(thr))
+      fail(step, ": the z-score threshold must be a positive number, not ", thr, ".");
+  }
+  t.check_consistent();
+  std::vector<std::pair<std::size_t, Bounds>> out;
+  for (std::size_t c : select_columns(t, cols)) {
+    const Column& col = t.columns[c];
+    if (col.categorical) {
+      if (cols.empty()) continue;
+      fail(t.describe(), ": ", step, " cannot judge column \"", col.name, "\": it is categorical (",
+           col.categories.size(),
+           " categories), so no value of it lies outside a range or has a z-score.");
+    }
+    out.emplace_back(c, outlier_bounds(col, rule));
+  }
+  return out;
+}
+
+inline bool outside(double v, Bounds b) { return v < b.lo || v > b.hi; }  // false for NaN
+
+}  // namespace detail
+
+// Drops every row with a missing cell in `cols` (all columns when empty).
+inline CleanReport drop_missing(Table& t, const std::vector<ColumnRef>& cols = {}) {
+  t.check_consistent();
+  CleanReport r{"drop_missing", t.rows(), t.rows(), 0, 0, {}, {}};
+  std::vector<bool> drop(t.rows(), false);
+  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  for (std::size_t c = 0; c < t.cols(); ++c) {
+    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    const Column& col = t.columns[c];
+    std::size_t n = 0;
+    for (std::size_t row = 0; row < t.rows(); ++row)
+      if (col.missing(row)) drop[row] = true, ++n;
+    if (n) r.per_column.emplace_back(col.name, n);
+  }
+  detail::drop_marked(t, drop, r);
+  return r;
+}
+
+// Fills the missing cells of `cols` (all columns when empty) as `how` says. Errors name the
+// column: a column named in `cols` whose kind the strategy does not apply to, or a column with
+// missing cells and no value to compute the fill from.
+inline CleanReport impute(Table& t, const Impute& how, const std::vector<ColumnRef>& cols = {}) {
+  t.check_consistent();
+  CleanReport r{"impute(" + how.name() + ")", t.rows(), t.rows(), 0, 0, {}, {}};
+  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  // First every fill value (and every error), then the changes.
+  std::vector<std::pair<std::size_t, double>> fills;
+  for (std::size_t c = 0; c < t.cols(); ++c) {
+    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    const Column& col = t.columns[c];
+    const std::size_t missing = detail::count_missing(col);
+    if (!how.applies_to(col)) {
+      if (!cols.empty())
+        fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", col.name,
+             "\", which is ", col.categorical ? "categorical" : "numeric",
+             col.categorical ? "; use Impute::most_frequent() or Impute::constant(\"text\") for it."
+                             : "; use a numeric Impute::constant or another strategy for it.");
+      if (missing) r.skipped.emplace_back(col.name, missing);
+      continue;
+    }
+    if (missing) fills.emplace_back(c, detail::impute_value(t, c, how));
+  }
+  std::vector<bool> touched(t.rows(), false);
+  for (const auto& [c, value] : fills) {
+    Column& col = t.columns[c];
+    if (col.categorical && value == double(col.categories.size()))
+      col.categories.push_back(how.category());
+    std::size_t n = 0;
+    for (std::size_t row = 0; row < t.rows(); ++row)
+      if (col.missing(row)) col.values[row] = value, touched[row] = true, ++n;
+    r.per_column.emplace_back(col.name, n);
+    r.cells_changed += n;
+  }
+  r.rows_touched = std::size_t(std::count(touched.begin(), touched.end(), true));
+  return r;
+}
+
+// Drops every row equal in `cols` (all columns when empty) to an earlier row, keeping the first.
+inline CleanReport drop_duplicates(Table& t, const std::vector<ColumnRef>& cols = {}) {
+  t.check_consistent();
+  CleanReport r{"drop_duplicates", t.rows(), t.rows(), 0, 0, {}, {}};
+  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  const auto equal = [&](std::size_t a, std::size_t b) {
+    for (std::size_t c : sel)
+      if (!detail::same_cell(t.columns[c].values[a], t.columns[c].values[b])) return false;
+    return true;
+  };
+  // Rows bucketed by a hash of their cells, so the check is linear rather than quadratic.
+  std::unordered_map<std::uint64_t, std::vector<std::size_t>> kept;
+  std::vector<bool> drop(t.rows(), false);
+  for (std::size_t row = 0; row < t.rows(); ++row) {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (std::size_t c : sel)
+      h = (h ^ detail::cell_hash(t.columns[c].values[row])) * 0x100000001b3ull + (h >> 29);
+    std::vector<std::size_t>& bucket = kept[h];
+    drop[row] =
+        std::any_of(bucket.begin(), bucket.end(), [&](std::size_t k) { return equal(k, row); });
+    if (!drop[row]) bucket.push_back(row);
+  }
+  detail::drop_marked(t, drop, r);
+  return r;
+}
+
+// Drops every row with an outlier under `rule` in `cols` (all numeric columns when empty).
+inline CleanReport drop_outliers(Table& t, const OutlierRule& rule,
+                                 const std::vector<ColumnRef>& cols = {}) {
+  const std::string step = "drop_outliers(" + detail::rule_name(rule) + ")";
+  const auto bounds = detail::outlier_columns(t, rule, cols, step);
+  CleanReport r{step, t.rows(), t.rows(), 0, 0, {}, {}};
+  std::vector<bool> drop(t.rows(), false);
+  for (const auto& [c, b] : bounds) {
+    std::size_t n = 0;
+    for (std::size_t row = 0; row < t.rows(); ++row)
+      if (detail::outside(t.columns[c].values[row], b)) drop[row] = true, ++n;
+    if (n) r.per_column.emplace_back(t.columns[c].name, n);
+  }
+  detail::drop_marked(t, drop, r);
+  return r;
+}
+
+// Moves every outlier under `rule` in `cols` (all numeric columns when empty) to the nearer bound.
+inline CleanReport clip_outliers(Table& t, const OutlierRule& rule,
+                                 const std::vector<ColumnRef>& cols = {}) {
+  const std::string step = "clip_outliers(" + detail::rule_name(rule) + ")";
+  const auto bounds = detail::outlier_columns(t, rule, cols, step);
+  CleanReport r{step, t.rows(), t.rows(), 0, 0, {}, {}};
+  std::vector<bool> touched(t.rows(), false);
+  for (const auto& [c, b] : bounds) {
+    std::size_t n = 0;
+    std::vector<double>& values = t.columns[c].values;
+    for (std::size_t row = 0; row < values.size(); ++row)
+      if (detail::outside(values[row], b))
+        values[row] = values[row] < b.lo ? b.lo : b.hi, touched[row] = true, ++n;
+    if (n) r.per_column.emplace_back(t.columns[c].name, n);
+    r.cells_changed += n;
+  }
+  r.rows_touched = std::size_t(std::count(touched.begin(), touched.end(), true));
+  return r;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/clean.hpp ----
+// ---- begin ctnn/data/csv.hpp ----
+// ctnn/data/csv.hpp: reading delimited text (CSV, TSV, whitespace-separated) into a Table.
 //
-// An IDX file is a 4-byte big-endian magic 0x0000TTDD (TT the element type, DD the number of
-// dimensions), DD big-endian uint32 dimension sizes, then the elements in row-major order. ctnn
-// reads unsigned-byte files (TT = 0x08): images with 2 or more dimensions (n, d1, d2, ...) and
-// labels with 1 dimension (n). gzip.hpp's Reader reads gzip and plain files alike.
+// read_csv(path, opts) reads a plain or gzip file (gzip is recognised by its magic bytes 1f 8b);
+// parse_csv(text, name, opts) parses text already in memory, `name` standing in for the path in
+// messages. The text is:
+//   - an optional UTF-8 byte order mark, then `skip_lines` physical lines that are ignored;
+//   - a header row naming the columns when `header` is true (else they are named "0", "1", ...;
+//     `column_names` overrides either);
+//   - data rows, one record a line, fields separated by `delimiter`, or by runs of spaces and tabs
+//     when `whitespace` is true. Lines end in LF, CRLF or CR; blank lines are skipped.
+//   - Fields follow RFC 4180: a field starting with a double quote runs to the matching quote and
+//     may hold delimiters, line breaks and "" (one quote). Unquoted fields lose surrounding spaces.
+// Cells: an empty cell or one of `missing` is missing (NaN). A column whose other cells all parse
+// as numbers (std::from_chars, optional leading '+') is numeric; a column with no number is
+// categorical, its categories in order of first appearance; `categorical` forces columns to be
+// categorical (integer codes, say), the category names being the cells' text.
+// A column mixing numbers and text is an error that names the cell, unless the numbers are the
+// majority and `bad_numbers` is BadNumbers::missing: then the text cells are read as missing and
+// counted in the CsvReport that `report` points to (if any).
 //
-// Every problem is a ctnn::Error naming the file and the values: missing file, bad magic,
-// unsupported element type, a zero dimension, zero samples, truncation, trailing bytes, corrupt
-// gzip data, and an image/label count mismatch. Sizes are checked before anything large is
-// allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
-// with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
-// non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
+// Every error is a ctnn::Error naming the file, the line and, for a cell, the column, numbered
+// from 1 as in an editor ("wine.csv, line 17, column 4 (\"ash\")"): a row with the wrong number of
+// fields, an unterminated quote (the line where it opened), text after a closing quote, a mixed
+// column, duplicate column names, no data rows, and a missing, unreadable or cut-off file. Table
+// ColumnRef indices (in `categorical`) count from 0, like everywhere else in ctnn.
+//
+// The result's `lines` holds the line each row starts on (1-based), `source` the path.
+//
+// read_sklearn_csv(path) reads scikit-learn's bundled format: line 1 is
+// `n_samples,n_features,class names...`, then rows of features and an integer class. Both counts
+// are checked. Columns are "feature_0", ... (or the names given) and a categorical "target" whose
+// categories are the class names in the file's order, marked Column::ordered so to_dataset keeps
+// class i as class i.
 #include <algorithm>
-#include <array>
+#include <charconv>
+#include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <iomanip>
 #include <limits>
-#include <sstream>
 #include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -2484,6 +3113,774 @@ class Reader {
 
 }  // namespace ctnn::data::gzip_detail
 // ---- end ctnn/data/gzip.hpp ----
+
+namespace ctnn::data {
+
+// What to do with a text cell in a column whose other cells are numbers.
+enum class BadNumbers {
+  error,    // throw, naming the cell (the default: a typo should not silently become NaN)
+  missing,  // read it as missing (NaN) and count it in the CsvReport
+};
+
+// Facts about a read that the Table cannot hold.
+struct CsvReport {
+  std::size_t rows = 0;
+  std::size_t missing_cells = 0;    // empty cells and missing markers
+  std::size_t bad_numbers = 0;      // text cells in numeric columns read as missing
+  std::vector<std::string> notes;   // one sentence per column that had such cells
+};
+
+struct CsvOptions {
+  char delimiter = ',';             // ignored when `whitespace` is true
+  bool whitespace = false;          // runs of spaces and tabs separate fields
+  bool header = true;               // the first (non-skipped) row names the columns
+  std::size_t skip_lines = 0;       // physical lines to ignore before the header or data
+  std::vector<std::string> column_names;  // if not empty: the names of all columns, in order
+  std::vector<std::string> missing = {"NA", "N/A", "NaN", "nan", "?", "null"};
+  std::vector<ColumnRef> categorical;     // columns to read as categories even if numeric
+  BadNumbers bad_numbers = BadNumbers::error;
+  CsvReport* report = nullptr;      // if set, filled in by the read
+};
+
+namespace csv_detail {
+
+inline bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+inline std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The whole of `s` (spaces around it allowed) as a double; false if it is not exactly a number.
+inline bool parse_number(std::string_view s, double& out) {
+  s = trim(s);
+  if (!s.empty() && s.front() == '+') {  // from_chars rejects '+', spreadsheets write it
+    s.remove_prefix(1);
+    if (!s.empty() && (s.front() == '+' || s.front() == '-')) return false;
+  }
+  if (s.empty()) return false;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+// "wine.csv, line 17" and "wine.csv, line 17, column 4 (\"ash\")" (column counted from 1).
+inline std::string at(const std::string& source, std::size_t line) {
+  return source + ", line " + std::to_string(line);
+}
+inline std::string at(const std::string& source, std::size_t line, std::size_t col,
+                      const std::string& name = "") {
+  return at(source, line) + ", column " + std::to_string(col + 1) +
+         (name.empty() ? "" : " (\"" + name + "\")");
+}
+
+struct Field {
+  std::string text;       // unquoted fields trimmed; quoted ones exactly as written, unescaped
+  std::size_t line = 0;   // where the field starts
+  bool quoted = false;
+};
+
+// Splits text into records of fields, tracking physical line numbers.
+class Parser {
+ public:
+  Parser(std::string_view text, const std::string& source, const CsvOptions& opts)
+      : s_(text), source_(source), opts_(opts) {
+    if (s_.starts_with("\xEF\xBB\xBF")) pos_ = 3;  // UTF-8 byte order mark, as Excel writes
+  }
+
+  void skip_lines(std::size_t n) {
+    for (std::size_t i = 0; i < n && pos_ < s_.size(); ++i) {
+      while (!at_eol()) ++pos_;
+      end_line();
+    }
+  }
+
+  // Reads the next non-blank record into `fields`; false at the end of the text.
+  bool next(std::vector<Field>& fields) {
+    for (;;) {
+      while (pos_ < s_.size() && trimmable(s_[pos_])) ++pos_;
+      if (pos_ >= s_.size()) return false;
+      if (!at_eol()) break;
+      end_line();
+    }
+    record_line_ = line_;
+    fields.clear();
+    for (;;) {
+      Field f;
+      while (pos_ < s_.size() && trimmable(s_[pos_])) ++pos_;
+      f.line = line_;
+      if (pos_ < s_.size() && s_[pos_] == '"')
+        read_quoted(f, fields.size());
+      else
+        read_plain(f);
+      fields.push_back(std::move(f));
+      if (opts_.whitespace)
+        while (pos_ < s_.size() && is_blank(s_[pos_])) ++pos_;
+      if (at_eol()) {
+        if (pos_ < s_.size()) end_line();
+        return true;
+      }
+      if (!opts_.whitespace) ++pos_;  // the delimiter
+    }
+  }
+
+  std::size_t record_line() const { return record_line_; }
+
+ private:
+  bool separator(char c) const { return opts_.whitespace ? is_blank(c) : c == opts_.delimiter; }
+  // Blanks around a field are dropped, unless the blank is itself the delimiter.
+  bool trimmable(char c) const { return is_blank(c) && (opts_.whitespace || c != opts_.delimiter); }
+  bool at_eol() const { return pos_ >= s_.size() || s_[pos_] == '\n' || s_[pos_] == '\r'; }
+  void end_line() {  // consumes LF, CRLF or CR
+    if (pos_ < s_.size() && s_[pos_] == '\r') ++pos_;
+    if (pos_ < s_.size() && s_[pos_] == '\n') ++pos_;
+    ++line_;
+  }
+
+  void read_plain(Field& f) {
+    const std::size_t start = pos_;
+    while (!at_eol() && !separator(s_[pos_])) ++pos_;
+    std::size_t end = pos_;
+    while (end > start && trimmable(s_[end - 1])) --end;
+    f.text.assign(s_.substr(start, end - start));
+  }
+
+  void read_quoted(Field& f, std::size_t col) {
+    f.quoted = true;
+    ++pos_;
+    for (;;) {
+      if (pos_ >= s_.size())
+        fail(at(source_, f.line, col), ": the quoted field that opens on this line is never "
+             "closed (the text ends inside it). A quote inside a quoted field is written as \"\".");
+      const char c = s_[pos_];
+      if (c == '"') {
+        if (pos_ + 1 < s_.size() && s_[pos_ + 1] == '"') {
+          f.text += '"';
+          pos_ += 2;
+          continue;
+        }
+        ++pos_;
+        break;
+      }
+      if (c == '\r' || c == '\n') {  // a line break inside quotes is part of the field
+        f.text += '\n';
+        end_line();
+        continue;
+      }
+      f.text += c;
+      ++pos_;
+    }
+    const std::size_t after = pos_;
+    while (pos_ < s_.size() && trimmable(s_[pos_])) ++pos_;
+    if (opts_.whitespace && pos_ > after) return;
+    if (!at_eol() && !separator(s_[pos_]))
+      fail(at(source_, line_, col), ": unexpected text after the closing quote of a quoted field "
+           "(which opened on line ", f.line,
+           "). A quote inside a quoted field is written as \"\".");
+  }
+
+  std::string_view s_;
+  const std::string& source_;
+  const CsvOptions& opts_;
+  std::size_t pos_ = 0;
+  std::size_t line_ = 1;
+  std::size_t record_line_ = 0;
+};
+
+// One column while the rows are read: numbers as they come, text cells kept until the column's
+// type is known at the end.
+struct Accum {
+  struct Text {
+    std::size_t row, line;
+    std::string text;
+  };
+  std::vector<double> num;  // one per row; NaN for a missing or text cell
+  std::vector<Text> text;   // the non-missing cells that are not numbers (all, if forced)
+  std::size_t numbers = 0;
+  std::size_t first_number_line = 0;
+  std::string first_number;
+  bool forced = false;      // listed in CsvOptions::categorical
+};
+
+inline void check_options(const CsvOptions& o) {
+  if (!o.whitespace && (o.delimiter == '"' || o.delimiter == '\n' || o.delimiter == '\r'))
+    fail("CsvOptions::delimiter cannot be a double quote or a line break (it is character code ",
+         int(o.delimiter), ").");
+}
+
+// Sets up the table's columns from their names and marks the forced categorical ones.
+inline void start_columns(Table& t, std::vector<Accum>& acc, std::vector<std::string> names,
+                          const CsvOptions& o, std::size_t first_line) {
+  if (!o.column_names.empty()) {
+    if (o.column_names.size() != names.size())
+      fail("CsvOptions::column_names gives ", o.column_names.size(), " names, but ",
+           at(t.source, first_line), " has ", names.size(), " fields.");
+    names = o.column_names;
+  }
+  for (std::size_t c = 0; c < names.size(); ++c)
+    for (std::size_t d = 0; d < c; ++d)
+      if (names[c] == names[d])
+        fail(at(t.source, first_line), ": columns ", d + 1, " and ", c + 1, " are both named \"",
+             names[c], "\"; column names must be unique.");
+  t.columns.resize(names.size());
+  for (std::size_t c = 0; c < names.size(); ++c) t.columns[c].name = std::move(names[c]);
+  acc.assign(t.columns.size(), Accum{});
+  for (const ColumnRef& ref : o.categorical) {
+    std::size_t c = 0;
+    try {
+      c = t.index_of(ref);
+    } catch (const Error& e) {
+      fail("CsvOptions::categorical: ", e.what());
+    }
+    acc[c].forced = true;
+  }
+}
+
+inline bool is_missing(std::string_view cell, const CsvOptions& o) {
+  cell = trim(cell);
+  if (cell.empty()) return true;
+  for (const std::string& m : o.missing)
+    if (cell == m) return true;
+  return false;
+}
+
+// Decides the column's type and fills `col`; throws for a mixed column unless allowed.
+inline void finish_column(Column& col, std::size_t c, Accum& a, const std::string& source,
+                          const CsvOptions& o, CsvReport& report) {
+  const std::size_t rows = a.num.size();
+  if (a.forced || (a.numbers == 0 && !a.text.empty())) {
+    col.categorical = true;
+    col.values.assign(rows, std::numeric_limits<double>::quiet_NaN());
+    std::unordered_map<std::string, std::size_t> index;
+    for (Accum::Text& cell : a.text) {
+      auto [it, added] = index.try_emplace(cell.text, col.categories.size());
+      if (added) col.categories.push_back(cell.text);
+      col.values[cell.row] = double(it->second);
+    }
+    return;
+  }
+  if (!a.text.empty()) {
+    const Accum::Text& bad = a.text.front();
+    if (a.numbers < a.text.size())
+      fail(at(source, a.first_number_line, c, col.name), ": \"", a.first_number, "\" is a number, "
+           "but the column's other ", a.text.size(), " non-missing cells are text (the first, \"",
+           bad.text, "\", on line ", bad.line, "). List the column in CsvOptions::categorical to "
+           "read every cell as a category name.");
+    if (o.bad_numbers == BadNumbers::error)
+      fail(at(source, bad.line, c, col.name), ": \"", bad.text, "\" is not a number; the column's "
+           "other cells are numeric (", a.numbers, " numbers, ", a.text.size(), " text cells). Set "
+           "CsvOptions::bad_numbers = BadNumbers::missing to read such cells as missing, or list "
+           "the column in CsvOptions::categorical to read it as text.");
+    report.bad_numbers += a.text.size();
+    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" + col.name +
+                           "\"): " + std::to_string(a.text.size()) +
+                           " text cells read as missing, the first \"" + bad.text + "\" on line " +
+                           std::to_string(bad.line) + ".");
+  }
+  col.values = std::move(a.num);
+}
+
+inline std::string read_text(const std::string& path) {
+  gzip_detail::Reader in(path, "CSV file");
+  std::string text = in.read_all();
+  if (const auto nul = text.find('\0'); nul != std::string::npos) {
+    const std::size_t line = 1 + std::size_t(std::count(text.begin(), text.begin() + nul, '\n'));
+    fail("The CSV file '", path, "' holds a NUL byte on line ", line,
+         ": it looks like a binary file, not text.");
+  }
+  return text;
+}
+
+}  // namespace csv_detail
+
+// Parses delimited text held in memory; `source_name` names it in messages and in Table::source.
+inline Table parse_csv(std::string_view text, const std::string& source_name,
+                       CsvOptions opts = {}) {
+  using namespace csv_detail;
+  check_options(opts);
+  CsvReport report;
+  Table t;
+  t.source = source_name;
+  Parser p(text, t.source, opts);
+  p.skip_lines(opts.skip_lines);
+
+  std::vector<Field> fields;
+  std::vector<Accum> acc;
+  std::size_t first_line = 0;  // the header's line, or the first data row's
+  bool started = false;
+  if (opts.header) {
+    if (!p.next(fields))
+      fail("The CSV text from ", source_name, " is empty", opts.skip_lines ? " after the " : "",
+           opts.skip_lines ? std::to_string(opts.skip_lines) + " skipped lines" : "",
+           ": it has no header and no data rows.");
+    first_line = p.record_line();
+    std::vector<std::string> names;
+    for (std::size_t c = 0; c < fields.size(); ++c)
+      names.push_back(fields[c].text.empty() ? std::to_string(c) : std::move(fields[c].text));
+    start_columns(t, acc, std::move(names), opts, first_line);
+    started = true;
+  }
+  while (p.next(fields)) {
+    if (!started) {
+      first_line = p.record_line();
+      std::vector<std::string> names;
+      for (std::size_t c = 0; c < fields.size(); ++c) names.push_back(std::to_string(c));
+      start_columns(t, acc, std::move(names), opts, first_line);
+      started = true;
+    }
+    if (fields.size() != t.cols())
+      fail(at(source_name, p.record_line()), " has ", fields.size(), " fields, but ",
+           opts.header ? "the header (line " : "the first row (line ", first_line,
+           opts.header ? ") names " : ") has ", t.cols(), opts.header ? " columns." : " fields.",
+           fields.size() > t.cols() ? " A field that contains the delimiter must be quoted." : "");
+    const std::size_t row = t.lines.size();
+    t.lines.push_back(p.record_line());
+    for (std::size_t c = 0; c < fields.size(); ++c) {
+      Accum& a = acc[c];
+      Field& f = fields[c];
+      double v = 0;
+      if (is_missing(f.text, opts)) {
+        a.num.push_back(std::numeric_limits<double>::quiet_NaN());
+        ++report.missing_cells;
+      } else if (!a.forced && parse_number(f.text, v)) {
+        a.num.push_back(v);
+        if (a.numbers++ == 0) {
+          a.first_number_line = f.line;
+          a.first_number = f.text;
+        }
+      } else {
+        a.num.push_back(std::numeric_limits<double>::quiet_NaN());
+        a.text.push_back({row, f.line, std::move(f.text)});
+      }
+    }
+  }
+  if (t.lines.empty())
+    fail("The CSV text from ", source_name, " has no data rows",
+         opts.header ? " (only a header, on line " + std::to_string(first_line) + ")" : "", ".");
+  for (std::size_t c = 0; c < t.cols(); ++c)
+    finish_column(t.columns[c], c, acc[c], source_name, opts, report);
+  report.rows = t.rows();
+  if (opts.report != nullptr) *opts.report = std::move(report);
+  return t;
+}
+
+// Reads a CSV file, plain or gzip; see the contract at the top of this header.
+inline Table read_csv(const std::string& path, CsvOptions opts = {}) {
+  const std::string text = csv_detail::read_text(path);
+  return parse_csv(text, path, std::move(opts));
+}
+
+// Reads scikit-learn's CSV format (line 1: n_samples,n_features,class names...). Columns are
+// `feature_names` (n_features of them) or "feature_0", ...; then "target", categorical with the
+// class names in the file's order when line 1 names classes, else numeric.
+inline Table read_sklearn_csv(const std::string& path,
+                              const std::vector<std::string>& feature_names = {}) {
+  using csv_detail::at;
+  const std::string text = csv_detail::read_text(path);
+  std::string_view first(text);
+  if (first.starts_with("\xEF\xBB\xBF")) first.remove_prefix(3);
+  first = first.substr(0, first.find_first_of("\r\n"));
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t comma = first.find(',', start);
+    parts.emplace_back(csv_detail::trim(first.substr(start, comma - start)));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  const auto count = [&](std::size_t i, const char* what) {
+    std::size_t n = 0;
+    const std::string& s = parts[i];
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size())
+      fail(at(path, 1, i), ": \"", s, "\" is not a ", what, "; a scikit-learn CSV file starts "
+           "with the line n_samples,n_features,class names...");
+    return n;
+  };
+  if (parts.size() < 2)
+    fail(at(path, 1), ": \"", first, "\" is not a scikit-learn header; it should be "
+         "n_samples,n_features,class names...");
+  const std::size_t n_samples = count(0, "sample count");
+  const std::size_t n_features = count(1, "feature count");
+  const std::vector<std::string> classes(parts.begin() + 2, parts.end());
+  for (std::size_t k = 0; k < classes.size(); ++k)
+    if (classes[k].empty()) fail(at(path, 1, k + 2), ": the name of class ", k, " is empty.");
+  if (!feature_names.empty() && feature_names.size() != n_features)
+    fail("read_sklearn_csv was given ", feature_names.size(), " feature names, but ", at(path, 1),
+         " says the file has ", n_features, " features.");
+
+  CsvOptions opts;
+  opts.header = false;
+  opts.skip_lines = 1;
+  Table t = parse_csv(text, path, opts);
+  if (t.cols() != n_features + 1)
+    fail(at(path, t.lines.front()), " has ", t.cols(), " fields, but line 1 says there are ",
+         n_features, " features, so each row should have ", n_features + 1,
+         " (the features, then the class).");
+  if (t.rows() != n_samples)
+    fail(path, " has ", t.rows(), " data rows (lines ", t.lines.front(), " to ", t.lines.back(),
+         "), but its line 1 says ", n_samples, " samples.");
+  for (std::size_t c = 0; c < t.cols(); ++c) {
+    Column& col = t.columns[c];
+    if (col.categorical) {  // its first category is the first text cell
+      const std::size_t r = std::size_t(std::find(col.values.begin(), col.values.end(), 0.0) -
+                                        col.values.begin());
+      fail(at(path, t.lines[r], c), ": \"", col.categories.front(), "\" is text, and the "
+           "column holds no number; a scikit-learn CSV file holds only numbers.");
+    }
+    col.name = c == n_features ? "target"
+               : feature_names.empty() ? "feature_" + std::to_string(c)
+                                       : feature_names[c];
+  }
+  Column& target = t.columns.back();
+  if (!classes.empty()) {
+    for (std::size_t r = 0; r < t.rows(); ++r) {
+      const double v = target.values[r];
+      if (std::isnan(v) || v < 0 || v >= double(classes.size()) || v != std::floor(v))
+        fail(at(path, t.lines[r], n_features, "target"), ": \"", target.text(r),
+             "\" is not a class; line 1 names ", classes.size(), " classes, numbered 0 to ",
+             classes.size() - 1, ".");
+    }
+    target.categorical = true;
+    target.ordered = true;  // the file's class list: class i stays class i
+    target.categories = classes;
+  }
+  t.check_consistent();  // duplicate names among `feature_names`
+  return t;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/csv.hpp ----
+// ---- begin ctnn/data/dataset.hpp ----
+// ctnn/data/dataset.hpp: an in-memory dataset of fixed-size samples.
+//
+// A Dataset holds `size()` samples. Each sample is `feature_size()` floats stored contiguously in
+// `x` (row-major, channels last for images: height, width, channels), and either
+//   - a class label in `labels` (sparse classification; `num_classes` is the label range), or
+//   - a target vector of `target_size` floats in `targets` (one-hot, binary or regression).
+// `sample_shape` records the per-sample dimensions (e.g. {28, 28, 1}); a model checks it against
+// its Input shape before training or evaluation. `feature_names` and `class_names` are optional
+// (empty, or one name per feature / class) and only label reports.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+
+namespace ctnn::data {
+
+struct Dataset {
+  std::vector<std::size_t> sample_shape;  // per-sample dimensions, channels last
+  std::vector<float> x;                   // size() * feature_size() values
+  std::vector<std::int32_t> labels;       // size() labels, or empty when targets are used
+  std::vector<float> targets;             // size() * target_size values, or empty
+  std::size_t target_size = 0;
+  std::size_t num_classes = 0;            // labels lie in [0, num_classes)
+  std::vector<std::string> feature_names;  // optional: one name per feature (from a CSV header)
+  std::vector<std::string> class_names;    // optional: one name per class, for reports
+
+  std::size_t feature_size() const {
+    std::size_t n = 1;
+    for (std::size_t d : sample_shape) n *= d;
+    return sample_shape.empty() ? 0 : n;
+  }
+  std::size_t size() const {
+    const std::size_t f = feature_size();
+    return f == 0 ? 0 : x.size() / f;
+  }
+  bool has_labels() const { return !labels.empty(); }
+  bool has_targets() const { return !targets.empty(); }
+  const float* sample(std::size_t i) const { return x.data() + i * feature_size(); }
+
+  // Throws ctnn::Error unless the sizes of x, labels and targets agree with each other.
+  void check_consistent(const char* what = "dataset") const {
+    const std::size_t f = feature_size();
+    if (f == 0) fail("The ", what, " has no sample shape (feature size 0).");
+    if (x.size() % f != 0)
+      fail("The ", what, " holds ", x.size(), " feature values, which is not a multiple of the ",
+           "feature size ", f, ".");
+    const std::size_t n = x.size() / f;
+    if (!labels.empty() && labels.size() != n)
+      fail("The ", what, " has ", n, " samples but ", labels.size(), " labels.");
+    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
+      fail("The ", what, " has ", n, " samples but ", targets.size(),
+           " target values (target size ", target_size, ").");
+    if (!feature_names.empty() && feature_names.size() != f)
+      fail("The ", what, " has ", feature_names.size(), " feature names for ", f, " features.");
+    if (!class_names.empty() && class_names.size() != num_classes)
+      fail("The ", what, " has ", class_names.size(), " class names for ", num_classes,
+           " classes.");
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= num_classes)
+        fail("The ", what, " has label ", labels[i], " at sample ", i,
+             ", outside the class range [0, ", num_classes, ").");
+  }
+};
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/dataset.hpp ----
+// ---- begin ctnn/data/from_table.hpp ----
+// ctnn/data/from_table.hpp: turning a Table into a Dataset (to_dataset) and back (to_table).
+//
+// to_dataset(table, spec) takes the columns `spec` names:
+//   - features: the columns that become each sample's floats, in order (empty = every column that
+//     is not the label or a target). A categorical feature gives its stored category index; one-
+//     hot encoding is preprocess.hpp's job. sample_shape = {number of features}.
+//   - label (optional): sparse class labels. A categorical label's class is the position of its
+//     category in sorted order (numeric order when every category name is a number, else byte-wise
+//     lexicographic), so class numbering does not depend on which row came first; with
+//     `keep_category_order`, or for a column marked Column::ordered (read_sklearn_csv's target),
+//     it is the stored category index instead, and with `class_names` it is the position of
+//     the name there. num_classes counts every category, used or not. A numeric label must be a
+//     whole number >= 0; num_classes = max + 1, or class_names.size() (checked) when given.
+//   - targets (instead of a label): each row's target vector, one column per element. A
+//     categorical target column maps to class numbers as a label does (e.g. "no" 0, "yes" 1).
+// Missing cells (NaN) in any selected column are an error naming the line and column: clean the
+// table first (clean.hpp: drop_missing, impute). Every error is a ctnn::Error sentence.
+//
+// to_table(dataset) is the reverse, so a Dataset from another format (IDX, say) can meet CSV
+// tables: features named by feature_names or "feature_0", ...; a "label" column (categorical with
+// the class names, if any, else numeric); targets as "target_0", .... The sample shape is not
+// kept: to_dataset gives it back flat, {feature_size()}. lines are 0 (not from a file).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace ctnn::data {
+
+struct TableSpec {
+  std::vector<ColumnRef> features;        // empty: every column but the label and targets
+  std::optional<ColumnRef> label;         // sparse class labels, or
+  std::vector<ColumnRef> targets;         // a target vector (regression, binary, multi-output)
+  std::vector<std::string> class_names;   // optional: the classes, in class-index order
+  bool keep_category_order = false;       // categorical label/targets: class = stored index
+};
+
+namespace from_table_detail {
+
+// For each stored category of `col`, its class number; `names` gets the class names in order.
+inline std::vector<std::int32_t> class_of_category(const Table& t, const Column& col,
+                                                   const TableSpec& spec,
+                                                   std::vector<std::string>& names) {
+  const std::vector<std::string>& cats = col.categories;
+  std::vector<std::int32_t> cls(cats.size());
+  if (!spec.class_names.empty()) {
+    for (std::size_t k = 0; k < cats.size(); ++k) {
+      const auto it = std::find(spec.class_names.begin(), spec.class_names.end(), cats[k]);
+      if (it == spec.class_names.end()) {
+        std::string list;
+        for (const std::string& n : spec.class_names)
+          list += (list.empty() ? "\"" : ", \"") + n + "\"";
+        fail(t.describe(), ": column \"", col.name, "\" has the category \"", cats[k],
+             "\", which is not one of TableSpec::class_names (", list, ").");
+      }
+      cls[k] = static_cast<std::int32_t>(it - spec.class_names.begin());
+    }
+    names = spec.class_names;
+    return cls;
+  }
+  std::vector<std::size_t> order(cats.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (!spec.keep_category_order && !col.ordered) {
+    std::vector<double> num(cats.size());
+    bool numeric = true;
+    for (std::size_t k = 0; k < cats.size() && numeric; ++k)
+      numeric = csv_detail::parse_number(cats[k], num[k]) && !std::isnan(num[k]);
+    // Integer codes read as categories sort as numbers: "2" before "10".
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return numeric ? num[a] < num[b] : cats[a] < cats[b];
+    });
+  }
+  names.clear();
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    cls[order[i]] = static_cast<std::int32_t>(i);
+    names.push_back(cats[order[i]]);
+  }
+  return cls;
+}
+
+[[noreturn]] inline void missing_cell(const Table& t, std::size_t row, const Column& col,
+                                      const char* role) {
+  fail(t.describe(), " has a missing value at ", t.where(row), " in ", role, " column \"",
+       col.name, "\". Drop such rows with drop_missing or fill them with impute "
+       "(ctnn/data/clean.hpp) before making a Dataset.");
+}
+
+}  // namespace from_table_detail
+
+inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
+  using namespace from_table_detail;
+  t.check_consistent();
+  if (spec.label && !spec.targets.empty())
+    fail("TableSpec names both a label (", spec.label->describe(), ") and ", spec.targets.size(),
+         " target columns; a Dataset has either class labels or target vectors.");
+  if (!spec.class_names.empty() && !spec.label)
+    fail("TableSpec::class_names is set (", spec.class_names.size(), " names), but no label "
+         "column is; class names describe the label's classes.");
+  if (t.rows() == 0) fail(t.describe(), " has no rows, so it makes an empty dataset.");
+
+  // Every column may play one role only: a feature that is also the label would leak it.
+  std::vector<const char*> role(t.cols(), nullptr);
+  const auto claim = [&](const ColumnRef& ref, const char* what) {
+    const std::size_t c = t.index_of(ref);
+    if (role[c] != nullptr)
+      fail("TableSpec uses column \"", t.columns[c].name, "\" of ", t.describe(), " both as ",
+           role[c], " and as ", what, ".");
+    role[c] = what;
+    return c;
+  };
+  std::optional<std::size_t> label;
+  if (spec.label) label = claim(*spec.label, "the label");
+  std::vector<std::size_t> targets;
+  for (const ColumnRef& ref : spec.targets) targets.push_back(claim(ref, "a target"));
+  std::vector<std::size_t> features;
+  if (spec.features.empty()) {
+    for (std::size_t c = 0; c < t.cols(); ++c)
+      if (role[c] == nullptr) features.push_back(c);
+  } else {
+    for (const ColumnRef& ref : spec.features) features.push_back(claim(ref, "a feature"));
+  }
+  if (features.empty())
+    fail(t.describe(), " has no feature columns once the label and targets are set aside.");
+
+  const std::size_t n = t.rows();
+  Dataset d;
+  d.sample_shape = {features.size()};
+  for (std::size_t c : features) d.feature_names.push_back(t.columns[c].name);
+  d.x.resize(n * features.size());
+  for (std::size_t j = 0; j < features.size(); ++j) {
+    const Column& col = t.columns[features[j]];
+    for (std::size_t r = 0; r < n; ++r) {
+      if (col.missing(r)) missing_cell(t, r, col, "feature");
+      d.x[r * features.size() + j] = static_cast<float>(col.values[r]);
+    }
+  }
+
+  if (label) {
+    const Column& col = t.columns[*label];
+    d.labels.resize(n);
+    if (col.categorical) {
+      const std::vector<std::int32_t> cls = class_of_category(t, col, spec, d.class_names);
+      for (std::size_t r = 0; r < n; ++r) {
+        if (col.missing(r)) missing_cell(t, r, col, "the label");
+        d.labels[r] = cls[static_cast<std::size_t>(col.values[r])];
+      }
+      d.num_classes = d.class_names.size();
+    } else {
+      double top = -1;
+      for (std::size_t r = 0; r < n; ++r) {
+        const double v = col.values[r];
+        if (std::isnan(v)) missing_cell(t, r, col, "the label");
+        if (v < 0 || v != std::floor(v) || v > double(std::numeric_limits<std::int32_t>::max()))
+          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
+               t.where(r), "; a numeric label must be a whole number from 0 (a class index).");
+        if (!spec.class_names.empty() && v >= double(spec.class_names.size()))
+          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
+               t.where(r), ", but TableSpec::class_names names ", spec.class_names.size(),
+               " classes (labels 0 to ", spec.class_names.size() - 1, ").");
+        d.labels[r] = static_cast<std::int32_t>(v);
+        top = std::max(top, v);
+      }
+      d.class_names = spec.class_names;
+      d.num_classes = spec.class_names.empty() ? static_cast<std::size_t>(top) + 1
+                                               : spec.class_names.size();
+    }
+  }
+
+  if (!targets.empty()) {
+    d.target_size = targets.size();
+    d.targets.resize(n * targets.size());
+    for (std::size_t j = 0; j < targets.size(); ++j) {
+      const Column& col = t.columns[targets[j]];
+      std::vector<std::int32_t> cls;
+      std::vector<std::string> unused;
+      if (col.categorical) {
+        TableSpec order;  // class_names describe the label only
+        order.keep_category_order = spec.keep_category_order;
+        cls = class_of_category(t, col, order, unused);
+      }
+      for (std::size_t r = 0; r < n; ++r) {
+        if (col.missing(r)) missing_cell(t, r, col, "target");
+        const double v = col.values[r];
+        d.targets[r * targets.size() + j] =
+            col.categorical ? static_cast<float>(cls[static_cast<std::size_t>(v)])
+                            : static_cast<float>(v);
+      }
+    }
+  }
+  d.check_consistent(("dataset made from " + t.describe()).c_str());
+  return d;
+}
+
+inline Table to_table(const Dataset& d) {
+  d.check_consistent();
+  const std::size_t n = d.size();
+  const std::size_t f = d.feature_size();
+  Table t;
+  for (std::size_t j = 0; j < f; ++j) {
+    Column col;
+    col.name = d.feature_names.empty() ? "feature_" + std::to_string(j) : d.feature_names[j];
+    col.values.resize(n);
+    for (std::size_t i = 0; i < n; ++i) col.values[i] = d.x[i * f + j];
+    t.columns.push_back(std::move(col));
+  }
+  if (d.has_labels()) {
+    Column col;
+    col.name = "label";
+    col.values.assign(d.labels.begin(), d.labels.end());
+    col.categorical = !d.class_names.empty();
+    col.categories = d.class_names;
+    t.columns.push_back(std::move(col));
+  }
+  for (std::size_t k = 0; k < d.target_size && d.has_targets(); ++k) {
+    Column col;
+    col.name = "target_" + std::to_string(k);
+    col.values.resize(n);
+    for (std::size_t i = 0; i < n; ++i) col.values[i] = d.targets[i * d.target_size + k];
+    t.columns.push_back(std::move(col));
+  }
+  t.lines.assign(n, 0);
+  for (std::size_t c = 0; c < t.cols(); ++c)
+    for (std::size_t e = 0; e < c; ++e)
+      if (t.columns[c].name == t.columns[e].name)
+        fail("to_table: the dataset's columns ", e, " and ", c, " would both be named \"",
+             t.columns[c].name, "\"; rename the feature (Dataset::feature_names).");
+  return t;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/from_table.hpp ----
+// ---- begin ctnn/data/idx.hpp ----
+// ctnn/data/idx.hpp: loading IDX files (the MNIST / Fashion-MNIST format), plain or gzip.
+//
+// An IDX file is a 4-byte big-endian magic 0x0000TTDD (TT the element type, DD the number of
+// dimensions), DD big-endian uint32 dimension sizes, then the elements in row-major order. ctnn
+// reads unsigned-byte files (TT = 0x08): images with 2 or more dimensions (n, d1, d2, ...) and
+// labels with 1 dimension (n). gzip.hpp's Reader reads gzip and plain files alike.
+//
+// Every problem is a ctnn::Error naming the file and the values: missing file, bad magic,
+// unsupported element type, a zero dimension, zero samples, truncation, trailing bytes, corrupt
+// gzip data, and an image/label count mismatch. Sizes are checked before anything large is
+// allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
+// with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
+// non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
 
 namespace ctnn::data {
 
@@ -2704,6 +4101,1205 @@ inline Dataset load_idx(const std::string& images_path, const std::string& label
 
 }  // namespace ctnn::data
 // ---- end ctnn/data/idx.hpp ----
+// ---- begin ctnn/data/integrate.hpp ----
+// ctnn/data/integrate.hpp: one Table from several (files, formats, exports).
+//
+//   concat(parts)                        stacks the rows of tables with the same columns.
+//   join(left, right, key, options, &r)  adds right's columns to left's rows by a key column.
+//
+// concat: every part must have the same column names, each column of the same kind (numeric or
+// categorical), in any order; the result has the first part's column order, every part's rows in
+// turn, their `lines`, and as source the distinct sources joined by " + ". Categorical columns
+// get the first part's categories followed by the later parts' new ones (in the order each part
+// lists them), and the later parts' cells are re-indexed to match. A schema difference is an
+// error naming both tables and the missing, extra or differently typed columns.
+//
+// join: rows of `left` with the right row whose key cell equals theirs (numbers by value,
+// categorical cells by category text; a missing key matches nothing). The result keeps left's
+// row order, lines and source, and has left's columns followed by right's non-key columns. The
+// key must have the same kind in both tables and be unique in `right` (a repeat is an error
+// naming both lines); left may repeat keys. JoinKind::inner drops the left rows without a match,
+// JoinKind::left keeps them with missing cells. A right column whose name left already has gets
+// JoinOptions::suffix appended, or is an error naming the clash when the suffix is empty.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+
+namespace ctnn::data {
+
+namespace detail {
+
+// "the table from a.csv (part 2)", for messages that name several tables mid-sentence.
+inline std::string table_name(const Table& t, const std::string& role) {
+  std::string d = t.describe();
+  d[0] = 't';  // describe() begins with "The table"
+  return d + " (" + role + ")";
+}
+inline std::string part_name(const Table& t, std::size_t i) {
+  return table_name(t, "part " + std::to_string(i + 1));
+}
+
+inline std::string quoted_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", \"" : "\"") + names[i] + "\"";
+  return out;
+}
+
+}  // namespace detail
+
+// Stacks the rows of `parts`, in order (see the contract above). Throws when `parts` is empty.
+inline Table concat(const std::vector<Table>& parts) {
+  if (parts.empty()) fail("concat was given no tables to concatenate.");
+  const Table& first = parts.front();
+  for (const Table& p : parts) p.check_consistent();
+  Table out;
+  out.columns.resize(first.cols());
+  for (std::size_t c = 0; c < first.cols(); ++c) {
+    out.columns[c].name = first.columns[c].name;
+    out.columns[c].categorical = first.columns[c].categorical;
+    out.columns[c].categories = first.columns[c].categories;
+  }
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const Table& p = parts[i];
+    // Where each of the first part's columns is in this part, checking the schemas agree.
+    std::vector<std::string> missing, extra;
+    for (const Column& col : first.columns)
+      if (!p.has(col.name)) missing.push_back(col.name);
+    for (const Column& col : p.columns)
+      if (!first.has(col.name)) extra.push_back(col.name);
+    if (!missing.empty() || !extra.empty())
+      fail("Cannot concatenate ", detail::part_name(p, i), " with ", detail::part_name(first, 0),
+           ": ", missing.empty() ? "" : "it lacks column(s) " + detail::quoted_list(missing),
+           !missing.empty() && !extra.empty() ? " and " : "",
+           extra.empty() ? "" : "it has extra column(s) " + detail::quoted_list(extra), ".");
+    for (std::size_t c = 0; c < first.cols(); ++c) {
+      const Column& from = p[first.columns[c].name];
+      Column& to = out.columns[c];
+      if (from.categorical != to.categorical)
+        fail("Cannot concatenate ", detail::part_name(p, i), " with ", detail::part_name(first, 0),
+             ": column \"", to.name, "\" is ", to.categorical ? "categorical" : "numeric",
+             " in the first but ", from.categorical ? "categorical" : "numeric", " in the other.");
+      if (!from.categorical) {
+        to.values.insert(to.values.end(), from.values.begin(), from.values.end());
+        continue;
+      }
+      std::vector<double> index(from.categories.size());  // this part's index -> the result's
+      for (std::size_t k = 0; k < from.categories.size(); ++k) {
+        const auto it = std::find(to.categories.begin(), to.categories.end(), from.categories[k]);
+        index[k] = double(it - to.categories.begin());
+        if (it == to.categories.end()) to.categories.push_back(from.categories[k]);
+      }
+      for (double v : from.values)
+        to.values.push_back(std::isnan(v) ? v : index[static_cast<std::size_t>(v)]);
+    }
+    out.lines.insert(out.lines.end(), p.lines.begin(), p.lines.end());
+    if (!p.source.empty() && std::none_of(parts.begin(), parts.begin() + std::ptrdiff_t(i),
+                                          [&](const Table& q) { return q.source == p.source; }))
+      out.source += (out.source.empty() ? "" : " + ") + p.source;
+  }
+  return out;
+}
+
+enum class JoinKind { inner, left };
+
+struct JoinOptions {
+  JoinKind kind = JoinKind::inner;
+  // Appended to a right column whose name the left table already has; empty: such a clash is an
+  // error.
+  std::string suffix;
+};
+
+// What a join did with the rows of each side.
+struct JoinReport {
+  std::string key;
+  JoinKind kind = JoinKind::inner;
+  std::size_t left_rows = 0, right_rows = 0;
+  std::size_t matched = 0;       // left rows whose key the right table has
+  std::size_t unmatched = 0;     // left rows without a match
+  std::size_t dropped = 0;       // left rows not in the result (the unmatched, for an inner join)
+  std::size_t right_unused = 0;  // right rows no left row matched
+
+  std::string str() const {
+    std::ostringstream os;
+    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << key << "\": " << matched
+       << " of " << left_rows << " left rows matched, " << unmatched << " unmatched ("
+       << (dropped ? "dropped" : "kept with missing cells") << "); " << right_unused << " of "
+       << right_rows << " right rows unused";
+    return os.str();
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const JoinReport& r) { return os << r.str(); }
+
+// Joins `right` to `left` on `key` (see the contract above). A key given by name is looked up by
+// that name in both tables; one given by position names left's column, found by name in right.
+inline Table join(const Table& left, const Table& right, const ColumnRef& key,
+                  const JoinOptions& options = {}, JoinReport* report = nullptr) {
+  left.check_consistent();
+  right.check_consistent();
+  const std::size_t lk = left.index_of(key);
+  const Column& lkey = left.columns[lk];
+  const std::size_t rk = right.index_of(lkey.name);
+  const Column& rkey = right.columns[rk];
+  const std::string lname = detail::table_name(left, "left");
+  const std::string rname = detail::table_name(right, "right");
+  if (lkey.categorical != rkey.categorical)
+    fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": it is ",
+         lkey.categorical ? "categorical" : "numeric", " in the left table but ",
+         rkey.categorical ? "categorical" : "numeric",
+         " in the right; read it as the same kind in both.");
+
+  // Right rows by key: numeric keys by value (+0 for -0), categorical ones by their text.
+  std::unordered_map<double, std::size_t> by_value;
+  std::unordered_map<std::string, std::size_t> by_text;
+  // The right row with key column `k`'s key at `row` (right.rows() for none); with `add`, a new
+  // key is first recorded as being at `row`.
+  const auto lookup = [&](const Column& k, std::size_t row, bool add) -> std::size_t {
+    if (k.missing(row)) return right.rows();
+    if (k.categorical) {
+      const auto it = add ? by_text.emplace(k.text(row), row).first : by_text.find(k.text(row));
+      return it == by_text.end() ? right.rows() : it->second;
+    }
+    const double v = k.values[row] == 0 ? 0.0 : k.values[row];
+    const auto it = add ? by_value.emplace(v, row).first : by_value.find(v);
+    return it == by_value.end() ? right.rows() : it->second;
+  };
+  for (std::size_t row = 0; row < right.rows(); ++row) {
+    const std::size_t first = lookup(rkey, row, true);
+    if (first < row)
+      fail(right.describe(), " has the key column \"", rkey.name, "\" value \"", rkey.text(row),
+           "\" twice, at ", right.where(first), " and ", right.where(row),
+           "; join needs each key at most once in the right table.");
+  }
+
+  // The result's columns: left's, then right's non-key ones, renamed on a clash.
+  Table out;
+  out.source = left.source;
+  std::vector<std::size_t> right_cols;
+  for (const Column& col : left.columns) {
+    out.columns.push_back(col);
+    out.columns.back().values.clear();
+  }
+  for (std::size_t c = 0; c < right.cols(); ++c) {
+    if (c == rk) continue;
+    Column col = right.columns[c];
+    col.values.clear();
+    if (out.has(col.name)) {
+      if (options.suffix.empty())
+        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name,
+             "\": both have a column \"", col.name,
+             "\"; set JoinOptions::suffix to rename the right one.");
+      if (out.has(col.name + options.suffix))
+        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": renaming the ",
+             "right column \"", col.name, "\" to \"", col.name + options.suffix,
+             "\" clashes with a column of that name too.");
+      col.name += options.suffix;
+    }
+    out.columns.push_back(std::move(col));
+    right_cols.push_back(c);
+  }
+
+  JoinReport r;
+  r.key = lkey.name;
+  r.kind = options.kind;
+  r.left_rows = left.rows();
+  r.right_rows = right.rows();
+  std::vector<bool> used(right.rows(), false);
+  for (std::size_t row = 0; row < left.rows(); ++row) {
+    const std::size_t match = lookup(lkey, row, false);
+    const bool found = match < right.rows();
+    (found ? r.matched : r.unmatched) += 1;
+    if (!found && options.kind == JoinKind::inner) {
+      ++r.dropped;
+      continue;
+    }
+    if (found) used[match] = true;
+    for (std::size_t c = 0; c < left.cols(); ++c)
+      out.columns[c].values.push_back(left.columns[c].values[row]);
+    for (std::size_t k = 0; k < right_cols.size(); ++k)
+      out.columns[left.cols() + k].values.push_back(found
+                                                        ? right.columns[right_cols[k]].values[match]
+                                                        : std::numeric_limits<double>::quiet_NaN());
+    out.lines.push_back(row < left.lines.size() ? left.lines[row] : 0);
+  }
+  r.right_unused = std::size_t(std::count(used.begin(), used.end(), false));
+  if (report) *report = r;
+  return out;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/integrate.hpp ----
+// ---- begin ctnn/data/preprocess.hpp ----
+// ctnn/data/preprocess.hpp: fitted preprocessing (min-max scaling, z-score standardization and
+// one-hot encoding), learnt on the training split and replayed unchanged on validation, test and
+// inference inputs, and saved with the model so deployment sees the same preprocessing.
+//
+// Contract
+// - A step (MinMaxScaler, StandardScaler, OneHotEncoder) learns its statistics in fit(train) from
+//   the training set only; transform(...) applies exactly those statistics to any later input.
+//   Statistics are float64; each output is the float64 result rounded to float.
+// - Preprocessing is an ordered list of steps; fit() fits each step on the output of the steps
+//   before it, so a step's feature indices refer to the columns of its own input.
+// - Widths: scalers keep the width; OneHotEncoder replaces each chosen feature, where it stands,
+//   by k columns (k >= 1), so the width never shrinks along the pipeline. input_size() and
+//   output_size() are known after fit. A transformed dataset whose width changed gets
+//   sample_shape {output_size()}; otherwise its shape is kept.
+// - transform(span in, span out) handles one sample without heap allocation: `in` is copied into
+//   `out` and every step rewrites `out` in place (one-hot expands from the back).
+// - Every input value must be finite, at fit and at transform: clean or impute missing values
+//   first. All errors are ctnn::Error sentences naming the sample, feature and value. When a
+//   dataset transform throws, the dataset is unchanged; the span path leaves `out` unspecified.
+// - Feature names (Dataset::feature_names) are carried; one-hot columns are named "<name>=<k>".
+//   Names seen at fit are kept and saved, and a dataset whose names differ at transform is
+//   refused, since columns in another order would be silently mis-scaled.
+//
+// Binary block (Preprocessing::save / load), self-describing so a model file can embed it; all
+// integers little-endian, all parameters IEEE-754 binary64 (so a round trip is bit exact):
+//   header (24 bytes): "CTNNPREP" | u32 format version (1) | u64 body size B | u32 CRC-32 of the
+//                      body (zlib's crc32, as in gzip)
+//   body (B bytes):    u64 input size | u64 output size | u32 step count | u8 has names (0 or 1)
+//                      [has names: input size x (u32 byte length, bytes)]
+//                      per step: u32 kind tag | u64 step input size | u64 feature count c, then
+//                        tag 1 MinMaxScaler:   f64 lo | f64 hi | c x (u64 feature, f64 min,
+//                                              f64 max)
+//                        tag 2 StandardScaler: c x (u64 feature, f64 mean, f64 std)
+//                        tag 3 OneHotEncoder:  u8 unknown (0 error, 1 ignore) | c x (u64 feature,
+//                                              u64 categories k)
+//   Features are strictly increasing within a step; each step's input size is the previous
+//   step's output size and the last step's output size is the header's. load() checks all of it,
+//   bounds every count by the bytes that remain, and reads the stream to exactly the block's end.
+#include <zlib.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <iomanip>
+#include <istream>
+#include <numeric>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+
+namespace ctnn::data {
+
+class Preprocessing;
+
+// What a OneHotEncoder does at transform with a code it did not learn (>= k, negative or not an
+// integer): throw a ctnn::Error, or encode it as all zeros.
+enum class Unknown { error, ignore };
+
+namespace detail {
+
+// The single-sample path has no sample index to report.
+inline constexpr std::size_t kInputSample = static_cast<std::size_t>(-1);
+// A code column with more categories is almost surely a numeric column chosen by mistake, and
+// its one-hot columns would swamp the width.
+inline constexpr std::uint64_t kMaxCategories = std::uint64_t{1} << 16;
+// Limits for load(): far beyond any real pipeline, small enough that a corrupt size fails
+// instead of allocating or overflowing sample-count products.
+inline constexpr std::uint64_t kMaxFeatures = std::uint64_t{1} << 32;
+inline constexpr std::uint64_t kMaxBlockBytes = std::uint64_t{1} << 30;
+inline constexpr char kMagic[8] = {'C', 'T', 'N', 'N', 'P', 'R', 'E', 'P'};
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::size_t kHeaderBytes = 24;
+enum : std::uint32_t { kTagMinMax = 1, kTagStandard = 2, kTagOneHot = 3 };
+
+inline std::string sample_text(std::size_t s) {
+  return s == kInputSample ? std::string("the input sample") : "sample " + std::to_string(s);
+}
+
+// "feature 3" or "feature 3 (\"ash\")" when the dataset names its features.
+inline std::string feature_text(std::size_t j, const std::vector<std::string>& names) {
+  std::string s = "feature " + std::to_string(j);
+  if (j < names.size()) s += " (\"" + names[j] + "\")";
+  return s;
+}
+
+template <class... Parts>
+[[noreturn]] void load_fail(const Parts&... parts) {
+  fail("Preprocessing::load: ", parts...);
+}
+
+// A training set must be consistent, non-empty and finite: statistics of NaN are meaningless.
+inline void check_training_set(const Dataset& d, const char* who) {
+  d.check_consistent("training set");
+  if (d.size() == 0) fail(who, ".fit: the training set has no samples.");
+  const std::size_t f = d.feature_size();
+  for (std::size_t k = 0; k < d.x.size(); ++k)
+    if (!std::isfinite(d.x[k]))
+      fail(who, ".fit: the training set holds ", d.x[k], " at sample ", k / f, ", ",
+           feature_text(k % f, d.feature_names),
+           "; clean or impute missing values before fitting the preprocessing.");
+}
+
+// The chosen feature indices, sorted; empty chooses all `width` features.
+inline std::vector<std::size_t> resolve_features(std::vector<std::size_t> chosen, std::size_t width,
+                                                 const char* who) {
+  if (chosen.empty()) {
+    chosen.resize(width);
+    std::iota(chosen.begin(), chosen.end(), std::size_t{0});
+    return chosen;
+  }
+  std::sort(chosen.begin(), chosen.end());
+  for (std::size_t c = 0; c < chosen.size(); ++c) {
+    if (chosen[c] >= width)
+      fail(who, ".fit: feature index ", chosen[c], " is out of range for a training set of ", width,
+           " features.");
+    if (c > 0 && chosen[c] == chosen[c - 1])
+      fail(who, ": feature ", chosen[c], " is chosen twice.");
+  }
+  return chosen;
+}
+
+// Appends little-endian fields to a byte string.
+class Writer {
+ public:
+  void u8(std::uint8_t v) { put(v, 1); }
+  void u32(std::uint32_t v) { put(v, 4); }
+  void u64(std::uint64_t v) { put(v, 8); }
+  void f64(double v) { put(std::bit_cast<std::uint64_t>(v), 8); }
+  void str(const std::string& s) {
+    if (s.size() > UINT32_MAX)
+      fail("Preprocessing::save: a feature name of ", s.size(), " bytes is too long.");
+    u32(static_cast<std::uint32_t>(s.size()));
+    bytes_ += s;
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  void put(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+  }
+  std::string bytes_;
+};
+
+// Reads little-endian fields from a byte string; running past its end is a ctnn::Error naming
+// the field, its offset and what remains.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes, std::size_t base = 0) : b_(bytes), base_(base) {}
+  std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(get(1, what)); }
+  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
+  std::uint64_t u64(const char* what) { return get(8, what); }
+  double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
+  std::string str(const char* what) {
+    const std::uint32_t n = u32(what);
+    need(n, what);
+    std::string s(b_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  std::size_t remaining() const { return b_.size() - pos_; }
+  // `n` items of `item_bytes` each must fit in what remains: a corrupt count fails here, before
+  // anything is allocated for it.
+  std::size_t count(std::uint64_t n, std::size_t item_bytes, const char* what) const {
+    if (n > remaining() / item_bytes)
+      load_fail("the block declares ", n, " ", what, " of at least ", item_bytes,
+                " bytes each, but only ", remaining(), " bytes remain.");
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  void need(std::size_t n, const char* what) const {
+    if (remaining() < n)
+      load_fail("the block is truncated: ", what, " at byte ", base_ + pos_, " needs ", n,
+                " bytes but only ", remaining(), " remain.");
+  }
+  std::uint64_t get(std::size_t n, const char* what) {
+    need(n, what);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      v |= std::uint64_t{static_cast<unsigned char>(b_[pos_ + i])} << (8 * i);
+    pos_ += n;
+    return v;
+  }
+  std::string_view b_;
+  std::size_t pos_ = 0;
+  std::size_t base_;  // offset of b_ in the whole block, for messages
+};
+
+// A step's feature index read by load(): in range and after the previous one.
+inline std::size_t checked_feature(std::uint64_t j, std::size_t c, std::size_t width,
+                                   std::size_t prev, std::size_t step, const char* kind) {
+  if (j >= width || (c > 0 && j <= prev))
+    load_fail("step ", step, " (", kind, ") lists feature ", j, " at position ", c,
+              "; expected a feature index below ", width,
+              c > 0 ? " and above the previous one, " : "", c > 0 ? std::to_string(prev) : "", ".");
+  return static_cast<std::size_t>(j);
+}
+
+// A scaler's fitted parameters: two float64 statistics per chosen feature (sorted).
+struct FeatureStats {
+  std::vector<std::size_t> cols;
+  std::vector<double> a, b;
+
+  void resize(std::size_t n) {
+    a.assign(n, 0.0);
+    b.assign(n, 0.0);
+  }
+  void write(Writer& w) const {
+    for (std::size_t c = 0; c < cols.size(); ++c) {
+      w.u64(cols[c]);
+      w.f64(a[c]);
+      w.f64(b[c]);
+    }
+  }
+  // Reads `count` entries of (u64 feature, f64 a, f64 b); `ok(a, b)` vets each pair, and a
+  // refused pair's message says `expect`.
+  template <class Ok>
+  void read(Reader& r, std::size_t width, std::uint64_t count, std::size_t step, const char* kind,
+            const char* a_name, const char* b_name, Ok ok, const char* expect) {
+    const std::size_t n = r.count(count, 24, (std::string(kind) + " features").c_str());
+    for (std::size_t c = 0; c < n; ++c) {
+      const std::size_t j =
+          checked_feature(r.u64("a feature index"), c, width, c > 0 ? cols.back() : 0, step, kind);
+      const double va = r.f64(a_name), vb = r.f64(b_name);
+      if (!ok(va, vb))
+        load_fail("step ", step, " (", kind, ") has ", a_name, " ", va, " and ", b_name, " ", vb,
+                  " for feature ", j, "; expected ", expect, ".");
+      cols.push_back(j);
+      a.push_back(va);
+      b.push_back(vb);
+    }
+  }
+};
+
+inline std::uint32_t crc32_of(std::string_view bytes) {
+  // kMaxBlockBytes keeps the length inside zlib's uInt.
+  return static_cast<std::uint32_t>(
+      ::crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+}
+
+// The dataset and single-sample transforms shared by every step and by Preprocessing. D
+// provides kName, apply(float* buf, sample) (rewrites buf in place from input_size() values to
+// output_size() values), can_reject(), check_names(d) and names_after(names).
+template <class D>
+class RowTransform {
+ public:
+  bool fitted() const { return fitted_; }
+  // The number of input and output features; 0 before fit.
+  std::size_t input_size() const { return in_; }
+  std::size_t output_size() const { return out_; }
+
+  // A new dataset holding the transformed features, with the labels, targets and class names.
+  Dataset transform(const Dataset& d) const {
+    check_input(d);
+    Dataset out;
+    out.sample_shape = shape_after(d);
+    out.labels = d.labels;
+    out.targets = d.targets;
+    out.target_size = d.target_size;
+    out.num_classes = d.num_classes;
+    out.feature_names = self().names_after(d.feature_names);
+    out.class_names = d.class_names;
+    out.x.resize(d.size() * out_);
+    rows(d.x.data(), out.x.data(), d.size());
+    return out;
+  }
+
+  // Transforms d's features in place (x is reallocated when the width changes).
+  void transform_inplace(Dataset& d) const {
+    check_input(d);
+    std::vector<std::string> names = self().names_after(d.feature_names);
+    std::vector<std::size_t> shape = shape_after(d);
+    const std::size_t n = d.size();
+    if (in_ == out_ && !self().can_reject()) {
+      rows(d.x.data(), d.x.data(), n);
+    } else {
+      // A fresh buffer keeps d unchanged if a code is rejected half way.
+      std::vector<float> x(n * out_);
+      rows(d.x.data(), x.data(), n);
+      d.x.swap(x);
+    }
+    d.sample_shape = std::move(shape);
+    d.feature_names = std::move(names);
+  }
+
+  // One sample, no heap allocation: in.size() == input_size(), out.size() == output_size().
+  // `out` may start at in.data() (then it is transformed in place).
+  void transform(std::span<const float> in, std::span<float> out) const {
+    require_fitted();
+    if (in.size() != in_ || out.size() != out_)
+      fail(D::kName, ": the input sample has ", in.size(), " values and the output span ",
+           out.size(), ", but the fitted sizes are ", in_, " in and ", out_, " out.");
+    for (std::size_t j = 0; j < in_; ++j)
+      if (!std::isfinite(in[j]))
+        fail(D::kName, ": the input sample holds ", in[j], " at feature ", j,
+             "; clean or impute missing values before preprocessing.");
+    if (out.data() != in.data()) std::memmove(out.data(), in.data(), in_ * sizeof(float));
+    self().apply(out.data(), kInputSample);
+  }
+
+  Dataset fit_transform(const Dataset& train) {
+    static_cast<D&>(*this).fit(train);
+    return transform(train);
+  }
+
+ protected:
+  void require_fitted() const {
+    if (!fitted_)
+      fail(D::kName, ": transform was called before fit; fit it on the training set first.");
+  }
+  // A step accepts any feature names; Preprocessing checks them against the fitted ones.
+  void check_names(const Dataset&) const {}
+
+  std::size_t in_ = 0, out_ = 0;
+  bool fitted_ = false;
+
+ private:
+  const D& self() const { return static_cast<const D&>(*this); }
+
+  void check_input(const Dataset& d) const {
+    require_fitted();
+    d.check_consistent();
+    const std::size_t f = d.feature_size();
+    if (f != in_)
+      fail(D::kName, " was fitted on ", in_, " features but the dataset has ", f,
+           " features per sample.");
+    self().check_names(d);
+    for (std::size_t k = 0; k < d.x.size(); ++k)
+      if (!std::isfinite(d.x[k]))
+        fail(D::kName, ": the dataset holds ", d.x[k], " at sample ", k / f, ", ",
+             feature_text(k % f, d.feature_names),
+             "; clean or impute missing values before preprocessing.");
+  }
+
+  std::vector<std::size_t> shape_after(const Dataset& d) const {
+    return in_ == out_ ? d.sample_shape : std::vector<std::size_t>{out_};
+  }
+
+  // n rows from src (in_ apart) into dst (out_ apart); src == dst only when in_ == out_.
+  void rows(const float* src, float* dst, std::size_t n) const {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float* s = src + i * in_;
+      float* t = dst + i * out_;
+      if (t != s) std::memcpy(t, s, in_ * sizeof(float));
+      self().apply(t, i);
+    }
+  }
+};
+
+}  // namespace detail
+
+// Maps each chosen feature's training range [min, max] linearly onto [lo, hi] (default [0, 1]);
+// a feature constant in training maps to lo. Values outside the training range map outside
+// [lo, hi] (no clipping). `features` empty chooses all.
+class MinMaxScaler : public detail::RowTransform<MinMaxScaler> {
+ public:
+  static constexpr const char* kName = "MinMaxScaler";
+
+  explicit MinMaxScaler(double lo = 0.0, double hi = 1.0, std::vector<std::size_t> features = {})
+      : lo_(lo), hi_(hi), chosen_(std::move(features)) {
+    if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi))
+      fail("MinMaxScaler: the feature range [", lo, ", ", hi, "] must be finite with lo < hi.");
+  }
+
+  void fit(const Dataset& train) {
+    detail::check_training_set(train, kName);
+    fitted_ = false;
+    const std::size_t f = train.feature_size(), n = train.size();
+    st_.cols = detail::resolve_features(chosen_, f, kName);
+    st_.resize(st_.cols.size());
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      const std::size_t j = st_.cols[c];
+      st_.a[c] = st_.b[c] = train.x[j];
+      for (std::size_t i = 1; i < n; ++i) {
+        const double v = train.x[i * f + j];
+        st_.a[c] = std::min(st_.a[c], v);
+        st_.b[c] = std::max(st_.b[c], v);
+      }
+    }
+    in_ = out_ = f;
+    fitted_ = true;
+  }
+
+  double lo() const { return lo_; }
+  double hi() const { return hi_; }
+  // After fit: the scaled feature indices (sorted) and their training minimum and maximum.
+  const std::vector<std::size_t>& features() const { return st_.cols; }
+  const std::vector<double>& data_min() const { return st_.a; }
+  const std::vector<double>& data_max() const { return st_.b; }
+
+ private:
+  friend class detail::RowTransform<MinMaxScaler>;
+  friend class Preprocessing;
+
+  void apply(float* row, std::size_t) const {
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      float& v = row[st_.cols[c]];
+      const double range = st_.b[c] - st_.a[c];
+      if (range == 0.0) {
+        v = static_cast<float>(lo_);
+        continue;
+      }
+      // lo*(1-t) + hi*t is exactly lo at t = 0 and exactly hi at t = 1, so the training
+      // extremes land on the range ends; lo + t*(hi-lo) can miss hi by an ulp.
+      const double t = (static_cast<double>(v) - st_.a[c]) / range;
+      v = static_cast<float>(lo_ * (1.0 - t) + hi_ * t);
+    }
+  }
+  bool can_reject() const { return false; }
+  std::vector<std::string> names_after(const std::vector<std::string>& in) const { return in; }
+
+  void write(detail::Writer& w) const {
+    w.u32(detail::kTagMinMax);
+    w.u64(in_);
+    w.u64(st_.cols.size());
+    w.f64(lo_);
+    w.f64(hi_);
+    st_.write(w);
+  }
+  static MinMaxScaler read(detail::Reader& r, std::size_t width, std::uint64_t count,
+                           std::size_t step) {
+    const double lo = r.f64("MinMaxScaler lo"), hi = r.f64("MinMaxScaler hi");
+    if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi))
+      detail::load_fail("step ", step, " (MinMaxScaler) has the range [", lo, ", ", hi,
+                        "]; expected finite values with lo < hi.");
+    MinMaxScaler s(lo, hi);
+    s.st_.read(
+        r, width, count, step, kName, "min", "max",
+        [](double a, double b) { return std::isfinite(a) && std::isfinite(b) && a <= b; },
+        "finite values with min <= max");
+    s.chosen_ = s.st_.cols;
+    s.in_ = s.out_ = width;
+    s.fitted_ = true;
+    return s;
+  }
+
+  double lo_, hi_;
+  std::vector<std::size_t> chosen_;  // as given; empty means all
+  detail::FeatureStats st_;          // a: training min, b: training max
+};
+
+// Standardizes each chosen feature to (x - mean) / std with the training mean and population
+// standard deviation; a feature constant in training maps to 0. `features` empty chooses all.
+class StandardScaler : public detail::RowTransform<StandardScaler> {
+ public:
+  static constexpr const char* kName = "StandardScaler";
+
+  explicit StandardScaler(std::vector<std::size_t> features = {}) : chosen_(std::move(features)) {}
+
+  void fit(const Dataset& train) {
+    detail::check_training_set(train, kName);
+    fitted_ = false;
+    const std::size_t f = train.feature_size(), n = train.size();
+    st_.cols = detail::resolve_features(chosen_, f, kName);
+    st_.resize(st_.cols.size());
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      const std::size_t j = st_.cols[c];
+      double sum = 0.0, lo = train.x[j], hi = train.x[j];
+      for (std::size_t i = 0; i < n; ++i) {
+        const double v = train.x[i * f + j];
+        sum += v;
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      // Constant is decided by min == max: a rounded mean could leave a tiny nonzero variance.
+      if (lo == hi) {
+        st_.a[c] = lo;
+        continue;
+      }
+      const double mean = sum / static_cast<double>(n);
+      double ss = 0.0;  // two passes: the sum of squares about the mean does not cancel
+      for (std::size_t i = 0; i < n; ++i) {
+        const double dv = train.x[i * f + j] - mean;
+        ss += dv * dv;
+      }
+      st_.a[c] = mean;
+      st_.b[c] = std::sqrt(ss / static_cast<double>(n));
+    }
+    in_ = out_ = f;
+    fitted_ = true;
+  }
+
+  // After fit: the standardized feature indices (sorted), their training mean and population
+  // standard deviation (0 for a constant feature).
+  const std::vector<std::size_t>& features() const { return st_.cols; }
+  const std::vector<double>& mean() const { return st_.a; }
+  const std::vector<double>& stddev() const { return st_.b; }
+
+ private:
+  friend class detail::RowTransform<StandardScaler>;
+  friend class Preprocessing;
+
+  void apply(float* row, std::size_t) const {
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      float& v = row[st_.cols[c]];
+      const double sd = st_.b[c];
+      v = sd == 0.0 ? 0.0f : static_cast<float>((static_cast<double>(v) - st_.a[c]) / sd);
+    }
+  }
+  bool can_reject() const { return false; }
+  std::vector<std::string> names_after(const std::vector<std::string>& in) const { return in; }
+
+  void write(detail::Writer& w) const {
+    w.u32(detail::kTagStandard);
+    w.u64(in_);
+    w.u64(st_.cols.size());
+    st_.write(w);
+  }
+  static StandardScaler read(detail::Reader& r, std::size_t width, std::uint64_t count,
+                             std::size_t step) {
+    StandardScaler s;
+    s.st_.read(
+        r, width, count, step, kName, "mean", "std",
+        [](double a, double b) { return std::isfinite(a) && std::isfinite(b) && b >= 0.0; },
+        "finite values with std >= 0");
+    s.chosen_ = s.st_.cols;
+    s.in_ = s.out_ = width;
+    s.fitted_ = true;
+    return s;
+  }
+
+  std::vector<std::size_t> chosen_;  // as given; empty means all
+  detail::FeatureStats st_;          // a: training mean, b: population std
+};
+
+// Replaces each chosen feature, where it stands, by k indicator columns. A chosen feature holds
+// integer category codes 0..k-1 stored as floats (as a categorical CSV column becomes); k is
+// learnt by fit as max code + 1, or given per feature in `categories`. Training codes must be
+// valid; at transform an unknown code (>= k, negative, not an integer) is an error naming the
+// sample, feature and value, or with Unknown::ignore encodes as all zeros.
+class OneHotEncoder : public detail::RowTransform<OneHotEncoder> {
+ public:
+  static constexpr const char* kName = "OneHotEncoder";
+
+  explicit OneHotEncoder(std::vector<std::size_t> features, Unknown unknown = Unknown::error,
+                         std::vector<std::size_t> categories = {})
+      : unknown_(unknown) {
+    if (features.empty()) fail("OneHotEncoder: no features were chosen to encode.");
+    if (!categories.empty() && categories.size() != features.size())
+      fail("OneHotEncoder: ", categories.size(), " category counts were given for ",
+           features.size(), " features; give one per feature or none.");
+    std::vector<std::size_t> order(features.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return features[a] < features[b]; });
+    for (std::size_t o = 0; o < order.size(); ++o) {
+      const std::size_t j = features[order[o]];
+      if (o > 0 && j == chosen_.back()) fail("OneHotEncoder: feature ", j, " is chosen twice.");
+      chosen_.push_back(j);
+      if (categories.empty()) continue;
+      const std::size_t k = categories[order[o]];
+      if (k < 1 || k > detail::kMaxCategories)
+        fail("OneHotEncoder: feature ", j, " was given ", k, " categories; expected 1 to ",
+             detail::kMaxCategories, ".");
+      given_k_.push_back(k);
+    }
+  }
+
+  void fit(const Dataset& train) {
+    detail::check_training_set(train, kName);
+    fitted_ = false;
+    const std::size_t f = train.feature_size(), n = train.size();
+    cols_ = detail::resolve_features(chosen_, f, kName);
+    k_.assign(cols_.size(), 0);
+    std::size_t width = f;
+    for (std::size_t c = 0; c < cols_.size(); ++c) {
+      const std::size_t j = cols_[c];
+      const double limit =
+          static_cast<double>(given_k_.empty() ? detail::kMaxCategories : given_k_[c]);
+      double top = 0.0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const double v = train.x[i * f + j];
+        if (!(v >= 0.0 && v == std::floor(v)))
+          fail("OneHotEncoder.fit: the training set holds ", v, " at sample ", i, ", ",
+               detail::feature_text(j, train.feature_names),
+               ", which is not a category code (a non-negative integer).");
+        if (v >= limit)
+          fail("OneHotEncoder.fit: the training set holds code ", v, " at sample ", i, ", ",
+               detail::feature_text(j, train.feature_names), ", but ",
+               given_k_.empty() ? "the limit is " : "the encoder was given ", limit,
+               " categories (codes 0 to ", limit - 1, ").");
+        top = std::max(top, v);
+      }
+      k_[c] = given_k_.empty() ? static_cast<std::size_t>(top) + 1 : given_k_[c];
+      width += k_[c] - 1;
+    }
+    in_ = f;
+    out_ = width;
+    fitted_ = true;
+  }
+
+  Unknown unknown() const { return unknown_; }
+  // After fit: the encoded feature indices (sorted) and their category counts.
+  const std::vector<std::size_t>& features() const { return cols_; }
+  const std::vector<std::size_t>& categories() const { return k_; }
+
+ private:
+  friend class detail::RowTransform<OneHotEncoder>;
+  friend class Preprocessing;
+  OneHotEncoder() = default;  // for read()
+
+  // Expands from the back: feature j's columns start at or after j, and every feature before j
+  // is still unread, so writing right to left never overwrites input not yet read.
+  void apply(float* row, std::size_t sample) const {
+    std::size_t dst = out_, j = in_, c = cols_.size();
+    while (c > 0) {
+      --j;
+      if (j != cols_[c - 1]) {
+        row[--dst] = row[j];
+        continue;
+      }
+      --c;
+      const std::size_t k = k_[c];
+      const float v = row[j];
+      dst -= k;
+      std::fill_n(row + dst, k, 0.0f);
+      if (v >= 0.0f && static_cast<double>(v) < static_cast<double>(k) && v == std::floor(v))
+        row[dst + static_cast<std::size_t>(v)] = 1.0f;
+      else if (unknown_ == Unknown::error)
+        fail("OneHotEncoder: ", detail::sample_text(sample), ", feature ", j, " holds ", v,
+             ", which is not a known category code (0 to ", k - 1,
+             "); pass Unknown::ignore to encode unknown codes as all zeros.");
+    }
+  }
+  bool can_reject() const { return unknown_ == Unknown::error; }
+  std::vector<std::string> names_after(const std::vector<std::string>& in) const {
+    if (in.empty()) return {};
+    std::vector<std::string> out;
+    out.reserve(out_);
+    for (std::size_t j = 0, c = 0; j < in.size(); ++j) {
+      if (c < cols_.size() && cols_[c] == j) {
+        for (std::size_t k = 0; k < k_[c]; ++k) out.push_back(in[j] + "=" + std::to_string(k));
+        ++c;
+      } else {
+        out.push_back(in[j]);
+      }
+    }
+    return out;
+  }
+
+  void write(detail::Writer& w) const {
+    w.u32(detail::kTagOneHot);
+    w.u64(in_);
+    w.u64(cols_.size());
+    w.u8(unknown_ == Unknown::ignore ? 1 : 0);
+    for (std::size_t c = 0; c < cols_.size(); ++c) {
+      w.u64(cols_[c]);
+      w.u64(k_[c]);
+    }
+  }
+  static OneHotEncoder read(detail::Reader& r, std::size_t width, std::uint64_t count,
+                            std::size_t step) {
+    OneHotEncoder s;
+    const std::uint8_t unknown = r.u8("the OneHotEncoder unknown-code mode");
+    if (unknown > 1)
+      detail::load_fail("step ", step, " (OneHotEncoder) has unknown-code mode ", int{unknown},
+                        "; expected 0 (error) or 1 (ignore).");
+    s.unknown_ = unknown == 1 ? Unknown::ignore : Unknown::error;
+    const std::size_t n = r.count(count, 16, "OneHotEncoder features");
+    if (n == 0) detail::load_fail("step ", step, " (OneHotEncoder) encodes no features.");
+    std::uint64_t out = width;
+    for (std::size_t c = 0; c < n; ++c) {
+      const std::size_t j = detail::checked_feature(r.u64("a feature index"), c, width,
+                                                    c > 0 ? s.cols_.back() : 0, step, kName);
+      const std::uint64_t k = r.u64("a category count");
+      if (k < 1 || k > detail::kMaxCategories)
+        detail::load_fail("step ", step, " (OneHotEncoder) gives feature ", j, " ", k,
+                          " categories; expected 1 to ", detail::kMaxCategories, ".");
+      s.cols_.push_back(j);
+      s.k_.push_back(static_cast<std::size_t>(k));
+      out += k - 1;
+    }
+    if (out > detail::kMaxFeatures)
+      detail::load_fail("step ", step, " (OneHotEncoder) would output ", out,
+                        " features, more than the limit of ", detail::kMaxFeatures, ".");
+    s.chosen_ = s.cols_;
+    s.given_k_ = s.k_;  // a loaded encoder keeps its categories if refitted
+    s.in_ = width;
+    s.out_ = static_cast<std::size_t>(out);
+    s.fitted_ = true;
+    return s;
+  }
+
+  Unknown unknown_ = Unknown::error;
+  std::vector<std::size_t> chosen_;   // sorted
+  std::vector<std::size_t> given_k_;  // per chosen feature, or empty to learn k
+  std::vector<std::size_t> cols_, k_;
+};
+
+// An ordered list of fitted steps: fit on the training set, then the same transformation for
+// validation, test and inference, and save/load as one binary block (format at the top).
+class Preprocessing : public detail::RowTransform<Preprocessing> {
+ public:
+  static constexpr const char* kName = "Preprocessing";
+  using Step = std::variant<MinMaxScaler, StandardScaler, OneHotEncoder>;
+
+  // Appends a step; the pipeline must be (re)fitted afterwards.
+  Preprocessing& add(Step step) {
+    steps_.push_back(std::move(step));
+    fitted_ = false;
+    return *this;
+  }
+  const std::vector<Step>& steps() const { return steps_; }
+
+  // Fits each step on the output of the steps before it; keeps the training feature names.
+  void fit(const Dataset& train) {
+    detail::check_training_set(train, kName);
+    fitted_ = false;
+    const Dataset* cur = &train;
+    Dataset next;
+    for (std::size_t s = 0; s < steps_.size(); ++s)
+      std::visit(
+          [&](auto& step) {
+            step.fit(*cur);
+            if (s + 1 < steps_.size()) {
+              Dataset t = step.transform(*cur);
+              next = std::move(t);
+              cur = &next;
+            }
+          },
+          steps_[s]);
+    in_ = train.feature_size();
+    out_ = in_;
+    if (!steps_.empty())
+      std::visit([&](const auto& st) { out_ = st.output_size(); }, steps_.back());
+    input_names_ = train.feature_names;
+    output_names_ = chain_names(input_names_);
+    fitted_ = true;
+  }
+
+  // The feature names seen at fit (empty if the training set had none) and the names of the
+  // output columns.
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  const std::vector<std::string>& output_names() const { return output_names_; }
+
+  void save(std::ostream& os) const {
+    require_fitted();
+    detail::Writer body;
+    body.u64(in_);
+    body.u64(out_);
+    body.u32(static_cast<std::uint32_t>(steps_.size()));
+    body.u8(input_names_.empty() ? 0 : 1);
+    for (const std::string& name : input_names_) body.str(name);
+    for (const Step& s : steps_) std::visit([&](const auto& st) { st.write(body); }, s);
+    const std::string& b = body.bytes();
+    if (b.size() > detail::kMaxBlockBytes)
+      fail("Preprocessing::save: the block would be ", b.size(), " bytes, more than the limit of ",
+           detail::kMaxBlockBytes, ".");
+    detail::Writer head;
+    for (char ch : detail::kMagic) head.u8(static_cast<std::uint8_t>(ch));
+    head.u32(detail::kFormatVersion);
+    head.u64(b.size());
+    head.u32(detail::crc32_of(b));
+    os.write(head.bytes().data(), static_cast<std::streamsize>(head.bytes().size()));
+    os.write(b.data(), static_cast<std::streamsize>(b.size()));
+    if (!os)
+      fail("Preprocessing::save: writing the ", detail::kHeaderBytes + b.size(),
+           "-byte block to the stream failed.");
+  }
+
+  // Reads one block written by save(), leaving the stream just after it. Loaded steps keep
+  // their features (and an encoder its category counts) if the pipeline is refitted.
+  static Preprocessing load(std::istream& is) {
+    char head[detail::kHeaderBytes] = {};
+    is.read(head, static_cast<std::streamsize>(sizeof head));
+    const auto got = static_cast<std::size_t>(is.gcount());
+    const std::size_t magic_got = std::min(got, sizeof detail::kMagic);
+    if (std::memcmp(head, detail::kMagic, magic_got) != 0) {
+      std::ostringstream found;
+      for (std::size_t i = 0; i < magic_got; ++i)
+        found << (i ? " " : "") << std::hex << std::setw(2) << std::setfill('0')
+              << int{static_cast<unsigned char>(head[i])};
+      detail::load_fail("this is not a preprocessing block: it starts with bytes ", found.str(),
+                        " where \"CTNNPREP\" was expected.");
+    }
+    if (got < detail::kHeaderBytes)
+      detail::load_fail("the block is truncated: its header needs ", detail::kHeaderBytes,
+                        " bytes but only ", got, " were read.");
+    detail::Reader h(std::string_view(head + 8, detail::kHeaderBytes - 8), 8);
+    const std::uint32_t version = h.u32("the format version");
+    if (version != detail::kFormatVersion)
+      detail::load_fail("the block has format version ", version, "; this build reads version ",
+                        detail::kFormatVersion, ".");
+    const std::uint64_t size = h.u64("the body size");
+    const std::uint32_t crc = h.u32("the checksum");
+    if (size > detail::kMaxBlockBytes)
+      detail::load_fail("the header announces a body of ", size, " bytes, more than the limit of ",
+                        detail::kMaxBlockBytes, "; the block is corrupt.");
+    // Read in chunks so a corrupt size meets the end of the stream before a big allocation.
+    std::string body;
+    while (body.size() < size) {
+      const std::size_t old = body.size();
+      const std::size_t chunk =
+          std::min<std::size_t>(static_cast<std::size_t>(size) - old, 1u << 16);
+      body.resize(old + chunk);
+      is.read(body.data() + old, static_cast<std::streamsize>(chunk));
+      const auto n = static_cast<std::size_t>(is.gcount());
+      if (n < chunk)
+        detail::load_fail("the block is truncated: the header announces a body of ", size,
+                          " bytes but only ", old + n, " followed.");
+    }
+    if (const std::uint32_t actual = detail::crc32_of(body); actual != crc) {
+      std::ostringstream m;
+      m << std::hex << "the body's CRC-32 is 0x" << actual << " but the header says 0x" << crc
+        << "; the block is corrupt.";
+      detail::load_fail(m.str());
+    }
+    return parse(body);
+  }
+
+ private:
+  friend class detail::RowTransform<Preprocessing>;
+
+  void apply(float* row, std::size_t sample) const {
+    for (const Step& s : steps_) std::visit([&](const auto& st) { st.apply(row, sample); }, s);
+  }
+  bool can_reject() const {
+    for (const Step& s : steps_)
+      if (std::visit([](const auto& st) { return st.can_reject(); }, s)) return true;
+    return false;
+  }
+  void check_names(const Dataset& d) const {
+    if (input_names_.empty() || d.feature_names.empty()) return;
+    for (std::size_t j = 0; j < input_names_.size(); ++j)
+      if (d.feature_names[j] != input_names_[j])
+        fail("Preprocessing: feature ", j, " of the dataset is named \"", d.feature_names[j],
+             "\" but was \"", input_names_[j],
+             "\" at fit; the columns must come in the order the preprocessing was fitted on.");
+  }
+  // Fitted names are carried to datasets that have none.
+  std::vector<std::string> names_after(const std::vector<std::string>& in) const {
+    return output_names_.empty() ? chain_names(in) : output_names_;
+  }
+  std::vector<std::string> chain_names(std::vector<std::string> names) const {
+    for (const Step& s : steps_)
+      names = std::visit([&](const auto& st) { return st.names_after(names); }, s);
+    return names;
+  }
+
+  static Preprocessing parse(std::string_view body) {
+    detail::Reader r(body, detail::kHeaderBytes);
+    const std::uint64_t in = r.u64("the input size"), out = r.u64("the output size");
+    const auto check_size = [](std::uint64_t v, const char* which) {
+      if (v == 0 || v > detail::kMaxFeatures)
+        detail::load_fail("the block gives ", which, " size ", v, "; expected 1 to ",
+                          detail::kMaxFeatures, " features.");
+    };
+    check_size(in, "input");
+    check_size(out, "output");
+    const std::uint32_t n_steps = r.u32("the step count");
+    const std::uint8_t has_names = r.u8("the has-names flag");
+    if (has_names > 1)
+      detail::load_fail("the has-names flag is ", int{has_names}, "; expected 0 or 1.");
+    Preprocessing p;
+    if (has_names == 1) {
+      const std::size_t n = r.count(in, 4, "feature names");
+      p.input_names_.reserve(n);
+      for (std::size_t j = 0; j < n; ++j) p.input_names_.push_back(r.str("a feature name"));
+    }
+    // The smallest step is its tag, input size and count: 20 bytes.
+    p.steps_.reserve(r.count(n_steps, 20, "steps"));
+    auto width = static_cast<std::size_t>(in);
+    for (std::size_t s = 0; s < n_steps; ++s) {
+      const std::uint32_t tag = r.u32("a step's kind tag");
+      const std::uint64_t step_in = r.u64("a step's input size");
+      if (step_in != width)
+        detail::load_fail("step ", s, " says its input has ", step_in,
+                          " features but the steps before it give ", width, ".");
+      const std::uint64_t count = r.u64("a step's feature count");
+      switch (tag) {
+        case detail::kTagMinMax:
+          p.steps_.emplace_back(MinMaxScaler::read(r, width, count, s));
+          break;
+        case detail::kTagStandard:
+          p.steps_.emplace_back(StandardScaler::read(r, width, count, s));
+          break;
+        case detail::kTagOneHot:
+          p.steps_.emplace_back(OneHotEncoder::read(r, width, count, s));
+          break;
+        default:
+          detail::load_fail(
+              "step ", s, " has the unknown kind tag ", tag,
+              "; expected 1 (MinMaxScaler), 2 (StandardScaler) or 3 (OneHotEncoder).");
+      }
+      std::visit([&](const auto& st) { width = st.output_size(); }, p.steps_.back());
+    }
+    if (width != out)
+      detail::load_fail("the steps give ", width, " output features but the header says ", out,
+                        ".");
+    if (r.remaining() != 0)
+      detail::load_fail("the body has ", r.remaining(),
+                        " bytes left after the last step; its sizes are inconsistent.");
+    p.in_ = static_cast<std::size_t>(in);
+    p.out_ = width;
+    p.output_names_ = p.chain_names(p.input_names_);
+    p.fitted_ = true;
+    return p;
+  }
+
+  std::vector<Step> steps_;
+  std::vector<std::string> input_names_, output_names_;
+};
+
+// Short descriptions: "StandardScaler(30 features)", "MinMaxScaler([-1, 1], 4 of 13 features)",
+// "OneHotEncoder(feature 3: 4 categories)"; a pipeline lists its steps, comma separated.
+namespace detail {
+inline void describe_count(std::ostream& os, std::size_t chosen, std::size_t width) {
+  if (chosen != width) os << chosen << " of ";
+  os << width << (width == 1 ? " feature" : " features");
+}
+}  // namespace detail
+
+inline std::ostream& operator<<(std::ostream& os, const MinMaxScaler& s) {
+  os << "MinMaxScaler(";
+  if (s.fitted()) {
+    os << "[" << s.lo() << ", " << s.hi() << "], ";
+    detail::describe_count(os, s.features().size(), s.input_size());
+  } else {
+    os << "not fitted";
+  }
+  return os << ")";
+}
+
+inline std::ostream& operator<<(std::ostream& os, const StandardScaler& s) {
+  os << "StandardScaler(";
+  if (s.fitted())
+    detail::describe_count(os, s.features().size(), s.input_size());
+  else
+    os << "not fitted";
+  return os << ")";
+}
+
+inline std::ostream& operator<<(std::ostream& os, const OneHotEncoder& s) {
+  os << "OneHotEncoder(";
+  if (!s.fitted()) return os << "not fitted)";
+  for (std::size_t c = 0; c < s.features().size(); ++c)
+    os << (c ? ", " : "") << "feature " << s.features()[c] << ": " << s.categories()[c]
+       << (s.categories()[c] == 1 ? " category" : " categories");
+  if (s.unknown() == Unknown::ignore) os << "; unknown codes ignored";
+  return os << ")";
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Preprocessing& p) {
+  if (p.steps().empty()) return os << "Preprocessing(no steps)";
+  for (std::size_t s = 0; s < p.steps().size(); ++s) {
+    if (s) os << ", ";
+    std::visit([&](const auto& st) { os << st; }, p.steps()[s]);
+  }
+  return os;
+}
+
+}  // namespace ctnn::data
+// ---- end ctnn/data/preprocess.hpp ----
 // ---- begin ctnn/data/split.hpp ----
 // ctnn/data/split.hpp: picking samples from a Dataset (subset, head); a seeded train/test split.
 #include <algorithm>
@@ -2779,146 +5375,6 @@ inline std::pair<Dataset, Dataset> train_test_split(const Dataset& d, double tes
 
 }  // namespace ctnn::data
 // ---- end ctnn/data/split.hpp ----
-// ---- begin ctnn/data/table.hpp ----
-// ctnn/data/table.hpp: a table of named columns, the form raw tabular data takes before it
-// becomes a Dataset.
-//
-// A Table is what the CSV reader produces and what cleaning (clean.hpp) and integration
-// (integrate.hpp) work on. Every column holds one double per row; a missing cell is NaN. A
-// categorical column (text such as "benign", or a column the user declared categorical) stores
-// the index of the cell's category in `categories`, also as a double (NaN when missing).
-// `lines` keeps, for every row, the line of the source file it came from (1-based; 0 for rows
-// made in memory), so errors and reports can point at the file.
-#include <cmath>
-#include <cstddef>
-#include <cstdio>
-#include <string>
-#include <utility>
-#include <variant>
-#include <vector>
-
-
-namespace ctnn::data {
-
-// Names a column by its header name or by its 0-based position.
-class ColumnRef {
- public:
-  ColumnRef(std::size_t index) : ref_(index) {}  // NOLINT: implicit on purpose
-  ColumnRef(int index) : ref_(index < 0 ? static_cast<std::size_t>(-1) : std::size_t(index)) {}
-  ColumnRef(std::string name) : ref_(std::move(name)) {}  // NOLINT
-  ColumnRef(const char* name) : ref_(std::string(name)) {}  // NOLINT
-
-  bool is_index() const { return std::holds_alternative<std::size_t>(ref_); }
-  std::size_t index() const { return std::get<std::size_t>(ref_); }
-  const std::string& name() const { return std::get<std::string>(ref_); }
-  // "column 3" or "column \"radius\"", for messages.
-  std::string describe() const {
-    return is_index() ? "column " + std::to_string(index()) : "column \"" + name() + "\"";
-  }
-
- private:
-  std::variant<std::size_t, std::string> ref_;
-};
-
-struct Column {
-  std::string name;
-  std::vector<double> values;            // one per row; NaN marks a missing cell
-  bool categorical = false;              // values are indices into `categories`
-  std::vector<std::string> categories;   // the category names, for a categorical column
-
-  bool missing(std::size_t row) const { return std::isnan(values[row]); }
-  // The cell as text: the category name, the number, or "" when missing.
-  std::string text(std::size_t row) const {
-    const double v = values[row];
-    if (std::isnan(v)) return "";
-    if (categorical) return categories.at(static_cast<std::size_t>(v));
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.15g", v);
-    return buf;
-  }
-};
-
-struct Table {
-  std::string source;                  // where the rows came from (a file path), for messages
-  std::vector<Column> columns;
-  std::vector<std::size_t> lines;      // source line of each row (1-based), 0 when not from a file
-
-  std::size_t rows() const { return columns.empty() ? lines.size() : columns.front().values.size(); }
-  std::size_t cols() const { return columns.size(); }
-
-  // The position of a column; throws ctnn::Error naming the table and its columns if absent.
-  std::size_t index_of(const ColumnRef& ref) const {
-    if (ref.is_index()) {
-      if (ref.index() >= columns.size())
-        fail(describe(), " has ", columns.size(), " columns; ", ref.describe(),
-             " does not exist (columns are numbered from 0).");
-      return ref.index();
-    }
-    for (std::size_t c = 0; c < columns.size(); ++c)
-      if (columns[c].name == ref.name()) return c;
-    std::string names;
-    for (std::size_t c = 0; c < columns.size() && c < 40; ++c)
-      names += (c ? ", \"" : "\"") + columns[c].name + "\"";
-    if (columns.size() > 40) names += ", ...";
-    fail(describe(), " has no ", ref.describe(), "; its columns are ", names, ".");
-  }
-  bool has(const std::string& name) const {
-    for (const Column& c : columns)
-      if (c.name == name) return true;
-    return false;
-  }
-  Column& operator[](const ColumnRef& ref) { return columns[index_of(ref)]; }
-  const Column& operator[](const ColumnRef& ref) const { return columns[index_of(ref)]; }
-
-  // The line a row came from, for messages: "line 17 of wine.csv" or "row 3".
-  std::string where(std::size_t row) const {
-    if (row < lines.size() && lines[row] != 0 && !source.empty())
-      return "line " + std::to_string(lines[row]) + " of " + source;
-    return "row " + std::to_string(row);
-  }
-  std::string describe() const { return source.empty() ? "The table" : "The table from " + source; }
-
-  // Keeps the rows at `keep` (in that order) in every column and in `lines`.
-  void keep_rows(const std::vector<std::size_t>& keep) {
-    for (Column& c : columns) {
-      std::vector<double> v;
-      v.reserve(keep.size());
-      for (std::size_t r : keep) v.push_back(c.values[r]);
-      c.values = std::move(v);
-    }
-    std::vector<std::size_t> l;
-    l.reserve(keep.size());
-    for (std::size_t r : keep) l.push_back(r < lines.size() ? lines[r] : 0);
-    lines = std::move(l);
-  }
-
-  // Throws ctnn::Error unless every column has rows() values, `lines` has one entry a row, column
-  // names are unique and categorical cells index their categories.
-  void check_consistent() const {
-    const std::size_t n = rows();
-    if (lines.size() != n)
-      fail(describe(), " has ", n, " rows but ", lines.size(), " line numbers.");
-    for (std::size_t c = 0; c < columns.size(); ++c) {
-      const Column& col = columns[c];
-      if (col.values.size() != n)
-        fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
-             ".");
-      for (std::size_t d = 0; d < c; ++d)
-        if (columns[d].name == col.name)
-          fail(describe(), " has two columns named \"", col.name, "\" (", d, " and ", c, ").");
-      if (col.categorical)
-        for (std::size_t r = 0; r < n; ++r) {
-          const double v = col.values[r];
-          if (!std::isnan(v) && (v < 0 || v >= double(col.categories.size()) || v != std::floor(v)))
-            fail(describe(), ": column \"", col.name, "\" at ", where(r), " holds category index ",
-                 v, " but has ", col.categories.size(), " categories.");
-        }
-    }
-  }
-};
-
-}  // namespace ctnn::data
-// ---- end ctnn/data/table.hpp ----
 // ---- begin ctnn/data/transform.hpp ----
 // ctnn/data/transform.hpp: in-place transforms and validation of a Dataset's values.
 #include <cmath>
@@ -2952,6 +5408,816 @@ inline void validate(const Dataset& d, const char* what = "dataset") {
 
 }  // namespace ctnn::data
 // ---- end ctnn/data/transform.hpp ----
+
+// ---- begin ctnn/eval/metrics.hpp ----
+// ctnn/eval/metrics.hpp: evaluation metrics and the tables that print them.
+//
+// From raw arrays (no model needed):
+//   - confusion_matrix(truth, predicted, num_classes): counts[t][p], rows = true class.
+//   - classification_report(cm): per-class precision, recall, F1 and support, accuracy, and the
+//     macro and support-weighted averages; the numbers of scikit-learn's
+//     classification_report(y_true, y_pred, zero_division=0):
+//       * a ratio whose denominator is 0 is 0 (precision of a class never predicted, recall of a
+//         class absent from the truth, F1 when both are 0);
+//       * F1 = 2 tp / (2 tp + fp + fn), which equals 2PR / (P + R) whenever that is defined;
+//       * the macro average runs over the classes that occur in the truth or the predictions
+//         (scikit-learn's default label set); a class in neither is listed with zeros but left
+//         out of the macro average, and the table says so. The weighted average weighs by support.
+//   - top_k_accuracy(scores, truth, num_classes, k): the fraction of samples whose true class is
+//     among the k highest scores. Ties are broken toward the lower class index, as argmax (and
+//     so evaluate()'s accuracy) breaks them: the true class t ranks after every class with a
+//     higher score and every lower-indexed class with an equal one. Top-1 is then exactly the
+//     accuracy and top-num_classes is exactly 1.
+//   - regression_report(predictions, targets, n, outputs): MAE, MSE, RMSE and R² per output and
+//     their uniform average over outputs (scikit-learn's multioutput="uniform_average"; the
+//     overall RMSE is the mean of the per-output RMSEs, as sklearn's root_mean_squared_error).
+//     R² of a constant target column is 1 if predicted exactly, else 0 (sklearn's force_finite).
+// From a model and a Dataset:
+//   - report(model, data[, loss][, ReportOptions]): inference in batches through one Workspace;
+//     labelled data (or one-hot targets under a categorical loss) gives the confusion matrix,
+//     the classification report and top-k accuracy (k is capped at the model's output count);
+//     other target data gives the regression report (under BinaryCrossEntropy too: its MSE is
+//     then the Brier score). The loss is computed only when given.
+//   - report_sets(model, {{"train", a}, {"test", b}}[, loss][, options]): one report per named
+//     set, printed as a compact comparison table.
+// Every bad input (size mismatch, label out of range, k out of range, no samples, a non-finite
+// prediction, a dataset that does not fit the model) is a ctnn::Error with the values.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iomanip>
+#include <limits>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin ctnn/train/trainer.hpp ----
+// ctnn/train/trainer.hpp: the training context of a model.
+//
+// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
+// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
+// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
+// the steady-state training step and makes no heap allocation.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
+struct StepStats {
+  double loss_sum = 0;
+  double correct = 0;
+  std::size_t samples = 0;
+};
+
+namespace detail {
+
+// Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
+template <class Model, class L>
+void check_dataset_fits(const data::Dataset& d, const char* what) {
+  if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
+  data::validate(d, what);  // sizes agree, labels in the dataset's range, no NaN/Inf
+  if (d.feature_size() != Model::input_size) {
+    std::string shape = "(";
+    for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
+      shape += (i ? ", " : "") + std::to_string(d.sample_shape[i]);
+    fail("The ", what, "'s samples have shape ", shape, ") = ", d.feature_size(),
+         " values, but the model's input ", Model::input_shape::str(), " takes ", Model::input_size,
+         ".");
+  }
+  if constexpr (L::uses_labels) {
+    if (!d.has_labels())
+      fail("The loss ", L::name, " needs class labels, but the ", what, " has none.");
+    for (std::size_t i = 0; i < d.labels.size(); ++i)
+      if (d.labels[i] < 0 || std::size_t(d.labels[i]) >= Model::output_size)
+        fail("The ", what, " has label ", d.labels[i], " at sample ", i,
+             ", but the model has ", Model::output_size, " outputs: labels must lie in [0, ",
+             Model::output_size, ").");
+  } else {
+    if (!d.has_targets())
+      fail("The loss ", L::name, " needs target vectors, but the ", what,
+           " has none (one-hot encode the labels into targets).");
+    if (d.target_size != Model::output_size)
+      fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
+           Model::output_size, " outputs.");
+  }
+}
+
+// Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
+template <class Model, class L>
+void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
+                 typename Model::Workspace& ws, std::int32_t* labels,
+                 typename Model::value_type* targets) {
+  using T = typename Model::value_type;
+  T* x = ws.input();
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* src = d.sample(idx[i]);
+    for (std::size_t j = 0; j < Model::input_size; ++j) x[i * Model::input_size + j] = T(src[j]);
+    if constexpr (L::uses_labels) {
+      labels[i] = d.labels[idx[i]];
+    } else {
+      const float* t = d.targets.data() + idx[i] * d.target_size;
+      for (std::size_t j = 0; j < Model::output_size; ++j) targets[i * Model::output_size + j] = T(t[j]);
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class Model, class Optimizer, Loss L>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using Workspace = typename Model::Workspace;
+
+  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
+      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
+    if (batch_capacity == 0) fail("The batch size must be at least 1.");
+    ws_.reserve(batch_capacity, true);
+    grads_.resize(Model::arena_size);
+    labels_.resize(batch_capacity);
+    targets_.resize(batch_capacity * Model::output_size);
+  }
+
+  std::size_t batch_capacity() const { return ws_.capacity(); }
+
+  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
+  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
+    if (idx.size() > ws_.capacity())
+      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
+           ws_.capacity(), ".");
+    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
+  }
+
+  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
+  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
+    if (n > ws_.capacity())
+      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
+    std::copy(x, x + n * Model::input_size, ws_.input());
+    if (labels) std::copy(labels, labels + n, labels_.data());
+    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
+  }
+
+  // One optimizer step on the n staged samples: forward, loss, backward, update.
+  StepStats step(std::size_t n) {
+    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
+    const T* out = model_.forward(ws_, n, ctx);
+    const Targets<T> t{labels_.data(), targets_.data()};
+    T* dy = ws_.gradient(0);
+    StepStats s;
+    s.samples = n;
+    using Last = typename Model::template layer<Model::num_layers - 1>;
+    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
+      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
+      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
+      if constexpr (Model::num_layers >= 2)
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+    } else {
+      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
+      model_.backward(ws_, n, grads_.data(), ctx);
+    }
+    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    return s;
+  }
+
+  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
+  Workspace& workspace() { return ws_; }
+  std::uint64_t steps() const { return steps_; }
+  // Dropout masks depend on (seed, step): resuming at step k repeats the masks of an unbroken run.
+  void set_steps(std::uint64_t k) { steps_ = k; }
+  const L& loss() const { return loss_; }
+
+ private:
+  Model& model_;
+  Optimizer& opt_;
+  L loss_;
+  std::uint64_t seed_;
+  std::uint64_t steps_ = 0;
+  Workspace ws_;
+  AlignedBuffer<T> grads_;
+  AlignedBuffer<std::int32_t> labels_;
+  AlignedBuffer<T> targets_;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/trainer.hpp ----
+
+namespace ctnn {
+
+// counts[t * num_classes + p]: samples of true class t predicted as p. class_names is optional
+// (empty, or one per class) and only labels the printed table.
+struct ConfusionMatrix {
+  std::size_t num_classes = 0;
+  std::vector<std::size_t> counts;
+  std::vector<std::string> class_names;
+
+  std::size_t at(std::size_t truth, std::size_t predicted) const {
+    return counts[truth * num_classes + predicted];
+  }
+  std::size_t support(std::size_t c) const {  // samples whose true class is c (row sum)
+    std::size_t s = 0;
+    for (std::size_t p = 0; p < num_classes; ++p) s += at(c, p);
+    return s;
+  }
+  std::size_t predicted(std::size_t c) const {  // samples predicted as c (column sum)
+    std::size_t s = 0;
+    for (std::size_t t = 0; t < num_classes; ++t) s += at(t, c);
+    return s;
+  }
+  std::size_t correct() const {
+    std::size_t s = 0;
+    for (std::size_t c = 0; c < num_classes; ++c) s += at(c, c);
+    return s;
+  }
+  std::size_t total() const {
+    std::size_t s = 0;
+    for (std::size_t v : counts) s += v;
+    return s;
+  }
+};
+
+struct ClassMetrics {
+  std::string name;  // class name, or its index when the classes are unnamed
+  double precision = 0, recall = 0, f1 = 0;
+  std::size_t support = 0;    // true samples of the class (for averages: all samples)
+  std::size_t predicted = 0;  // samples predicted as the class
+};
+
+struct ClassificationReport {
+  std::vector<ClassMetrics> classes;
+  double accuracy = 0;
+  ClassMetrics macro_avg, weighted_avg;
+  std::size_t samples = 0;
+  std::size_t averaged_classes = 0;  // classes in the macro average (see the top of the file)
+};
+
+struct RegressionMetrics {
+  double mae = 0, mse = 0, rmse = 0, r2 = 0;
+};
+
+struct RegressionReport {
+  std::size_t samples = 0;
+  RegressionMetrics overall;                // uniform average over outputs
+  std::vector<RegressionMetrics> outputs;   // one per output
+  std::vector<std::string> output_names;    // optional: one per output, for the table
+};
+
+namespace detail {
+
+inline void check_label_range(std::int32_t label, std::size_t i, std::size_t num_classes,
+                        const char* what) {
+  if (label < 0 || std::size_t(label) >= num_classes)
+    fail("The ", what, " label ", label, " at sample ", i, " is outside the class range [0, ",
+         num_classes, ").");
+}
+
+// `noun` and `where` complete "The <noun> for sample i<where> is not finite".
+template <class T>
+void check_finite_scores(const T* row, std::size_t width, std::size_t sample, const char* noun,
+                         const std::string& where = "") {
+  for (std::size_t j = 0; j < width; ++j)
+    if (!std::isfinite(row[j]))
+      fail("The ", noun, " for sample ", sample, where, " is not finite (", row[j], " at output ",
+           j, "): the model may have diverged.");
+}
+
+// Whether class t is among the k best of row[0..width): ties go to the lower index (file top).
+template <class T>
+bool in_top_k(const T* row, std::size_t width, std::size_t t, std::size_t k) {
+  std::size_t ahead = 0;
+  for (std::size_t j = 0; j < width; ++j)
+    ahead += row[j] > row[t] || (j < t && row[j] == row[t]);
+  return ahead < k;
+}
+
+template <class T>
+double top_k_accuracy_of(std::span<const T> scores, std::span<const std::int32_t> truth,
+                      std::size_t num_classes, std::size_t k) {
+  if (num_classes == 0) fail("top_k_accuracy() needs at least one class, but num_classes is 0.");
+  if (truth.empty()) fail("top_k_accuracy() was given no samples (the truth is empty).");
+  if (k == 0 || k > num_classes)
+    fail("top_k_accuracy() needs 1 <= k <= num_classes, but k is ", k, " with ", num_classes,
+         " classes.");
+  if (scores.size() != truth.size() * num_classes)
+    fail("top_k_accuracy() was given ", scores.size(), " scores for ", truth.size(),
+         " samples of ", num_classes, " classes; it needs ", truth.size() * num_classes, ".");
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < truth.size(); ++i) {
+    check_label_range(truth[i], i, num_classes, "true");
+    const T* row = scores.data() + i * num_classes;
+    check_finite_scores(row, num_classes, i, "score");
+    hits += in_top_k(row, num_classes, std::size_t(truth[i]), k);
+  }
+  return double(hits) / double(truth.size());
+}
+
+template <class P, class Q>
+RegressionReport regression_report_of(const P* pred, std::size_t pred_size, const Q* target,
+                                   std::size_t target_size, std::size_t n, std::size_t outputs) {
+  if (n == 0 || outputs == 0)
+    fail("regression_report() needs at least one sample and one output, but was given ", n,
+         " samples of ", outputs, " outputs.");
+  if (pred_size != n * outputs || target_size != n * outputs)
+    fail("regression_report() was given ", pred_size, " predictions and ", target_size,
+         " targets for ", n, " samples of ", outputs, " outputs; each needs ", n * outputs, ".");
+  for (std::size_t k = 0; k < n * outputs; ++k) {
+    if (!std::isfinite(pred[k]))
+      fail("The prediction for sample ", k / outputs, ", output ", k % outputs,
+           " is not finite (", pred[k], "): the model may have diverged.");
+    if (!std::isfinite(target[k]))
+      fail("The target of sample ", k / outputs, ", output ", k % outputs, " is not finite (",
+           target[k], ").");
+  }
+  RegressionReport r;
+  r.samples = n;
+  r.outputs.resize(outputs);
+  for (std::size_t j = 0; j < outputs; ++j) {
+    double mean = 0, abs_sum = 0, sq_sum = 0, tot = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += double(target[i * outputs + j]);
+    mean /= double(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double t = double(target[i * outputs + j]);
+      const double e = double(pred[i * outputs + j]) - t;
+      abs_sum += std::abs(e);
+      sq_sum += e * e;
+      tot += (t - mean) * (t - mean);
+    }
+    RegressionMetrics& m = r.outputs[j];
+    m.mae = abs_sum / double(n);
+    m.mse = sq_sum / double(n);
+    m.rmse = std::sqrt(m.mse);
+    m.r2 = tot > 0 ? 1 - sq_sum / tot : (sq_sum == 0 ? 1.0 : 0.0);
+    r.overall.mae += m.mae / double(outputs);
+    r.overall.mse += m.mse / double(outputs);
+    r.overall.rmse += m.rmse / double(outputs);
+    r.overall.r2 += m.r2 / double(outputs);
+  }
+  return r;
+}
+
+// "3 Dress", or "3" when unnamed (or named "3"); long names are cut so that a 10-class
+// confusion matrix stays within 100 columns.
+inline std::string indexed_label(std::size_t c, const std::string& name) {
+  constexpr std::size_t kMaxName = 18;
+  std::string s = std::to_string(c);
+  if (name.empty() || name == s) return s;
+  return s + ' ' + (name.size() <= kMaxName ? name : name.substr(0, kMaxName - 1) + "~");
+}
+inline std::string class_label(std::size_t c, const std::vector<std::string>& names) {
+  return indexed_label(c, c < names.size() ? names[c] : std::string());
+}
+
+inline std::string format_metric(double v, int digits = 4) {
+  if (std::isnan(v)) return "-";
+  std::ostringstream s;
+  if (std::abs(v) >= 1e7)  // keeps columns from growing without bound
+    s << std::scientific << std::setprecision(digits - 1) << v;
+  else
+    s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+inline std::size_t count_digits(std::size_t v) { return std::to_string(v).size(); }
+
+}  // namespace detail
+
+// Counts of (true class, predicted class) pairs; see the top of the file.
+inline ConfusionMatrix confusion_matrix(std::span<const std::int32_t> truth,
+                                        std::span<const std::int32_t> predicted,
+                                        std::size_t num_classes) {
+  if (num_classes == 0) fail("confusion_matrix() needs at least one class, but num_classes is 0.");
+  if (truth.size() != predicted.size())
+    fail("confusion_matrix() was given ", truth.size(), " true labels but ", predicted.size(),
+         " predicted labels; they must pair up.");
+  if (truth.empty()) fail("confusion_matrix() was given no samples.");
+  ConfusionMatrix cm;
+  cm.num_classes = num_classes;
+  cm.counts.assign(num_classes * num_classes, 0);
+  for (std::size_t i = 0; i < truth.size(); ++i) {
+    detail::check_label_range(truth[i], i, num_classes, "true");
+    detail::check_label_range(predicted[i], i, num_classes, "predicted");
+    ++cm.counts[std::size_t(truth[i]) * num_classes + std::size_t(predicted[i])];
+  }
+  return cm;
+}
+
+// Per-class precision, recall, F1 and support with accuracy and averages (see the top of the
+// file). Class names: `class_names` if given (one per class), else the matrix's own, else indices.
+inline ClassificationReport classification_report(const ConfusionMatrix& cm,
+                                                  std::span<const std::string> class_names = {}) {
+  const std::size_t k = cm.num_classes;
+  if (k == 0 || cm.counts.size() != k * k)
+    fail("classification_report() needs a confusion matrix of num_classes^2 counts, but it has ",
+         cm.counts.size(), " counts for ", k, " classes.");
+  if (!class_names.empty() && class_names.size() != k)
+    fail("classification_report() was given ", class_names.size(), " class names for ", k,
+         " classes.");
+  const std::size_t total = cm.total();
+  if (total == 0) fail("classification_report() was given a confusion matrix with no samples.");
+  const std::vector<std::string> names =
+      class_names.empty() ? cm.class_names
+                          : std::vector<std::string>(class_names.begin(), class_names.end());
+  const auto ratio = [](double num, double den) { return den > 0 ? num / den : 0.0; };
+  ClassificationReport r;
+  r.samples = total;
+  r.accuracy = double(cm.correct()) / double(total);
+  r.macro_avg.name = "macro avg";
+  r.weighted_avg.name = "weighted avg";
+  for (std::size_t c = 0; c < k; ++c) {
+    ClassMetrics m;
+    m.name = c < names.size() && !names[c].empty() ? names[c] : std::to_string(c);
+    m.support = cm.support(c);
+    m.predicted = cm.predicted(c);
+    const double tp = double(cm.at(c, c));
+    const double fp = double(m.predicted) - tp, fn = double(m.support) - tp;
+    m.precision = ratio(tp, tp + fp);
+    m.recall = ratio(tp, tp + fn);
+    m.f1 = ratio(2 * tp, 2 * tp + fp + fn);
+    if (m.support > 0 || m.predicted > 0) {
+      ++r.averaged_classes;
+      r.macro_avg.precision += m.precision;
+      r.macro_avg.recall += m.recall;
+      r.macro_avg.f1 += m.f1;
+    }
+    const double w = double(m.support) / double(total);
+    r.weighted_avg.precision += w * m.precision;
+    r.weighted_avg.recall += w * m.recall;
+    r.weighted_avg.f1 += w * m.f1;
+    r.classes.push_back(std::move(m));
+  }
+  // averaged_classes >= 1: every sample has a true class.
+  r.macro_avg.precision /= double(r.averaged_classes);
+  r.macro_avg.recall /= double(r.averaged_classes);
+  r.macro_avg.f1 /= double(r.averaged_classes);
+  r.macro_avg.support = r.weighted_avg.support = total;
+  r.macro_avg.predicted = r.weighted_avg.predicted = total;
+  return r;
+}
+
+// Fraction of samples whose true class is among the k highest of its num_classes scores
+// (scores: one row per sample). Ties go to the lower class index (see the top of the file).
+inline double top_k_accuracy(std::span<const float> scores, std::span<const std::int32_t> truth,
+                             std::size_t num_classes, std::size_t k) {
+  return detail::top_k_accuracy_of(scores, truth, num_classes, k);
+}
+inline double top_k_accuracy(std::span<const double> scores, std::span<const std::int32_t> truth,
+                             std::size_t num_classes, std::size_t k) {
+  return detail::top_k_accuracy_of(scores, truth, num_classes, k);
+}
+
+// MAE, MSE, RMSE, R² of n samples of `outputs` values each (row-major); see the top of the file.
+inline RegressionReport regression_report(std::span<const float> predictions,
+                                          std::span<const float> targets, std::size_t n,
+                                          std::size_t outputs) {
+  return detail::regression_report_of(predictions.data(), predictions.size(), targets.data(),
+                                   targets.size(), n, outputs);
+}
+inline RegressionReport regression_report(std::span<const double> predictions,
+                                          std::span<const double> targets, std::size_t n,
+                                          std::size_t outputs) {
+  return detail::regression_report_of(predictions.data(), predictions.size(), targets.data(),
+                                   targets.size(), n, outputs);
+}
+
+// Rows = true class, columns = predicted class (numbered; the row labels name them), with row
+// totals (support) and column totals (predictions).
+inline std::ostream& operator<<(std::ostream& os, const ConfusionMatrix& cm) {
+  const std::size_t k = cm.num_classes;
+  std::ostringstream s;
+  std::size_t label_w = 11;  // "true \\ pred"
+  for (std::size_t c = 0; c < k; ++c)
+    label_w = std::max(label_w, detail::class_label(c, cm.class_names).size());
+  std::size_t biggest = 0;
+  for (std::size_t c = 0; c < k; ++c) biggest = std::max(biggest, cm.predicted(c));
+  // A cell is as wide as the largest column total or index (at least 3), plus a gap of two.
+  const std::size_t cell =
+      std::max({detail::count_digits(biggest), detail::count_digits(k - 1), std::size_t{3}}) + 2;
+  const std::size_t total_w = std::max<std::size_t>(detail::count_digits(cm.total()), 5) + 2;
+  s << "Confusion matrix (rows: true class, columns: predicted class)\n";
+  s << std::left << std::setw(int(label_w)) << "true \\ pred" << std::right;
+  for (std::size_t c = 0; c < k; ++c) s << std::setw(int(cell)) << c;
+  s << std::setw(int(total_w)) << "total" << '\n';
+  for (std::size_t t = 0; t < k; ++t) {
+    s << std::left << std::setw(int(label_w)) << detail::class_label(t, cm.class_names)
+      << std::right;
+    for (std::size_t p = 0; p < k; ++p) s << std::setw(int(cell)) << cm.at(t, p);
+    s << std::setw(int(total_w)) << cm.support(t) << '\n';
+  }
+  s << std::left << std::setw(int(label_w)) << "total" << std::right;
+  for (std::size_t p = 0; p < k; ++p) s << std::setw(int(cell)) << cm.predicted(p);
+  s << std::setw(int(total_w)) << cm.total() << '\n';
+  return os << s.str();
+}
+
+// scikit-learn's classification_report layout, with four decimals.
+inline std::ostream& operator<<(std::ostream& os, const ClassificationReport& r) {
+  std::vector<std::string> labels;
+  std::size_t label_w = 12;  // "weighted avg"
+  for (std::size_t c = 0; c < r.classes.size(); ++c) {
+    labels.push_back(detail::indexed_label(c, r.classes[c].name));
+    label_w = std::max(label_w, labels.back().size());
+  }
+  const std::size_t support_w = std::max<std::size_t>(detail::count_digits(r.samples), 7) + 2;
+  std::ostringstream s;
+  const auto row = [&](const std::string& label, const std::string& p, const std::string& rc,
+                       const std::string& f, std::size_t support, const char* note = "") {
+    s << std::right << std::setw(int(label_w)) << label << std::setw(11) << p << std::setw(11)
+      << rc << std::setw(11) << f << std::setw(int(support_w)) << support << note << '\n';
+  };
+  s << std::setw(int(label_w)) << "" << std::setw(11) << "precision" << std::setw(11) << "recall"
+    << std::setw(11) << "f1-score" << std::setw(int(support_w)) << "support" << "\n\n";
+  std::vector<std::size_t> absent;
+  for (std::size_t c = 0; c < r.classes.size(); ++c) {
+    const ClassMetrics& m = r.classes[c];
+    const bool in_avg = m.support > 0 || m.predicted > 0;
+    if (!in_avg) absent.push_back(c);
+    row(labels[c], detail::format_metric(m.precision), detail::format_metric(m.recall), detail::format_metric(m.f1),
+        m.support, in_avg ? "" : "  (absent)");
+  }
+  s << '\n';
+  row("accuracy", "", "", detail::format_metric(r.accuracy), r.samples);
+  row(r.macro_avg.name, detail::format_metric(r.macro_avg.precision), detail::format_metric(r.macro_avg.recall),
+      detail::format_metric(r.macro_avg.f1), r.macro_avg.support);
+  row(r.weighted_avg.name, detail::format_metric(r.weighted_avg.precision),
+      detail::format_metric(r.weighted_avg.recall), detail::format_metric(r.weighted_avg.f1),
+      r.weighted_avg.support);
+  if (!absent.empty()) {
+    s << "(absent: class" << (absent.size() > 1 ? "es" : "");
+    for (std::size_t i = 0; i < absent.size(); ++i) s << (i ? ", " : " ") << absent[i];
+    s << (absent.size() > 1 ? " occur" : " occurs")
+      << " in neither the truth nor the predictions;\n the macro average is over the other "
+      << r.averaged_classes << " classes.)\n";
+  }
+  return os << s.str();
+}
+
+// One row per output, then the uniform average when there are several.
+inline std::ostream& operator<<(std::ostream& os, const RegressionReport& r) {
+  const std::size_t n_out = r.outputs.size();
+  std::vector<std::string> labels;
+  std::size_t label_w = 7;  // "average"
+  for (std::size_t j = 0; j < n_out; ++j) {
+    labels.push_back(detail::class_label(j, r.output_names));
+    label_w = std::max(label_w, labels.back().size());
+  }
+  std::ostringstream s;
+  const auto row = [&](const std::string& label, const RegressionMetrics& m) {
+    s << std::left << std::setw(int(label_w)) << label << std::right << std::setw(14)
+      << detail::format_metric(m.mae) << std::setw(14) << detail::format_metric(m.mse) << std::setw(14)
+      << detail::format_metric(m.rmse) << std::setw(10) << detail::format_metric(m.r2) << '\n';
+  };
+  s << "Regression report (" << r.samples << " samples, " << n_out << " output"
+    << (n_out == 1 ? "" : "s") << ")\n";
+  s << std::left << std::setw(int(label_w)) << "output" << std::right << std::setw(14) << "MAE"
+    << std::setw(14) << "MSE" << std::setw(14) << "RMSE" << std::setw(10) << "R2" << '\n';
+  for (std::size_t j = 0; j < n_out; ++j) row(labels[j], r.outputs[j]);
+  if (n_out > 1) row("average", r.overall);
+  return os << s.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports of a model on datasets.
+
+struct ReportOptions {
+  std::size_t top_k = 5;          // capped at the model's output count
+  std::size_t batch_size = 256;   // samples per forward pass (one workspace of this many)
+  std::string name = "evaluation";  // names the set in tables and error messages
+};
+
+// What report() found on one dataset. For classification: confusion, classes and top-k; for
+// regression: regression. loss is NaN unless a loss was given.
+struct ModelReport {
+  std::string name;
+  std::size_t samples = 0;
+  std::string loss_name;
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  bool classification = false;
+  ConfusionMatrix confusion;
+  ClassificationReport classes;
+  std::size_t top_k = 0;
+  double top_k_accuracy = std::numeric_limits<double>::quiet_NaN();
+  RegressionReport regression;
+
+  double accuracy() const {
+    return classification ? classes.accuracy : std::numeric_limits<double>::quiet_NaN();
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const ModelReport& r) {
+  std::ostringstream s;
+  s << "Set '" << r.name << "': " << r.samples << " samples\n";
+  if (!std::isnan(r.loss))
+    s << "loss " << detail::format_metric(r.loss) << " (" << r.loss_name << ")"
+      << (r.classification ? ", " : "\n");
+  if (r.classification) {
+    s << "accuracy " << detail::format_metric(r.classes.accuracy) << ", top-" << r.top_k
+      << " accuracy " << detail::format_metric(r.top_k_accuracy) << "\n\n"
+      << r.classes << '\n' << r.confusion;
+  } else {
+    s << '\n' << r.regression;
+  }
+  return os << s.str();
+}
+
+// Reports of one model on several named sets; prints as one comparison table.
+struct SetReports {
+  std::vector<ModelReport> sets;
+
+  const ModelReport& operator[](std::string_view name) const {
+    for (const ModelReport& r : sets)
+      if (r.name == name) return r;
+    fail("There is no set named '", name, "' among the ", sets.size(), " reported.");
+  }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const SetReports& all) {
+  bool any_class = false, any_reg = false;
+  std::size_t k = 0, name_w = 3, samples_w = 7;
+  for (const ModelReport& r : all.sets) {
+    (r.classification ? any_class : any_reg) = true;
+    if (r.classification) k = r.top_k;
+    name_w = std::max(name_w, r.name.size());
+    samples_w = std::max(samples_w, detail::count_digits(r.samples));
+  }
+  std::vector<std::string> head{"loss"};
+  if (any_class) head.insert(head.end(), {"accuracy", "macro F1", "top-" + std::to_string(k)});
+  if (any_reg) head.insert(head.end(), {"MAE", "RMSE", "R2"});
+  constexpr int kCol = 11;  // fits "-1234.5678" and the headers with a gap
+  std::ostringstream s;
+  s << std::left << std::setw(int(name_w)) << "Set" << std::right << std::setw(int(samples_w) + 2)
+    << "samples";
+  for (const std::string& h : head) s << std::setw(kCol) << h;
+  s << '\n' << std::string(name_w + samples_w + 2 + head.size() * kCol, '-') << '\n';
+  for (const ModelReport& r : all.sets) {
+    s << std::left << std::setw(int(name_w)) << r.name << std::right
+      << std::setw(int(samples_w) + 2) << r.samples << std::setw(kCol) << detail::format_metric(r.loss);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (any_class) {
+      const bool c = r.classification;
+      s << std::setw(kCol) << detail::format_metric(c ? r.classes.accuracy : nan) << std::setw(kCol)
+        << detail::format_metric(c ? r.classes.macro_avg.f1 : nan) << std::setw(kCol)
+        << detail::format_metric(c ? r.top_k_accuracy : nan);
+    }
+    if (any_reg) {
+      const bool g = !r.classification;
+      s << std::setw(kCol) << detail::format_metric(g ? r.regression.overall.mae : nan) << std::setw(kCol)
+        << detail::format_metric(g ? r.regression.overall.rmse : nan) << std::setw(kCol)
+        << detail::format_metric(g ? r.regression.overall.r2 : nan);
+    }
+    s << '\n';
+  }
+  return os << s.str();
+}
+
+namespace detail {
+
+// "test" -> "test set" for messages, unless the name already ends in "set".
+inline std::string set_phrase(const std::string& name) {
+  const std::string n = name.empty() ? "evaluation" : name;
+  return n.size() >= 3 && n.compare(n.size() - 3, 3, "set") == 0 ? n : n + " set";
+}
+
+// L decides what the data must hold (labels or targets) and how batches are staged; `loss` is
+// null when no loss value is wanted.
+template <class Model, class L>
+ModelReport report_in(Model& model, const data::Dataset& d, const L* loss,
+                      const ReportOptions& o) {
+  using T = typename Model::value_type;
+  constexpr std::size_t kOut = Model::output_size;
+  const std::string what = set_phrase(o.name);
+  if (o.top_k == 0) fail("The top-k accuracy needs k >= 1, but top_k is 0.");
+  if (o.batch_size == 0) fail("The batch size of a report must be at least 1, but it is 0.");
+  check_dataset_fits<Model, L>(d, what.c_str());
+
+  const std::size_t n = d.size();
+  constexpr bool kClassify = L::uses_labels || L::metric == Metric::categorical;
+  ModelReport r;
+  r.name = o.name;
+  r.samples = n;
+  r.classification = kClassify;
+  typename Model::Workspace ws;
+  ws.reserve(std::min(o.batch_size, n), false);
+  const std::size_t cap = ws.capacity();
+  std::vector<std::int32_t> labels(cap);
+  std::vector<T> targets(cap * kOut);
+  std::vector<std::size_t> idx(cap);
+  std::vector<std::int32_t> truth, predicted;
+  std::vector<T> outputs;
+  if constexpr (kClassify) {
+    truth.resize(n);
+    predicted.resize(n);
+    r.top_k = std::min(o.top_k, kOut);
+  } else {
+    outputs.resize(n * kOut);
+  }
+  double loss_sum = 0;
+  std::size_t hits = 0;
+  for (std::size_t b = 0; b < n; b += cap) {
+    const std::size_t m = std::min(cap, n - b);
+    for (std::size_t i = 0; i < m; ++i) idx[i] = b + i;
+    stage_batch<Model, L>(d, idx.data(), m, ws, labels.data(), targets.data());
+    const T* out = model.forward(ws, m, PassContext{});
+    if (loss) loss_sum += loss->value(out, Targets<T>{labels.data(), targets.data()}, m, kOut);
+    for (std::size_t i = 0; i < m; ++i) {
+      const T* row = out + i * kOut;
+      check_finite_scores(row, kOut, b + i, "model's output", " of the " + what);
+      if constexpr (kClassify) {
+        const std::size_t t = L::uses_labels ? std::size_t(labels[i])
+                                             : argmax(targets.data() + i * kOut, kOut);
+        truth[b + i] = std::int32_t(t);
+        predicted[b + i] = std::int32_t(argmax(row, kOut));
+        hits += in_top_k(row, kOut, t, r.top_k);
+      } else {
+        std::copy(row, row + kOut, outputs.data() + (b + i) * kOut);
+      }
+    }
+  }
+  if (loss) {
+    r.loss_name = std::string(L::name);
+    r.loss = loss_sum / double(n);
+  }
+  if constexpr (kClassify) {
+    r.confusion = confusion_matrix(truth, predicted, kOut);
+    if (d.class_names.size() == kOut) r.confusion.class_names = d.class_names;
+    r.classes = classification_report(r.confusion);
+    r.top_k_accuracy = double(hits) / double(n);
+  } else {
+    r.regression = regression_report_of(outputs.data(), outputs.size(), d.targets.data(),
+                                     d.targets.size(), n, kOut);
+  }
+  return r;
+}
+
+}  // namespace detail
+
+// Confusion matrix, classification report and top-k accuracy (labelled data) or regression
+// report (target data) of `model` on `d`, in inference mode. No loss is computed.
+template <class Model>
+ModelReport report(Model& model, const data::Dataset& d, const ReportOptions& o = {}) {
+  if (d.size() > 0 && !d.has_labels() && !d.has_targets())
+    fail("The ", detail::set_phrase(o.name), " has neither labels nor targets: a report needs ",
+         "one or the other to compare the model's outputs with.");
+  if (d.has_labels())
+    return detail::report_in<Model, SparseCategoricalCrossEntropy>(model, d, nullptr, o);
+  return detail::report_in<Model, MeanSquaredError>(model, d, nullptr, o);
+}
+
+// The same, with the mean of `loss` over the set; the loss decides whether the data must hold
+// labels or targets (one-hot targets under CategoricalCrossEntropy give a classification report).
+template <class Model, Loss L>
+ModelReport report(Model& model, const data::Dataset& d, const L& loss,
+                   const ReportOptions& o = {}) {
+  return detail::report_in<Model, L>(model, d, &loss, o);
+}
+
+// A dataset and the name it has in a comparison table.
+struct NamedDataset {
+  std::string name;
+  const data::Dataset& data;
+};
+
+// report() on every set, e.g. report_sets(model, {{"train", a}, {"validation", b}, {"test", c}}).
+// options.name is ignored (each set brings its own).
+namespace detail {
+template <class ReportOne>
+SetReports report_each(std::initializer_list<NamedDataset> sets, ReportOptions o, ReportOne one) {
+  SetReports all;
+  for (const NamedDataset& s : sets) {
+    o.name = s.name;
+    all.sets.push_back(one(s.data, o));
+  }
+  return all;
+}
+}  // namespace detail
+
+template <class Model>
+SetReports report_sets(Model& model, std::initializer_list<NamedDataset> sets,
+                       const ReportOptions& o = {}) {
+  return detail::report_each(sets, o, [&](const data::Dataset& d, const ReportOptions& oo) {
+    return report(model, d, oo);
+  });
+}
+template <class Model, Loss L>
+SetReports report_sets(Model& model, std::initializer_list<NamedDataset> sets, const L& loss,
+                       const ReportOptions& o = {}) {
+  return detail::report_each(sets, o, [&](const data::Dataset& d, const ReportOptions& oo) {
+    return report(model, d, loss, oo);
+  });
+}
+
+}  // namespace ctnn
+// ---- end ctnn/eval/metrics.hpp ----
 
 // ---- begin ctnn/train/callbacks.hpp ----
 // ctnn/train/callbacks.hpp: what fit() calls between epochs, as Keras's callbacks: early
@@ -3161,10 +6427,16 @@ class EarlyStopping : public Callback {
 class LearningRateScheduler : public Callback {
  public:
   using Schedule = std::function<double(std::size_t epoch, double initial_rate)>;
-  explicit LearningRateScheduler(Schedule f) : f_(std::move(f)) {
+  // initial_rate: the rate of epoch 1; by default the optimizer's when training begins (give it
+  // when resuming from a checkpoint, whose optimizer already holds a decayed rate).
+  explicit LearningRateScheduler(Schedule f,
+                                 double initial_rate = std::numeric_limits<double>::quiet_NaN())
+      : f_(std::move(f)), given_(initial_rate) {
     if (!f_) fail("LearningRateScheduler needs a schedule function.");
   }
-  void on_train_begin(TrainingState& s) override { initial_ = s.learning_rate; }
+  void on_train_begin(TrainingState& s) override {
+    initial_ = std::isnan(given_) ? s.learning_rate : given_;
+  }
   void on_epoch_begin(TrainingState& s) override {
     const double lr = f_(s.epoch, initial_);
     if (!(lr >= 0) || !std::isfinite(lr))
@@ -3175,7 +6447,7 @@ class LearningRateScheduler : public Callback {
 
  private:
   Schedule f_;
-  double initial_ = 0;
+  double given_, initial_ = 0;
 };
 
 // initial * factor^floor((epoch - 1) / every): e.g. halve the rate every 5 epochs.
@@ -3358,160 +6630,6 @@ class JsonLinesLogger : public Callback {
 #include <numeric>
 #include <vector>
 
-// ---- begin ctnn/train/trainer.hpp ----
-// ctnn/train/trainer.hpp: the training context of a model.
-//
-// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
-// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
-// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
-// the steady-state training step and makes no heap allocation.
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <span>
-#include <string_view>
-#include <type_traits>
-
-
-namespace ctnn {
-
-// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
-struct StepStats {
-  double loss_sum = 0;
-  double correct = 0;
-  std::size_t samples = 0;
-};
-
-namespace detail {
-
-// Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
-template <class Model, class L>
-void check_dataset_fits(const data::Dataset& d, const char* what) {
-  if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
-  data::validate(d, what);  // sizes agree, labels in the dataset's range, no NaN/Inf
-  if (d.feature_size() != Model::input_size) {
-    std::string shape = "(";
-    for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
-      shape += (i ? ", " : "") + std::to_string(d.sample_shape[i]);
-    fail("The ", what, "'s samples have shape ", shape, ") = ", d.feature_size(),
-         " values, but the model's input ", Model::input_shape::str(), " takes ", Model::input_size,
-         ".");
-  }
-  if constexpr (L::uses_labels) {
-    if (!d.has_labels())
-      fail("The loss ", L::name, " needs class labels, but the ", what, " has none.");
-    for (std::size_t i = 0; i < d.labels.size(); ++i)
-      if (d.labels[i] < 0 || std::size_t(d.labels[i]) >= Model::output_size)
-        fail("The ", what, " has label ", d.labels[i], " at sample ", i,
-             ", but the model has ", Model::output_size, " outputs: labels must lie in [0, ",
-             Model::output_size, ").");
-  } else {
-    if (!d.has_targets())
-      fail("The loss ", L::name, " needs target vectors, but the ", what,
-           " has none (one-hot encode the labels into targets).");
-    if (d.target_size != Model::output_size)
-      fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
-           Model::output_size, " outputs.");
-  }
-}
-
-// Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
-template <class Model, class L>
-void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
-                 typename Model::Workspace& ws, std::int32_t* labels,
-                 typename Model::value_type* targets) {
-  using T = typename Model::value_type;
-  T* x = ws.input();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* src = d.sample(idx[i]);
-    for (std::size_t j = 0; j < Model::input_size; ++j) x[i * Model::input_size + j] = T(src[j]);
-    if constexpr (L::uses_labels) {
-      labels[i] = d.labels[idx[i]];
-    } else {
-      const float* t = d.targets.data() + idx[i] * d.target_size;
-      for (std::size_t j = 0; j < Model::output_size; ++j) targets[i * Model::output_size + j] = T(t[j]);
-    }
-  }
-}
-
-}  // namespace detail
-
-template <class Model, class Optimizer, Loss L>
-class Trainer {
- public:
-  using T = typename Model::value_type;
-  using Workspace = typename Model::Workspace;
-
-  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
-      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
-    if (batch_capacity == 0) fail("The batch size must be at least 1.");
-    ws_.reserve(batch_capacity, true);
-    grads_.resize(Model::arena_size);
-    labels_.resize(batch_capacity);
-    targets_.resize(batch_capacity * Model::output_size);
-  }
-
-  std::size_t batch_capacity() const { return ws_.capacity(); }
-
-  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
-  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
-    if (idx.size() > ws_.capacity())
-      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
-           ws_.capacity(), ".");
-    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
-  }
-
-  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
-  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
-    if (n > ws_.capacity())
-      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
-    std::copy(x, x + n * Model::input_size, ws_.input());
-    if (labels) std::copy(labels, labels + n, labels_.data());
-    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
-  }
-
-  // One optimizer step on the n staged samples: forward, loss, backward, update.
-  StepStats step(std::size_t n) {
-    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
-    const T* out = model_.forward(ws_, n, ctx);
-    const Targets<T> t{labels_.data(), targets_.data()};
-    T* dy = ws_.gradient(0);
-    StepStats s;
-    s.samples = n;
-    using Last = typename Model::template layer<Model::num_layers - 1>;
-    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
-      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
-      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
-      if constexpr (Model::num_layers >= 2)
-        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
-    } else {
-      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
-      model_.backward(ws_, n, grads_.data(), ctx);
-    }
-    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
-    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
-    return s;
-  }
-
-  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
-  Workspace& workspace() { return ws_; }
-  std::uint64_t steps() const { return steps_; }
-  const L& loss() const { return loss_; }
-
- private:
-  Model& model_;
-  Optimizer& opt_;
-  L loss_;
-  std::uint64_t seed_;
-  std::uint64_t steps_ = 0;
-  Workspace ws_;
-  AlignedBuffer<T> grads_;
-  AlignedBuffer<std::int32_t> labels_;
-  AlignedBuffer<T> targets_;
-};
-
-}  // namespace ctnn
-// ---- end ctnn/train/trainer.hpp ----
 
 namespace ctnn {
 
@@ -3598,7 +6716,8 @@ Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size
 namespace ctnn {
 
 struct FitOptions {
-  std::size_t epochs = 1;
+  std::size_t epochs = 1;       // train until this epoch (counted from 1, including initial_epoch)
+  std::size_t initial_epoch = 0;  // epochs already done, e.g. before a checkpoint (as Keras's)
   std::size_t batch_size = 32;
   const data::Dataset* validation = nullptr;  // evaluated after every epoch
   double validation_split = 0;  // or: hold out this last fraction of the data (as Keras does)
@@ -3654,6 +6773,9 @@ namespace detail {
 template <class Model, class Optimizer, Loss L>
 History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o) {
   if (o.epochs == 0) fail("fit() needs at least one epoch (options.epochs is 0).");
+  if (o.initial_epoch >= o.epochs)
+    fail("fit(): initial_epoch (", o.initial_epoch, ") must be below epochs (", o.epochs,
+         "): epochs counts from the start, including the ones already done.");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
   if (o.validation_split < 0 || o.validation_split >= 1)
     fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
@@ -3708,9 +6830,14 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       fail("A callback changed the learning rate, but this optimizer has no `learning_rate`.");
     }
   };
+  // Resuming: replay the shuffles and step count of the epochs already done, so the run goes on
+  // exactly as an unbroken one (with the optimizer restored by load_checkpoint).
+  for (std::size_t e = 0; e < o.initial_epoch; ++e)
+    if (o.shuffle) shuffle(order, rng);
+  trainer.set_steps(std::uint64_t(o.initial_epoch) * batches);
   for (Callback& c : o.callbacks) c.on_train_begin(state);
   set_learning_rate();
-  for (std::size_t epoch = 1; epoch <= o.epochs && !state.stop; ++epoch) {
+  for (std::size_t epoch = o.initial_epoch + 1; epoch <= o.epochs && !state.stop; ++epoch) {
     state.epoch = epoch;
     for (Callback& c : o.callbacks) c.on_epoch_begin(state);
     set_learning_rate();
@@ -3764,7 +6891,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     for (Callback& c : o.callbacks) c.on_epoch_end(history.epochs.back(), state);
     set_learning_rate();
   }
-  history.stopped_early = state.stop && history.epochs.size() < o.epochs;
+  history.stopped_early = state.stop && history.epochs.size() < o.epochs - o.initial_epoch;
   for (Callback& c : o.callbacks) c.on_train_end(state);
   return history;
 }
@@ -4258,4 +7385,368 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 }  // namespace ctnn::tune
 // ---- end ctnn/tune/search.hpp ----
 
+// ---- begin ctnn/io/model_file.hpp ----
+// ctnn/io/model_file.hpp: saving and loading a model's parameters, with the fitted
+// preprocessing and, for a training checkpoint, the optimizer's state.
+//
+// save(path, model, &preprocessing) and save_checkpoint(path, model, optimizer) write, atomically (io/atomic_file.hpp: a crash
+// mid-save leaves the previous file intact), one file in the ctnn model format, version 1:
+//
+//   offset  size  field (integers little-endian)
+//   0       8     magic "CTNNMODL"
+//   8       4     format version (1)
+//   12      4     bytes per parameter (4 float, 8 double)
+//   16      4     L, length of the topology text
+//   20      L     topology text, e.g. "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid]
+//                 (None, 26, 26, 32) > ... > Softmax(None, 10)": every layer with its settings
+//                 and output shape; a model loads only a file of the same topology
+//   20+L    8     P, number of parameters (the model's arena, in its order)
+//   28+L    P*b   the parameters, IEEE-754 little-endian
+//   ...     4     S, number of sections; then S times: 4-byte tag, 8-byte length, the bytes:
+//                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
+//                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
+//                        hyperparameters, u64 step count, u32 B, B buffers of P parameters
+//   end-4   4     CRC-32 (zlib's) of every byte before it
+//
+// load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
+// the checksum, the parameter type and the topology, and only then changes the model: a wrong,
+// truncated or corrupted file is a ctnn::Error that says which check failed, with the values,
+// and leaves the model (and optimizer and preprocessing) untouched.
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <iterator>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zlib.h>
+
+
+namespace ctnn {
+
+static_assert(std::endian::native == std::endian::little,
+              "ctnn's model files store little-endian values; this target is big-endian.");
+
+// "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid](None, 26, 26, 32) > ...": the model's
+// layers with their settings and output shapes, the identity a model file must match.
+template <class Model>
+std::string topology() {
+  std::string s = "Input" + Model::input_shape::str();
+  detail::static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    s += " > ";
+    s += L::name;
+    if constexpr (requires { L::config(); }) s += "[" + L::config() + "]";
+    s += L::output_shape::str();
+  });
+  return s;
+}
+
+namespace io {
+
+inline constexpr char kModelMagic[8] = {'C', 'T', 'N', 'N', 'M', 'O', 'D', 'L'};
+inline constexpr std::uint32_t kModelFormatVersion = 1;
+
+namespace detail {
+
+class ByteWriter {
+ public:
+  explicit ByteWriter(std::ostream& os) : os_(os) {}
+  template <class V>
+  void put(V v) {
+    os_.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  void bytes(const void* p, std::size_t n) { os_.write(static_cast<const char*>(p), std::streamsize(n)); }
+  void text(std::string_view s) {
+    put(std::uint32_t(s.size()));
+    bytes(s.data(), s.size());
+  }
+
+ private:
+  std::ostream& os_;
+};
+
+// Reads from a whole file in memory; every read names the field, so a short file says what
+// it was reading when the bytes ran out.
+class ByteReader {
+ public:
+  ByteReader(std::span<const char> data, std::string path) : data_(data), path_(std::move(path)) {}
+  template <class V>
+  V get(const char* field) {
+    V v;
+    std::memcpy(&v, take(sizeof v, field), sizeof v);
+    return v;
+  }
+  const char* take(std::uint64_t n, const char* field) {
+    if (n > data_.size() - pos_)
+      fail("The model file \"", path_, "\" is truncated or corrupt: reading ", field, " needs ", n,
+           " bytes at offset ", pos_, " but only ", data_.size() - pos_, " remain.");
+    const char* p = data_.data() + pos_;
+    pos_ += std::size_t(n);
+    return p;
+  }
+  std::string text(const char* field) {
+    const auto n = get<std::uint32_t>(field);
+    const char* p = take(n, field);
+    return std::string(p, n);
+  }
+  std::size_t position() const { return pos_; }
+  std::size_t remaining() const { return data_.size() - pos_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::span<const char> data_;
+  std::size_t pos_ = 0;
+  std::string path_;
+};
+
+inline std::uint32_t crc32_of(const char* p, std::size_t n) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (n > 0) {  // zlib takes uInt lengths
+    const uInt chunk = uInt(std::min<std::size_t>(n, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
+    p += chunk, n -= chunk;
+  }
+  return std::uint32_t(crc);
+}
+
+inline std::vector<char> read_whole_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
+  std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) fail("Reading the model file \"", path, "\" failed: ", std::strerror(errno), ".");
+  return data;
+}
+
+template <class Optimizer>
+concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
+  { c.hyperparameters() } -> std::same_as<std::vector<double>>;
+  c.state_buffers();
+  o.restore_state(std::uint64_t{}, std::size_t{}, std::size_t{});
+  { c.iterations() } -> std::same_as<std::uint64_t>;
+  Optimizer::name;
+};
+
+}  // namespace detail
+}  // namespace io
+
+namespace io::detail {
+
+struct NoOptimizer {
+  static constexpr std::string_view name = "none";
+};
+
+// What besides the parameters a file holds (save) or should restore (load).
+template <class Optimizer, class Prep>
+struct Parts {
+  Optimizer* optimizer = nullptr;
+  Prep* preprocessing = nullptr;
+};
+
+template <class Model, class Optimizer>
+void save_parts(const std::string& path, const Model& model,
+                Parts<const Optimizer, const data::Preprocessing> parts) {
+  using T = typename Model::value_type;
+  const auto params = model.parameters();
+  write_atomically(path, [&](std::ostream& raw) {
+    std::ostringstream body(std::ios::binary);
+    ByteWriter w(body);
+    w.bytes(kModelMagic, sizeof kModelMagic);
+    w.put(kModelFormatVersion);
+    w.put(std::uint32_t(sizeof(T)));
+    w.text(topology<Model>());
+    w.put(std::uint64_t(params.size()));
+    w.bytes(params.data(), params.size_bytes());
+    std::uint32_t sections = 0;
+    std::string prep, opt;
+    if (parts.preprocessing) {
+      std::ostringstream s(std::ios::binary);
+      parts.preprocessing->save(s);
+      prep = std::move(s).str();
+      ++sections;
+    }
+    if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+      static_assert(Checkpointable<Optimizer>,
+                    "save(): this optimizer cannot be checkpointed (it lacks hyperparameters(), "
+                    "state_buffers(), restore_state() or iterations()).");
+      if (parts.optimizer) {
+        std::ostringstream s(std::ios::binary);
+        ByteWriter o(s);
+        o.text(Optimizer::name);
+        const std::vector<double> h = parts.optimizer->hyperparameters();
+        o.put(std::uint32_t(h.size()));
+        for (double v : h) o.put(v);
+        o.put(parts.optimizer->iterations());
+        const auto buffers = parts.optimizer->state_buffers();
+        o.put(std::uint32_t(buffers.size()));
+        for (const auto& b : buffers) {
+          if (b.size() != params.size())
+            fail("save(): the optimizer's state has ", b.size(), " values for a model of ",
+                 params.size(), " parameters; was it used with another model?");
+          o.bytes(b.data(), b.size_bytes());
+        }
+        opt = std::move(s).str();
+        ++sections;
+      }
+    }
+    w.put(sections);
+    const auto section = [&](const char (&tag)[5], const std::string& bytes) {
+      w.bytes(tag, 4);
+      w.put(std::uint64_t(bytes.size()));
+      w.bytes(bytes.data(), bytes.size());
+    };
+    if (!prep.empty()) section("PREP", prep);
+    if (!opt.empty()) section("OPTM", opt);
+    const std::string b = std::move(body).str();
+    raw.write(b.data(), std::streamsize(b.size()));
+    const std::uint32_t crc = crc32_of(b.data(), b.size());
+    raw.write(reinterpret_cast<const char*>(&crc), sizeof crc);
+  });
+}
+
+template <class Model, class Optimizer>
+void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+  using T = typename Model::value_type;
+  const std::vector<char> data = read_whole_file(path);
+  constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
+  if (data.size() < 8 || std::memcmp(data.data(), kModelMagic, 8) != 0)
+    fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\"",
+         data.size() < 8 ? " (it has fewer than 8 bytes)." : ".");
+  if (data.size() < kMinSize)
+    fail("The model file \"", path, "\" is truncated: ", data.size(), " bytes, fewer than the ",
+         kMinSize, " of an empty model file.");
+  std::uint32_t version;
+  std::memcpy(&version, data.data() + 8, 4);
+  if (version != kModelFormatVersion)
+    fail("The model file \"", path, "\" has format version ", version, "; this ctnn reads version ",
+         kModelFormatVersion, ".");
+  std::uint32_t stored_crc;
+  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
+  const std::uint32_t crc = crc32_of(data.data(), data.size() - 4);
+  if (crc != stored_crc)
+    fail("The model file \"", path, "\" is corrupted or truncated: its checksum is ", std::hex,
+         stored_crc, " but its ", std::dec, data.size() - 4, " bytes sum to ", std::hex, crc,
+         std::dec, ".");
+
+  ByteReader r(std::span<const char>(data.data(), data.size() - 4), path);
+  r.take(12, "the header");
+  const auto scalar = r.get<std::uint32_t>("the parameter size");
+  const std::string topo = r.text("the topology");
+  const std::string want = topology<Model>();
+  if (topo != want)
+    fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
+  if (scalar != sizeof(T))
+    fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
+         sizeof(T), "-byte ones (float vs double).");
+  const auto count = r.get<std::uint64_t>("the parameter count");
+  const auto params = model.parameters();
+  if (count != params.size())
+    fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
+  const char* values = r.take(count * sizeof(T), "the parameters");
+
+  // Parse every section into temporaries before touching the model or the parts.
+  const auto sections = r.get<std::uint32_t>("the section count");
+  std::optional<data::Preprocessing> prep;
+  bool has_opt = false;
+  std::string opt_name;
+  std::vector<double> hyper;
+  std::uint64_t iterations = 0;
+  std::vector<const char*> buffers;
+  for (std::uint32_t s = 0; s < sections; ++s) {
+    const std::string tag(r.take(4, "a section tag"), 4);
+    const auto len = r.get<std::uint64_t>("a section length");
+    const char* bytes = r.take(len, "a section");
+    if (tag == "PREP") {
+      std::istringstream is(std::string(bytes, std::size_t(len)), std::ios::binary);
+      prep = data::Preprocessing::load(is);
+    } else if (tag == "OPTM") {
+      ByteReader o(std::span<const char>(bytes, std::size_t(len)), path);
+      opt_name = o.text("the optimizer's name");
+      const auto nh = o.get<std::uint32_t>("the optimizer's hyperparameter count");
+      if (nh > 64) fail("The model file \"", path, "\" is corrupt: ", nh, " optimizer hyperparameters.");
+      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.get<double>("a hyperparameter"));
+      iterations = o.get<std::uint64_t>("the optimizer's step count");
+      const auto nb = o.get<std::uint32_t>("the optimizer's buffer count");
+      if (nb > 8) fail("The model file \"", path, "\" is corrupt: ", nb, " optimizer buffers.");
+      for (std::uint32_t i = 0; i < nb; ++i) buffers.push_back(o.take(count * sizeof(T), "an optimizer buffer"));
+      if (o.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", o.remaining(),
+             " unexpected bytes at the end of the optimizer section.");
+      has_opt = true;
+    } else {
+      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP ",
+           "and OPTM).");
+    }
+  }
+  if (r.remaining() != 0)
+    fail("The model file \"", path, "\" is corrupt: ", r.remaining(), " unexpected bytes after its sections.");
+  if (parts.preprocessing && !prep)
+    fail("The model file \"", path, "\" holds no preprocessing, but load() was asked for one.");
+  if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+    if (parts.optimizer) {
+      if (!has_opt)
+        fail("The model file \"", path, "\" holds no optimizer state (it was saved without one), ",
+             "but load() was asked for the ", Optimizer::name, " optimizer's.");
+      if (opt_name != Optimizer::name)
+        fail("The model file \"", path, "\" holds the state of a ", opt_name, " optimizer, not ",
+             Optimizer::name, ".");
+      const std::vector<double> probe = parts.optimizer->hyperparameters();
+      if (hyper.size() != probe.size())
+        fail("The model file \"", path, "\" has ", hyper.size(), " hyperparameters for ", opt_name,
+             ", which has ", probe.size(), ".");
+    }
+  }
+
+  // Everything checked: now change the parts and the model. restore_state() is first because it
+  // checks the buffer count before changing anything; nothing after it can fail.
+  if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
+    if (parts.optimizer) {
+      auto views = parts.optimizer->restore_state(iterations, buffers.size(), count);
+      parts.optimizer->set_hyperparameters(hyper);
+      for (std::size_t i = 0; i < views.size(); ++i)
+        std::memcpy(views[i].data(), buffers[i], count * sizeof(T));
+    }
+  }
+  std::memcpy(params.data(), values, count * sizeof(T));
+  if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
+}
+
+}  // namespace io::detail
+
+// Writes `model`'s parameters, and the fitted preprocessing if given, to `path` atomically.
+template <class Model>
+void save(const std::string& path, const Model& model, const data::Preprocessing* preprocessing = nullptr) {
+  io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// A training checkpoint: save() plus the optimizer's hyperparameters and state, so training
+// resumed after load_checkpoint() takes the same steps it would have taken without the stop.
+template <class Model, class Optimizer>
+void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
+                     const data::Preprocessing* preprocessing = nullptr) {
+  io::detail::save_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+// Reads a file written by save() or save_checkpoint() into `model` (and `preprocessing` if
+// given: then the file must hold one). Leaves everything untouched when it throws.
+template <class Model>
+void load(const std::string& path, Model& model, data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// Reads a checkpoint into `model` and `optimizer` (and `preprocessing` if given).
+template <class Model, class Optimizer>
+void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer,
+                     data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+}  // namespace ctnn
+// ---- end ctnn/io/model_file.hpp ----
 // ---- end ctnn/ctnn.hpp ----

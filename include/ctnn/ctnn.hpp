@@ -29,11 +29,19 @@
 #include "ctnn/optim/adam.hpp"
 #include "ctnn/optim/sgd.hpp"
 
+#include "ctnn/data/clean.hpp"
+#include "ctnn/data/csv.hpp"
 #include "ctnn/data/dataset.hpp"
+#include "ctnn/data/from_table.hpp"
+#include "ctnn/data/gzip.hpp"
 #include "ctnn/data/idx.hpp"
+#include "ctnn/data/integrate.hpp"
+#include "ctnn/data/preprocess.hpp"
 #include "ctnn/data/split.hpp"
 #include "ctnn/data/table.hpp"
 #include "ctnn/data/transform.hpp"
+
+#include "ctnn/eval/metrics.hpp"
 
 #include "ctnn/train/callbacks.hpp"
 #include "ctnn/train/evaluate.hpp"
@@ -45,3 +53,4 @@
 #include "ctnn/tune/search.hpp"
 
 #include "ctnn/io/atomic_file.hpp"
+#include "ctnn/io/model_file.hpp"

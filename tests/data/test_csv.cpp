@@ -82,7 +82,7 @@ TEST_CASE("breast_cancer.csv: 569 x 30, two classes in the file's order", "[data
 
   TableSpec spec;
   spec.label = "target";
-  spec.keep_category_order = true;
+  CHECK(t.columns[30].ordered);  // the file's class list: no flag needed to keep its order
   const Dataset d = to_dataset(t, spec);
   CHECK(d.size() == 569);
   CHECK(d.sample_shape == std::vector<std::size_t>{30});
@@ -97,9 +97,10 @@ TEST_CASE("breast_cancer.csv: 569 x 30, two classes in the file's order", "[data
   CHECK(d.feature_names[3] == "feature_3");
   CHECK_NOTHROW(d.check_consistent());
 
-  // Without keep_category_order the classes are sorted by name: benign 0, malignant 1.
-  spec.keep_category_order = false;
-  const Dataset sorted = to_dataset(t, spec);
+  // An unordered categorical column's classes are sorted by name: benign 0, malignant 1.
+  Table unordered = t;
+  unordered.columns[30].ordered = false;
+  const Dataset sorted = to_dataset(unordered, spec);
   CHECK(sorted.class_names == std::vector<std::string>{"benign", "malignant"});
   CHECK(class_counts(sorted) == std::vector<std::size_t>{357, 212});
   CHECK(sorted.labels[0] == 1);

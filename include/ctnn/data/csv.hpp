@@ -29,8 +29,8 @@
 // read_sklearn_csv(path) reads scikit-learn's bundled format: line 1 is
 // `n_samples,n_features,class names...`, then rows of features and an integer class. Both counts
 // are checked. Columns are "feature_0", ... (or the names given) and a categorical "target" whose
-// categories are the class names in the file's order: convert it with
-// TableSpec::keep_category_order = true (from_table.hpp) so class i stays class i.
+// categories are the class names in the file's order, marked Column::ordered so to_dataset keeps
+// class i as class i.
 #pragma once
 #include <algorithm>
 #include <charconv>
@@ -475,6 +475,7 @@ inline Table read_sklearn_csv(const std::string& path,
              classes.size() - 1, ".");
     }
     target.categorical = true;
+    target.ordered = true;  // the file's class list: class i stays class i
     target.categories = classes;
   }
   t.check_consistent();  // duplicate names among `feature_names`

@@ -7,8 +7,8 @@
 //   - label (optional): sparse class labels. A categorical label's class is the position of its
 //     category in sorted order (numeric order when every category name is a number, else byte-wise
 //     lexicographic), so class numbering does not depend on which row came first; with
-//     `keep_category_order` it is the stored category index instead (for read_sklearn_csv, whose
-//     categories are the file's classes in order), and with `class_names` it is the position of
+//     `keep_category_order`, or for a column marked Column::ordered (read_sklearn_csv's target),
+//     it is the stored category index instead, and with `class_names` it is the position of
 //     the name there. num_classes counts every category, used or not. A numeric label must be a
 //     whole number >= 0; num_classes = max + 1, or class_names.size() (checked) when given.
 //   - targets (instead of a label): each row's target vector, one column per element. A
@@ -71,7 +71,7 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
   }
   std::vector<std::size_t> order(cats.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  if (!spec.keep_category_order) {
+  if (!spec.keep_category_order && !col.ordered) {
     std::vector<double> num(cats.size());
     bool numeric = true;
     for (std::size_t k = 0; k < cats.size() && numeric; ++k)

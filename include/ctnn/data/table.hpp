@@ -45,6 +45,8 @@ struct Column {
   std::vector<double> values;            // one per row; NaN marks a missing cell
   bool categorical = false;              // values are indices into `categories`
   std::vector<std::string> categories;   // the category names, for a categorical column
+  bool ordered = false;                  // the categories' order means something (a file's class
+                                         // list): to_dataset numbers classes in it, not sorted
 
   bool missing(std::size_t row) const { return std::isnan(values[row]); }
   // The cell as text: the category name, the number, or "" when missing.
