@@ -4106,6 +4106,7 @@ inline Dataset load_idx(const std::string& images_path, const std::string& label
 //
 //   concat(parts)                        stacks the rows of tables with the same columns.
 //   join(left, right, key, options, &r)  adds right's columns to left's rows by a key column.
+//   hstack(parts)                        puts the columns of tables with the same rows side by side.
 //
 // concat: every part must have the same column names, each column of the same kind (numeric or
 // categorical), in any order; the result has the first part's column order, every part's rows in
@@ -4121,6 +4122,11 @@ inline Dataset load_idx(const std::string& images_path, const std::string& label
 // naming both lines); left may repeat keys. JoinKind::inner drops the left rows without a match,
 // JoinKind::left keeps them with missing cells. A right column whose name left already has gets
 // JoinOptions::suffix appended, or is an error naming the clash when the suffix is empty.
+//
+// hstack: for files that hold different columns of the same samples in the same order (e.g.
+// features in one file, targets in another) and no key. Every part must have as many rows as the
+// first; the result has all parts' columns in order, the first part's lines and the sources
+// joined by " + ". A row-count difference or a repeated column name is an error naming both.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -4332,6 +4338,28 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   }
   r.right_unused = std::size_t(std::count(used.begin(), used.end(), false));
   if (report) *report = r;
+  return out;
+}
+
+inline Table hstack(const std::vector<Table>& parts) {
+  if (parts.empty()) fail("hstack needs at least one table.");
+  Table out = parts.front();
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const Table& t = parts[i];
+    if (t.rows() != out.rows())
+      fail("hstack: ", detail::part_name(t, i), " has ", t.rows(), " rows but ",
+           detail::part_name(parts.front(), 0), " has ", out.rows(),
+           "; side-by-side tables need the same rows in the same order.");
+    for (const Column& c : t.columns) {
+      if (out.has(c.name))
+        fail("hstack: the column \"", c.name, "\" of ", detail::part_name(t, i),
+             " is already in an earlier part; rename one of them.");
+      out.columns.push_back(c);
+    }
+    if (!t.source.empty() && out.source.find(t.source) == std::string::npos)
+      out.source += (out.source.empty() ? "" : " + ") + t.source;
+  }
+  out.check_consistent();
   return out;
 }
 

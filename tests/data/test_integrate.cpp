@@ -1,6 +1,7 @@
 // Tests for ctnn/data/integrate.hpp: concat and join on small tables and on real data split
 // apart (breast cancer in three parts; wine's features in two tables joined on an id).
 #include "ctnn/data/integrate.hpp"
+#include "ctnn/data/csv.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -274,4 +275,33 @@ TEST_CASE("join's errors name the key, the clashing columns and the duplicate li
   REQUIRE_THROWS_WITH(ctnn::data::join(left, small("r.csv", {{"key", {1}}}), "id"),
                       Contains("The table from r.csv has no column \"id\""));
   REQUIRE_THROWS_WITH(ctnn::data::join(left, dup, 5), Contains("column 5 does not exist"));
+}
+
+TEST_CASE("hstack joins diabetes' features and target files, which share rows but no key",
+          "[data][integrate]") {
+  const std::string dir = CTNN_SKLEARN_DATA_DIR;
+  using namespace ctnn::data;
+  CsvOptions o;
+  o.whitespace = true;
+  o.header = false;
+  o.column_names = {"age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"};
+  const Table x = read_csv(dir + "/diabetes_data_raw.csv.gz", o);
+  o.column_names = {"progression"};
+  const Table y = read_csv(dir + "/diabetes_target.csv.gz", o);
+  const Table both = hstack({x, y});
+  REQUIRE(both.rows() == 442);
+  REQUIRE(both.cols() == 11);
+  CHECK(both.columns[10].name == "progression");
+  CHECK(both.columns[0].values[0] == 59);    // first line of the data file: 59 2 32.1 ...
+  CHECK(both.columns[10].values[0] == 151);  // first line of the target file: 1.51e+02
+  CHECK(both.columns[10].values[441] == y.columns[0].values[441]);
+  CHECK_THAT(both.source, Catch::Matchers::Contains("diabetes_data_raw.csv.gz + ") &&
+                              Catch::Matchers::Contains("diabetes_target.csv.gz"));
+
+  Table short_y = y;
+  short_y.keep_rows({0, 1, 2});
+  CHECK_THROWS_WITH(hstack({x, short_y}), Catch::Matchers::Contains("3 rows") &&
+                                              Catch::Matchers::Contains("442"));
+  CHECK_THROWS_WITH(hstack({x, x}), Catch::Matchers::Contains("\"age\"") &&
+                                        Catch::Matchers::Contains("already"));
 }
