@@ -1,11 +1,15 @@
 // The seed program in ctnn: Conv2D(32, 3x3, relu) -> Flatten -> Dense(128, relu) ->
 // Dense(10, softmax), Adam, sparse categorical cross-entropy, batch 32, 10 epochs on
-// Fashion-MNIST, then the test accuracy.
+// Fashion-MNIST, then the test accuracy; then the per-class report, the confusion matrix and
+// the training curves.
 //
-//   fashion_mnist [--epochs N] [--limit N] [--data DIR] [--threads N] [--seed N] [--validate]
-// --limit trains on the first N training images (a shorter run); --epochs defaults to 10;
-// --validate also reports the test set's loss and accuracy after every epoch (as Keras's
-// validation_data), which does not change training.
+//   fashion_mnist [--epochs N] [--limit N] [--data DIR] [--threads N] [--seed N]
+//                 [--no-validate] [--out DIR] [--save FILE]
+// --limit trains on the first N training images (a shorter run); --epochs defaults to 10.
+// After every epoch the test set's loss and accuracy are reported (as Keras's validation_data),
+// which does not change training; --no-validate skips that. The per-epoch log goes to
+// DIR/fashion_mnist_log.csv and the curves to DIR/fashion_mnist_curves.svg (DIR defaults to
+// "."); --save writes the trained model to FILE (io/model_file.hpp).
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -26,7 +30,8 @@ int main(int argc, char** argv) try {
   std::string dir = "/usr/share/datasets/fashion-mnist";
   std::size_t epochs = 10, limit = SIZE_MAX;
   std::uint64_t seed = 42;
-  bool validate = false;
+  bool validate = true;
+  std::string out = ".", save_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const auto next = [&]() -> std::string {
@@ -39,28 +44,48 @@ int main(int argc, char** argv) try {
     else if (a == "--threads") ctnn::set_num_threads(std::stoi(next()));
     else if (a == "--seed") seed = std::stoull(next());
     else if (a == "--validate") validate = true;
-    else throw ctnn::Error("Unknown option " + a + " (use --epochs, --limit, --data, --threads, --seed, --validate).");
+    else if (a == "--no-validate") validate = false;
+    else if (a == "--out") out = next();
+    else if (a == "--save") save_path = next();
+    else throw ctnn::Error("Unknown option " + a + " (use --epochs, --limit, --data, --threads, "
+                           "--seed, --no-validate, --out, --save).");
   }
 
   auto train = ctnn::data::load_idx(dir + "/train-images-idx3-ubyte.gz",
                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = limit});
   auto test = ctnn::data::load_idx(dir + "/t10k-images-idx3-ubyte.gz",
                                    dir + "/t10k-labels-idx1-ubyte.gz");
+  const std::vector<std::string> classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  train.class_names = test.class_names = classes;
   std::cout << "Fashion-MNIST: " << train.size() << " training and " << test.size()
             << " test images\n";
 
   Model model{seed};
   model.summary(std::cout);
   ctnn::Adam opt{1e-3f};
+  ctnn::CsvLogger log(out + "/fashion_mnist_log.csv");
+  ctnn::SvgPlot plot(out + "/fashion_mnist_curves.svg");
   const auto history = ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train,
                                  {.epochs = epochs, .batch_size = 32,
-                                  .validation = validate ? &test : nullptr, .seed = seed});
+                                  .validation = validate ? &test : nullptr, .seed = seed,
+                                  .callbacks = {log, plot}});
   const auto result = ctnn::evaluate(model, test);
   double seconds = 0;
   for (const auto& e : history.epochs) seconds += e.seconds;
   std::cout << "seconds per epoch: " << seconds / double(history.epochs.size()) << "\n";
   std::cout << "test loss: " << result.loss << "\n";
   std::cout << "test accuracy: " << result.accuracy << "\n";
+
+  // Per-class precision, recall and F1, and the confusion matrix, on the test set.
+  std::cout << "\n" << ctnn::report(model, test, ctnn::SparseCategoricalCrossEntropy{},
+                                     {.top_k = 2, .name = "test"});
+  std::cout << "Per-epoch log: " << out << "/fashion_mnist_log.csv; curves: " << out
+            << "/fashion_mnist_curves.svg\n";
+  if (!save_path.empty()) {
+    ctnn::save(save_path, model);
+    std::cout << "Saved the trained model to " << save_path << "\n";
+  }
 
   const auto probs = model.predict(std::span<const float>(test.sample(0), Model::input_size));
   std::cout << "first test image: predicted class " << model.predict_class(

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <limits>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -87,7 +88,10 @@ inline void svg_panel(std::ostream& os, const History& h, const char* title,
   os << "<text x=\"" << x0 + left + pw / 2 << "\" y=\"" << y0 + hgt - 8
      << "\" text-anchor=\"middle\" font-size=\"12\">epoch</text>\n";
 
+  // The curves first, then the legend on a white box over them.
+  std::ostringstream legend;
   double legend_y = y0 + top + 16;
+  std::size_t drawn = 0;
   for (const Series& s : series) {
     std::string points;
     std::string marks;
@@ -103,13 +107,18 @@ inline void svg_panel(std::ostream& os, const History& h, const char* title,
        << (*s.dash ? std::string(" stroke-dasharray=\"") + s.dash + "\"" : "") << " points=\""
        << points << "\"/>\n"
        << marks << "\n";
-    os << "<line x1=\"" << x0 + left + pw - 120 << "\" x2=\"" << x0 + left + pw - 96 << "\" y1=\""
+    ++drawn;
+    legend << "<line x1=\"" << x0 + left + pw - 120 << "\" x2=\"" << x0 + left + pw - 96 << "\" y1=\""
        << legend_y - 4 << "\" y2=\"" << legend_y - 4 << "\" stroke=\"" << s.color
        << "\" stroke-width=\"2\"" << (*s.dash ? std::string(" stroke-dasharray=\"") + s.dash + "\"" : "")
        << "/><text x=\"" << x0 + left + pw - 90 << "\" y=\"" << legend_y
        << "\" font-size=\"12\">" << s.name << "</text>\n";
     legend_y += 16;
   }
+  if (drawn)
+    os << "<rect x=\"" << x0 + left + pw - 126 << "\" y=\"" << y0 + top + 4 << "\" width=\"120\" height=\""
+       << 16 * double(drawn) + 4 << "\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n"
+       << legend.str();
 }
 
 }  // namespace detail
