@@ -3135,9 +3135,9 @@ struct CsvOptions {
   bool whitespace = false;          // runs of spaces and tabs separate fields
   bool header = true;               // the first (non-skipped) row names the columns
   std::size_t skip_lines = 0;       // physical lines to ignore before the header or data
-  std::vector<std::string> column_names;  // if not empty: the names of all columns, in order
+  std::vector<std::string> column_names = {};  // if not empty: the names of all columns, in order
   std::vector<std::string> missing = {"NA", "N/A", "NaN", "nan", "?", "null"};
-  std::vector<ColumnRef> categorical;     // columns to read as categories even if numeric
+  std::vector<ColumnRef> categorical = {};  // columns to read as categories even if numeric
   BadNumbers bad_numbers = BadNumbers::error;
   CsvReport* report = nullptr;      // if set, filled in by the read
 };
@@ -3655,10 +3655,10 @@ struct Dataset {
 namespace ctnn::data {
 
 struct TableSpec {
-  std::vector<ColumnRef> features;        // empty: every column but the label and targets
-  std::optional<ColumnRef> label;         // sparse class labels, or
-  std::vector<ColumnRef> targets;         // a target vector (regression, binary, multi-output)
-  std::vector<std::string> class_names;   // optional: the classes, in class-index order
+  std::vector<ColumnRef> features = {};   // empty: every column but the label and targets
+  std::optional<ColumnRef> label = {};    // sparse class labels, or
+  std::vector<ColumnRef> targets = {};    // a target vector (regression, binary, multi-output)
+  std::vector<std::string> class_names = {};  // optional: the classes, in class-index order
   bool keep_category_order = false;       // categorical label/targets: class = stored index
 };
 
@@ -4220,7 +4220,7 @@ struct JoinOptions {
   JoinKind kind = JoinKind::inner;
   // Appended to a right column whose name the left table already has; empty: such a clash is an
   // error.
-  std::string suffix;
+  std::string suffix = {};
 };
 
 // What a join did with the rows of each side.

@@ -2,11 +2,16 @@
 // apart (breast cancer in three parts; wine's features in two tables joined on an id).
 #include "ctnn/data/integrate.hpp"
 #include "ctnn/data/csv.hpp"
+#include "ctnn/data/from_table.hpp"
+#include "ctnn/data/idx.hpp"
+#include "ctnn/data/split.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
+#include <numeric>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -304,4 +309,33 @@ TEST_CASE("hstack joins diabetes' features and target files, which share rows bu
                                               Catch::Matchers::Contains("442"));
   CHECK_THROWS_WITH(hstack({x, x}), Catch::Matchers::Contains("\"age\"") &&
                                         Catch::Matchers::Contains("already"));
+}
+
+TEST_CASE("Tables from different formats integrate: Fashion-MNIST from IDX and from CSV",
+          "[data][integrate]") {
+  using namespace ctnn::data;
+  const std::string dir = CTNN_FASHION_MNIST_DIR;
+  const Dataset images = load_idx(dir + "/t10k-images-idx3-ubyte.gz",
+                                  dir + "/t10k-labels-idx1-ubyte.gz", {.limit = 40});
+  // The first 25 images stay an IDX-born table; the other 15 travel through a CSV file.
+  std::vector<std::size_t> first(25), rest(15);
+  std::iota(first.begin(), first.end(), std::size_t{0});
+  std::iota(rest.begin(), rest.end(), std::size_t{25});
+  const Table from_idx = to_table(subset(images, first));
+  const Table exported = to_table(subset(images, rest));
+  std::ostringstream csv;
+  for (std::size_t c = 0; c < exported.cols(); ++c) csv << (c ? "," : "") << exported.columns[c].name;
+  csv << "\n";
+  for (std::size_t r = 0; r < exported.rows(); ++r) {
+    for (std::size_t c = 0; c < exported.cols(); ++c)
+      csv << (c ? "," : "") << std::setprecision(9) << exported.columns[c].values[r];
+    csv << "\n";
+  }
+  const Table from_csv = parse_csv(csv.str(), "exported.csv");
+  const Table both = concat({from_idx, from_csv});
+  REQUIRE(both.rows() == 40);
+  const Dataset back = to_dataset(both, {.label = "label"});
+  CHECK(back.x == images.x);
+  CHECK(back.labels == images.labels);
+  CHECK(back.feature_size() == 784);
 }

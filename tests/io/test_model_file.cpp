@@ -241,3 +241,44 @@ TEST_CASE("A save killed midway leaves the previous file whole") {
     std::remove((f.path + ".tmp." + std::to_string(child)).c_str());
   }
 }
+
+TEST_CASE("The fitted preprocessing is saved and loaded with the model (real wine data)") {
+  data::Table wine = data::read_sklearn_csv(std::string(CTNN_SKLEARN_DATA_DIR) + "/wine_data.csv");
+  const data::Dataset all = data::to_dataset(wine, {.label = "target"});
+  auto [train, test] = data::train_test_split(all, 0.25, 3);
+  data::Preprocessing prep;
+  prep.add(data::StandardScaler{}).add(data::MinMaxScaler{-1, 1});
+  prep.fit(train);
+  using Wine = Sequential<Input<13>, Dense<8>, ReLU, Dense<3>, Softmax>;
+  Wine model(4);
+  Adam opt(1e-2f);
+  fit(model, opt, SparseCategoricalCrossEntropy{}, prep.transform(train), {.epochs = 30, .verbose = 0});
+  const double accuracy = evaluate(model, prep.transform(test)).accuracy;
+  CHECK(accuracy > 0.9);
+
+  TempFile f("wine.ctnn");
+  save(f.path, model, &prep);
+  Wine loaded(5);
+  data::Preprocessing loaded_prep;
+  load(f.path, loaded, &loaded_prep);
+  // Raw rows through the loaded preprocessing and model give the original's outputs, bit for bit.
+  std::vector<float> x(13);
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    loaded_prep.transform(std::span<const float>(test.sample(i), 13), x);
+    std::vector<float> y(13);
+    prep.transform(std::span<const float>(test.sample(i), 13), y);
+    REQUIRE(x == y);
+    CHECK(loaded.predict(x) == model.predict(y));
+  }
+  CHECK(evaluate(loaded, loaded_prep.transform(test)).accuracy == accuracy);
+
+  SECTION("asking for preprocessing from a file without it is an error; a file with it loads into a bare model") {
+    TempFile bare("bare.ctnn");
+    save(bare.path, model);
+    data::Preprocessing none;
+    CHECK_THROWS_WITH(load(bare.path, loaded, &none), Contains("no preprocessing"));
+    Wine plain(6);
+    load(f.path, plain);
+    CHECK(params_of(plain) == params_of(model));
+  }
+}

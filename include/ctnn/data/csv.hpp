@@ -69,9 +69,9 @@ struct CsvOptions {
   bool whitespace = false;          // runs of spaces and tabs separate fields
   bool header = true;               // the first (non-skipped) row names the columns
   std::size_t skip_lines = 0;       // physical lines to ignore before the header or data
-  std::vector<std::string> column_names;  // if not empty: the names of all columns, in order
+  std::vector<std::string> column_names = {};  // if not empty: the names of all columns, in order
   std::vector<std::string> missing = {"NA", "N/A", "NaN", "nan", "?", "null"};
-  std::vector<ColumnRef> categorical;     // columns to read as categories even if numeric
+  std::vector<ColumnRef> categorical = {};  // columns to read as categories even if numeric
   BadNumbers bad_numbers = BadNumbers::error;
   CsvReport* report = nullptr;      // if set, filled in by the read
 };

@@ -39,10 +39,10 @@
 namespace ctnn::data {
 
 struct TableSpec {
-  std::vector<ColumnRef> features;        // empty: every column but the label and targets
-  std::optional<ColumnRef> label;         // sparse class labels, or
-  std::vector<ColumnRef> targets;         // a target vector (regression, binary, multi-output)
-  std::vector<std::string> class_names;   // optional: the classes, in class-index order
+  std::vector<ColumnRef> features = {};   // empty: every column but the label and targets
+  std::optional<ColumnRef> label = {};    // sparse class labels, or
+  std::vector<ColumnRef> targets = {};    // a target vector (regression, binary, multi-output)
+  std::vector<std::string> class_names = {};  // optional: the classes, in class-index order
   bool keep_category_order = false;       // categorical label/targets: class = stored index
 };
 

@@ -119,7 +119,7 @@ struct JoinOptions {
   JoinKind kind = JoinKind::inner;
   // Appended to a right column whose name the left table already has; empty: such a clash is an
   // error.
-  std::string suffix;
+  std::string suffix = {};
 };
 
 // What a join did with the rows of each side.
