@@ -8,6 +8,12 @@
 // path that is not a regular file, a file that cannot be opened, and corrupt gzip data (with
 // zlib's message). A stream that merely ends early is not an error here: callers ask cut_off()
 // and word the truncation in terms of their own format.
+//
+// A Reader can also read bytes already in memory (a name stands in for the path in messages),
+// with gzread's rules: gzip when the bytes start with 1f 8b, else plain; concatenated gzip
+// members are read one after another, and non-gzip bytes after a member are ignored. One
+// difference: gzread decompresses ahead of what was asked, the memory Reader does not, so
+// corruption past the bytes a caller reads may go unnoticed there (as it would past a limit).
 #pragma once
 #include <zlib.h>
 
@@ -15,7 +21,11 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <climits>
+#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -50,6 +60,10 @@ class Reader {
            errno != 0 ? ": " + std::generic_category().message(errno) : std::string(), ".");
     gzbuffer(file_, 1u << 18);  // 256 KiB input buffer: fewer syscalls than zlib's 8 KiB default
   }
+  // Reads `bytes` (which must outlive the Reader); `name` stands in for the path in messages.
+  Reader(std::span<const std::uint8_t> bytes, std::string name, std::string kind)
+      : path_(std::move(name)), kind_(std::move(kind)), file_size_(bytes.size()),
+        mem_(std::make_unique<Memory>(bytes)) {}
   ~Reader() {
     if (file_ != nullptr) gzclose(file_);
   }
@@ -60,10 +74,15 @@ class Reader {
   std::uint64_t file_size() const { return file_size_; }
   std::uint64_t consumed() const { return consumed_; }
   // True for a plain file, where the data size is known from the file size.
-  bool plain() { return gzdirect(file_) != 0; }
+  bool plain() { return mem_ ? !mem_->gzip : gzdirect(file_) != 0; }
 
   // Reads up to n bytes; fewer only at end of input. Throws on corrupt gzip data.
   std::size_t read(void* dst, std::size_t n) {
+    if (mem_) {
+      const std::size_t got = mem_->read(static_cast<unsigned char*>(dst), n, path_);
+      consumed_ += got;
+      return got;
+    }
     auto* out = static_cast<unsigned char*>(dst);
     std::size_t got = 0;
     while (got < n) {
@@ -99,6 +118,7 @@ class Reader {
 
   // True when the input ended inside a gzip stream (zlib's Z_BUF_ERROR).
   bool cut_off() {
+    if (mem_) return mem_->cut;
     int err = Z_OK;
     gzerror(file_, &err);
     return err == Z_BUF_ERROR;
@@ -107,6 +127,80 @@ class Reader {
   const char* end_reason() { return cut_off() ? " (the gzip stream is cut off)" : ""; }
 
  private:
+  // Bytes in memory, copied (plain) or inflated (gzip) as read() asks for them.
+  struct Memory {
+    std::span<const std::uint8_t> in;
+    std::size_t pos = 0;
+    bool gzip = false;
+    bool started = false;      // inflateInit2 done
+    bool member_end = false;   // the last gzip member ended; look for another
+    bool done = false;         // no more output
+    bool cut = false;          // the input ended inside a gzip member
+    z_stream z{};
+
+    explicit Memory(std::span<const std::uint8_t> bytes)
+        : in(bytes), gzip(bytes.size() >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B) {}
+    ~Memory() {
+      if (started) inflateEnd(&z);
+    }
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+
+    static bool gzip_at(std::span<const std::uint8_t> b, std::size_t at) {
+      return b.size() - at >= 2 && b[at] == 0x1F && b[at + 1] == 0x8B;
+    }
+
+    std::size_t read(unsigned char* out, std::size_t n, const std::string& name) {
+      if (!gzip) {
+        const std::size_t k = std::min(n, in.size() - pos);
+        if (k > 0) std::memcpy(out, in.data() + pos, k);
+        pos += k;
+        return k;
+      }
+      std::size_t got = 0;
+      while (got < n && !done) {
+        if (!started) {
+          // 15 + 16: a 32 KiB window and a gzip (not zlib) wrapper, as gzread uses.
+          if (inflateInit2(&z, 15 + 16) != Z_OK)
+            fail("Cannot start decompressing '", name, "': zlib could not allocate its state.");
+          started = true;
+        } else if (member_end) {
+          // Like gzread: another member follows, or the rest is trailing garbage to ignore.
+          if (!gzip_at(in, pos)) {
+            done = true;
+            break;
+          }
+          inflateReset(&z);
+          member_end = false;
+        }
+        if (pos == in.size()) {  // input ended inside a member: truncation, for the caller
+          cut = true;
+          done = true;
+          break;
+        }
+        z.next_in = const_cast<Bytef*>(in.data() + pos);
+        z.avail_in = static_cast<uInt>(std::min<std::size_t>(in.size() - pos, UINT_MAX));
+        z.next_out = out + got;
+        z.avail_out = static_cast<uInt>(std::min<std::size_t>(n - got, UINT_MAX));
+        const uInt avail_in = z.avail_in, avail_out = z.avail_out;
+        const int r = inflate(&z, Z_NO_FLUSH);
+        pos += avail_in - z.avail_in;
+        got += avail_out - z.avail_out;
+        if (r == Z_STREAM_END) {
+          member_end = true;
+        } else if (r == Z_DATA_ERROR) {
+          fail("The gzip file '", name, "' is corrupt: zlib says \"",
+               z.msg != nullptr ? z.msg : "compressed data error", "\".");
+        } else if (r == Z_MEM_ERROR) {
+          fail("The gzip file '", name, "' could not be decompressed: zlib ran out of memory.");
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {  // Z_NEED_DICT, Z_STREAM_ERROR
+          fail("The gzip file '", name, "' is corrupt: zlib says \"inflate stream corrupt\".");
+        }
+      }
+      return got;
+    }
+  };
+
   void check_stream() {
     int err = Z_OK;
     std::string msg = gzerror(file_, &err);
@@ -123,6 +217,7 @@ class Reader {
   gzFile file_ = nullptr;
   std::uint64_t file_size_ = 0;
   std::uint64_t consumed_ = 0;
+  std::unique_ptr<Memory> mem_;  // set when reading bytes in memory instead of a file
 };
 
 }  // namespace ctnn::data::gzip_detail

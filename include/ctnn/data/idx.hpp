@@ -11,6 +11,9 @@
 // allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
 // with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
 // non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
+//
+// The *_from_memory functions read IDX bytes already in memory (plain or gzip, same checks),
+// a name standing in for the path in messages.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <iomanip>
 #include <limits>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -62,6 +66,8 @@ inline const char* type_name(std::uint8_t t) {
 class Reader : public gzip_detail::Reader {
  public:
   explicit Reader(std::string path) : gzip_detail::Reader(std::move(path), "IDX file") {}
+  Reader(std::span<const std::uint8_t> bytes, std::string name)
+      : gzip_detail::Reader(bytes, std::move(name), "IDX file") {}
 };
 using gzip_detail::kChunk;
 using gzip_detail::kMaxDeflateRatio;
@@ -208,6 +214,19 @@ inline std::vector<std::int32_t> read_labels(Reader& in, const Header& h, std::s
   return labels;
 }
 
+// Both headers are checked (including that their counts agree) before any data is read.
+inline Dataset read_pair(Reader& images, Reader& labels, const IdxOptions& opts) {
+  const Header hi = read_header(images, kImagesMagic, 0);
+  const Header hl = read_header(labels, kLabelsMagic, 1);
+  if (hi.dims[0] != hl.dims[0])
+    fail("The image file '", images.path(), "' holds ", hi.dims[0],
+         " samples but the label file '", labels.path(), "' holds ", hl.dims[0], " labels.");
+  Dataset d = read_images(images, hi, opts);
+  d.labels = read_labels(labels, hl, opts.limit);  // same count as the images, checked above
+  d.num_classes = static_cast<std::size_t>(*std::max_element(d.labels.begin(), d.labels.end())) + 1;
+  return d;
+}
+
 }  // namespace idx_detail
 
 // Reads an IDX image file: sample_shape {rows, cols, 1} for 3 dimensions (n, rows, cols), else
@@ -230,18 +249,36 @@ inline std::vector<std::int32_t> load_idx_labels(const std::string& path,
 // Both headers are checked (including that their counts agree) before any data is read.
 inline Dataset load_idx(const std::string& images_path, const std::string& labels_path,
                         IdxOptions opts = {}) {
+  idx_detail::Reader images(images_path);
+  idx_detail::Reader labels(labels_path);
+  return idx_detail::read_pair(images, labels, opts);
+}
+
+// load_idx_images on bytes in memory (plain or gzip); `name` stands in for the path in messages.
+inline Dataset load_idx_images_from_memory(std::span<const std::uint8_t> bytes,
+                                           const std::string& name, IdxOptions opts = {}) {
   using namespace idx_detail;
-  Reader images(images_path);
-  Reader labels(labels_path);
-  const Header hi = read_header(images, kImagesMagic, 0);
-  const Header hl = read_header(labels, kLabelsMagic, 1);
-  if (hi.dims[0] != hl.dims[0])
-    fail("The image file '", images_path, "' holds ", hi.dims[0], " samples but the label file '",
-         labels_path, "' holds ", hl.dims[0], " labels.");
-  Dataset d = read_images(images, hi, opts);
-  d.labels = read_labels(labels, hl, opts.limit);  // same count as the images, checked above
-  d.num_classes = static_cast<std::size_t>(*std::max_element(d.labels.begin(), d.labels.end())) + 1;
-  return d;
+  Reader in(bytes, name);
+  return read_images(in, read_header(in, kImagesMagic, 0), opts);
+}
+
+// load_idx_labels on bytes in memory (plain or gzip).
+inline std::vector<std::int32_t> load_idx_labels_from_memory(std::span<const std::uint8_t> bytes,
+                                                             const std::string& name,
+                                                             std::size_t limit = SIZE_MAX) {
+  using namespace idx_detail;
+  Reader in(bytes, name);
+  return read_labels(in, read_header(in, kLabelsMagic, 1), limit);
+}
+
+// load_idx on an image file and a label file held in memory (each plain or gzip).
+inline Dataset load_idx_from_memory(std::span<const std::uint8_t> images,
+                                    const std::string& images_name,
+                                    std::span<const std::uint8_t> labels,
+                                    const std::string& labels_name, IdxOptions opts = {}) {
+  idx_detail::Reader in_images(images, images_name);
+  idx_detail::Reader in_labels(labels, labels_name);
+  return idx_detail::read_pair(in_images, in_labels, opts);
 }
 
 }  // namespace ctnn::data

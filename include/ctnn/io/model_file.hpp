@@ -227,10 +227,11 @@ void save_parts(const std::string& path, const Model& model,
   });
 }
 
+// Parses a whole model file held in `data`; `path` names it in messages.
 template <class Model, class Optimizer>
-void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+void load_parts(std::span<const char> data, const std::string& path, Model& model,
+                Parts<Optimizer, data::Preprocessing> parts) {
   using T = typename Model::value_type;
-  const std::vector<char> data = read_whole_file(path);
   constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
   if (data.size() < 8 || std::memcmp(data.data(), kModelMagic, 8) != 0)
     fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\"",
@@ -334,6 +335,12 @@ void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Pr
   if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
 }
 
+template <class Model, class Optimizer>
+void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+  const std::vector<char> data = read_whole_file(path);
+  load_parts<Model, Optimizer>(std::span<const char>(data), path, model, parts);
+}
+
 }  // namespace io::detail
 
 // Writes `model`'s parameters, and the fitted preprocessing if given, to `path` atomically.
@@ -362,6 +369,23 @@ template <class Model, class Optimizer>
 void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer,
                      data::Preprocessing* preprocessing = nullptr) {
   io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+// load() from the bytes of a whole model file in memory; `name` stands in for the path in
+// messages. Same checks, same guarantee: untouched on error.
+template <class Model>
+void load_from_memory(std::span<const char> bytes, const std::string& name, Model& model,
+                      data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, io::detail::NoOptimizer>(bytes, name, model,
+                                                         {nullptr, preprocessing});
+}
+
+// load_checkpoint() from the bytes of a whole model file in memory.
+template <class Model, class Optimizer>
+void load_checkpoint_from_memory(std::span<const char> bytes, const std::string& name,
+                                 Model& model, Optimizer& optimizer,
+                                 data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, Optimizer>(bytes, name, model, {&optimizer, preprocessing});
 }
 
 }  // namespace ctnn
