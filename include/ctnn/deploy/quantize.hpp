@@ -1,0 +1,570 @@
+// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential.
+//
+//   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
+//   auto probs = q.predict(image);                      // like Sequential::predict
+//
+// Represents the same function as the float model, with every Dense and Conv2D computed in 8-bit
+// integers:
+//   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
+//                (a per-channel scale keeps a channel of small weights from being crushed by
+//                another channel's large ones);
+//   activations  the input of each Dense/Conv2D, symmetric with zero point 0 (so padding, ReLU
+//                and max pooling stay exact in integers): uint8 [0, 255] when the calibration
+//                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
+//                otherwise; the scale covers the calibrated range (CalibrationOptions);
+//   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
+//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
+//                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
+//                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
+// Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
+// Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
+// other parameter-free layer runs in float with the float model's own code. A layer with
+// parameters other than Dense and Conv2D is a compile error.
+// Requires: a float model with at least one Dense or Conv2D.
+// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the workspace.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "ctnn/core/buffer.hpp"
+#include "ctnn/core/error.hpp"
+#include "ctnn/core/parallel.hpp"
+#include "ctnn/core/sequential.hpp"
+#include "ctnn/data/dataset.hpp"
+#include "ctnn/kernels/int8.hpp"
+#include "ctnn/layers/spatial.hpp"
+
+namespace ctnn {
+
+// How activation scales are chosen from the calibration data.
+struct CalibrationOptions {
+  // The percentage of the absolute values seen at a quantized input that its range must cover:
+  // 100 takes the maximum; less clips that many outliers for a finer step on the rest.
+  double percentile = 100.0;
+  // Calibration samples run through the float model this many at a time.
+  std::size_t batch = 256;
+};
+
+namespace detail {
+
+enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
+
+template <class L>
+constexpr QKind qkind() {
+  constexpr std::string_view n = L::name;
+  if (n == "Dense") return QKind::dense;
+  if (n == "Conv2D") return QKind::conv;
+  if (n == "ReLU") return QKind::relu;
+  if (n == "Flatten") return QKind::flatten;
+  if (n == "Dropout") return QKind::dropout;
+  if (n == "MaxPool2D") return QKind::maxpool;
+  return QKind::other;
+}
+
+// One static_assert per layer, so the compiler names the offending layer type.
+template <class L>
+struct Quantizable {
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
+                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
+                "layer has parameters of another kind (see the layer type in this instantiation).");
+  static constexpr bool value = true;
+};
+
+// The kernel size and stride of a Conv2D, recovered from its window geometry type.
+template <class G>
+struct WindowArgs;
+template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
+          std::size_t S, Padding P>
+struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
+  static constexpr std::size_t kh = KH, kw = KW, stride = S;
+};
+
+// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
+template <class F>
+void with_8bit_type(bool is_signed, F&& f) {
+  if (is_signed) f.template operator()<std::int8_t>();
+  else f.template operator()<std::uint8_t>();
+}
+
+}  // namespace detail
+
+template <class Model>
+class QuantizedModel {
+ public:
+  using float_model = Model;
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "quantize() takes a float model (ctnn::Sequential), not a double one.");
+  static constexpr std::size_t num_layers = Model::num_layers;
+  template <std::size_t I>
+  using layer = typename Model::template layer<I>;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+
+ private:
+  using QKind = detail::QKind;
+  static constexpr std::size_t kNone = std::size_t(-1);
+
+  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
+  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
+  struct Plan {
+    std::array<QKind, num_layers> kind{};
+    std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
+    std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
+    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
+    std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
+    std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
+    std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
+    std::array<std::size_t, num_layers> packed_offset{}, channel_offset{};
+    std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
+    std::size_t widest = input_size;               // largest tensor per sample
+    std::size_t acc = 0, patches = 0;              // int32 / byte scratch per sample
+    std::size_t float_scratch = 0;                 // for layers run in float
+  };
+  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
+  // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
+  // requantizing store, and a batch needs only a block of scratch per sample.
+  static constexpr std::size_t kPositionBlock = 64;
+
+  static constexpr Plan make_plan() {
+    Plan p;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      static_assert(detail::Quantizable<L>::value);
+      p.kind[I] = detail::qkind<L>();
+      p.next[I] = kNone;
+      p.widest = std::max(p.widest, L::output_shape::size);
+      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
+        if constexpr (detail::qkind<L>() == QKind::dense) {
+          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
+          p.acc = std::max(p.acc, p.N[I]);
+        } else if constexpr (detail::qkind<L>() == QKind::conv) {
+          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
+          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+        }
+        p.index[I] = p.computes++;
+        p.packed_offset[I] = p.packed;
+        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
+        p.channel_offset[I] = p.channels;
+        p.channels += p.N[I];
+        p.weights += p.K[I] * p.N[I];
+      } else {
+        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+    });
+    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
+    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      if (!is_compute(p.kind[i])) continue;
+      std::size_t j = i + 1;
+      bool relu = false;
+      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
+        if (p.kind[j] == QKind::relu) relu = true;
+      if (j < num_layers && is_compute(p.kind[j])) {
+        p.next[i] = j;
+        p.relu[i] = relu;
+        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
+      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
+        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
+      }
+    }
+    return p;
+  }
+  static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
+  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
+  static constexpr bool is_byte_passthrough(QKind k) {
+    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
+  }
+  static constexpr Plan plan = make_plan();
+  static_assert(plan.computes > 0,
+                "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+
+ public:
+  // Number of quantized (Dense/Conv2D) layers.
+  static constexpr std::size_t quantized_layers = plan.computes;
+  // Bytes of the quantized model's parameters: int8 weights (one byte each), float32 scales (one
+  // per output channel, one per quantized input) and float32 biases. (In memory the weights are
+  // packed with columns padded to the SIMD width: packed_weight_bytes.)
+  static constexpr std::size_t weight_bytes = plan.weights;
+  static constexpr std::size_t scale_bytes = (plan.channels + plan.computes) * sizeof(float);
+  static constexpr std::size_t bias_bytes = plan.channels * sizeof(float);
+  static constexpr std::size_t parameter_bytes = weight_bytes + scale_bytes + bias_bytes;
+  static constexpr std::size_t packed_weight_bytes = plan.packed;
+  // The float model's parameter bytes, for comparison.
+  static constexpr std::size_t float_parameter_bytes = Model::param_count * sizeof(float);
+
+  // Quantizes `model` with activation ranges measured on `calibration` (n * input_size values).
+  QuantizedModel(const Model& model, std::span<const float> calibration,
+                 const CalibrationOptions& options = {})
+      : packed_(plan.packed), w_scale_(plan.channels), mult_(plan.channels),
+        bias_(plan.channels) {
+    if (calibration.empty() || calibration.size() % input_size != 0)
+      fail("quantize() needs calibration samples of ", input_size, " values each; it was given ",
+           calibration.size(), " values.");
+    if (!(options.percentile > 0.0 && options.percentile <= 100.0))
+      fail("CalibrationOptions::percentile must be in (0, 100]; it is ", options.percentile, ".");
+    quantize_weights(model);
+    calibrate(model, calibration, options);
+  }
+
+  // Input scale of quantized layer I (a Dense or Conv2D): real value = scale * integer.
+  template <std::size_t I>
+  float input_scale() const {
+    static_assert(is_compute(plan.kind[I]), "input_scale<I>() is defined for Dense and Conv2D layers.");
+    return in_scale_[plan.index[I]];
+  }
+  // Whether layer I's input is int8 (true) or uint8 (false, never negative in calibration).
+  template <std::size_t I>
+  bool input_is_signed() const {
+    static_assert(is_compute(plan.kind[I]), "input_is_signed<I>() is defined for Dense and Conv2D layers.");
+    return in_signed_[plan.index[I]];
+  }
+  // The per-output-channel weight scales of layer I.
+  template <std::size_t I>
+  std::span<const float> weight_scales() const {
+    static_assert(is_compute(plan.kind[I]), "weight_scales<I>() is defined for Dense and Conv2D layers.");
+    return {w_scale_.data() + plan.channel_offset[I], plan.N[I]};
+  }
+  // The int8 weight of layer I from input k (Dense: input index; Conv2D: (ky*KW + kx)*C + c) to
+  // output channel n.
+  template <std::size_t I>
+  std::int8_t weight(std::size_t k, std::size_t n) const {
+    static_assert(is_compute(plan.kind[I]), "weight<I>() is defined for Dense and Conv2D layers.");
+    const std::size_t Np = kernels::int8_padded_columns(plan.N[I]);
+    return packed_[plan.packed_offset[I] + ((k / 2) * Np + n) * 2 + k % 2];
+  }
+
+  // Sizes the workspace for batches of up to n samples (predict then allocates nothing).
+  void reserve(std::size_t n) {
+    n = std::min(n, kInferenceChunk);
+    if (n <= cap_) return;
+    cap_ = n;
+    for (auto& b : fbuf_) b.resize(plan.widest * cap_);
+    for (auto& b : qbuf_) b.resize(plan.widest * cap_);
+    acc_.resize(std::max<std::size_t>(plan.acc, 1) * cap_);
+    patches_.resize(std::max<std::size_t>(plan.patches, 1) * cap_);
+    fscratch_.resize(std::max<std::size_t>(plan.float_scratch, 1) * cap_);
+  }
+
+  // Inference on one sample: the output (probabilities after a final Softmax).
+  std::array<float, output_size> predict(std::span<const float> x) {
+    if (x.size() != input_size)
+      fail("QuantizedModel::predict() was given ", x.size(), " input values but the model's input ",
+           Model::input_shape::str(), " has ", input_size, ".");
+    std::array<float, output_size> out;
+    run_chunks(x.data(), 1, out.data());
+    return out;
+  }
+
+  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
+  void predict(std::span<const float> x, std::span<float> out) {
+    if (x.size() % input_size != 0)
+      fail("QuantizedModel::predict() was given ", x.size(),
+           " input values, not a multiple of the input size ", input_size, ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("QuantizedModel::predict() got an output span of ", out.size(), " values for ", n,
+           " samples; it needs ", n * output_size, ".");
+    run_chunks(x.data(), n, out.data());
+  }
+
+  // Index of the largest output of one sample (the predicted class).
+  std::size_t predict_class(std::span<const float> x) {
+    const auto out = predict(x);
+    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
+  }
+
+  // Largest batch run at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+ private:
+  // Per-channel symmetric int8 weights, packed for kernels::gemm_int8; biases kept in float.
+  void quantize_weights(const Model& model) {
+    const float* params = model.parameters().data();
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if constexpr (is_compute(plan.kind[I])) {
+        constexpr std::size_t K = plan.K[I], N = plan.N[I];
+        const float* w = params + Model::template param_offset<I>;
+        // W(k, n): Dense stores [N][K], Conv2D [K][N] (HWIO).
+        constexpr std::size_t w_k = plan.kind[I] == QKind::dense ? 1 : N;
+        constexpr std::size_t w_n = plan.kind[I] == QKind::dense ? K : 1;
+        std::vector<std::int8_t> q(K * N);
+        for (std::size_t n = 0; n < N; ++n) {
+          float m = 0.0f;
+          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(w[k * w_k + n * w_n]));
+          const float s = m > 0.0f ? m / 127.0f : 1.0f;  // an all-zero channel stays zero
+          w_scale_[plan.channel_offset[I] + n] = s;
+          for (std::size_t k = 0; k < K; ++k)
+            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(w[k * w_k + n * w_n] / s), -127.0f, 127.0f));
+          bias_[plan.channel_offset[I] + n] = w[K * N + n];
+        }
+        kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
+      }
+    });
+  }
+
+  // Runs the float model over the calibration samples and records, at each quantized layer's
+  // input, the minimum and the distribution of absolute values; sets the input scales from them.
+  void calibrate(const Model& model, std::span<const float> xs, const CalibrationOptions& opt) {
+    const std::size_t total = xs.size() / input_size;
+    const std::size_t B = std::max<std::size_t>(1, std::min(opt.batch, total));
+    std::array<double, plan.computes> lo{}, hi{};  // minimum and maximum |x|
+    // 4096 bins over [0, max |x|]: a percentile lands within 1/4096 of the range.
+    constexpr std::size_t kBins = 4096;
+    std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
+    std::array<std::uint64_t, plan.computes> count{};
+    AlignedBuffer<float> a(plan.widest * B), b(plan.widest * B), scratch;
+    std::size_t scratch_size = 1;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      scratch_size = std::max(scratch_size, layer<I>::scratch_per_sample);
+    });
+    scratch.resize(scratch_size * B);
+    const PassContext ctx{};
+    const float* params = model.parameters().data();
+    const bool percentile = opt.percentile < 100.0;
+    for (int pass = 0; pass < (percentile ? 2 : 1); ++pass)
+      for (std::size_t s0 = 0; s0 < total; s0 += B) {
+        const std::size_t n = std::min(B, total - s0);
+        std::memcpy(a.data(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
+        float* x = a.data();
+        float* y = b.data();
+        detail::static_for<num_layers>([&]<std::size_t I>() {
+          using L = layer<I>;
+          if constexpr (is_compute(plan.kind[I])) {
+            constexpr std::size_t c = plan.index[I];
+            const std::size_t m = n * L::input_shape::size;
+            if (pass == 0) {
+              for (std::size_t i = 0; i < m; ++i) {
+                lo[c] = std::min(lo[c], double(x[i]));
+                hi[c] = std::max(hi[c], double(std::abs(x[i])));
+              }
+            } else if (hi[c] > 0.0) {
+              for (std::size_t i = 0; i < m; ++i) {
+                const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
+                ++hist[c][std::min(bin, kBins - 1)];
+              }
+              count[c] += m;
+            }
+          }
+          if constexpr (plan.kind[I] != QKind::flatten && plan.kind[I] != QKind::dropout) {
+            L::forward(params + Model::template param_offset<I>, x, y, n, scratch.data(), ctx);
+            std::swap(x, y);
+          }
+        });
+      }
+    for (std::size_t c = 0; c < plan.computes; ++c) {
+      in_signed_[c] = lo[c] < 0.0;
+      double range = hi[c];
+      if (percentile && count[c] > 0) {
+        const auto need = std::uint64_t(std::ceil(double(count[c]) * opt.percentile / 100.0));
+        std::uint64_t seen = 0;
+        std::size_t bin = 0;
+        while (bin + 1 < kBins && (seen += hist[c][bin]) < need) ++bin;
+        range = hi[c] * double(bin + 1) / kBins;
+      }
+      const double qmax = in_signed_[c] ? 127.0 : 255.0;
+      in_scale_[c] = range > 0.0 ? float(range / qmax) : 1.0f;
+    }
+    // The float multiplier of each output channel: one int32 unit of the product is
+    // s_in * s_w[n] in real terms.
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if constexpr (is_compute(plan.kind[I]))
+        for (std::size_t n = 0; n < plan.N[I]; ++n)
+          mult_[plan.channel_offset[I] + n] =
+              in_scale_[plan.index[I]] * w_scale_[plan.channel_offset[I] + n];
+    });
+  }
+
+  // patches[(pos - pos0)][(ky*KW + kx)*C + c] = x at that tap, 0 (the zero point) in the padding,
+  // for output positions [pos0, pos1) of one sample: Conv2D's im2col on 8-bit values.
+  template <class L, class Q>
+  static void im2col8(const Q* x, std::size_t pos0, std::size_t pos1, Q* patches) {
+    using G = typename L::geom;
+    using A = detail::WindowArgs<G>;
+    constexpr std::size_t C = L::C;
+    for (std::size_t pos = pos0; pos < pos1; ++pos) {
+      const std::size_t oy = pos / G::ow, ox = pos % G::ow;
+      Q* row = patches + (pos - pos0) * L::patch;
+      for (std::size_t ky = 0; ky < A::kh; ++ky) {
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
+        for (std::size_t kx = 0; kx < A::kw; ++kx) {
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
+          Q* dst = row + (ky * A::kw + kx) * C;
+          if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
+            std::memset(dst, 0, C);
+          else
+            std::memcpy(dst, x + (std::size_t(iy) * L::W + std::size_t(ix)) * C, C);
+        }
+      }
+    }
+  }
+
+  // The int32 products of quantized layer I, stored as bytes of the next layer's input scale or
+  // as floats. x: n samples of I's input in bytes (signedness in_signed_).
+  template <std::size_t I>
+  void run_compute(const std::uint8_t* x, std::size_t n, void* y) {
+    using L = layer<I>;
+    constexpr std::size_t c = plan.index[I], K = plan.K[I], N = plan.N[I];
+    const std::int8_t* W = packed_.data() + plan.packed_offset[I];
+    const float* mult = mult_.data() + plan.channel_offset[I];
+    const float* bias = bias_.data() + plan.channel_offset[I];
+    // Stores rows [r0, r0 + rows) of one sample's (or the batch's) int32 products.
+    const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
+      if constexpr (plan.next[I] != kNone) {
+        constexpr std::size_t nc = plan.index[plan.next[I]];
+        detail::with_8bit_type(in_signed_[nc], [&]<class Q>() {
+          kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / in_scale_[nc], plan.relu[I],
+                                   static_cast<Q*>(y) + out_offset, N);
+        });
+      } else {
+        kernels::dequantize_int32(rows, N, acc, N, mult, bias, plan.relu[I],
+                                  static_cast<float*>(y) + out_offset, N);
+      }
+    };
+    detail::with_8bit_type(in_signed_[c], [&]<class TA>() {
+      const TA* xa = reinterpret_cast<const TA*>(x);
+      if constexpr (plan.kind[I] == QKind::dense) {
+        kernels::gemm_int8(n, N, K, xa, K, W, acc_.data(), N);
+        store(acc_.data(), n, 0);
+      } else {
+        constexpr std::size_t P = L::positions;
+        parallel_for(n, [&](std::size_t s) {
+          TA* patches = reinterpret_cast<TA*>(patches_.data()) + s * plan.patches;
+          std::int32_t* acc = acc_.data() + s * plan.acc;
+          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
+            const std::size_t rows = std::min(kPositionBlock, P - p0);
+            im2col8<L>(xa + s * L::input_shape::size, p0, p0 + rows, patches);
+            kernels::gemm_int8(rows, N, K, patches, K, W, acc, N);
+            store(acc, rows, s * L::output_shape::size + p0 * N);
+          }
+        }, n * P * K * N >= kParallelWork);
+      }
+    });
+  }
+
+  // Max pooling on 8-bit values, with the float layer's window geometry.
+  template <class L, class Q>
+  static void maxpool8(const Q* x, Q* y, std::size_t n) {
+    constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
+    parallel_for(n, [&](std::size_t s) {
+      const Q* xs = x + s * L::input_shape::size;
+      Q* ys = y + s * L::output_shape::size;
+      for (std::size_t oy = 0; oy < OH; ++oy)
+        for (std::size_t ox = 0; ox < OW; ++ox)
+          for (std::size_t ch = 0; ch < C; ++ch) {
+            Q m = std::numeric_limits<Q>::lowest();
+            L::for_window(oy, ox, [&](std::size_t off) { m = std::max(m, xs[off + ch]); });
+            ys[(oy * OW + ox) * C + ch] = m;
+          }
+    }, n * L::input_shape::size >= kParallelWork);
+  }
+
+  void run_chunks(const float* x, std::size_t n, float* out) {
+    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, n - b);
+      reserve(m);
+      run(x + b * input_size, m, out + b * output_size);
+    }
+  }
+
+  // One chunk of n <= cap_ samples through every layer. Float tensors alternate between fbuf_[0]
+  // and [1], byte tensors between qbuf_[0] and [1]; the plan says which kind each layer reads.
+  void run(const float* x, std::size_t n, float* out) {
+    const float* fx = x;
+    int fnext = 0;
+    std::uint8_t* qx = nullptr;
+    int qnext = 0;
+    const PassContext ctx{};
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      constexpr QKind kind = plan.kind[I];
+      if constexpr (is_compute(kind)) {
+        constexpr std::size_t c = plan.index[I];
+        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
+          qx = qbuf_[qnext].data();
+          qnext ^= 1;
+          detail::with_8bit_type(in_signed_[c], [&]<class Q>() {
+            kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / in_scale_[c],
+                                   reinterpret_cast<Q*>(qx));
+          });
+        }
+        if constexpr (plan.next[I] != kNone) {
+          std::uint8_t* y = qbuf_[qnext].data();
+          qnext ^= 1;
+          run_compute<I>(qx, n, y);
+          qx = y;
+        } else {
+          float* y = fbuf_[fnext].data();
+          fnext ^= 1;
+          run_compute<I>(qx, n, y);
+          fx = y;
+        }
+      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
+        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
+      } else if constexpr (plan.in_bytes[I]) {
+        if constexpr (kind == QKind::maxpool) {
+          std::uint8_t* y = qbuf_[qnext].data();
+          qnext ^= 1;
+          constexpr std::size_t nc = plan.index[next_compute_after(I)];
+          detail::with_8bit_type(in_signed_[nc], [&]<class Q>() {
+            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
+          });
+          qx = y;
+        }
+        // (a ReLU on bytes was applied as the clamp of the store that produced them)
+      } else {
+        float* y = fbuf_[fnext].data();
+        fnext ^= 1;
+        L::forward(nullptr, fx, y, n, fscratch_.data(), ctx);
+        fx = y;
+      }
+    });
+    std::memcpy(out, fx, n * output_size * sizeof(float));
+  }
+
+  // The quantized layer whose input scale the bytes at layer I use.
+  static constexpr std::size_t next_compute_after(std::size_t i) {
+    while (!is_compute(plan.kind[i])) ++i;
+    return i;
+  }
+
+  AlignedBuffer<std::int8_t> packed_;            // every layer's packed int8 weights
+  std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
+  std::array<float, plan.computes> in_scale_{};  // per quantized input
+  std::array<bool, plan.computes> in_signed_{};
+  std::size_t cap_ = 0;
+  std::array<AlignedBuffer<float>, 2> fbuf_;
+  std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+  AlignedBuffer<std::int32_t> acc_;
+  AlignedBuffer<std::uint8_t> patches_;
+  AlignedBuffer<float> fscratch_;
+};
+
+// Quantizes a trained float model with activation ranges calibrated on `calibration` (a few
+// hundred to a few thousand representative samples; labels are not used).
+template <class Model>
+QuantizedModel<Model> quantize(const Model& model, const data::Dataset& calibration,
+                               const CalibrationOptions& options = {}) {
+  if (calibration.feature_size() != Model::input_size)
+    fail("quantize() was given calibration samples of ", calibration.feature_size(),
+         " values but the model's input ", Model::input_shape::str(), " has ", Model::input_size,
+         ".");
+  return QuantizedModel<Model>(model, calibration.x, options);
+}
+
+template <class Model>
+QuantizedModel<Model> quantize(const Model& model, std::span<const float> calibration,
+                               const CalibrationOptions& options = {}) {
+  return QuantizedModel<Model>(model, calibration, options);
+}
+
+}  // namespace ctnn
