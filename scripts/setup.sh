@@ -2,15 +2,18 @@
 # setup.sh: installs the Debian 12 packages ctnn needs to build, test and run its example, and
 # only those that are missing (apt-get update runs only when something must be installed).
 #
-#   scripts/setup.sh            everything, including clang and libomp-dev for the clang build
-#   scripts/setup.sh --no-clang without clang and libomp-dev
+#   scripts/setup.sh            everything the tests need: also clang and libomp-dev (the clang
+#                               build), and the cross tools of the deployment tests (aarch64 g++
+#                               and qemu-user, arm-none-eabi g++ with newlib's libstdc++)
+#   scripts/setup.sh --no-clang the build tools and data only (what the examples need)
 set -euo pipefail
 
 packages=(cmake g++ make python3 libhwy-dev catch2 zlib1g-dev dataset-fashion-mnist)
 clang_packages=(clang libomp-dev)  # clang's OpenMP runtime
+cross_packages=(g++-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)
 
 case "${1:-}" in
-  "") packages+=("${clang_packages[@]}") ;;
+  "") packages+=("${clang_packages[@]}" "${cross_packages[@]}") ;;
   --no-clang) ;;
   *) echo "usage: $0 [--no-clang]" >&2; exit 2 ;;
 esac

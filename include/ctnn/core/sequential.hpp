@@ -227,7 +227,14 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
   // output [n x output_size], which lives in ws.
   T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
-    const T* p = params_.data();
+    return forward_on(params_.data(), ws, n, ctx);
+  }
+
+  // The same pass over any parameters `p` (an arena of arena_size values) and any buffers `b`
+  // offering activation(offset) and scratch(offset) as Workspace does: deploy/static_model.hpp
+  // runs it over constexpr weights and fixed arrays, with no heap.
+  template <class Buffers>
+  static T* forward_on(const T* p, Buffers& ws, std::size_t n, const PassContext& ctx) {
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       if constexpr (ViewLayer<L> || fused_into_previous<I>()) {

@@ -60,6 +60,10 @@ struct Conv2D {
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
+    static std::string spec() {  // the layer as C++ source, for exported models
+      return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
+             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ">";
+    }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;

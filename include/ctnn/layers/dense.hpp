@@ -8,6 +8,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "ctnn/core/layer.hpp"
 #include "ctnn/kernels/elementwise.hpp"
@@ -41,6 +42,7 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
+    static std::string spec() { return "ctnn::Dense<" + std::to_string(Units) + ">"; }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
 

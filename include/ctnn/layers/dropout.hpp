@@ -22,6 +22,7 @@ struct Dropout {
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
     static std::string config() { return "rate " + std::to_string(Rate.value()); }
+    static std::string spec() { return "ctnn::Dropout<" + std::to_string(Rate.value()) + ">"; }
     static constexpr double rate = Rate.value();
 
     static void forward(const T*, const T* x, T* y, std::size_t n, T* mask,

@@ -15,6 +15,7 @@ struct LeakyReLU {
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "LeakyReLU";
     static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
+    static std::string spec() { return "ctnn::LeakyReLU<" + std::to_string(Alpha.value()) + ">"; }
     static constexpr T alpha = static_cast<T>(Alpha.value());
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::leaky_relu_forward(n * In::size, x, y, alpha);

@@ -10,6 +10,7 @@
 // the input, so nothing is stored); average spreads it evenly. Overlapping windows add up.
 #pragma once
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "ctnn/core/layer.hpp"
@@ -44,6 +45,10 @@ struct Pool2D {
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
     static std::string config() { return window_config(PH, PW, S, Pad); }
+    static std::string spec() {
+      return std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +
+             std::to_string(PW) + ", " + std::to_string(S) + ", " + padding_spec(Pad) + ">";
+    }
     static constexpr bool fuses_relu = false;
     static constexpr bool is_view = false;
 

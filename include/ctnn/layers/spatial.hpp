@@ -12,6 +12,10 @@ enum class Padding { valid, same };
 
 namespace detail {
 // "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
+// "ctnn::Padding::same", for the C++ text of a layer (deploy/export.hpp).
+inline std::string padding_spec(Padding pad) {
+  return pad == Padding::same ? "ctnn::Padding::same" : "ctnn::Padding::valid";
+}
 inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad) {
   return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) +
          (pad == Padding::same ? " same" : " valid");

@@ -1,0 +1,37 @@
+# Deployment: export a trained model as a header and run it on the host, on aarch64 under
+# qemu-aarch64, and build it for a Cortex-M4 (tools found by find_program; scripts/setup.sh
+# installs them). deploy_export (a CTest fixture) trains and exports once for all of them.
+add_executable(deploy_export_tool export_tool.cpp)
+target_link_libraries(deploy_export_tool PRIVATE ctnn::ctnn)
+target_compile_definitions(deploy_export_tool PRIVATE CTNN_FASHION_MNIST_DIR="${CTNN_FASHION_MNIST_DIR}")
+target_compile_options(deploy_export_tool PRIVATE -Wall -Wextra -Wpedantic -Werror)
+
+set(deploy_dir ${CMAKE_CURRENT_BINARY_DIR}/deploy)
+add_test(NAME deploy_export COMMAND deploy_export_tool ${deploy_dir})
+set_tests_properties(deploy_export PROPERTIES FIXTURES_SETUP deploy_model)
+find_path(CTNN_HWY_INCLUDE hwy/highway.h)
+
+function(ctnn_deploy_test target cxx)
+  add_test(NAME deploy_${target}
+           COMMAND ${CMAKE_COMMAND} -DPLATFORM=${target} -DCASES=${deploy_dir}
+                   -DSRC=${CMAKE_CURRENT_SOURCE_DIR} -DINCLUDE=${PROJECT_SOURCE_DIR}/include
+                   -DOUT=${deploy_dir}/${target} -DCXX=${cxx} -DHWY=${CTNN_HWY_INCLUDE}/hwy
+                   ${ARGN} -P ${CMAKE_CURRENT_SOURCE_DIR}/deploy_test.cmake)
+  set_tests_properties(deploy_${target} PROPERTIES FIXTURES_REQUIRED deploy_model)
+endfunction()
+
+ctnn_deploy_test(host ${CMAKE_CXX_COMPILER})
+find_program(CTNN_AARCH64_CXX aarch64-linux-gnu-g++)
+find_program(CTNN_QEMU_AARCH64 qemu-aarch64)
+if(CTNN_AARCH64_CXX AND CTNN_QEMU_AARCH64)
+  ctnn_deploy_test(aarch64 ${CTNN_AARCH64_CXX} -DRUNNER=${CTNN_QEMU_AARCH64})
+else()
+  message(STATUS "ctnn: no aarch64-linux-gnu-g++ / qemu-aarch64: the aarch64 deployment test is skipped")
+endif()
+find_program(CTNN_ARM_NONE_EABI_CXX arm-none-eabi-g++)
+find_program(CTNN_ARM_NONE_EABI_SIZE arm-none-eabi-size)
+if(CTNN_ARM_NONE_EABI_CXX AND CTNN_ARM_NONE_EABI_SIZE)
+  ctnn_deploy_test(cortex-m4 ${CTNN_ARM_NONE_EABI_CXX} -DSIZE=${CTNN_ARM_NONE_EABI_SIZE})
+else()
+  message(STATUS "ctnn: no arm-none-eabi-g++: the Cortex-M4 build test is skipped")
+endif()
