@@ -73,19 +73,31 @@ inline constexpr std::size_t kI8NV = kVectorRegisters == 16 ? 2 : 4;
 // so the panel stays in L1 while every row tile passes over it.
 inline constexpr std::size_t kI8KC = 256;
 
-// A(m, 2p) | A(m, 2p+1) << 16 as int16 halves of one int32 (the operand vpmaddwd pairs with the
-// packed weights of k = 2p, 2p+1). kHalf: K is odd and this is its last pair, whose k = 2p+1 is 0.
-template <bool kHalf, class TA>
-HWY_INLINE std::int32_t int8_pair(const TA* a, std::size_t p) {
-  const std::uint32_t lo = std::uint16_t(std::int16_t(a[2 * p]));
-  const std::uint32_t hi = kHalf ? 0u : std::uint16_t(std::int16_t(a[2 * p + 1]));
-  return std::int32_t(lo | (hi << 16));
+// Rows [0, rows) of A, k in [2 p0, min(2 p1, K)), widened to int16 into w[r * 2 * kI8KC + ...]
+// with a zero after an odd K: each (k, k+1) int16 pair is then one 32-bit value that the tile
+// broadcasts with a single load, instead of assembling it from two bytes for every column tile.
+template <class TA>
+HWY_INLINE void widen_rows(std::size_t rows, std::size_t p0, std::size_t p1, std::size_t K,
+                           const TA* HWY_RESTRICT A, std::size_t lda, std::int16_t* HWY_RESTRICT w) {
+  const hn::ScalableTag<std::int16_t> d16;
+  const hn::Rebind<TA, decltype(d16)> d8;
+  const std::size_t L = hn::Lanes(d16);
+  const std::size_t k0 = 2 * p0, k1 = 2 * p1 < K ? 2 * p1 : K;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const TA* a = A + r * lda;
+    std::int16_t* out = w + r * 2 * kI8KC - k0;
+    std::size_t k = k0;
+    for (; k + L <= k1; k += L) hn::StoreU(hn::PromoteTo(d16, hn::LoadU(d8, a + k)), d16, out + k);
+    for (; k < k1; ++k) out[k] = std::int16_t(a[k]);
+    if (k1 % 2 == 1) out[k1] = 0;
+  }
 }
 
-// One MR x NV tile over pairs [p0, p1): C (+)= A * W for those k.
-template <std::size_t MR, std::size_t NV, bool kHalf, class TA>
-HWY_INLINE void int8_tile(std::size_t p0, std::size_t p1, const TA* HWY_RESTRICT A,
-                          std::size_t lda, const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
+// One MR x NV tile over `count` pairs: C (+)= A * W for those k. Aw: the widened rows
+// (widen_rows), Bp: the packed weights from the block's first pair and the tile's first column.
+template <std::size_t MR, std::size_t NV>
+HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw,
+                          const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
                           std::int32_t* HWY_RESTRICT C, std::size_t ldc, std::size_t cols,
                           bool accumulate) {
   const hn::ScalableTag<std::int32_t> d32;
@@ -101,14 +113,16 @@ HWY_INLINE void int8_tile(std::size_t p0, std::size_t p1, const TA* HWY_RESTRICT
   for (std::size_t r = 0; r < MR; ++r)
     HWY_UNROLL(16)
     for (std::size_t c = 0; c < NV; ++c) s0[r][c] = s1[r][c] = hn::Zero(d32);
-  for (std::size_t p = p0; p < p1; ++p) {
+  for (std::size_t p = 0; p < count; ++p) {
     V16 b[NV];
     HWY_UNROLL(16)
     for (std::size_t c = 0; c < NV; ++c)
       b[c] = hn::PromoteTo(d16, hn::LoadU(d8, Bp + (p * Np + c * L) * 2));
     HWY_UNROLL(16)
     for (std::size_t r = 0; r < MR; ++r) {
-      const V16 a = hn::BitCast(d16, hn::Set(d32, int8_pair<kHalf>(A + r * lda, p)));
+      std::int32_t pair;  // (A(r, 2p), A(r, 2p+1)) as the int16 halves of one int32
+      std::memcpy(&pair, Aw + r * 2 * kI8KC + 2 * p, sizeof pair);
+      const V16 a = hn::BitCast(d16, hn::Set(d32, pair));
       HWY_UNROLL(16)
       for (std::size_t c = 0; c < NV; ++c)
         s0[r][c] = hn::ReorderWidenMulAccumulate(d32, a, b[c], s0[r][c], s1[r][c]);
@@ -141,31 +155,35 @@ void gemm_int8(std::size_t M, std::size_t N, std::size_t K, const TA* A, std::si
   const hn::ScalableTag<std::int32_t> d32;
   const std::size_t L = hn::Lanes(d32);
   const std::size_t Np = kernels::int8_padded_columns(N);
-  const std::size_t full = K / 2;            // pairs with both k present
+  const std::size_t pairs = (K + 1) / 2;
   const std::size_t vecs = (N + L - 1) / L;  // column vectors, the last maybe partial
   parallel_for_range(
       (vecs + kI8NV - 1) / kI8NV,
       [&](std::size_t t0, std::size_t t1) {
         const std::size_t v0 = t0 * kI8NV, v1 = t1 * kI8NV < vecs ? t1 * kI8NV : vecs;
-        // Pairs [p0, p1) over the thread's columns, all row tiles; kHalf for an odd K's last k.
-        const auto block = [&]<bool kHalf>(std::size_t p0, std::size_t p1, bool acc) {
-          const auto columns = [&]<std::size_t NV>(std::size_t vv) {
-            const std::size_t n = vv * L, cols = N - n;
-            std::size_t m = 0;
-            for (; m + kI8MR <= M; m += kI8MR)
-              int8_tile<kI8MR, NV, kHalf>(p0, p1, A + m * lda, lda, Bp + n * 2, Np,
-                                          C + m * ldc + n, ldc, cols, acc);
-            for (; m < M; ++m)
-              int8_tile<1, NV, kHalf>(p0, p1, A + m * lda, lda, Bp + n * 2, Np, C + m * ldc + n,
-                                      ldc, cols, acc);
+        // The widened rows of a row tile for one K block: 6 x 512 int16 = 6 KiB, on the stack
+        // of each thread (L1-resident while every column tile of the thread reads it).
+        alignas(64) std::int16_t Aw[kI8MR * 2 * kI8KC];
+        for (std::size_t p0 = 0; p0 < pairs || p0 == 0; p0 += kI8KC) {
+          const std::size_t p1 = p0 + kI8KC < pairs ? p0 + kI8KC : pairs;
+          const bool acc = p0 != 0;
+          const std::int8_t* Bk = Bp + p0 * Np * 2;
+          // Rows [m, m + MR) against the thread's columns.
+          const auto rows = [&]<std::size_t MR>(std::size_t m) {
+            widen_rows(MR, p0, p1, K, A + m * lda, lda, Aw);
+            std::size_t v = v0;
+            for (; v + kI8NV <= v1; v += kI8NV)
+              int8_tile<MR, kI8NV>(p1 - p0, Aw, Bk + v * L * 2, Np, C + m * ldc + v * L, ldc,
+                                   N - v * L, acc);
+            for (; v < v1; ++v)
+              int8_tile<MR, 1>(p1 - p0, Aw, Bk + v * L * 2, Np, C + m * ldc + v * L, ldc,
+                               N - v * L, acc);
           };
-          std::size_t v = v0;
-          for (; v + kI8NV <= v1; v += kI8NV) columns.template operator()<kI8NV>(v);
-          for (; v < v1; ++v) columns.template operator()<1>(v);
-        };
-        for (std::size_t p0 = 0; p0 < full || p0 == 0; p0 += kI8KC)
-          block.template operator()<false>(p0, p0 + kI8KC < full ? p0 + kI8KC : full, p0 != 0);
-        if (K % 2 == 1) block.template operator()<true>(full, full + 1, full != 0);
+          std::size_t m = 0;
+          for (; m + kI8MR <= M; m += kI8MR) rows.template operator()<kI8MR>(m);
+          for (; m < M; ++m) rows.template operator()<1>(m);
+          if (pairs == 0) break;
+        }
       },
       M * N * K >= kParallelWork);
 }
