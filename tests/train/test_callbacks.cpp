@@ -140,8 +140,8 @@ TEST_CASE("Learning-rate schedules set the rate of every epoch, and the optimize
         {.epochs = 3, .verbose = 0, .callbacks = {zero, snapshots}});
     REQUIRE(snapshots.after.size() == 3);
     CHECK(params_of(frozen) != initial);
-    CHECK(snapshots.after[1] == snapshots.after[0]);
-    CHECK(snapshots.after[2] == snapshots.after[0]);
+    CHECK(bool(snapshots.after[1] == snapshots.after[0]));  // bool(): Catch cannot print std::byte with clang
+    CHECK(bool(snapshots.after[2] == snapshots.after[0]));
   }
   SECTION("a schedule giving a negative or NaN rate is an error naming the epoch") {
     Small model(3);
