@@ -54,3 +54,9 @@
 
 #include "ctnn/io/atomic_file.hpp"
 #include "ctnn/io/model_file.hpp"
+
+#include "ctnn/deploy/export.hpp"
+#include "ctnn/deploy/half.hpp"
+#include "ctnn/deploy/monitor.hpp"
+#include "ctnn/deploy/quantize.hpp"
+#include "ctnn/deploy/static_model.hpp"

@@ -7,13 +7,14 @@
 //   offset  size  field (integers little-endian)
 //   0       8     magic "CTNNMODL"
 //   8       4     format version (1)
-//   12      4     bytes per parameter (4 float, 8 double)
+//   12      4     parameter storage: 4 float32, 8 float64, 0x102 fp16, 0x202 bf16 (the low
+//                 byte is b, the bytes per value; half storage loads into a float model)
 //   16      4     L, length of the topology text
 //   20      L     topology text, e.g. "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid]
 //                 (None, 26, 26, 32) > ... > Softmax(None, 10)": every layer with its settings
 //                 and output shape; a model loads only a file of the same topology
 //   20+L    8     P, number of parameters (the model's arena, in its order)
-//   28+L    P*b   the parameters, IEEE-754 little-endian
+//   28+L    P*b   the parameters, IEEE-754 little-endian (binary16 / bfloat16 for half storage)
 //   ...     4     S, number of sections; then S times: 4-byte tag, 8-byte length, the bytes:
 //                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
 //                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
@@ -43,6 +44,7 @@
 #include "ctnn/core/error.hpp"
 #include "ctnn/core/sequential.hpp"
 #include "ctnn/data/preprocess.hpp"
+#include "ctnn/deploy/half.hpp"
 #include "ctnn/io/atomic_file.hpp"
 
 namespace ctnn {
@@ -153,6 +155,16 @@ concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
 }  // namespace detail
 }  // namespace io
 
+// How save() stores the parameters: as the model's own type, or halved to fp16 / bf16 (round to
+// nearest even; a float model only), which halves the file for deployment at a small cost in
+// accuracy (report it: deploy/half.hpp). Checkpoints always store the model's own type.
+enum class WeightStorage : std::uint32_t { native = 0, fp16 = 0x102, bf16 = 0x202 };
+
+struct SaveOptions {
+  const data::Preprocessing* preprocessing = nullptr;
+  WeightStorage weights = WeightStorage::native;
+};
+
 namespace io::detail {
 
 struct NoOptimizer {
@@ -168,18 +180,32 @@ struct Parts {
 
 template <class Model, class Optimizer>
 void save_parts(const std::string& path, const Model& model,
-                Parts<const Optimizer, const data::Preprocessing> parts) {
+                Parts<const Optimizer, const data::Preprocessing> parts,
+                WeightStorage storage = WeightStorage::native) {
   using T = typename Model::value_type;
   const auto params = model.parameters();
+  std::vector<std::uint16_t> half;
+  if (storage != WeightStorage::native) {
+    if constexpr (!std::is_same_v<T, float>)
+      fail("save(): fp16 / bf16 storage is for float models; this one is double.");
+    else {
+      half.resize(params.size());
+      ctnn::to_half(storage == WeightStorage::fp16 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16,
+                      params, half);
+    }
+  }
   write_atomically(path, [&](std::ostream& raw) {
     std::ostringstream body(std::ios::binary);
     ByteWriter w(body);
     w.bytes(kModelMagic, sizeof kModelMagic);
     w.put(kModelFormatVersion);
-    w.put(std::uint32_t(sizeof(T)));
+    w.put(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
     w.text(topology<Model>());
     w.put(std::uint64_t(params.size()));
-    w.bytes(params.data(), params.size_bytes());
+    if (half.empty())
+      w.bytes(params.data(), params.size_bytes());
+    else
+      w.bytes(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
     std::string prep, opt;
     if (parts.preprocessing) {
@@ -259,14 +285,29 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   const std::string want = topology<Model>();
   if (topo != want)
     fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
-  if (scalar != sizeof(T))
+  const bool half = scalar == std::uint32_t(WeightStorage::fp16) ||
+                    scalar == std::uint32_t(WeightStorage::bf16);
+  if (half && !std::is_same_v<T, float>)
+    fail("The model file \"", path, "\" stores ", scalar == 0x102 ? "fp16" : "bf16",
+         " parameters, which load into float models; this model uses double.");
+  if (!half && scalar != sizeof(T))
     fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
          sizeof(T), "-byte ones (float vs double).");
   const auto count = r.get<std::uint64_t>("the parameter count");
   const auto params = model.parameters();
   if (count != params.size())
     fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
-  const char* values = r.take(count * sizeof(T), "the parameters");
+  const char* values = r.take(count * (half ? 2 : sizeof(T)), "the parameters");
+  std::vector<T> widened;  // half storage, widened before anything changes
+  if (half) {
+    std::vector<std::uint16_t> h(count);
+    std::memcpy(h.data(), values, count * 2);
+    widened.resize(count);
+    if constexpr (std::is_same_v<T, float>)
+      ctnn::from_half(scalar == 0x102 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16, h,
+                        widened);
+    values = reinterpret_cast<const char*>(widened.data());
+  }
 
   // Parse every section into temporaries before touching the model or the parts.
   const auto sections = r.get<std::uint32_t>("the section count");
@@ -347,6 +388,13 @@ void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Pr
 template <class Model>
 void save(const std::string& path, const Model& model, const data::Preprocessing* preprocessing = nullptr) {
   io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// save() with options: e.g. {.preprocessing = &prep, .weights = WeightStorage::fp16}.
+template <class Model>
+void save(const std::string& path, const Model& model, const SaveOptions& options) {
+  io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, options.preprocessing},
+                                                         options.weights);
 }
 
 // A training checkpoint: save() plus the optimizer's hyperparameters and state, so training
