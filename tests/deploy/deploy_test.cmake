@@ -1,7 +1,8 @@
 # deploy_test.cmake: builds tests/deploy/inference_main.cpp against an exported model for one
 # target and runs it (cmake -P). Variables:
-#   PLATFORM host | aarch64 | cortex-m4
-#   CASES    the folder where deploy_export_tool wrote fashion_model.hpp and fashion_cases.hpp
+#   PLATFORM host | host-scalar (Highway's SCALAR target, as on a Cortex-M) | aarch64 | cortex-m4
+#   MODEL    float (fashion_model.hpp) | int8 (fashion_model_int8.hpp, -DCTNN_INT8)
+#   CASES    the folder where deploy_export_tool wrote the model and case headers
 #   SRC      tests/deploy (inference_main.cpp)      INCLUDE  ctnn's include/
 #   OUT      a folder for this target's files       CXX      the compiler
 #   RUNNER   for aarch64: qemu-aarch64               SIZE     for cortex-m4: arm-none-eabi-size
@@ -15,9 +16,18 @@ endif()
 
 set(common -std=c++20 -O2 -fno-exceptions -fno-rtti -DHWY_COMPILE_ONLY_STATIC=1
     -I${CASES} -I${INCLUDE} -isystem ${OUT}/hwy_only ${SRC}/inference_main.cpp)
+if(MODEL STREQUAL "int8")
+  list(APPEND common -DCTNN_INT8)
+elseif(NOT MODEL STREQUAL "float")
+  message(FATAL_ERROR "deploy_test.cmake: unknown MODEL '${MODEL}' (float or int8)")
+endif()
 if(PLATFORM STREQUAL "host")
   set(flags -march=native ${common} -o ${OUT}/inference_host)
   set(run ${OUT}/inference_host)
+elseif(PLATFORM STREQUAL "host-scalar")
+  list(REMOVE_ITEM common -DHWY_COMPILE_ONLY_STATIC=1)  # Highway accepts one COMPILE_ONLY
+  set(flags -DHWY_COMPILE_ONLY_SCALAR=1 ${common} -o ${OUT}/inference_host_scalar)
+  set(run ${OUT}/inference_host_scalar)
 elseif(PLATFORM STREQUAL "aarch64")
   # NEON is part of armv8-a: Highway's static target is NEON.
   set(flags -march=armv8-a -static ${common} -o ${OUT}/inference_aarch64)
@@ -57,7 +67,7 @@ if(PLATFORM STREQUAL "cortex-m4")
   endforeach()
   math(EXPR flash "${text_bytes} + ${rodata_bytes} + ${ARM.exidx_bytes} + ${data_bytes}")
   math(EXPR ram "${data_bytes} + ${bss_bytes}")
-  message("Cortex-M4 image (float32 model, newlib-nano): flash ${flash} bytes "
+  message("Cortex-M4 image (${MODEL} model, newlib-nano): flash ${flash} bytes "
           "(.text ${text_bytes}, .rodata ${rodata_bytes}, .data ${data_bytes}), "
           "RAM ${ram} bytes (.data ${data_bytes}, .bss ${bss_bytes}), map in "
           "${OUT}/inference_cortex_m4.map")

@@ -39,6 +39,7 @@
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/sequential.hpp"
 #include "ctnn/data/dataset.hpp"
+#include "ctnn/deploy/static_quantized.hpp"
 #include "ctnn/kernels/int8.hpp"
 #include "ctnn/layers/spatial.hpp"
 
@@ -52,49 +53,6 @@ struct CalibrationOptions {
   // Calibration samples run through the float model this many at a time.
   std::size_t batch = 256;
 };
-
-namespace detail {
-
-enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
-
-template <class L>
-constexpr QKind qkind() {
-  constexpr std::string_view n = L::name;
-  if (n == "Dense") return QKind::dense;
-  if (n == "Conv2D") return QKind::conv;
-  if (n == "ReLU") return QKind::relu;
-  if (n == "Flatten") return QKind::flatten;
-  if (n == "Dropout") return QKind::dropout;
-  if (n == "MaxPool2D") return QKind::maxpool;
-  return QKind::other;
-}
-
-// One static_assert per layer, so the compiler names the offending layer type.
-template <class L>
-struct Quantizable {
-  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
-                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
-                "layer has parameters of another kind (see the layer type in this instantiation).");
-  static constexpr bool value = true;
-};
-
-// The kernel size and stride of a Conv2D, recovered from its window geometry type.
-template <class G>
-struct WindowArgs;
-template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
-          std::size_t S, Padding P>
-struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
-  static constexpr std::size_t kh = KH, kw = KW, stride = S;
-};
-
-// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
-template <class F>
-void with_8bit_type(bool is_signed, F&& f) {
-  if (is_signed) f.template operator()<std::int8_t>();
-  else f.template operator()<std::uint8_t>();
-}
-
-}  // namespace detail
 
 template <class Model>
 class QuantizedModel {
@@ -110,82 +68,10 @@ class QuantizedModel {
 
  private:
   using QKind = detail::QKind;
-  static constexpr std::size_t kNone = std::size_t(-1);
-
-  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
-  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
-  struct Plan {
-    std::array<QKind, num_layers> kind{};
-    std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
-    std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
-    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
-    std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
-    std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
-    std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
-    std::array<std::size_t, num_layers> packed_offset{}, channel_offset{};
-    std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
-    std::size_t widest = input_size;               // largest tensor per sample
-    std::size_t acc = 0, patches = 0;              // int32 / byte scratch per sample
-    std::size_t float_scratch = 0;                 // for layers run in float
-  };
-  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
-  // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
-  // requantizing store, and a batch needs only a block of scratch per sample.
-  static constexpr std::size_t kPositionBlock = 64;
-
-  static constexpr Plan make_plan() {
-    Plan p;
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      static_assert(detail::Quantizable<L>::value);
-      p.kind[I] = detail::qkind<L>();
-      p.next[I] = kNone;
-      p.widest = std::max(p.widest, L::output_shape::size);
-      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
-        if constexpr (detail::qkind<L>() == QKind::dense) {
-          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
-          p.acc = std::max(p.acc, p.N[I]);
-        } else if constexpr (detail::qkind<L>() == QKind::conv) {
-          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
-          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
-          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
-        }
-        p.index[I] = p.computes++;
-        p.packed_offset[I] = p.packed;
-        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
-        p.channel_offset[I] = p.channels;
-        p.channels += p.N[I];
-        p.weights += p.K[I] * p.N[I];
-      } else {
-        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
-      }
-    });
-    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
-    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
-    for (std::size_t i = 0; i < num_layers; ++i) {
-      if (!is_compute(p.kind[i])) continue;
-      std::size_t j = i + 1;
-      bool relu = false;
-      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
-        if (p.kind[j] == QKind::relu) relu = true;
-      if (j < num_layers && is_compute(p.kind[j])) {
-        p.next[i] = j;
-        p.relu[i] = relu;
-        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
-      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
-        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
-      }
-    }
-    return p;
-  }
-  static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
-  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
-  static constexpr bool is_byte_passthrough(QKind k) {
-    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
-  }
-  static constexpr Plan plan = make_plan();
-  static_assert(plan.computes > 0,
-                "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+  // The layer loop over raw pointers, shared with deploy::StaticQuantizedModel.
+  using Forward = detail::Int8Forward<Model>;
+  static constexpr auto& plan = Forward::plan;
+  static constexpr bool is_compute(QKind k) { return Forward::is_compute(k); }
 
  public:
   // Number of quantized (Dense/Conv2D) layers.
@@ -242,16 +128,24 @@ class QuantizedModel {
     return packed_[plan.packed_offset[I] + ((k / 2) * Np + n) * 2 + k % 2];
   }
 
+  // Every parameter the int8 forward pass reads, as raw pointers into this object (valid while it
+  // lives): what deploy::export_header writes and deploy::StaticQuantizedModel runs on.
+  deploy::Int8Parameters int8_parameters() const {
+    return {packed_.data(), mult_.data(), bias_.data(), in_scale_.data(), in_signed_.data()};
+  }
+  // Number of output channels over all quantized layers (the length of the per-channel arrays).
+  static constexpr std::size_t channels = plan.channels;
+
   // Sizes the workspace for batches of up to n samples (predict then allocates nothing).
   void reserve(std::size_t n) {
     n = std::min(n, kInferenceChunk);
     if (n <= cap_) return;
     cap_ = n;
-    for (auto& b : fbuf_) b.resize(plan.widest * cap_);
-    for (auto& b : qbuf_) b.resize(plan.widest * cap_);
-    acc_.resize(std::max<std::size_t>(plan.acc, 1) * cap_);
-    patches_.resize(std::max<std::size_t>(plan.patches, 1) * cap_);
-    fscratch_.resize(std::max<std::size_t>(plan.float_scratch, 1) * cap_);
+    for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
+    for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+    acc_.resize(plan.acc * cap_);
+    patches_.resize(plan.patches * cap_);
+    fscratch_.resize(plan.float_scratch * cap_);
   }
 
   // Inference on one sample: the output (probabilities after a final Softmax).
@@ -383,91 +277,6 @@ class QuantizedModel {
     });
   }
 
-  // patches[(pos - pos0)][(ky*KW + kx)*C + c] = x at that tap, 0 (the zero point) in the padding,
-  // for output positions [pos0, pos1) of one sample: Conv2D's im2col on 8-bit values.
-  template <class L, class Q>
-  static void im2col8(const Q* x, std::size_t pos0, std::size_t pos1, Q* patches) {
-    using G = typename L::geom;
-    using A = detail::WindowArgs<G>;
-    constexpr std::size_t C = L::C;
-    for (std::size_t pos = pos0; pos < pos1; ++pos) {
-      const std::size_t oy = pos / G::ow, ox = pos % G::ow;
-      Q* row = patches + (pos - pos0) * L::patch;
-      for (std::size_t ky = 0; ky < A::kh; ++ky) {
-        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
-        for (std::size_t kx = 0; kx < A::kw; ++kx) {
-          const std::ptrdiff_t ix =
-              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
-          Q* dst = row + (ky * A::kw + kx) * C;
-          if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
-            std::memset(dst, 0, C);
-          else
-            std::memcpy(dst, x + (std::size_t(iy) * L::W + std::size_t(ix)) * C, C);
-        }
-      }
-    }
-  }
-
-  // The int32 products of quantized layer I, stored as bytes of the next layer's input scale or
-  // as floats. x: n samples of I's input in bytes (signedness in_signed_).
-  template <std::size_t I>
-  void run_compute(const std::uint8_t* x, std::size_t n, void* y) {
-    using L = layer<I>;
-    constexpr std::size_t c = plan.index[I], K = plan.K[I], N = plan.N[I];
-    const std::int8_t* W = packed_.data() + plan.packed_offset[I];
-    const float* mult = mult_.data() + plan.channel_offset[I];
-    const float* bias = bias_.data() + plan.channel_offset[I];
-    // Stores rows [r0, r0 + rows) of one sample's (or the batch's) int32 products.
-    const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
-      if constexpr (plan.next[I] != kNone) {
-        constexpr std::size_t nc = plan.index[plan.next[I]];
-        detail::with_8bit_type(in_signed_[nc], [&]<class Q>() {
-          kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / in_scale_[nc], plan.relu[I],
-                                   static_cast<Q*>(y) + out_offset, N);
-        });
-      } else {
-        kernels::dequantize_int32(rows, N, acc, N, mult, bias, plan.relu[I],
-                                  static_cast<float*>(y) + out_offset, N);
-      }
-    };
-    detail::with_8bit_type(in_signed_[c], [&]<class TA>() {
-      const TA* xa = reinterpret_cast<const TA*>(x);
-      if constexpr (plan.kind[I] == QKind::dense) {
-        kernels::gemm_int8(n, N, K, xa, K, W, acc_.data(), N);
-        store(acc_.data(), n, 0);
-      } else {
-        constexpr std::size_t P = L::positions;
-        parallel_for(n, [&](std::size_t s) {
-          TA* patches = reinterpret_cast<TA*>(patches_.data()) + s * plan.patches;
-          std::int32_t* acc = acc_.data() + s * plan.acc;
-          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
-            const std::size_t rows = std::min(kPositionBlock, P - p0);
-            im2col8<L>(xa + s * L::input_shape::size, p0, p0 + rows, patches);
-            kernels::gemm_int8(rows, N, K, patches, K, W, acc, N);
-            store(acc, rows, s * L::output_shape::size + p0 * N);
-          }
-        }, n * P * K * N >= kParallelWork);
-      }
-    });
-  }
-
-  // Max pooling on 8-bit values, with the float layer's window geometry.
-  template <class L, class Q>
-  static void maxpool8(const Q* x, Q* y, std::size_t n) {
-    constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
-    parallel_for(n, [&](std::size_t s) {
-      const Q* xs = x + s * L::input_shape::size;
-      Q* ys = y + s * L::output_shape::size;
-      for (std::size_t oy = 0; oy < OH; ++oy)
-        for (std::size_t ox = 0; ox < OW; ++ox)
-          for (std::size_t ch = 0; ch < C; ++ch) {
-            Q m = std::numeric_limits<Q>::lowest();
-            L::for_window(oy, ox, [&](std::size_t off) { m = std::max(m, xs[off + ch]); });
-            ys[(oy * OW + ox) * C + ch] = m;
-          }
-    }, n * L::input_shape::size >= kParallelWork);
-  }
-
   void run_chunks(const float* x, std::size_t n, float* out) {
     for (std::size_t b = 0; b < n; b += kInferenceChunk) {
       const std::size_t m = std::min(kInferenceChunk, n - b);
@@ -476,65 +285,12 @@ class QuantizedModel {
     }
   }
 
-  // One chunk of n <= cap_ samples through every layer. Float tensors alternate between fbuf_[0]
-  // and [1], byte tensors between qbuf_[0] and [1]; the plan says which kind each layer reads.
+  // One chunk of n <= cap_ samples through every layer.
   void run(const float* x, std::size_t n, float* out) {
-    const float* fx = x;
-    int fnext = 0;
-    std::uint8_t* qx = nullptr;
-    int qnext = 0;
-    const PassContext ctx{};
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      constexpr QKind kind = plan.kind[I];
-      if constexpr (is_compute(kind)) {
-        constexpr std::size_t c = plan.index[I];
-        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
-          qx = qbuf_[qnext].data();
-          qnext ^= 1;
-          detail::with_8bit_type(in_signed_[c], [&]<class Q>() {
-            kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / in_scale_[c],
-                                   reinterpret_cast<Q*>(qx));
-          });
-        }
-        if constexpr (plan.next[I] != kNone) {
-          std::uint8_t* y = qbuf_[qnext].data();
-          qnext ^= 1;
-          run_compute<I>(qx, n, y);
-          qx = y;
-        } else {
-          float* y = fbuf_[fnext].data();
-          fnext ^= 1;
-          run_compute<I>(qx, n, y);
-          fx = y;
-        }
-      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
-        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
-      } else if constexpr (plan.in_bytes[I]) {
-        if constexpr (kind == QKind::maxpool) {
-          std::uint8_t* y = qbuf_[qnext].data();
-          qnext ^= 1;
-          constexpr std::size_t nc = plan.index[next_compute_after(I)];
-          detail::with_8bit_type(in_signed_[nc], [&]<class Q>() {
-            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
-          });
-          qx = y;
-        }
-        // (a ReLU on bytes was applied as the clamp of the store that produced them)
-      } else {
-        float* y = fbuf_[fnext].data();
-        fnext ^= 1;
-        L::forward(nullptr, fx, y, n, fscratch_.data(), ctx);
-        fx = y;
-      }
-    });
-    std::memcpy(out, fx, n * output_size * sizeof(float));
-  }
-
-  // The quantized layer whose input scale the bytes at layer I use.
-  static constexpr std::size_t next_compute_after(std::size_t i) {
-    while (!is_compute(plan.kind[i])) ++i;
-    return i;
+    const typename Forward::Workspace w{{fbuf_[0].data(), fbuf_[1].data()},
+                                        {qbuf_[0].data(), qbuf_[1].data()},
+                                        acc_.data(), patches_.data(), fscratch_.data()};
+    Forward::run(int8_parameters(), w, x, n, out);
   }
 
   AlignedBuffer<std::int8_t> packed_;            // every layer's packed int8 weights

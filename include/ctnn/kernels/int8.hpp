@@ -43,10 +43,11 @@ constexpr std::size_t int8_packed_size(std::size_t K, std::size_t N) {
 // Writes the packed form of W(k, n) = W[k * w_k + n * w_n] (K x N) into `packed`
 // (int8_packed_size(K, N) bytes): packed[((k / 2) * Np + n) * 2 + k % 2] = W(k, n), zero in the
 // padding. Dense weights [N][K] are w_k = 1, w_n = K; Conv2D's HWIO [K][N] are w_k = N, w_n = 1.
-inline void pack_int8_weights(std::size_t K, std::size_t N, const std::int8_t* W, std::size_t w_k,
-                              std::size_t w_n, std::int8_t* packed) {
+// constexpr so an exported header's weights are packed by the compiler, for its own target.
+constexpr void pack_int8_weights(std::size_t K, std::size_t N, const std::int8_t* W, std::size_t w_k,
+                                 std::size_t w_n, std::int8_t* packed) {
   const std::size_t Np = int8_padded_columns(N);
-  std::memset(packed, 0, int8_packed_size(K, N));
+  for (std::size_t i = 0; i < int8_packed_size(K, N); ++i) packed[i] = 0;
   for (std::size_t k = 0; k < K; ++k)
     for (std::size_t n = 0; n < N; ++n) packed[((k / 2) * Np + n) * 2 + k % 2] = W[k * w_k + n * w_n];
 }
@@ -70,8 +71,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 inline constexpr std::size_t kI8MR = 6;
 inline constexpr std::size_t kI8NV = kVectorRegisters == 16 ? 2 : 4;
 // Pairs of k per block: for a 2-vector column tile on AVX2, 256 pairs are 8 KiB of packed weights,
-// so the panel stays in L1 while every row tile passes over it.
-inline constexpr std::size_t kI8KC = 256;
+// so the panel stays in L1 while every row tile passes over it. SCALAR (a microcontroller build)
+// has no such cache but a small stack: 32 pairs keep gemm_int8's widened rows at 768 bytes.
+inline constexpr std::size_t kI8KC = HWY_TARGET == HWY_SCALAR ? 32 : 256;
 
 // Rows [0, rows) of A, k in [2 p0, min(2 p1, K)), widened to int16 into w[r * 2 * kI8KC + ...]
 // with a zero after an odd K: each (k, k+1) int16 pair is then one 32-bit value that the tile
@@ -95,6 +97,27 @@ HWY_INLINE void widen_rows(std::size_t rows, std::size_t p0, std::size_t p1, std
 
 // One MR x NV tile over `count` pairs: C (+)= A * W for those k. Aw: the widened rows
 // (widen_rows), Bp: the packed weights from the block's first pair and the tile's first column.
+#if HWY_TARGET == HWY_SCALAR
+// SCALAR (e.g. a Cortex-M build) has one lane per vector, too few to hold an int16 pair in an int32
+// lane: the tile is plain C++ over the same packed layout, one column per "vector" (L = 1).
+template <std::size_t MR, std::size_t NV>
+HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw,
+                          const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
+                          std::int32_t* HWY_RESTRICT C, std::size_t ldc, std::size_t cols,
+                          bool accumulate) {
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NV && c < cols; ++c) {
+      std::int32_t s = 0;
+      for (std::size_t p = 0; p < count; ++p) {
+        const std::int8_t* w = Bp + (p * Np + c) * 2;
+        s += std::int32_t(Aw[r * 2 * kI8KC + 2 * p]) * w[0] +
+             std::int32_t(Aw[r * 2 * kI8KC + 2 * p + 1]) * w[1];
+      }
+      std::int32_t* out = C + r * ldc + c;
+      *out = (accumulate ? *out : 0) + s;
+    }
+}
+#else
 template <std::size_t MR, std::size_t NV>
 HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw,
                           const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
@@ -144,6 +167,7 @@ HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw
       }
     }
 }
+#endif  // HWY_TARGET == HWY_SCALAR
 
 // C[M x N] = A[M x K] * W[K x N] in int32, W given packed (kernels::pack_int8_weights). TA is
 // int8_t or uint8_t. lda >= K, ldc >= N.
@@ -161,8 +185,8 @@ void gemm_int8(std::size_t M, std::size_t N, std::size_t K, const TA* A, std::si
       (vecs + kI8NV - 1) / kI8NV,
       [&](std::size_t t0, std::size_t t1) {
         const std::size_t v0 = t0 * kI8NV, v1 = t1 * kI8NV < vecs ? t1 * kI8NV : vecs;
-        // The widened rows of a row tile for one K block: 6 x 512 int16 = 6 KiB, on the stack
-        // of each thread (L1-resident while every column tile of the thread reads it).
+        // The widened rows of a row tile for one K block: 6 x 512 int16 = 6 KiB (768 bytes on
+        // SCALAR), on the stack of each thread (L1-resident while every column tile reads it).
         alignas(64) std::int16_t Aw[kI8MR * 2 * kI8KC];
         for (std::size_t p0 = 0; p0 < pairs || p0 == 0; p0 += kI8KC) {
           const std::size_t p1 = p0 + kI8KC < pairs ? p0 + kI8KC : pairs;

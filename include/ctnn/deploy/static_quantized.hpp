@@ -1,0 +1,424 @@
+// ctnn/deploy/static_quantized.hpp: int8 inference over constant weights in memory fixed at
+// compile time, and the int8 forward pass it shares with QuantizedModel (deploy/quantize.hpp).
+//
+// detail::Int8Forward<Model> is the layer loop of a quantized model over raw pointers: what the
+// compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
+// run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
+// (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
+// deploy/export_int8.hpp and buffers that are array members, so both compute the same bytes.
+//
+// StaticQuantizedModel<Model> runs one sample at a time; nothing is allocated, thrown or looked up
+// at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
+// SCALAR target there). Its sizes are known to the compiler:
+//   weight_bytes   packed int8 weights, float multipliers, biases and input scales (read only)
+//   buffer_bytes   activations (float and 8-bit), int32 sums, patches and scratch for one sample
+// The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
+// (kernels/int8.hpp).
+// Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string_view>
+
+#include "ctnn/core/parallel.hpp"
+#include "ctnn/core/sequential.hpp"
+#include "ctnn/deploy/static_model.hpp"
+#include "ctnn/kernels/int8.hpp"
+#include "ctnn/layers/spatial.hpp"
+
+namespace ctnn {
+namespace deploy {
+
+// The parameters the int8 forward pass reads, wherever they live. Per quantized (Dense/Conv2D)
+// layer, in order: `packed` its int8 weights in kernels::pack_int8_weights' layout at the plan's
+// packed offsets; per output channel `multipliers` (s_in * s_w[n], one int32 unit in real terms)
+// and float `biases`; per quantized input its `input_scales` and `input_signed` (int8 or uint8).
+struct Int8Parameters {
+  const std::int8_t* packed;
+  const float* multipliers;
+  const float* biases;
+  const float* input_scales;
+  const bool* input_signed;
+};
+
+}  // namespace deploy
+
+namespace detail {
+
+enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
+
+template <class L>
+constexpr QKind qkind() {
+  constexpr std::string_view n = L::name;
+  if (n == "Dense") return QKind::dense;
+  if (n == "Conv2D") return QKind::conv;
+  if (n == "ReLU") return QKind::relu;
+  if (n == "Flatten") return QKind::flatten;
+  if (n == "Dropout") return QKind::dropout;
+  if (n == "MaxPool2D") return QKind::maxpool;
+  return QKind::other;
+}
+
+// One static_assert per layer, so the compiler names the offending layer type.
+template <class L>
+struct Quantizable {
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
+                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
+                "layer has parameters of another kind (see the layer type in this instantiation).");
+  static constexpr bool value = true;
+};
+
+// The kernel size and stride of a Conv2D, recovered from its window geometry type.
+template <class G>
+struct WindowArgs;
+template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
+          std::size_t S, Padding P>
+struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
+  static constexpr std::size_t kh = KH, kw = KW, stride = S;
+};
+
+// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
+template <class F>
+void with_8bit_type(bool is_signed, F&& f) {
+  if (is_signed) f.template operator()<std::int8_t>();
+  else f.template operator()<std::uint8_t>();
+}
+
+template <class Model>
+struct Int8Forward {
+  static constexpr std::size_t num_layers = Model::num_layers;
+  template <std::size_t I>
+  using layer = typename Model::template layer<I>;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+  static constexpr std::size_t kNone = std::size_t(-1);
+
+  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
+  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
+  struct Plan {
+    std::array<QKind, num_layers> kind{};
+    std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
+    std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
+    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
+    std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
+    std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
+    std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
+    std::array<std::size_t, num_layers> packed_offset{}, channel_offset{}, weight_offset{};
+    std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
+    std::size_t widest = input_size;               // largest tensor per sample (calibration)
+    std::size_t float_widest = 1, byte_widest = 1; // largest float / 8-bit tensor of a run
+    std::size_t acc = 1, patches = 1;              // int32 / byte scratch per sample
+    std::size_t float_scratch = 1;                 // for layers run in float
+  };
+  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
+  // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
+  // requantizing store, and a batch needs only a block of scratch per sample.
+  static constexpr std::size_t kPositionBlock = 64;
+
+  static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
+  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
+  static constexpr bool is_byte_passthrough(QKind k) {
+    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
+  }
+
+  static constexpr Plan make_plan() {
+    Plan p;
+    std::array<std::size_t, num_layers> in_size{}, out_size{};
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      static_assert(detail::Quantizable<L>::value);
+      p.kind[I] = detail::qkind<L>();
+      p.next[I] = kNone;
+      in_size[I] = L::input_shape::size;
+      out_size[I] = L::output_shape::size;
+      p.widest = std::max(p.widest, L::output_shape::size);
+      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
+        if constexpr (detail::qkind<L>() == QKind::dense) {
+          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
+          p.acc = std::max(p.acc, p.N[I]);
+        } else if constexpr (detail::qkind<L>() == QKind::conv) {
+          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
+          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+        }
+        p.index[I] = p.computes++;
+        p.packed_offset[I] = p.packed;
+        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
+        p.channel_offset[I] = p.channels;
+        p.channels += p.N[I];
+        p.weight_offset[I] = p.weights;
+        p.weights += p.K[I] * p.N[I];
+      } else {
+        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+    });
+    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
+    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      if (!is_compute(p.kind[i])) continue;
+      std::size_t j = i + 1;
+      bool relu = false;
+      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
+        if (p.kind[j] == QKind::relu) relu = true;
+      if (j < num_layers && is_compute(p.kind[j])) {
+        p.next[i] = j;
+        p.relu[i] = relu;
+        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
+      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
+        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
+      }
+    }
+    // The tensors run() writes, by kind (the mirror of its branches): a buffer of each kind need
+    // only hold the widest tensor of that kind (the seed's float tensors are its 10 outputs).
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      const QKind k = p.kind[i];
+      if (is_compute(k)) {
+        if (!p.in_bytes[i]) p.byte_widest = std::max(p.byte_widest, in_size[i]);
+        if (p.next[i] != kNone) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+        else p.float_widest = std::max(p.float_widest, out_size[i]);
+      } else if (p.skip[i] || k == QKind::flatten || k == QKind::dropout) {
+      } else if (p.in_bytes[i]) {
+        if (k == QKind::maxpool) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+      } else {
+        p.float_widest = std::max(p.float_widest, out_size[i]);
+      }
+    }
+    return p;
+  }
+  static constexpr Plan plan = make_plan();
+  static_assert(plan.computes > 0,
+                "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+
+  // Buffers for n samples: f[0], f[1] float_widest * n floats each; q[0], q[1] byte_widest * n
+  // bytes; acc, patches and fscratch plan.acc, plan.patches and plan.float_scratch per sample.
+  struct Workspace {
+    float* f[2];
+    std::uint8_t* q[2];
+    std::int32_t* acc;
+    std::uint8_t* patches;
+    float* fscratch;
+  };
+
+  // patches[(pos - pos0)][(ky*KW + kx)*C + c] = x at that tap, 0 (the zero point) in the padding,
+  // for output positions [pos0, pos1) of one sample: Conv2D's im2col on 8-bit values.
+  template <class L, class Q>
+  static void im2col8(const Q* x, std::size_t pos0, std::size_t pos1, Q* patches) {
+    using G = typename L::geom;
+    using A = detail::WindowArgs<G>;
+    constexpr std::size_t C = L::C;
+    for (std::size_t pos = pos0; pos < pos1; ++pos) {
+      const std::size_t oy = pos / G::ow, ox = pos % G::ow;
+      Q* row = patches + (pos - pos0) * L::patch;
+      for (std::size_t ky = 0; ky < A::kh; ++ky) {
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
+        for (std::size_t kx = 0; kx < A::kw; ++kx) {
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
+          Q* dst = row + (ky * A::kw + kx) * C;
+          if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
+            std::memset(dst, 0, C);
+          else
+            std::memcpy(dst, x + (std::size_t(iy) * L::W + std::size_t(ix)) * C, C);
+        }
+      }
+    }
+  }
+
+  // The int32 products of quantized layer I, stored as bytes of the next layer's input scale or
+  // as floats. x: n samples of I's input in bytes (signedness p.input_signed).
+  template <std::size_t I>
+  static void run_compute(const deploy::Int8Parameters& p, const Workspace& w,
+                          const std::uint8_t* x, std::size_t n, void* y) {
+    using L = layer<I>;
+    constexpr std::size_t c = plan.index[I], K = plan.K[I], N = plan.N[I];
+    const std::int8_t* W = p.packed + plan.packed_offset[I];
+    const float* mult = p.multipliers + plan.channel_offset[I];
+    const float* bias = p.biases + plan.channel_offset[I];
+    // Stores rows [r0, r0 + rows) of one sample's (or the batch's) int32 products.
+    const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
+      if constexpr (plan.next[I] != kNone) {
+        constexpr std::size_t nc = plan.index[plan.next[I]];
+        with_8bit_type(p.input_signed[nc], [&]<class Q>() {
+          kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / p.input_scales[nc],
+                                   plan.relu[I], static_cast<Q*>(y) + out_offset, N);
+        });
+      } else {
+        kernels::dequantize_int32(rows, N, acc, N, mult, bias, plan.relu[I],
+                                  static_cast<float*>(y) + out_offset, N);
+      }
+    };
+    with_8bit_type(p.input_signed[c], [&]<class TA>() {
+      const TA* xa = reinterpret_cast<const TA*>(x);
+      if constexpr (plan.kind[I] == QKind::dense) {
+        kernels::gemm_int8(n, N, K, xa, K, W, w.acc, N);
+        store(w.acc, n, 0);
+      } else {
+        constexpr std::size_t P = L::positions;
+        parallel_for(n, [&](std::size_t s) {
+          TA* patches = reinterpret_cast<TA*>(w.patches) + s * plan.patches;
+          std::int32_t* acc = w.acc + s * plan.acc;
+          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
+            const std::size_t rows = std::min(kPositionBlock, P - p0);
+            im2col8<L>(xa + s * L::input_shape::size, p0, p0 + rows, patches);
+            kernels::gemm_int8(rows, N, K, patches, K, W, acc, N);
+            store(acc, rows, s * L::output_shape::size + p0 * N);
+          }
+        }, n * P * K * N >= kParallelWork);
+      }
+    });
+  }
+
+  // Max pooling on 8-bit values, with the float layer's window geometry.
+  template <class L, class Q>
+  static void maxpool8(const Q* x, Q* y, std::size_t n) {
+    constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
+    parallel_for(n, [&](std::size_t s) {
+      const Q* xs = x + s * L::input_shape::size;
+      Q* ys = y + s * L::output_shape::size;
+      for (std::size_t oy = 0; oy < OH; ++oy)
+        for (std::size_t ox = 0; ox < OW; ++ox)
+          for (std::size_t ch = 0; ch < C; ++ch) {
+            Q m = std::numeric_limits<Q>::lowest();
+            L::for_window(oy, ox, [&](std::size_t off) { m = std::max(m, xs[off + ch]); });
+            ys[(oy * OW + ox) * C + ch] = m;
+          }
+    }, n * L::input_shape::size >= kParallelWork);
+  }
+
+  // The quantized layer whose input scale the bytes at layer I use.
+  static constexpr std::size_t next_compute_after(std::size_t i) {
+    while (!is_compute(plan.kind[i])) ++i;
+    return i;
+  }
+
+  // n samples (x: n * input_size floats) through every layer into out (n * output_size). Float
+  // tensors alternate between w.f[0] and [1], byte tensors between w.q[0] and [1]; the plan says
+  // which kind each layer reads.
+  static void run(const deploy::Int8Parameters& p, const Workspace& w, const float* x,
+                  std::size_t n, float* out) {
+    const float* fx = x;
+    int fnext = 0;
+    std::uint8_t* qx = nullptr;
+    int qnext = 0;
+    const PassContext ctx{};
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      constexpr QKind kind = plan.kind[I];
+      if constexpr (is_compute(kind)) {
+        constexpr std::size_t c = plan.index[I];
+        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
+          qx = w.q[qnext];
+          qnext ^= 1;
+          with_8bit_type(p.input_signed[c], [&]<class Q>() {
+            kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / p.input_scales[c],
+                                   reinterpret_cast<Q*>(qx));
+          });
+        }
+        if constexpr (plan.next[I] != kNone) {
+          std::uint8_t* y = w.q[qnext];
+          qnext ^= 1;
+          run_compute<I>(p, w, qx, n, y);
+          qx = y;
+        } else {
+          float* y = w.f[fnext];
+          fnext ^= 1;
+          run_compute<I>(p, w, qx, n, y);
+          fx = y;
+        }
+      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
+        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
+      } else if constexpr (plan.in_bytes[I]) {
+        if constexpr (kind == QKind::maxpool) {
+          std::uint8_t* y = w.q[qnext];
+          qnext ^= 1;
+          constexpr std::size_t nc = plan.index[next_compute_after(I)];
+          with_8bit_type(p.input_signed[nc], [&]<class Q>() {
+            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
+          });
+          qx = y;
+        }
+        // (a ReLU on bytes was applied as the clamp of the store that produced them)
+      } else {
+        float* y = w.f[fnext];
+        fnext ^= 1;
+        L::forward(nullptr, fx, y, n, w.fscratch, ctx);
+        fx = y;
+      }
+    });
+    std::memcpy(out, fx, n * output_size * sizeof(float));
+  }
+};
+
+}  // namespace detail
+
+namespace deploy {
+
+// The packed form (kernels::pack_int8_weights) of every quantized layer's int8 weights, computed
+// by the compiler: `weights` holds, layer after layer, W(k, n) at [k * N + n]. The packing pads
+// columns to the SIMD width of the target being compiled, so an exported header stores the plain
+// weights and each target packs them for itself.
+template <class Model>
+constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8Forward<Model>::plan.weights]) {
+  constexpr auto& plan = ctnn::detail::Int8Forward<Model>::plan;
+  std::array<std::int8_t, plan.packed> packed{};
+  for (std::size_t i = 0; i < Model::num_layers; ++i)
+    if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
+      kernels::pack_int8_weights(plan.K[i], plan.N[i], weights + plan.weight_offset[i], plan.N[i],
+                                 1, packed.data() + plan.packed_offset[i]);
+  return packed;
+}
+
+// Int8 inference on one sample of `Model` (a float ctnn::Sequential type), computing exactly what
+// QuantizedModel<Model> computes, over parameters it does not own (an exported header's constant
+// arrays: deploy/export_int8.hpp) with every buffer an array member.
+template <class Model>
+class StaticQuantizedModel {
+  using Forward = ctnn::detail::Int8Forward<Model>;
+  static constexpr auto& plan = Forward::plan;
+
+ public:
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+  // Read-only parameters: packed int8 weights (columns padded to the SIMD width), per output
+  // channel a float multiplier and bias, per quantized input a float scale and a bool.
+  static constexpr std::size_t weight_bytes =
+      plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
+  static constexpr std::size_t buffer_bytes =
+      (2 * plan.float_widest + plan.float_scratch + output_size) * sizeof(float) +
+      2 * plan.byte_widest + plan.acc * sizeof(std::int32_t) + plan.patches;
+
+  // `params` must point to arrays laid out as Int8Parameters says and outlive this object.
+  explicit constexpr StaticQuantizedModel(const Int8Parameters& params) noexcept : params_(params) {}
+
+  // The outputs for one sample of input_size values; they live in this object until the next
+  // call (copy them to keep them).
+  const float* predict(const float* x) noexcept {
+    const typename Forward::Workspace w{{f0_, f1_}, {q0_, q1_}, acc_, patches_, fscratch_};
+    Forward::run(params_, w, x, 1, out_);
+    return out_;
+  }
+  // The index of the largest output (the predicted class; the first one on ties).
+  std::size_t predict_class(const float* x) noexcept {
+    const float* y = predict(x);
+    return std::size_t(std::max_element(y, y + output_size) - y);
+  }
+
+ private:
+  Int8Parameters params_;
+  // 64: the kernels' alignment, as in StaticModel.
+  alignas(64) float f0_[plan.float_widest];
+  alignas(64) float f1_[plan.float_widest];
+  alignas(64) float fscratch_[plan.float_scratch];
+  alignas(64) float out_[output_size];
+  alignas(64) std::int32_t acc_[plan.acc];
+  alignas(64) std::uint8_t q0_[plan.byte_widest];
+  alignas(64) std::uint8_t q1_[plan.byte_widest];
+  alignas(64) std::uint8_t patches_[plan.patches];
+};
+
+}  // namespace deploy
+}  // namespace ctnn
