@@ -354,3 +354,128 @@ TEST_CASE("Mutated and cut IDX files either load or throw ctnn::Error", "[data][
     CHECK_NOTHROW(load_any(path));
   }
 }
+
+namespace {
+
+// What a load gave: the data, or the error message.
+struct Outcome {
+  bool ok = false;
+  std::string error;
+  std::vector<float> x;
+  std::vector<std::size_t> shape;
+  std::vector<std::int32_t> labels;
+  bool operator==(const Outcome&) const = default;
+};
+
+template <class Load>
+Outcome outcome_of(Load load) {
+  Outcome o;
+  try {
+    const Dataset d = load();
+    o.ok = true;
+    o.x = d.x;
+    o.shape = d.sample_shape;
+    o.labels = d.labels;
+  } catch (const ctnn::Error& e) {
+    o.error = e.what();
+  }
+  return o;
+}
+
+// Loads `bytes` as images from a file and from memory (named as the file); both must agree,
+// messages included. Labels likewise, when `labels` is true.
+// `exact`: the same message too. Not for corrupt compressed data: gzread decompresses ahead of
+// the reads and may meet the damage (zlib's message) before the IDX reader sees a bad header.
+void check_same(const Outcome& file, const Outcome& memory, bool exact) {
+  if (!exact) {
+    CHECK(memory.ok == file.ok);
+    if (memory.ok) CHECK(memory == file);
+    return;
+  }
+  CHECK(memory.error == file.error);  // shown when they differ
+  CHECK(memory == file);
+}
+
+void check_same(const std::string& path, const Bytes& bytes, bool exact = true) {
+  using namespace ctnn::data;
+  ctnn_test::write_file(path, bytes);
+  check_same(outcome_of([&] { return load_idx_images(path); }),
+             outcome_of([&] { return load_idx_images_from_memory(bytes, path); }), exact);
+  // A limited read of corrupt data may succeed from memory: only gzread reads past the limit.
+  if (exact)
+    check_same(outcome_of([&] { return load_idx_images(path, {.limit = 1}); }),
+               outcome_of([&] { return load_idx_images_from_memory(bytes, path, {.limit = 1}); }),
+               exact);
+  const auto labels_of = [](auto load) {
+    return [load] {
+      Dataset d;
+      d.sample_shape = {1};
+      d.labels = load();
+      return d;
+    };
+  };
+  check_same(outcome_of(labels_of([&] { return load_idx_labels(path); })),
+             outcome_of(labels_of([&] { return load_idx_labels_from_memory(bytes, path); })), exact);
+}
+
+Bytes gz_bytes(const TempDir& tmp, const Bytes& b) {
+  const std::string p = tmp.file("gz");
+  ctnn_test::write_gz(p, b);
+  return ctnn_test::read_file(p);
+}
+
+Bytes join(const Bytes& a, const Bytes& b) {
+  Bytes out = a;
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("IDX bytes in memory load as the same file does (plain and gzip)", "[data][idx]") {
+  TempDir tmp;
+  const std::string path = tmp.file("same");
+  Bytes payload(3 * 4 * 4);
+  std::iota(payload.begin(), payload.end(), std::uint8_t{0});
+  const Bytes images = idx_file(0x0803, {3, 4, 4}, payload);
+  const Bytes labels = idx_file(0x0801, {3}, {4, 0, 9});
+  const Bytes gz = gz_bytes(tmp, images);
+
+  SECTION("whole files, a pair, and gzip members one after another") {
+    for (const Bytes& b : {images, labels, gz, gz_bytes(tmp, labels)}) check_same(path, b);
+    // Two members make one stream; non-gzip bytes after a member are ignored, as zlib does.
+    const Bytes half1(images.begin(), images.begin() + 20), half2(images.begin() + 20, images.end());
+    check_same(path, join(gz_bytes(tmp, half1), gz_bytes(tmp, half2)));
+    check_same(path, join(gz, {'x', 'y', 'z'}));
+    check_same(path, join(gz, {0x1F}));
+    check_same(path, join(gz, {0x1F, 0x8B}));  // a second member cut inside its header
+    const std::string labels_path = tmp.file("labels");
+    ctnn_test::write_file(path, gz);
+    ctnn_test::write_file(labels_path, labels);
+    const Dataset from_files = load_idx(path, labels_path);
+    const Dataset from_memory = ctnn::data::load_idx_from_memory(gz, "images", labels, "labels");
+    CHECK(from_memory.x == from_files.x);
+    CHECK(from_memory.labels == from_files.labels);
+    CHECK(from_memory.num_classes == 10);
+    CHECK_THROWS_WITH(
+        ctnn::data::load_idx_from_memory(gz, "images", idx_file(0x0801, {2}, {1, 2}), "labels"),
+        "The image file 'images' holds 3 samples but the label file 'labels' holds 2 labels.");
+  }
+  SECTION("every cut of the plain and the gzip bytes") {
+    for (std::size_t cut = 0; cut <= images.size(); ++cut)
+      check_same(path, Bytes(images.begin(), images.begin() + static_cast<std::ptrdiff_t>(cut)));
+    for (std::size_t cut = 0; cut <= gz.size(); ++cut)
+      check_same(path, Bytes(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(cut)));
+  }
+  SECTION("corrupt compressed bytes fail either way") {
+    for (std::size_t at = 10; at < gz.size(); ++at) {
+      Bytes bad = gz;
+      bad[at] ^= 0x55;
+      check_same(path, bad, false);
+    }
+    Bytes bad = gz;
+    bad[gz.size() - 5] ^= 1;  // the CRC-32 of the data
+    CHECK_THROWS_WITH(ctnn::data::load_idx_images_from_memory(bad, "x.gz"),
+                      "The gzip file 'x.gz' is corrupt: zlib says \"incorrect data check\".");
+  }
+}

@@ -541,3 +541,40 @@ TEST_CASE("Misuse is an error naming the sizes, samples, features and values",
   empty.labels.clear();
   REQUIRE_THROWS_WITH(q.fit(empty), Contains("no samples"));
 }
+
+TEST_CASE("A small block cannot make load build millions of feature names", "[data][preprocess]") {
+  // Found by tests/fuzz/fuzz_preprocess: 200 named features, each one-hot encoded with 65536
+  // categories, is a 4 KB block whose output names (13 million strings) took about 400 MB and
+  // most of a second to build; a 1.3 MB block could ask for 2^32 of them.
+  const auto block = [](std::uint64_t n, std::uint64_t k) {
+    std::string b(24, '\0');
+    const auto put = [&b](std::uint64_t v, int bytes) {
+      b.resize(b.size() + static_cast<std::size_t>(bytes));
+      put_le(b, b.size() - static_cast<std::size_t>(bytes), v, bytes);
+    };
+    put(n, 8);
+    put(n + n * (k - 1), 8);
+    put(1, 4);  // one step
+    put(1, 1);  // with names
+    for (std::uint64_t j = 0; j < n; ++j) put(0, 4);  // each name empty
+    put(3, 4);  // OneHotEncoder
+    put(n, 8);
+    put(n, 8);
+    put(1, 1);  // unknown codes ignored
+    for (std::uint64_t j = 0; j < n; ++j) {
+      put(j, 8);
+      put(k, 8);
+    }
+    std::memcpy(b.data(), "CTNNPREP", 8);
+    put_le(b, 8, 1, 4);
+    reseal(b);
+    return b;
+  };
+  REQUIRE_THROWS_WITH(loaded(block(200, 65536)),
+                      Contains("feature names would take more than 67108864 bytes"));
+  // Just under the limit: 16 features of 65536 categories, about 36 MB of names, still load.
+  const Preprocessing p = loaded(block(16, 65536));
+  CHECK(p.output_size() == 16 * 65536);
+  CHECK(p.output_names()[65537] == "=1");  // feature 1 (named "") code 1
+  CHECK(saved(p) == block(16, 65536));
+}

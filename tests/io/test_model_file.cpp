@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -153,6 +154,59 @@ TEST_CASE("Every truncation and every corrupted byte is an error, and the model 
     CHECK(target_opt.iterations() == opt.iterations());
     CHECK(target_opt.learning_rate == 0.01f);
   }
+}
+
+TEST_CASE("load_from_memory and load_checkpoint_from_memory read the bytes as load reads the file") {
+  Tiny model(5);
+  Adam opt(0.02f);
+  for (std::span<float> s : opt.restore_state(3, 2, model.parameters().size()))
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = float(i) / 8;
+  data::Dataset d;
+  d.sample_shape = {4};
+  d.x = {0, 1, 2, 3, 4, 5, 6, 9};
+  data::Preprocessing prep;
+  prep.add(data::StandardScaler{});
+  prep.fit(d);
+  TempFile f("memory.ctnn"), bad("memory_bad.ctnn");
+  save_checkpoint(f.path, model, opt, &prep);
+  const std::vector<char> good = read_bytes(f.path);
+
+  Tiny a(6), b(6);
+  Adam opt_a, opt_b;
+  data::Preprocessing prep_a, prep_b;
+  load_checkpoint(f.path, a, opt_a, &prep_a);
+  load_checkpoint_from_memory(good, f.path, b, opt_b, &prep_b);
+  CHECK(params_of(b) == params_of(a));
+  CHECK(params_of(b) == params_of(model));
+  CHECK(opt_b.iterations() == 3);
+  CHECK(opt_b.learning_rate == 0.02f);
+  CHECK(prep_b.input_size() == 4);
+  Tiny c(6);
+  load_from_memory(good, "in memory", c);
+  CHECK(params_of(c) == params_of(model));
+
+  // Every truncation gives the same message either way (the name standing in for the path).
+  const auto message = [](auto load) {
+    try {
+      load();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  Tiny target(6);
+  const auto before = params_of(target);
+  for (std::size_t n = 0; n < good.size(); n += 7) {
+    const std::vector<char> cut(good.begin(), good.begin() + std::ptrdiff_t(n));
+    write_bytes(bad.path, cut);
+    const std::string from_file = message([&] { load(bad.path, target); });
+    CHECK(from_file != "no error");
+    CHECK(message([&] { load_from_memory(cut, bad.path, target); }) == from_file);
+  }
+  CHECK(params_of(target) == before);
+  CHECK_THROWS_WITH(load_from_memory(std::span<const char>(), "empty bytes", target),
+                    "\"empty bytes\" is not a ctnn model file: it does not start with \"CTNNMODL\" "
+                    "(it has fewer than 8 bytes).");
 }
 
 TEST_CASE("Training resumed from a checkpoint continues exactly where it stopped") {

@@ -173,11 +173,6 @@ class Reader {
           inflateReset(&z);
           member_end = false;
         }
-        if (pos == in.size()) {  // input ended inside a member: truncation, for the caller
-          cut = true;
-          done = true;
-          break;
-        }
         z.next_in = const_cast<Bytef*>(in.data() + pos);
         z.avail_in = static_cast<uInt>(std::min<std::size_t>(in.size() - pos, UINT_MAX));
         z.next_out = out + got;
@@ -195,6 +190,11 @@ class Reader {
           fail("The gzip file '", name, "' could not be decompressed: zlib ran out of memory.");
         } else if (r != Z_OK && r != Z_BUF_ERROR) {  // Z_NEED_DICT, Z_STREAM_ERROR
           fail("The gzip file '", name, "' is corrupt: zlib says \"inflate stream corrupt\".");
+        } else if (avail_in == z.avail_in && avail_out == z.avail_out) {
+          // No progress: the input ended inside a member (inflate has flushed all it decoded),
+          // a truncation for the caller to word.
+          cut = true;
+          done = true;
         }
       }
       return got;

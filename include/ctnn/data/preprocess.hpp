@@ -79,6 +79,10 @@ inline constexpr std::uint64_t kMaxCategories = std::uint64_t{1} << 16;
 // instead of allocating or overflowing sample-count products.
 inline constexpr std::uint64_t kMaxFeatures = std::uint64_t{1} << 32;
 inline constexpr std::uint64_t kMaxBlockBytes = std::uint64_t{1} << 30;
+// Feature names are derived (a one-hot column is "<name>=<code>"), so a small block can ask for
+// very many: 200 encoded features of 65536 categories make 13 million names from 4 KB. Their
+// memory (text plus one std::string each) is bounded, at save and before load builds them.
+inline constexpr std::uint64_t kMaxNameBytes = std::uint64_t{1} << 26;
 inline constexpr char kMagic[8] = {'C', 'T', 'N', 'N', 'P', 'R', 'E', 'P'};
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 24;
@@ -98,6 +102,21 @@ inline std::string feature_text(std::size_t j, const std::vector<std::string>& n
 template <class... Parts>
 [[noreturn]] void load_fail(const Parts&... parts) {
   fail("Preprocessing::load: ", parts...);
+}
+
+// The memory `names` take as counted against kMaxNameBytes.
+inline std::uint64_t names_bytes(const std::vector<std::string>& names) {
+  std::uint64_t bytes = 0;
+  for (const std::string& n : names) bytes += sizeof(std::string) + n.size();
+  return bytes;
+}
+
+// The total number of decimal digits in the codes 0 .. k-1.
+inline std::uint64_t code_digits(std::uint64_t k) {
+  std::uint64_t total = 0;
+  for (std::uint64_t lo = 0, hi = 10, d = 1; lo < k; lo = hi, hi *= 10, ++d)
+    total += d * (std::min(k, hi) - lo);
+  return total;
 }
 
 // A training set must be consistent, non-empty and finite: statistics of NaN are meaningless.
@@ -747,6 +766,9 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
 
   void save(std::ostream& os) const {
     require_fitted();
+    if (const std::uint64_t n = detail::names_bytes(output_names_); n > detail::kMaxNameBytes)
+      fail("Preprocessing::save: the output feature names take ", n, " bytes, more than the "
+           "limit of ", detail::kMaxNameBytes, " that load() accepts.");
     detail::Writer body;
     body.u64(in_);
     body.u64(out_);
@@ -849,6 +871,31 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     return names;
   }
 
+  // chain_names(input names) for load(), refusing names over kMaxNameBytes before building them.
+  static std::vector<std::string> checked_names(const std::vector<Step>& steps,
+                                                std::vector<std::string> names) {
+    const auto check = [](std::uint64_t bytes) {
+      if (bytes > detail::kMaxNameBytes)
+        detail::load_fail("the pipeline's feature names would take more than ",
+                          detail::kMaxNameBytes, " bytes (one-hot columns are named "
+                          "\"<name>=<code>\"); the block is corrupt or its pipeline too wide.");
+    };
+    std::uint64_t bytes = detail::names_bytes(names);
+    check(bytes);
+    for (const Step& step : steps) {
+      if (names.empty()) break;
+      if (const auto* e = std::get_if<OneHotEncoder>(&step)) {
+        for (std::size_t c = 0; c < e->cols_.size(); ++c) {  // name j becomes k names "j=<code>"
+          const std::uint64_t k = e->k_[c], len = names[e->cols_[c]].size();
+          bytes += (k - 1) * sizeof(std::string) + (k - 1) * len + k + detail::code_digits(k);
+          check(bytes);  // each term is below 2^48 and bytes below 2^27: no overflow
+        }
+      }
+      names = std::visit([&](const auto& st) { return st.names_after(names); }, step);
+    }
+    return names;
+  }
+
   static Preprocessing parse(std::string_view body) {
     detail::Reader r(body, detail::kHeaderBytes);
     const std::uint64_t in = r.u64("the input size"), out = r.u64("the output size");
@@ -866,6 +913,9 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     Preprocessing p;
     if (has_names == 1) {
       const std::size_t n = r.count(in, 4, "feature names");
+      if (n * sizeof(std::string) > detail::kMaxNameBytes)
+        detail::load_fail("the block names ", n, " input features, more than the ",
+                          detail::kMaxNameBytes / sizeof(std::string), " names it may hold.");
       p.input_names_.reserve(n);
       for (std::size_t j = 0; j < n; ++j) p.input_names_.push_back(r.str("a feature name"));
     }
@@ -904,7 +954,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
                         " bytes left after the last step; its sizes are inconsistent.");
     p.in_ = static_cast<std::size_t>(in);
     p.out_ = width;
-    p.output_names_ = p.chain_names(p.input_names_);
+    p.output_names_ = checked_names(p.steps_, p.input_names_);
     p.fitted_ = true;
     return p;
   }
