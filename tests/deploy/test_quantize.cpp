@@ -17,22 +17,9 @@
 #include <ctnn/deploy/half.hpp>
 #include <ctnn/deploy/quantize.hpp>
 
-using namespace ctnn;
+#include "allocation_counter.hpp"
 
-// Every heap allocation of this test program is counted, so a test can check that a code path
-// allocates nothing. (The replacement new and delete use malloc and free as a pair; g++ sees only
-// the inlined free and warns about a mismatch that is not there.)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+using namespace ctnn;
 
 namespace {
 
