@@ -22,6 +22,9 @@
 // parameters other than Dense and Conv2D is a compile error.
 // Requires: a float model with at least one Dense or Conv2D.
 // Inference allocates nothing once reserve(n) (or a first batch of n) has sized the workspace.
+// The layer loop itself is detail::Int8Forward (deploy/static_quantized.hpp), run here over heap
+// buffers and by deploy::StaticQuantizedModel over an exported header's constants: the two compute
+// the same bytes.
 #pragma once
 #include <algorithm>
 #include <array>
