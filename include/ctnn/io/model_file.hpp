@@ -56,12 +56,18 @@ static_assert(std::endian::native == std::endian::little,
 // layers with their settings and output shapes, the identity a model file must match.
 template <class Model>
 std::string topology() {
-  std::string s = "Input" + Model::input_shape::str();
+  // Appends only: GCC 12 at -O3 warns (-Wrestrict, falsely) on `"[" + std::string + "]"` here.
+  std::string s = "Input";
+  s += Model::input_shape::str();
   detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += " > ";
     s += L::name;
-    if constexpr (requires { L::config(); }) s += "[" + L::config() + "]";
+    if constexpr (requires { L::config(); }) {
+      s += '[';
+      s += L::config();
+      s += ']';
+    }
     s += L::output_shape::str();
   });
   return s;
