@@ -191,6 +191,14 @@ inline std::vector<std::size_t> select_columns(const Table& t, const std::vector
   return out;
 }
 
+// Whether each column is selected (all when `cols` is empty): a lookup, not a search per column.
+inline std::vector<bool> selected(const Table& t, const std::vector<ColumnRef>& cols) {
+  std::vector<bool> sel(t.cols(), cols.empty());
+  if (!cols.empty())
+    for (std::size_t c : select_columns(t, cols)) sel[c] = true;
+  return sel;
+}
+
 inline std::size_t count_missing(const Column& c) {
   std::size_t n = 0;
   for (double v : c.values) n += std::isnan(v) ? 1 : 0;
@@ -346,9 +354,9 @@ inline CleanReport drop_missing(Table& t, const std::vector<ColumnRef>& cols = {
   t.check_consistent();
   CleanReport r{"drop_missing", t.rows(), t.rows(), 0, 0, {}, {}};
   std::vector<bool> drop(t.rows(), false);
-  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  const std::vector<bool> sel = detail::selected(t, cols);
   for (std::size_t c = 0; c < t.cols(); ++c) {
-    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    if (!sel[c]) continue;
     const Column& col = t.columns[c];
     std::size_t n = 0;
     for (std::size_t row = 0; row < t.rows(); ++row)
@@ -365,11 +373,11 @@ inline CleanReport drop_missing(Table& t, const std::vector<ColumnRef>& cols = {
 inline CleanReport impute(Table& t, const Impute& how, const std::vector<ColumnRef>& cols = {}) {
   t.check_consistent();
   CleanReport r{"impute(" + how.name() + ")", t.rows(), t.rows(), 0, 0, {}, {}};
-  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  const std::vector<bool> sel = detail::selected(t, cols);
   // First every fill value (and every error), then the changes.
   std::vector<std::pair<std::size_t, double>> fills;
   for (std::size_t c = 0; c < t.cols(); ++c) {
-    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    if (!sel[c]) continue;
     const Column& col = t.columns[c];
     const std::size_t missing = detail::count_missing(col);
     if (!how.applies_to(col)) {

@@ -251,11 +251,12 @@ inline void start_columns(Table& t, std::vector<Accum>& acc, std::vector<std::st
            at(t.source, first_line), " has ", names.size(), " fields.");
     names = o.column_names;
   }
+  // A map, not a pairwise check: a hostile header of a million fields must not take hours.
+  std::unordered_map<std::string_view, std::size_t> seen;
   for (std::size_t c = 0; c < names.size(); ++c)
-    for (std::size_t d = 0; d < c; ++d)
-      if (names[c] == names[d])
-        fail(at(t.source, first_line), ": columns ", d + 1, " and ", c + 1, " are both named \"",
-             names[c], "\"; column names must be unique.");
+    if (const auto [d, added] = seen.try_emplace(names[c], c); !added)
+      fail(at(t.source, first_line), ": columns ", d->second + 1, " and ", c + 1,
+           " are both named \"", names[c], "\"; column names must be unique.");
   t.columns.resize(names.size());
   for (std::size_t c = 0; c < names.size(); ++c) t.columns[c].name = std::move(names[c]);
   acc.assign(t.columns.size(), Accum{});

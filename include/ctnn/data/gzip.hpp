@@ -184,12 +184,11 @@ class Reader {
         if (r == Z_STREAM_END) {
           member_end = true;
         } else if (r == Z_DATA_ERROR) {
-          fail("The gzip file '", name, "' is corrupt: zlib says \"",
-               z.msg != nullptr ? z.msg : "compressed data error", "\".");
+          corrupt(name, z.msg != nullptr ? z.msg : "compressed data error");
         } else if (r == Z_MEM_ERROR) {
-          fail("The gzip file '", name, "' could not be decompressed: zlib ran out of memory.");
+          corrupt(name, "out of memory");
         } else if (r != Z_OK && r != Z_BUF_ERROR) {  // Z_NEED_DICT, Z_STREAM_ERROR
-          fail("The gzip file '", name, "' is corrupt: zlib says \"inflate stream corrupt\".");
+          corrupt(name, "internal error: inflate stream corrupt");  // gzread's words
         } else if (avail_in == z.avail_in && avail_out == z.avail_out) {
           // No progress: the input ended inside a member (inflate has flushed all it decoded),
           // a truncation for the caller to word.
@@ -209,7 +208,10 @@ class Reader {
     // zlib prefixes its message with the path, which ours already names. No byte offset either:
     // zlib decompresses ahead of what we asked for, so it would not locate the damage.
     if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
-    fail("The gzip file '", path_, "' is corrupt: zlib says \"", msg, "\".");
+    corrupt(path_, msg);
+  }
+  [[noreturn]] static void corrupt(const std::string& path, const std::string& zlib_message) {
+    fail("The gzip file '", path, "' is corrupt: zlib says \"", zlib_message, "\".");
   }
 
   std::string path_;

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -120,14 +122,14 @@ struct Table {
     const std::size_t n = rows();
     if (lines.size() != n)
       fail(describe(), " has ", n, " rows but ", lines.size(), " line numbers.");
+    std::unordered_map<std::string_view, std::size_t> seen;  // linear in the column count
     for (std::size_t c = 0; c < columns.size(); ++c) {
       const Column& col = columns[c];
       if (col.values.size() != n)
         fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
              ".");
-      for (std::size_t d = 0; d < c; ++d)
-        if (columns[d].name == col.name)
-          fail(describe(), " has two columns named \"", col.name, "\" (", d, " and ", c, ").");
+      if (const auto [d, added] = seen.try_emplace(col.name, c); !added)
+        fail(describe(), " has two columns named \"", col.name, "\" (", d->second, " and ", c, ").");
       if (col.categorical)
         for (std::size_t r = 0; r < n; ++r) {
           const double v = col.values[r];
