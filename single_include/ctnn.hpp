@@ -92,6 +92,7 @@ class AlignedBuffer {
 // Every runtime error ctnn reports is a ctnn::Error whose what() is a sentence naming what was
 // wrong and the values involved (file, offset, expected vs found). Build the message with
 // ctnn::fail(...), which streams its arguments.
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -103,12 +104,19 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Throws ctnn::Error with the streamed concatenation of `parts`.
+// Throws ctnn::Error with the streamed concatenation of `parts`. In a build without exceptions
+// (-fno-exceptions, e.g. firmware running deploy/static_model.hpp, whose inference path never
+// fails) an error is fatal: std::abort(), without building the message.
 template <class... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
   std::ostringstream os;
   (os << ... << parts);
   throw Error(os.str());
+#else
+  ((void)parts, ...);
+  std::abort();
+#endif
 }
 
 }  // namespace ctnn
@@ -883,7 +891,14 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
   // output [n x output_size], which lives in ws.
   T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
-    const T* p = params_.data();
+    return forward_on(params_.data(), ws, n, ctx);
+  }
+
+  // The same pass over any parameters `p` (an arena of arena_size values) and any buffers `b`
+  // offering activation(offset) and scratch(offset) as Workspace does: deploy/static_model.hpp
+  // runs it over constexpr weights and fixed arrays, with no heap.
+  template <class Buffers>
+  static T* forward_on(const T* p, Buffers& ws, std::size_t n, const PassContext& ctx) {
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
@@ -1163,6 +1178,7 @@ using ctnn::HWY_NAMESPACE::tanh_forward;
 // in all, as Keras counts. Init: Glorot uniform W, zero b (Keras defaults).
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 
 namespace ctnn {
@@ -1193,6 +1209,7 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
+    static std::string spec() { return "ctnn::Dense<" + std::to_string(Units) + ">"; }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
 
@@ -1236,6 +1253,10 @@ enum class Padding { valid, same };
 
 namespace detail {
 // "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
+// "ctnn::Padding::same", for the C++ text of a layer (deploy/export.hpp).
+inline std::string padding_spec(Padding pad) {
+  return pad == Padding::same ? "ctnn::Padding::same" : "ctnn::Padding::valid";
+}
 inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad) {
   return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) +
          (pad == Padding::same ? " same" : " valid");
@@ -1312,6 +1333,10 @@ struct Conv2D {
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
+    static std::string spec() {  // the layer as C++ source, for exported models
+      return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
+             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ">";
+    }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
@@ -1446,6 +1471,7 @@ struct Dropout {
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
     static std::string config() { return "rate " + std::to_string(Rate.value()); }
+    static std::string spec() { return "ctnn::Dropout<" + std::to_string(Rate.value()) + ">"; }
     static constexpr double rate = Rate.value();
 
     static void forward(const T*, const T* x, T* y, std::size_t n, T* mask,
@@ -1517,6 +1543,7 @@ struct LeakyReLU {
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "LeakyReLU";
     static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
+    static std::string spec() { return "ctnn::LeakyReLU<" + std::to_string(Alpha.value()) + ">"; }
     static constexpr T alpha = static_cast<T>(Alpha.value());
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::leaky_relu_forward(n * In::size, x, y, alpha);
@@ -1542,6 +1569,7 @@ struct LeakyReLU {
 // Backward: max routes each gradient to the first maximal input of its window (recomputed from
 // the input, so nothing is stored); average spreads it evenly. Overlapping windows add up.
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 
@@ -1573,6 +1601,10 @@ struct Pool2D {
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
     static std::string config() { return window_config(PH, PW, S, Pad); }
+    static std::string spec() {
+      return std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +
+             std::to_string(PW) + ", " + std::to_string(S) + ", " + padding_spec(Pad) + ">";
+    }
     static constexpr bool fuses_relu = false;
     static constexpr bool is_view = false;
 
@@ -2390,6 +2422,8 @@ using SGD = BasicSGD<float>;
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -2497,14 +2531,14 @@ struct Table {
     const std::size_t n = rows();
     if (lines.size() != n)
       fail(describe(), " has ", n, " rows but ", lines.size(), " line numbers.");
+    std::unordered_map<std::string_view, std::size_t> seen;  // linear in the column count
     for (std::size_t c = 0; c < columns.size(); ++c) {
       const Column& col = columns[c];
       if (col.values.size() != n)
         fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
              ".");
-      for (std::size_t d = 0; d < c; ++d)
-        if (columns[d].name == col.name)
-          fail(describe(), " has two columns named \"", col.name, "\" (", d, " and ", c, ").");
+      if (const auto [d, added] = seen.try_emplace(col.name, c); !added)
+        fail(describe(), " has two columns named \"", col.name, "\" (", d->second, " and ", c, ").");
       if (col.categorical)
         for (std::size_t r = 0; r < n; ++r) {
           const double v = col.values[r];
@@ -2667,6 +2701,14 @@ inline std::vector<std::size_t> select_columns(const Table& t, const std::vector
   return out;
 }
 
+// Whether each column is selected (all when `cols` is empty): a lookup, not a search per column.
+inline std::vector<bool> selected(const Table& t, const std::vector<ColumnRef>& cols) {
+  std::vector<bool> sel(t.cols(), cols.empty());
+  if (!cols.empty())
+    for (std::size_t c : select_columns(t, cols)) sel[c] = true;
+  return sel;
+}
+
 inline std::size_t count_missing(const Column& c) {
   std::size_t n = 0;
   for (double v : c.values) n += std::isnan(v) ? 1 : 0;
@@ -2822,9 +2864,9 @@ inline CleanReport drop_missing(Table& t, const std::vector<ColumnRef>& cols = {
   t.check_consistent();
   CleanReport r{"drop_missing", t.rows(), t.rows(), 0, 0, {}, {}};
   std::vector<bool> drop(t.rows(), false);
-  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  const std::vector<bool> sel = detail::selected(t, cols);
   for (std::size_t c = 0; c < t.cols(); ++c) {
-    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    if (!sel[c]) continue;
     const Column& col = t.columns[c];
     std::size_t n = 0;
     for (std::size_t row = 0; row < t.rows(); ++row)
@@ -2841,11 +2883,11 @@ inline CleanReport drop_missing(Table& t, const std::vector<ColumnRef>& cols = {
 inline CleanReport impute(Table& t, const Impute& how, const std::vector<ColumnRef>& cols = {}) {
   t.check_consistent();
   CleanReport r{"impute(" + how.name() + ")", t.rows(), t.rows(), 0, 0, {}, {}};
-  const std::vector<std::size_t> sel = detail::select_columns(t, cols);
+  const std::vector<bool> sel = detail::selected(t, cols);
   // First every fill value (and every error), then the changes.
   std::vector<std::pair<std::size_t, double>> fills;
   for (std::size_t c = 0; c < t.cols(); ++c) {
-    if (std::find(sel.begin(), sel.end(), c) == sel.end()) continue;
+    if (!sel[c]) continue;
     const Column& col = t.columns[c];
     const std::size_t missing = detail::count_missing(col);
     if (!how.applies_to(col)) {
@@ -2996,13 +3038,23 @@ inline CleanReport clip_outliers(Table& t, const OutlierRule& rule,
 // path that is not a regular file, a file that cannot be opened, and corrupt gzip data (with
 // zlib's message). A stream that merely ends early is not an error here: callers ask cut_off()
 // and word the truncation in terms of their own format.
+//
+// A Reader can also read bytes already in memory (a name stands in for the path in messages),
+// with gzread's rules: gzip when the bytes start with 1f 8b, else plain; concatenated gzip
+// members are read one after another, and non-gzip bytes after a member are ignored. One
+// difference: gzread decompresses ahead of what was asked, the memory Reader does not, so
+// corruption past the bytes a caller reads may go unnoticed there (as it would past a limit).
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <climits>
+#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -3036,6 +3088,10 @@ class Reader {
            errno != 0 ? ": " + std::generic_category().message(errno) : std::string(), ".");
     gzbuffer(file_, 1u << 18);  // 256 KiB input buffer: fewer syscalls than zlib's 8 KiB default
   }
+  // Reads `bytes` (which must outlive the Reader); `name` stands in for the path in messages.
+  Reader(std::span<const std::uint8_t> bytes, std::string name, std::string kind)
+      : path_(std::move(name)), kind_(std::move(kind)), file_size_(bytes.size()),
+        mem_(std::make_unique<Memory>(bytes)) {}
   ~Reader() {
     if (file_ != nullptr) gzclose(file_);
   }
@@ -3046,10 +3102,15 @@ class Reader {
   std::uint64_t file_size() const { return file_size_; }
   std::uint64_t consumed() const { return consumed_; }
   // True for a plain file, where the data size is known from the file size.
-  bool plain() { return gzdirect(file_) != 0; }
+  bool plain() { return mem_ ? !mem_->gzip : gzdirect(file_) != 0; }
 
   // Reads up to n bytes; fewer only at end of input. Throws on corrupt gzip data.
   std::size_t read(void* dst, std::size_t n) {
+    if (mem_) {
+      const std::size_t got = mem_->read(static_cast<unsigned char*>(dst), n, path_);
+      consumed_ += got;
+      return got;
+    }
     auto* out = static_cast<unsigned char*>(dst);
     std::size_t got = 0;
     while (got < n) {
@@ -3085,6 +3146,7 @@ class Reader {
 
   // True when the input ended inside a gzip stream (zlib's Z_BUF_ERROR).
   bool cut_off() {
+    if (mem_) return mem_->cut;
     int err = Z_OK;
     gzerror(file_, &err);
     return err == Z_BUF_ERROR;
@@ -3093,6 +3155,79 @@ class Reader {
   const char* end_reason() { return cut_off() ? " (the gzip stream is cut off)" : ""; }
 
  private:
+  // Bytes in memory, copied (plain) or inflated (gzip) as read() asks for them.
+  struct Memory {
+    std::span<const std::uint8_t> in;
+    std::size_t pos = 0;
+    bool gzip = false;
+    bool started = false;      // inflateInit2 done
+    bool member_end = false;   // the last gzip member ended; look for another
+    bool done = false;         // no more output
+    bool cut = false;          // the input ended inside a gzip member
+    z_stream z{};
+
+    explicit Memory(std::span<const std::uint8_t> bytes)
+        : in(bytes), gzip(bytes.size() >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B) {}
+    ~Memory() {
+      if (started) inflateEnd(&z);
+    }
+    Memory(const Memory&) = delete;
+    Memory& operator=(const Memory&) = delete;
+
+    static bool gzip_at(std::span<const std::uint8_t> b, std::size_t at) {
+      return b.size() - at >= 2 && b[at] == 0x1F && b[at + 1] == 0x8B;
+    }
+
+    std::size_t read(unsigned char* out, std::size_t n, const std::string& name) {
+      if (!gzip) {
+        const std::size_t k = std::min(n, in.size() - pos);
+        if (k > 0) std::memcpy(out, in.data() + pos, k);
+        pos += k;
+        return k;
+      }
+      std::size_t got = 0;
+      while (got < n && !done) {
+        if (!started) {
+          // 15 + 16: a 32 KiB window and a gzip (not zlib) wrapper, as gzread uses.
+          if (inflateInit2(&z, 15 + 16) != Z_OK)
+            fail("Cannot start decompressing '", name, "': zlib could not allocate its state.");
+          started = true;
+        } else if (member_end) {
+          // Like gzread: another member follows, or the rest is trailing garbage to ignore.
+          if (!gzip_at(in, pos)) {
+            done = true;
+            break;
+          }
+          inflateReset(&z);
+          member_end = false;
+        }
+        z.next_in = const_cast<Bytef*>(in.data() + pos);
+        z.avail_in = static_cast<uInt>(std::min<std::size_t>(in.size() - pos, UINT_MAX));
+        z.next_out = out + got;
+        z.avail_out = static_cast<uInt>(std::min<std::size_t>(n - got, UINT_MAX));
+        const uInt avail_in = z.avail_in, avail_out = z.avail_out;
+        const int r = inflate(&z, Z_NO_FLUSH);
+        pos += avail_in - z.avail_in;
+        got += avail_out - z.avail_out;
+        if (r == Z_STREAM_END) {
+          member_end = true;
+        } else if (r == Z_DATA_ERROR) {
+          corrupt(name, z.msg != nullptr ? z.msg : "compressed data error");
+        } else if (r == Z_MEM_ERROR) {
+          corrupt(name, "out of memory");
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {  // Z_NEED_DICT, Z_STREAM_ERROR
+          corrupt(name, "internal error: inflate stream corrupt");  // gzread's words
+        } else if (avail_in == z.avail_in && avail_out == z.avail_out) {
+          // No progress: the input ended inside a member (inflate has flushed all it decoded),
+          // a truncation for the caller to word.
+          cut = true;
+          done = true;
+        }
+      }
+      return got;
+    }
+  };
+
   void check_stream() {
     int err = Z_OK;
     std::string msg = gzerror(file_, &err);
@@ -3101,7 +3236,10 @@ class Reader {
     // zlib prefixes its message with the path, which ours already names. No byte offset either:
     // zlib decompresses ahead of what we asked for, so it would not locate the damage.
     if (msg.starts_with(path_ + ": ")) msg.erase(0, path_.size() + 2);
-    fail("The gzip file '", path_, "' is corrupt: zlib says \"", msg, "\".");
+    corrupt(path_, msg);
+  }
+  [[noreturn]] static void corrupt(const std::string& path, const std::string& zlib_message) {
+    fail("The gzip file '", path, "' is corrupt: zlib says \"", zlib_message, "\".");
   }
 
   std::string path_;
@@ -3109,6 +3247,7 @@ class Reader {
   gzFile file_ = nullptr;
   std::uint64_t file_size_ = 0;
   std::uint64_t consumed_ = 0;
+  std::unique_ptr<Memory> mem_;  // set when reading bytes in memory instead of a file
 };
 
 }  // namespace ctnn::data::gzip_detail
@@ -3317,11 +3456,12 @@ inline void start_columns(Table& t, std::vector<Accum>& acc, std::vector<std::st
            at(t.source, first_line), " has ", names.size(), " fields.");
     names = o.column_names;
   }
+  // A map, not a pairwise check: a hostile header of a million fields must not take hours.
+  std::unordered_map<std::string_view, std::size_t> seen;
   for (std::size_t c = 0; c < names.size(); ++c)
-    for (std::size_t d = 0; d < c; ++d)
-      if (names[c] == names[d])
-        fail(at(t.source, first_line), ": columns ", d + 1, " and ", c + 1, " are both named \"",
-             names[c], "\"; column names must be unique.");
+    if (const auto [d, added] = seen.try_emplace(names[c], c); !added)
+      fail(at(t.source, first_line), ": columns ", d->second + 1, " and ", c + 1,
+           " are both named \"", names[c], "\"; column names must be unique.");
   t.columns.resize(names.size());
   for (std::size_t c = 0; c < names.size(); ++c) t.columns[c].name = std::move(names[c]);
   acc.assign(t.columns.size(), Accum{});
@@ -3870,12 +4010,16 @@ inline Table to_table(const Dataset& d) {
 // allocated, so a lying header cannot cause a huge allocation. Two limits, both by design: a read
 // with IdxOptions::limit stops after the limit and does not inspect the rest of the file, and
 // non-gzip bytes after the end of a gzip stream are skipped by zlib itself.
+//
+// The *_from_memory functions read IDX bytes already in memory (plain or gzip, same checks),
+// a name standing in for the path in messages.
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <iomanip>
 #include <limits>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -3917,6 +4061,8 @@ inline const char* type_name(std::uint8_t t) {
 class Reader : public gzip_detail::Reader {
  public:
   explicit Reader(std::string path) : gzip_detail::Reader(std::move(path), "IDX file") {}
+  Reader(std::span<const std::uint8_t> bytes, std::string name)
+      : gzip_detail::Reader(bytes, std::move(name), "IDX file") {}
 };
 using gzip_detail::kChunk;
 using gzip_detail::kMaxDeflateRatio;
@@ -4063,6 +4209,19 @@ inline std::vector<std::int32_t> read_labels(Reader& in, const Header& h, std::s
   return labels;
 }
 
+// Both headers are checked (including that their counts agree) before any data is read.
+inline Dataset read_pair(Reader& images, Reader& labels, const IdxOptions& opts) {
+  const Header hi = read_header(images, kImagesMagic, 0);
+  const Header hl = read_header(labels, kLabelsMagic, 1);
+  if (hi.dims[0] != hl.dims[0])
+    fail("The image file '", images.path(), "' holds ", hi.dims[0],
+         " samples but the label file '", labels.path(), "' holds ", hl.dims[0], " labels.");
+  Dataset d = read_images(images, hi, opts);
+  d.labels = read_labels(labels, hl, opts.limit);  // same count as the images, checked above
+  d.num_classes = static_cast<std::size_t>(*std::max_element(d.labels.begin(), d.labels.end())) + 1;
+  return d;
+}
+
 }  // namespace idx_detail
 
 // Reads an IDX image file: sample_shape {rows, cols, 1} for 3 dimensions (n, rows, cols), else
@@ -4085,18 +4244,36 @@ inline std::vector<std::int32_t> load_idx_labels(const std::string& path,
 // Both headers are checked (including that their counts agree) before any data is read.
 inline Dataset load_idx(const std::string& images_path, const std::string& labels_path,
                         IdxOptions opts = {}) {
+  idx_detail::Reader images(images_path);
+  idx_detail::Reader labels(labels_path);
+  return idx_detail::read_pair(images, labels, opts);
+}
+
+// load_idx_images on bytes in memory (plain or gzip); `name` stands in for the path in messages.
+inline Dataset load_idx_images_from_memory(std::span<const std::uint8_t> bytes,
+                                           const std::string& name, IdxOptions opts = {}) {
   using namespace idx_detail;
-  Reader images(images_path);
-  Reader labels(labels_path);
-  const Header hi = read_header(images, kImagesMagic, 0);
-  const Header hl = read_header(labels, kLabelsMagic, 1);
-  if (hi.dims[0] != hl.dims[0])
-    fail("The image file '", images_path, "' holds ", hi.dims[0], " samples but the label file '",
-         labels_path, "' holds ", hl.dims[0], " labels.");
-  Dataset d = read_images(images, hi, opts);
-  d.labels = read_labels(labels, hl, opts.limit);  // same count as the images, checked above
-  d.num_classes = static_cast<std::size_t>(*std::max_element(d.labels.begin(), d.labels.end())) + 1;
-  return d;
+  Reader in(bytes, name);
+  return read_images(in, read_header(in, kImagesMagic, 0), opts);
+}
+
+// load_idx_labels on bytes in memory (plain or gzip).
+inline std::vector<std::int32_t> load_idx_labels_from_memory(std::span<const std::uint8_t> bytes,
+                                                             const std::string& name,
+                                                             std::size_t limit = SIZE_MAX) {
+  using namespace idx_detail;
+  Reader in(bytes, name);
+  return read_labels(in, read_header(in, kLabelsMagic, 1), limit);
+}
+
+// load_idx on an image file and a label file held in memory (each plain or gzip).
+inline Dataset load_idx_from_memory(std::span<const std::uint8_t> images,
+                                    const std::string& images_name,
+                                    std::span<const std::uint8_t> labels,
+                                    const std::string& labels_name, IdxOptions opts = {}) {
+  idx_detail::Reader in_images(images, images_name);
+  idx_detail::Reader in_labels(labels, labels_name);
+  return idx_detail::read_pair(in_images, in_labels, opts);
 }
 
 }  // namespace ctnn::data
@@ -4444,6 +4621,10 @@ inline constexpr std::uint64_t kMaxCategories = std::uint64_t{1} << 16;
 // instead of allocating or overflowing sample-count products.
 inline constexpr std::uint64_t kMaxFeatures = std::uint64_t{1} << 32;
 inline constexpr std::uint64_t kMaxBlockBytes = std::uint64_t{1} << 30;
+// Feature names are derived (a one-hot column is "<name>=<code>"), so a small block can ask for
+// very many: 200 encoded features of 65536 categories make 13 million names from 4 KB. Their
+// memory (text plus one std::string each) is bounded, at save and before load builds them.
+inline constexpr std::uint64_t kMaxNameBytes = std::uint64_t{1} << 26;
 inline constexpr char kMagic[8] = {'C', 'T', 'N', 'N', 'P', 'R', 'E', 'P'};
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 24;
@@ -4463,6 +4644,21 @@ inline std::string feature_text(std::size_t j, const std::vector<std::string>& n
 template <class... Parts>
 [[noreturn]] void load_fail(const Parts&... parts) {
   fail("Preprocessing::load: ", parts...);
+}
+
+// The memory `names` take as counted against kMaxNameBytes.
+inline std::uint64_t names_bytes(const std::vector<std::string>& names) {
+  std::uint64_t bytes = 0;
+  for (const std::string& n : names) bytes += sizeof(std::string) + n.size();
+  return bytes;
+}
+
+// The total number of decimal digits in the codes 0 .. k-1.
+inline std::uint64_t code_digits(std::uint64_t k) {
+  std::uint64_t total = 0;
+  for (std::uint64_t lo = 0, hi = 10, d = 1; lo < k; lo = hi, hi *= 10, ++d)
+    total += d * (std::min(k, hi) - lo);
+  return total;
 }
 
 // A training set must be consistent, non-empty and finite: statistics of NaN are meaningless.
@@ -5112,6 +5308,9 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
 
   void save(std::ostream& os) const {
     require_fitted();
+    if (const std::uint64_t n = detail::names_bytes(output_names_); n > detail::kMaxNameBytes)
+      fail("Preprocessing::save: the output feature names take ", n, " bytes, more than the "
+           "limit of ", detail::kMaxNameBytes, " that load() accepts.");
     detail::Writer body;
     body.u64(in_);
     body.u64(out_);
@@ -5214,6 +5413,31 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     return names;
   }
 
+  // chain_names(input names) for load(), refusing names over kMaxNameBytes before building them.
+  static std::vector<std::string> checked_names(const std::vector<Step>& steps,
+                                                std::vector<std::string> names) {
+    const auto check = [](std::uint64_t bytes) {
+      if (bytes > detail::kMaxNameBytes)
+        detail::load_fail("the pipeline's feature names would take more than ",
+                          detail::kMaxNameBytes, " bytes (one-hot columns are named "
+                          "\"<name>=<code>\"); the block is corrupt or its pipeline too wide.");
+    };
+    std::uint64_t bytes = detail::names_bytes(names);
+    check(bytes);
+    for (const Step& step : steps) {
+      if (names.empty()) break;
+      if (const auto* e = std::get_if<OneHotEncoder>(&step)) {
+        for (std::size_t c = 0; c < e->cols_.size(); ++c) {  // name j becomes k names "j=<code>"
+          const std::uint64_t k = e->k_[c], len = names[e->cols_[c]].size();
+          bytes += (k - 1) * sizeof(std::string) + (k - 1) * len + k + detail::code_digits(k);
+          check(bytes);  // each term is below 2^48 and bytes below 2^27: no overflow
+        }
+      }
+      names = std::visit([&](const auto& st) { return st.names_after(names); }, step);
+    }
+    return names;
+  }
+
   static Preprocessing parse(std::string_view body) {
     detail::Reader r(body, detail::kHeaderBytes);
     const std::uint64_t in = r.u64("the input size"), out = r.u64("the output size");
@@ -5231,6 +5455,9 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     Preprocessing p;
     if (has_names == 1) {
       const std::size_t n = r.count(in, 4, "feature names");
+      if (n * sizeof(std::string) > detail::kMaxNameBytes)
+        detail::load_fail("the block names ", n, " input features, more than the ",
+                          detail::kMaxNameBytes / sizeof(std::string), " names it may hold.");
       p.input_names_.reserve(n);
       for (std::size_t j = 0; j < n; ++j) p.input_names_.push_back(r.str("a feature name"));
     }
@@ -5269,7 +5496,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
                         " bytes left after the last step; its sizes are inconsistent.");
     p.in_ = static_cast<std::size_t>(in);
     p.out_ = width;
-    p.output_names_ = p.chain_names(p.input_names_);
+    p.output_names_ = checked_names(p.steps_, p.input_names_);
     p.fitted_ = true;
     return p;
   }
@@ -7432,13 +7659,14 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 //   offset  size  field (integers little-endian)
 //   0       8     magic "CTNNMODL"
 //   8       4     format version (1)
-//   12      4     bytes per parameter (4 float, 8 double)
+//   12      4     parameter storage: 4 float32, 8 float64, 0x102 fp16, 0x202 bf16 (the low
+//                 byte is b, the bytes per value; half storage loads into a float model)
 //   16      4     L, length of the topology text
 //   20      L     topology text, e.g. "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid]
 //                 (None, 26, 26, 32) > ... > Softmax(None, 10)": every layer with its settings
 //                 and output shape; a model loads only a file of the same topology
 //   20+L    8     P, number of parameters (the model's arena, in its order)
-//   28+L    P*b   the parameters, IEEE-754 little-endian
+//   28+L    P*b   the parameters, IEEE-754 little-endian (binary16 / bfloat16 for half storage)
 //   ...     4     S, number of sections; then S times: 4-byte tag, 8-byte length, the bytes:
 //                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
 //                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
@@ -7464,6 +7692,194 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 
 #include <zlib.h>
 
+// ---- begin ctnn/deploy/half.hpp ----
+// ctnn/deploy/half.hpp: 16-bit storage of float weights, IEEE fp16 (binary16) or bfloat16.
+//
+// to_half / from_half convert arrays; to_fp16, to_bf16, from_fp16, from_bf16 return vectors;
+// half_parameters(model, format) and set_half_parameters(model, halves, format) move a model's
+// whole parameter arena to 16 bits and back (half the bytes to ship; the model still computes in
+// fp32). Conversion to 16 bits rounds to nearest, ties to even, as IEEE-754 and F16C do:
+//   fp16: |x| >= 65520 -> Inf; below 2^-14 -> subnormal (multiples of 2^-24), below 2^-25 -> 0;
+//   bf16: keeps fp32's exponent range, so only the mantissa rounds (to 8 bits).
+// NaN stays NaN (quiet, sign and top payload bits kept); Inf and signed zeros are exact.
+// Widening back to fp32 is exact.
+//
+// Why not Highway's own DemoteTo: in Highway 1.0.3 the float -> bfloat16 DemoteTo truncates, and
+// the float16 paths of targets without F16C truncate and turn Inf/NaN into finite values. The
+// conversions below use only integer and float ops every target has, so they round the same way
+// everywhere.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+
+namespace ctnn {
+// The 16-bit formats weights can be stored in.
+enum class HalfFormat { fp16, bf16 };
+}  // namespace ctnn
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// fp32 -> fp16 bits (in int32 lanes), round to nearest even.
+template <class D, class V>
+HWY_INLINE auto f32_to_f16_bits(D d, V v) {
+  const hn::RebindToSigned<D> di;
+  const auto bits = hn::BitCast(di, v);
+  const auto a = hn::And(bits, hn::Set(di, 0x7FFFFFFF));  // |x|
+  // Normal fp16: add just under half an fp16 ulp (plus the kept lsb, for ties to even), drop 13
+  // mantissa bits and rebias the exponent (127 -> 15); a carry rounds into the exponent, and
+  // anything at or beyond 65520 lands on or past Inf's code 0x7C00.
+  const auto lsb = hn::And(hn::ShiftRight<13>(a), hn::Set(di, 1));
+  const auto normal = hn::Min(
+      hn::ShiftRight<13>(hn::Sub(hn::Add(a, hn::Add(hn::Set(di, 0xFFF), lsb)),
+                                 hn::Set(di, (127 - 15) << 23))),
+      hn::Set(di, 0x7C00));
+  // Subnormal fp16 (|x| < 2^-14): adding 0.5 makes the float unit 2^-24, the fp16 subnormal
+  // step, so the FPU's own round-to-nearest-even leaves the fp16 code in the low mantissa bits.
+  const auto sub = hn::Sub(hn::BitCast(di, hn::Add(hn::BitCast(d, a), hn::Set(d, 0.5f))),
+                           hn::Set(di, 0x3F000000));
+  const auto nan = hn::Or(hn::Set(di, 0x7E00), hn::And(hn::ShiftRight<13>(a), hn::Set(di, 0x3FF)));
+  auto h = hn::IfThenElse(hn::Lt(a, hn::Set(di, 0x38800000)), sub, normal);
+  h = hn::IfThenElse(hn::Gt(a, hn::Set(di, 0x7F800000)), nan, h);
+  return hn::Or(h, hn::And(hn::ShiftRight<16>(bits), hn::Set(di, 0x8000)));  // the sign
+}
+
+// fp16 bits (in int32 lanes) -> fp32, exact.
+template <class D, class VI>
+HWY_INLINE auto f16_bits_to_f32(D d, VI h) {
+  const hn::RebindToSigned<D> di;
+  const auto e = hn::And(h, hn::Set(di, 0x7C00));
+  // Exponent and mantissa move up 13 bits; the exponent rebias (15 -> 127) is one add, and a
+  // second add takes Inf/NaN's exponent 31 to fp32's 255.
+  const auto rebias = hn::Set(di, (127 - 15) << 23);
+  const auto normal = hn::Add(hn::ShiftLeft<13>(hn::And(h, hn::Set(di, 0x7FFF))), rebias);
+  const auto inf_nan = hn::Add(normal, rebias);
+  const auto sub = hn::BitCast(di, hn::Mul(hn::ConvertTo(d, hn::And(h, hn::Set(di, 0x3FF))),
+                                           hn::Set(d, 1.0f / 16777216.0f)));  // m * 2^-24
+  auto r = hn::IfThenElse(hn::Eq(e, hn::Zero(di)), sub, normal);
+  r = hn::IfThenElse(hn::Eq(e, hn::Set(di, 0x7C00)), inf_nan, r);
+  return hn::BitCast(d, hn::Or(r, hn::ShiftLeft<16>(hn::And(h, hn::Set(di, 0x8000)))));
+}
+
+// fp32 -> bf16 bits (in int32 lanes), round to nearest even.
+template <class D, class V>
+HWY_INLINE auto f32_to_bf16_bits(D, V v) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const auto bits = hn::BitCast(du, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 1u));
+  const auto rounded = hn::ShiftRight<16>(hn::Add(bits, hn::Add(hn::Set(du, 0x7FFFu), lsb)));
+  const auto nan = hn::Or(hn::ShiftRight<16>(bits), hn::Set(du, 0x40u));  // quiet bit set
+  const auto a = hn::And(hn::BitCast(di, bits), hn::Set(di, 0x7FFFFFFF));
+  return hn::BitCast(di, hn::IfThenElse(hn::RebindMask(du, hn::Gt(a, hn::Set(di, 0x7F800000))),
+                                        nan, rounded));
+}
+
+// Applies f(d, i) to elements [i, i + Lanes(d)): native vectors, then a one-lane tag for the
+// tail, so there is one copy of each conversion.
+template <class F>
+HWY_INLINE void for_each_lane_block(std::size_t n, F f) {
+  const hn::ScalableTag<float> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t i = 0;
+  for (; i < full; i += L) f(d, i);
+  const hn::CappedTag<float, 1> d1;
+  for (; i < n; ++i) f(d1, i);
+}
+
+inline void to_half(HalfFormat format, std::size_t n, const float* HWY_RESTRICT x,
+                    std::uint16_t* HWY_RESTRICT h) {
+  for_each_lane_block(n, [&](auto d, std::size_t i) {
+    const hn::Rebind<std::uint16_t, decltype(d)> d16;
+    const auto v = hn::LoadU(d, x + i);
+    const auto bits = format == HalfFormat::fp16 ? f32_to_f16_bits(d, v) : f32_to_bf16_bits(d, v);
+    hn::StoreU(hn::DemoteTo(d16, bits), d16, h + i);  // every code is <= 0xFFFF: no saturation
+  });
+}
+
+inline void from_half(HalfFormat format, std::size_t n, const std::uint16_t* HWY_RESTRICT h,
+                      float* HWY_RESTRICT x) {
+  for_each_lane_block(n, [&](auto d, std::size_t i) {
+    const hn::Rebind<std::uint16_t, decltype(d)> d16;
+    const hn::RebindToSigned<decltype(d)> di;
+    const auto bits = hn::PromoteTo(di, hn::LoadU(d16, h + i));
+    hn::StoreU(format == HalfFormat::fp16 ? f16_bits_to_f32(d, bits)
+                                          : hn::BitCast(d, hn::ShiftLeft<16>(bits)),
+               d, x + i);
+  });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn {
+
+// h[i] = x[i] in `format`, rounded to nearest even. The spans must be the same length.
+inline void to_half(HalfFormat format, std::span<const float> x, std::span<std::uint16_t> h) {
+  if (x.size() != h.size())
+    fail("to_half() was given ", x.size(), " floats but room for ", h.size(), " 16-bit values.");
+  HWY_NAMESPACE::to_half(format, x.size(), x.data(), h.data());
+}
+
+// x[i] = h[i] widened exactly to fp32. The spans must be the same length.
+inline void from_half(HalfFormat format, std::span<const std::uint16_t> h, std::span<float> x) {
+  if (x.size() != h.size())
+    fail("from_half() was given ", h.size(), " 16-bit values but room for ", x.size(), " floats.");
+  HWY_NAMESPACE::from_half(format, h.size(), h.data(), x.data());
+}
+
+inline std::vector<std::uint16_t> to_fp16(std::span<const float> x) {
+  std::vector<std::uint16_t> h(x.size());
+  to_half(HalfFormat::fp16, x, h);
+  return h;
+}
+inline std::vector<std::uint16_t> to_bf16(std::span<const float> x) {
+  std::vector<std::uint16_t> h(x.size());
+  to_half(HalfFormat::bf16, x, h);
+  return h;
+}
+inline std::vector<float> from_fp16(std::span<const std::uint16_t> h) {
+  std::vector<float> x(h.size());
+  from_half(HalfFormat::fp16, h, x);
+  return x;
+}
+inline std::vector<float> from_bf16(std::span<const std::uint16_t> h) {
+  std::vector<float> x(h.size());
+  from_half(HalfFormat::bf16, h, x);
+  return x;
+}
+
+// Bytes of a float model's parameters stored in 16 bits (Keras's parameter count, no padding).
+template <class Model>
+inline constexpr std::size_t half_parameter_bytes = Model::param_count * sizeof(std::uint16_t);
+
+// The model's whole parameter arena (in arena order, alignment padding included) in `format`.
+template <class Model>
+std::vector<std::uint16_t> half_parameters(const Model& model, HalfFormat format) {
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "16-bit weight storage converts from a float model (Sequential), not a double one.");
+  std::vector<std::uint16_t> h(model.parameters().size());
+  to_half(format, model.parameters(), h);
+  return h;
+}
+
+// Loads parameters stored by half_parameters() (same model type) back into the model, as fp32.
+template <class Model>
+void set_half_parameters(Model& model, std::span<const std::uint16_t> h, HalfFormat format) {
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "16-bit weight storage converts into a float model (Sequential), not a double one.");
+  if (h.size() != model.parameters().size())
+    fail("set_half_parameters() was given ", h.size(), " 16-bit values but the model's parameter "
+         "arena holds ", model.parameters().size(), ".");
+  from_half(format, h, model.parameters());
+}
+
+}  // namespace ctnn
+// ---- end ctnn/deploy/half.hpp ----
 
 namespace ctnn {
 
@@ -7474,12 +7890,18 @@ static_assert(std::endian::native == std::endian::little,
 // layers with their settings and output shapes, the identity a model file must match.
 template <class Model>
 std::string topology() {
-  std::string s = "Input" + Model::input_shape::str();
+  // Appends only: GCC 12 at -O3 warns (-Wrestrict, falsely) on `"[" + std::string + "]"` here.
+  std::string s = "Input";
+  s += Model::input_shape::str();
   detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += " > ";
     s += L::name;
-    if constexpr (requires { L::config(); }) s += "[" + L::config() + "]";
+    if constexpr (requires { L::config(); }) {
+      s += '[';
+      s += L::config();
+      s += ']';
+    }
     s += L::output_shape::str();
   });
   return s;
@@ -7573,6 +7995,16 @@ concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
 }  // namespace detail
 }  // namespace io
 
+// How save() stores the parameters: as the model's own type, or halved to fp16 / bf16 (round to
+// nearest even; a float model only), which halves the file for deployment at a small cost in
+// accuracy (report it: deploy/half.hpp). Checkpoints always store the model's own type.
+enum class WeightStorage : std::uint32_t { native = 0, fp16 = 0x102, bf16 = 0x202 };
+
+struct SaveOptions {
+  const data::Preprocessing* preprocessing = nullptr;
+  WeightStorage weights = WeightStorage::native;
+};
+
 namespace io::detail {
 
 struct NoOptimizer {
@@ -7588,18 +8020,32 @@ struct Parts {
 
 template <class Model, class Optimizer>
 void save_parts(const std::string& path, const Model& model,
-                Parts<const Optimizer, const data::Preprocessing> parts) {
+                Parts<const Optimizer, const data::Preprocessing> parts,
+                WeightStorage storage = WeightStorage::native) {
   using T = typename Model::value_type;
   const auto params = model.parameters();
+  std::vector<std::uint16_t> half;
+  if (storage != WeightStorage::native) {
+    if constexpr (!std::is_same_v<T, float>)
+      fail("save(): fp16 / bf16 storage is for float models; this one is double.");
+    else {
+      half.resize(params.size());
+      ctnn::to_half(storage == WeightStorage::fp16 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16,
+                      params, half);
+    }
+  }
   write_atomically(path, [&](std::ostream& raw) {
     std::ostringstream body(std::ios::binary);
     ByteWriter w(body);
     w.bytes(kModelMagic, sizeof kModelMagic);
     w.put(kModelFormatVersion);
-    w.put(std::uint32_t(sizeof(T)));
+    w.put(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
     w.text(topology<Model>());
     w.put(std::uint64_t(params.size()));
-    w.bytes(params.data(), params.size_bytes());
+    if (half.empty())
+      w.bytes(params.data(), params.size_bytes());
+    else
+      w.bytes(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
     std::string prep, opt;
     if (parts.preprocessing) {
@@ -7647,10 +8093,11 @@ void save_parts(const std::string& path, const Model& model,
   });
 }
 
+// Parses a whole model file held in `data`; `path` names it in messages.
 template <class Model, class Optimizer>
-void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+void load_parts(std::span<const char> data, const std::string& path, Model& model,
+                Parts<Optimizer, data::Preprocessing> parts) {
   using T = typename Model::value_type;
-  const std::vector<char> data = read_whole_file(path);
   constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
   if (data.size() < 8 || std::memcmp(data.data(), kModelMagic, 8) != 0)
     fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\"",
@@ -7678,14 +8125,29 @@ void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Pr
   const std::string want = topology<Model>();
   if (topo != want)
     fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
-  if (scalar != sizeof(T))
+  const bool half = scalar == std::uint32_t(WeightStorage::fp16) ||
+                    scalar == std::uint32_t(WeightStorage::bf16);
+  if (half && !std::is_same_v<T, float>)
+    fail("The model file \"", path, "\" stores ", scalar == 0x102 ? "fp16" : "bf16",
+         " parameters, which load into float models; this model uses double.");
+  if (!half && scalar != sizeof(T))
     fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
          sizeof(T), "-byte ones (float vs double).");
   const auto count = r.get<std::uint64_t>("the parameter count");
   const auto params = model.parameters();
   if (count != params.size())
     fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
-  const char* values = r.take(count * sizeof(T), "the parameters");
+  const char* values = r.take(count * (half ? 2 : sizeof(T)), "the parameters");
+  std::vector<T> widened;  // half storage, widened before anything changes
+  if (half) {
+    std::vector<std::uint16_t> h(count);
+    std::memcpy(h.data(), values, count * 2);
+    widened.resize(count);
+    if constexpr (std::is_same_v<T, float>)
+      ctnn::from_half(scalar == 0x102 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16, h,
+                        widened);
+    values = reinterpret_cast<const char*>(widened.data());
+  }
 
   // Parse every section into temporaries before touching the model or the parts.
   const auto sections = r.get<std::uint32_t>("the section count");
@@ -7754,12 +8216,25 @@ void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Pr
   if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
 }
 
+template <class Model, class Optimizer>
+void load_parts(const std::string& path, Model& model, Parts<Optimizer, data::Preprocessing> parts) {
+  const std::vector<char> data = read_whole_file(path);
+  load_parts<Model, Optimizer>(std::span<const char>(data), path, model, parts);
+}
+
 }  // namespace io::detail
 
 // Writes `model`'s parameters, and the fitted preprocessing if given, to `path` atomically.
 template <class Model>
 void save(const std::string& path, const Model& model, const data::Preprocessing* preprocessing = nullptr) {
   io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, preprocessing});
+}
+
+// save() with options: e.g. {.preprocessing = &prep, .weights = WeightStorage::fp16}.
+template <class Model>
+void save(const std::string& path, const Model& model, const SaveOptions& options) {
+  io::detail::save_parts<Model, io::detail::NoOptimizer>(path, model, {nullptr, options.preprocessing},
+                                                         options.weights);
 }
 
 // A training checkpoint: save() plus the optimizer's hyperparameters and state, so training
@@ -7784,6 +8259,2182 @@ void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer
   io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
 }
 
+// load() from the bytes of a whole model file in memory; `name` stands in for the path in
+// messages. Same checks, same guarantee: untouched on error.
+template <class Model>
+void load_from_memory(std::span<const char> bytes, const std::string& name, Model& model,
+                      data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, io::detail::NoOptimizer>(bytes, name, model,
+                                                         {nullptr, preprocessing});
+}
+
+// load_checkpoint() from the bytes of a whole model file in memory.
+template <class Model, class Optimizer>
+void load_checkpoint_from_memory(std::span<const char> bytes, const std::string& name,
+                                 Model& model, Optimizer& optimizer,
+                                 data::Preprocessing* preprocessing = nullptr) {
+  io::detail::load_parts<Model, Optimizer>(bytes, name, model, {&optimizer, preprocessing});
+}
+
 }  // namespace ctnn
 // ---- end ctnn/io/model_file.hpp ----
+
+// ---- begin ctnn/deploy/export.hpp ----
+// ctnn/deploy/export.hpp: a trained model as a C++ header of constexpr weights, for firmware.
+//
+// export_header(path, model, name) writes (atomically) a header that needs nothing but ctnn's
+// headers to compile: namespace `name` holding
+//   using Model = ctnn::Sequential<...>;              the topology, as C++ source
+//   inline constexpr char topology[] = "...";         ctnn::topology<Model>(), for checks
+//   alignas(64) inline constexpr float parameters[];  the arena, values as exact hex literals
+//   inline ctnn::deploy::StaticModel<Model> make()    an inference object over those weights
+// so a firmware build does `static auto net = name::make(); net.predict(x);` with no file system,
+// heap, exceptions or RTTI, and with weights in flash. Every value round-trips exactly (hex
+// floats); a non-finite parameter is an error naming its index. write_constexpr_array() writes
+// any array the same way (test inputs, expected outputs).
+// export_header(path, quantized, name) does the same for a QuantizedModel (deploy/quantize.hpp):
+// int8 weights, float scales and biases, and make() returning a StaticQuantizedModel.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ostream>
+#include <span>
+#include <string>
+#include <vector>
+
+// ---- begin ctnn/deploy/quantize.hpp ----
+// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential.
+//
+//   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
+//   auto probs = q.predict(image);                      // like Sequential::predict
+//
+// Represents the same function as the float model, with every Dense and Conv2D computed in 8-bit
+// integers:
+//   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
+//                (a per-channel scale keeps a channel of small weights from being crushed by
+//                another channel's large ones);
+//   activations  the input of each Dense/Conv2D, symmetric with zero point 0 (so padding, ReLU
+//                and max pooling stay exact in integers): uint8 [0, 255] when the calibration
+//                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
+//                otherwise; the scale covers the calibrated range (CalibrationOptions);
+//   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
+//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
+//                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
+//                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
+// Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
+// Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
+// other parameter-free layer runs in float with the float model's own code. A layer with
+// parameters other than Dense and Conv2D is a compile error.
+// Requires: a float model with at least one Dense or Conv2D.
+// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the workspace.
+// The layer loop itself is detail::Int8Forward (deploy/static_quantized.hpp), run here over heap
+// buffers and by deploy::StaticQuantizedModel over an exported header's constants: the two compute
+// the same bytes.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <vector>
+
+// ---- begin ctnn/deploy/static_quantized.hpp ----
+// ctnn/deploy/static_quantized.hpp: int8 inference over constant weights in memory fixed at
+// compile time, and the int8 forward pass it shares with QuantizedModel (deploy/quantize.hpp).
+//
+// detail::Int8Forward<Model> is the layer loop of a quantized model over raw pointers: what the
+// compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
+// run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
+// (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
+// deploy/export_int8.hpp and buffers that are array members, so both compute the same bytes.
+//
+// StaticQuantizedModel<Model> runs one sample at a time; nothing is allocated, thrown or looked up
+// at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
+// SCALAR target there). Its sizes are known to the compiler:
+//   weight_bytes   packed int8 weights, float multipliers, biases and input scales (read only)
+//   buffer_bytes   activations (float and 8-bit), int32 sums, patches and scratch for one sample
+// The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
+// (kernels/int8.hpp).
+// Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string_view>
+
+// ---- begin ctnn/deploy/static_model.hpp ----
+// ctnn/deploy/static_model.hpp: inference over constant weights in memory fixed at compile time.
+//
+// StaticModel<Model> runs one sample at a time through `Model` (a ctnn::Sequential type) using
+// weights it does not own (typically the constexpr array of a header written by
+// deploy/export.hpp, which the linker places in flash) and one array member for every activation
+// and scratch buffer. Nothing is allocated, thrown or looked up at run time, so it builds with
+// -fno-exceptions -fno-rtti for a bare-metal target; its size is known to the compiler:
+//   weight_bytes   the parameters (arena_size values, read only)
+//   buffer_bytes   activations and layer scratch for one sample (sizeof(StaticModel) adds a pointer)
+// Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+// This header includes the core and the layers only: no I/O, no zlib, no OpenMP needed.
+#include <algorithm>
+#include <cstddef>
+
+
+namespace ctnn::deploy {
+
+template <class Model>
+class StaticModel {
+ public:
+  using T = typename Model::value_type;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+  static constexpr std::size_t weight_bytes = Model::arena_size * sizeof(T);
+  static constexpr std::size_t buffer_floats =
+      Model::activation_floats_per_sample + Model::scratch_floats_per_sample;
+  static constexpr std::size_t buffer_bytes = buffer_floats * sizeof(T);
+
+  // `params` must hold Model::arena_size values in the model's arena order (as an exported
+  // header's `parameters` or a trained model's parameters() do) and outlive this object.
+  explicit constexpr StaticModel(const T* params) noexcept : params_(params) {}
+
+  // The outputs for one sample of input_size values; they live in this object until the next
+  // call (copy them to keep them).
+  const T* predict(const T* x) noexcept {
+    std::copy(x, x + input_size, buf_);  // slot 0 of the activations is the input
+    Buffers b{buf_};
+    return Model::forward_on(params_, b, 1, PassContext{});
+  }
+  // The index of the largest output (the predicted class; the first one on ties).
+  std::size_t predict_class(const T* x) noexcept {
+    const T* y = predict(x);
+    return std::size_t(std::max_element(y, y + output_size) - y);
+  }
+
+ private:
+  struct Buffers {  // what Model::forward_on asks of a workspace, for a batch of one
+    T* base;
+    T* activation(std::size_t offset) const noexcept { return base + offset; }
+    T* scratch(std::size_t offset) const noexcept {
+      return base + Model::activation_floats_per_sample + offset;
+    }
+  };
+  const T* params_;
+  alignas(64) T buf_[buffer_floats];  // 64: the arena's and the kernels' alignment
+};
+
+}  // namespace ctnn::deploy
+// ---- end ctnn/deploy/static_model.hpp ----
+// ---- begin ctnn/kernels/int8.hpp ----
+// ctnn/kernels/int8.hpp: the 8-bit integer kernels behind deploy/quantize.hpp.
+//
+//   pack_int8_weights: W(k, n) (int8, any strides) -> the packed layout gemm_int8 reads
+//   gemm_int8:         C[m][n] = sum_k A[m][k] * W(k, n)   (A int8 or uint8, W int8, C int32)
+//   quantize_8bit:     q = clamp(round_even(x * inv_scale))           (float -> int8/uint8)
+//   requantize_8bit:   q = clamp(round_even((C * mult[n] + bias[n]) * inv_scale))
+//   dequantize_int32:  y = act(C * mult[n] + bias[n])                  (-> float)
+//
+// How gemm_int8 multiplies: x86 before AVX-512 VNNI has no 8-bit dot product that is exact for
+// signed x signed bytes (pmaddubsw saturates), so both operands are widened to int16 and
+// multiplied pairwise into int32 lanes (Highway 1.0.3's ReorderWidenMulAccumulate, vpmaddwd on
+// AVX2): one instruction does 2 multiply-adds per 32-bit lane, |a| <= 255 and |w| <= 127 keep
+// every product exact and a sum of K < 2^31 / (255 * 127) ~ 66,000 terms cannot overflow.
+// The product is vectorized along N (output channels): W is packed as [K/2][Np][2], so one
+// 16-byte load widens to the weights of L columns for two consecutive k, and one broadcast 32-bit
+// pair (a[k], a[k+1]) of a row of A serves every column vector. Columns are padded to
+// kInt8ColumnPad and an odd K gets a zero k, both in the packing, so the inner loop has no tail.
+// Integer sums are exact, so results are bitwise identical at any tile, block or thread split.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+
+namespace ctnn::kernels {
+
+// Packed weight columns are padded to a multiple of the widest int32 vector of the target.
+inline constexpr std::size_t kInt8ColumnPad = HWY_MAX_BYTES / sizeof(std::int32_t);
+
+constexpr std::size_t int8_padded_columns(std::size_t N) {
+  return (N + kInt8ColumnPad - 1) / kInt8ColumnPad * kInt8ColumnPad;
+}
+// Bytes of the packed form of a K x N int8 weight matrix.
+constexpr std::size_t int8_packed_size(std::size_t K, std::size_t N) {
+  return (K + 1) / 2 * int8_padded_columns(N) * 2;
+}
+
+// Writes the packed form of W(k, n) = W[k * w_k + n * w_n] (K x N) into `packed`
+// (int8_packed_size(K, N) bytes): packed[((k / 2) * Np + n) * 2 + k % 2] = W(k, n), zero in the
+// padding. Dense weights [N][K] are w_k = 1, w_n = K; Conv2D's HWIO [K][N] are w_k = N, w_n = 1.
+// constexpr so an exported header's weights are packed by the compiler, for its own target.
+constexpr void pack_int8_weights(std::size_t K, std::size_t N, const std::int8_t* W, std::size_t w_k,
+                                 std::size_t w_n, std::int8_t* packed) {
+  const std::size_t Np = int8_padded_columns(N);
+  for (std::size_t i = 0; i < int8_packed_size(K, N); ++i) packed[i] = 0;
+  for (std::size_t k = 0; k < K; ++k)
+    for (std::size_t n = 0; n < N; ++n) packed[((k / 2) * Np + n) * 2 + k % 2] = W[k * w_k + n * w_n];
+}
+
+// Value range of an 8-bit activation: uint8 [0, 255]; int8 symmetric [-127, 127] (-128 is left
+// out so negation and symmetric scales stay exact).
+template <class Q>
+inline constexpr int kQuantMin = std::is_signed_v<Q> ? -127 : 0;
+template <class Q>
+inline constexpr int kQuantMax = std::is_signed_v<Q> ? 127 : 255;
+
+}  // namespace ctnn::kernels
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// gemm_int8 tile: MR rows x NV int32 vectors. With 16 registers, 6 x 2 holds 12 accumulators,
+// 2 widened weight vectors and 1 broadcast pair (the same budget as gemm_nn's float tile); 32
+// registers allow 6 x 4.
+inline constexpr std::size_t kI8MR = 6;
+inline constexpr std::size_t kI8NV = kVectorRegisters == 16 ? 2 : 4;
+// Pairs of k per block: for a 2-vector column tile on AVX2, 256 pairs are 8 KiB of packed weights,
+// so the panel stays in L1 while every row tile passes over it. SCALAR (a microcontroller build)
+// has no such cache but a small stack: 32 pairs keep gemm_int8's widened rows at 768 bytes.
+inline constexpr std::size_t kI8KC = HWY_TARGET == HWY_SCALAR ? 32 : 256;
+
+// Rows [0, rows) of A, k in [2 p0, min(2 p1, K)), widened to int16 into w[r * 2 * kI8KC + ...]
+// with a zero after an odd K: each (k, k+1) int16 pair is then one 32-bit value that the tile
+// broadcasts with a single load, instead of assembling it from two bytes for every column tile.
+template <class TA>
+HWY_INLINE void widen_rows(std::size_t rows, std::size_t p0, std::size_t p1, std::size_t K,
+                           const TA* HWY_RESTRICT A, std::size_t lda, std::int16_t* HWY_RESTRICT w) {
+  const hn::ScalableTag<std::int16_t> d16;
+  const hn::Rebind<TA, decltype(d16)> d8;
+  const std::size_t L = hn::Lanes(d16);
+  const std::size_t k0 = 2 * p0, k1 = 2 * p1 < K ? 2 * p1 : K;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const TA* a = A + r * lda;
+    std::int16_t* out = w + r * 2 * kI8KC - k0;
+    std::size_t k = k0;
+    for (; k + L <= k1; k += L) hn::StoreU(hn::PromoteTo(d16, hn::LoadU(d8, a + k)), d16, out + k);
+    for (; k < k1; ++k) out[k] = std::int16_t(a[k]);
+    if (k1 % 2 == 1) out[k1] = 0;
+  }
+}
+
+// One MR x NV tile over `count` pairs: C (+)= A * W for those k. Aw: the widened rows
+// (widen_rows), Bp: the packed weights from the block's first pair and the tile's first column.
+#if HWY_TARGET == HWY_SCALAR
+// SCALAR (e.g. a Cortex-M build) has one lane per vector, too few to hold an int16 pair in an int32
+// lane: the tile is plain C++ over the same packed layout, one column per "vector" (L = 1).
+template <std::size_t MR, std::size_t NV>
+HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw,
+                          const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
+                          std::int32_t* HWY_RESTRICT C, std::size_t ldc, std::size_t cols,
+                          bool accumulate) {
+  for (std::size_t r = 0; r < MR; ++r)
+    for (std::size_t c = 0; c < NV && c < cols; ++c) {
+      std::int32_t s = 0;
+      for (std::size_t p = 0; p < count; ++p) {
+        const std::int8_t* w = Bp + (p * Np + c) * 2;
+        s += std::int32_t(Aw[r * 2 * kI8KC + 2 * p]) * w[0] +
+             std::int32_t(Aw[r * 2 * kI8KC + 2 * p + 1]) * w[1];
+      }
+      std::int32_t* out = C + r * ldc + c;
+      *out = (accumulate ? *out : 0) + s;
+    }
+}
+#else
+template <std::size_t MR, std::size_t NV>
+HWY_INLINE void int8_tile(std::size_t count, const std::int16_t* HWY_RESTRICT Aw,
+                          const std::int8_t* HWY_RESTRICT Bp, std::size_t Np,
+                          std::int32_t* HWY_RESTRICT C, std::size_t ldc, std::size_t cols,
+                          bool accumulate) {
+  const hn::ScalableTag<std::int32_t> d32;
+  const hn::Repartition<std::int16_t, decltype(d32)> d16;
+  const hn::Rebind<std::int8_t, decltype(d16)> d8;
+  const std::size_t L = hn::Lanes(d32);
+  using V32 = hn::Vec<decltype(d32)>;
+  using V16 = hn::Vec<decltype(d16)>;
+  // sum1 is Highway's second accumulator for targets whose widening multiply splits odd and even
+  // lanes (on AVX2 it stays zero and the compiler drops it).
+  V32 s0[MR][NV], s1[MR][NV];
+  HWY_UNROLL(16)
+  for (std::size_t r = 0; r < MR; ++r)
+    HWY_UNROLL(16)
+    for (std::size_t c = 0; c < NV; ++c) s0[r][c] = s1[r][c] = hn::Zero(d32);
+  for (std::size_t p = 0; p < count; ++p) {
+    V16 b[NV];
+    HWY_UNROLL(16)
+    for (std::size_t c = 0; c < NV; ++c)
+      b[c] = hn::PromoteTo(d16, hn::LoadU(d8, Bp + (p * Np + c * L) * 2));
+    HWY_UNROLL(16)
+    for (std::size_t r = 0; r < MR; ++r) {
+      std::int32_t pair;  // (A(r, 2p), A(r, 2p+1)) as the int16 halves of one int32
+      std::memcpy(&pair, Aw + r * 2 * kI8KC + 2 * p, sizeof pair);
+      const V16 a = hn::BitCast(d16, hn::Set(d32, pair));
+      HWY_UNROLL(16)
+      for (std::size_t c = 0; c < NV; ++c)
+        s0[r][c] = hn::ReorderWidenMulAccumulate(d32, a, b[c], s0[r][c], s1[r][c]);
+    }
+  }
+  HWY_UNROLL(16)
+  for (std::size_t r = 0; r < MR; ++r)
+    HWY_UNROLL(16)
+    for (std::size_t c = 0; c < NV; ++c) {
+      V32 s = hn::RearrangeToOddPlusEven(s0[r][c], s1[r][c]);
+      std::int32_t* out = C + r * ldc + c * L;
+      if (c * L + L <= cols) {
+        if (accumulate) s = hn::Add(s, hn::LoadU(d32, out));
+        hn::StoreU(s, d32, out);
+      } else {  // the last, partial column vector: only `cols - c * L` outputs exist
+        alignas(64) std::int32_t lanes[HWY_MAX_BYTES / sizeof(std::int32_t)];
+        hn::Store(s, d32, lanes);
+        for (std::size_t j = 0; c * L + j < cols; ++j) out[j] = (accumulate ? out[j] : 0) + lanes[j];
+      }
+    }
+}
+#endif  // HWY_TARGET == HWY_SCALAR
+
+// C[M x N] = A[M x K] * W[K x N] in int32, W given packed (kernels::pack_int8_weights). TA is
+// int8_t or uint8_t. lda >= K, ldc >= N.
+template <class TA>
+void gemm_int8(std::size_t M, std::size_t N, std::size_t K, const TA* A, std::size_t lda,
+               const std::int8_t* Bp, std::int32_t* C, std::size_t ldc) {
+  static_assert(std::is_same_v<TA, std::int8_t> || std::is_same_v<TA, std::uint8_t>,
+                "gemm_int8 multiplies int8 or uint8 activations by int8 weights.");
+  const hn::ScalableTag<std::int32_t> d32;
+  const std::size_t L = hn::Lanes(d32);
+  const std::size_t Np = kernels::int8_padded_columns(N);
+  const std::size_t pairs = (K + 1) / 2;
+  const std::size_t vecs = (N + L - 1) / L;  // column vectors, the last maybe partial
+  parallel_for_range(
+      (vecs + kI8NV - 1) / kI8NV,
+      [&](std::size_t t0, std::size_t t1) {
+        const std::size_t v0 = t0 * kI8NV, v1 = t1 * kI8NV < vecs ? t1 * kI8NV : vecs;
+        // The widened rows of a row tile for one K block: 6 x 512 int16 = 6 KiB (768 bytes on
+        // SCALAR), on the stack of each thread (L1-resident while every column tile reads it).
+        alignas(64) std::int16_t Aw[kI8MR * 2 * kI8KC];
+        for (std::size_t p0 = 0; p0 < pairs || p0 == 0; p0 += kI8KC) {
+          const std::size_t p1 = p0 + kI8KC < pairs ? p0 + kI8KC : pairs;
+          const bool acc = p0 != 0;
+          const std::int8_t* Bk = Bp + p0 * Np * 2;
+          // Rows [m, m + MR) against the thread's columns.
+          const auto rows = [&]<std::size_t MR>(std::size_t m) {
+            widen_rows(MR, p0, p1, K, A + m * lda, lda, Aw);
+            std::size_t v = v0;
+            for (; v + kI8NV <= v1; v += kI8NV)
+              int8_tile<MR, kI8NV>(p1 - p0, Aw, Bk + v * L * 2, Np, C + m * ldc + v * L, ldc,
+                                   N - v * L, acc);
+            for (; v < v1; ++v)
+              int8_tile<MR, 1>(p1 - p0, Aw, Bk + v * L * 2, Np, C + m * ldc + v * L, ldc,
+                               N - v * L, acc);
+          };
+          std::size_t m = 0;
+          for (; m + kI8MR <= M; m += kI8MR) rows.template operator()<kI8MR>(m);
+          for (; m < M; ++m) rows.template operator()<1>(m);
+          if (pairs == 0) break;
+        }
+      },
+      M * N * K >= kParallelWork);
+}
+
+// Shared by the stores below: f(d, i) computes the float values of elements [i, i + Lanes(d)) of
+// a row; full vectors use the native tag and the tail a one-lane tag (one copy of the math).
+template <class F>
+HWY_INLINE void for_row(std::size_t N, F f) {
+  const hn::ScalableTag<float> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = N - N % L;
+  std::size_t i = 0;
+  for (; i < full; i += L) f(d, i);
+  const hn::CappedTag<float, 1> d1;
+  for (; i < N; ++i) f(d1, i);
+}
+
+// Rounds (ties to even, as NearestInt does in the default rounding mode), clamps to Q's range
+// and stores as Q. `lo` raises the lower bound (0 applies a ReLU).
+template <class Q, class D, class V>
+HWY_INLINE void store_quantized(D df, V y, int lo, Q* out) {
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<Q, D> dq;
+  auto q = hn::Min(hn::Max(hn::NearestInt(y), hn::Set(di, lo)), hn::Set(di, kernels::kQuantMax<Q>));
+  (void)df;
+  hn::StoreU(hn::DemoteTo(dq, q), dq, out);
+}
+
+// q[i] = clamp(round(x[i] * inv_scale)) for i < n.
+template <class Q>
+void quantize_8bit(std::size_t n, const float* HWY_RESTRICT x, float inv_scale, Q* HWY_RESTRICT q) {
+  for_row(n, [&](auto d, std::size_t i) {
+    store_quantized<Q>(d, hn::Mul(hn::LoadU(d, x + i), hn::Set(d, inv_scale)),
+                       kernels::kQuantMin<Q>, q + i);
+  });
+}
+
+// out[m][n] = clamp(round((C[m][n] * mult[n] + bias[n]) * inv_scale)), clamped at 0 below too
+// with relu: a Dense/Conv2D output requantized straight to the next layer's input scale.
+template <class Q>
+void requantize_8bit(std::size_t M, std::size_t N, const std::int32_t* C, std::size_t ldc,
+                     const float* mult, const float* bias, float inv_scale, bool relu, Q* out,
+                     std::size_t ldo) {
+  const int lo = relu ? 0 : kernels::kQuantMin<Q>;
+  for (std::size_t m = 0; m < M; ++m)
+    for_row(N, [&](auto d, std::size_t i) {
+      const hn::RebindToSigned<decltype(d)> di;
+      const auto y = hn::MulAdd(hn::ConvertTo(d, hn::LoadU(di, C + m * ldc + i)),
+                                hn::LoadU(d, mult + i), hn::LoadU(d, bias + i));
+      store_quantized<Q>(d, hn::Mul(y, hn::Set(d, inv_scale)), lo, out + m * ldo + i);
+    });
+}
+
+// out[m][n] = act(C[m][n] * mult[n] + bias[n]) in float (the last quantized layer of a run).
+inline void dequantize_int32(std::size_t M, std::size_t N, const std::int32_t* C, std::size_t ldc,
+                             const float* mult, const float* bias, bool relu, float* out,
+                             std::size_t ldo) {
+  for (std::size_t m = 0; m < M; ++m)
+    for_row(N, [&](auto d, std::size_t i) {
+      const hn::RebindToSigned<decltype(d)> di;
+      auto y = hn::MulAdd(hn::ConvertTo(d, hn::LoadU(di, C + m * ldc + i)), hn::LoadU(d, mult + i),
+                          hn::LoadU(d, bias + i));
+      if (relu) y = hn::Max(y, hn::Zero(d));
+      hn::StoreU(y, d, out + m * ldo + i);
+    });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::dequantize_int32;
+using ctnn::HWY_NAMESPACE::gemm_int8;
+using ctnn::HWY_NAMESPACE::quantize_8bit;
+using ctnn::HWY_NAMESPACE::requantize_8bit;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/int8.hpp ----
+
+namespace ctnn {
+namespace deploy {
+
+// The parameters the int8 forward pass reads, wherever they live. Per quantized (Dense/Conv2D)
+// layer, in order: `packed` its int8 weights in kernels::pack_int8_weights' layout at the plan's
+// packed offsets; per output channel `multipliers` (s_in * s_w[n], one int32 unit in real terms)
+// and float `biases`; per quantized input its `input_scales` and `input_signed` (int8 or uint8).
+struct Int8Parameters {
+  const std::int8_t* packed;
+  const float* multipliers;
+  const float* biases;
+  const float* input_scales;
+  const bool* input_signed;
+};
+
+}  // namespace deploy
+
+namespace detail {
+
+enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
+
+template <class L>
+constexpr QKind qkind() {
+  constexpr std::string_view n = L::name;
+  if (n == "Dense") return QKind::dense;
+  if (n == "Conv2D") return QKind::conv;
+  if (n == "ReLU") return QKind::relu;
+  if (n == "Flatten") return QKind::flatten;
+  if (n == "Dropout") return QKind::dropout;
+  if (n == "MaxPool2D") return QKind::maxpool;
+  return QKind::other;
+}
+
+// One static_assert per layer, so the compiler names the offending layer type.
+template <class L>
+struct Quantizable {
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
+                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
+                "layer has parameters of another kind (see the layer type in this instantiation).");
+  static constexpr bool value = true;
+};
+
+// The kernel size and stride of a Conv2D, recovered from its window geometry type.
+template <class G>
+struct WindowArgs;
+template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
+          std::size_t S, Padding P>
+struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
+  static constexpr std::size_t kh = KH, kw = KW, stride = S;
+};
+
+// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
+template <class F>
+void with_8bit_type(bool is_signed, F&& f) {
+  if (is_signed) f.template operator()<std::int8_t>();
+  else f.template operator()<std::uint8_t>();
+}
+
+template <class Model>
+struct Int8Forward {
+  static constexpr std::size_t num_layers = Model::num_layers;
+  template <std::size_t I>
+  using layer = typename Model::template layer<I>;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+  static constexpr std::size_t kNone = std::size_t(-1);
+
+  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
+  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
+  struct Plan {
+    std::array<QKind, num_layers> kind{};
+    std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
+    std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
+    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
+    std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
+    std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
+    std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
+    std::array<std::size_t, num_layers> packed_offset{}, channel_offset{}, weight_offset{};
+    std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
+    std::size_t widest = input_size;               // largest tensor per sample (calibration)
+    std::size_t float_widest = 1, byte_widest = 1; // largest float / 8-bit tensor of a run
+    std::size_t acc = 1, patches = 1;              // int32 / byte scratch per sample
+    std::size_t float_scratch = 1;                 // for layers run in float
+  };
+  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
+  // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
+  // requantizing store, and a batch needs only a block of scratch per sample.
+  static constexpr std::size_t kPositionBlock = 64;
+
+  static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
+  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
+  static constexpr bool is_byte_passthrough(QKind k) {
+    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
+  }
+
+  static constexpr Plan make_plan() {
+    Plan p;
+    std::array<std::size_t, num_layers> in_size{}, out_size{};
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      static_assert(detail::Quantizable<L>::value);
+      p.kind[I] = detail::qkind<L>();
+      p.next[I] = kNone;
+      in_size[I] = L::input_shape::size;
+      out_size[I] = L::output_shape::size;
+      p.widest = std::max(p.widest, L::output_shape::size);
+      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
+        if constexpr (detail::qkind<L>() == QKind::dense) {
+          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
+          p.acc = std::max(p.acc, p.N[I]);
+        } else if constexpr (detail::qkind<L>() == QKind::conv) {
+          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
+          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+        }
+        p.index[I] = p.computes++;
+        p.packed_offset[I] = p.packed;
+        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
+        p.channel_offset[I] = p.channels;
+        p.channels += p.N[I];
+        p.weight_offset[I] = p.weights;
+        p.weights += p.K[I] * p.N[I];
+      } else {
+        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+    });
+    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
+    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      if (!is_compute(p.kind[i])) continue;
+      std::size_t j = i + 1;
+      bool relu = false;
+      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
+        if (p.kind[j] == QKind::relu) relu = true;
+      if (j < num_layers && is_compute(p.kind[j])) {
+        p.next[i] = j;
+        p.relu[i] = relu;
+        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
+      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
+        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
+      }
+    }
+    // The tensors run() writes, by kind (the mirror of its branches): a buffer of each kind need
+    // only hold the widest tensor of that kind (the seed's float tensors are its 10 outputs).
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      const QKind k = p.kind[i];
+      if (is_compute(k)) {
+        if (!p.in_bytes[i]) p.byte_widest = std::max(p.byte_widest, in_size[i]);
+        if (p.next[i] != kNone) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+        else p.float_widest = std::max(p.float_widest, out_size[i]);
+      } else if (p.skip[i] || k == QKind::flatten || k == QKind::dropout) {
+      } else if (p.in_bytes[i]) {
+        if (k == QKind::maxpool) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+      } else {
+        p.float_widest = std::max(p.float_widest, out_size[i]);
+      }
+    }
+    return p;
+  }
+  static constexpr Plan plan = make_plan();
+  static_assert(plan.computes > 0,
+                "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+
+  // Buffers for n samples: f[0], f[1] float_widest * n floats each; q[0], q[1] byte_widest * n
+  // bytes; acc, patches and fscratch plan.acc, plan.patches and plan.float_scratch per sample.
+  struct Workspace {
+    float* f[2];
+    std::uint8_t* q[2];
+    std::int32_t* acc;
+    std::uint8_t* patches;
+    float* fscratch;
+  };
+
+  // patches[(pos - pos0)][(ky*KW + kx)*C + c] = x at that tap, 0 (the zero point) in the padding,
+  // for output positions [pos0, pos1) of one sample: Conv2D's im2col on 8-bit values.
+  template <class L, class Q>
+  static void im2col8(const Q* x, std::size_t pos0, std::size_t pos1, Q* patches) {
+    using G = typename L::geom;
+    using A = detail::WindowArgs<G>;
+    constexpr std::size_t C = L::C;
+    for (std::size_t pos = pos0; pos < pos1; ++pos) {
+      const std::size_t oy = pos / G::ow, ox = pos % G::ow;
+      Q* row = patches + (pos - pos0) * L::patch;
+      for (std::size_t ky = 0; ky < A::kh; ++ky) {
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
+        for (std::size_t kx = 0; kx < A::kw; ++kx) {
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
+          Q* dst = row + (ky * A::kw + kx) * C;
+          if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
+            std::memset(dst, 0, C);
+          else
+            std::memcpy(dst, x + (std::size_t(iy) * L::W + std::size_t(ix)) * C, C);
+        }
+      }
+    }
+  }
+
+  // The int32 products of quantized layer I, stored as bytes of the next layer's input scale or
+  // as floats. x: n samples of I's input in bytes (signedness p.input_signed).
+  template <std::size_t I>
+  static void run_compute(const deploy::Int8Parameters& p, const Workspace& w,
+                          const std::uint8_t* x, std::size_t n, void* y) {
+    using L = layer<I>;
+    constexpr std::size_t c = plan.index[I], K = plan.K[I], N = plan.N[I];
+    const std::int8_t* W = p.packed + plan.packed_offset[I];
+    const float* mult = p.multipliers + plan.channel_offset[I];
+    const float* bias = p.biases + plan.channel_offset[I];
+    // Stores rows [r0, r0 + rows) of one sample's (or the batch's) int32 products.
+    const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
+      if constexpr (plan.next[I] != kNone) {
+        constexpr std::size_t nc = plan.index[plan.next[I]];
+        with_8bit_type(p.input_signed[nc], [&]<class Q>() {
+          kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / p.input_scales[nc],
+                                   plan.relu[I], static_cast<Q*>(y) + out_offset, N);
+        });
+      } else {
+        kernels::dequantize_int32(rows, N, acc, N, mult, bias, plan.relu[I],
+                                  static_cast<float*>(y) + out_offset, N);
+      }
+    };
+    with_8bit_type(p.input_signed[c], [&]<class TA>() {
+      const TA* xa = reinterpret_cast<const TA*>(x);
+      if constexpr (plan.kind[I] == QKind::dense) {
+        kernels::gemm_int8(n, N, K, xa, K, W, w.acc, N);
+        store(w.acc, n, 0);
+      } else {
+        constexpr std::size_t P = L::positions;
+        parallel_for(n, [&](std::size_t s) {
+          TA* patches = reinterpret_cast<TA*>(w.patches) + s * plan.patches;
+          std::int32_t* acc = w.acc + s * plan.acc;
+          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
+            const std::size_t rows = std::min(kPositionBlock, P - p0);
+            im2col8<L>(xa + s * L::input_shape::size, p0, p0 + rows, patches);
+            kernels::gemm_int8(rows, N, K, patches, K, W, acc, N);
+            store(acc, rows, s * L::output_shape::size + p0 * N);
+          }
+        }, n * P * K * N >= kParallelWork);
+      }
+    });
+  }
+
+  // Max pooling on 8-bit values, with the float layer's window geometry.
+  template <class L, class Q>
+  static void maxpool8(const Q* x, Q* y, std::size_t n) {
+    constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
+    parallel_for(n, [&](std::size_t s) {
+      const Q* xs = x + s * L::input_shape::size;
+      Q* ys = y + s * L::output_shape::size;
+      for (std::size_t oy = 0; oy < OH; ++oy)
+        for (std::size_t ox = 0; ox < OW; ++ox)
+          for (std::size_t ch = 0; ch < C; ++ch) {
+            Q m = std::numeric_limits<Q>::lowest();
+            L::for_window(oy, ox, [&](std::size_t off) { m = std::max(m, xs[off + ch]); });
+            ys[(oy * OW + ox) * C + ch] = m;
+          }
+    }, n * L::input_shape::size >= kParallelWork);
+  }
+
+  // The quantized layer whose input scale the bytes at layer I use.
+  static constexpr std::size_t next_compute_after(std::size_t i) {
+    while (!is_compute(plan.kind[i])) ++i;
+    return i;
+  }
+
+  // n samples (x: n * input_size floats) through every layer into out (n * output_size). Float
+  // tensors alternate between w.f[0] and [1], byte tensors between w.q[0] and [1]; the plan says
+  // which kind each layer reads.
+  static void run(const deploy::Int8Parameters& p, const Workspace& w, const float* x,
+                  std::size_t n, float* out) {
+    const float* fx = x;
+    int fnext = 0;
+    std::uint8_t* qx = nullptr;
+    int qnext = 0;
+    const PassContext ctx{};
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      constexpr QKind kind = plan.kind[I];
+      if constexpr (is_compute(kind)) {
+        constexpr std::size_t c = plan.index[I];
+        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
+          qx = w.q[qnext];
+          qnext ^= 1;
+          with_8bit_type(p.input_signed[c], [&]<class Q>() {
+            kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / p.input_scales[c],
+                                   reinterpret_cast<Q*>(qx));
+          });
+        }
+        if constexpr (plan.next[I] != kNone) {
+          std::uint8_t* y = w.q[qnext];
+          qnext ^= 1;
+          run_compute<I>(p, w, qx, n, y);
+          qx = y;
+        } else {
+          float* y = w.f[fnext];
+          fnext ^= 1;
+          run_compute<I>(p, w, qx, n, y);
+          fx = y;
+        }
+      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
+        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
+      } else if constexpr (plan.in_bytes[I]) {
+        if constexpr (kind == QKind::maxpool) {
+          std::uint8_t* y = w.q[qnext];
+          qnext ^= 1;
+          constexpr std::size_t nc = plan.index[next_compute_after(I)];
+          with_8bit_type(p.input_signed[nc], [&]<class Q>() {
+            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
+          });
+          qx = y;
+        }
+        // (a ReLU on bytes was applied as the clamp of the store that produced them)
+      } else {
+        float* y = w.f[fnext];
+        fnext ^= 1;
+        L::forward(nullptr, fx, y, n, w.fscratch, ctx);
+        fx = y;
+      }
+    });
+    std::memcpy(out, fx, n * output_size * sizeof(float));
+  }
+};
+
+}  // namespace detail
+
+namespace deploy {
+
+// The packed form (kernels::pack_int8_weights) of every quantized layer's int8 weights, computed
+// by the compiler: `weights` holds, layer after layer, W(k, n) at [k * N + n]. The packing pads
+// columns to the SIMD width of the target being compiled, so an exported header stores the plain
+// weights and each target packs them for itself.
+template <class Model>
+constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8Forward<Model>::plan.weights]) {
+  constexpr auto& plan = ctnn::detail::Int8Forward<Model>::plan;
+  std::array<std::int8_t, plan.packed> packed{};
+  for (std::size_t i = 0; i < Model::num_layers; ++i)
+    if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
+      kernels::pack_int8_weights(plan.K[i], plan.N[i], weights + plan.weight_offset[i], plan.N[i],
+                                 1, packed.data() + plan.packed_offset[i]);
+  return packed;
+}
+
+// Int8 inference on one sample of `Model` (a float ctnn::Sequential type), computing exactly what
+// QuantizedModel<Model> computes, over parameters it does not own (an exported header's constant
+// arrays: deploy/export_int8.hpp) with every buffer an array member.
+template <class Model>
+class StaticQuantizedModel {
+  using Forward = ctnn::detail::Int8Forward<Model>;
+  static constexpr auto& plan = Forward::plan;
+
+ public:
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+  // Read-only parameters: packed int8 weights (columns padded to the SIMD width), per output
+  // channel a float multiplier and bias, per quantized input a float scale and a bool.
+  static constexpr std::size_t weight_bytes =
+      plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
+  static constexpr std::size_t buffer_bytes =
+      (2 * plan.float_widest + plan.float_scratch + output_size) * sizeof(float) +
+      2 * plan.byte_widest + plan.acc * sizeof(std::int32_t) + plan.patches;
+
+  // `params` must point to arrays laid out as Int8Parameters says and outlive this object.
+  explicit constexpr StaticQuantizedModel(const Int8Parameters& params) noexcept : params_(params) {}
+
+  // The outputs for one sample of input_size values; they live in this object until the next
+  // call (copy them to keep them).
+  const float* predict(const float* x) noexcept {
+    const typename Forward::Workspace w{{f0_, f1_}, {q0_, q1_}, acc_, patches_, fscratch_};
+    Forward::run(params_, w, x, 1, out_);
+    return out_;
+  }
+  // The index of the largest output (the predicted class; the first one on ties).
+  std::size_t predict_class(const float* x) noexcept {
+    const float* y = predict(x);
+    return std::size_t(std::max_element(y, y + output_size) - y);
+  }
+
+ private:
+  Int8Parameters params_;
+  // 64: the kernels' alignment, as in StaticModel.
+  alignas(64) float f0_[plan.float_widest];
+  alignas(64) float f1_[plan.float_widest];
+  alignas(64) float fscratch_[plan.float_scratch];
+  alignas(64) float out_[output_size];
+  alignas(64) std::int32_t acc_[plan.acc];
+  alignas(64) std::uint8_t q0_[plan.byte_widest];
+  alignas(64) std::uint8_t q1_[plan.byte_widest];
+  alignas(64) std::uint8_t patches_[plan.patches];
+};
+
+}  // namespace deploy
+}  // namespace ctnn
+// ---- end ctnn/deploy/static_quantized.hpp ----
+
+namespace ctnn {
+
+// How activation scales are chosen from the calibration data.
+struct CalibrationOptions {
+  // The percentage of the absolute values seen at a quantized input that its range must cover:
+  // 100 takes the maximum; less clips that many outliers for a finer step on the rest.
+  double percentile = 100.0;
+  // Calibration samples run through the float model this many at a time.
+  std::size_t batch = 256;
+};
+
+template <class Model>
+class QuantizedModel {
+ public:
+  using float_model = Model;
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "quantize() takes a float model (ctnn::Sequential), not a double one.");
+  static constexpr std::size_t num_layers = Model::num_layers;
+  template <std::size_t I>
+  using layer = typename Model::template layer<I>;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+
+ private:
+  using QKind = detail::QKind;
+  // The layer loop over raw pointers, shared with deploy::StaticQuantizedModel.
+  using Forward = detail::Int8Forward<Model>;
+  static constexpr auto& plan = Forward::plan;
+  static constexpr bool is_compute(QKind k) { return Forward::is_compute(k); }
+
+ public:
+  // Number of quantized (Dense/Conv2D) layers.
+  static constexpr std::size_t quantized_layers = plan.computes;
+  // Bytes of the quantized model's parameters: int8 weights (one byte each), float32 scales (one
+  // per output channel, one per quantized input) and float32 biases. (In memory the weights are
+  // packed with columns padded to the SIMD width: packed_weight_bytes.)
+  static constexpr std::size_t weight_bytes = plan.weights;
+  static constexpr std::size_t scale_bytes = (plan.channels + plan.computes) * sizeof(float);
+  static constexpr std::size_t bias_bytes = plan.channels * sizeof(float);
+  static constexpr std::size_t parameter_bytes = weight_bytes + scale_bytes + bias_bytes;
+  static constexpr std::size_t packed_weight_bytes = plan.packed;
+  // The float model's parameter bytes, for comparison.
+  static constexpr std::size_t float_parameter_bytes = Model::param_count * sizeof(float);
+
+  // Quantizes `model` with activation ranges measured on `calibration` (n * input_size values).
+  QuantizedModel(const Model& model, std::span<const float> calibration,
+                 const CalibrationOptions& options = {})
+      : packed_(plan.packed), w_scale_(plan.channels), mult_(plan.channels),
+        bias_(plan.channels) {
+    if (calibration.empty() || calibration.size() % input_size != 0)
+      fail("quantize() needs calibration samples of ", input_size, " values each; it was given ",
+           calibration.size(), " values.");
+    if (!(options.percentile > 0.0 && options.percentile <= 100.0))
+      fail("CalibrationOptions::percentile must be in (0, 100]; it is ", options.percentile, ".");
+    quantize_weights(model);
+    calibrate(model, calibration, options);
+  }
+
+  // Input scale of quantized layer I (a Dense or Conv2D): real value = scale * integer.
+  template <std::size_t I>
+  float input_scale() const {
+    static_assert(is_compute(plan.kind[I]), "input_scale<I>() is defined for Dense and Conv2D layers.");
+    return in_scale_[plan.index[I]];
+  }
+  // Whether layer I's input is int8 (true) or uint8 (false, never negative in calibration).
+  template <std::size_t I>
+  bool input_is_signed() const {
+    static_assert(is_compute(plan.kind[I]), "input_is_signed<I>() is defined for Dense and Conv2D layers.");
+    return in_signed_[plan.index[I]];
+  }
+  // The per-output-channel weight scales of layer I.
+  template <std::size_t I>
+  std::span<const float> weight_scales() const {
+    static_assert(is_compute(plan.kind[I]), "weight_scales<I>() is defined for Dense and Conv2D layers.");
+    return {w_scale_.data() + plan.channel_offset[I], plan.N[I]};
+  }
+  // The int8 weight of layer I from input k (Dense: input index; Conv2D: (ky*KW + kx)*C + c) to
+  // output channel n.
+  template <std::size_t I>
+  std::int8_t weight(std::size_t k, std::size_t n) const {
+    static_assert(is_compute(plan.kind[I]), "weight<I>() is defined for Dense and Conv2D layers.");
+    const std::size_t Np = kernels::int8_padded_columns(plan.N[I]);
+    return packed_[plan.packed_offset[I] + ((k / 2) * Np + n) * 2 + k % 2];
+  }
+
+  // Every parameter the int8 forward pass reads, as raw pointers into this object (valid while it
+  // lives): what deploy::export_header writes and deploy::StaticQuantizedModel runs on.
+  deploy::Int8Parameters int8_parameters() const {
+    return {packed_.data(), mult_.data(), bias_.data(), in_scale_.data(), in_signed_.data()};
+  }
+  // Number of output channels over all quantized layers (the length of the per-channel arrays).
+  static constexpr std::size_t channels = plan.channels;
+
+  // Sizes the workspace for batches of up to n samples (predict then allocates nothing).
+  void reserve(std::size_t n) {
+    n = std::min(n, kInferenceChunk);
+    if (n <= cap_) return;
+    cap_ = n;
+    for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
+    for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+    acc_.resize(plan.acc * cap_);
+    patches_.resize(plan.patches * cap_);
+    fscratch_.resize(plan.float_scratch * cap_);
+  }
+
+  // Inference on one sample: the output (probabilities after a final Softmax).
+  std::array<float, output_size> predict(std::span<const float> x) {
+    if (x.size() != input_size)
+      fail("QuantizedModel::predict() was given ", x.size(), " input values but the model's input ",
+           Model::input_shape::str(), " has ", input_size, ".");
+    std::array<float, output_size> out;
+    run_chunks(x.data(), 1, out.data());
+    return out;
+  }
+
+  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
+  void predict(std::span<const float> x, std::span<float> out) {
+    if (x.size() % input_size != 0)
+      fail("QuantizedModel::predict() was given ", x.size(),
+           " input values, not a multiple of the input size ", input_size, ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("QuantizedModel::predict() got an output span of ", out.size(), " values for ", n,
+           " samples; it needs ", n * output_size, ".");
+    run_chunks(x.data(), n, out.data());
+  }
+
+  // Index of the largest output of one sample (the predicted class).
+  std::size_t predict_class(std::span<const float> x) {
+    const auto out = predict(x);
+    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
+  }
+
+  // Largest batch run at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+ private:
+  // Per-channel symmetric int8 weights, packed for kernels::gemm_int8; biases kept in float.
+  void quantize_weights(const Model& model) {
+    const float* params = model.parameters().data();
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if constexpr (is_compute(plan.kind[I])) {
+        constexpr std::size_t K = plan.K[I], N = plan.N[I];
+        const float* w = params + Model::template param_offset<I>;
+        // W(k, n): Dense stores [N][K], Conv2D [K][N] (HWIO).
+        constexpr std::size_t w_k = plan.kind[I] == QKind::dense ? 1 : N;
+        constexpr std::size_t w_n = plan.kind[I] == QKind::dense ? K : 1;
+        std::vector<std::int8_t> q(K * N);
+        for (std::size_t n = 0; n < N; ++n) {
+          float m = 0.0f;
+          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(w[k * w_k + n * w_n]));
+          const float s = m > 0.0f ? m / 127.0f : 1.0f;  // an all-zero channel stays zero
+          w_scale_[plan.channel_offset[I] + n] = s;
+          for (std::size_t k = 0; k < K; ++k)
+            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(w[k * w_k + n * w_n] / s), -127.0f, 127.0f));
+          bias_[plan.channel_offset[I] + n] = w[K * N + n];
+        }
+        kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
+      }
+    });
+  }
+
+  // Runs the float model over the calibration samples and records, at each quantized layer's
+  // input, the minimum and the distribution of absolute values; sets the input scales from them.
+  void calibrate(const Model& model, std::span<const float> xs, const CalibrationOptions& opt) {
+    const std::size_t total = xs.size() / input_size;
+    const std::size_t B = std::max<std::size_t>(1, std::min(opt.batch, total));
+    std::array<double, plan.computes> lo{}, hi{};  // minimum and maximum |x|
+    // 4096 bins over [0, max |x|]: a percentile lands within 1/4096 of the range.
+    constexpr std::size_t kBins = 4096;
+    std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
+    std::array<std::uint64_t, plan.computes> count{};
+    AlignedBuffer<float> a(plan.widest * B), b(plan.widest * B), scratch;
+    std::size_t scratch_size = 1;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      scratch_size = std::max(scratch_size, layer<I>::scratch_per_sample);
+    });
+    scratch.resize(scratch_size * B);
+    const PassContext ctx{};
+    const float* params = model.parameters().data();
+    const bool percentile = opt.percentile < 100.0;
+    for (int pass = 0; pass < (percentile ? 2 : 1); ++pass)
+      for (std::size_t s0 = 0; s0 < total; s0 += B) {
+        const std::size_t n = std::min(B, total - s0);
+        std::memcpy(a.data(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
+        float* x = a.data();
+        float* y = b.data();
+        detail::static_for<num_layers>([&]<std::size_t I>() {
+          using L = layer<I>;
+          if constexpr (is_compute(plan.kind[I])) {
+            constexpr std::size_t c = plan.index[I];
+            const std::size_t m = n * L::input_shape::size;
+            if (pass == 0) {
+              for (std::size_t i = 0; i < m; ++i) {
+                lo[c] = std::min(lo[c], double(x[i]));
+                hi[c] = std::max(hi[c], double(std::abs(x[i])));
+              }
+            } else if (hi[c] > 0.0) {
+              for (std::size_t i = 0; i < m; ++i) {
+                const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
+                ++hist[c][std::min(bin, kBins - 1)];
+              }
+              count[c] += m;
+            }
+          }
+          if constexpr (plan.kind[I] != QKind::flatten && plan.kind[I] != QKind::dropout) {
+            L::forward(params + Model::template param_offset<I>, x, y, n, scratch.data(), ctx);
+            std::swap(x, y);
+          }
+        });
+      }
+    for (std::size_t c = 0; c < plan.computes; ++c) {
+      in_signed_[c] = lo[c] < 0.0;
+      double range = hi[c];
+      if (percentile && count[c] > 0) {
+        const auto need = std::uint64_t(std::ceil(double(count[c]) * opt.percentile / 100.0));
+        std::uint64_t seen = 0;
+        std::size_t bin = 0;
+        while (bin + 1 < kBins && (seen += hist[c][bin]) < need) ++bin;
+        range = hi[c] * double(bin + 1) / kBins;
+      }
+      const double qmax = in_signed_[c] ? 127.0 : 255.0;
+      in_scale_[c] = range > 0.0 ? float(range / qmax) : 1.0f;
+    }
+    // The float multiplier of each output channel: one int32 unit of the product is
+    // s_in * s_w[n] in real terms.
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if constexpr (is_compute(plan.kind[I]))
+        for (std::size_t n = 0; n < plan.N[I]; ++n)
+          mult_[plan.channel_offset[I] + n] =
+              in_scale_[plan.index[I]] * w_scale_[plan.channel_offset[I] + n];
+    });
+  }
+
+  void run_chunks(const float* x, std::size_t n, float* out) {
+    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, n - b);
+      reserve(m);
+      run(x + b * input_size, m, out + b * output_size);
+    }
+  }
+
+  // One chunk of n <= cap_ samples through every layer.
+  void run(const float* x, std::size_t n, float* out) {
+    const typename Forward::Workspace w{{fbuf_[0].data(), fbuf_[1].data()},
+                                        {qbuf_[0].data(), qbuf_[1].data()},
+                                        acc_.data(), patches_.data(), fscratch_.data()};
+    Forward::run(int8_parameters(), w, x, n, out);
+  }
+
+  AlignedBuffer<std::int8_t> packed_;            // every layer's packed int8 weights
+  std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
+  std::array<float, plan.computes> in_scale_{};  // per quantized input
+  std::array<bool, plan.computes> in_signed_{};
+  std::size_t cap_ = 0;
+  std::array<AlignedBuffer<float>, 2> fbuf_;
+  std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+  AlignedBuffer<std::int32_t> acc_;
+  AlignedBuffer<std::uint8_t> patches_;
+  AlignedBuffer<float> fscratch_;
+};
+
+// Quantizes a trained float model with activation ranges calibrated on `calibration` (a few
+// hundred to a few thousand representative samples; labels are not used).
+template <class Model>
+QuantizedModel<Model> quantize(const Model& model, const data::Dataset& calibration,
+                               const CalibrationOptions& options = {}) {
+  if (calibration.feature_size() != Model::input_size)
+    fail("quantize() was given calibration samples of ", calibration.feature_size(),
+         " values but the model's input ", Model::input_shape::str(), " has ", Model::input_size,
+         ".");
+  return QuantizedModel<Model>(model, calibration.x, options);
+}
+
+template <class Model>
+QuantizedModel<Model> quantize(const Model& model, std::span<const float> calibration,
+                               const CalibrationOptions& options = {}) {
+  return QuantizedModel<Model>(model, calibration, options);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/deploy/quantize.hpp ----
+
+namespace ctnn::deploy {
+
+// "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
+template <class Model>
+std::string cpp_type() {
+  using T = typename Model::value_type;
+  std::string s = std::is_same_v<T, float> ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ";
+  s += "ctnn::Input<";
+  for (std::size_t i = 0; i < Model::input_shape::rank; ++i)
+    s += (i ? ", " : "") + std::to_string(Model::input_shape::dims[i]);
+  s += ">";
+  ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    s += ", ";
+    if constexpr (requires { L::spec(); })
+      s += L::spec();
+    else
+      s += "ctnn::" + std::string(L::name);  // the layers without settings
+  });
+  return s + ">";
+}
+
+// Writes `alignas(64) inline constexpr <type> <name>[N] = {...};`: floats as exact hex literals,
+// int8 values as integers, bools as true/false.
+template <class T>
+void write_constexpr_array(std::ostream& os, const std::string& name, std::span<const T> values) {
+  constexpr bool floating = std::is_same_v<T, float> || std::is_same_v<T, double>;
+  static_assert(floating || std::is_same_v<T, std::int8_t> || std::is_same_v<T, bool>,
+                "write_constexpr_array writes float, double, std::int8_t or bool arrays.");
+  const char* type = std::is_same_v<T, float>    ? "float "
+                     : std::is_same_v<T, double> ? "double "
+                     : std::is_same_v<T, bool>   ? "bool "
+                                                 : "std::int8_t ";
+  os << "alignas(64) inline constexpr " << type << name << "[" << values.size() << "] = {";
+  // Six hex floats or sixteen small integers a line.
+  const std::size_t per_line = floating ? 6 : 16;
+  char buf[48];
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if constexpr (floating) {
+      if (!std::isfinite(values[i]))
+        fail("export: ", name, "[", i, "] is ", values[i], "; only finite values can be exported.");
+      std::snprintf(buf, sizeof buf, "%a%s", double(values[i]), std::is_same_v<T, float> ? "f" : "");
+    } else if constexpr (std::is_same_v<T, bool>) {
+      std::snprintf(buf, sizeof buf, "%s", values[i] ? "true" : "false");
+    } else {
+      std::snprintf(buf, sizeof buf, "%d", int(values[i]));
+    }
+    os << (i % per_line == 0 ? "\n    " : " ") << buf << (i + 1 < values.size() ? "," : "");
+  }
+  os << "};\n";
+}
+
+// The `using Model = ...;` and `topology[]` lines both kinds of header open with.
+template <class Model>
+std::string model_declaration() {
+  // Appends, not `"literal" + std::string`: GCC 12's -Wrestrict misfires on the latter at -O3.
+  std::string s = "using Model = ";
+  s += cpp_type<Model>();
+  s += ";\ninline constexpr char topology[] = \"";
+  s += topology<Model>();
+  s += "\";\n";
+  return s;
+}
+
+// Fails unless `name` can name a namespace.
+inline void require_cpp_identifier(const std::string& name) {
+  const bool identifier = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                          name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                 "0123456789_") == std::string::npos;
+  if (!identifier) fail("export_header: \"", name, "\" is not a C++ identifier (it names a namespace).");
+}
+
+// Writes the header described at the top of this file; `name` must be a C++ identifier.
+template <class Model>
+void export_header(const std::string& path, const Model& model, const std::string& name) {
+  require_cpp_identifier(name);
+  using T = typename Model::value_type;
+  io::write_atomically(path, [&](std::ostream& os) {
+    os << "// Generated by ctnn::deploy::export_header: a trained model as constants. Do not edit.\n"
+       << "// " << Model::param_count << " parameters, " << StaticModel<Model>::weight_bytes
+       << " bytes of weights (with alignment padding) and " << StaticModel<Model>::buffer_bytes
+       << " bytes of buffers for one sample.\n"
+       << "#pragma once\n#include <ctnn/deploy/static_model.hpp>\n\nnamespace " << name << " {\n\n"
+       << model_declaration<Model>()
+       << "static_assert(Model::arena_size == " << Model::arena_size
+       << ", \"this header was written for another ctnn model layout\");\n\n";
+    write_constexpr_array<T>(os, "parameters", model.parameters());
+    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n"
+       << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters); }\n\n"
+       << "}  // namespace " << name << "\n";
+  });
+}
+
+// The int8 model (deploy/quantize.hpp) as a header: namespace `name` holding
+//   using Model = ctnn::Sequential<...>;          the float model's topology, as C++ source
+//   inline constexpr char topology[] = "...";
+//   weights[]        std::int8_t, each quantized layer's W(k, n) at [k * N + n], layers in order
+//   packed           the same packed for the compiling target (constexpr: columns are padded to
+//                    that target's SIMD width, so one header serves every target)
+//   weight_scales[]  per output channel (for reference; the run uses multipliers)
+//   multipliers[], biases[]            per output channel, exact hex floats
+//   input_scales[], input_signed[]     per quantized layer input
+//   inline ctnn::deploy::StaticQuantizedModel<Model> make()
+// StaticQuantizedModel over these arrays computes exactly what `model` computes.
+template <class Model>
+void export_header(const std::string& path, const QuantizedModel<Model>& model,
+                   const std::string& name) {
+  require_cpp_identifier(name);
+  using Forward = ctnn::detail::Int8Forward<Model>;
+  constexpr auto& plan = Forward::plan;
+  using Static = StaticQuantizedModel<Model>;
+  std::vector<std::int8_t> weights(plan.weights);
+  std::vector<float> weight_scales(plan.channels);
+  ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
+    if constexpr (Forward::is_compute(plan.kind[I])) {
+      for (std::size_t k = 0; k < plan.K[I]; ++k)
+        for (std::size_t n = 0; n < plan.N[I]; ++n)
+          weights[plan.weight_offset[I] + k * plan.N[I] + n] = model.template weight<I>(k, n);
+      const auto s = model.template weight_scales<I>();
+      std::copy(s.begin(), s.end(), weight_scales.begin() + std::ptrdiff_t(plan.channel_offset[I]));
+    }
+  });
+  const Int8Parameters p = model.int8_parameters();
+  io::write_atomically(path, [&](std::ostream& os) {
+    os << "// Generated by ctnn::deploy::export_header: a trained model quantized to int8, as "
+          "constants. Do not edit.\n"
+       << "// " << plan.weights << " int8 weights, " << plan.channels << " output channels, "
+       << plan.computes << " quantized layers; on this host " << Static::weight_bytes
+       << " bytes of parameters (packed) and " << Static::buffer_bytes
+       << " bytes of buffers for one sample.\n"
+       << "#pragma once\n#include <cstdint>\n#include <ctnn/deploy/static_quantized.hpp>\n\n"
+       << "namespace " << name << " {\n\n"
+       << model_declaration<Model>()
+       << "static_assert(ctnn::detail::Int8Forward<Model>::plan.weights == " << plan.weights
+       << " && ctnn::detail::Int8Forward<Model>::plan.channels == " << plan.channels
+       << ", \"this header was written for another ctnn int8 layout\");\n\n";
+    write_constexpr_array<std::int8_t>(os, "weights", weights);
+    os << "alignas(64) inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
+    write_constexpr_array<float>(os, "weight_scales", weight_scales);
+    write_constexpr_array<float>(os, "multipliers", {p.multipliers, plan.channels});
+    write_constexpr_array<float>(os, "biases", {p.biases, plan.channels});
+    write_constexpr_array<float>(os, "input_scales", {p.input_scales, plan.computes});
+    write_constexpr_array<bool>(os, "input_signed", {p.input_signed, plan.computes});
+    os << "\n// An int8 inference object over these constants (its buffers live inside it: make it "
+          "static).\n"
+       << "inline ctnn::deploy::StaticQuantizedModel<Model> make() {\n"
+       << "  return ctnn::deploy::StaticQuantizedModel<Model>(\n"
+       << "      {packed.data(), multipliers, biases, input_scales, input_signed});\n}\n\n"
+       << "}  // namespace " << name << "\n";
+  });
+}
+
+}  // namespace ctnn::deploy
+// ---- end ctnn/deploy/export.hpp ----
+// ---- begin ctnn/deploy/monitor.hpp ----
+// ctnn/deploy/monitor.hpp: watching a model in service.
+//
+// ReferenceProfile: what the model met in training, fitted once on the training data and shipped
+// with the model (save/load, a small text block; no training data needed to rebuild it):
+//   - per input feature, the training minimum and maximum;
+//   - the distribution of the model's own predictions on the training data:
+//       classification: counts of the predicted class (arg-max; with one output, output >= 0.5
+//                       is class 1), one distribution over max(2, outputs) classes;
+//       regression:     per output, `bins` equal-width bins over the training output range
+//                       [lo, hi], plus one bin below lo and one above hi: one distribution a output.
+// Monitored<Model>: wraps a model (by reference) and, for every prediction,
+//   - refuses an input holding NaN or Inf: the model is not run, the outputs are NaN and the
+//     status says nonfinite_input (a service should answer "bad request", not a guess);
+//   - flags NaN/Inf outputs (status nonfinite_output; they are not counted in the distribution);
+//   - counts input features outside the training range widened by a margin:
+//       feature j is out of range when x_j < min_j - m_j or x_j > max_j + m_j,
+//       m_j = range_margin * (max_j - min_j) + range_margin_abs,
+//     and flags the sample (out_of_range) when more than range_max_features features are; every
+//     feature keeps a counter, and the largest excess beyond [min_j, max_j] is remembered;
+//   - times the call (steady_clock, from entry to return, checks included) into a fixed
+//     log-scale histogram: 8 buckets an octave, so a percentile is the upper edge of its bucket,
+//     at most 12.5% above the true value, and never above the exact maximum. Single-sample and
+//     batch calls have separate histograms (a batch is one observation). Refused calls are not
+//     timed;
+//   - counts the predicted category (class, or bin per output).
+// Drift, computed on demand from the counts (no allocation):
+//   PSI = sum_i (a_i - e_i) ln(a_i / e_i), the population stability index of the observed
+//   distribution a against the training one e, each smoothed as p_i = (c_i + 0.5) / (n + 0.5 k)
+//   (k categories, n samples) so an empty category gives a large finite term, not infinity;
+//   TVD = (1/2) sum_i |a_i - e_i| on the raw fractions, in [0, 1]. For regression both are the
+//   maximum over outputs. drifted() is PSI > psi_threshold (default 0.25, the customary
+//   "significant shift" level; 0.1 to 0.25 is usually read as moderate) once at least
+//   min_samples predictions (default 100) were counted; before that, and with no predictions,
+//   the scores are NaN and drifted() is false.
+// No heap allocation per call: every counter is sized in the constructor; stats() (a snapshot
+// with vectors) and to_json() allocate. Call reserve(batch) before the first batch prediction.
+// Thread safety: none, as for the model (predict uses the model's one workspace). Give each thread
+// its own model copy and Monitored, and combine them with merge() when reporting.
+// Errors (sizes that disagree, a corrupt saved profile, bad options) are ctnn::Error sentences.
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <iomanip>
+#include <istream>
+#include <limits>
+#include <locale>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace ctnn {
+
+enum class OutputKind { classification, regression };
+
+inline const char* to_string(OutputKind k) {
+  return k == OutputKind::classification ? "classification" : "regression";
+}
+
+struct ProfileOptions {
+  // Unset: classification when the data has labels or the model ends in Softmax, else regression.
+  std::optional<OutputKind> kind = std::nullopt;
+  std::size_t bins = 10;  // regression: equal-width bins per output inside the training range
+};
+
+// The training reference a Monitored compares service traffic against; see the top of the file.
+// Its members may be filled by hand (from saved numbers); check() says whether they agree.
+struct ReferenceProfile {
+  OutputKind kind = OutputKind::classification;
+  std::size_t input_size = 0;
+  std::size_t output_size = 0;
+  std::size_t bins = 0;                    // regression only; 0 for classification
+  std::vector<double> feature_min;         // input_size values
+  std::vector<double> feature_max;         // input_size values
+  std::vector<double> output_lo;           // regression: output_size values, else empty
+  std::vector<double> output_hi;           // regression: output_size values, else empty
+  std::vector<std::uint64_t> counts;       // distributions() x categories(), row-major
+
+  std::size_t distributions() const { return kind == OutputKind::classification ? 1 : output_size; }
+  std::size_t categories() const {
+    if (kind == OutputKind::regression) return bins + 2;
+    return std::max<std::size_t>(output_size, 2);
+  }
+  // Training samples behind the distribution.
+  std::uint64_t samples() const {
+    std::uint64_t n = 0;
+    for (std::size_t c = 0; c < categories() && c < counts.size(); ++c) n += counts[c];
+    return n;
+  }
+
+  // The category of output vector y in distribution d (see the top of the file).
+  template <class T>
+  std::size_t category(const T* y, std::size_t d) const {
+    if (kind == OutputKind::classification) {
+      if (output_size == 1) return y[0] >= T(0.5) ? 1 : 0;
+      return std::size_t(std::max_element(y, y + output_size) - y);
+    }
+    const double v = double(y[d]), lo = output_lo[d], hi = output_hi[d];
+    if (v < lo) return 0;
+    if (v > hi) return bins + 1;
+    if (!(hi > lo)) return 1;  // a constant training output: everything equal to it is bin 1
+    const auto b = std::size_t((v - lo) / (hi - lo) * double(bins));
+    return 1 + std::min(b, bins - 1);
+  }
+
+  // Throws unless the members agree with each other (sizes, finite ranges, min <= max, counts).
+  void check(const char* who = "ReferenceProfile") const {
+    if (input_size == 0 || output_size == 0)
+      fail(who, ": the profile has ", input_size, " inputs and ", output_size,
+           " outputs; both must be at least 1.");
+    if (kind == OutputKind::regression && bins == 0)
+      fail(who, ": a regression profile needs at least 1 bin per output, but bins is 0.");
+    const auto sized = [&](const auto& v, std::size_t n, const char* name) {
+      if (v.size() != n)
+        fail(who, ": ", name, " holds ", v.size(), " values but the profile needs ", n, ".");
+    };
+    sized(feature_min, input_size, "feature_min");
+    sized(feature_max, input_size, "feature_max");
+    const bool reg = kind == OutputKind::regression;
+    sized(output_lo, reg ? output_size : 0, "output_lo");
+    sized(output_hi, reg ? output_size : 0, "output_hi");
+    sized(counts, distributions() * categories(), "counts");
+    const auto ranges = [&](const std::vector<double>& lo, const std::vector<double>& hi,
+                            const char* what) {
+      for (std::size_t j = 0; j < lo.size(); ++j)
+        if (!std::isfinite(lo[j]) || !std::isfinite(hi[j]) || lo[j] > hi[j])
+          fail(who, ": ", what, " ", j, " has the range [", lo[j], ", ", hi[j],
+               "]; it must be finite with min <= max.");
+    };
+    ranges(feature_min, feature_max, "feature");
+    ranges(output_lo, output_hi, "output");
+    const std::uint64_t n = samples();
+    if (n == 0) fail(who, ": the reference distribution counts no samples.");
+    for (std::size_t d = 1; d < distributions(); ++d) {
+      std::uint64_t m = 0;
+      for (std::size_t c = 0; c < categories(); ++c) m += counts[d * categories() + c];
+      if (m != n)
+        fail(who, ": output ", d, "'s distribution counts ", m, " samples but output 0's counts ",
+             n, "; every output sees the same samples.");
+    }
+  }
+
+  // Fits the profile on the training data, running `model` over it in batches.
+  template <class Model>
+  static ReferenceProfile fit(Model& model, const data::Dataset& train, ProfileOptions opt = {}) {
+    using T = typename Model::value_type;
+    constexpr std::size_t D = Model::input_size, N = Model::output_size;
+    if (train.size() == 0) fail("ReferenceProfile::fit: the training dataset has no samples.");
+    data::validate(train, "training dataset");
+    if (train.feature_size() != D)
+      fail("ReferenceProfile::fit: the training samples have ", train.feature_size(),
+           " features but the model's input ", Model::input_shape::str(), " takes ", D, ".");
+    if (opt.bins == 0 || opt.bins > kMaxBins)
+      fail("ReferenceProfile::fit: bins is ", opt.bins, "; it must lie in [1, ", kMaxBins, "].");
+    using Last = typename Model::template layer<Model::num_layers - 1>;
+    ReferenceProfile p;
+    p.kind = opt.kind.value_or(train.has_labels() || Last::name == std::string_view("Softmax")
+                                   ? OutputKind::classification
+                                   : OutputKind::regression);
+    p.input_size = D;
+    p.output_size = N;
+    p.bins = p.kind == OutputKind::regression ? opt.bins : 0;
+    const std::size_t n = train.size();
+    p.feature_min.assign(train.x.begin(), train.x.begin() + D);
+    p.feature_max = p.feature_min;
+    for (std::size_t i = 1; i < n; ++i)
+      for (std::size_t j = 0; j < D; ++j) {
+        const double v = train.x[i * D + j];
+        p.feature_min[j] = std::min(p.feature_min[j], v);
+        p.feature_max[j] = std::max(p.feature_max[j], v);
+      }
+    // All outputs are kept: regression bins need the output range before counting.
+    std::vector<T> y(n * N);
+    constexpr std::size_t kChunk = 256;
+    std::vector<T> xin(kChunk * D);
+    for (std::size_t b = 0; b < n; b += kChunk) {
+      const std::size_t m = std::min(kChunk, n - b);
+      std::copy(train.x.begin() + std::ptrdiff_t(b * D), train.x.begin() + std::ptrdiff_t((b + m) * D),
+                xin.begin());
+      model.predict(std::span<const T>(xin.data(), m * D), std::span<T>(y.data() + b * N, m * N));
+    }
+    for (std::size_t k = 0; k < y.size(); ++k)
+      if (!std::isfinite(y[k]))
+        fail("ReferenceProfile::fit: the model's output ", k % N, " for training sample ", k / N,
+             " is ", y[k], "; a profile needs finite predictions.");
+    if (p.kind == OutputKind::regression) {
+      p.output_lo.assign(N, std::numeric_limits<double>::infinity());
+      p.output_hi.assign(N, -std::numeric_limits<double>::infinity());
+      for (std::size_t k = 0; k < y.size(); ++k) {
+        p.output_lo[k % N] = std::min(p.output_lo[k % N], double(y[k]));
+        p.output_hi[k % N] = std::max(p.output_hi[k % N], double(y[k]));
+      }
+    }
+    p.counts.assign(p.distributions() * p.categories(), 0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t d = 0; d < p.distributions(); ++d)
+        ++p.counts[d * p.categories() + p.category(y.data() + i * N, d)];
+    return p;
+  }
+
+  // A text block: a "ctnn-reference-profile 1" line, then one line a field (name, values),
+  // then "end". Doubles are written with 17 significant digits, so load() gets them back exactly.
+  void save(std::ostream& os) const {
+    check("ReferenceProfile::save");
+    std::ostringstream s;
+    s.imbue(std::locale::classic());
+    s << std::setprecision(17);
+    s << kMagic << ' ' << kVersion << '\n'
+      << "kind " << to_string(kind) << '\n'
+      << "input_size " << input_size << '\n'
+      << "output_size " << output_size << '\n'
+      << "bins " << bins << '\n';
+    const auto field = [&](const char* name, const auto& v) {
+      s << name;
+      for (const auto x : v) s << ' ' << x;
+      s << '\n';
+    };
+    field("feature_min", feature_min);
+    field("feature_max", feature_max);
+    field("output_lo", output_lo);
+    field("output_hi", output_hi);
+    field("counts", counts);
+    s << "end\n";
+    os << s.str();
+    if (!os) fail("ReferenceProfile::save: writing the profile to the stream failed.");
+  }
+
+  // Reads one block written by save(), leaving the stream after its "end" line, and checks it.
+  static ReferenceProfile load(std::istream& is) {
+    const auto bad = [](const auto&... parts) {
+      fail("ReferenceProfile::load: ", parts...);
+    };
+    const std::locale old = is.imbue(std::locale::classic());
+    std::string word;
+    const auto expect = [&](const char* name) {
+      if (!(is >> word)) bad("the block ends where the field '", name, "' was expected.");
+      if (word != name) bad("expected the field '", name, "' but found '", word, "'.");
+    };
+    const auto size = [&](const char* name, std::size_t limit) {
+      expect(name);
+      std::uint64_t v = 0;
+      if (!(is >> v)) bad("the field '", name, "' has no readable count.");
+      if (v > limit) bad("the field '", name, "' is ", v, ", more than the limit of ", limit, ".");
+      return std::size_t(v);
+    };
+    const auto values = [&](const char* name, auto& v, std::size_t n) {
+      expect(name);
+      v.resize(n);
+      for (std::size_t k = 0; k < n; ++k)
+        if (!(is >> v[k]))
+          bad("the field '", name, "' ends after ", k, " of its ", n,
+              " values (or holds a value that is not a finite number).");
+    };
+    if (!(is >> word) || word != kMagic)
+      bad("this is not a reference profile: it starts with '", word, "' where '", kMagic,
+          "' was expected.");
+    int version = 0;
+    if (!(is >> version) || version != kVersion)
+      bad("the profile has format version ", version, "; this build reads version ", kVersion, ".");
+    ReferenceProfile p;
+    expect("kind");
+    if (!(is >> word) || (word != "classification" && word != "regression"))
+      bad("the kind is '", word, "'; it must be 'classification' or 'regression'.");
+    p.kind = word == "regression" ? OutputKind::regression : OutputKind::classification;
+    p.input_size = size("input_size", kMaxSize);
+    p.output_size = size("output_size", kMaxSize);
+    p.bins = size("bins", kMaxBins);
+    const bool reg = p.kind == OutputKind::regression;
+    values("feature_min", p.feature_min, p.input_size);
+    values("feature_max", p.feature_max, p.input_size);
+    values("output_lo", p.output_lo, reg ? p.output_size : 0);
+    values("output_hi", p.output_hi, reg ? p.output_size : 0);
+    values("counts", p.counts, p.distributions() * p.categories());
+    expect("end");
+    is.imbue(old);
+    p.check("ReferenceProfile::load");
+    return p;
+  }
+
+  bool operator==(const ReferenceProfile&) const = default;
+
+  static constexpr const char* kMagic = "ctnn-reference-profile";
+  static constexpr int kVersion = 1;
+  // Limits for load(): far beyond any real model, small enough that a corrupt size fails
+  // instead of allocating without bound.
+  static constexpr std::size_t kMaxSize = std::size_t{1} << 28;
+  static constexpr std::size_t kMaxBins = 1024;
+};
+
+struct MonitorOptions {
+  double range_margin = 0.05;            // of each feature's training range (max - min)
+  double range_margin_abs = 0.0;         // added to it, in the feature's units
+  std::size_t range_max_features = 0;    // a sample is out of range with more features outside
+  double psi_threshold = 0.25;           // drifted() when PSI exceeds it
+  std::uint64_t min_samples = 100;       // fewer counted predictions give no drift verdict
+};
+
+// What became of one sample. Out-of-range is a warning beside the status: the outputs are real.
+enum class Status : std::uint8_t { ok, nonfinite_input, nonfinite_output };
+
+inline const char* to_string(Status s) {
+  switch (s) {
+    case Status::ok: return "ok";
+    case Status::nonfinite_input: return "nonfinite_input";
+    case Status::nonfinite_output: return "nonfinite_output";
+  }
+  return "?";
+}
+
+struct SampleFlags {
+  Status status = Status::ok;
+  std::uint32_t out_of_range_features = 0;  // features outside the widened training range
+  bool out_of_range = false;                // more than range_max_features of them
+  bool ok() const { return status == Status::ok; }  // the outputs are finite model outputs
+};
+
+// One sample's outputs (all NaN when the input was refused) and its flags.
+template <class T, std::size_t N>
+struct Prediction {
+  std::array<T, N> outputs;
+  SampleFlags flags;
+  bool ok() const { return flags.ok(); }
+};
+
+// Counts of one batch call.
+struct BatchSummary {
+  std::size_t samples = 0;
+  std::size_t predicted = 0;  // samples the model ran on
+  std::size_t nonfinite_inputs = 0, nonfinite_outputs = 0, out_of_range = 0;
+};
+
+// Percentiles of a latency histogram, in nanoseconds (NaN when nothing was timed).
+struct LatencyStats {
+  std::uint64_t count = 0;
+  double mean_ns = NAN, p50_ns = NAN, p90_ns = NAN, p99_ns = NAN, min_ns = NAN, max_ns = NAN;
+};
+
+// A snapshot of a Monitored's counters and scores.
+struct MonitorStats {
+  std::uint64_t calls = 0;        // single-sample predict calls
+  std::uint64_t batch_calls = 0;  // batch predict calls
+  std::uint64_t samples = 0;      // samples given, in both forms
+  std::uint64_t predicted = 0;    // samples the model ran on (samples - nonfinite_inputs)
+  std::uint64_t nonfinite_inputs = 0, nonfinite_outputs = 0;
+  std::uint64_t out_of_range_samples = 0;  // samples flagged out_of_range
+  std::uint64_t out_of_range_values = 0;   // feature values outside the widened range, in all
+  LatencyStats latency, batch_latency;
+  MonitorOptions options;
+  std::vector<std::uint64_t> feature_out_of_range;  // per feature: how often it was outside
+  std::optional<std::size_t> worst_feature;          // the feature most often outside
+  std::optional<std::size_t> worst_excess_feature;   // where the largest excess was seen
+  double worst_excess = 0;        // largest distance beyond [min_j, max_j], in feature units
+  double worst_excess_value = NAN;  // the input value that gave it
+  OutputKind kind = OutputKind::classification;
+  std::size_t distributions = 1, categories = 0;
+  std::uint64_t counted = 0;      // predictions in the observed distribution (finite outputs)
+  std::vector<double> reference;  // distributions x categories fractions, training
+  std::vector<double> observed;   // the same, in service
+  std::vector<double> psi_per_output;  // one per distribution
+  double psi = NAN, tvd = NAN;
+  bool drifted = false;
+
+  // One JSON object (fields as above; NaN and Inf are null, an absent feature is null).
+  void to_json(std::ostream& os) const;
+};
+
+namespace detail {
+
+// Nanosecond latencies in log-scale buckets: 0..7 exactly, then 8 buckets an octave up to 2^64.
+class LatencyHistogram {
+ public:
+  static constexpr std::size_t kBuckets = 8 * 62;
+
+  static std::size_t bucket(std::uint64_t ns) {
+    if (ns < 8) return std::size_t(ns);
+    const int e = std::bit_width(ns) - 1;  // >= 3
+    return std::size_t(8 * (e - 2)) + std::size_t((ns >> (e - 3)) & 7);
+  }
+  static std::uint64_t upper_edge(std::size_t b) {
+    if (b < 8) return b;
+    const int e = int(b / 8) + 2;
+    const std::uint64_t lower = (8 + std::uint64_t(b % 8)) << (e - 3);
+    return lower + ((std::uint64_t{1} << (e - 3)) - 1);
+  }
+
+  void record(std::uint64_t ns) {
+    ++counts_[bucket(ns)];
+    ++count_;
+    sum_ += double(ns);
+    min_ = std::min(min_, ns);
+    max_ = std::max(max_, ns);
+  }
+  void merge(const LatencyHistogram& o) {
+    for (std::size_t b = 0; b < kBuckets; ++b) counts_[b] += o.counts_[b];
+    count_ += o.count_;
+    sum_ += o.sum_;
+    min_ = std::min(min_, o.min_);
+    max_ = std::max(max_, o.max_);
+  }
+  void reset() { *this = LatencyHistogram(); }
+
+  // The upper edge of the bucket holding the ceil(q * count)-th smallest value, capped at max.
+  double percentile(double q) const {
+    if (count_ == 0) return NAN;
+    const auto rank = std::max<std::uint64_t>(1, std::uint64_t(std::ceil(q * double(count_))));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      seen += counts_[b];
+      if (seen >= rank) return double(std::min(upper_edge(b), max_));
+    }
+    return double(max_);
+  }
+  LatencyStats stats() const {
+    LatencyStats s;
+    s.count = count_;
+    if (count_ == 0) return s;
+    s.mean_ns = sum_ / double(count_);
+    s.p50_ns = percentile(0.50);
+    s.p90_ns = percentile(0.90);
+    s.p99_ns = percentile(0.99);
+    s.min_ns = double(min_);
+    s.max_ns = double(max_);
+    return s;
+  }
+
+ private:
+  std::array<std::uint64_t, kBuckets> counts_{};
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+  std::uint64_t min_ = std::numeric_limits<std::uint64_t>::max(), max_ = 0;
+};
+
+// PSI and TVD of observed counts against reference counts over k categories (top of the file).
+struct DriftScores {
+  double psi = NAN, tvd = NAN;
+};
+inline DriftScores drift_scores(const std::uint64_t* ref, const std::uint64_t* obs, std::size_t k) {
+  std::uint64_t nr = 0, no = 0;
+  for (std::size_t c = 0; c < k; ++c) nr += ref[c], no += obs[c];
+  if (nr == 0 || no == 0) return {};
+  constexpr double kAlpha = 0.5;  // Jeffreys-style smoothing: an empty category stays finite
+  DriftScores s{0, 0};
+  for (std::size_t c = 0; c < k; ++c) {
+    const double e = (double(ref[c]) + kAlpha) / (double(nr) + kAlpha * double(k));
+    const double a = (double(obs[c]) + kAlpha) / (double(no) + kAlpha * double(k));
+    s.psi += (a - e) * std::log(a / e);
+    s.tvd += 0.5 * std::abs(double(obs[c]) / double(no) - double(ref[c]) / double(nr));
+  }
+  return s;
+}
+
+// A JSON number, or null for NaN and Inf.
+inline void json_number(std::ostream& os, double v) {
+  if (std::isfinite(v)) os << v;
+  else os << "null";
+}
+
+inline std::string monitor_group(std::uint64_t v) {
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
+}
+
+}  // namespace detail
+
+inline void MonitorStats::to_json(std::ostream& out) const {
+  std::ostringstream os;
+  os.imbue(std::locale::classic());
+  os << std::setprecision(10);
+  const auto num = [&](double v) { detail::json_number(os, v); };
+  const auto arr = [&](const auto& v) {
+    os << '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i) os << ',';
+      num(double(v[i]));
+    }
+    os << ']';
+  };
+  const auto opt = [&](const std::optional<std::size_t>& v) {
+    if (v) os << *v;
+    else os << "null";
+  };
+  const auto lat = [&](const LatencyStats& l) {
+    os << "{\"count\":" << l.count << ",\"mean\":";
+    num(l.mean_ns);
+    os << ",\"p50\":";
+    num(l.p50_ns);
+    os << ",\"p90\":";
+    num(l.p90_ns);
+    os << ",\"p99\":";
+    num(l.p99_ns);
+    os << ",\"min\":";
+    num(l.min_ns);
+    os << ",\"max\":";
+    num(l.max_ns);
+    os << '}';
+  };
+  os << "{\"calls\":" << calls << ",\"batch_calls\":" << batch_calls << ",\"samples\":" << samples
+     << ",\"predicted\":" << predicted << ",\"nonfinite_inputs\":" << nonfinite_inputs
+     << ",\"nonfinite_outputs\":" << nonfinite_outputs
+     << ",\"out_of_range_samples\":" << out_of_range_samples
+     << ",\"out_of_range_values\":" << out_of_range_values << ",\"latency_ns\":";
+  lat(latency);
+  os << ",\"batch_latency_ns\":";
+  lat(batch_latency);
+  os << ",\"range\":{\"margin\":";
+  num(options.range_margin);
+  os << ",\"margin_abs\":";
+  num(options.range_margin_abs);
+  os << ",\"max_features\":" << options.range_max_features << ",\"worst_feature\":";
+  opt(worst_feature);
+  os << ",\"worst_feature_count\":" << (worst_feature ? feature_out_of_range[*worst_feature] : 0)
+     << ",\"worst_excess\":";
+  num(worst_excess);
+  os << ",\"worst_excess_feature\":";
+  opt(worst_excess_feature);
+  os << ",\"worst_excess_value\":";
+  num(worst_excess_value);
+  os << ",\"per_feature\":";
+  arr(feature_out_of_range);
+  os << "},\"drift\":{\"kind\":\"" << to_string(kind) << "\",\"distributions\":" << distributions
+     << ",\"categories\":" << categories << ",\"counted\":" << counted << ",\"psi\":";
+  num(psi);
+  os << ",\"tvd\":";
+  num(tvd);
+  os << ",\"threshold\":";
+  num(options.psi_threshold);
+  os << ",\"min_samples\":" << options.min_samples
+     << ",\"drifted\":" << (drifted ? "true" : "false") << ",\"psi_per_output\":";
+  arr(psi_per_output);
+  os << ",\"reference\":";
+  arr(reference);
+  os << ",\"observed\":";
+  arr(observed);
+  os << "}}";
+  out << os.str();
+}
+
+// A readable summary: counts, flags, latency percentiles, drift and the two distributions.
+inline std::ostream& operator<<(std::ostream& out, const MonitorStats& s) {
+  std::ostringstream os;
+  const auto g = detail::monitor_group;
+  const auto fixed = [](double v, int digits) {
+    if (!std::isfinite(v)) return std::string("-");
+    std::ostringstream f;
+    f << std::fixed << std::setprecision(digits) << v;
+    return f.str();
+  };
+  const auto ns = [&](double v) { return std::isfinite(v) ? g(std::uint64_t(v)) : std::string("-"); };
+  const auto pct = [&](std::uint64_t part, std::uint64_t whole) {
+    return whole == 0 ? std::string("-") : fixed(100.0 * double(part) / double(whole), 2) + "%";
+  };
+  os << "Monitor: " << g(s.samples) << " samples in " << g(s.calls) << " calls and "
+     << g(s.batch_calls) << " batch calls; " << g(s.predicted) << " predicted\n";
+  os << "  non-finite inputs   " << g(s.nonfinite_inputs) << " (refused, model not run)\n"
+     << "  non-finite outputs  " << g(s.nonfinite_outputs) << '\n'
+     << "  out of range        " << g(s.out_of_range_samples) << " samples ("
+     << pct(s.out_of_range_samples, s.predicted) << "), " << g(s.out_of_range_values)
+     << " feature values (margin " << s.options.range_margin << " of the range + "
+     << s.options.range_margin_abs << ", more than " << s.options.range_max_features
+     << " features flags a sample)\n";
+  if (s.worst_feature)
+    os << "  most often outside  feature " << *s.worst_feature << " ("
+       << g(s.feature_out_of_range[*s.worst_feature]) << " times); largest excess "
+       << s.worst_excess << " at feature " << *s.worst_excess_feature << " (value "
+       << s.worst_excess_value << ")\n";
+  const auto lat = [&](const char* name, const LatencyStats& l) {
+    os << "  " << name << g(l.count) << " timed: p50 " << ns(l.p50_ns) << "  p90 " << ns(l.p90_ns)
+       << "  p99 " << ns(l.p99_ns) << "  max " << ns(l.max_ns) << "  mean " << ns(l.mean_ns)
+       << " ns\n";
+  };
+  lat("latency             ", s.latency);
+  lat("batch latency       ", s.batch_latency);
+  os << "  drift (" << to_string(s.kind) << ", " << g(s.counted) << " counted): PSI "
+     << fixed(s.psi, 4) << " (threshold " << s.options.psi_threshold << "), TVD " << fixed(s.tvd, 4)
+     << ": "
+     << (s.drifted ? "DRIFTED"
+         : s.counted < s.options.min_samples
+             ? "no verdict below " + g(s.options.min_samples) + " predictions"
+             : std::string("no drift"))
+     << '\n';
+  if (s.kind == OutputKind::classification) {
+    os << "  class  reference   observed\n";
+    for (std::size_t c = 0; c < s.categories; ++c)
+      os << std::setw(7) << c << std::setw(11) << fixed(s.reference[c], 4) << std::setw(11)
+         << fixed(s.counted ? s.observed[c] : NAN, 4) << '\n';
+  } else {
+    os << "  output       PSI\n";
+    for (std::size_t d = 0; d < s.psi_per_output.size(); ++d)
+      os << std::setw(8) << d << std::setw(10) << fixed(s.psi_per_output[d], 4) << '\n';
+  }
+  return out << os.str();
+}
+
+// A model in service: predictions with flags, counters, latency and drift (top of the file).
+template <class Model>
+class Monitored {
+ public:
+  using T = typename Model::value_type;
+  static constexpr std::size_t input_size = Model::input_size;
+  static constexpr std::size_t output_size = Model::output_size;
+
+  Monitored(Model& model, ReferenceProfile profile, MonitorOptions options = {})
+      : model_(model), profile_(std::move(profile)), options_(options) {
+    profile_.check("Monitored");
+    if (profile_.input_size != input_size || profile_.output_size != output_size)
+      fail("Monitored: the reference profile describes ", profile_.input_size, " inputs and ",
+           profile_.output_size, " outputs, but the model takes ", input_size, " inputs ",
+           Model::input_shape::str(), " and gives ", output_size, " outputs.");
+    const auto nonneg = [](double v, const char* name) {
+      if (!(v >= 0) || !std::isfinite(v))
+        fail("Monitored: the option ", name, " is ", v, "; it must be finite and at least 0.");
+    };
+    nonneg(options_.range_margin, "range_margin");
+    nonneg(options_.range_margin_abs, "range_margin_abs");
+    if (!(options_.psi_threshold > 0) || !std::isfinite(options_.psi_threshold))
+      fail("Monitored: the option psi_threshold is ", options_.psi_threshold,
+           "; it must be finite and above 0.");
+    lo_.resize(input_size);
+    hi_.resize(input_size);
+    for (std::size_t j = 0; j < input_size; ++j) {
+      const double m = options_.range_margin * (profile_.feature_max[j] - profile_.feature_min[j]) +
+                       options_.range_margin_abs;
+      lo_[j] = profile_.feature_min[j] - m;
+      hi_[j] = profile_.feature_max[j] + m;
+    }
+    feature_oor_.assign(input_size, 0);
+    observed_.assign(profile_.counts.size(), 0);
+  }
+
+  // Fits the profile on `train` (ReferenceProfile::fit) and monitors against it.
+  Monitored(Model& model, const data::Dataset& train, MonitorOptions options = {},
+            ProfileOptions profile_options = {})
+      : Monitored(model, ReferenceProfile::fit(model, train, profile_options), options) {}
+
+  // One sample of input_size values. A NaN or Inf input is refused: outputs NaN, model not run.
+  Prediction<T, output_size> predict(std::span<const T> x) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (x.size() != input_size)
+      fail("Monitored::predict() was given ", x.size(), " input values but the model's input ",
+           Model::input_shape::str(), " has ", input_size, ".");
+    ++calls_;
+    ++samples_;
+    Prediction<T, output_size> p;
+    if (!all_finite(x.data())) {
+      ++nonfinite_inputs_;
+      p.outputs.fill(std::numeric_limits<T>::quiet_NaN());
+      p.flags.status = Status::nonfinite_input;
+      return p;
+    }
+    p.outputs = model_.predict(x);
+    p.flags = after_model(x.data(), p.outputs.data());
+    latency_.record(elapsed_ns(t0));
+    return p;
+  }
+
+  // A batch: x holds n * input_size values, out receives n * output_size; flags, when not empty,
+  // receives one SampleFlags a sample. Refused samples get NaN outputs; the others run as
+  // contiguous sub-batches. Allocation-free for n up to the size given to reserve().
+  BatchSummary predict(std::span<const T> x, std::span<T> out, std::span<SampleFlags> flags = {}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (x.size() % input_size != 0)
+      fail("Monitored::predict() was given ", x.size(),
+           " input values, not a multiple of the input size ", input_size, " of ",
+           Model::input_shape::str(), ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("Monitored::predict() got an output span of ", out.size(), " values for ", n,
+           " samples; it needs ", n * output_size, ".");
+    if (!flags.empty() && flags.size() != n)
+      fail("Monitored::predict() got ", flags.size(), " flags for ", n,
+           " samples; give one a sample or none.");
+    ++batch_calls_;
+    samples_ += n;
+    BatchSummary sum;
+    sum.samples = n;
+    std::size_t start = 0;
+    const auto run = [&](std::size_t end) {  // samples [start, end) are all finite
+      if (end == start) return;
+      model_.predict(x.subspan(start * input_size, (end - start) * input_size),
+                     out.subspan(start * output_size, (end - start) * output_size));
+      for (std::size_t i = start; i < end; ++i) {
+        const SampleFlags f = after_model(x.data() + i * input_size, out.data() + i * output_size);
+        if (!flags.empty()) flags[i] = f;
+        sum.nonfinite_outputs += f.status == Status::nonfinite_output;
+        sum.out_of_range += f.out_of_range;
+      }
+      sum.predicted += end - start;
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      if (all_finite(x.data() + i * input_size)) continue;
+      run(i);
+      start = i + 1;
+      ++nonfinite_inputs_;
+      ++sum.nonfinite_inputs;
+      std::fill_n(out.data() + i * output_size, output_size, std::numeric_limits<T>::quiet_NaN());
+      if (!flags.empty()) flags[i] = SampleFlags{Status::nonfinite_input, 0, false};
+    }
+    run(n);
+    if (sum.predicted > 0) batch_latency_.record(elapsed_ns(t0));
+    return sum;
+  }
+
+  // Sizes the model's inference workspace for batches of up to n samples.
+  void reserve(std::size_t n) { model_.reserve_inference(n); }
+
+  // PSI of the observed prediction distribution against the training one (max over outputs for
+  // regression); NaN below min_samples counted predictions.
+  double drift_score() const {
+    if (counted_ < std::max<std::uint64_t>(options_.min_samples, 1)) return NAN;
+    double worst = 0;
+    const std::size_t k = profile_.categories();
+    for (std::size_t d = 0; d < profile_.distributions(); ++d)
+      worst = std::max(worst,
+                       detail::drift_scores(&profile_.counts[d * k], &observed_[d * k], k).psi);
+    return worst;
+  }
+  bool drifted() const {
+    const double s = drift_score();
+    return std::isfinite(s) && s > options_.psi_threshold;
+  }
+
+  MonitorStats stats() const {
+    MonitorStats s;
+    s.calls = calls_;
+    s.batch_calls = batch_calls_;
+    s.samples = samples_;
+    s.predicted = samples_ - nonfinite_inputs_;
+    s.nonfinite_inputs = nonfinite_inputs_;
+    s.nonfinite_outputs = nonfinite_outputs_;
+    s.out_of_range_samples = oor_samples_;
+    s.out_of_range_values = oor_values_;
+    s.latency = latency_.stats();
+    s.batch_latency = batch_latency_.stats();
+    s.options = options_;
+    s.feature_out_of_range = feature_oor_;
+    const auto most = std::max_element(feature_oor_.begin(), feature_oor_.end());
+    if (*most > 0) s.worst_feature = std::size_t(most - feature_oor_.begin());
+    if (oor_values_ > 0) {
+      s.worst_excess_feature = worst_excess_feature_;
+      s.worst_excess = worst_excess_;
+      s.worst_excess_value = worst_excess_value_;
+    }
+    s.kind = profile_.kind;
+    s.distributions = profile_.distributions();
+    s.categories = profile_.categories();
+    s.counted = counted_;
+    const std::size_t k = s.categories;
+    s.reference.resize(profile_.counts.size());
+    s.observed.resize(observed_.size());
+    for (std::size_t d = 0; d < s.distributions; ++d) {
+      std::uint64_t nr = 0;
+      for (std::size_t c = 0; c < k; ++c) nr += profile_.counts[d * k + c];
+      for (std::size_t c = 0; c < k; ++c) {
+        s.reference[d * k + c] = double(profile_.counts[d * k + c]) / double(nr);
+        s.observed[d * k + c] = counted_ ? double(observed_[d * k + c]) / double(counted_) : NAN;
+      }
+      const auto ds = detail::drift_scores(&profile_.counts[d * k], &observed_[d * k], k);
+      const bool enough = counted_ >= std::max<std::uint64_t>(options_.min_samples, 1);
+      s.psi_per_output.push_back(enough ? ds.psi : NAN);
+      if (enough) {
+        s.psi = std::isnan(s.psi) ? ds.psi : std::max(s.psi, ds.psi);
+        s.tvd = std::isnan(s.tvd) ? ds.tvd : std::max(s.tvd, ds.tvd);
+      }
+    }
+    s.drifted = drifted();
+    return s;
+  }
+
+  void to_json(std::ostream& os) const { stats().to_json(os); }
+
+  // Adds another monitor's counters (e.g. another thread's) into this one. Both must use the same
+  // profile and options.
+  void merge(const Monitored& o) {
+    if (!(o.profile_ == profile_))
+      fail("Monitored::merge: the other monitor uses a different reference profile (",
+           o.profile_.samples(), " training samples, ", to_string(o.profile_.kind), ") than this one (",
+           profile_.samples(), " training samples, ", to_string(profile_.kind), ").");
+    if (o.lo_ != lo_ || o.options_.range_max_features != options_.range_max_features)
+      fail("Monitored::merge: the other monitor uses different range options.");
+    calls_ += o.calls_;
+    batch_calls_ += o.batch_calls_;
+    samples_ += o.samples_;
+    nonfinite_inputs_ += o.nonfinite_inputs_;
+    nonfinite_outputs_ += o.nonfinite_outputs_;
+    oor_samples_ += o.oor_samples_;
+    oor_values_ += o.oor_values_;
+    counted_ += o.counted_;
+    for (std::size_t j = 0; j < input_size; ++j) feature_oor_[j] += o.feature_oor_[j];
+    for (std::size_t c = 0; c < observed_.size(); ++c) observed_[c] += o.observed_[c];
+    if (o.worst_excess_ > worst_excess_) {
+      worst_excess_ = o.worst_excess_;
+      worst_excess_feature_ = o.worst_excess_feature_;
+      worst_excess_value_ = o.worst_excess_value_;
+    }
+    latency_.merge(o.latency_);
+    batch_latency_.merge(o.batch_latency_);
+  }
+
+  // Zeroes every counter; keeps the profile, options and allocations.
+  void reset() {
+    calls_ = batch_calls_ = samples_ = nonfinite_inputs_ = nonfinite_outputs_ = 0;
+    oor_samples_ = oor_values_ = counted_ = 0;
+    std::fill(feature_oor_.begin(), feature_oor_.end(), 0);
+    std::fill(observed_.begin(), observed_.end(), 0);
+    worst_excess_ = 0;
+    worst_excess_feature_ = 0;
+    worst_excess_value_ = NAN;
+    latency_.reset();
+    batch_latency_.reset();
+  }
+
+  const ReferenceProfile& profile() const { return profile_; }
+  const MonitorOptions& options() const { return options_; }
+  Model& model() { return model_; }
+
+ private:
+  static std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
+    const auto d = std::chrono::steady_clock::now() - t0;
+    return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  }
+  static bool all_finite(const T* x) {
+    for (std::size_t j = 0; j < input_size; ++j)
+      if (!std::isfinite(x[j])) return false;
+    return true;
+  }
+
+  // Range check of a finite input and bookkeeping of the outputs the model gave for it.
+  SampleFlags after_model(const T* x, const T* y) {
+    SampleFlags f;
+    for (std::size_t j = 0; j < input_size; ++j) {
+      const double v = double(x[j]);
+      if (v >= lo_[j] && v <= hi_[j]) continue;
+      ++f.out_of_range_features;
+      ++feature_oor_[j];
+      const double excess =
+          v < lo_[j] ? profile_.feature_min[j] - v : v - profile_.feature_max[j];
+      if (excess > worst_excess_) {
+        worst_excess_ = excess;
+        worst_excess_feature_ = j;
+        worst_excess_value_ = v;
+      }
+    }
+    oor_values_ += f.out_of_range_features;
+    f.out_of_range = f.out_of_range_features > options_.range_max_features;
+    oor_samples_ += f.out_of_range;
+    for (std::size_t k = 0; k < output_size; ++k)
+      if (!std::isfinite(y[k])) {
+        f.status = Status::nonfinite_output;
+        ++nonfinite_outputs_;
+        return f;
+      }
+    const std::size_t cats = profile_.categories();
+    for (std::size_t d = 0; d < profile_.distributions(); ++d)
+      ++observed_[d * cats + profile_.category(y, d)];
+    ++counted_;
+    return f;
+  }
+
+  Model& model_;
+  ReferenceProfile profile_;
+  MonitorOptions options_;
+  std::vector<double> lo_, hi_;  // the widened training range per feature
+  std::uint64_t calls_ = 0, batch_calls_ = 0, samples_ = 0;
+  std::uint64_t nonfinite_inputs_ = 0, nonfinite_outputs_ = 0;
+  std::uint64_t oor_samples_ = 0, oor_values_ = 0, counted_ = 0;
+  std::vector<std::uint64_t> feature_oor_;
+  std::vector<std::uint64_t> observed_;  // like profile_.counts
+  double worst_excess_ = 0;
+  std::size_t worst_excess_feature_ = 0;
+  double worst_excess_value_ = NAN;
+  detail::LatencyHistogram latency_, batch_latency_;
+};
+
+// The summary of a monitor's current stats().
+template <class Model>
+std::ostream& operator<<(std::ostream& os, const Monitored<Model>& m) {
+  return os << m.stats();
+}
+
+}  // namespace ctnn
+// ---- end ctnn/deploy/monitor.hpp ----
 // ---- end ctnn/ctnn.hpp ----
