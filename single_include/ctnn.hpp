@@ -10008,16 +10008,6 @@ inline void json_number(std::ostream& os, double v) {
   else os << "null";
 }
 
-inline std::string monitor_group(std::uint64_t v) {
-  const std::string digits = std::to_string(v);
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
-  }
-  return s;
-}
-
 }  // namespace detail
 
 inline void MonitorStats::to_json(std::ostream& out) const {
@@ -10096,7 +10086,7 @@ inline void MonitorStats::to_json(std::ostream& out) const {
 // A readable summary: counts, flags, latency percentiles, drift and the two distributions.
 inline std::ostream& operator<<(std::ostream& out, const MonitorStats& s) {
   std::ostringstream os;
-  const auto g = detail::monitor_group;
+  const auto g = [](std::uint64_t v) { return detail::group_thousands(std::size_t(v)); };
   const auto fixed = [](double v, int digits) {
     if (!std::isfinite(v)) return std::string("-");
     std::ostringstream f;

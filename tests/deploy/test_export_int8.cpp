@@ -20,7 +20,7 @@
 #include <ctnn/deploy/static_quantized.hpp>
 
 #include "tiny_model.hpp"
-#include "allocation_counter.hpp"
+#include "../allocation_counter.hpp"
 
 using namespace ctnn;
 using Catch::Matchers::Contains;

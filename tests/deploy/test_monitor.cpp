@@ -16,7 +16,7 @@
 #include <ctnn/ctnn.hpp>
 #include <ctnn/deploy/monitor.hpp>
 
-#include "allocation_counter.hpp"
+#include "../allocation_counter.hpp"
 
 using namespace ctnn;
 using Catch::Matchers::Contains;

@@ -17,7 +17,7 @@
 #include <ctnn/deploy/half.hpp>
 #include <ctnn/deploy/quantize.hpp>
 
-#include "allocation_counter.hpp"
+#include "../allocation_counter.hpp"
 
 using namespace ctnn;
 
