@@ -1,5 +1,5 @@
-// Test helper for the deployment tests (deploy_test.cmake): trains a small Fashion-MNIST model,
-// quantizes it to int8 (calibrated on 1,000 training images), exports both with
+// The train-then-deploy example, run by the deployment tests (deploy_test.cmake): trains a small
+// Fashion-MNIST model, saves it to a model file and loads it back, quantizes it to int8 (calibrated on 1,000 training images), exports both with
 // ctnn::deploy::export_header, and writes test cases (inputs and this host's outputs of each) as
 // further headers, so one inference program can check itself on any target.
 //
@@ -28,9 +28,13 @@ int main(int argc, char** argv) try {
                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 6000});
   auto test = ctnn::data::load_idx(dir + "/t10k-images-idx3-ubyte.gz",
                                    dir + "/t10k-labels-idx1-ubyte.gz", {.limit = 2000});
-  TinyModel model{1};
+  // Train, save, and deploy what was saved: the model is loaded back from its file first.
+  TinyModel trained{1};
   ctnn::Adam opt{3e-3f};
-  ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train, {.epochs = 3, .verbose = 0});
+  ctnn::fit(trained, opt, ctnn::SparseCategoricalCrossEntropy{}, train, {.epochs = 3, .verbose = 0});
+  ctnn::save(out + "/fashion_model.ctnn", trained);
+  TinyModel model{0};
+  ctnn::load(out + "/fashion_model.ctnn", model);
   const auto e = ctnn::evaluate(model, test);
   ctnn::deploy::export_header(out + "/fashion_model.hpp", model, "fashion_model");
   auto quantized = ctnn::quantize(
