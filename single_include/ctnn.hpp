@@ -121,20 +121,41 @@ template <class... Parts>
 
 }  // namespace ctnn
 // ---- end ctnn/core/error.hpp ----
-// ---- begin ctnn/core/layer.hpp ----
-// ctnn/core/layer.hpp: what a layer is.
+// ---- begin ctnn/core/init.hpp ----
+// ctnn/core/init.hpp: weight initializers, Keras's kernel_initializer / bias_initializer.
 //
-// A layer *spec* is the type a user writes in a model (Dense<128>, ReLU). Given the shape that
-// flows into it and the scalar type, the spec binds to a layer *implementation*:
-//     typename Spec::template bind<InputShape, T>
-// The implementation is stateless: its parameters live at a compile-time offset in the model's
-// parameter arena and its activations and scratch in a workspace the model owns. That is what lets
-// one buffer hold every weight (one-pass optimizers, one-block save files) and what makes a
-// training step allocation-free.
+// An initializer is a type with
+//   static constexpr std::string_view spec;   // its C++ name, e.g. "ctnn::init::HeNormal"
+//   template <class T> static void fill(T* w, std::size_t count, std::size_t fan_in,
+//                                       std::size_t fan_out, Rng& rng);
+// and is given to a layer as a template argument:
+//   ctnn::Dense<128, ctnn::init::HeUniform>                       // kernel He uniform, bias zero
+//   ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid, ctnn::init::TorchUniform, ctnn::init::TorchUniform>
+// fan_in and fan_out are counted as Keras and PyTorch count them: Dense in and Units; Conv2D
+// KH*KW*C and KH*KW*Filters. A bias initializer gets the fans of its layer's kernel.
+//
+//   initializer    draw                                         Keras / PyTorch name
+//   GlorotUniform  U(-l, l), l = sqrt(6 / (fan_in + fan_out))   glorot_uniform (Keras's default)
+//   GlorotNormal   truncated normal, s = sqrt(2 / (fan_in + fan_out))   glorot_normal
+//   HeUniform      U(-l, l), l = sqrt(6 / fan_in)               he_uniform
+//   HeNormal       truncated normal, s = sqrt(2 / fan_in)       he_normal
+//   LecunUniform   U(-l, l), l = sqrt(3 / fan_in)               lecun_uniform
+//   LecunNormal    truncated normal, s = sqrt(1 / fan_in)       lecun_normal
+//   TorchUniform   U(-l, l), l = 1 / sqrt(fan_in)               PyTorch's default for the weights
+//                  (kaiming_uniform_ with a = sqrt(5)) and the biases of nn.Linear and nn.Conv2d
+//   Zeros, Ones    constants                                    zeros (Keras's bias default), ones
+// The truncated normals follow Keras: a normal with standard deviation s / 0.87962566103423978,
+// redrawn outside two of those standard deviations, so that the draws' variance is s^2.
+//
+// Reproducibility: the uniform draws use only Rng's integer arithmetic and are the same on every
+// platform. The normal draws (Box-Muller) use std::log and std::cos, which are not correctly
+// rounded, so they may differ in the last bit between C libraries.
+#include <cmath>
 #include <concepts>
 #include <cstddef>
-#include <cstdint>
+#include <string>
 #include <string_view>
+#include <type_traits>
 
 // ---- begin ctnn/core/rng.hpp ----
 // ctnn/core/rng.hpp: the one random number generator ctnn uses (shuffling, splits, weight init).
@@ -209,6 +230,140 @@ void shuffle(std::vector<T>& items, Rng& rng) {
 
 }  // namespace ctnn
 // ---- end ctnn/core/rng.hpp ----
+
+namespace ctnn {
+
+template <class I>
+concept Initializer = requires(float* w, std::size_t n, Rng& rng) {
+  { I::spec } -> std::convertible_to<std::string_view>;
+  I::template fill<float>(w, n, n, n, rng);
+};
+// The same test as a plain bool, for static_asserts whose message alone should explain it.
+template <class I>
+inline constexpr bool is_initializer_v = Initializer<I>;
+
+namespace init {
+namespace detail {
+template <class T>
+void uniform(T* w, std::size_t count, double limit, Rng& rng) {
+  const float l = static_cast<float>(limit);
+  for (std::size_t i = 0; i < count; ++i) w[i] = static_cast<T>(rng.uniform(-l, l));
+}
+
+// Keras's truncated normal: N(0, (s / 0.8796...)^2), redrawn beyond two of its standard
+// deviations; the result has standard deviation s.
+template <class T>
+void truncated_normal(T* w, std::size_t count, double s, Rng& rng) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  const double sd = s / 0.87962566103423978;
+  for (std::size_t i = 0; i < count; ++i) {
+    double z;
+    do {
+      const double u1 = 1.0 - rng.uniform01();  // (0, 1]: log is finite
+      const double u2 = rng.uniform01();
+      z = std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
+    } while (z < -2.0 || z > 2.0);
+    w[i] = static_cast<T>(z * sd);
+  }
+}
+
+inline double fan(std::size_t f) { return static_cast<double>(f == 0 ? 1 : f); }
+}  // namespace detail
+
+struct GlorotUniform {
+  static constexpr std::string_view spec = "ctnn::init::GlorotUniform";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
+    detail::uniform(w, count, std::sqrt(6.0 / detail::fan(fan_in + fan_out)), rng);
+  }
+};
+struct GlorotNormal {
+  static constexpr std::string_view spec = "ctnn::init::GlorotNormal";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
+    detail::truncated_normal(w, count, std::sqrt(2.0 / detail::fan(fan_in + fan_out)), rng);
+  }
+};
+struct HeUniform {
+  static constexpr std::string_view spec = "ctnn::init::HeUniform";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    detail::uniform(w, count, std::sqrt(6.0 / detail::fan(fan_in)), rng);
+  }
+};
+struct HeNormal {
+  static constexpr std::string_view spec = "ctnn::init::HeNormal";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    detail::truncated_normal(w, count, std::sqrt(2.0 / detail::fan(fan_in)), rng);
+  }
+};
+struct LecunUniform {
+  static constexpr std::string_view spec = "ctnn::init::LecunUniform";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    detail::uniform(w, count, std::sqrt(3.0 / detail::fan(fan_in)), rng);
+  }
+};
+struct LecunNormal {
+  static constexpr std::string_view spec = "ctnn::init::LecunNormal";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    detail::truncated_normal(w, count, std::sqrt(1.0 / detail::fan(fan_in)), rng);
+  }
+};
+struct TorchUniform {
+  static constexpr std::string_view spec = "ctnn::init::TorchUniform";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    detail::uniform(w, count, 1.0 / std::sqrt(detail::fan(fan_in)), rng);
+  }
+};
+struct Zeros {
+  static constexpr std::string_view spec = "ctnn::init::Zeros";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t, std::size_t, Rng&) {
+    for (std::size_t i = 0; i < count; ++i) w[i] = T(0);
+  }
+};
+struct Ones {
+  static constexpr std::string_view spec = "ctnn::init::Ones";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t, std::size_t, Rng&) {
+    for (std::size_t i = 0; i < count; ++i) w[i] = T(1);
+  }
+};
+}  // namespace init
+
+namespace detail {
+// ", KernelInit, BiasInit" for a layer's spec(), or "" when both are the defaults, so that the
+// types written by export_header stay as short as the user's.
+template <class KernelInit, class BiasInit>
+std::string init_spec() {
+  if constexpr (std::is_same_v<KernelInit, init::GlorotUniform> && std::is_same_v<BiasInit, init::Zeros>)
+    return "";
+  else
+    return ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec);
+}
+}  // namespace detail
+
+}  // namespace ctnn
+// ---- end ctnn/core/init.hpp ----
+// ---- begin ctnn/core/layer.hpp ----
+// ctnn/core/layer.hpp: what a layer is.
+//
+// A layer *spec* is the type a user writes in a model (Dense<128>, ReLU). Given the shape that
+// flows into it and the scalar type, the spec binds to a layer *implementation*:
+//     typename Spec::template bind<InputShape, T>
+// The implementation is stateless: its parameters live at a compile-time offset in the model's
+// parameter arena and its activations and scratch in a workspace the model owns. That is what lets
+// one buffer hold every weight (one-pass optimizers, one-block save files) and what makes a
+// training step allocation-free.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
 // ---- begin ctnn/core/shape.hpp ----
 // ctnn/core/shape.hpp: compile-time tensor shapes.
 //
@@ -1025,14 +1180,16 @@ using Sequential = BasicSequential<float, InputSpec, Specs...>;
 // ---- end ctnn/core/sequential.hpp ----
 
 // ---- begin ctnn/layers/conv2d.hpp ----
-// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding>, a 2-D convolution.
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
+// convolution.
 //
 // Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
 // over an H x W x C input (channels last), with Keras's valid/same padding.
 // Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
 // Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
-// b [Filters]: KH*KW*C*Filters + Filters. Init: Glorot uniform (fan_in = KH*KW*C,
-// fan_out = KH*KW*Filters), zero bias.
+// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
+// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
+// b (core/init.hpp lists the others).
 //
 // How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
 // the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
@@ -1169,13 +1326,14 @@ using ctnn::HWY_NAMESPACE::tanh_forward;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/elementwise.hpp ----
 // ---- begin ctnn/layers/dense.hpp ----
-// ctnn/layers/dense.hpp: Dense<Units>, a fully connected layer.
+// ctnn/layers/dense.hpp: Dense<Units, KernelInit, BiasInit>, a fully connected layer.
 //
 // Represents y = x W^T + b for a flat input x of In::size values.
 // Requires: a rank-1 input (put Flatten after images), Units >= 1.
 // Output shape: Shape<Units>. Parameters: W [Units x In::size] (row j holds the weights of output
 // j, so the forward product runs along contiguous memory), then b [Units]; Units * (In::size + 1)
-// in all, as Keras counts. Init: Glorot uniform W, zero b (Keras defaults).
+// in all, as Keras counts. Init: KernelInit fills W (fan_in = In::size, fan_out = Units), BiasInit
+// fills b; the defaults are Keras's, Glorot uniform W and zero b (core/init.hpp lists the others).
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -1183,18 +1341,13 @@ using ctnn::HWY_NAMESPACE::tanh_forward;
 
 namespace ctnn {
 
-namespace detail {
-// Glorot (Xavier) uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
-template <class T>
-void glorot_uniform(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
-  const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
-  for (std::size_t i = 0; i < count; ++i) w[i] = static_cast<T>(rng.uniform(-limit, limit));
-}
-}  // namespace detail
-
-template <std::size_t Units>
+template <std::size_t Units, class KernelInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
 struct Dense {
   static_assert(Units >= 1, "Dense<Units> needs at least one unit.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Dense's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
 
   template <ShapeType In, class T>
   struct bind {
@@ -1209,13 +1362,15 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
-    static std::string spec() { return "ctnn::Dense<" + std::to_string(Units) + ">"; }
+    static std::string spec() {
+      return "ctnn::Dense<" + std::to_string(Units) + detail::init_spec<KernelInit, BiasInit>() + ">";
+    }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
 
     static void init(T* p, Rng& rng) {
-      detail::glorot_uniform(p, Units * in, in, Units, rng);
-      for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
+      KernelInit::fill(p, Units * in, in, Units, rng);
+      BiasInit::fill(p + Units * in, Units, in, Units, rng);
     }
 
     static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch, const PassContext&,
@@ -1299,10 +1454,14 @@ struct Window2D {
 namespace ctnn {
 
 template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
-          Padding Pad = Padding::valid>
+          Padding Pad = Padding::valid, class KernelInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
 struct Conv2D {
   static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1,
                 "Conv2D needs at least one filter, a kernel of at least 1x1 and a stride >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Conv2D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
 
   template <ShapeType In, class T>
   struct bind {
@@ -1335,15 +1494,16 @@ struct Conv2D {
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
-             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ">";
+             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) +
+             detail::init_spec<KernelInit, BiasInit>() + ">";
     }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
 
     static void init(T* p, Rng& rng) {
-      detail::glorot_uniform(p, weights, patch, KH * KW * Filters, rng);
-      for (std::size_t f = 0; f < Filters; ++f) p[weights + f] = T(0);
+      KernelInit::fill(p, weights, patch, KH * KW * Filters, rng);
+      BiasInit::fill(p + weights, Filters, patch, KH * KW * Filters, rng);
     }
 
     // patches[pos][(ky*KW + kx)*C + c] = x at that tap, or 0 in the padding.

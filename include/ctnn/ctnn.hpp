@@ -3,6 +3,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/core/error.hpp"
+#include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/real.hpp"

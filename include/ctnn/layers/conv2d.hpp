@@ -1,11 +1,13 @@
-// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding>, a 2-D convolution.
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
+// convolution.
 //
 // Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
 // over an H x W x C input (channels last), with Keras's valid/same padding.
 // Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
 // Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
-// b [Filters]: KH*KW*C*Filters + Filters. Init: Glorot uniform (fan_in = KH*KW*C,
-// fan_out = KH*KW*Filters), zero bias.
+// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
+// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
+// b (core/init.hpp lists the others).
 //
 // How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
 // the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
@@ -16,6 +18,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/kernels/elementwise.hpp"
@@ -26,10 +29,14 @@
 namespace ctnn {
 
 template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
-          Padding Pad = Padding::valid>
+          Padding Pad = Padding::valid, class KernelInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
 struct Conv2D {
   static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1,
                 "Conv2D needs at least one filter, a kernel of at least 1x1 and a stride >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Conv2D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
 
   template <ShapeType In, class T>
   struct bind {
@@ -62,15 +69,16 @@ struct Conv2D {
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
-             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ">";
+             std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) +
+             detail::init_spec<KernelInit, BiasInit>() + ">";
     }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
     static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
 
     static void init(T* p, Rng& rng) {
-      detail::glorot_uniform(p, weights, patch, KH * KW * Filters, rng);
-      for (std::size_t f = 0; f < Filters; ++f) p[weights + f] = T(0);
+      KernelInit::fill(p, weights, patch, KH * KW * Filters, rng);
+      BiasInit::fill(p + weights, Filters, patch, KH * KW * Filters, rng);
     }
 
     // patches[pos][(ky*KW + kx)*C + c] = x at that tap, or 0 in the padding.

@@ -1,33 +1,30 @@
-// ctnn/layers/dense.hpp: Dense<Units>, a fully connected layer.
+// ctnn/layers/dense.hpp: Dense<Units, KernelInit, BiasInit>, a fully connected layer.
 //
 // Represents y = x W^T + b for a flat input x of In::size values.
 // Requires: a rank-1 input (put Flatten after images), Units >= 1.
 // Output shape: Shape<Units>. Parameters: W [Units x In::size] (row j holds the weights of output
 // j, so the forward product runs along contiguous memory), then b [Units]; Units * (In::size + 1)
-// in all, as Keras counts. Init: Glorot uniform W, zero b (Keras defaults).
+// in all, as Keras counts. Init: KernelInit fills W (fan_in = In::size, fan_out = Units), BiasInit
+// fills b; the defaults are Keras's, Glorot uniform W and zero b (core/init.hpp lists the others).
 #pragma once
 #include <cmath>
 #include <cstddef>
 #include <string>
 
+#include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/kernels/elementwise.hpp"
 #include "ctnn/kernels/gemm.hpp"
 
 namespace ctnn {
 
-namespace detail {
-// Glorot (Xavier) uniform: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
-template <class T>
-void glorot_uniform(T* w, std::size_t count, std::size_t fan_in, std::size_t fan_out, Rng& rng) {
-  const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(fan_in + fan_out)));
-  for (std::size_t i = 0; i < count; ++i) w[i] = static_cast<T>(rng.uniform(-limit, limit));
-}
-}  // namespace detail
-
-template <std::size_t Units>
+template <std::size_t Units, class KernelInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
 struct Dense {
   static_assert(Units >= 1, "Dense<Units> needs at least one unit.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Dense's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
 
   template <ShapeType In, class T>
   struct bind {
@@ -42,13 +39,15 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
-    static std::string spec() { return "ctnn::Dense<" + std::to_string(Units) + ">"; }
+    static std::string spec() {
+      return "ctnn::Dense<" + std::to_string(Units) + detail::init_spec<KernelInit, BiasInit>() + ">";
+    }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
 
     static void init(T* p, Rng& rng) {
-      detail::glorot_uniform(p, Units * in, in, Units, rng);
-      for (std::size_t j = 0; j < Units; ++j) p[Units * in + j] = T(0);
+      KernelInit::fill(p, Units * in, in, Units, rng);
+      BiasInit::fill(p + Units * in, Units, in, Units, rng);
     }
 
     static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch, const PassContext&,
