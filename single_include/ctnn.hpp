@@ -9745,6 +9745,7 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -9759,6 +9760,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <type_traits>
 #include <vector>
 
 
@@ -9949,20 +9952,33 @@ struct ReferenceProfile {
       if (!(is >> word)) bad("the block ends where the field '", name, "' was expected.");
       if (word != name) bad("expected the field '", name, "' but found '", word, "'.");
     };
+    // A whole number >= 0. Not `is >> v`: a stream reads "-5" into an unsigned as 2^64 - 5.
+    const auto count = [&](const char* name, std::uint64_t& v) {
+      std::string tok;
+      if (!(is >> tok)) return false;
+      const auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
+      if (ec != std::errc() || end != tok.data() + tok.size())
+        bad("the field '", name, "' holds '", tok, "' where a count (a whole number >= 0) was expected.");
+      return true;
+    };
     const auto size = [&](const char* name, std::size_t limit) {
       expect(name);
       std::uint64_t v = 0;
-      if (!(is >> v)) bad("the field '", name, "' has no readable count.");
+      if (!count(name, v)) bad("the field '", name, "' has no readable count.");
       if (v > limit) bad("the field '", name, "' is ", v, ", more than the limit of ", limit, ".");
       return std::size_t(v);
     };
     const auto values = [&](const char* name, auto& v, std::size_t n) {
       expect(name);
       v.resize(n);
-      for (std::size_t k = 0; k < n; ++k)
-        if (!(is >> v[k]))
+      for (std::size_t k = 0; k < n; ++k) {
+        bool ok;
+        if constexpr (std::is_same_v<std::decay_t<decltype(v[k])>, std::uint64_t>) ok = count(name, v[k]);
+        else ok = bool(is >> v[k]);
+        if (!ok)
           bad("the field '", name, "' ends after ", k, " of its ", n,
               " values (or holds a value that is not a finite number).");
+      }
     };
     if (!(is >> word) || word != kMagic)
       bad("this is not a reference profile: it starts with '", word, "' where '", kMagic,

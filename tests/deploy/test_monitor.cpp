@@ -416,6 +416,14 @@ TEST_CASE("A profile saves and loads exactly, and a wrong one is an error naming
   std::string swapped = text;
   swapped.replace(swapped.find("feature_max"), 11, "feature_mix");
   CHECK_THROWS_WITH(load_text(swapped), Contains("expected the field 'feature_max'"));
+  // A negative count is refused, not read as 2^64 minus it.
+  const std::size_t counts_at = text.find("\ncounts ") + 8;
+  const std::string negative = text.substr(0, counts_at) + "-" + text.substr(counts_at);
+  CHECK_THROWS_WITH(load_text(negative),
+                    Contains("the field 'counts' holds '-") && Contains("whole number >= 0"));
+  const std::size_t bins_at = text.find("\nbins ") + 6;
+  const std::string negative_size = text.substr(0, bins_at) + "-" + text.substr(bins_at);
+  CHECK_THROWS_WITH(load_text(negative_size), Contains("the field 'bins' holds '-"));
 
   CountingModel small;
   CHECK_THROWS_WITH(Monitored<CountingModel>(small, t.profile),
