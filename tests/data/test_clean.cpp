@@ -1,6 +1,10 @@
 // Tests for ctnn/data/clean.hpp: hand-computable small tables, then the documented dirt of
 // sklearn/breast_cancer_dirty.csv (see sklearn/make_dirty.py) against breast_cancer.csv.
 #include "ctnn/data/clean.hpp"
+#include "ctnn/data/from_table.hpp"
+#include "ctnn/data/preprocess.hpp"
+#include "ctnn/data/split.hpp"
+#include "ctnn/data/transform.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -426,4 +430,44 @@ TEST_CASE("Cleaning the dirty breast-cancer file restores breast_cancer.csv's cl
     const std::vector<double>& o = orig.at(line - 2 - copies_before);
     for (std::size_t c = 0; c < 30; ++c) REQUIRE(t.columns[c].values[row] == o[c]);
   }
+}
+
+TEST_CASE("The dirty file's gaps kept as NaN and filled by an imputer fitted on the training split only",
+          "[data][clean][preprocess]") {
+  using ctnn::data::SimpleImputer;
+  Table t = dirty();
+  ctnn::data::drop_duplicates(t);
+  ctnn::data::drop_missing(t, {"diagnosis"});
+  ctnn::data::TableSpec spec;
+  spec.label = "diagnosis";
+  REQUIRE_THROWS_WITH(ctnn::data::to_dataset(t, spec),
+                      Contains("missing value") && Contains("missing_features_as_nan"));
+  spec.missing_features_as_nan = true;
+  const ctnn::data::Dataset all = ctnn::data::to_dataset(t, spec);
+  std::size_t gaps = 0;
+  for (const Column& c : t.columns)
+    if (c.name != "diagnosis")
+      for (double v : c.values) gaps += std::isnan(v);
+  CHECK(gaps >= 10);
+  CHECK(std::size_t(std::count_if(all.x.begin(), all.x.end(), [](float v) { return std::isnan(v); })) == gaps);
+
+  const auto [train, test] = ctnn::data::train_test_split(all, 0.2, 42);
+  ctnn::data::Preprocessing p;
+  p.add(SimpleImputer(SimpleImputer::Strategy::median)).add(ctnn::data::StandardScaler{});
+  p.fit(train);
+  const auto& imp = std::get<SimpleImputer>(p.steps()[0]);
+  const std::size_t f = all.feature_size();
+  REQUIRE(imp.features().size() == f);
+  for (std::size_t j = 0; j < f; ++j) {  // each fill value is the training rows' median
+    std::vector<double> v;
+    for (std::size_t i = 0; i < train.size(); ++i)
+      if (!std::isnan(train.sample(i)[j])) v.push_back(train.sample(i)[j]);
+    std::sort(v.begin(), v.end());
+    const double median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    INFO("feature " << all.feature_names[j]);
+    CHECK(imp.fill_values()[j] == median);
+  }
+  const ctnn::data::Dataset out = p.transform(test);
+  for (float v : out.x) REQUIRE(std::isfinite(v));
+  ctnn::data::validate(out);
 }

@@ -578,3 +578,161 @@ TEST_CASE("A small block cannot make load build millions of feature names", "[da
   CHECK(p.output_names()[65537] == "=1");  // feature 1 (named "") code 1
   CHECK(saved(p) == block(16, 65536));
 }
+
+// ---- SimpleImputer ----
+
+namespace {
+using ctnn::data::SimpleImputer;
+using Strategy = ctnn::data::SimpleImputer::Strategy;
+
+// Wine with every 5th value of features 0, 4 and 12 knocked out (NaN), offset by feature, so the
+// training and test splits both have gaps.
+Dataset wine_with_gaps() {
+  Dataset d = wine();
+  const std::size_t f = d.feature_size();
+  for (std::size_t i = 0; i < d.size(); ++i)
+    for (const std::size_t j : {std::size_t{0}, std::size_t{4}, std::size_t{12}})
+      if ((i + j) % 5 == 0) d.x[i * f + j] = std::numeric_limits<float>::quiet_NaN();
+  return d;
+}
+
+// The present (non-NaN) values of feature j, sorted, in double.
+std::vector<double> present(const Dataset& d, std::size_t j) {
+  std::vector<double> v;
+  for (std::size_t i = 0; i < d.size(); ++i)
+    if (!std::isnan(d.sample(i)[j])) v.push_back(d.sample(i)[j]);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+}  // namespace
+
+TEST_CASE("SimpleImputer fills gaps with statistics of the training split only", "[data][preprocess]") {
+  const Dataset d = wine_with_gaps();
+  const auto [train, test] = ctnn::data::train_test_split(d, 0.3, 3);
+  const std::size_t f = d.feature_size();
+  for (const Strategy s : {Strategy::mean, Strategy::median, Strategy::most_frequent}) {
+    SimpleImputer imp(s, {0, 4, 12});
+    imp.fit(train);
+    INFO("strategy " << SimpleImputer::strategy_name(s));
+    REQUIRE(imp.features() == std::vector<std::size_t>{0, 4, 12});
+    for (std::size_t c = 0; c < 3; ++c) {
+      const std::size_t j = imp.features()[c];
+      const std::vector<double> v = present(train, j);
+      double want = 0;
+      if (s == Strategy::mean) {
+        for (double x : v) want += x;
+        want /= double(v.size());
+      } else if (s == Strategy::median) {
+        want = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+      } else {
+        std::size_t best_n = 0;  // independent count: for each value, how often it occurs
+        for (double x : v) {
+          const auto n = std::size_t(std::count(v.begin(), v.end(), x));
+          if (n > best_n) best_n = n, want = x;
+        }
+      }
+      CHECK(imp.fill_values()[c] == Approx(want).epsilon(1e-12));
+      CHECK(imp.missing_at_fit()[c] == train.size() - v.size());
+      CHECK(imp.missing_at_fit()[c] > 0);
+    }
+    const Dataset out = imp.transform(test);
+    std::size_t filled = 0;
+    for (std::size_t i = 0; i < test.size(); ++i)
+      for (std::size_t j = 0; j < f; ++j) {
+        const float in = test.sample(i)[j], o = out.sample(i)[j];
+        if (std::isnan(in)) {
+          const std::size_t c = j == 0 ? 0 : j == 4 ? 1 : 2;
+          REQUIRE(o == static_cast<float>(imp.fill_values()[c]));
+          ++filled;
+        } else {
+          REQUIRE(std::memcmp(&in, &o, sizeof in) == 0);  // present values untouched
+        }
+      }
+    CHECK(filled > 5);
+  }
+  SECTION("constant fills even a feature missing everywhere") {
+    Dataset all_gone = train;
+    for (std::size_t i = 0; i < all_gone.size(); ++i) all_gone.x[i * f + 2] = NAN;
+    SimpleImputer mean(Strategy::mean, {0, 2, 4, 12});
+    CHECK_THROWS_WITH(mean.fit(all_gone), Contains("feature 2 (\"ash\")") &&
+                                              Contains("all missing") && Contains("constant"));
+    SimpleImputer zero = SimpleImputer::constant(-1.5, {0, 2, 4, 12});
+    zero.fit(all_gone);
+    const Dataset out = zero.transform(all_gone);
+    for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(out.sample(i)[2] == -1.5f);
+  }
+}
+
+TEST_CASE("An imputer leading a pipeline: gaps in, finite standardized features out, saved and loaded",
+          "[data][preprocess]") {
+  const Dataset d = wine_with_gaps();
+  const auto [train, test] = ctnn::data::train_test_split(d, 0.3, 8);
+  Preprocessing p;
+  p.add(SimpleImputer(Strategy::median)).add(StandardScaler{});
+  const Dataset tr = p.fit_transform(train);
+  const Dataset te = p.transform(test);
+  for (float v : tr.x) REQUIRE(std::isfinite(v));
+  for (float v : te.x) REQUIRE(std::isfinite(v));
+  CHECK(text(p) == "SimpleImputer(median, 13 features, " +
+                       std::to_string(std::count_if(train.x.begin(), train.x.end(),
+                                                    [](float v) { return std::isnan(v); })) +
+                       " missing at fit), StandardScaler(13 features)");
+  // The standardization was fitted on the imputed training set.
+  const auto [mean, sd] = column_stats(tr);
+  for (std::size_t j = 0; j < 13; ++j) CHECK(std::abs(mean[j]) < 1e-5);
+  // Single samples with gaps give the dataset path's bits; a loaded copy gives the same.
+  const Preprocessing q = loaded(saved(p));
+  CHECK(text(q) == text(p));
+  CHECK(saved(q) == saved(p));
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    std::vector<float> y(13, 7.0f);
+    q.transform(std::span<const float>(test.sample(i), 13), y);
+    REQUIRE(std::memcmp(y.data(), te.sample(i), 13 * sizeof(float)) == 0);
+  }
+  const std::string block = saved(p);
+  for (std::size_t len = 0; len < block.size(); ++len) REQUIRE_THROWS_AS(loaded(block.substr(0, len)), ctnn::Error);
+  for (std::size_t pos = 0; pos < block.size(); ++pos) {
+    std::string b = block;
+    b[pos] = static_cast<char>(b[pos] ^ 0x5A);
+    INFO("byte " << pos);
+    REQUIRE_THROWS_AS(loaded(b), ctnn::Error);
+  }
+}
+
+TEST_CASE("Where no imputer fills a feature, NaN and infinities stay errors naming sample and feature",
+          "[data][preprocess]") {
+  const Dataset d = wine_with_gaps();
+  const auto [train, test] = ctnn::data::train_test_split(d, 0.3, 4);
+  SimpleImputer only0(Strategy::mean, {0});
+  CHECK_THROWS_WITH(only0.fit(train), Contains("SimpleImputer.fit") && Contains("nan") &&
+                                          (Contains("\"magnesium\"") || Contains("\"proline\"")));
+  SimpleImputer all(Strategy::mean);
+  all.fit(train);
+  Dataset inf = test;
+  inf.x[3 * 13 + 4] = INFINITY;
+  CHECK_THROWS_WITH(all.transform(inf), Contains("inf") && Contains("sample 3") &&
+                                            Contains("\"magnesium\""));
+  std::vector<float> row(test.sample(0), test.sample(0) + 13), out(13);
+  row[1] = -INFINITY;
+  CHECK_THROWS_WITH(all.transform(row, out), Contains("-inf") && Contains("feature 1"));
+  // A scaler before the imputer sees the gaps: the pipeline refuses them at fit.
+  Preprocessing late;
+  late.add(StandardScaler{}).add(SimpleImputer{});
+  CHECK_THROWS_WITH(late.fit(train), Contains("Preprocessing.fit") && Contains("nan"));
+  // A corrupt strategy byte in a saved block.
+  Preprocessing p;
+  p.add(SimpleImputer(Strategy::most_frequent, {0, 4, 12}));
+  p.fit(train);
+  std::string b = saved(p);
+  // body: u64 in | u64 out | u32 steps | u8 has names | names... | u32 tag | u64 in | u64 count | u8
+  const std::size_t names = 13 * 4 + [&] {
+    std::size_t n = 0;
+    for (const auto& s : kWineNames) n += s.size();
+    return n;
+  }();
+  const std::size_t strategy_at = 24 + 8 + 8 + 4 + 1 + names + 4 + 8 + 8;
+  REQUIRE(static_cast<unsigned char>(b[strategy_at]) == 2);
+  b[strategy_at] = 9;
+  reseal(b);
+  CHECK_THROWS_WITH(loaded(b), Contains("step 0 (SimpleImputer) has strategy 9"));
+}

@@ -1,6 +1,7 @@
 // Writes the fuzz targets' seed corpora: small valid inputs, each prefixed with the option bytes
 // its target reads. Usage: make_seeds <dir>; writes <dir>/{idx,csv,model_file,preprocess}/.
 // Generated at build time so the repository holds no binary seeds.
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -77,12 +78,15 @@ ctnn::data::Preprocessing pipeline(int kind, bool names) {
   Dataset d;
   d.sample_shape = {4};
   d.x = {0, 1, 2.5f, 1, 1, 0, -3, 2, 2, 1, 7, 0};
+  if (kind >= 4) d.x[2] = d.x[8] = NAN;  // gaps for the imputers
   if (names) d.feature_names = {"a", "b", "c", "d"};
   Preprocessing p;
   if (kind == 0) p.add(StandardScaler{});
   if (kind == 1) p.add(MinMaxScaler(-1, 1, {0, 2}));
-  if (kind >= 2) p.add(OneHotEncoder({1, 3}, kind == 3 ? Unknown::ignore : Unknown::error));
-  if (kind >= 2) p.add(StandardScaler({0}));
+  if (kind == 4) p.add(SimpleImputer(SimpleImputer::Strategy::median)).add(StandardScaler{});
+  if (kind == 5) p.add(SimpleImputer::constant(-1, {0, 2})).add(SimpleImputer(SimpleImputer::Strategy::most_frequent));
+  if (kind == 2 || kind == 3) p.add(OneHotEncoder({1, 3}, kind == 3 ? Unknown::ignore : Unknown::error));
+  if (kind == 2 || kind == 3) p.add(StandardScaler({0}));
   p.fit(d);
   return p;
 }
@@ -139,7 +143,7 @@ int main(int argc, char** argv) {
 
   // Preprocessing blocks: each step kind, with and without feature names (flag 1: fix CRC).
   const fs::path prep_dir = out / "preprocess";
-  for (int kind = 0; kind < 4; ++kind)
+  for (int kind = 0; kind < 6; ++kind)
     for (bool names : {false, true})
       write(prep_dir, "prep" + std::to_string(kind) + (names ? "_names" : ""),
             cat({{1}, saved(pipeline(kind, names))}));

@@ -14,7 +14,10 @@
 //   - targets (instead of a label): each row's target vector, one column per element. A
 //     categorical target column maps to class numbers as a label does (e.g. "no" 0, "yes" 1).
 // Missing cells (NaN) in any selected column are an error naming the line and column: clean the
-// table first (clean.hpp: drop_missing, impute). Every error is a ctnn::Error sentence.
+// table first (clean.hpp: drop_missing, impute), or, for features only, set
+// `missing_features_as_nan` and fill them with a preprocess.hpp SimpleImputer fitted on the
+// training split (so the test rows lend the training rows nothing). Every error is a ctnn::Error
+// sentence.
 //
 // to_table(dataset) is the reverse, so a Dataset from another format (IDX, say) can meet CSV
 // tables: features named by feature_names or "feature_0", ...; a "label" column (categorical with
@@ -29,6 +32,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctnn/core/error.hpp"
@@ -44,6 +48,7 @@ struct TableSpec {
   std::vector<ColumnRef> targets = {};    // a target vector (regression, binary, multi-output)
   std::vector<std::string> class_names = {};  // optional: the classes, in class-index order
   bool keep_category_order = false;       // categorical label/targets: class = stored index
+  bool missing_features_as_nan = false;   // a missing feature cell becomes NaN instead of an error
 };
 
 namespace from_table_detail {
@@ -93,7 +98,11 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
                                       const char* role) {
   fail(t.describe(), " has a missing value at ", t.where(row), " in ", role, " column \"",
        col.name, "\". Drop such rows with drop_missing or fill them with impute "
-       "(ctnn/data/clean.hpp) before making a Dataset.");
+       "(ctnn/data/clean.hpp) before making a Dataset",
+       std::string_view(role) == "feature"
+           ? ", or keep them as NaN (TableSpec::missing_features_as_nan) for a SimpleImputer "
+             "fitted on the training split (ctnn/data/preprocess.hpp)."
+           : ".");
 }
 
 }  // namespace from_table_detail
@@ -141,7 +150,11 @@ inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
   for (std::size_t j = 0; j < features.size(); ++j) {
     const Column& col = t.columns[features[j]];
     for (std::size_t r = 0; r < n; ++r) {
-      if (col.missing(r)) missing_cell(t, r, col, "feature");
+      if (col.missing(r)) {
+        if (!spec.missing_features_as_nan) missing_cell(t, r, col, "feature");
+        d.x[r * features.size() + j] = std::numeric_limits<float>::quiet_NaN();
+        continue;
+      }
       d.x[r * features.size() + j] = static_cast<float>(col.values[r]);
     }
   }

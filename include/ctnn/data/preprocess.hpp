@@ -1,9 +1,11 @@
-// ctnn/data/preprocess.hpp: fitted preprocessing (min-max scaling, z-score standardization and
-// one-hot encoding), learnt on the training split and replayed unchanged on validation, test and
-// inference inputs, and saved with the model so deployment sees the same preprocessing.
+// ctnn/data/preprocess.hpp: fitted preprocessing (imputation of missing values, min-max scaling,
+// z-score standardization and one-hot encoding), learnt on the training split and replayed
+// unchanged on validation, test and inference inputs, and saved with the model so deployment sees
+// the same preprocessing.
 //
 // Contract
-// - A step (MinMaxScaler, StandardScaler, OneHotEncoder) learns its statistics in fit(train) from
+// - A step (SimpleImputer, MinMaxScaler, StandardScaler, OneHotEncoder) learns its statistics in
+//   fit(train) from
 //   the training set only; transform(...) applies exactly those statistics to any later input.
 //   Statistics are float64; each output is the float64 result rounded to float.
 // - Preprocessing is an ordered list of steps; fit() fits each step on the output of the steps
@@ -14,8 +16,10 @@
 //   sample_shape {output_size()}; otherwise its shape is kept.
 // - transform(span in, span out) handles one sample without heap allocation: `in` is copied into
 //   `out` and every step rewrites `out` in place (one-hot expands from the back).
-// - Every input value must be finite, at fit and at transform: clean or impute missing values
-//   first. All errors are ctnn::Error sentences naming the sample, feature and value. When a
+// - Every input value must be finite, at fit and at transform, except NaN (a missing value) in a
+//   feature that a SimpleImputer fills: a SimpleImputer on its own, or the leading SimpleImputer
+//   steps of a Preprocessing. Infinities are never missing values. All errors are ctnn::Error
+//   sentences naming the sample, feature and value. When a
 //   dataset transform throws, the dataset is unchanged; the span path leaves `out` unspecified.
 // - Feature names (Dataset::feature_names) are carried; one-hot columns are named "<name>=<k>".
 //   Names seen at fit are kept and saved, and a dataset whose names differ at transform is
@@ -33,6 +37,9 @@
 //                        tag 2 StandardScaler: c x (u64 feature, f64 mean, f64 std)
 //                        tag 3 OneHotEncoder:  u8 unknown (0 error, 1 ignore) | c x (u64 feature,
 //                                              u64 categories k)
+//                        tag 4 SimpleImputer:  u8 strategy (0 mean, 1 median, 2 most frequent,
+//                                              3 constant) | c x (u64 feature, f64 fill value,
+//                                              f64 missing count seen at fit)
 //   Features are strictly increasing within a step; each step's input size is the previous
 //   step's output size and the last step's output size is the header's. load() checks all of it,
 //   bounds every count by the bytes that remain, and reads the stream to exactly the block's end.
@@ -86,7 +93,7 @@ inline constexpr std::uint64_t kMaxNameBytes = std::uint64_t{1} << 26;
 inline constexpr char kMagic[8] = {'C', 'T', 'N', 'N', 'P', 'R', 'E', 'P'};
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderBytes = 24;
-enum : std::uint32_t { kTagMinMax = 1, kTagStandard = 2, kTagOneHot = 3 };
+enum : std::uint32_t { kTagMinMax = 1, kTagStandard = 2, kTagOneHot = 3, kTagImputer = 4 };
 
 inline std::string sample_text(std::size_t s) {
   return s == kInputSample ? std::string("the input sample") : "sample " + std::to_string(s);
@@ -120,12 +127,14 @@ inline std::uint64_t code_digits(std::uint64_t k) {
 }
 
 // A training set must be consistent, non-empty and finite: statistics of NaN are meaningless.
-inline void check_training_set(const Dataset& d, const char* who) {
+// `may_miss[j]` (when not empty) marks the features where NaN, a missing value, is accepted.
+inline void check_training_set(const Dataset& d, const char* who,
+                               const std::vector<bool>& may_miss = {}) {
   d.check_consistent("training set");
   if (d.size() == 0) fail(who, ".fit: the training set has no samples.");
   const std::size_t f = d.feature_size();
   for (std::size_t k = 0; k < d.x.size(); ++k)
-    if (!std::isfinite(d.x[k]))
+    if (!std::isfinite(d.x[k]) && !(std::isnan(d.x[k]) && !may_miss.empty() && may_miss[k % f]))
       fail(who, ".fit: the training set holds ", d.x[k], " at sample ", k / f, ", ",
            feature_text(k % f, d.feature_names),
            "; clean or impute missing values before fitting the preprocessing.");
@@ -322,7 +331,7 @@ class RowTransform {
       fail(D::kName, ": the input sample has ", in.size(), " values and the output span ",
            out.size(), ", but the fitted sizes are ", in_, " in and ", out_, " out.");
     for (std::size_t j = 0; j < in_; ++j)
-      if (!std::isfinite(in[j]))
+      if (!std::isfinite(in[j]) && !(std::isnan(in[j]) && self().fills_missing(j)))
         fail(D::kName, ": the input sample holds ", in[j], " at feature ", j,
              "; clean or impute missing values before preprocessing.");
     if (out.data() != in.data()) std::memmove(out.data(), in.data(), in_ * sizeof(float));
@@ -341,6 +350,8 @@ class RowTransform {
   }
   // A step accepts any feature names; Preprocessing checks them against the fitted ones.
   void check_names(const Dataset&) const {}
+  // Whether NaN (a missing value) is accepted in input feature j: only where an imputer fills it.
+  bool fills_missing(std::size_t) const { return false; }
 
   std::size_t in_ = 0, out_ = 0;
   bool fitted_ = false;
@@ -357,7 +368,7 @@ class RowTransform {
            " features per sample.");
     self().check_names(d);
     for (std::size_t k = 0; k < d.x.size(); ++k)
-      if (!std::isfinite(d.x[k]))
+      if (!std::isfinite(d.x[k]) && !(std::isnan(d.x[k]) && self().fills_missing(k % f)))
         fail(D::kName, ": the dataset holds ", d.x[k], " at sample ", k / f, ", ",
              feature_text(k % f, d.feature_names),
              "; clean or impute missing values before preprocessing.");
@@ -379,6 +390,156 @@ class RowTransform {
 };
 
 }  // namespace detail
+
+// Fills the missing values (NaN) of each chosen feature with a statistic of that feature's
+// training values, as scikit-learn's SimpleImputer: the mean or the median of its finite values,
+// its most frequent value (of a tie, the smallest), or a constant. Fitted on the training split
+// only, so validation and test rows lend it nothing; saved with the model, so inference inputs
+// with gaps are filled the same way. `features` empty chooses all. Infinities are not missing
+// values: they are an error at fit and at transform. A chosen feature with no finite training
+// value cannot be filled by a statistic (an error naming it); constant needs none.
+class SimpleImputer : public detail::RowTransform<SimpleImputer> {
+ public:
+  static constexpr const char* kName = "SimpleImputer";
+  enum class Strategy : std::uint8_t { mean = 0, median = 1, most_frequent = 2, constant = 3 };
+
+  explicit SimpleImputer(Strategy strategy = Strategy::mean, std::vector<std::size_t> features = {},
+                         double fill_value = 0.0)
+      : strategy_(strategy), fill_(fill_value), chosen_(std::move(features)) {
+    if (static_cast<std::uint8_t>(strategy) > 3)
+      fail("SimpleImputer: unknown strategy ", int{static_cast<std::uint8_t>(strategy)},
+           "; use mean, median, most_frequent or constant.");
+    if (!std::isfinite(fill_value))
+      fail("SimpleImputer: the constant fill value must be finite, not ", fill_value, ".");
+    std::sort(chosen_.begin(), chosen_.end());
+    if (std::adjacent_find(chosen_.begin(), chosen_.end()) != chosen_.end())
+      fail("SimpleImputer: feature ", *std::adjacent_find(chosen_.begin(), chosen_.end()),
+           " is chosen twice.");
+  }
+  static SimpleImputer constant(double value, std::vector<std::size_t> features = {}) {
+    return SimpleImputer(Strategy::constant, std::move(features), value);
+  }
+
+  void fit(const Dataset& train) {
+    fitted_ = false;
+    d_check(train);
+    const std::size_t f = train.feature_size(), n = train.size();
+    st_.cols = detail::resolve_features(chosen_, f, kName);
+    st_.resize(st_.cols.size());
+    std::vector<double> v;
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      const std::size_t j = st_.cols[c];
+      v.clear();
+      for (std::size_t i = 0; i < n; ++i) {
+        const float x = train.x[i * f + j];
+        if (!std::isnan(x)) v.push_back(x);
+      }
+      st_.b[c] = static_cast<double>(n - v.size());
+      if (strategy_ == Strategy::constant) {
+        st_.a[c] = fill_;
+        continue;
+      }
+      if (v.empty())
+        fail("SimpleImputer.fit: ", detail::feature_text(j, train.feature_names), " has no value in ",
+             "the ", n, " training samples (all missing), so there is no ", strategy_name(strategy_),
+             " to fill it with; use SimpleImputer::constant or drop the feature.");
+      std::sort(v.begin(), v.end());
+      if (strategy_ == Strategy::mean) {
+        double sum = 0.0;
+        for (double x : v) sum += x;
+        st_.a[c] = sum / static_cast<double>(v.size());
+      } else if (strategy_ == Strategy::median) {
+        const std::size_t m = v.size() / 2;
+        st_.a[c] = v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+      } else {
+        double best = v[0];
+        std::size_t best_n = 0;
+        for (std::size_t i = 0; i < v.size();) {
+          std::size_t e = i;
+          while (e < v.size() && v[e] == v[i]) ++e;
+          if (e - i > best_n) best = v[i], best_n = e - i;
+          i = e;
+        }
+        st_.a[c] = best;
+      }
+    }
+    in_ = out_ = f;
+    fitted_ = true;
+  }
+
+  Strategy strategy() const { return strategy_; }
+  // After fit: the imputed feature indices (sorted), the value each is filled with, and how many
+  // training values of each were missing.
+  const std::vector<std::size_t>& features() const { return st_.cols; }
+  const std::vector<double>& fill_values() const { return st_.a; }
+  std::vector<std::size_t> missing_at_fit() const {
+    return std::vector<std::size_t>(st_.b.begin(), st_.b.end());
+  }
+
+  static const char* strategy_name(Strategy s) {
+    switch (s) {
+      case Strategy::mean: return "mean";
+      case Strategy::median: return "median";
+      case Strategy::most_frequent: return "most frequent value";
+      case Strategy::constant: return "constant";
+    }
+    return "?";
+  }
+
+ private:
+  friend class detail::RowTransform<SimpleImputer>;
+  friend class Preprocessing;
+
+  // The training set may hold NaN in the chosen features (all features when none are chosen).
+  void d_check(const Dataset& train) const {
+    const std::size_t f = train.feature_size();
+    std::vector<bool> may_miss(f, chosen_.empty());
+    for (std::size_t j : chosen_)
+      if (j < f) may_miss[j] = true;
+    detail::check_training_set(train, kName, may_miss);
+  }
+  bool fills_missing(std::size_t j) const {
+    return std::binary_search(st_.cols.begin(), st_.cols.end(), j);
+  }
+  void apply(float* row, std::size_t) const {
+    for (std::size_t c = 0; c < st_.cols.size(); ++c) {
+      float& v = row[st_.cols[c]];
+      if (std::isnan(v)) v = static_cast<float>(st_.a[c]);
+    }
+  }
+  bool can_reject() const { return false; }
+  std::vector<std::string> names_after(const std::vector<std::string>& in) const { return in; }
+
+  void write(detail::Writer& w) const {
+    w.u32(detail::kTagImputer);
+    w.u64(in_);
+    w.u64(st_.cols.size());
+    w.u8(static_cast<std::uint8_t>(strategy_));
+    st_.write(w);
+  }
+  static SimpleImputer read(detail::Reader& r, std::size_t width, std::uint64_t count,
+                            std::size_t step) {
+    const std::uint8_t strategy = r.u8("SimpleImputer strategy");
+    if (strategy > 3)
+      detail::load_fail("step ", step, " (SimpleImputer) has strategy ", int{strategy},
+                        "; expected 0 (mean), 1 (median), 2 (most frequent) or 3 (constant).");
+    SimpleImputer s(static_cast<Strategy>(strategy));
+    s.st_.read(
+        r, width, count, step, kName, "fill value", "missing count",
+        [](double a, double b) { return std::isfinite(a) && b >= 0.0 && b == std::floor(b) && b < 0x1p53; },
+        "a finite fill value and a whole missing count >= 0");
+    if (s.strategy_ == Strategy::constant && !s.st_.a.empty()) s.fill_ = s.st_.a[0];
+    s.chosen_ = s.st_.cols;
+    s.in_ = s.out_ = width;
+    s.fitted_ = true;
+    return s;
+  }
+
+  Strategy strategy_;
+  double fill_;
+  std::vector<std::size_t> chosen_;  // as given, sorted; empty means all
+  detail::FeatureStats st_;          // a: fill value, b: missing values seen at fit
+};
 
 // Maps each chosen feature's training range [min, max] linearly onto [lo, hi] (default [0, 1]);
 // a feature constant in training maps to lo. Values outside the training range map outside
@@ -723,7 +884,7 @@ class OneHotEncoder : public detail::RowTransform<OneHotEncoder> {
 class Preprocessing : public detail::RowTransform<Preprocessing> {
  public:
   static constexpr const char* kName = "Preprocessing";
-  using Step = std::variant<MinMaxScaler, StandardScaler, OneHotEncoder>;
+  using Step = std::variant<MinMaxScaler, StandardScaler, OneHotEncoder, SimpleImputer>;
 
   // Appends a step; the pipeline must be (re)fitted afterwards.
   Preprocessing& add(Step step) {
@@ -735,8 +896,20 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
 
   // Fits each step on the output of the steps before it; keeps the training feature names.
   void fit(const Dataset& train) {
-    detail::check_training_set(train, kName);
     fitted_ = false;
+    {
+      // NaN may stand where the leading imputers fill it; the imputers' own fit checks the rest.
+      const std::size_t f = train.feature_size();
+      std::vector<bool> may_miss(f, false);
+      for (const Step& s : steps_) {
+        const auto* imp = std::get_if<SimpleImputer>(&s);
+        if (!imp) break;
+        for (std::size_t j = 0; j < f; ++j)
+          if (imp->chosen_.empty() || std::binary_search(imp->chosen_.begin(), imp->chosen_.end(), j))
+            may_miss[j] = true;
+      }
+      detail::check_training_set(train, kName, may_miss);
+    }
     const Dataset* cur = &train;
     Dataset next;
     for (std::size_t s = 0; s < steps_.size(); ++s)
@@ -848,6 +1021,14 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
   void apply(float* row, std::size_t sample) const {
     for (const Step& s : steps_) std::visit([&](const auto& st) { st.apply(row, sample); }, s);
   }
+  bool fills_missing(std::size_t j) const {
+    for (const Step& s : steps_) {
+      const auto* imp = std::get_if<SimpleImputer>(&s);
+      if (!imp) return false;
+      if (imp->fills_missing(j)) return true;
+    }
+    return false;
+  }
   bool can_reject() const {
     for (const Step& s : steps_)
       if (std::visit([](const auto& st) { return st.can_reject(); }, s)) return true;
@@ -939,10 +1120,13 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
         case detail::kTagOneHot:
           p.steps_.emplace_back(OneHotEncoder::read(r, width, count, s));
           break;
+        case detail::kTagImputer:
+          p.steps_.emplace_back(SimpleImputer::read(r, width, count, s));
+          break;
         default:
-          detail::load_fail(
-              "step ", s, " has the unknown kind tag ", tag,
-              "; expected 1 (MinMaxScaler), 2 (StandardScaler) or 3 (OneHotEncoder).");
+          detail::load_fail("step ", s, " has the unknown kind tag ", tag,
+                            "; expected 1 (MinMaxScaler), 2 (StandardScaler), 3 (OneHotEncoder) "
+                            "or 4 (SimpleImputer).");
       }
       std::visit([&](const auto& st) { width = st.output_size(); }, p.steps_.back());
     }
@@ -989,6 +1173,20 @@ inline std::ostream& operator<<(std::ostream& os, const StandardScaler& s) {
     detail::describe_count(os, s.features().size(), s.input_size());
   else
     os << "not fitted";
+  return os << ")";
+}
+
+inline std::ostream& operator<<(std::ostream& os, const SimpleImputer& s) {
+  os << "SimpleImputer(" << SimpleImputer::strategy_name(s.strategy());
+  if (s.fitted()) {
+    os << ", ";
+    detail::describe_count(os, s.features().size(), s.input_size());
+    std::size_t missing = 0;
+    for (std::size_t m : s.missing_at_fit()) missing += m;
+    os << ", " << missing << " missing at fit";
+  } else {
+    os << ", not fitted";
+  }
   return os << ")";
 }
 
