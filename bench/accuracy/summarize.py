@@ -53,9 +53,19 @@ def main():
     ap.add_argument("--out", default="bench/ACCURACY.md")
     a = ap.parse_args()
     rows = [json.loads(l) for l in open(a.inp) if l.strip()]
+    # One result per (implementation, init, seed) in the statistics: a seed run twice (e.g. by
+    # the example and by seed_accuracy, or at 1 and 2 threads) must give the same accuracy.
+    by_seed = OrderedDict()
+    repeats = []
+    for r in rows:
+        k = (r["impl"], r["init"], r["seed"])
+        if k in by_seed:
+            repeats.append((k, by_seed[k]["test_accuracy"], r["test_accuracy"]))
+        else:
+            by_seed[k] = r
     groups = OrderedDict()
     for key in [("ctnn", "keras"), ("pytorch", "keras"), ("ctnn", "torch"), ("pytorch", "torch")]:
-        accs = [r["test_accuracy"] for r in rows if (r["impl"], r["init"]) == key]
+        accs = [r["test_accuracy"] for k, r in by_seed.items() if k[:2] == key]
         if accs:
             groups[key] = accs
     out = []
@@ -73,7 +83,7 @@ def main():
     w("| Implementation | Init | Runs | Mean | SD | Min | Median | Max | Runs >= bar | Seeds |")
     w("|---|---|---|---|---|---|---|---|---|---|")
     for (impl, init), accs in groups.items():
-        seeds = sorted(r["seed"] for r in rows if (r["impl"], r["init"]) == (impl, init))
+        seeds = sorted(k[2] for k in by_seed if k[:2] == (impl, init))
         sd = statistics.stdev(accs) if len(accs) > 1 else float("nan")
         w(f"| {impl} | {init} | {len(accs)} | {statistics.mean(accs):.4f} | {sd:.4f} | {min(accs):.4f} | "
           f"{statistics.median(accs):.4f} | {max(accs):.4f} | {sum(x >= BAR for x in accs)} of {len(accs)} | "
@@ -88,12 +98,19 @@ def main():
         if x in groups and y in groups and len(groups[x]) > 1 and len(groups[y]) > 1:
             d, (lo, hi), p, df = welch(groups[x], groups[y])
             w(f"| {x[0]} {x[1]} - {y[0]} {y[1]} | {d:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {p:.2f} |")
+    if repeats:
+        w("\n## Seeds run more than once (the statistics count each seed once)\n")
+        w("| Implementation | Init | Seed | First | Again | Same |")
+        w("|---|---|---|---|---|---|")
+        for (impl, init, seed), first, again in repeats:
+            w(f"| {impl} | {init} | {seed} | {first:.4f} | {again:.4f} | {'yes' if first == again else 'NO'} |")
     w("\n## Every run\n")
-    w("| Implementation | Init | Seed | Test accuracy | Last epoch's training loss | Threads | Commit | Date (UTC) | CPU |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("| Implementation | Init | Seed | Test accuracy | Last epoch's training loss | Threads | Commit | Date (UTC) | CPU | Source |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["impl"], r["init"], r["seed"])):
         w(f"| {r['impl']} | {r['init']} | {r['seed']} | {r['test_accuracy']:.4f} | {r.get('last_epoch_loss', '')} | "
-          f"{r.get('threads', '')} | {r.get('commit', '')} | {r.get('date', '')} | {r.get('cpu', '')} |")
+          f"{r.get('threads', '')} | {r.get('commit', '')} | {r.get('date', '')} | {r.get('cpu', '')} | "
+          f"{r.get('source', 'bench/accuracy/run.sh')} |")
     w("")
     open(a.out, "w").write("\n".join(out) + "\n")
     print(f"wrote {a.out}: {len(rows)} runs", file=sys.stderr)
