@@ -2568,6 +2568,46 @@ using SGD = BasicSGD<float>;
 #include <variant>
 #include <vector>
 
+// ---- begin ctnn/data/stats.hpp ----
+// ctnn/data/stats.hpp: the fill statistics shared by clean.hpp's impute (on a table) and
+// preprocess.hpp's SimpleImputer (fitted on a training split), so both fill a gap alike.
+// Each takes the non-missing values of one column, at least one.
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace ctnn::data::stats {
+
+// The mean, summed in the order given.
+inline double mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return sum / static_cast<double>(v.size());
+}
+
+// The median (of an even count, the mean of the middle two); sorts v.
+inline double median(std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// The most frequent value; of a tie, the smallest (the first longest run once sorted); sorts v.
+inline double most_frequent(std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  double best = v[0];
+  std::size_t best_n = 0;
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t j = i;
+    while (j < v.size() && v[j] == v[i]) ++j;
+    if (j - i > best_n) best = v[i], best_n = j - i;
+    i = j;
+  }
+  return best;
+}
+
+}  // namespace ctnn::data::stats
+// ---- end ctnn/data/stats.hpp ----
 // ---- begin ctnn/data/table.hpp ----
 // ctnn/data/table.hpp: a table of named columns, the form raw tabular data takes before it
 // becomes a Dataset.
@@ -2910,33 +2950,19 @@ inline double impute_value(Table& t, std::size_t col, const Impute& how) {
     case Impute::Kind::mean: {
       const std::vector<double> v = finite_values(c);
       if (v.empty()) none("finite value");
-      double sum = 0;
-      for (double x : v) sum += x;
-      return sum / double(v.size());
+      return stats::mean(v);
     }
     case Impute::Kind::median: {
       std::vector<double> v = finite_values(c);
       if (v.empty()) none("finite value");
-      std::sort(v.begin(), v.end());
-      const std::size_t m = v.size() / 2;
-      return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+      return stats::median(v);
     }
     case Impute::Kind::most_frequent: {
       std::vector<double> v;
       for (double x : c.values)
         if (!std::isnan(x)) v.push_back(x);
       if (v.empty()) none("value");
-      // Sorted, the first longest run is the mode with the smallest value (first category).
-      std::sort(v.begin(), v.end());
-      double best = v[0];
-      std::size_t best_n = 0;
-      for (std::size_t i = 0; i < v.size();) {
-        std::size_t j = i;
-        while (j < v.size() && v[j] == v[i]) ++j;
-        if (j - i > best_n) best = v[i], best_n = j - i;
-        i = j;
-      }
-      return best;
+      return stats::most_frequent(v);  // of a tie the smallest value (first category)
     }
     case Impute::Kind::constant:
       break;
@@ -5158,25 +5184,9 @@ class SimpleImputer : public detail::RowTransform<SimpleImputer> {
         fail("SimpleImputer.fit: ", detail::feature_text(j, train.feature_names), " has no value in ",
              "the ", n, " training samples (all missing), so there is no ", strategy_name(strategy_),
              " to fill it with; use SimpleImputer::constant or drop the feature.");
-      std::sort(v.begin(), v.end());
-      if (strategy_ == Strategy::mean) {
-        double sum = 0.0;
-        for (double x : v) sum += x;
-        st_.a[c] = sum / static_cast<double>(v.size());
-      } else if (strategy_ == Strategy::median) {
-        const std::size_t m = v.size() / 2;
-        st_.a[c] = v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-      } else {
-        double best = v[0];
-        std::size_t best_n = 0;
-        for (std::size_t i = 0; i < v.size();) {
-          std::size_t e = i;
-          while (e < v.size() && v[e] == v[i]) ++e;
-          if (e - i > best_n) best = v[i], best_n = e - i;
-          i = e;
-        }
-        st_.a[c] = best;
-      }
+      st_.a[c] = strategy_ == Strategy::mean     ? stats::mean(v)
+                 : strategy_ == Strategy::median ? stats::median(v)
+                                                 : stats::most_frequent(v);
     }
     in_ = out_ = f;
     fitted_ = true;

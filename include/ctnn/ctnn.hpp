@@ -39,6 +39,7 @@
 #include "ctnn/data/integrate.hpp"
 #include "ctnn/data/preprocess.hpp"
 #include "ctnn/data/split.hpp"
+#include "ctnn/data/stats.hpp"
 #include "ctnn/data/table.hpp"
 #include "ctnn/data/transform.hpp"
 

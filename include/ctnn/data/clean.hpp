@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "ctnn/core/error.hpp"
+#include "ctnn/data/stats.hpp"
 #include "ctnn/data/table.hpp"
 
 namespace ctnn::data {
@@ -240,33 +241,19 @@ inline double impute_value(Table& t, std::size_t col, const Impute& how) {
     case Impute::Kind::mean: {
       const std::vector<double> v = finite_values(c);
       if (v.empty()) none("finite value");
-      double sum = 0;
-      for (double x : v) sum += x;
-      return sum / double(v.size());
+      return stats::mean(v);
     }
     case Impute::Kind::median: {
       std::vector<double> v = finite_values(c);
       if (v.empty()) none("finite value");
-      std::sort(v.begin(), v.end());
-      const std::size_t m = v.size() / 2;
-      return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+      return stats::median(v);
     }
     case Impute::Kind::most_frequent: {
       std::vector<double> v;
       for (double x : c.values)
         if (!std::isnan(x)) v.push_back(x);
       if (v.empty()) none("value");
-      // Sorted, the first longest run is the mode with the smallest value (first category).
-      std::sort(v.begin(), v.end());
-      double best = v[0];
-      std::size_t best_n = 0;
-      for (std::size_t i = 0; i < v.size();) {
-        std::size_t j = i;
-        while (j < v.size() && v[j] == v[i]) ++j;
-        if (j - i > best_n) best = v[i], best_n = j - i;
-        i = j;
-      }
-      return best;
+      return stats::most_frequent(v);  // of a tie the smallest value (first category)
     }
     case Impute::Kind::constant:
       break;

@@ -66,6 +66,7 @@
 
 #include "ctnn/core/error.hpp"
 #include "ctnn/data/dataset.hpp"
+#include "ctnn/data/stats.hpp"
 
 namespace ctnn::data {
 
@@ -443,25 +444,9 @@ class SimpleImputer : public detail::RowTransform<SimpleImputer> {
         fail("SimpleImputer.fit: ", detail::feature_text(j, train.feature_names), " has no value in ",
              "the ", n, " training samples (all missing), so there is no ", strategy_name(strategy_),
              " to fill it with; use SimpleImputer::constant or drop the feature.");
-      std::sort(v.begin(), v.end());
-      if (strategy_ == Strategy::mean) {
-        double sum = 0.0;
-        for (double x : v) sum += x;
-        st_.a[c] = sum / static_cast<double>(v.size());
-      } else if (strategy_ == Strategy::median) {
-        const std::size_t m = v.size() / 2;
-        st_.a[c] = v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-      } else {
-        double best = v[0];
-        std::size_t best_n = 0;
-        for (std::size_t i = 0; i < v.size();) {
-          std::size_t e = i;
-          while (e < v.size() && v[e] == v[i]) ++e;
-          if (e - i > best_n) best = v[i], best_n = e - i;
-          i = e;
-        }
-        st_.a[c] = best;
-      }
+      st_.a[c] = strategy_ == Strategy::mean     ? stats::mean(v)
+                 : strategy_ == Strategy::median ? stats::median(v)
+                                                 : stats::most_frequent(v);
     }
     in_ = out_ = f;
     fitted_ = true;
