@@ -2,9 +2,13 @@
 //
 // parallel_for_range(n, f) splits [0, n) into one contiguous chunk per thread (static schedule) and
 // calls f(begin, end) on each. It runs serially when n is small, when `worth_it` is false, or when
-// called from inside a parallel region, so a user calling ctnn from several threads of their own
-// never oversubscribes the cores. Kernels make every output element the work of exactly one chunk
-// and never sum across chunks, so results do not depend on the thread count.
+// called from inside an OpenMP parallel region (a user's `#pragma omp parallel` calling ctnn does
+// not nest teams). Called from several std::threads at once, each call opens its own team (libgomp
+// keeps one thread pool per calling thread): correct, but up to threads x max_threads() busy
+// threads; a server predicting from many threads calls set_num_threads(1) in each of them (it sets
+// the calling thread's count only) or runs with OMP_NUM_THREADS=1. Kernels make every output
+// element the work of exactly one chunk and never sum across chunks, so results do not depend on
+// the thread count (tests/core/test_concurrency.cpp checks the bits).
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -24,7 +28,8 @@ inline int max_threads() {
 #endif
 }
 
-// Sets the thread count for later parallel regions (like OMP_NUM_THREADS).
+// Sets the thread count for later parallel regions started by the calling thread (like
+// OMP_NUM_THREADS, which sets it for every thread).
 inline void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n < 1 ? 1 : n);

@@ -3,8 +3,12 @@
 // From the list of layer specs the compiler derives, as constants: every layer's input and output
 // shape, its parameter count and offset in one parameter arena, the activation and scratch sizes
 // per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). The model object
-// owns only the parameter arena and an inference workspace; training state (gradients, optimizer
-// moments, a training workspace) lives in a Trainer.
+// owns only the parameter arena; training state (gradients, optimizer moments, a training
+// workspace) lives in a Trainer, and inference buffers belong to the caller (an InferenceContext)
+// or to the calling thread.
+// Thread safety: predict() and predict_class() are const and may run on one model from any number
+// of threads at once; nothing may change the parameters (fit, a Trainer step, initialize, load)
+// while they run.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -275,18 +279,48 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
     });
   }
 
-  // Inference on one sample: the output (probabilities after a final Softmax).
-  std::array<T, output_size> predict(std::span<const T> x) {
+  // Largest batch predict() processes at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // The buffers of one inference at a time: a caller's own, for predict(ctx, ...). It borrows
+  // nothing from a model (its size depends on the model type only), so one context serves every
+  // model of this type, and a thread that keeps its own context never shares a buffer. It grows
+  // to the largest chunk (at most kInferenceChunk samples) it has run and allocates only then.
+  // Not for two threads at once: one context, one thread at a time.
+  class InferenceContext {
+   public:
+    InferenceContext() = default;
+    // Sized for batches of up to n samples: predict with it then allocates nothing.
+    explicit InferenceContext(std::size_t n) { reserve(n); }
+    void reserve(std::size_t n) { ws_.reserve(std::min(n, kInferenceChunk), false); }
+    // Samples it holds without growing.
+    std::size_t capacity() const { return ws_.capacity(); }
+
+   private:
+    friend class BasicSequential;
+    Workspace ws_;
+  };
+
+  // A context sized for batches of up to n samples.
+  static InferenceContext make_context(std::size_t n = 0) { return InferenceContext(n); }
+
+  // Inference on one sample: the output (probabilities after a final Softmax). Without a context
+  // it runs in the calling thread's own context (thread_context()).
+  std::array<T, output_size> predict(std::span<const T> x) const {
+    return predict(thread_context(), x);
+  }
+  std::array<T, output_size> predict(InferenceContext& ctx, std::span<const T> x) const {
     if (x.size() != input_size)
       fail("predict() was given ", x.size(), " input values but the model's input ",
            input_shape::str(), " has ", input_size, ".");
     std::array<T, output_size> out;
-    predict_into(x.data(), 1, out.data());
+    predict_into(ctx.ws_, x.data(), 1, out.data());
     return out;
   }
 
   // Inference on a batch: x holds n * input_size values, out receives n * output_size.
-  void predict(std::span<const T> x, std::span<T> out) {
+  void predict(std::span<const T> x, std::span<T> out) const { predict(thread_context(), x, out); }
+  void predict(InferenceContext& ctx, std::span<const T> x, std::span<T> out) const {
     if (x.size() % input_size != 0)
       fail("predict() was given ", x.size(), " input values, not a multiple of the input size ",
            input_size, " of ", input_shape::str(), ".");
@@ -294,21 +328,30 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
     if (out.size() != n * output_size)
       fail("predict() got an output span of ", out.size(), " values for ", n, " samples; it needs ",
            n * output_size, ".");
-    predict_into(x.data(), n, out.data());
+    predict_into(ctx.ws_, x.data(), n, out.data());
   }
 
   // Index of the largest output of one sample (the predicted class).
-  std::size_t predict_class(std::span<const T> x) {
-    const auto out = predict(x);
+  std::size_t predict_class(std::span<const T> x) const {
+    return predict_class(thread_context(), x);
+  }
+  std::size_t predict_class(InferenceContext& ctx, std::span<const T> x) const {
+    const auto out = predict(ctx, x);
     return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
   }
 
-  // Largest batch predict() processes at once; larger inputs go through in chunks.
-  static constexpr std::size_t kInferenceChunk = 256;
+  // The calling thread's context for this model type, used by predict() without a context. One
+  // per thread and per model type (a function-local thread_local of this class template), freed
+  // when the thread ends: N threads serving this type hold N of them.
+  static InferenceContext& thread_context() {
+    static thread_local InferenceContext ctx;
+    return ctx;
+  }
 
-  // Prepares the inference workspace for batches of up to n samples (predict then allocates
-  // nothing for such batches).
-  void reserve_inference(std::size_t n) { infer_ws_.reserve(std::min(n, kInferenceChunk), false); }
+  // Sizes the calling thread's context for batches of up to n samples: predict() without a
+  // context then allocates nothing on THIS thread for such batches. Each serving thread calls it
+  // once (or lets its first batch do it).
+  void reserve_inference(std::size_t n) const { thread_context().reserve(n); }
 
   // Keras-style summary table.
   void summary(std::ostream& os) const {
@@ -338,20 +381,25 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   }
 
  private:
-  void predict_into(const T* x, std::size_t n, T* out) {
+  // Reads only params_ and writes only ws and out, so calls with different workspaces may overlap.
+  void predict_into(Workspace& ws, const T* x, std::size_t n, T* out) const {
     const PassContext ctx{};
     for (std::size_t b = 0; b < n; b += kInferenceChunk) {
       const std::size_t m = std::min(kInferenceChunk, n - b);
-      infer_ws_.reserve(m, false);
-      std::copy(x + b * input_size, x + (b + m) * input_size, infer_ws_.input());
-      const T* y = forward(infer_ws_, m, ctx);
+      ws.reserve(m, false);
+      std::copy(x + b * input_size, x + (b + m) * input_size, ws.input());
+      const T* y = forward(ws, m, ctx);
       std::copy(y, y + m * output_size, out + b * output_size);
     }
   }
 
   AlignedBuffer<T> params_;
-  Workspace infer_ws_;
 };
+
+// The caller-owned inference buffers of a model type (BasicSequential or QuantizedModel):
+//   ctnn::InferenceContext<Model> ctx(256);  model.predict(ctx, x, out);
+template <class Model>
+using InferenceContext = typename Model::InferenceContext;
 
 // A float model: the type users write.
 template <class InputSpec, class... Specs>

@@ -33,13 +33,23 @@
 //   min_samples predictions (default 100) were counted; before that, and with no predictions,
 //   the scores are NaN and drifted() is false.
 // No heap allocation per call: every counter is sized in the constructor; stats() (a snapshot
-// with vectors) and to_json() allocate. Call reserve(batch) before the first batch prediction.
-// Thread safety: none, as for the model (predict uses the model's one workspace). Give each thread
-// its own model copy and Monitored, and combine them with merge() when reporting.
+// with vectors) and to_json() allocate. Call reserve(batch) on each serving thread before its
+// first batch prediction (it sizes that thread's inference context).
+// Thread safety: one Monitored, like the model it wraps, may serve predict() from any number of
+// threads at once, and stats(), drift_score(), to_json() may be read meanwhile. A web server
+// wants exactly that: one monitor per model with one set of numbers, whichever worker thread
+// answered. So every counter and histogram bucket is a std::atomic updated with relaxed
+// fetch_add (no lock: a few nanoseconds against a prediction's microseconds); only a new record
+// for the largest excess, which happens a handful of times in a service's life, takes a mutex so
+// its three fields stay together. A snapshot taken while predictions run is a consistent view of
+// each counter, not of all at once (a call in flight may be counted in `samples` and not yet in
+// the distribution). reset() and merge() may also run concurrently, with the same caveat.
+// Separate monitors (e.g. per shard or per process) still combine with merge().
 // Errors (sizes that disagree, a corrupt saved profile, bad options) are ctnn::Error sentences.
 #pragma once
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <charconv>
 #include <chrono>
@@ -50,6 +60,8 @@
 #include <istream>
 #include <limits>
 #include <locale>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -411,68 +423,118 @@ class LatencyHistogram {
     return lower + ((std::uint64_t{1} << (e - 3)) - 1);
   }
 
+  // Safe from any number of threads at once (no lock; see the top of the file). The sum and the
+  // extremes are updated before the bucket, which is released: a reader that sees the bucket
+  // (acquire) sees them too, so a percentile is never capped below its own bucket.
   void record(std::uint64_t ns) {
-    ++counts_[bucket(ns)];
-    ++count_;
-    sum_ += double(ns);
-    min_ = std::min(min_, ns);
-    max_ = std::max(max_, ns);
+    sum_.fetch_add(ns, std::memory_order_relaxed);
+    lower_to(min_, ns);
+    raise_to(max_, ns);
+    counts_[bucket(ns)].fetch_add(1, std::memory_order_release);
   }
   void merge(const LatencyHistogram& o) {
-    for (std::size_t b = 0; b < kBuckets; ++b) counts_[b] += o.counts_[b];
-    count_ += o.count_;
-    sum_ += o.sum_;
-    min_ = std::min(min_, o.min_);
-    max_ = std::max(max_, o.max_);
+    const Snapshot s = o.snapshot();
+    sum_.fetch_add(o.sum_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    lower_to(min_, o.min_.load(std::memory_order_relaxed));
+    raise_to(max_, s.max);
+    for (std::size_t b = 0; b < kBuckets; ++b)
+      if (s.counts[b]) counts_[b].fetch_add(s.counts[b], std::memory_order_release);
   }
-  void reset() { *this = LatencyHistogram(); }
+  void reset() {
+    for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
+    sum_.store(0, std::memory_order_relaxed);
+    min_.store(std::numeric_limits<std::uint64_t>::max(), std::memory_order_relaxed);
+    max_.store(0, std::memory_order_relaxed);
+  }
 
   // The upper edge of the bucket holding the ceil(q * count)-th smallest value, capped at max.
-  double percentile(double q) const {
-    if (count_ == 0) return NAN;
-    const auto rank = std::max<std::uint64_t>(1, std::uint64_t(std::ceil(q * double(count_))));
-    std::uint64_t seen = 0;
-    for (std::size_t b = 0; b < kBuckets; ++b) {
-      seen += counts_[b];
-      if (seen >= rank) return double(std::min(upper_edge(b), max_));
-    }
-    return double(max_);
-  }
+  double percentile(double q) const { return percentile(q, snapshot()); }
   LatencyStats stats() const {
-    LatencyStats s;
-    s.count = count_;
-    if (count_ == 0) return s;
-    s.mean_ns = sum_ / double(count_);
-    s.p50_ns = percentile(0.50);
-    s.p90_ns = percentile(0.90);
-    s.p99_ns = percentile(0.99);
-    s.min_ns = double(min_);
-    s.max_ns = double(max_);
-    return s;
+    const Snapshot s = snapshot();  // one copy, so the count and the percentiles agree
+    LatencyStats l;
+    l.count = s.count;
+    if (s.count == 0) return l;
+    l.mean_ns = double(s.sum) / double(s.count);
+    l.p50_ns = percentile(0.50, s);
+    l.p90_ns = percentile(0.90, s);
+    l.p99_ns = percentile(0.99, s);
+    l.min_ns = double(s.min);
+    l.max_ns = double(s.max);
+    return l;
   }
 
  private:
-  std::array<std::uint64_t, kBuckets> counts_{};
-  std::uint64_t count_ = 0;
-  double sum_ = 0;
-  std::uint64_t min_ = std::numeric_limits<std::uint64_t>::max(), max_ = 0;
+  struct Snapshot {
+    std::array<std::uint64_t, kBuckets> counts;
+    std::uint64_t count = 0, sum = 0, min = 0, max = 0;
+  };
+  // Buckets first (acquire), then what was written before them. While others record, sum may
+  // hold a call whose bucket was not yet seen: the mean is then off by that call, for that read.
+  Snapshot snapshot() const {
+    Snapshot s;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      s.counts[b] = counts_[b].load(std::memory_order_acquire);
+      s.count += s.counts[b];
+    }
+    s.sum = sum_.load(std::memory_order_relaxed);
+    s.min = min_.load(std::memory_order_relaxed);
+    s.max = max_.load(std::memory_order_relaxed);
+    return s;
+  }
+  static double percentile(double q, const Snapshot& s) {
+    if (s.count == 0) return NAN;
+    const auto rank = std::max<std::uint64_t>(1, std::uint64_t(std::ceil(q * double(s.count))));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      seen += s.counts[b];
+      if (seen >= rank) return double(std::min(upper_edge(b), s.max));
+    }
+    return double(s.max);
+  }
+  static void lower_to(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    std::uint64_t cur = a.load(std::memory_order_relaxed);
+    while (v < cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+    }
+  }
+  static void raise_to(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    std::uint64_t cur = a.load(std::memory_order_relaxed);
+    while (v > cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+    }
+  }
+
+  std::array<std::atomic<std::uint64_t>, kBuckets> counts_{};
+  std::atomic<std::uint64_t> sum_{0};  // nanoseconds: 2^64 ns is 584 years of calls
+  std::atomic<std::uint64_t> min_{std::numeric_limits<std::uint64_t>::max()}, max_{0};
 };
 
 // PSI and TVD of observed counts against reference counts over k categories (top of the file).
 struct DriftScores {
   double psi = NAN, tvd = NAN;
 };
-inline DriftScores drift_scores(const std::uint64_t* ref, const std::uint64_t* obs, std::size_t k) {
+inline std::uint64_t count_of(std::uint64_t c) { return c; }
+inline std::uint64_t count_of(const std::atomic<std::uint64_t>& c) {
+  return c.load(std::memory_order_relaxed);
+}
+// obs: plain counts or a live Monitored's atomic ones (each read once, so the scores use one
+// consistent set of observed counts).
+template <class Count>
+DriftScores drift_scores(const std::uint64_t* ref, const Count* live, std::size_t k) {
+  constexpr std::size_t kStack = 64;  // categories counted on the stack; more read in two passes
+  std::array<std::uint64_t, kStack> copy;
+  const bool copied = k <= kStack;
+  if (copied)
+    for (std::size_t c = 0; c < k; ++c) copy[c] = count_of(live[c]);
+  const auto obs = [&](std::size_t c) { return copied ? copy[c] : count_of(live[c]); };
   std::uint64_t nr = 0, no = 0;
-  for (std::size_t c = 0; c < k; ++c) nr += ref[c], no += obs[c];
+  for (std::size_t c = 0; c < k; ++c) nr += ref[c], no += obs(c);
   if (nr == 0 || no == 0) return {};
   constexpr double kAlpha = 0.5;  // Jeffreys-style smoothing: an empty category stays finite
   DriftScores s{0, 0};
   for (std::size_t c = 0; c < k; ++c) {
     const double e = (double(ref[c]) + kAlpha) / (double(nr) + kAlpha * double(k));
-    const double a = (double(obs[c]) + kAlpha) / (double(no) + kAlpha * double(k));
+    const double a = (double(obs(c)) + kAlpha) / (double(no) + kAlpha * double(k));
     s.psi += (a - e) * std::log(a / e);
-    s.tvd += 0.5 * std::abs(double(obs[c]) / double(no) - double(ref[c]) / double(nr));
+    s.tvd += 0.5 * std::abs(double(obs(c)) / double(no) - double(ref[c]) / double(nr));
   }
   return s;
 }
@@ -646,8 +708,9 @@ class Monitored {
       lo_[j] = profile_.feature_min[j] - m;
       hi_[j] = profile_.feature_max[j] + m;
     }
-    feature_oor_.assign(input_size, 0);
-    observed_.assign(profile_.counts.size(), 0);
+    // Value-initialized: every counter starts at 0.
+    feature_oor_ = std::make_unique<Counter[]>(input_size);
+    observed_ = std::make_unique<Counter[]>(profile_.counts.size());
   }
 
   // Fits the profile on `train` (ReferenceProfile::fit) and monitors against it.
@@ -661,11 +724,11 @@ class Monitored {
     if (x.size() != input_size)
       fail("Monitored::predict() was given ", x.size(), " input values but the model's input ",
            Model::input_shape::str(), " has ", input_size, ".");
-    ++calls_;
-    ++samples_;
+    add(calls_);
+    add(samples_);
     Prediction<T, output_size> p;
     if (!all_finite(x.data())) {
-      ++nonfinite_inputs_;
+      add(nonfinite_inputs_);
       p.outputs.fill(std::numeric_limits<T>::quiet_NaN());
       p.flags.status = Status::nonfinite_input;
       return p;
@@ -692,8 +755,8 @@ class Monitored {
     if (!flags.empty() && flags.size() != n)
       fail("Monitored::predict() got ", flags.size(), " flags for ", n,
            " samples; give one a sample or none.");
-    ++batch_calls_;
-    samples_ += n;
+    add(batch_calls_);
+    add(samples_, n);
     BatchSummary sum;
     sum.samples = n;
     std::size_t start = 0;
@@ -713,7 +776,7 @@ class Monitored {
       if (all_finite(x.data() + i * input_size)) continue;
       run(i);
       start = i + 1;
-      ++nonfinite_inputs_;
+      add(nonfinite_inputs_);
       ++sum.nonfinite_inputs;
       std::fill_n(out.data() + i * output_size, output_size, std::numeric_limits<T>::quiet_NaN());
       if (!flags.empty()) flags[i] = SampleFlags{Status::nonfinite_input, 0, false};
@@ -723,13 +786,14 @@ class Monitored {
     return sum;
   }
 
-  // Sizes the model's inference workspace for batches of up to n samples.
+  // Sizes the calling thread's inference context of the model for batches of up to n samples
+  // (each serving thread calls it once; see Sequential::reserve_inference).
   void reserve(std::size_t n) { model_.reserve_inference(n); }
 
   // PSI of the observed prediction distribution against the training one (max over outputs for
   // regression); NaN below min_samples counted predictions.
   double drift_score() const {
-    if (counted_ < std::max<std::uint64_t>(options_.min_samples, 1)) return NAN;
+    if (load(counted_) < std::max<std::uint64_t>(options_.min_samples, 1)) return NAN;
     double worst = 0;
     const std::size_t k = profile_.categories();
     for (std::size_t d = 0; d < profile_.distributions(); ++d)
@@ -744,48 +808,57 @@ class Monitored {
 
   MonitorStats stats() const {
     MonitorStats s;
-    s.calls = calls_;
-    s.batch_calls = batch_calls_;
-    s.samples = samples_;
-    s.predicted = samples_ - nonfinite_inputs_;
-    s.nonfinite_inputs = nonfinite_inputs_;
-    s.nonfinite_outputs = nonfinite_outputs_;
-    s.out_of_range_samples = oor_samples_;
-    s.out_of_range_values = oor_values_;
+    s.calls = load(calls_);
+    s.batch_calls = load(batch_calls_);
+    s.nonfinite_inputs = load(nonfinite_inputs_);
+    s.samples = std::max(load(samples_), s.nonfinite_inputs);
+    s.predicted = s.samples - s.nonfinite_inputs;
+    s.nonfinite_outputs = load(nonfinite_outputs_);
+    s.out_of_range_samples = load(oor_samples_);
+    s.out_of_range_values = load(oor_values_);
     s.latency = latency_.stats();
     s.batch_latency = batch_latency_.stats();
     s.options = options_;
-    s.feature_out_of_range = feature_oor_;
-    const auto most = std::max_element(feature_oor_.begin(), feature_oor_.end());
-    if (*most > 0) s.worst_feature = std::size_t(most - feature_oor_.begin());
-    if (oor_values_ > 0) {
-      s.worst_excess_feature = worst_excess_feature_;
-      s.worst_excess = worst_excess_;
-      s.worst_excess_value = worst_excess_value_;
+    s.feature_out_of_range.resize(input_size);
+    for (std::size_t j = 0; j < input_size; ++j) s.feature_out_of_range[j] = load(feature_oor_[j]);
+    const auto& f = s.feature_out_of_range;
+    const auto most = std::max_element(f.begin(), f.end());
+    if (*most > 0) s.worst_feature = std::size_t(most - f.begin());
+    {
+      const std::lock_guard<std::mutex> lock(worst_mutex_);
+      if (worst_excess_feature_) {
+        s.worst_excess_feature = worst_excess_feature_;
+        s.worst_excess = worst_excess_.load(std::memory_order_relaxed);
+        s.worst_excess_value = worst_excess_value_;
+      }
     }
     s.kind = profile_.kind;
     s.distributions = profile_.distributions();
     s.categories = profile_.categories();
-    s.counted = counted_;
     const std::size_t k = s.categories;
+    std::vector<std::uint64_t> observed(profile_.counts.size());  // one read of each count
+    for (std::size_t c = 0; c < observed.size(); ++c) observed[c] = load(observed_[c]);
+    // counted: the samples in distribution 0 of this read (every distribution counts each once).
+    for (std::size_t c = 0; c < k; ++c) s.counted += observed[c];
     s.reference.resize(profile_.counts.size());
-    s.observed.resize(observed_.size());
+    s.observed.resize(observed.size());
     for (std::size_t d = 0; d < s.distributions; ++d) {
       std::uint64_t nr = 0;
       for (std::size_t c = 0; c < k; ++c) nr += profile_.counts[d * k + c];
       for (std::size_t c = 0; c < k; ++c) {
         s.reference[d * k + c] = double(profile_.counts[d * k + c]) / double(nr);
-        s.observed[d * k + c] = counted_ ? double(observed_[d * k + c]) / double(counted_) : NAN;
+        s.observed[d * k + c] =
+            s.counted ? double(observed[d * k + c]) / double(s.counted) : NAN;
       }
-      const auto ds = detail::drift_scores(&profile_.counts[d * k], &observed_[d * k], k);
-      const bool enough = counted_ >= std::max<std::uint64_t>(options_.min_samples, 1);
+      const auto ds = detail::drift_scores(&profile_.counts[d * k], &observed[d * k], k);
+      const bool enough = s.counted >= std::max<std::uint64_t>(options_.min_samples, 1);
       s.psi_per_output.push_back(enough ? ds.psi : NAN);
       if (enough) {
         s.psi = std::isnan(s.psi) ? ds.psi : std::max(s.psi, ds.psi);
         s.tvd = std::isnan(s.tvd) ? ds.tvd : std::max(s.tvd, ds.tvd);
       }
     }
-    s.drifted = drifted();
+    s.drifted = std::isfinite(s.psi) && s.psi > options_.psi_threshold;
     return s;
   }
 
@@ -800,34 +873,43 @@ class Monitored {
            profile_.samples(), " training samples, ", to_string(profile_.kind), ").");
     if (o.lo_ != lo_ || o.options_.range_max_features != options_.range_max_features)
       fail("Monitored::merge: the other monitor uses different range options.");
-    calls_ += o.calls_;
-    batch_calls_ += o.batch_calls_;
-    samples_ += o.samples_;
-    nonfinite_inputs_ += o.nonfinite_inputs_;
-    nonfinite_outputs_ += o.nonfinite_outputs_;
-    oor_samples_ += o.oor_samples_;
-    oor_values_ += o.oor_values_;
-    counted_ += o.counted_;
-    for (std::size_t j = 0; j < input_size; ++j) feature_oor_[j] += o.feature_oor_[j];
-    for (std::size_t c = 0; c < observed_.size(); ++c) observed_[c] += o.observed_[c];
-    if (o.worst_excess_ > worst_excess_) {
-      worst_excess_ = o.worst_excess_;
-      worst_excess_feature_ = o.worst_excess_feature_;
-      worst_excess_value_ = o.worst_excess_value_;
+    add(calls_, load(o.calls_));
+    add(batch_calls_, load(o.batch_calls_));
+    add(samples_, load(o.samples_));
+    add(nonfinite_inputs_, load(o.nonfinite_inputs_));
+    add(nonfinite_outputs_, load(o.nonfinite_outputs_));
+    add(oor_samples_, load(o.oor_samples_));
+    add(oor_values_, load(o.oor_values_));
+    add(counted_, load(o.counted_));
+    for (std::size_t j = 0; j < input_size; ++j) add(feature_oor_[j], load(o.feature_oor_[j]));
+    for (std::size_t c = 0; c < profile_.counts.size(); ++c) add(observed_[c], load(o.observed_[c]));
+    std::optional<std::size_t> feature;
+    double excess = 0, value = NAN;
+    {
+      const std::lock_guard<std::mutex> lock(o.worst_mutex_);
+      feature = o.worst_excess_feature_;
+      excess = o.worst_excess_.load(std::memory_order_relaxed);
+      value = o.worst_excess_value_;
     }
+    if (feature) record_excess(excess, *feature, value);
     latency_.merge(o.latency_);
     batch_latency_.merge(o.batch_latency_);
   }
 
   // Zeroes every counter; keeps the profile, options and allocations.
   void reset() {
-    calls_ = batch_calls_ = samples_ = nonfinite_inputs_ = nonfinite_outputs_ = 0;
-    oor_samples_ = oor_values_ = counted_ = 0;
-    std::fill(feature_oor_.begin(), feature_oor_.end(), 0);
-    std::fill(observed_.begin(), observed_.end(), 0);
-    worst_excess_ = 0;
-    worst_excess_feature_ = 0;
-    worst_excess_value_ = NAN;
+    for (Counter* c : {&calls_, &batch_calls_, &samples_, &nonfinite_inputs_, &nonfinite_outputs_,
+                       &oor_samples_, &oor_values_, &counted_})
+      c->store(0, std::memory_order_relaxed);
+    for (std::size_t j = 0; j < input_size; ++j) feature_oor_[j].store(0, std::memory_order_relaxed);
+    for (std::size_t c = 0; c < profile_.counts.size(); ++c)
+      observed_[c].store(0, std::memory_order_relaxed);
+    {
+      const std::lock_guard<std::mutex> lock(worst_mutex_);
+      worst_excess_.store(0, std::memory_order_relaxed);
+      worst_excess_feature_.reset();
+      worst_excess_value_ = NAN;
+    }
     latency_.reset();
     batch_latency_.reset();
   }
@@ -854,42 +936,54 @@ class Monitored {
       const double v = double(x[j]);
       if (v >= lo_[j] && v <= hi_[j]) continue;
       ++f.out_of_range_features;
-      ++feature_oor_[j];
+      add(feature_oor_[j]);
       const double excess =
           v < lo_[j] ? profile_.feature_min[j] - v : v - profile_.feature_max[j];
-      if (excess > worst_excess_) {
-        worst_excess_ = excess;
-        worst_excess_feature_ = j;
-        worst_excess_value_ = v;
-      }
+      if (excess > worst_excess_.load(std::memory_order_relaxed)) record_excess(excess, j, v);
     }
-    oor_values_ += f.out_of_range_features;
+    if (f.out_of_range_features) add(oor_values_, f.out_of_range_features);
     f.out_of_range = f.out_of_range_features > options_.range_max_features;
-    oor_samples_ += f.out_of_range;
+    if (f.out_of_range) add(oor_samples_);
     for (std::size_t k = 0; k < output_size; ++k)
       if (!std::isfinite(y[k])) {
         f.status = Status::nonfinite_output;
-        ++nonfinite_outputs_;
+        add(nonfinite_outputs_);
         return f;
       }
     const std::size_t cats = profile_.categories();
     for (std::size_t d = 0; d < profile_.distributions(); ++d)
-      ++observed_[d * cats + profile_.category(y, d)];
-    ++counted_;
+      add(observed_[d * cats + profile_.category(y, d)]);
+    add(counted_);
     return f;
   }
+
+  // A new largest excess: rare (each record beats the last), so a mutex keeps the three fields
+  // together without costing the common path, which only reads worst_excess_.
+  void record_excess(double excess, std::size_t feature, double value) {
+    const std::lock_guard<std::mutex> lock(worst_mutex_);
+    if (!(excess > worst_excess_.load(std::memory_order_relaxed))) return;
+    worst_excess_.store(excess, std::memory_order_relaxed);
+    worst_excess_feature_ = feature;
+    worst_excess_value_ = value;
+  }
+
+  using Counter = std::atomic<std::uint64_t>;
+  static void add(Counter& c, std::uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+  static std::uint64_t load(const Counter& c) { return c.load(std::memory_order_relaxed); }
 
   Model& model_;
   ReferenceProfile profile_;
   MonitorOptions options_;
   std::vector<double> lo_, hi_;  // the widened training range per feature
-  std::uint64_t calls_ = 0, batch_calls_ = 0, samples_ = 0;
-  std::uint64_t nonfinite_inputs_ = 0, nonfinite_outputs_ = 0;
-  std::uint64_t oor_samples_ = 0, oor_values_ = 0, counted_ = 0;
-  std::vector<std::uint64_t> feature_oor_;
-  std::vector<std::uint64_t> observed_;  // like profile_.counts
-  double worst_excess_ = 0;
-  std::size_t worst_excess_feature_ = 0;
+  // Shared by every calling thread: atomics (see the top of the file).
+  Counter calls_{0}, batch_calls_{0}, samples_{0};
+  Counter nonfinite_inputs_{0}, nonfinite_outputs_{0};
+  Counter oor_samples_{0}, oor_values_{0}, counted_{0};
+  std::unique_ptr<Counter[]> feature_oor_;  // input_size counters
+  std::unique_ptr<Counter[]> observed_;     // like profile_.counts
+  std::atomic<double> worst_excess_{0};     // read without the lock, written under it
+  mutable std::mutex worst_mutex_;          // guards the record: the three fields together
+  std::optional<std::size_t> worst_excess_feature_;
   double worst_excess_value_ = NAN;
   detail::LatencyHistogram latency_, batch_latency_;
 };

@@ -21,7 +21,11 @@
 // other parameter-free layer runs in float with the float model's own code. A layer with
 // parameters other than Dense and Conv2D is a compile error.
 // Requires: a float model with at least one Dense or Conv2D.
-// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the workspace.
+// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the calling
+// thread's workspace, or with an InferenceContext sized for the batch.
+// Thread safety: as Sequential: predict() and predict_class() are const and may run on one
+// QuantizedModel from any number of threads at once; each uses the caller's InferenceContext or
+// the calling thread's own (thread_context()), never a buffer of the model.
 // The layer loop itself is detail::Int8Forward (deploy/static_quantized.hpp), run here over heap
 // buffers and by deploy::StaticQuantizedModel over an exported header's constants: the two compute
 // the same bytes.
@@ -139,30 +143,74 @@ class QuantizedModel {
   // Number of output channels over all quantized layers (the length of the per-channel arrays).
   static constexpr std::size_t channels = plan.channels;
 
-  // Sizes the workspace for batches of up to n samples (predict then allocates nothing).
-  void reserve(std::size_t n) {
-    n = std::min(n, kInferenceChunk);
-    if (n <= cap_) return;
-    cap_ = n;
-    for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
-    for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
-    acc_.resize(plan.acc * cap_);
-    patches_.resize(plan.patches * cap_);
-    fscratch_.resize(plan.float_scratch * cap_);
+  // Largest batch run at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // The buffers of one inference at a time (see Sequential's InferenceContext): owned by the
+  // caller, sized by the model type alone, grown (and allocating) only for a larger chunk than
+  // it has run. One context, one thread at a time.
+  class InferenceContext {
+   public:
+    InferenceContext() = default;
+    // Sized for batches of up to n samples: predict with it then allocates nothing.
+    explicit InferenceContext(std::size_t n) { reserve(n); }
+    void reserve(std::size_t n) {
+      n = std::min(n, kInferenceChunk);
+      if (n <= cap_) return;
+      cap_ = n;
+      for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
+      for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+      acc_.resize(plan.acc * cap_);
+      patches_.resize(plan.patches * cap_);
+      fscratch_.resize(plan.float_scratch * cap_);
+    }
+    // Samples it holds without growing.
+    std::size_t capacity() const { return cap_; }
+
+   private:
+    friend class QuantizedModel;
+    std::size_t cap_ = 0;
+    std::array<AlignedBuffer<float>, 2> fbuf_;
+    std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+    AlignedBuffer<std::int32_t> acc_;
+    AlignedBuffer<std::uint8_t> patches_;
+    AlignedBuffer<float> fscratch_;
+  };
+
+  // A context sized for batches of up to n samples.
+  static InferenceContext make_context(std::size_t n = 0) { return InferenceContext(n); }
+
+  // The calling thread's context for this model type, used by predict() without a context (one
+  // per thread and per QuantizedModel type, freed when the thread ends).
+  static InferenceContext& thread_context() {
+    static thread_local InferenceContext ctx;
+    return ctx;
   }
 
+  // Sizes the calling thread's context for batches of up to n samples: predict() without a
+  // context then allocates nothing on this thread for such batches.
+  void reserve(std::size_t n) const { thread_context().reserve(n); }
+  // The same, under the name Sequential uses.
+  void reserve_inference(std::size_t n) const { reserve(n); }
+
   // Inference on one sample: the output (probabilities after a final Softmax).
-  std::array<float, output_size> predict(std::span<const float> x) {
+  std::array<float, output_size> predict(std::span<const float> x) const {
+    return predict(thread_context(), x);
+  }
+  std::array<float, output_size> predict(InferenceContext& ctx, std::span<const float> x) const {
     if (x.size() != input_size)
       fail("QuantizedModel::predict() was given ", x.size(), " input values but the model's input ",
            Model::input_shape::str(), " has ", input_size, ".");
     std::array<float, output_size> out;
-    run_chunks(x.data(), 1, out.data());
+    run_chunks(ctx, x.data(), 1, out.data());
     return out;
   }
 
   // Inference on a batch: x holds n * input_size values, out receives n * output_size.
-  void predict(std::span<const float> x, std::span<float> out) {
+  void predict(std::span<const float> x, std::span<float> out) const {
+    predict(thread_context(), x, out);
+  }
+  void predict(InferenceContext& ctx, std::span<const float> x, std::span<float> out) const {
     if (x.size() % input_size != 0)
       fail("QuantizedModel::predict() was given ", x.size(),
            " input values, not a multiple of the input size ", input_size, ".");
@@ -170,17 +218,17 @@ class QuantizedModel {
     if (out.size() != n * output_size)
       fail("QuantizedModel::predict() got an output span of ", out.size(), " values for ", n,
            " samples; it needs ", n * output_size, ".");
-    run_chunks(x.data(), n, out.data());
+    run_chunks(ctx, x.data(), n, out.data());
   }
 
   // Index of the largest output of one sample (the predicted class).
-  std::size_t predict_class(std::span<const float> x) {
-    const auto out = predict(x);
+  std::size_t predict_class(std::span<const float> x) const {
+    return predict_class(thread_context(), x);
+  }
+  std::size_t predict_class(InferenceContext& ctx, std::span<const float> x) const {
+    const auto out = predict(ctx, x);
     return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
   }
-
-  // Largest batch run at once; larger inputs go through in chunks.
-  static constexpr std::size_t kInferenceChunk = 256;
 
  private:
   // Per-channel symmetric int8 weights, packed for kernels::gemm_int8; biases kept in float.
@@ -280,19 +328,19 @@ class QuantizedModel {
     });
   }
 
-  void run_chunks(const float* x, std::size_t n, float* out) {
+  void run_chunks(InferenceContext& c, const float* x, std::size_t n, float* out) const {
     for (std::size_t b = 0; b < n; b += kInferenceChunk) {
       const std::size_t m = std::min(kInferenceChunk, n - b);
-      reserve(m);
-      run(x + b * input_size, m, out + b * output_size);
+      c.reserve(m);
+      run(c, x + b * input_size, m, out + b * output_size);
     }
   }
 
-  // One chunk of n <= cap_ samples through every layer.
-  void run(const float* x, std::size_t n, float* out) {
-    const typename Forward::Workspace w{{fbuf_[0].data(), fbuf_[1].data()},
-                                        {qbuf_[0].data(), qbuf_[1].data()},
-                                        acc_.data(), patches_.data(), fscratch_.data()};
+  // One chunk of n <= c.capacity() samples through every layer; reads only the parameters.
+  void run(InferenceContext& c, const float* x, std::size_t n, float* out) const {
+    const typename Forward::Workspace w{{c.fbuf_[0].data(), c.fbuf_[1].data()},
+                                        {c.qbuf_[0].data(), c.qbuf_[1].data()},
+                                        c.acc_.data(), c.patches_.data(), c.fscratch_.data()};
     Forward::run(int8_parameters(), w, x, n, out);
   }
 
@@ -300,12 +348,6 @@ class QuantizedModel {
   std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
   std::array<float, plan.computes> in_scale_{};  // per quantized input
   std::array<bool, plan.computes> in_signed_{};
-  std::size_t cap_ = 0;
-  std::array<AlignedBuffer<float>, 2> fbuf_;
-  std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
-  AlignedBuffer<std::int32_t> acc_;
-  AlignedBuffer<std::uint8_t> patches_;
-  AlignedBuffer<float> fscratch_;
 };
 
 // Quantizes a trained float model with activation ranges calibrated on `calibration` (a few

@@ -8,6 +8,9 @@
 //   weight_bytes   the parameters (arena_size values, read only)
 //   buffer_bytes   activations and layer scratch for one sample (sizeof(StaticModel) adds a pointer)
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+// Thread safety: by design it owns its buffers (no heap, no thread_local), so predict() is not
+// const and one StaticModel serves one thread (or one core) at a time; give each thread its own
+// instance (the weights are shared, only the buffers are copied).
 // This header includes the core and the layers only: no I/O, no zlib, no OpenMP needed.
 #pragma once
 #include <algorithm>

@@ -15,6 +15,9 @@
 // The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
 // (kernels/int8.hpp).
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+// Thread safety: by design it owns its buffers (no heap, no thread_local), so predict() is not
+// const and one StaticQuantizedModel serves one thread (or one core) at a time; give each thread
+// its own instance (the constant parameters are shared, only the buffers are copied).
 #pragma once
 #include <algorithm>
 #include <array>
