@@ -1,14 +1,17 @@
-// Whole-model gradient checks in double: every layer chained by Sequential (with its buffer
-// aliasing for Flatten and its fused Conv2D/Dense + ReLU), the loss, and the fused
-// softmax + cross-entropy gradient the Trainer uses.
+// Whole-model gradient checks in double, central differences: every layer chained by Sequential
+// (with its buffer aliasing for Flatten and its fused Conv2D/Dense + ReLU), the loss, and the
+// gradient the Trainer's step computes (fused softmax + cross-entropy where it applies).
 #include "../gradcheck.hpp"
 
 using namespace ctnn;
 
 namespace {
 
+// The analytic gradient comes from the Trainer's own step (its fused softmax + cross-entropy
+// path when the model ends in Softmax under such a loss); with `unfused`, from the loss's plain
+// backward followed by every layer's backward, Softmax's Jacobian included.
 template <class Model, class L>
-void check_model(const L& loss, bool labels, std::size_t n = 3) {
+void check_model(const L& loss, bool labels, std::size_t n = 3, bool unfused = false) {
   using T = double;
   constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   Rng rng(11);
@@ -26,23 +29,30 @@ void check_model(const L& loss, bool labels, std::size_t n = 3) {
   const Targets<T> t{labels ? lab.data() : nullptr, labels ? nullptr : tv.data()};
   typename Model::Workspace ws;
   ws.reserve(n, true);
-  const PassContext ctx{true, 1};
+  // The Trainer's first step (seed 0, step 0) runs in training mode with Dropout seed 0.
+  const PassContext ctx{true, 0};
   const auto mean_loss = [&] {
     std::copy(x.begin(), x.end(), ws.input());
     const T* y = model.forward(ws, n, ctx);
     return loss.value(y, t, n, Model::output_size) / double(n);
   };
 
-  std::copy(x.begin(), x.end(), ws.input());
-  const T* y = model.forward(ws, n, ctx);
   std::vector<T> grads(Model::arena_size, nan);
-  using Last = typename Model::template layer<Model::num_layers - 1>;
-  if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
-    loss.backward_from_logits(y, t, n, Model::output_size, ws.gradient(0));
-    model.template backward<Model::num_layers - 2>(ws, n, grads.data(), ctx);
-  } else {
+  if (unfused) {
+    std::copy(x.begin(), x.end(), ws.input());
+    const T* y = model.forward(ws, n, ctx);
     loss.backward(y, t, n, Model::output_size, ws.gradient(0));
     model.backward(ws, n, grads.data(), ctx);
+  } else {
+    // The step also moves the parameters: put them back before the differences.
+    const std::vector<T> before(model.parameters().begin(), model.parameters().end());
+    BasicSGD<T> opt;
+    Trainer<Model, BasicSGD<T>, L> trainer(model, opt, loss, n, 0);
+    trainer.load_batch(x.data(), n, labels ? lab.data() : nullptr, labels ? nullptr : tv.data());
+    trainer.step(n);
+    const auto g = trainer.gradients();
+    std::copy(g.begin(), g.end(), grads.begin());
+    std::copy(before.begin(), before.end(), model.parameters().begin());
   }
 
   auto params = model.parameters();
@@ -90,7 +100,17 @@ TEST_CASE("Model gradients: regression with mean squared error") {
   check_model<M>(MeanSquaredError{}, false);
 }
 
-TEST_CASE("Model gradients: softmax + sparse cross-entropy without fusion path (MSE on softmax)") {
+TEST_CASE("Model gradients: Dense + Softmax + sparse cross-entropy, fused and unfused") {
+  using M = BasicSequential<double, Input<4>, Dense<3>, Softmax>;
+  SECTION("fused: the Trainer hands p - onehot(label) to the Dense") {
+    check_model<M>(SparseCategoricalCrossEntropy{}, true, 5);
+  }
+  SECTION("unfused: the loss's gradient through Softmax's Jacobian") {
+    check_model<M>(SparseCategoricalCrossEntropy{}, true, 5, true);
+  }
+}
+
+TEST_CASE("Model gradients: softmax under mean squared error (no fusion applies)") {
   using M = BasicSequential<double, Input<4>, Dense<3>, Softmax>;
   check_model<M>(MeanSquaredError{}, false);
 }

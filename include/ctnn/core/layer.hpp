@@ -52,6 +52,31 @@ concept Layer = requires {
   L::backward(c, c, c, c, p, p, n, p, ctx);
 };
 
+// What a layer computes, for the passes that treat some layers specially: Sequential fuses a
+// `relu` into a preceding Dense/Conv2D, training fuses a final `softmax` with a cross-entropy, the
+// int8 path quantizes `dense` and `conv2d` and runs `relu`, `flatten`, `dropout` and `max_pool2d`
+// on bytes, the monitor treats a `softmax` output as classes. A layer declares its kind as
+//     static constexpr LayerKind kind = LayerKind::relu;
+// and a layer that declares none is `other`: never fused, never assumed to be anything. `name` is
+// for display only, so a user layer named "ReLU" is not taken for one. (A layer derived from a
+// built-in one inherits its kind: declare `other` if it computes something else.)
+enum class LayerKind {
+  other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
+  relu, leaky_relu, sigmoid, tanh, softmax,
+};
+
+namespace detail {
+template <class L>
+constexpr LayerKind kind_of() {
+  if constexpr (requires { { L::kind } -> std::convertible_to<LayerKind>; }) return L::kind;
+  else return LayerKind::other;
+}
+}  // namespace detail
+
+// The declared kind of bound layer L (LayerKind::other when it declares none).
+template <class L>
+inline constexpr LayerKind layer_kind = detail::kind_of<L>();
+
 // A layer whose forward can apply a ReLU to its output in the same pass (a fused GEMM epilogue).
 // Sequential uses it when a ReLU follows: the ReLU's forward is then free.
 template <class L>

@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "ctnn/core/buffer.hpp"
+#include "ctnn/core/epilogue.hpp"
 #include "ctnn/core/error.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
-#include "ctnn/kernels/gemm.hpp"
-#include "ctnn/kernels/highway.hpp"
+#include "ctnn/core/simd_target.hpp"
 
 namespace ctnn {
 
@@ -62,9 +62,6 @@ constexpr void static_for(F&& f) {
   [&]<std::size_t... I>(std::index_sequence<I...>) { (f.template operator()<I>(), ...); }(
       std::make_index_sequence<N>{});
 }
-
-template <class L>
-inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
 
 // "2770634" -> "2,770,634".
 inline std::string group_thousands(std::size_t v) {
@@ -121,7 +118,7 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   template <std::size_t I>
   static constexpr bool fused_into_previous() {
     if constexpr (I == 0) return false;
-    else return detail::is_relu_v<layer<I>> && FusesRelu<layer<I - 1>>;
+    else return layer_kind<layer<I>> == LayerKind::relu && FusesRelu<layer<I - 1>>;
   }
   template <std::size_t I>
   static constexpr bool fuses_next() {
@@ -248,7 +245,7 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
         T* y = ws.activation(plan.out_offset[I]);
         T* s = ws.scratch(plan.scratch_offset[I]);
         if constexpr (fuses_next<I>())
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, kernels::Epilogue::relu);
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, Epilogue::relu);
         else
           L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
       }

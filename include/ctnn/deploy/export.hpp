@@ -43,10 +43,16 @@ std::string cpp_type() {
   ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += ", ";
-    if constexpr (requires { L::spec(); })
+    if constexpr (requires { L::spec(); }) {
       s += L::spec();
-    else
-      s += "ctnn::" + std::string(L::name);  // the layers without settings
+    } else {
+      // A built-in layer without settings is spelled by its name; a user layer's name may be
+      // anything (even "ReLU"), so it must say how it is spelled.
+      constexpr bool spelled = layer_kind<L> != LayerKind::other;
+      static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
+                             "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
+      s += "ctnn::" + std::string(L::name);
+    }
   });
   return s + ">";
 }

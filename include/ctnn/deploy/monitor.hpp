@@ -73,6 +73,7 @@
 #include <vector>
 
 #include "ctnn/core/error.hpp"
+#include "ctnn/core/layer.hpp"
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/data/transform.hpp"
 
@@ -181,7 +182,7 @@ struct ReferenceProfile {
       fail("ReferenceProfile::fit: bins is ", opt.bins, "; it must lie in [1, ", kMaxBins, "].");
     using Last = typename Model::template layer<Model::num_layers - 1>;
     ReferenceProfile p;
-    p.kind = opt.kind.value_or(train.has_labels() || Last::name == std::string_view("Softmax")
+    p.kind = opt.kind.value_or(train.has_labels() || layer_kind<Last> == LayerKind::softmax
                                    ? OutputKind::classification
                                    : OutputKind::regression);
     p.input_size = D;

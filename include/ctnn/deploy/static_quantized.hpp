@@ -54,16 +54,18 @@ namespace detail {
 
 enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
 
+// From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
 constexpr QKind qkind() {
-  constexpr std::string_view n = L::name;
-  if (n == "Dense") return QKind::dense;
-  if (n == "Conv2D") return QKind::conv;
-  if (n == "ReLU") return QKind::relu;
-  if (n == "Flatten") return QKind::flatten;
-  if (n == "Dropout") return QKind::dropout;
-  if (n == "MaxPool2D") return QKind::maxpool;
-  return QKind::other;
+  switch (layer_kind<L>) {
+    case LayerKind::dense: return QKind::dense;
+    case LayerKind::conv2d: return QKind::conv;
+    case LayerKind::relu: return QKind::relu;
+    case LayerKind::flatten: return QKind::flatten;
+    case LayerKind::dropout: return QKind::dropout;
+    case LayerKind::max_pool2d: return QKind::maxpool;
+    default: return QKind::other;
+  }
 }
 
 // One static_assert per layer, so the compiler names the offending layer type.

@@ -46,12 +46,12 @@
 #include <vector>
 
 #include "ctnn/core/error.hpp"
-#include "ctnn/core/layer.hpp"  // PassContext (trainer.hpp uses it without including it)
+#include "ctnn/core/layer.hpp"  // PassContext
 #include "ctnn/data/dataset.hpp"
+#include "ctnn/data/staging.hpp"
 #include "ctnn/loss/loss.hpp"
 #include "ctnn/loss/mse.hpp"
 #include "ctnn/loss/sparse_categorical_crossentropy.hpp"
-#include "ctnn/train/trainer.hpp"
 
 namespace ctnn {
 
@@ -618,6 +618,7 @@ ModelReport report(Model& model, const data::Dataset& d, const ReportOptions& o 
 template <class Model, Loss L>
 ModelReport report(Model& model, const data::Dataset& d, const L& loss,
                    const ReportOptions& o = {}) {
+  static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
   return detail::report_in<Model, L>(model, d, &loss, o);
 }
 

@@ -13,12 +13,12 @@
 #include <cstddef>
 
 #include "ctnn/core/buffer.hpp"
+#include "ctnn/core/epilogue.hpp"
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/kernels/highway.hpp"
 
 namespace ctnn::kernels {
-// Activation applied in a GEMM epilogue.
-enum class Epilogue { none, relu };
+using ctnn::Epilogue;  // the activation applied in the store (core/epilogue.hpp)
 
 // Rows of A that gemm_nt accumulates at once (its row block).
 inline constexpr std::size_t kGemmNtRows = 32;

@@ -8,9 +8,4 @@
 #pragma once
 #include <hwy/highway.h>
 
-namespace ctnn {
-
-// Name of the Highway target the kernels were compiled for, e.g. "AVX2", "AVX3", "SCALAR".
-inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
-
-}  // namespace ctnn
+#include "ctnn/core/simd_target.hpp"  // simd_target(), the name of that target

@@ -66,6 +66,7 @@ struct Conv2D {
     static constexpr std::size_t scratch_per_sample =
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
+    static constexpr LayerKind kind = LayerKind::conv2d;
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +

@@ -39,6 +39,7 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
+    static constexpr LayerKind kind = LayerKind::dense;
     static std::string spec() {
       return "ctnn::Dense<" + std::to_string(Units) + detail::init_spec<KernelInit, BiasInit>() + ">";
     }

@@ -21,6 +21,7 @@ struct Dropout {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
+    static constexpr LayerKind kind = LayerKind::dropout;
     static std::string config() { return "rate " + std::to_string(Rate.value()); }
     static std::string spec() { return "ctnn::Dropout<" + std::to_string(Rate.value()) + ">"; }
     static constexpr double rate = Rate.value();

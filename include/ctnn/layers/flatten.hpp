@@ -13,6 +13,7 @@ struct Flatten {
   struct bind : detail::ParamFree<In, T> {
     using output_shape = Shape<In::size>;
     static constexpr std::string_view name = "Flatten";
+    static constexpr LayerKind kind = LayerKind::flatten;
     static constexpr bool is_view = true;
     // Used only when the layer runs on its own (tests); inside a model no copy is made.
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {

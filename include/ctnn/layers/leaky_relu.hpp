@@ -14,6 +14,7 @@ struct LeakyReLU {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "LeakyReLU";
+    static constexpr LayerKind kind = LayerKind::leaky_relu;
     static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
     static std::string spec() { return "ctnn::LeakyReLU<" + std::to_string(Alpha.value()) + ">"; }
     static constexpr T alpha = static_cast<T>(Alpha.value());

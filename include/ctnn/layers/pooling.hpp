@@ -44,6 +44,8 @@ struct Pool2D {
     static constexpr std::size_t param_count = 0;
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
+    static constexpr LayerKind kind =
+        Op == PoolOp::max ? LayerKind::max_pool2d : LayerKind::avg_pool2d;
     static std::string config() { return window_config(PH, PW, S, Pad); }
     static std::string spec() {
       return std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +

@@ -10,6 +10,7 @@ struct ReLU {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "ReLU";
+    static constexpr LayerKind kind = LayerKind::relu;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::relu_forward(n * In::size, x, y);
     }

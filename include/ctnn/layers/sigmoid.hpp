@@ -9,6 +9,7 @@ struct Sigmoid {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "Sigmoid";
+    static constexpr LayerKind kind = LayerKind::sigmoid;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::sigmoid_forward(n * In::size, x, y);
     }

@@ -15,7 +15,7 @@ struct Softmax {
                   "Softmax needs a flat (rank-1) input: put Flatten and a Dense before it (the "
                   "shapes are in bind<...> above).");
     static constexpr std::string_view name = "Softmax";
-    static constexpr bool is_softmax = true;
+    static constexpr LayerKind kind = LayerKind::softmax;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::softmax_forward(n, In::size, x, y);
     }

@@ -9,6 +9,7 @@ struct Tanh {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "Tanh";
+    static constexpr LayerKind kind = LayerKind::tanh;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::tanh_forward(n * In::size, x, y);
     }

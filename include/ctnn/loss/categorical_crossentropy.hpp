@@ -16,6 +16,7 @@ namespace ctnn {
 struct CategoricalCrossEntropy {
   static constexpr std::string_view name = "categorical_crossentropy";
   static constexpr bool uses_labels = false;
+  static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::categorical;
 
   template <class T>

@@ -50,6 +50,36 @@ concept FusesSoftmax = Loss<L> && requires(const L& l, const float* p, Targets<f
 };
 
 namespace detail {
+template <class L>
+constexpr bool needs_class_scores() {
+  if constexpr (requires { { L::needs_class_scores } -> std::convertible_to<bool>; })
+    return L::needs_class_scores;
+  else
+    return false;
+}
+}  // namespace detail
+
+// Whether loss L can read a model output of shape Out (one sample), checked where a loss meets a
+// model (fit, Trainer, evaluate, report). A cross-entropy over classes (it declares
+// `needs_class_scores = true`) reads each sample's outputs as ONE distribution over classes, so it
+// needs a flat vector of at least two class scores: over a feature map it would take every map
+// value for a class and train to nonsense (Keras refuses one label per sample against such an output too). Losses that read each
+// output on its own (mean squared error, binary cross-entropy) accept any shape, as in Keras.
+template <class L, class Out>
+struct LossReadsOutput {
+  static constexpr bool classes = detail::needs_class_scores<L>();
+  static_assert(!classes || Out::rank == 1,
+                "A cross-entropy over classes (sparse or categorical) needs a flat (rank-1) model "
+                "output with one score per class: end the model with Flatten, Dense<classes> and "
+                "Softmax (the loss and the output Shape are in this instantiation).");
+  static_assert(!classes || Out::rank != 1 || Out::size >= 2,
+                "A cross-entropy over classes (sparse or categorical) needs at least 2 outputs, "
+                "one per class: end the model with Dense<classes> and Softmax, or use "
+                "BinaryCrossEntropy with one Sigmoid output for a yes/no target.");
+  static constexpr bool value = true;
+};
+
+namespace detail {
 
 // A probability clipped to [1e-7, 1 - 1e-7] before its log.
 template <class T>

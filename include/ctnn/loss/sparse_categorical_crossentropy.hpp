@@ -15,6 +15,7 @@ namespace ctnn {
 struct SparseCategoricalCrossEntropy {
   static constexpr std::string_view name = "sparse_categorical_crossentropy";
   static constexpr bool uses_labels = true;
+  static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::sparse_categorical;
 
   template <class T>

@@ -51,6 +51,7 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
 template <class Model, class L = SparseCategoricalCrossEntropy>
 Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size_t batch_size = 256) {
   if constexpr (Loss<L>) {
+    static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
     detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
     typename Model::Workspace ws;
     ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);

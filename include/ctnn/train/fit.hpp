@@ -74,6 +74,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
 template <class Model, class Optimizer, class L>
 History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
   if constexpr (Loss<L>) {
+    static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
     return detail::fit_checked(model, opt, loss, data, o);
   } else {
     constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence

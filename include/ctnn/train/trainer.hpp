@@ -16,7 +16,7 @@
 #include "ctnn/core/error.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/data/dataset.hpp"
-#include "ctnn/data/transform.hpp"
+#include "ctnn/data/staging.hpp"
 #include "ctnn/loss/loss.hpp"
 
 namespace ctnn {
@@ -28,62 +28,10 @@ struct StepStats {
   std::size_t samples = 0;
 };
 
-namespace detail {
-
-// Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
-template <class Model, class L>
-void check_dataset_fits(const data::Dataset& d, const char* what) {
-  if (d.size() == 0) fail("The ", what, " is empty: it has no samples.");
-  data::validate(d, what);  // sizes agree, labels in the dataset's range, no NaN/Inf
-  if (d.feature_size() != Model::input_size) {
-    std::string shape = "(";
-    for (std::size_t i = 0; i < d.sample_shape.size(); ++i)
-      shape += (i ? ", " : "") + std::to_string(d.sample_shape[i]);
-    fail("The ", what, "'s samples have shape ", shape, ") = ", d.feature_size(),
-         " values, but the model's input ", Model::input_shape::str(), " takes ", Model::input_size,
-         ".");
-  }
-  if constexpr (L::uses_labels) {
-    if (!d.has_labels())
-      fail("The loss ", L::name, " needs class labels, but the ", what, " has none.");
-    for (std::size_t i = 0; i < d.labels.size(); ++i)
-      if (d.labels[i] < 0 || std::size_t(d.labels[i]) >= Model::output_size)
-        fail("The ", what, " has label ", d.labels[i], " at sample ", i,
-             ", but the model has ", Model::output_size, " outputs: labels must lie in [0, ",
-             Model::output_size, ").");
-  } else {
-    if (!d.has_targets())
-      fail("The loss ", L::name, " needs target vectors, but the ", what,
-           " has none (one-hot encode the labels into targets).");
-    if (d.target_size != Model::output_size)
-      fail("The ", what, "'s targets have ", d.target_size, " values per sample, but the model has ",
-           Model::output_size, " outputs.");
-  }
-}
-
-// Copies samples idx[0..n) of d into the workspace's input slot and the target staging.
-template <class Model, class L>
-void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
-                 typename Model::Workspace& ws, std::int32_t* labels,
-                 typename Model::value_type* targets) {
-  using T = typename Model::value_type;
-  T* x = ws.input();
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* src = d.sample(idx[i]);
-    for (std::size_t j = 0; j < Model::input_size; ++j) x[i * Model::input_size + j] = T(src[j]);
-    if constexpr (L::uses_labels) {
-      labels[i] = d.labels[idx[i]];
-    } else {
-      const float* t = d.targets.data() + idx[i] * d.target_size;
-      for (std::size_t j = 0; j < Model::output_size; ++j) targets[i * Model::output_size + j] = T(t[j]);
-    }
-  }
-}
-
-}  // namespace detail
-
 template <class Model, class Optimizer, Loss L>
 class Trainer {
+  static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
+
  public:
   using T = typename Model::value_type;
   using Workspace = typename Model::Workspace;
@@ -125,7 +73,7 @@ class Trainer {
     StepStats s;
     s.samples = n;
     using Last = typename Model::template layer<Model::num_layers - 1>;
-    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
+    if constexpr (FusesSoftmax<L> && layer_kind<Last> == LayerKind::softmax) {
       // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
       s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
       if constexpr (Model::num_layers >= 2)

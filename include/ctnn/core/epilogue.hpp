@@ -1,0 +1,14 @@
+// ctnn/core/epilogue.hpp: the activation a layer's forward may apply in its own store.
+//
+// Sequential decides at compile time that a ReLU after Dense or Conv2D is fused into their GEMM
+// (core/layer.hpp, FusesRelu) and passes Epilogue::relu to their forward; the GEMM kernels
+// (kernels/gemm.hpp) apply it as they write each output. It lives in core/ so the planner names it
+// without including kernels/: kernels build on core, never the other way.
+#pragma once
+
+namespace ctnn {
+
+// Activation applied in a GEMM epilogue.
+enum class Epilogue { none, relu };
+
+}  // namespace ctnn
