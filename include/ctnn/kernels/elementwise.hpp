@@ -50,7 +50,8 @@ void relu_forward(std::size_t n, const T* x, T* y) {
 // threshold_backward does.
 template <class T>
 void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  map2(n, y, dy, dx, [](auto d, auto yv, auto g) { return hn::IfThenZeroElse(yv <= hn::Zero(d), g); });
+  map2(n, y, dy, dx,
+       [](auto d, auto yv, auto g) { return hn::IfThenZeroElse(yv <= hn::Zero(d), g); });
 }
 
 template <class T>

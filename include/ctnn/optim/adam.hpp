@@ -2,8 +2,9 @@
 //
 // Represents, at step t: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
-// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras); check_hyperparameters() gives the ranges. The moments are two arena-sized buffers
-// allocated at the first step; every step after that is one fused pass over w, g, m and v.
+// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras); check_hyperparameters() gives the
+// ranges. The moments are two arena-sized buffers allocated at the first step; every step after
+// that is one fused pass over w, g, m and v.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -91,8 +91,8 @@ std::string first_non_finite_parameter(const Model& model) {
   const std::span<const T> p = model.parameters();
   const std::size_t bad = kernels::first_non_finite(p.size(), p.data());
   if (bad == p.size()) return "";
-  std::ostringstream os;
-  os << "parameter " << bad << " of the arena is " << number_text(double(p[bad]));  // alignment padding (never set)
+  std::ostringstream os;  // unless a layer holds it: the alignment padding between layers
+  os << "parameter " << bad << " of the arena is " << number_text(double(p[bad]));
   static_for<Model::num_layers>([&]<std::size_t I>() {
     constexpr std::size_t begin = Model::template param_offset<I>;
     using Layer = typename Model::template layer<I>;
@@ -215,8 +215,8 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       const StepStats s = trainer.step(m);
       if (!std::isfinite(s.loss_sum)) {
         const std::string bad = first_non_finite_parameter(model);
-        fail("Training diverged: the loss is ", number_text(s.loss_sum), " at epoch ", epoch, ", batch ", b + 1,
-             " of ", batches, bad.empty() ? "" : "; the model's ", bad,
+        fail("Training diverged: the loss is ", number_text(s.loss_sum), " at epoch ", epoch,
+             ", batch ", b + 1, " of ", batches, bad.empty() ? "" : "; the model's ", bad,
              ". Lower the learning rate or check the data.");
       }
       loss_sum += s.loss_sum;
@@ -234,8 +234,8 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
         *o.out << std::flush;
       }
     }
-    // The loss can stay finite while a parameter is not (a NaN weight whose unit a later layer
-    // ignores): one scan of the arena per epoch.
+    // The loss is computed before the step's update, so the last update of an epoch can overflow
+    // with every loss finite: one scan of the arena per epoch.
     if (const std::string bad = first_non_finite_parameter(model); !bad.empty())
       fail("Training diverged: the model's ", bad, " after epoch ", epoch,
            " (the loss was finite). Lower the learning rate or check the data.");
