@@ -206,6 +206,41 @@ TEST_CASE("Every supported layer kind quantizes: outputs stay close to the float
   }
 }
 
+TEST_CASE("A NaN or infinite input gets NaN outputs from the int8 model and no class") {
+  // The seed of issue 11: 8-bit values cannot hold NaN, and quantizing clamped it into range, so
+  // a NaN sample got a confident class. Now its outputs are NaN (QuantizedModel and
+  // StaticQuantizedModel alike) and predict_class refuses it.
+  using Model = Sequential<Input<4>, Dense<8>, ReLU, Dense<3>, Softmax>;
+  Model model(1);
+  std::vector<float> calibration(64 * 4);
+  Rng rng(5);
+  for (float& v : calibration) v = float(rng.uniform01() * 2 - 1);
+  auto q = quantize(model, std::span<const float>(calibration));
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  // A batch: finite, NaN, +inf, finite, -inf. The finite samples keep their own outputs.
+  const std::vector<float> x{0.5f, -0.25f, 1.0f, 0.0f,  0.5f, nan, 1.0f, 0.0f,
+                             inf,  0.1f,   0.2f, 0.3f,  -0.5f, 0.2f, 0.3f, 0.9f,
+                             0.1f, 0.2f,   -inf, 0.3f};
+  std::vector<float> y(5 * 3);
+  q.predict(x, y);
+  for (std::size_t s = 0; s < 5; ++s)
+    for (std::size_t k = 0; k < 3; ++k) {
+      INFO("sample " << s << ", output " << k << " = " << y[s * 3 + k]);
+      CHECK(std::isnan(y[s * 3 + k]) == (s == 1 || s == 2 || s == 4));
+    }
+  const auto alone = q.predict(std::span<const float>(x.data() + 12, 4));
+  CHECK(alone[0] == y[9]);
+  CHECK_THROWS_WITH(q.predict_class(std::span<const float>(x.data() + 4, 4)),
+                    Catch::Contains("input value 1 is nan") &&
+                        Catch::Contains("8-bit inference cannot represent"));
+  CHECK(q.predict_class(std::span<const float>(x.data(), 4)) < 3);
+  static deploy::StaticQuantizedModel<Model> net(q.int8_parameters());
+  const float* ys = net.predict(x.data() + 4);
+  for (std::size_t k = 0; k < 3; ++k) CHECK(std::isnan(ys[k]));
+  ys = net.predict(x.data());
+  for (std::size_t k = 0; k < 3; ++k) CHECK(ys[k] == y[k]);
+}
+
 TEST_CASE("Quantized inference allocates nothing after reserve") {
   using Model = Sequential<Input<28, 28, 1>, Conv2D<4, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<16>,
                            ReLU, Dense<10>, Softmax>;

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
@@ -142,6 +143,117 @@ TEMPLATE_TEST_CASE("activations match the scalar reference", "", float, double) 
     for (std::size_t i = 0; i < n; ++i) dwant[i] = double(dy[i]) * (1 - double(y[i]) * double(y[i]));
     check_d("tanh'");
   }
+}
+
+// relu(NaN) = NaN and relu'(NaN output) = dy, as PyTorch's threshold / threshold_backward
+// (y <= 0 ? 0 : x); LeakyReLU(NaN) = NaN. A NaN in every lane position of the vector and the tail.
+TEMPLATE_TEST_CASE("activations and the fused GEMM ReLU keep NaN", "", float, double) {
+  using T = TestType;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (std::size_t n : kSizes)
+    for (std::size_t at = 0; at < n; ++at) {
+      INFO("n " << n << ", NaN at " << at);
+      Rng rng(n * 100 + at);
+      auto x = rand_vec<T>(n, rng, -6, 6), dy = rand_vec<T>(n, rng);
+      x[at] = nan;
+      std::vector<T> y(n), dx(n);
+      kernels::relu_forward(n, x.data(), y.data());
+      for (std::size_t i = 0; i < n; ++i)
+        REQUIRE((i == at ? std::isnan(y[i]) : y[i] == (x[i] > 0 ? x[i] : T(0))));
+      kernels::relu_backward(n, y.data(), dy.data(), dx.data());
+      for (std::size_t i = 0; i < n; ++i) REQUIRE(dx[i] == (i == at || x[i] > 0 ? dy[i] : T(0)));
+      kernels::leaky_relu_forward(n, x.data(), y.data(), T(0.3));
+      REQUIRE(std::isnan(y[at]));
+      kernels::leaky_relu_backward(n, x.data(), dy.data(), dx.data(), T(0.3));
+      REQUIRE(dx[at] == T(0.3) * dy[at]);
+    }
+  // The GEMM epilogue: a NaN in row 1 of A makes row 1 of C NaN after the fused ReLU; rows 0 and
+  // 2 (some sums negative) are the plain ReLU of their sums.
+  for (std::size_t K : {std::size_t(1), std::size_t(5), std::size_t(37)})
+    for (std::size_t N : {std::size_t(3), std::size_t(17)}) {
+      INFO("K " << K << ", N " << N);
+      Rng rng(K * 31 + N);
+      const std::size_t M = 3;
+      auto A = rand_vec<T>(M * K, rng), B = rand_vec<T>(N * K, rng), b = rand_vec<T>(N, rng);
+      A[K + K / 2] = nan;
+      std::vector<T> C(M * N), Bt(K * N);
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = 0; j < N; ++j) Bt[k * N + j] = B[j * K + k];
+      const auto check = [&](const char* what) {
+        INFO(what);
+        for (std::size_t m = 0; m < M; ++m)
+          for (std::size_t j = 0; j < N; ++j) {
+            double s = double(b[j]);
+            for (std::size_t k = 0; k < K; ++k) s += double(A[m * K + k]) * double(B[j * K + k]);
+            if (m == 1) REQUIRE(std::isnan(C[m * N + j]));
+            else REQUIRE(std::abs(double(C[m * N + j]) - (s > 0 ? s : 0.0)) <= 1e-5 * (1 + std::abs(s)));
+          }
+      };
+      AlignedBuffer<T> acc(kernels::gemm_nt_scratch<T>(M, N));
+      kernels::gemm_nt(M, N, K, A.data(), K, B.data(), K, C.data(), N, b.data(),
+                       kernels::Epilogue::relu, acc.data());
+      check("gemm_nt");
+      kernels::gemm_nn(M, N, K, A.data(), K, 1, Bt.data(), N, C.data(), N, false, b.data(),
+                       kernels::Epilogue::relu);
+      check("gemm_nn");
+    }
+}
+
+TEMPLATE_TEST_CASE("first_non_finite finds the first NaN or infinity at every position", "", float,
+                   double) {
+  using T = TestType;
+  const T bad[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                   -std::numeric_limits<T>::infinity()};
+  for (std::size_t n : kSizes) {
+    Rng rng(n);
+    auto x = rand_vec<T>(n, rng, -1e30, 1e30);
+    x[0] = std::numeric_limits<T>::max();  // large but finite
+    REQUIRE(kernels::first_non_finite(n, x.data()) == n);
+    for (T b : bad)
+      for (std::size_t at = 0; at < n; ++at) {
+        auto y = x;
+        y[at] = b;
+        if (at + 2 < n) y[at + 2] = b;  // a later one does not count
+        INFO("n " << n << ", " << b << " at " << at);
+        REQUIRE(kernels::first_non_finite(n, y.data()) == at);
+      }
+  }
+  REQUIRE(kernels::first_non_finite<T>(0, nullptr) == 0);
+}
+
+// kernels/loss.hpp against scalar references: the fused softmax + cross-entropy gradient
+// (p - onehot) / n from softmax outputs of ordinary and extreme logits, MSE's (a - b) * 2 / count,
+// and scale, over sizes with vector tails.
+TEMPLATE_TEST_CASE("loss kernels match the scalar reference", "", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-15;
+  for (double spread : {1.0, 80.0, 1e4})  // 1e4: exp overflows unless the max is subtracted
+    for (std::size_t cols : kSizes) {
+      const std::size_t rows = 3, n = rows * cols;
+      Rng rng(cols * 7 + std::size_t(spread));
+      auto z = rand_vec<T>(n, rng, -spread, spread);
+      auto target = rand_vec<T>(n, rng);
+      std::vector<T> p(n), out(n);
+      kernels::softmax_forward(rows, cols, z.data(), p.data());
+      std::vector<T> onehot(n, T(0));
+      for (std::size_t r = 0; r < rows; ++r) onehot[r * cols + (r * 5) % cols] = T(1);
+      const T s = T(1) / T(rows);
+      std::vector<double> want(n);
+      for (std::size_t i = 0; i < n; ++i) want[i] = (double(p[i]) - double(onehot[i])) * double(s);
+      kernels::scaled_difference(n, p.data(), onehot.data(), s, out.data());
+      for (T v : out) REQUIRE(std::isfinite(v));
+      require_near(out, want, tol, "(p - onehot) / n");
+
+      const T mse_scale = T(2) / T(n);
+      for (std::size_t i = 0; i < n; ++i)
+        want[i] = (double(z[i]) - double(target[i])) * double(mse_scale);
+      kernels::scaled_difference(n, z.data(), target.data(), mse_scale, out.data());
+      require_near(out, want, tol, "mse gradient");
+
+      for (std::size_t i = 0; i < n; ++i) want[i] = double(z[i]) * double(s);
+      kernels::scale(n, z.data(), s, out.data());
+      require_near(out, want, tol, "scale");
+    }
 }
 
 TEMPLATE_TEST_CASE("softmax and row sums match the scalar reference", "", float, double) {

@@ -20,6 +20,8 @@
 // Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
 // other parameter-free layer runs in float with the float model's own code. A layer with
 // parameters other than Dense and Conv2D is a compile error.
+// A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
+// clamping would make them a class); predict_class() refuses such a sample with an error.
 // Requires: a float model with at least one Dense or Conv2D.
 // Inference allocates nothing once reserve(n) (or a first batch of n) has sized the calling
 // thread's workspace, or with an InferenceContext sized for the batch.
@@ -227,6 +229,9 @@ class QuantizedModel {
   }
   std::size_t predict_class(InferenceContext& ctx, std::span<const float> x) const {
     const auto out = predict(ctx, x);
+    if (const std::size_t i = kernels::first_non_finite(input_size, x.data()); i != input_size)
+      fail("QuantizedModel::predict_class(): input value ", i, " is ", x[i],
+           ", which 8-bit inference cannot represent: the outputs are NaN and there is no class.");
     return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
   }
 

@@ -30,6 +30,7 @@
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/sequential.hpp"
 #include "ctnn/deploy/static_model.hpp"
+#include "ctnn/kernels/elementwise.hpp"
 #include "ctnn/kernels/int8.hpp"
 #include "ctnn/layers/spatial.hpp"
 
@@ -355,6 +356,12 @@ struct Int8Forward {
       }
     });
     std::memcpy(out, fx, n * output_size * sizeof(float));
+    // 8-bit values cannot hold NaN or infinity: quantize_8bit clamps them into range, and the
+    // sample would silently get a class. A sample with a non-finite input value gets NaN outputs
+    // instead (its float model's outputs would not be finite either). One scan of the input.
+    for (std::size_t s = 0; s < n; ++s)
+      if (kernels::first_non_finite(input_size, x + s * input_size) != input_size)
+        std::fill_n(out + s * output_size, output_size, std::numeric_limits<float>::quiet_NaN());
   }
 };
 
@@ -406,7 +413,9 @@ class StaticQuantizedModel {
     Forward::run(params_, w, x, 1, out_);
     return out_;
   }
-  // The index of the largest output (the predicted class; the first one on ties).
+  // The index of the largest output (the predicted class; the first one on ties). A sample with
+  // a NaN or infinite input has NaN outputs and gets 0 here: check predict()'s outputs for NaN
+  // when the input may hold them (this class never throws).
   std::size_t predict_class(const float* x) noexcept {
     const float* y = predict(x);
     return std::size_t(std::max_element(y, y + output_size) - y);

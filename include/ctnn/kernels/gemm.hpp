@@ -35,9 +35,10 @@ namespace ctnn::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using kernels::Epilogue;
 
+// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN.
 template <class T>
 HWY_INLINE T apply_epilogue(T x, Epilogue e) {
-  return (e == Epilogue::relu && !(x > T(0))) ? T(0) : x;
+  return (e == Epilogue::relu && x <= T(0)) ? T(0) : x;
 }
 
 // Vector registers of the target: 16 on x86 up to AVX2, 32 with AVX-512 and on Arm (NEON, SVE).

@@ -270,7 +270,7 @@ inline void dequantize_int32(std::size_t M, std::size_t N, const std::int32_t* C
       const hn::RebindToSigned<decltype(d)> di;
       auto y = hn::MulAdd(hn::ConvertTo(d, hn::LoadU(di, C + m * ldc + i)), hn::LoadU(d, mult + i),
                           hn::LoadU(d, bias + i));
-      if (relu) y = hn::Max(y, hn::Zero(d));
+      if (relu) y = hn::IfThenZeroElse(y <= hn::Zero(d), y);  // NaN stays NaN, as relu_forward
       hn::StoreU(y, d, out + m * ldo + i);
     });
 }

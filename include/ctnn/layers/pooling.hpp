@@ -6,8 +6,10 @@
 // Output shape: Shape<OH, OW, C>. No parameters.
 // With same padding, padded positions are ignored: a max over the real inputs, a mean over the
 // real inputs of the window (Keras's behaviour).
-// Backward: max routes each gradient to the first maximal input of its window (recomputed from
-// the input, so nothing is stored); average spreads it evenly. Overlapping windows add up.
+// A NaN in a window makes its max NaN (as in PyTorch; a plain `v > max` would skip it).
+// Backward: max routes each gradient to the first maximal input of its window (the first NaN for
+// a NaN max; recomputed from the input, so nothing is stored); average spreads it evenly.
+// Overlapping windows add up.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -82,7 +84,8 @@ struct Pool2D {
               std::size_t count = 0;
               for_window(oy, ox, [&](std::size_t off) {
                 const T v = xs[off + c];
-                if constexpr (Op == PoolOp::max) acc = (count == 0 || v > acc) ? v : acc;
+                // v != v: a NaN wins and stays (a NaN acc is never replaced), as in PyTorch.
+                if constexpr (Op == PoolOp::max) acc = (count == 0 || v > acc || v != v) ? v : acc;
                 else acc += v;
                 ++count;
               });
@@ -106,7 +109,8 @@ struct Pool2D {
               if constexpr (Op == PoolOp::max) {
                 bool done = false;
                 for_window(oy, ox, [&](std::size_t off) {
-                  if (!done && xs[off + c] == y[o + c]) {
+                  const T v = xs[off + c], m = y[o + c];
+                  if (!done && (v == m || (v != v && m != m))) {  // a NaN max: the first NaN
                     dxs[off + c] += dy[o + c];
                     done = true;
                   }

@@ -2,8 +2,9 @@
 //
 // Represents, at step t: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
-// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras). The moments are two arena-sized buffers
-// allocated at the first step; every step after that is one fused pass over w, g, m and v.
+// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras); check_hyperparameters() gives the
+// ranges. The moments are two arena-sized buffers allocated at the first step; every step after
+// that is one fused pass over w, g, m and v.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
+#include "ctnn/optim/hyperparameter.hpp"
 
 namespace ctnn {
 
@@ -23,13 +25,26 @@ class BasicAdam {
  public:
   explicit BasicAdam(T learning_rate = T(1e-3), T beta_1 = T(0.9), T beta_2 = T(0.999),
                      T epsilon = T(1e-7))
-      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {}
+      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {
+    check_hyperparameters();
+  }
 
   static constexpr std::string_view name = "Adam";
   T learning_rate, beta_1, beta_2, epsilon;
 
+  // Fails with a sentence unless: learning rate finite >= 0 (0 at the end of a cosine schedule),
+  // beta_1 and beta_2 in [0, 1) (1 divides the bias correction by 0), epsilon finite > 0 (0
+  // divides 0 by 0 where a gradient has always been 0).
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("Adam", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("Adam", "beta_1", double(beta_1), 0, false, 1);
+    detail::check_hyperparameter("Adam", "beta_2", double(beta_2), 0, false, 1);
+    detail::check_hyperparameter("Adam", "epsilon", double(epsilon), 0, true);
+  }
+
   // Applies one update to params from grads (both arena-sized).
   void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
     if (m_.size() != params.size()) {
       m_ = AlignedBuffer<T>(params.size());
       v_ = AlignedBuffer<T>(params.size());

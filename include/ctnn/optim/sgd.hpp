@@ -13,6 +13,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
+#include "ctnn/optim/hyperparameter.hpp"
 
 namespace ctnn {
 
@@ -20,13 +21,23 @@ template <class T>
 class BasicSGD {
  public:
   explicit BasicSGD(T learning_rate = T(0.01), T momentum = T(0), bool nesterov = false)
-      : learning_rate(learning_rate), momentum(momentum), nesterov(nesterov) {}
+      : learning_rate(learning_rate), momentum(momentum), nesterov(nesterov) {
+    check_hyperparameters();
+  }
 
   static constexpr std::string_view name = "SGD";
   T learning_rate, momentum;
   bool nesterov;
 
+  // Fails with a sentence unless: learning rate finite >= 0 (0 at the end of a cosine schedule),
+  // momentum in [0, 1] (Keras's range). Nesterov with momentum 0 is plain SGD, as in Keras.
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("SGD", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("SGD", "momentum", double(momentum), 0, false, 1, true);
+  }
+
   void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);

@@ -4,7 +4,11 @@
 // batch may be smaller), reshuffling every epoch from options.seed, and returns the history of
 // per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
 // split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
-// line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+// line per epoch. Before the first step it checks the options and the optimizer's
+// hyperparameters (each error names the field, its value and the allowed range) and that every
+// parameter is finite. A non-finite loss stops training with an error naming the epoch and batch
+// (and the first non-finite parameter, if any); so does a non-finite parameter after an epoch,
+// found by one vectorized scan of the parameter arena, named by layer (index, name) and index.
 // Callbacks (early stopping, learning-rate schedules, logs, plots) run between epochs; the
 // learning rate they set is the optimizer's `learning_rate` for the next epoch.
 #pragma once
@@ -18,12 +22,15 @@
 #include <numeric>
 #include <optional>
 #include <ostream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <unistd.h>
 
 #include "ctnn/core/rng.hpp"
 #include "ctnn/data/split.hpp"
+#include "ctnn/kernels/elementwise.hpp"
 #include "ctnn/train/callbacks.hpp"
 #include "ctnn/train/evaluate.hpp"
 #include "ctnn/train/history.hpp"
@@ -68,6 +75,36 @@ double learning_rate_of(const Optimizer& opt) {
 template <class Model, class Optimizer, Loss L>
 History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o);
 
+// v as a message prints it: "nan" for every NaN (glibc's printf gives "-nan" for a negative one).
+inline std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// "" if every parameter of `model` is finite; otherwise names the first that is not, e.g.
+// "parameter 5 of layer 0 (Dense) is nan". One vectorized scan of the arena.
+template <class Model>
+std::string first_non_finite_parameter(const Model& model) {
+  using T = typename Model::value_type;
+  const std::span<const T> p = model.parameters();
+  const std::size_t bad = kernels::first_non_finite(p.size(), p.data());
+  if (bad == p.size()) return "";
+  std::ostringstream os;  // unless a layer holds it: the alignment padding between layers
+  os << "parameter " << bad << " of the arena is " << number_text(double(p[bad]));
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    constexpr std::size_t begin = Model::template param_offset<I>;
+    using Layer = typename Model::template layer<I>;
+    if (bad >= begin && bad < begin + Layer::param_count) {
+      os.str("");
+      os << "parameter " << bad - begin << " of layer " << I << " (" << Layer::name << ") is "
+         << number_text(double(p[bad]));
+    }
+  });
+  return os.str();
+}
+
 }  // namespace detail
 
 // Trains `model` on `data` with `opt` and `loss`; see the top of this file and FitOptions.
@@ -94,10 +131,17 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     fail("fit(): initial_epoch (", o.initial_epoch, ") must be below epochs (", o.epochs,
          "): epochs counts from the start, including the ones already done.");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
-  if (o.validation_split < 0 || o.validation_split >= 1)
+  if (!(o.validation_split >= 0 && o.validation_split < 1))  // NaN fails too
     fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
   if (o.validation && o.validation_split > 0)
     fail("fit() got both validation data and a validation_split: give one.");
+  if (o.verbose != 0 && o.verbose != 1)
+    fail("fit(): options.verbose must be 0 (silent) or 1 (progress); it is ", o.verbose, ".");
+  if (o.verbose == 1 && o.out == nullptr)
+    fail("fit(): options.out is null but options.verbose is 1: give a stream or set verbose to 0.");
+  if constexpr (requires { opt.check_hyperparameters(); }) opt.check_hyperparameters();
+  if (const std::string bad = first_non_finite_parameter(model); !bad.empty())
+    fail("fit(): the model's ", bad, " before training: initialize or load it again.");
 
   // Keras's validation_split holds out the last samples, before any shuffling.
   std::optional<data::Dataset> train_part, val_part;
@@ -140,6 +184,9 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     const double current = learning_rate_of(opt);
     if (state.learning_rate == current || (std::isnan(current) && std::isnan(state.learning_rate)))
       return;
+    if (!(state.learning_rate >= 0) || !std::isfinite(state.learning_rate))
+      fail("A callback set the learning rate to ", number_text(state.learning_rate), " at epoch ",
+           state.epoch, "; a learning rate must be a finite number >= 0.");
     if constexpr (requires { opt.learning_rate; }) {
       opt.learning_rate = static_cast<decltype(opt.learning_rate)>(state.learning_rate);
       state.learning_rate = learning_rate_of(opt);  // what the optimizer holds, after rounding
@@ -167,9 +214,12 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       const std::size_t begin = b * bs, m = std::min(bs, n - begin);
       trainer.load_batch(*train, std::span<const std::size_t>(order.data() + begin, m));
       const StepStats s = trainer.step(m);
-      if (!std::isfinite(s.loss_sum))
-        fail("Training diverged: the loss is ", s.loss_sum, " at epoch ", epoch, ", batch ", b + 1,
-             " of ", batches, ". Lower the learning rate or check the data.");
+      if (!std::isfinite(s.loss_sum)) {
+        const std::string bad = first_non_finite_parameter(model);
+        fail("Training diverged: the loss is ", number_text(s.loss_sum), " at epoch ", epoch,
+             ", batch ", b + 1, " of ", batches, bad.empty() ? "" : "; the model's ", bad,
+             ". Lower the learning rate or check the data.");
+      }
       loss_sum += s.loss_sum;
       correct += s.correct;
       if (tty && (clock::now() - last_draw > std::chrono::milliseconds(200) || b + 1 == batches)) {
@@ -185,6 +235,11 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
         *o.out << std::flush;
       }
     }
+    // The loss is computed before the step's update, so the last update of an epoch can overflow
+    // with every loss finite: one scan of the arena per epoch.
+    if (const std::string bad = first_non_finite_parameter(model); !bad.empty())
+      fail("Training diverged: the model's ", bad, " after epoch ", epoch,
+           " (the loss was finite). Lower the learning rate or check the data.");
     EpochLog log;
     log.epoch = epoch;
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
