@@ -103,7 +103,10 @@ void train_and_evaluate(const std::string& dir) {
   const std::array<std::size_t, 2> idx = {0, 1};
   trainer.load_batch(images, idx);
   const StepStats s = trainer.step(2);
-  std::cout << s.loss_sum << s.correct;
+  trainer.set_steps(trainer.steps() + 1);
+  std::cout << s.loss_sum << s.correct << trainer.gradients()[0] << trainer.loss().name;
+  net.initialize(7);
+  std::cout << net.layer_parameters<0>().size() << net.layer_parameters<7>().size();
 
   DoubleNet dnet{4};
   BasicAdam<double> dadam{1e-3, 0.9, 0.999, 1e-7};
@@ -263,6 +266,9 @@ void io_and_deploy(const std::string& dir) {
             << q.predict_class(std::span<const float>(images.x.data(), 64)) << q.parameter_bytes;
   std::vector<float> out(images.size() * ImageNet::output_size);
   q2.predict(images.x, out);
+  q2.reserve(4);
+  std::cout << q.input_scale<0>() << q.input_is_signed<7>() << q.weight_scales<3>()[0]
+            << int(q.weight<10>(0, 1));
   deploy::export_header(dir + "/model.hpp", net, "model");
   deploy::export_header(dir + "/model_int8.hpp", q, "model_int8");
   static deploy::StaticModel<ImageNet> static_net(net.parameters().data());
@@ -280,6 +286,10 @@ void io_and_deploy(const std::string& dir) {
   mon.predict(images.x, out, flags);
   Monitored<ImageNet> other(net, images);
   mon.merge(other);
+  mon.reserve(4);
+  std::cout << mon.drift_score() << mon.profile().input_size << mon.options().psi_threshold
+            << mon.model().param_count;
+  other.reset();
   mon.to_json(std::cout);
   std::cout << mon << mon.stats().psi;
 
