@@ -202,7 +202,7 @@ inline std::vector<bool> selected(const Table& t, const std::vector<ColumnRef>& 
 
 inline std::size_t count_missing(const Column& c) {
   std::size_t n = 0;
-  for (double v : c.values) n += std::isnan(v) ? 1 : 0;
+  for (double v : c.values) n += std::isnan(v) ? 1u : 0u;
   return n;
 }
 

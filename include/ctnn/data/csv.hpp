@@ -319,7 +319,7 @@ inline std::string read_text(const std::string& path) {
   gzip_detail::Reader in(path, "CSV file");
   std::string text = in.read_all();
   if (const auto nul = text.find('\0'); nul != std::string::npos) {
-    const std::size_t line = 1 + std::size_t(std::count(text.begin(), text.begin() + nul, '\n'));
+    const std::size_t line = 1 + std::size_t(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     fail("The CSV file '", path, "' holds a NUL byte on line ", line,
          ": it looks like a binary file, not text.");
   }

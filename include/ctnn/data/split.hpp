@@ -35,11 +35,12 @@ inline Dataset subset(const Dataset& d, std::span<const std::size_t> indices) {
     if (i >= n)
       fail("subset: index ", i, " at position ", k, " is out of range for a dataset of ", n,
            " samples.");
-    out.x.insert(out.x.end(), d.x.begin() + i * f, d.x.begin() + (i + 1) * f);
+    out.x.insert(out.x.end(), d.x.begin() + static_cast<std::ptrdiff_t>(i * f),
+                 d.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * f));
     if (d.has_labels()) out.labels.push_back(d.labels[i]);
     if (d.has_targets())
-      out.targets.insert(out.targets.end(), d.targets.begin() + i * t,
-                         d.targets.begin() + (i + 1) * t);
+      out.targets.insert(out.targets.end(), d.targets.begin() + static_cast<std::ptrdiff_t>(i * t),
+                         d.targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * t));
   }
   return out;
 }

@@ -414,7 +414,7 @@ class LatencyHistogram {
 
   static std::size_t bucket(std::uint64_t ns) {
     if (ns < 8) return std::size_t(ns);
-    const int e = std::bit_width(ns) - 1;  // >= 3
+    const int e = static_cast<int>(std::bit_width(ns)) - 1;  // >= 3
     return std::size_t(8 * (e - 2)) + std::size_t((ns >> (e - 3)) & 7);
   }
   static std::uint64_t upper_edge(std::size_t b) {

@@ -23,9 +23,8 @@ namespace ctnn {
 template <class T>
 class BasicAdam {
  public:
-  explicit BasicAdam(T learning_rate = T(1e-3), T beta_1 = T(0.9), T beta_2 = T(0.999),
-                     T epsilon = T(1e-7))
-      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {
+  explicit BasicAdam(T lr = T(1e-3), T b1 = T(0.9), T b2 = T(0.999), T eps = T(1e-7))
+      : learning_rate(lr), beta_1(b1), beta_2(b2), epsilon(eps) {
     check_hyperparameters();
   }
 

@@ -20,8 +20,8 @@ namespace ctnn {
 template <class T>
 class BasicSGD {
  public:
-  explicit BasicSGD(T learning_rate = T(0.01), T momentum = T(0), bool nesterov = false)
-      : learning_rate(learning_rate), momentum(momentum), nesterov(nesterov) {
+  explicit BasicSGD(T lr = T(0.01), T mom = T(0), bool use_nesterov = false)
+      : learning_rate(lr), momentum(mom), nesterov(use_nesterov) {
     check_hyperparameters();
   }
 
