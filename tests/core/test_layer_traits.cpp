@@ -12,18 +12,23 @@ using namespace ctnn;
 
 namespace {
 
+// What a user's parameter-free, shape-keeping layer declares (no kind among it).
+template <ShapeType In, class T>
+struct UserElementwise {
+  using value_type = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t param_count = 0;
+  static constexpr std::size_t scratch_per_sample = 0;
+  static void init(T*, Rng&) {}
+};
+
 // Named "ReLU", computes y = 2x (negative values kept): fusing it into the Dense before it would
 // clamp the negatives and lose the doubling.
 struct DoublerNamedReLU {
   template <ShapeType In, class T>
-  struct bind {
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = In;
-    static constexpr std::size_t param_count = 0;
-    static constexpr std::size_t scratch_per_sample = 0;
+  struct bind : UserElementwise<In, T> {
     static constexpr std::string_view name = "ReLU";
-    static void init(T*, Rng&) {}
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       for (std::size_t i = 0; i < n * In::size; ++i) y[i] = 2 * x[i];
     }
@@ -39,14 +44,8 @@ struct DoublerNamedReLU {
 // own gradient and this layer's backward, not the fused softmax + cross-entropy shortcut.
 struct UserSoftmax {
   template <ShapeType In, class T>
-  struct bind {
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = In;
-    static constexpr std::size_t param_count = 0;
-    static constexpr std::size_t scratch_per_sample = 0;
+  struct bind : UserElementwise<In, T> {
     static constexpr std::string_view name = "Softmax";
-    static void init(T*, Rng&) {}
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::softmax_forward(n, In::size, x, y);
     }
