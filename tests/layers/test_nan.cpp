@@ -32,6 +32,9 @@ TEST_CASE("Input<4>, Dense<8>, ReLU, Dense<3>, Softmax predicts NaN, not 1/3, fo
   Model model(1);
   require_all_nan(model.predict(std::array<float, 4>{kNaN, kNaN, kNaN, kNaN}));
   require_all_nan(model.predict(std::array<float, 4>{0.5f, kNaN, -0.25f, 1.0f}));
+  // A NaN output has no class (max_element would have said class 0).
+  REQUIRE_THROWS_WITH(model.predict_class(std::array<float, 4>{kNaN, kNaN, kNaN, kNaN}),
+                      Catch::Contains("output 0 of the model is NaN"));
   // A finite input still gives finite probabilities summing to 1.
   const auto y = model.predict(std::array<float, 4>{0.5f, 2.0f, -0.25f, 1.0f});
   REQUIRE(std::abs(y[0] + y[1] + y[2] - 1.0f) < 1e-6f);

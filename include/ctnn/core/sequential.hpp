@@ -332,8 +332,13 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   std::size_t predict_class(std::span<const T> x) const {
     return predict_class(thread_context(), x);
   }
+  // A NaN output has no class: it is refused (as QuantizedModel refuses a non-finite input).
   std::size_t predict_class(InferenceContext& ctx, std::span<const T> x) const {
     const auto out = predict(ctx, x);
+    for (std::size_t k = 0; k < output_size; ++k)
+      if (out[k] != out[k])
+        fail("predict_class(): output ", k, " of the model is NaN, so the sample has no class ",
+             "(a NaN input or parameter propagates to the outputs).");
     return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
   }
 
