@@ -30,7 +30,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <iterator>
 #include <span>
@@ -39,6 +38,9 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "ctnn/core/error.hpp"
@@ -142,10 +144,33 @@ inline std::uint32_t crc32_of(const char* p, std::size_t n) {
 }
 
 inline std::vector<char> read_whole_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
-  std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail("Reading the model file \"", path, "\" failed: ", std::strerror(errno), ".");
+  // POSIX calls rather than std::ifstream: a directory opens as a stream and then throws
+  // std::ios_base::failure from the read, which names no path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    fail("Cannot read the model file \"", path, "\": ",
+         err == EISDIR ? "it is a directory, not a file" : std::strerror(err), ".");
+  }
+  std::vector<char> data;
+  if (S_ISREG(st.st_mode)) data.reserve(std::size_t(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      fail("Reading the model file \"", path, "\" failed after ", data.size(), " bytes: ",
+           std::strerror(err), ".");
+    }
+    if (n == 0) break;
+    data.insert(data.end(), chunk, chunk + n);
+  }
+  ::close(fd);
   return data;
 }
 
