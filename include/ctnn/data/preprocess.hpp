@@ -103,7 +103,7 @@ inline std::string sample_text(std::size_t s) {
 // "feature 3" or "feature 3 (\"ash\")" when the dataset names its features.
 inline std::string feature_text(std::size_t j, const std::vector<std::string>& names) {
   std::string s = "feature " + std::to_string(j);
-  if (j < names.size()) s += " (\"" + names[j] + "\")";
+  if (j < names.size()) s += " (\"" + excerpt(names[j]) + "\")";
   return s;
 }
 
@@ -1023,8 +1023,8 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (input_names_.empty() || d.feature_names.empty()) return;
     for (std::size_t j = 0; j < input_names_.size(); ++j)
       if (d.feature_names[j] != input_names_[j])
-        fail("Preprocessing: feature ", j, " of the dataset is named \"", d.feature_names[j],
-             "\" but was \"", input_names_[j],
+        fail("Preprocessing: feature ", j, " of the dataset is named \"", excerpt(d.feature_names[j]),
+             "\" but was \"", excerpt(input_names_[j]),
              "\" at fit; the columns must come in the order the preprocessing was fitted on.");
   }
   // Fitted names are carried to datasets that have none.
