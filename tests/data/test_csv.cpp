@@ -550,7 +550,8 @@ TEST_CASE("Numbers beyond double's range read as the nearest double, as Python r
   CHECK(t["v"].missing(9));
   CHECK(v[10] == std::numeric_limits<double>::infinity());
   // Not numbers stay not numbers.
-  CHECK_THROWS_WITH(parse_csv("v\n1\n1e-400x\n", "bad.csv"), Contains("\"1e-400x\" is not a number"));
+  CHECK_THROWS_WITH(parse_csv("v\n1\n1e-400x\n", "bad.csv"),
+                    Contains("\"1e-400x\" is not a number"));
 }
 
 TEST_CASE("A message quotes at most a short excerpt of a huge cell or name", "[data][csv]") {
@@ -559,7 +560,8 @@ TEST_CASE("A message quotes at most a short excerpt of a huge cell or name", "[d
   const std::string msg = error_of([&] { (void)parse_csv(numeric, "huge.csv"); });
   REQUIRE(msg.size() < 1024);  // first: a failing check would print the whole message
   CHECK_THAT(msg, Contains("huge.csv, line 4, column 1 (\"v\")") &&
-                      Contains("\"" + std::string(60, 'x') + "... (52428800 bytes)\" is not a number"));
+                      Contains("\"" + std::string(60, 'x') +
+                               "... (52428800 bytes)\" is not a number"));
   // A huge column name, twice.
   const std::string dup = huge + "," + huge + "\n1,2\n";
   const std::string dup_msg = error_of([&] { (void)parse_csv(dup, "dup.csv"); });
@@ -572,7 +574,8 @@ TEST_CASE("A message quotes at most a short excerpt of a huge cell or name", "[d
   spec.class_names = {"a", "b"};
   const std::string label_msg = error_of([&] { (void)to_dataset(t, spec); });
   REQUIRE(label_msg.size() < 1024);
-  CHECK_THAT(label_msg, Contains("not one of TableSpec::class_names") && Contains("(52428800 bytes)"));
+  CHECK_THAT(label_msg,
+             Contains("not one of TableSpec::class_names") && Contains("(52428800 bytes)"));
   // Cut at a character boundary: 59 ASCII bytes then a 2-byte character keep 59 bytes.
   CHECK(ctnn::excerpt(std::string(59, 'a') + "\xc3\xa9" + std::string(10, 'b')) ==
         std::string(59, 'a') + "... (71 bytes)");

@@ -82,7 +82,8 @@ class ByteReader {
   std::uint64_t get(std::size_t n, const char* what) {
     const char* p = take(n, what);
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    for (std::size_t i = 0; i < n; ++i)
+      v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
     return v;
   }
   std::string_view b_;

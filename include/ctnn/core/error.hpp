@@ -24,7 +24,8 @@ inline std::string excerpt(std::string_view text) {
   constexpr std::size_t kMaxBytes = 60;  // a message stays one readable line
   if (text.size() <= kMaxBytes) return std::string(text);
   std::size_t n = kMaxBytes;
-  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0u) == 0x80u) --n;  // a continuation byte
+  // Back off while text[n] is a UTF-8 continuation byte (10xxxxxx).
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0u) == 0x80u) --n;
   return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 

@@ -323,8 +323,8 @@ inline std::vector<std::pair<std::size_t, Bounds>> outlier_columns(
     const Column& col = t.columns[c];
     if (col.categorical) {
       if (cols.empty()) continue;
-      fail(t.describe(), ": ", step, " cannot judge column \"", excerpt(col.name), "\": it is categorical (",
-           col.categories.size(),
+      fail(t.describe(), ": ", step, " cannot judge column \"", excerpt(col.name),
+           "\": it is categorical (", col.categories.size(),
            " categories), so no value of it lies outside a range or has a z-score.");
     }
     out.emplace_back(c, outlier_bounds(col, rule));

@@ -13,9 +13,10 @@
 // Cells: an empty cell or one of `missing` is missing (NaN). A column whose other cells all parse
 // as numbers (std::from_chars, optional leading '+') is numeric; a number beyond double's range
 // reads as the nearest double, as Python's float() and pandas read it: 1e-400 as 0 (-1e-400 as
-// -0), 1e400 as inf, like the text "inf" does (Dataset checks refuse infinite features); a column with no number is
-// categorical, its categories in order of first appearance; `categorical` forces columns to be
-// categorical (integer codes, say), the category names being the cells' text.
+// -0), 1e400 as inf, like the text "inf" does (Dataset checks refuse infinite features). A
+// column with no number is categorical, its categories in order of first appearance;
+// `categorical` forces columns to be categorical (integer codes, say), the category names being
+// the cells' text.
 // A column mixing numbers and text is an error that names the cell, unless the numbers are the
 // majority and `bad_numbers` is BadNumbers::missing: then the text cells are read as missing and
 // counted in the CsvReport that `report` points to (if any).
@@ -118,8 +119,7 @@ inline double out_of_range_value(std::string_view s) {
     for (char c : e) exponent = std::min<long long>(exponent * 10 + (c - '0'), 1LL << 40);
     if (minus) exponent = -exponent;
   }
-  const double magnitude =
-      lead + exponent > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+  const double magnitude = lead + exponent > 0 ? std::numeric_limits<double>::infinity() : 0.0;
   return negative ? -magnitude : magnitude;
 }
 
@@ -339,20 +339,22 @@ inline void finish_column(Column& col, std::size_t c, Accum& a, const std::strin
   if (!a.text.empty()) {
     const Accum::Text& bad = a.text.front();
     if (a.numbers < a.text.size())
-      fail(at(source, a.first_number_line, c, col.name), ": \"", excerpt(a.first_number), "\" is a number, "
-           "but the column's other ", a.text.size(), " non-missing cells are text (the first, \"",
-           excerpt(bad.text), "\", on line ", bad.line, "). List the column in CsvOptions::categorical to "
-           "read every cell as a category name.");
+      fail(at(source, a.first_number_line, c, col.name), ": \"", excerpt(a.first_number),
+           "\" is a number, but the column's other ", a.text.size(),
+           " non-missing cells are text (the first, \"", excerpt(bad.text), "\", on line ",
+           bad.line, "). List the column in CsvOptions::categorical to read every cell as a "
+           "category name.");
     if (o.bad_numbers == BadNumbers::error)
-      fail(at(source, bad.line, c, col.name), ": \"", excerpt(bad.text), "\" is not a number; the column's "
-           "other cells are numeric (", a.numbers, " numbers, ", a.text.size(), " text cells). Set "
+      fail(at(source, bad.line, c, col.name), ": \"", excerpt(bad.text),
+           "\" is not a number; the column's other cells are numeric (", a.numbers, " numbers, ",
+           a.text.size(), " text cells). Set "
            "CsvOptions::bad_numbers = BadNumbers::missing to read such cells as missing, or list "
            "the column in CsvOptions::categorical to read it as text.");
     report.bad_numbers += a.text.size();
-    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" + excerpt(col.name) +
-                           "\"): " + std::to_string(a.text.size()) +
-                           " text cells read as missing, the first \"" + excerpt(bad.text) + "\" on line " +
-                           std::to_string(bad.line) + ".");
+    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" +
+                           excerpt(col.name) + "\"): " + std::to_string(a.text.size()) +
+                           " text cells read as missing, the first \"" + excerpt(bad.text) +
+                           "\" on line " + std::to_string(bad.line) + ".");
   }
   col.values = std::move(a.num);
 }
@@ -469,8 +471,8 @@ inline Table read_sklearn_csv(const std::string& path,
     const std::string& s = parts[i];
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
     if (s.empty() || ec != std::errc() || end != s.data() + s.size())
-      fail(at(path, 1, i), ": \"", excerpt(s), "\" is not a ", what, "; a scikit-learn CSV file starts "
-           "with the line n_samples,n_features,class names...");
+      fail(at(path, 1, i), ": \"", excerpt(s), "\" is not a ", what,
+           "; a scikit-learn CSV file starts with the line n_samples,n_features,class names...");
     return n;
   };
   if (parts.size() < 2)

@@ -61,9 +61,9 @@ struct Dataset {
     if (!labels.empty() && labels.size() != n) {
       if (x.size() % labels.size() == 0)
         fail("The ", what, "'s sample shape ", shape_text(), " (", f,
-             " values a sample) makes its ", x.size(), " feature values ", n, " samples, but it has ",
-             labels.size(), " labels, which make samples of ", x.size() / labels.size(),
-             " values; check sample_shape.");
+             " values a sample) makes its ", x.size(), " feature values ", n,
+             " samples, but it has ", labels.size(), " labels, which make samples of ",
+             x.size() / labels.size(), " values; check sample_shape.");
       fail("The ", what, " has ", n, " samples (", x.size(), " feature values of sample shape ",
            shape_text(), ") but ", labels.size(), " labels.");
     }

@@ -136,10 +136,10 @@ struct JoinReport {
 
   std::string str() const {
     std::ostringstream os;
-    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << excerpt(key) << "\": " << matched
-       << " of " << left_rows << " left rows matched, " << unmatched << " unmatched ("
-       << (dropped ? "dropped" : "kept with missing cells") << "); " << right_unused << " of "
-       << right_rows << " right rows unused";
+    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << excerpt(key)
+       << "\": " << matched << " of " << left_rows << " left rows matched, " << unmatched
+       << " unmatched (" << (dropped ? "dropped" : "kept with missing cells") << "); "
+       << right_unused << " of " << right_rows << " right rows unused";
     return os.str();
   }
 };
@@ -182,8 +182,8 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   for (std::size_t row = 0; row < right.rows(); ++row) {
     const std::size_t first = lookup(rkey, row, true);
     if (first < row)
-      fail(right.describe(), " has the key column \"", excerpt(rkey.name), "\" value \"", excerpt(rkey.text(row)),
-           "\" twice, at ", right.where(first), " and ", right.where(row),
+      fail(right.describe(), " has the key column \"", excerpt(rkey.name), "\" value \"",
+           excerpt(rkey.text(row)), "\" twice, at ", right.where(first), " and ", right.where(row),
            "; join needs each key at most once in the right table.");
   }
 
@@ -205,9 +205,9 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
              "\": both have a column \"", excerpt(col.name),
              "\"; set JoinOptions::suffix to rename the right one.");
       if (out.has(col.name + options.suffix))
-        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name), "\": renaming the ",
-             "right column \"", excerpt(col.name), "\" to \"", excerpt(col.name + options.suffix),
-             "\" clashes with a column of that name too.");
+        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name),
+             "\": renaming the ", "right column \"", excerpt(col.name), "\" to \"",
+             excerpt(col.name + options.suffix), "\" clashes with a column of that name too.");
       col.name += options.suffix;
     }
     out.columns.push_back(std::move(col));

@@ -954,8 +954,8 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (input_names_.empty() || d.feature_names.empty()) return;
     for (std::size_t j = 0; j < input_names_.size(); ++j)
       if (d.feature_names[j] != input_names_[j])
-        fail("Preprocessing: feature ", j, " of the dataset is named \"", excerpt(d.feature_names[j]),
-             "\" but was \"", excerpt(input_names_[j]),
+        fail("Preprocessing: feature ", j, " of the dataset is named \"",
+             excerpt(d.feature_names[j]), "\" but was \"", excerpt(input_names_[j]),
              "\" at fit; the columns must come in the order the preprocessing was fitted on.");
   }
   // Fitted names are carried to datasets that have none.

@@ -126,16 +126,17 @@ struct Table {
     for (std::size_t c = 0; c < columns.size(); ++c) {
       const Column& col = columns[c];
       if (col.values.size() != n)
-        fail(describe(), ": column \"", excerpt(col.name), "\" has ", col.values.size(), " values, not ", n,
-             ".");
+        fail(describe(), ": column \"", excerpt(col.name), "\" has ", col.values.size(),
+             " values, not ", n, ".");
       if (const auto [d, added] = seen.try_emplace(col.name, c); !added)
-        fail(describe(), " has two columns named \"", excerpt(col.name), "\" (", d->second, " and ", c, ").");
+        fail(describe(), " has two columns named \"", excerpt(col.name), "\" (", d->second, " and ",
+             c, ").");
       if (col.categorical)
         for (std::size_t r = 0; r < n; ++r) {
           const double v = col.values[r];
           if (!std::isnan(v) && (v < 0 || v >= double(col.categories.size()) || v != std::floor(v)))
-            fail(describe(), ": column \"", excerpt(col.name), "\" at ", where(r), " holds category index ",
-                 v, " but has ", col.categories.size(), " categories.");
+            fail(describe(), ": column \"", excerpt(col.name), "\" at ", where(r),
+                 " holds category index ", v, " but has ", col.categories.size(), " categories.");
         }
     }
   }

@@ -259,7 +259,8 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   const bool half = scalar == std::uint32_t(WeightStorage::fp16) ||
                     scalar == std::uint32_t(WeightStorage::bf16);
   if (half && !std::is_same_v<T, float>)
-    fail("The model file \"", path, "\" stores ", scalar == std::uint32_t(WeightStorage::fp16) ? "fp16" : "bf16",
+    fail("The model file \"", path, "\" stores ",
+         scalar == std::uint32_t(WeightStorage::fp16) ? "fp16" : "bf16",
          " parameters, which load into float models; this model uses double.");
   if (!half && scalar != sizeof(T))
     fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
@@ -275,8 +276,9 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
     std::memcpy(h.data(), values, count * 2);
     widened.resize(count);
     if constexpr (std::is_same_v<T, float>)
-      ctnn::from_half(scalar == std::uint32_t(WeightStorage::fp16) ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16, h,
-                        widened);
+      ctnn::from_half(scalar == std::uint32_t(WeightStorage::fp16) ? ctnn::HalfFormat::fp16
+                                                                   : ctnn::HalfFormat::bf16,
+                      h, widened);
     values = reinterpret_cast<const char*>(widened.data());
   }
 
