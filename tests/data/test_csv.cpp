@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -524,13 +525,70 @@ TEST_CASE("Malformed CSV text: each error names the file, line and column", "[da
   REQUIRE_THROWS_WITH(parse_csv("a\n1\n", "q.csv", quote), Contains("CsvOptions::delimiter"));
 }
 
+TEST_CASE("Numbers beyond double's range read as the nearest double, as Python reads them",
+          "[data][csv]") {
+  // float("1e-400") == 0.0, float("-1e-400") == -0.0, float("1e400") == inf in Python; pandas
+  // reads the same. A denormal stays exact; missing markers still read as missing.
+  const Table t = parse_csv("v\n1e-400\n-1e-400\n0.000001e-320\n4.9e-324\n2e-324\n1e400\n"
+                            "-123.4e307\n+1e400\n1e-310\nNaN\n1e99999999999999999999\n",
+                            "range.csv");
+  const std::vector<double>& v = t["v"].values;
+  REQUIRE(v.size() == 11);
+  REQUIRE_FALSE(t["v"].categorical);
+  CHECK(v[0] == 0.0);
+  CHECK_FALSE(std::signbit(v[0]));
+  CHECK(v[1] == 0.0);
+  CHECK(std::signbit(v[1]));
+  CHECK(v[2] == 0.0);
+  CHECK(v[3] == std::numeric_limits<double>::denorm_min());  // the smallest denormal, exactly
+  CHECK(v[4] == 0.0);  // below half the smallest denormal: rounds to 0
+  CHECK(v[5] == std::numeric_limits<double>::infinity());
+  CHECK(v[6] == -std::numeric_limits<double>::infinity());
+  CHECK(v[7] == std::numeric_limits<double>::infinity());
+  CHECK(v[8] == 1e-310);
+  CHECK(std::isnan(v[9]));
+  CHECK(t["v"].missing(9));
+  CHECK(v[10] == std::numeric_limits<double>::infinity());
+  // Not numbers stay not numbers.
+  CHECK_THROWS_WITH(parse_csv("v\n1\n1e-400x\n", "bad.csv"),
+                    Contains("\"1e-400x\" is not a number"));
+}
+
+TEST_CASE("A message quotes at most a short excerpt of a huge cell or name", "[data][csv]") {
+  const std::string huge(50u << 20, 'x');  // one 50 MB cell
+  const std::string numeric = "v\n1\n2\n" + huge + "\n3\n";
+  const std::string msg = error_of([&] { (void)parse_csv(numeric, "huge.csv"); });
+  REQUIRE(msg.size() < 1024);  // first: a failing check would print the whole message
+  CHECK_THAT(msg, Contains("huge.csv, line 4, column 1 (\"v\")") &&
+                      Contains("\"" + std::string(60, 'x') +
+                               "... (52428800 bytes)\" is not a number"));
+  // A huge column name, twice.
+  const std::string dup = huge + "," + huge + "\n1,2\n";
+  const std::string dup_msg = error_of([&] { (void)parse_csv(dup, "dup.csv"); });
+  REQUIRE(dup_msg.size() < 1024);
+  CHECK_THAT(dup_msg, Contains("are both named") && Contains("(52428800 bytes)"));
+  // A huge category the label spec does not know.
+  const Table t = parse_csv("f,label\n1,a\n2," + huge + "\n", "labels.csv");
+  TableSpec spec;
+  spec.label = "label";
+  spec.class_names = {"a", "b"};
+  const std::string label_msg = error_of([&] { (void)to_dataset(t, spec); });
+  REQUIRE(label_msg.size() < 1024);
+  CHECK_THAT(label_msg,
+             Contains("not one of TableSpec::class_names") && Contains("(52428800 bytes)"));
+  // Cut at a character boundary: 59 ASCII bytes then a 2-byte character keep 59 bytes.
+  CHECK(ctnn::excerpt(std::string(59, 'a') + "\xc3\xa9" + std::string(10, 'b')) ==
+        std::string(59, 'a') + "... (71 bytes)");
+  CHECK(ctnn::excerpt("short") == "short");
+}
+
 TEST_CASE("File errors: missing, directory, binary, truncated or corrupt gzip", "[data][csv]") {
   TempDir tmp;
   const std::string missing = tmp.file("no-such.csv");
   REQUIRE_THROWS_WITH(read_csv(missing), Contains("The CSV file '" + missing + "'") &&
                                              Contains("does not exist") &&
                                              Contains("No such file or directory"));
-  REQUIRE_THROWS_WITH(read_csv(tmp.file("")), Contains("is not a regular file"));
+  REQUIRE_THROWS_WITH(read_csv(tmp.file("")), Contains("is a directory, not a file"));
   REQUIRE_THROWS_WITH(read_sklearn_csv(missing), Contains(missing));
 
   const std::string binary = tmp.file("binary.csv");

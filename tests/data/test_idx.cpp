@@ -293,7 +293,7 @@ TEST_CASE("Missing files, directories, empty datasets and zero dimensions", "[da
   REQUIRE_THROWS_WITH(load_idx(missing, kTestLabels),
                       Contains(missing) && Contains("does not exist"));
   REQUIRE_THROWS_WITH(load_idx(kTestImages, missing), Contains(missing));
-  REQUIRE_THROWS_WITH(load_idx_images(tmp.file("")), Contains("is not a regular file"));
+  REQUIRE_THROWS_WITH(load_idx_images(tmp.file("")), Contains("is a directory, not a file"));
 
   const std::string path = tmp.file("crafted");
   ctnn_test::write_file(path, idx_file(0x0803, {0, 28, 28}));

@@ -43,3 +43,30 @@ TEST_CASE("validate names the sample and index of a non-finite value", "[data][t
   REQUIRE_THROWS_WITH(ctnn::data::validate(d, "test set"),
                       Contains("test set") && Contains("5 target values"));
 }
+
+TEST_CASE("A sample shape that does not fit the data is named as the cause", "[data][transform]") {
+  using Catch::Contains;
+  ctnn::data::Dataset d;
+  d.x.assign(240, 0.5f);  // 60 samples of 4 features...
+  d.labels.assign(60, 0);
+  d.num_classes = 1;
+  d.sample_shape = {2};  // ...declared as samples of 2
+  REQUIRE_THROWS_WITH(ctnn::data::validate(d),
+                      Contains("sample shape {2} (2 values a sample)") &&
+                          Contains("240 feature values 120 samples") && Contains("60 labels") &&
+                          Contains("samples of 4 values") && Contains("check sample_shape"));
+  d.sample_shape = {7};  // 240 is no multiple of 7
+  REQUIRE_THROWS_WITH(ctnn::data::validate(d),
+                      Contains("sample shape {7} does not divide its data") &&
+                          Contains("240 feature values") && Contains("samples of 7 values"));
+  d.sample_shape = {2, 3, 2};  // 12 values: 20 samples
+  d.labels.clear();
+  d.targets.assign(120, 0.0f);  // 60 targets of 2
+  d.target_size = 2;
+  REQUIRE_THROWS_WITH(ctnn::data::validate(d),
+                      Contains("sample shape {2, 3, 2} (12 values a sample)") &&
+                          Contains("20 samples") && Contains("are 60 samples") &&
+                          Contains("samples of 4 values") && Contains("check sample_shape"));
+  d.sample_shape = {4};
+  CHECK_NOTHROW(ctnn::data::validate(d));
+}

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ctnn {
 
@@ -15,6 +16,18 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// User text (a cell, a column or feature name) as a message quotes it: whole when it has at most
+// 60 bytes, else its first 60 bytes (never splitting a UTF-8 character), "..." and its length, so
+// that one 50 MB cell cannot make a 50 MB message.
+inline std::string excerpt(std::string_view text) {
+  constexpr std::size_t kMaxBytes = 60;  // a message stays one readable line
+  if (text.size() <= kMaxBytes) return std::string(text);
+  std::size_t n = kMaxBytes;
+  // Back off while text[n] is a UTF-8 continuation byte (10xxxxxx).
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0u) == 0x80u) --n;
+  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
 
 // Throws ctnn::Error with the streamed concatenation of `parts`. In a build without exceptions
 // (-fno-exceptions, e.g. firmware running deploy/static_model.hpp, whose inference path never

@@ -48,9 +48,48 @@ template <class T, class In, class... Specs>
 struct BindAll {
   using type = std::tuple<>;
 };
+template <class S>
+inline constexpr bool is_input_v = false;
+template <std::size_t... Dims>
+inline constexpr bool is_input_v<Input<Dims...>> = true;
+
+// A layer spec (layers/*.hpp) is a type with a member template bind<InputShape, T>.
+template <class S, class In, class T>
+concept LayerSpec = requires { typename S::template bind<In, T>; };
+
+// What a spec that is not one binds to once its static_assert has spoken: a shape-preserving
+// layer that does nothing, so that no second error follows the sentence.
+template <class In, class T>
+struct NotALayer {
+  using value_type = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "(not a layer)";
+  static void init(T*, Rng&) {}
+  static void forward(const T*, const T*, T*, std::size_t, T*, const PassContext&) {}
+  static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                       const PassContext&) {}
+};
+
+template <class S, class In, class T>
+struct BindOne {
+  static_assert(!is_input_v<S>,
+                "Input may appear only once, first in a Sequential model; the layers follow it.");
+  static_assert(is_input_v<S> || LayerSpec<S, In, T>,
+                "Every element of a Sequential model after Input must be a layer spec such as "
+                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
+  using type = NotALayer<In, T>;
+};
+template <class S, class In, class T>
+  requires LayerSpec<S, In, T>
+struct BindOne<S, In, T> {
+  using type = typename S::template bind<In, T>;
+};
+
 template <class T, class In, class S, class... Rest>
 struct BindAll<T, In, S, Rest...> {
-  using head = typename S::template bind<In, T>;
+  using head = typename BindOne<S, In, T>::type;
   using type = decltype(std::tuple_cat(
       std::declval<std::tuple<head>>(),
       std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));

@@ -147,7 +147,7 @@ class Impute {
       case Kind::constant:
         break;
     }
-    if (text_) return "constant \"" + category_ + "\"";
+    if (text_) return "constant \"" + excerpt(category_) + "\"";
     std::ostringstream os;
     os << "constant " << value_;
     return os.str();
@@ -234,7 +234,7 @@ inline double impute_value(Table& t, std::size_t col, const Impute& how) {
     else
       why << missing << " of its " << c.values.size() << " cells are missing and the rest hold no "
           << what;
-    fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", c.name,
+    fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", excerpt(c.name),
          "\": ", why.str(), ", so there is no ", how.name(), " to fill them with.");
   };
   switch (how.kind()) {
@@ -323,8 +323,8 @@ inline std::vector<std::pair<std::size_t, Bounds>> outlier_columns(
     const Column& col = t.columns[c];
     if (col.categorical) {
       if (cols.empty()) continue;
-      fail(t.describe(), ": ", step, " cannot judge column \"", col.name, "\": it is categorical (",
-           col.categories.size(),
+      fail(t.describe(), ": ", step, " cannot judge column \"", excerpt(col.name),
+           "\": it is categorical (", col.categories.size(),
            " categories), so no value of it lies outside a range or has a z-score.");
     }
     out.emplace_back(c, outlier_bounds(col, rule));
@@ -369,7 +369,7 @@ inline CleanReport impute(Table& t, const Impute& how, const std::vector<ColumnR
     const std::size_t missing = detail::count_missing(col);
     if (!how.applies_to(col)) {
       if (!cols.empty())
-        fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", col.name,
+        fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", excerpt(col.name),
              "\", which is ", col.categorical ? "categorical" : "numeric",
              col.categorical ? "; use Impute::most_frequent() or Impute::constant(\"text\") for it."
                              : "; use a numeric Impute::constant or another strategy for it.");

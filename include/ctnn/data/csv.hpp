@@ -11,9 +11,12 @@
 //   - Fields follow RFC 4180: a field starting with a double quote runs to the matching quote and
 //     may hold delimiters, line breaks and "" (one quote). Unquoted fields lose surrounding spaces.
 // Cells: an empty cell or one of `missing` is missing (NaN). A column whose other cells all parse
-// as numbers (std::from_chars, optional leading '+') is numeric; a column with no number is
-// categorical, its categories in order of first appearance; `categorical` forces columns to be
-// categorical (integer codes, say), the category names being the cells' text.
+// as numbers (std::from_chars, optional leading '+') is numeric; a number beyond double's range
+// reads as the nearest double, as Python's float() and pandas read it: 1e-400 as 0 (-1e-400 as
+// -0), 1e400 as inf, like the text "inf" does (Dataset checks refuse infinite features). A
+// column with no number is categorical, its categories in order of first appearance;
+// `categorical` forces columns to be categorical (integer codes, say), the category names being
+// the cells' text.
 // A column mixing numbers and text is an error that names the cell, unless the numbers are the
 // majority and `bad_numbers` is BadNumbers::missing: then the text cells are read as missing and
 // counted in the CsvReport that `report` points to (if any).
@@ -86,6 +89,40 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The nearest double to the decimal number `s`, which std::from_chars found well formed but out of
+// range: +-0 when its magnitude is below double's smallest, +-inf when above its largest. The
+// decimal exponent of its first significant digit tells which (std::strtod would too, but reads
+// the decimal point of the current locale).
+inline double out_of_range_value(std::string_view s) {
+  const bool negative = s.front() == '-';
+  if (negative) s.remove_prefix(1);
+  long long lead = 0;  // the power of ten of the first nonzero digit, before the exponent
+  bool seen_point = false, seen_digit = false;
+  std::size_t i = 0;
+  for (; i < s.size() && s[i] != 'e' && s[i] != 'E'; ++i) {
+    if (s[i] == '.') {
+      seen_point = true;
+    } else if (!seen_digit && s[i] == '0') {
+      if (seen_point) --lead;
+    } else if (!seen_digit) {
+      seen_digit = true;
+      if (seen_point) --lead;
+    } else if (!seen_point) {
+      ++lead;
+    }
+  }
+  long long exponent = 0;  // saturated: only its sign against `lead` matters
+  if (i < s.size()) {
+    std::string_view e = s.substr(i + 1);
+    const bool minus = !e.empty() && e.front() == '-';
+    if (!e.empty() && (e.front() == '-' || e.front() == '+')) e.remove_prefix(1);
+    for (char c : e) exponent = std::min<long long>(exponent * 10 + (c - '0'), 1LL << 40);
+    if (minus) exponent = -exponent;
+  }
+  const double magnitude = lead + exponent > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+  return negative ? -magnitude : magnitude;
+}
+
 // The whole of `s` (spaces around it allowed) as a double; false if it is not exactly a number.
 inline bool parse_number(std::string_view s, double& out) {
   s = trim(s);
@@ -95,7 +132,12 @@ inline bool parse_number(std::string_view s, double& out) {
   }
   if (s.empty()) return false;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
+  if (end != s.data() + s.size()) return false;
+  if (ec == std::errc::result_out_of_range) {  // a well-formed number past double's range
+    out = out_of_range_value(s);
+    return true;
+  }
+  return ec == std::errc();
 }
 
 // "wine.csv, line 17" and "wine.csv, line 17, column 4 (\"ash\")" (column counted from 1).
@@ -105,7 +147,7 @@ inline std::string at(const std::string& source, std::size_t line) {
 inline std::string at(const std::string& source, std::size_t line, std::size_t col,
                       const std::string& name = "") {
   return at(source, line) + ", column " + std::to_string(col + 1) +
-         (name.empty() ? "" : " (\"" + name + "\")");
+         (name.empty() ? "" : " (\"" + excerpt(name) + "\")");
 }
 
 struct Field {
@@ -256,7 +298,7 @@ inline void start_columns(Table& t, std::vector<Accum>& acc, std::vector<std::st
   for (std::size_t c = 0; c < names.size(); ++c)
     if (const auto [d, added] = seen.try_emplace(names[c], c); !added)
       fail(at(t.source, first_line), ": columns ", d->second + 1, " and ", c + 1,
-           " are both named \"", names[c], "\"; column names must be unique.");
+           " are both named \"", excerpt(names[c]), "\"; column names must be unique.");
   t.columns.resize(names.size());
   for (std::size_t c = 0; c < names.size(); ++c) t.columns[c].name = std::move(names[c]);
   acc.assign(t.columns.size(), Accum{});
@@ -297,20 +339,22 @@ inline void finish_column(Column& col, std::size_t c, Accum& a, const std::strin
   if (!a.text.empty()) {
     const Accum::Text& bad = a.text.front();
     if (a.numbers < a.text.size())
-      fail(at(source, a.first_number_line, c, col.name), ": \"", a.first_number, "\" is a number, "
-           "but the column's other ", a.text.size(), " non-missing cells are text (the first, \"",
-           bad.text, "\", on line ", bad.line, "). List the column in CsvOptions::categorical to "
-           "read every cell as a category name.");
+      fail(at(source, a.first_number_line, c, col.name), ": \"", excerpt(a.first_number),
+           "\" is a number, but the column's other ", a.text.size(),
+           " non-missing cells are text (the first, \"", excerpt(bad.text), "\", on line ",
+           bad.line, "). List the column in CsvOptions::categorical to read every cell as a "
+           "category name.");
     if (o.bad_numbers == BadNumbers::error)
-      fail(at(source, bad.line, c, col.name), ": \"", bad.text, "\" is not a number; the column's "
-           "other cells are numeric (", a.numbers, " numbers, ", a.text.size(), " text cells). Set "
+      fail(at(source, bad.line, c, col.name), ": \"", excerpt(bad.text),
+           "\" is not a number; the column's other cells are numeric (", a.numbers, " numbers, ",
+           a.text.size(), " text cells). Set "
            "CsvOptions::bad_numbers = BadNumbers::missing to read such cells as missing, or list "
            "the column in CsvOptions::categorical to read it as text.");
     report.bad_numbers += a.text.size();
-    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" + col.name +
-                           "\"): " + std::to_string(a.text.size()) +
-                           " text cells read as missing, the first \"" + bad.text + "\" on line " +
-                           std::to_string(bad.line) + ".");
+    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" +
+                           excerpt(col.name) + "\"): " + std::to_string(a.text.size()) +
+                           " text cells read as missing, the first \"" + excerpt(bad.text) +
+                           "\" on line " + std::to_string(bad.line) + ".");
   }
   col.values = std::move(a.num);
 }
@@ -427,12 +471,12 @@ inline Table read_sklearn_csv(const std::string& path,
     const std::string& s = parts[i];
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
     if (s.empty() || ec != std::errc() || end != s.data() + s.size())
-      fail(at(path, 1, i), ": \"", s, "\" is not a ", what, "; a scikit-learn CSV file starts "
-           "with the line n_samples,n_features,class names...");
+      fail(at(path, 1, i), ": \"", excerpt(s), "\" is not a ", what,
+           "; a scikit-learn CSV file starts with the line n_samples,n_features,class names...");
     return n;
   };
   if (parts.size() < 2)
-    fail(at(path, 1), ": \"", first, "\" is not a scikit-learn header; it should be "
+    fail(at(path, 1), ": \"", excerpt(first), "\" is not a scikit-learn header; it should be "
          "n_samples,n_features,class names...");
   const std::size_t n_samples = count(0, "sample count");
   const std::size_t n_features = count(1, "feature count");
@@ -459,7 +503,7 @@ inline Table read_sklearn_csv(const std::string& path,
     if (col.categorical) {  // its first category is the first text cell
       const std::size_t r = std::size_t(std::find(col.values.begin(), col.values.end(), 0.0) -
                                         col.values.begin());
-      fail(at(path, t.lines[r], c), ": \"", col.categories.front(), "\" is text, and the "
+      fail(at(path, t.lines[r], c), ": \"", excerpt(col.categories.front()), "\" is text, and the "
            "column holds no number; a scikit-learn CSV file holds only numbers.");
     }
     col.name = c == n_features ? "target"
@@ -471,7 +515,7 @@ inline Table read_sklearn_csv(const std::string& path,
     for (std::size_t r = 0; r < t.rows(); ++r) {
       const double v = target.values[r];
       if (std::isnan(v) || v < 0 || v >= double(classes.size()) || v != std::floor(v))
-        fail(at(path, t.lines[r], n_features, "target"), ": \"", target.text(r),
+        fail(at(path, t.lines[r], n_features, "target"), ": \"", excerpt(target.text(r)),
              "\" is not a class; line 1 names ", classes.size(), " classes, numbered 0 to ",
              classes.size() - 1, ".");
     }

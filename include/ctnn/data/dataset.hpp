@@ -40,19 +40,43 @@ struct Dataset {
   bool has_targets() const { return !targets.empty(); }
   const float* sample(std::size_t i) const { return x.data() + i * feature_size(); }
 
+  // "{28, 28, 1}", for messages.
+  std::string shape_text() const {
+    std::string s = "{";
+    for (std::size_t i = 0; i < sample_shape.size(); ++i)
+      s += (i ? ", " : "") + std::to_string(sample_shape[i]);
+    return s + "}";
+  }
+
   // Throws ctnn::Error unless the sizes of x, labels and targets agree with each other.
   void check_consistent(const char* what = "dataset") const {
     const std::size_t f = feature_size();
     if (f == 0) fail("The ", what, " has no sample shape (feature size 0).");
     if (x.size() % f != 0)
-      fail("The ", what, " holds ", x.size(), " feature values, which is not a multiple of the ",
-           "feature size ", f, ".");
+      fail("The ", what, "'s sample shape ", shape_text(), " does not divide its data: ", x.size(),
+           " feature values are not a whole number of samples of ", f, " values.");
     const std::size_t n = x.size() / f;
-    if (!labels.empty() && labels.size() != n)
-      fail("The ", what, " has ", n, " samples but ", labels.size(), " labels.");
-    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
+    // Per-sample counts that disagree with the shape's usually mean a wrong sample_shape, not
+    // wrong labels: say so, with the sample size the labels imply, before counting samples.
+    if (!labels.empty() && labels.size() != n) {
+      if (x.size() % labels.size() == 0)
+        fail("The ", what, "'s sample shape ", shape_text(), " (", f,
+             " values a sample) makes its ", x.size(), " feature values ", n,
+             " samples, but it has ", labels.size(), " labels, which make samples of ",
+             x.size() / labels.size(), " values; check sample_shape.");
+      fail("The ", what, " has ", n, " samples (", x.size(), " feature values of sample shape ",
+           shape_text(), ") but ", labels.size(), " labels.");
+    }
+    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size)) {
+      const std::size_t m = target_size == 0 ? 0 : targets.size() / target_size;
+      if (m != 0 && targets.size() % target_size == 0 && x.size() % m == 0)
+        fail("The ", what, "'s sample shape ", shape_text(), " (", f,
+             " values a sample) makes its ", x.size(), " feature values ", n, " samples, but its ",
+             targets.size(), " target values of target size ", target_size, " are ", m,
+             " samples, which make samples of ", x.size() / m, " values; check sample_shape.");
       fail("The ", what, " has ", n, " samples but ", targets.size(),
            " target values (target size ", target_size, ").");
+    }
     if (!feature_names.empty() && feature_names.size() != f)
       fail("The ", what, " has ", feature_names.size(), " feature names for ", f, " features.");
     if (!class_names.empty() && class_names.size() != num_classes)

@@ -65,9 +65,9 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
       if (it == spec.class_names.end()) {
         std::string list;
         for (const std::string& n : spec.class_names)
-          list += (list.empty() ? "\"" : ", \"") + n + "\"";
-        fail(t.describe(), ": column \"", col.name, "\" has the category \"", cats[k],
-             "\", which is not one of TableSpec::class_names (", list, ").");
+          list += (list.empty() ? "\"" : ", \"") + excerpt(n) + "\"";
+        fail(t.describe(), ": column \"", excerpt(col.name), "\" has the category \"",
+             excerpt(cats[k]), "\", which is not one of TableSpec::class_names (", list, ").");
       }
       cls[k] = static_cast<std::int32_t>(it - spec.class_names.begin());
     }
@@ -97,7 +97,8 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
 [[noreturn]] inline void missing_cell(const Table& t, std::size_t row, const Column& col,
                                       const char* role) {
   fail(t.describe(), " has a missing value at ", t.where(row), " in ", role, " column \"",
-       col.name, "\". Drop such rows with drop_missing or fill them with impute "
+       excerpt(col.name),
+       "\". Drop such rows with drop_missing or fill them with impute "
        "(ctnn/data/clean.hpp) before making a Dataset",
        std::string_view(role) == "feature"
            ? ", or keep them as NaN (TableSpec::missing_features_as_nan) for a SimpleImputer "
@@ -123,8 +124,8 @@ inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
   const auto claim = [&](const ColumnRef& ref, const char* what) {
     const std::size_t c = t.index_of(ref);
     if (role[c] != nullptr)
-      fail("TableSpec uses column \"", t.columns[c].name, "\" of ", t.describe(), " both as ",
-           role[c], " and as ", what, ".");
+      fail("TableSpec uses column \"", excerpt(t.columns[c].name), "\" of ", t.describe(),
+           " both as ", role[c], " and as ", what, ".");
     role[c] = what;
     return c;
   };
@@ -175,11 +176,12 @@ inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
         const double v = col.values[r];
         if (std::isnan(v)) missing_cell(t, r, col, "the label");
         if (v < 0 || v != std::floor(v) || v > double(std::numeric_limits<std::int32_t>::max()))
-          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
-               t.where(r), "; a numeric label must be a whole number from 0 (a class index).");
+          fail(t.describe(), ": the label column \"", excerpt(col.name), "\" holds ", col.text(r),
+               " at ", t.where(r),
+               "; a numeric label must be a whole number from 0 (a class index).");
         if (!spec.class_names.empty() && v >= double(spec.class_names.size()))
-          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
-               t.where(r), ", but TableSpec::class_names names ", spec.class_names.size(),
+          fail(t.describe(), ": the label column \"", excerpt(col.name), "\" holds ", col.text(r),
+               " at ", t.where(r), ", but TableSpec::class_names names ", spec.class_names.size(),
                " classes (labels 0 to ", spec.class_names.size() - 1, ").");
         d.labels[r] = static_cast<std::int32_t>(v);
         top = std::max(top, v);
@@ -247,7 +249,7 @@ inline Table to_table(const Dataset& d) {
     for (std::size_t e = 0; e < c; ++e)
       if (t.columns[c].name == t.columns[e].name)
         fail("to_table: the dataset's columns ", e, " and ", c, " would both be named \"",
-             t.columns[c].name, "\"; rename the feature (Dataset::feature_names).");
+             excerpt(t.columns[c].name), "\"; rename the feature (Dataset::feature_names).");
   return t;
 }
 

@@ -49,6 +49,8 @@ class Reader {
       fail("The ", kind_, " '", path_, "' does not exist (",
            ec ? ec.message() : std::generic_category().message(ENOENT), ").");
     if (ec) fail("Cannot open the ", kind_, " '", path_, "': ", ec.message(), ".");
+    if (std::filesystem::is_directory(st))
+      fail("The ", kind_, " '", path_, "' is a directory, not a file.");
     if (!std::filesystem::is_regular_file(st))
       fail("The ", kind_, " '", path_, "' is not a regular file.");
     file_size_ = std::filesystem::file_size(path_, ec);

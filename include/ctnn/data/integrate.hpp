@@ -54,7 +54,9 @@ inline std::string part_name(const Table& t, std::size_t i) {
 
 inline std::string quoted_list(const std::vector<std::string>& names) {
   std::string out;
-  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", \"" : "\"") + names[i] + "\"";
+  for (std::size_t i = 0; i < names.size() && i < 40; ++i)  // as Table::index_of lists them
+    out += (i ? ", \"" : "\"") + excerpt(names[i]) + "\"";
+  if (names.size() > 40) out += ", ...";
   return out;
 }
 
@@ -90,7 +92,7 @@ inline Table concat(const std::vector<Table>& parts) {
       Column& to = out.columns[c];
       if (from.categorical != to.categorical)
         fail("Cannot concatenate ", detail::part_name(p, i), " with ", detail::part_name(first, 0),
-             ": column \"", to.name, "\" is ", to.categorical ? "categorical" : "numeric",
+             ": column \"", excerpt(to.name), "\" is ", to.categorical ? "categorical" : "numeric",
              " in the first but ", from.categorical ? "categorical" : "numeric", " in the other.");
       if (!from.categorical) {
         to.values.insert(to.values.end(), from.values.begin(), from.values.end());
@@ -134,10 +136,10 @@ struct JoinReport {
 
   std::string str() const {
     std::ostringstream os;
-    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << key << "\": " << matched
-       << " of " << left_rows << " left rows matched, " << unmatched << " unmatched ("
-       << (dropped ? "dropped" : "kept with missing cells") << "); " << right_unused << " of "
-       << right_rows << " right rows unused";
+    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << excerpt(key)
+       << "\": " << matched << " of " << left_rows << " left rows matched, " << unmatched
+       << " unmatched (" << (dropped ? "dropped" : "kept with missing cells") << "); "
+       << right_unused << " of " << right_rows << " right rows unused";
     return os.str();
   }
 };
@@ -157,7 +159,7 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   const std::string lname = detail::table_name(left, "left");
   const std::string rname = detail::table_name(right, "right");
   if (lkey.categorical != rkey.categorical)
-    fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": it is ",
+    fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name), "\": it is ",
          lkey.categorical ? "categorical" : "numeric", " in the left table but ",
          rkey.categorical ? "categorical" : "numeric",
          " in the right; read it as the same kind in both.");
@@ -180,8 +182,8 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   for (std::size_t row = 0; row < right.rows(); ++row) {
     const std::size_t first = lookup(rkey, row, true);
     if (first < row)
-      fail(right.describe(), " has the key column \"", rkey.name, "\" value \"", rkey.text(row),
-           "\" twice, at ", right.where(first), " and ", right.where(row),
+      fail(right.describe(), " has the key column \"", excerpt(rkey.name), "\" value \"",
+           excerpt(rkey.text(row)), "\" twice, at ", right.where(first), " and ", right.where(row),
            "; join needs each key at most once in the right table.");
   }
 
@@ -199,13 +201,13 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
     col.values.clear();
     if (out.has(col.name)) {
       if (options.suffix.empty())
-        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name,
-             "\": both have a column \"", col.name,
+        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name),
+             "\": both have a column \"", excerpt(col.name),
              "\"; set JoinOptions::suffix to rename the right one.");
       if (out.has(col.name + options.suffix))
-        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": renaming the ",
-             "right column \"", col.name, "\" to \"", col.name + options.suffix,
-             "\" clashes with a column of that name too.");
+        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name),
+             "\": renaming the ", "right column \"", excerpt(col.name), "\" to \"",
+             excerpt(col.name + options.suffix), "\" clashes with a column of that name too.");
       col.name += options.suffix;
     }
     out.columns.push_back(std::move(col));
@@ -251,7 +253,7 @@ inline Table hstack(const std::vector<Table>& parts) {
            "; side-by-side tables need the same rows in the same order.");
     for (const Column& c : t.columns) {
       if (out.has(c.name))
-        fail("hstack: the column \"", c.name, "\" of ", detail::part_name(t, i),
+        fail("hstack: the column \"", excerpt(c.name), "\" of ", detail::part_name(t, i),
              " is already in an earlier part; rename one of them.");
       out.columns.push_back(c);
     }

@@ -44,8 +44,6 @@
 //   step's output size and the last step's output size is the header's. load() checks all of it,
 //   bounds every count by the bytes that remain, and reads the stream to exactly the block's end.
 #pragma once
-#include <zlib.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -64,6 +62,7 @@
 #include <variant>
 #include <vector>
 
+#include "ctnn/core/bytes.hpp"
 #include "ctnn/core/error.hpp"
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/data/stats.hpp"
@@ -103,7 +102,7 @@ inline std::string sample_text(std::size_t s) {
 // "feature 3" or "feature 3 (\"ash\")" when the dataset names its features.
 inline std::string feature_text(std::size_t j, const std::vector<std::string>& names) {
   std::string s = "feature " + std::to_string(j);
-  if (j < names.size()) s += " (\"" + names[j] + "\")";
+  if (j < names.size()) s += " (\"" + excerpt(names[j]) + "\")";
   return s;
 }
 
@@ -160,72 +159,10 @@ inline std::vector<std::size_t> resolve_features(std::vector<std::size_t> chosen
   return chosen;
 }
 
-// Appends little-endian fields to a byte string.
-class Writer {
- public:
-  void u8(std::uint8_t v) { put(v, 1); }
-  void u32(std::uint32_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void f64(double v) { put(std::bit_cast<std::uint64_t>(v), 8); }
-  void str(const std::string& s) {
-    if (s.size() > UINT32_MAX)
-      fail("Preprocessing::save: a feature name of ", s.size(), " bytes is too long.");
-    u32(static_cast<std::uint32_t>(s.size()));
-    bytes_ += s;
-  }
-  const std::string& bytes() const { return bytes_; }
-
- private:
-  void put(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-  }
-  std::string bytes_;
-};
-
-// Reads little-endian fields from a byte string; running past its end is a ctnn::Error naming
-// the field, its offset and what remains.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes, std::size_t base = 0) : b_(bytes), base_(base) {}
-  std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(get(1, what)); }
-  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
-  std::uint64_t u64(const char* what) { return get(8, what); }
-  double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
-  std::string str(const char* what) {
-    const std::uint32_t n = u32(what);
-    need(n, what);
-    std::string s(b_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  std::size_t remaining() const { return b_.size() - pos_; }
-  // `n` items of `item_bytes` each must fit in what remains: a corrupt count fails here, before
-  // anything is allocated for it.
-  std::size_t count(std::uint64_t n, std::size_t item_bytes, const char* what) const {
-    if (n > remaining() / item_bytes)
-      load_fail("the block declares ", n, " ", what, " of at least ", item_bytes,
-                " bytes each, but only ", remaining(), " bytes remain.");
-    return static_cast<std::size_t>(n);
-  }
-
- private:
-  void need(std::size_t n, const char* what) const {
-    if (remaining() < n)
-      load_fail("the block is truncated: ", what, " at byte ", base_ + pos_, " needs ", n,
-                " bytes but only ", remaining(), " remain.");
-  }
-  std::uint64_t get(std::size_t n, const char* what) {
-    need(n, what);
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      v |= std::uint64_t{static_cast<unsigned char>(b_[pos_ + i])} << (8 * i);
-    pos_ += n;
-    return v;
-  }
-  std::string_view b_;
-  std::size_t pos_ = 0;
-  std::size_t base_;  // offset of b_ in the whole block, for messages
-};
+// The byte codec of the block (core/bytes.hpp, shared with the model file).
+using Writer = ctnn::detail::ByteWriter;
+using Reader = ctnn::detail::ByteReader;
+inline constexpr const char* kBlockName = "Preprocessing::load: the block";
 
 // A step's feature index read by load(): in range and after the previous one.
 inline std::size_t checked_feature(std::uint64_t j, std::size_t c, std::size_t width,
@@ -272,12 +209,6 @@ struct FeatureStats {
     }
   }
 };
-
-inline std::uint32_t crc32_of(std::string_view bytes) {
-  // kMaxBlockBytes keeps the length inside zlib's uInt.
-  return static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
-}
 
 // The dataset and single-sample transforms shared by every step and by Preprocessing. D
 // provides kName, apply(float* buf, sample) (rewrites buf in place from input_size() values to
@@ -942,7 +873,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     for (char ch : detail::kMagic) head.u8(static_cast<std::uint8_t>(ch));
     head.u32(detail::kFormatVersion);
     head.u64(b.size());
-    head.u32(detail::crc32_of(b));
+    head.u32(ctnn::detail::crc32_of(b));
     os.write(head.bytes().data(), static_cast<std::streamsize>(head.bytes().size()));
     os.write(b.data(), static_cast<std::streamsize>(b.size()));
     if (!os)
@@ -968,7 +899,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (got < detail::kHeaderBytes)
       detail::load_fail("the block is truncated: its header needs ", detail::kHeaderBytes,
                         " bytes but only ", got, " were read.");
-    detail::Reader h(std::string_view(head + 8, detail::kHeaderBytes - 8), 8);
+    detail::Reader h(std::string_view(head + 8, detail::kHeaderBytes - 8), detail::kBlockName, 8);
     const std::uint32_t version = h.u32("the format version");
     if (version != detail::kFormatVersion)
       detail::load_fail("the block has format version ", version, "; this build reads version ",
@@ -991,7 +922,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
         detail::load_fail("the block is truncated: the header announces a body of ", size,
                           " bytes but only ", old + n, " followed.");
     }
-    if (const std::uint32_t actual = detail::crc32_of(body); actual != crc) {
+    if (const std::uint32_t actual = ctnn::detail::crc32_of(body); actual != crc) {
       std::ostringstream m;
       m << std::hex << "the body's CRC-32 is 0x" << actual << " but the header says 0x" << crc
         << "; the block is corrupt.";
@@ -1023,8 +954,8 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (input_names_.empty() || d.feature_names.empty()) return;
     for (std::size_t j = 0; j < input_names_.size(); ++j)
       if (d.feature_names[j] != input_names_[j])
-        fail("Preprocessing: feature ", j, " of the dataset is named \"", d.feature_names[j],
-             "\" but was \"", input_names_[j],
+        fail("Preprocessing: feature ", j, " of the dataset is named \"",
+             excerpt(d.feature_names[j]), "\" but was \"", excerpt(input_names_[j]),
              "\" at fit; the columns must come in the order the preprocessing was fitted on.");
   }
   // Fitted names are carried to datasets that have none.
@@ -1063,7 +994,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
   }
 
   static Preprocessing parse(std::string_view body) {
-    detail::Reader r(body, detail::kHeaderBytes);
+    detail::Reader r(body, detail::kBlockName, detail::kHeaderBytes);
     const std::uint64_t in = r.u64("the input size"), out = r.u64("the output size");
     const auto check_size = [](std::uint64_t v, const char* which) {
       if (v == 0 || v > detail::kMaxFeatures)

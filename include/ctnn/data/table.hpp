@@ -35,7 +35,7 @@ class ColumnRef {
   const std::string& name() const { return std::get<std::string>(ref_); }
   // "column 3" or "column \"radius\"", for messages.
   std::string describe() const {
-    return is_index() ? "column " + std::to_string(index()) : "column \"" + name() + "\"";
+    return is_index() ? "column " + std::to_string(index()) : "column \"" + excerpt(name()) + "\"";
   }
 
  private:
@@ -82,7 +82,7 @@ struct Table {
       if (columns[c].name == ref.name()) return c;
     std::string names;
     for (std::size_t c = 0; c < columns.size() && c < 40; ++c)
-      names += (c ? ", \"" : "\"") + columns[c].name + "\"";
+      names += (c ? ", \"" : "\"") + excerpt(columns[c].name) + "\"";
     if (columns.size() > 40) names += ", ...";
     fail(describe(), " has no ", ref.describe(), "; its columns are ", names, ".");
   }
@@ -126,16 +126,17 @@ struct Table {
     for (std::size_t c = 0; c < columns.size(); ++c) {
       const Column& col = columns[c];
       if (col.values.size() != n)
-        fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
-             ".");
+        fail(describe(), ": column \"", excerpt(col.name), "\" has ", col.values.size(),
+             " values, not ", n, ".");
       if (const auto [d, added] = seen.try_emplace(col.name, c); !added)
-        fail(describe(), " has two columns named \"", col.name, "\" (", d->second, " and ", c, ").");
+        fail(describe(), " has two columns named \"", excerpt(col.name), "\" (", d->second, " and ",
+             c, ").");
       if (col.categorical)
         for (std::size_t r = 0; r < n; ++r) {
           const double v = col.values[r];
           if (!std::isnan(v) && (v < 0 || v >= double(col.categories.size()) || v != std::floor(v)))
-            fail(describe(), ": column \"", col.name, "\" at ", where(r), " holds category index ",
-                 v, " but has ", col.categories.size(), " categories.");
+            fail(describe(), ": column \"", excerpt(col.name), "\" at ", where(r),
+                 " holds category index ", v, " but has ", col.categories.size(), " categories.");
         }
     }
   }

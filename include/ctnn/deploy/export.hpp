@@ -68,7 +68,8 @@ void write_constexpr_array(std::ostream& os, const std::string& name, std::span<
                      : std::is_same_v<T, double> ? "double "
                      : std::is_same_v<T, bool>   ? "bool "
                                                  : "std::int8_t ";
-  os << "alignas(64) inline constexpr " << type << name << "[" << values.size() << "] = {";
+  os << "alignas(" << kAlignBytes << ") inline constexpr " << type << name << "[" << values.size()
+     << "] = {";
   // Six hex floats or sixteen small integers a line.
   const std::size_t per_line = floating ? 6 : 16;
   char buf[48];
@@ -172,7 +173,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
        << " && ctnn::detail::Int8Forward<Model>::plan.channels == " << plan.channels
        << ", \"this header was written for another ctnn int8 layout\");\n\n";
     write_constexpr_array<std::int8_t>(os, "weights", weights);
-    os << "alignas(64) inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
+    os << "alignas(" << kAlignBytes
+       << ") inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
     write_constexpr_array<float>(os, "weight_scales", weight_scales);
     write_constexpr_array<float>(os, "multipliers", {p.multipliers, plan.channels});
     write_constexpr_array<float>(os, "biases", {p.biases, plan.channels});

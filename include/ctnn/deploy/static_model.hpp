@@ -67,7 +67,7 @@ class StaticModel {
     }
   };
   const T* params_;
-  alignas(64) T buf_[buffer_floats];  // 64: the arena's and the kernels' alignment
+  alignas(kAlignBytes) T buf_[buffer_floats];  // the arena's and the kernels' alignment
 };
 
 }  // namespace ctnn::deploy

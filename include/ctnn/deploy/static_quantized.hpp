@@ -5,7 +5,8 @@
 // compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
 // run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
 // (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
-// deploy/export_int8.hpp and buffers that are array members, so both compute the same bytes.
+// export_header(path, QuantizedModel, name) (deploy/export.hpp) and buffers that are array
+// members, so both compute the same bytes.
 //
 // StaticQuantizedModel<Model> runs one sample at a time; nothing is allocated, thrown or looked up
 // at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
@@ -386,7 +387,7 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
 
 // Int8 inference on one sample of `Model` (a float ctnn::Sequential type), computing exactly what
 // QuantizedModel<Model> computes, over parameters it does not own (an exported header's constant
-// arrays: deploy/export_int8.hpp) with every buffer an array member.
+// arrays: export_header in deploy/export.hpp) with every buffer an array member.
 template <class Model>
 class StaticQuantizedModel {
   using Forward = ctnn::detail::Int8Forward<Model>;
@@ -423,15 +424,15 @@ class StaticQuantizedModel {
 
  private:
   Int8Parameters params_;
-  // 64: the kernels' alignment, as in StaticModel.
-  alignas(64) float f0_[plan.float_widest];
-  alignas(64) float f1_[plan.float_widest];
-  alignas(64) float fscratch_[plan.float_scratch];
-  alignas(64) float out_[output_size];
-  alignas(64) std::int32_t acc_[plan.acc];
-  alignas(64) std::uint8_t q0_[plan.byte_widest];
-  alignas(64) std::uint8_t q1_[plan.byte_widest];
-  alignas(64) std::uint8_t patches_[plan.patches];
+  // The kernels' alignment, as in StaticModel.
+  alignas(kAlignBytes) float f0_[plan.float_widest];
+  alignas(kAlignBytes) float f1_[plan.float_widest];
+  alignas(kAlignBytes) float fscratch_[plan.float_scratch];
+  alignas(kAlignBytes) float out_[output_size];
+  alignas(kAlignBytes) std::int32_t acc_[plan.acc];
+  alignas(kAlignBytes) std::uint8_t q0_[plan.byte_widest];
+  alignas(kAlignBytes) std::uint8_t q1_[plan.byte_widest];
+  alignas(kAlignBytes) std::uint8_t patches_[plan.patches];
 };
 
 }  // namespace deploy

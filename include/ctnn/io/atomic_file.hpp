@@ -14,6 +14,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctnn/core/error.hpp"
@@ -28,9 +29,15 @@ inline void write_atomically(const std::string& path, const std::function<void(s
   if (!buffer) fail("Could not produce the content of \"", path, "\".");
   const std::string data = std::move(buffer).str();
 
+  // A directory at `path` would only be found by the final rename, after all the writing.
+  struct ::stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail("Cannot save \"", path, "\": it is a directory, not a file.");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("Cannot create \"", tmp, "\" to save \"", path, "\": ", std::strerror(errno), ".");
+  if (fd < 0)
+    fail("Cannot save \"", path, "\": creating the temporary file \"", tmp, "\" beside it failed: ",
+         std::strerror(errno), ". The previous file, if any, is unchanged.");
   const auto give_up = [&](const char* what) {
     const int err = errno;
     ::close(fd);

@@ -30,7 +30,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <iterator>
 #include <span>
@@ -39,12 +38,15 @@
 #include <string_view>
 #include <vector>
 
-#include <zlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "ctnn/core/bytes.hpp"
 #include "ctnn/core/error.hpp"
 #include "ctnn/core/sequential.hpp"
 #include "ctnn/data/preprocess.hpp"
-#include "ctnn/deploy/half.hpp"
+#include "ctnn/kernels/half.hpp"
 #include "ctnn/io/atomic_file.hpp"
 
 namespace ctnn {
@@ -80,72 +82,38 @@ inline constexpr std::uint32_t kModelFormatVersion = 1;
 
 namespace detail {
 
-class ByteWriter {
- public:
-  explicit ByteWriter(std::ostream& os) : os_(os) {}
-  template <class V>
-  void put(V v) {
-    os_.write(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void bytes(const void* p, std::size_t n) { os_.write(static_cast<const char*>(p), std::streamsize(n)); }
-  void text(std::string_view s) {
-    put(std::uint32_t(s.size()));
-    bytes(s.data(), s.size());
-  }
-
- private:
-  std::ostream& os_;
-};
-
-// Reads from a whole file in memory; every read names the field, so a short file says what
-// it was reading when the bytes ran out.
-class ByteReader {
- public:
-  ByteReader(std::span<const char> data, std::string path) : data_(data), path_(std::move(path)) {}
-  template <class V>
-  V get(const char* field) {
-    V v;
-    std::memcpy(&v, take(sizeof v, field), sizeof v);
-    return v;
-  }
-  const char* take(std::uint64_t n, const char* field) {
-    if (n > data_.size() - pos_)
-      fail("The model file \"", path_, "\" is truncated or corrupt: reading ", field, " needs ", n,
-           " bytes at offset ", pos_, " but only ", data_.size() - pos_, " remain.");
-    const char* p = data_.data() + pos_;
-    pos_ += std::size_t(n);
-    return p;
-  }
-  std::string text(const char* field) {
-    const auto n = get<std::uint32_t>(field);
-    const char* p = take(n, field);
-    return std::string(p, n);
-  }
-  std::size_t position() const { return pos_; }
-  std::size_t remaining() const { return data_.size() - pos_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::span<const char> data_;
-  std::size_t pos_ = 0;
-  std::string path_;
-};
-
-inline std::uint32_t crc32_of(const char* p, std::size_t n) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (n > 0) {  // zlib takes uInt lengths
-    const uInt chunk = uInt(std::min<std::size_t>(n, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
-    p += chunk, n -= chunk;
-  }
-  return std::uint32_t(crc);
-}
+using ctnn::detail::ByteReader;  // the codec shared with data/preprocess.hpp (core/bytes.hpp)
+using ctnn::detail::ByteWriter;
+using ctnn::detail::crc32_of;
 
 inline std::vector<char> read_whole_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
-  std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail("Reading the model file \"", path, "\" failed: ", std::strerror(errno), ".");
+  // POSIX calls rather than std::ifstream: a directory opens as a stream and then throws
+  // std::ios_base::failure from the read, which names no path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    fail("Cannot read the model file \"", path, "\": ",
+         err == EISDIR ? "it is a directory, not a file" : std::strerror(err), ".");
+  }
+  std::vector<char> data;
+  if (S_ISREG(st.st_mode)) data.reserve(std::size_t(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      fail("Reading the model file \"", path, "\" failed after ", data.size(), " bytes: ",
+           std::strerror(err), ".");
+    }
+    if (n == 0) break;
+    data.insert(data.end(), chunk, chunk + n);
+  }
+  ::close(fd);
   return data;
 }
 
@@ -163,7 +131,8 @@ concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
 
 // How save() stores the parameters: as the model's own type, or halved to fp16 / bf16 (round to
 // nearest even; a float model only), which halves the file for deployment at a small cost in
-// accuracy (report it: deploy/half.hpp). Checkpoints always store the model's own type.
+// accuracy (report it: deploy/half.hpp; the conversion is kernels/half.hpp). Checkpoints always
+// store the model's own type.
 enum class WeightStorage : std::uint32_t { native = 0, fp16 = 0x102, bf16 = 0x202 };
 
 struct SaveOptions {
@@ -201,17 +170,16 @@ void save_parts(const std::string& path, const Model& model,
     }
   }
   write_atomically(path, [&](std::ostream& raw) {
-    std::ostringstream body(std::ios::binary);
-    ByteWriter w(body);
-    w.bytes(kModelMagic, sizeof kModelMagic);
-    w.put(kModelFormatVersion);
-    w.put(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
-    w.text(topology<Model>());
-    w.put(std::uint64_t(params.size()));
+    ByteWriter w;
+    w.raw(kModelMagic, sizeof kModelMagic);
+    w.u32(kModelFormatVersion);
+    w.u32(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
+    w.str(topology<Model>());
+    w.u64(params.size());
     if (half.empty())
-      w.bytes(params.data(), params.size_bytes());
+      w.raw(params.data(), params.size_bytes());
     else
-      w.bytes(half.data(), half.size() * sizeof(std::uint16_t));
+      w.raw(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
     std::string prep, opt;
     if (parts.preprocessing) {
@@ -225,37 +193,34 @@ void save_parts(const std::string& path, const Model& model,
                     "save(): this optimizer cannot be checkpointed (it lacks hyperparameters(), "
                     "state_buffers(), restore_state() or iterations()).");
       if (parts.optimizer) {
-        std::ostringstream s(std::ios::binary);
-        ByteWriter o(s);
-        o.text(Optimizer::name);
+        ByteWriter o;
+        o.str(Optimizer::name);
         const std::vector<double> h = parts.optimizer->hyperparameters();
-        o.put(std::uint32_t(h.size()));
-        for (double v : h) o.put(v);
-        o.put(parts.optimizer->iterations());
+        o.u32(std::uint32_t(h.size()));
+        for (double v : h) o.f64(v);
+        o.u64(parts.optimizer->iterations());
         const auto buffers = parts.optimizer->state_buffers();
-        o.put(std::uint32_t(buffers.size()));
+        o.u32(std::uint32_t(buffers.size()));
         for (const auto& b : buffers) {
           if (b.size() != params.size())
             fail("save(): the optimizer's state has ", b.size(), " values for a model of ",
                  params.size(), " parameters; was it used with another model?");
-          o.bytes(b.data(), b.size_bytes());
+          o.raw(b.data(), b.size_bytes());
         }
-        opt = std::move(s).str();
+        opt = o.bytes();
         ++sections;
       }
     }
-    w.put(sections);
+    w.u32(sections);
     const auto section = [&](const char (&tag)[5], const std::string& bytes) {
-      w.bytes(tag, 4);
-      w.put(std::uint64_t(bytes.size()));
-      w.bytes(bytes.data(), bytes.size());
+      w.raw(tag, 4);
+      w.u64(bytes.size());
+      w.raw(bytes.data(), bytes.size());
     };
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
-    const std::string b = std::move(body).str();
-    raw.write(b.data(), std::streamsize(b.size()));
-    const std::uint32_t crc = crc32_of(b.data(), b.size());
-    raw.write(reinterpret_cast<const char*>(&crc), sizeof crc);
+    w.u32(crc32_of(w.bytes()));  // of every byte before it
+    raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
 }
 
@@ -278,28 +243,29 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
          kModelFormatVersion, ".");
   std::uint32_t stored_crc;
   std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
-  const std::uint32_t crc = crc32_of(data.data(), data.size() - 4);
+  const std::uint32_t crc = crc32_of(std::string_view(data.data(), data.size() - 4));
   if (crc != stored_crc)
     fail("The model file \"", path, "\" is corrupted or truncated: its checksum is ", std::hex,
          stored_crc, " but its ", std::dec, data.size() - 4, " bytes sum to ", std::hex, crc,
          std::dec, ".");
 
-  ByteReader r(std::span<const char>(data.data(), data.size() - 4), path);
+  ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
   r.take(12, "the header");
-  const auto scalar = r.get<std::uint32_t>("the parameter size");
-  const std::string topo = r.text("the topology");
+  const auto scalar = r.u32("the parameter size");
+  const std::string topo = r.str("the topology");
   const std::string want = topology<Model>();
   if (topo != want)
     fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
   const bool half = scalar == std::uint32_t(WeightStorage::fp16) ||
                     scalar == std::uint32_t(WeightStorage::bf16);
   if (half && !std::is_same_v<T, float>)
-    fail("The model file \"", path, "\" stores ", scalar == 0x102 ? "fp16" : "bf16",
+    fail("The model file \"", path, "\" stores ",
+         scalar == std::uint32_t(WeightStorage::fp16) ? "fp16" : "bf16",
          " parameters, which load into float models; this model uses double.");
   if (!half && scalar != sizeof(T))
     fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
          sizeof(T), "-byte ones (float vs double).");
-  const auto count = r.get<std::uint64_t>("the parameter count");
+  const auto count = r.u64("the parameter count");
   const auto params = model.parameters();
   if (count != params.size())
     fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
@@ -310,13 +276,14 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
     std::memcpy(h.data(), values, count * 2);
     widened.resize(count);
     if constexpr (std::is_same_v<T, float>)
-      ctnn::from_half(scalar == 0x102 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16, h,
-                        widened);
+      ctnn::from_half(scalar == std::uint32_t(WeightStorage::fp16) ? ctnn::HalfFormat::fp16
+                                                                   : ctnn::HalfFormat::bf16,
+                      h, widened);
     values = reinterpret_cast<const char*>(widened.data());
   }
 
   // Parse every section into temporaries before touching the model or the parts.
-  const auto sections = r.get<std::uint32_t>("the section count");
+  const auto sections = r.u32("the section count");
   std::optional<data::Preprocessing> prep;
   bool has_opt = false;
   std::string opt_name;
@@ -325,19 +292,19 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   std::vector<const char*> buffers;
   for (std::uint32_t s = 0; s < sections; ++s) {
     const std::string tag(r.take(4, "a section tag"), 4);
-    const auto len = r.get<std::uint64_t>("a section length");
+    const auto len = r.u64("a section length");
     const char* bytes = r.take(len, "a section");
     if (tag == "PREP") {
       std::istringstream is(std::string(bytes, std::size_t(len)), std::ios::binary);
       prep = data::Preprocessing::load(is);
     } else if (tag == "OPTM") {
-      ByteReader o(std::span<const char>(bytes, std::size_t(len)), path);
-      opt_name = o.text("the optimizer's name");
-      const auto nh = o.get<std::uint32_t>("the optimizer's hyperparameter count");
+      ByteReader o(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      opt_name = o.str("the optimizer's name");
+      const auto nh = o.u32("the optimizer's hyperparameter count");
       if (nh > 64) fail("The model file \"", path, "\" is corrupt: ", nh, " optimizer hyperparameters.");
-      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.get<double>("a hyperparameter"));
-      iterations = o.get<std::uint64_t>("the optimizer's step count");
-      const auto nb = o.get<std::uint32_t>("the optimizer's buffer count");
+      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.f64("a hyperparameter"));
+      iterations = o.u64("the optimizer's step count");
+      const auto nb = o.u32("the optimizer's buffer count");
       if (nb > 8) fail("The model file \"", path, "\" is corrupt: ", nb, " optimizer buffers.");
       for (std::uint32_t i = 0; i < nb; ++i) buffers.push_back(o.take(count * sizeof(T), "an optimizer buffer"));
       if (o.remaining() != 0)

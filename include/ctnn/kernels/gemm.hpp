@@ -7,8 +7,10 @@
 // Both are register-blocked: an MR x NR tile of vector accumulators stays in registers while K is
 // walked, so each loaded vector feeds several FMAs. Every C element is summed in the same order
 // whatever the tile or thread split (threads own disjoint column ranges), so results are bitwise
-// identical at any thread count. Bias and activation are fused into the store (the epilogue): the
-// output is written once.
+// identical at any thread count. gemm_nt adds the bias and applies the activation as it stores
+// each sum (the epilogue), so its output is written once. gemm_nn walks K in blocks of KC and
+// stores partial sums between them, so it applies bias and activation in a second sweep over its
+// thread's columns after the last block (none when both are absent, as in backward).
 #pragma once
 #include <cstddef>
 

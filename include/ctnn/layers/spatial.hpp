@@ -24,10 +24,11 @@ inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t str
 
 namespace detail {
 
-// Number of window positions along one axis. A window larger than a valid input yields 1 here
-// (the layer's static_assert reports the real problem) so no size underflows into a cascade of
-// further errors.
+// Number of window positions along one axis. A window larger than a valid input, or a stride or
+// window of 0, yields 1 here (the layer's static_assert reports the real problem) so no size
+// underflows or divides by zero into a cascade of further errors.
 constexpr std::size_t window_out(std::size_t in, std::size_t k, std::size_t stride, Padding p) {
+  if (stride == 0 || k == 0) return 1;
   if (p == Padding::same) return (in + stride - 1) / stride;
   return k <= in ? (in - k) / stride + 1 : 1;
 }

@@ -249,7 +249,11 @@ namespace detail {
 
 inline std::ofstream open_log(const std::string& path, bool append, const char* who) {
   std::ofstream f(path, append ? std::ios::app : std::ios::trunc);
-  if (!f) fail(who, " cannot open \"", path, "\" for writing: ", std::strerror(errno), ".");
+  if (!f) {
+    const int err = errno;
+    fail(who, " cannot open \"", path, "\" for writing: ",
+         err == EISDIR ? "it is a directory, not a file" : std::strerror(err), ".");
+  }
   return f;
 }
 
