@@ -3,6 +3,8 @@
 // leaving the previous file loadable.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -267,33 +269,77 @@ TEST_CASE("Training resumed from a checkpoint continues exactly where it stopped
 }
 
 TEST_CASE("A save killed midway leaves the previous file whole") {
-  // The seed model's 11 MB make a save last milliseconds; a child process saves new weights
-  // over and over and is killed with SIGKILL at varying moments. Every time, the file must load
-  // and hold either the old or the new weights, never a mix.
+  // The seed model's 11 MB make a save last milliseconds (seconds on a loaded machine: the fsync).
+  // Each round restores the old file, forks a child that saves new weights once (then waits), and
+  // kills it with SIGKILL after a delay.
+  // A leftover temporary file shows the kill landed during the write (between creating the
+  // temporary file and renaming it); the file must then hold the old weights. Otherwise it holds
+  // the new ones (the save completed) or the old ones (killed before the write began), never a
+  // mix. The delay adapts, by bisection between "killed too early" and "completed", until both a
+  // kill mid-write and a completed save have been seen: the test fails if that takes more than
+  // kMaxRounds rounds or kMaxSeconds, so a kill that never lands mid-write cannot pass unnoticed.
   using Seed = Sequential<Input<28, 28, 1>, Conv2D<32, 3, 3>, ReLU, Flatten, Dense<128>, ReLU,
                           Dense<10>, Softmax>;
+  constexpr int kMinRounds = 6, kMaxRounds = 60;
+  constexpr double kMaxSeconds = 60;
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
   TempFile f("killed.ctnn");
   const Seed old_model(1), new_model(2);
+  const auto t0 = Clock::now();
+  save(f.path, new_model);
+  const double save_us = 1e6 * seconds_since(t0);  // the first guess of a save's length
   save(f.path, old_model);
-  for (int round = 0; round < 6; ++round) {
+  const std::vector<char> old_file = read_bytes(f.path);  // restored without a save's fsync
+
+  int rounds = 0, mid_write = 0, completed = 0, too_early = 0;
+  double delay_us = save_us / 2, early_us = 0, done_us = 0;  // bisection bounds (0: none yet)
+  const auto start = Clock::now();
+  while (rounds < kMinRounds || mid_write == 0 || completed == 0) {
+    if (rounds == kMaxRounds || seconds_since(start) > kMaxSeconds) break;
+    ++rounds;
+    write_bytes(f.path, old_file);
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
-      for (;;) save(f.path, new_model);  // killed from outside
+      save(f.path, new_model);
+      for (;;) ::pause();  // killed from outside
     }
-    ::usleep(useconds_t(3000 + 7000 * round));
+    const std::string tmp = f.path + ".tmp." + std::to_string(child);
+    ::usleep(useconds_t(delay_us));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
     CHECK(WIFSIGNALED(status));
+    const bool leftover = ::access(tmp.c_str(), F_OK) == 0;
+    std::remove(tmp.c_str());  // the only debris a killed save may leave
     Seed check(3);
     load(f.path, check);  // throws if the file were partial
     const bool is_old = params_of(check) == params_of(old_model);
     const bool is_new = params_of(check) == params_of(new_model);
-    CHECK((is_old || is_new));
-    // Leftover temporary files of the killed saves are the only debris.
-    std::remove((f.path + ".tmp." + std::to_string(child)).c_str());
+    INFO("round " << rounds << ", killed after " << delay_us << " us, temporary file left: " << leftover);
+    REQUIRE((is_old || is_new));
+    if (leftover) CHECK(is_old);  // not yet renamed: the previous file is untouched
+    if (leftover) {
+      ++mid_write;
+    } else if (is_new) {
+      ++completed;
+      done_us = done_us == 0 ? delay_us : std::min(done_us, delay_us);
+    } else {
+      ++too_early;
+      early_us = std::max(early_us, delay_us);
+    }
+    // The next delay: longer until a save has completed, then halfway between the bounds.
+    if (done_us == 0 || (leftover && completed == 0)) delay_us *= 2;
+    else delay_us = (early_us + done_us) / 2;
   }
+  INFO(rounds << " rounds in " << seconds_since(start) << " s (a save takes about " << save_us
+              << " us): " << mid_write << " killed mid-write, " << completed << " completed, "
+              << too_early << " killed before writing");
+  CHECK(mid_write > 0);
+  CHECK(completed > 0);
 }
 
 TEST_CASE("The fitted preprocessing is saved and loaded with the model (real wine data)") {

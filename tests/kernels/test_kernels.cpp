@@ -31,6 +31,14 @@ void require_near(const std::vector<T>& got, const std::vector<double>& want, do
 
 const std::size_t kSizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 67};
 
+// The tolerance of a K-term dot product, relative to 1 + |exact result| (the reference is
+// accumulated in double). Each term's rounding error is ~eps times the running sum; for terms of
+// random sign those errors are independent and add up like a random walk, ~sqrt(K) of them,
+// while the size of the running sum (~sqrt(K) times a term) is what the 1 + |exact| factor
+// already scales by. A bound linear in K (the worst case, all errors of one sign) would let a
+// kernel that dropped or doubled a term pass at large K.
+double dot_tolerance(double tol, std::size_t K) { return tol * std::sqrt(double(K + 1)); }
+
 template <class T>
 void gemm_nt_case(std::size_t M, std::size_t N, std::size_t K, bool bias, kernels::Epilogue act,
                   double tol) {
@@ -48,12 +56,12 @@ void gemm_nt_case(std::size_t M, std::size_t N, std::size_t K, bool bias, kernel
   AlignedBuffer<T> acc(kernels::gemm_nt_scratch<T>(M, N));
   kernels::gemm_nt(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, bias ? b.data() : nullptr,
                    act, acc.data());
-  require_near(C, want, tol * double(K + 1), "gemm_nt");
+  require_near(C, want, dot_tolerance(tol, K), "gemm_nt");
 }
 
 template <class T>
 void gemm_nn_case(std::size_t M, std::size_t N, std::size_t K, bool transposed_a, bool accumulate,
-                  bool bias, double tol) {
+                  bool bias, kernels::Epilogue act, double tol) {
   Rng rng(M * 7919 + N * 31 + K + accumulate);
   const std::size_t ldb = N + 1, ldc = N + 3;
   // A(m, k) = A[m * a_m + k * a_k]: row-major, or stored transposed (K x M) as for dW = dY^T X.
@@ -66,12 +74,12 @@ void gemm_nn_case(std::size_t M, std::size_t N, std::size_t K, bool transposed_a
     for (std::size_t n = 0; n < N; ++n) {
       double s = accumulate ? double(C[m * ldc + n]) : 0.0;
       for (std::size_t k = 0; k < K; ++k) s += double(A[m * a_m + k * a_k]) * double(B[k * ldb + n]);
-      if (bias) s = std::max(0.0, s + double(b[n]));
-      want[m * ldc + n] = s;
+      if (bias) s += double(b[n]);
+      want[m * ldc + n] = act == kernels::Epilogue::relu && s < 0 ? 0.0 : s;
     }
   kernels::gemm_nn(M, N, K, A.data(), a_m, a_k, B.data(), ldb, C.data(), ldc, accumulate,
-                   bias ? b.data() : nullptr, bias ? kernels::Epilogue::relu : kernels::Epilogue::none);
-  require_near(C, want, tol * double(K + 2), "gemm_nn");
+                   bias ? b.data() : nullptr, act);
+  require_near(C, want, dot_tolerance(tol, K + 1), "gemm_nn");  // K terms and C or the bias
 }
 
 }  // namespace
@@ -81,11 +89,16 @@ TEMPLATE_TEST_CASE("gemm_nt matches the scalar reference", "", float, double) {
   for (std::size_t M : {1, 3, 4, 5, 9})
     for (std::size_t N : {1, 2, 3, 7, 16})
       for (std::size_t K : kSizes) {
-        gemm_nt_case<TestType>(M, N, K, false, kernels::Epilogue::none, tol);
-        gemm_nt_case<TestType>(M, N, K, true, kernels::Epilogue::relu, tol);
+        // Bias and ReLU each alone and together: an epilogue that applied one only with the
+        // other would fail here.
+        for (bool bias : {false, true})
+          for (auto act : {kernels::Epilogue::none, kernels::Epilogue::relu})
+            gemm_nt_case<TestType>(M, N, K, bias, act, tol);
       }
   // Large enough to split across threads and to cross the K blocking (8 KiB per row).
-  gemm_nt_case<TestType>(33, 130, 2100 + 3, true, kernels::Epilogue::relu, tol);
+  for (bool bias : {false, true})
+    for (auto act : {kernels::Epilogue::none, kernels::Epilogue::relu})
+      gemm_nt_case<TestType>(33, 130, 2100 + 3, bias, act, tol);
   gemm_nt_case<TestType>(2, 3, 0, true, kernels::Epilogue::none, tol);
 }
 
@@ -93,15 +106,20 @@ TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
   const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-14;
   for (std::size_t M : {1, 3, 4, 5, 9})
     for (std::size_t N : kSizes)
-      for (std::size_t K : {1, 2, 9, 17})
+      for (std::size_t K : {1, 2, 9, 17, 257})  // 257: one past the K block
         for (bool tr : {false, true}) {
-          gemm_nn_case<TestType>(M, N, K, tr, false, false, tol);
-          gemm_nn_case<TestType>(M, N, K, tr, true, false, tol);
-          gemm_nn_case<TestType>(M, N, K, tr, false, true, tol);
+          const auto none = kernels::Epilogue::none, relu = kernels::Epilogue::relu;
+          gemm_nn_case<TestType>(M, N, K, tr, false, false, none, tol);
+          gemm_nn_case<TestType>(M, N, K, tr, true, false, none, tol);  // accumulate: no epilogue
+          gemm_nn_case<TestType>(M, N, K, tr, false, true, none, tol);  // bias without ReLU
+          gemm_nn_case<TestType>(M, N, K, tr, false, false, relu, tol);  // ReLU without bias
+          gemm_nn_case<TestType>(M, N, K, tr, false, true, relu, tol);
         }
   // Crosses the K blocking (256) and is big enough to run in parallel.
-  gemm_nn_case<TestType>(37, 300, 600, true, false, false, tol);
-  gemm_nn_case<TestType>(6, 1000, 40, false, true, false, tol);
+  gemm_nn_case<TestType>(37, 300, 600, true, false, false, kernels::Epilogue::none, tol);
+  gemm_nn_case<TestType>(37, 300, 600, false, false, true, kernels::Epilogue::none, tol);
+  gemm_nn_case<TestType>(37, 300, 600, true, false, false, kernels::Epilogue::relu, tol);
+  gemm_nn_case<TestType>(6, 1000, 40, false, true, false, kernels::Epilogue::none, tol);
 }
 
 TEMPLATE_TEST_CASE("activations match the scalar reference", "", float, double) {

@@ -1,4 +1,9 @@
-// Real training runs on Fashion-MNIST subsets, each with a stated accuracy bar.
+// Real training runs on Fashion-MNIST subsets, each with a stated accuracy bar. Training is
+// deterministic for a seed: each bar sits a few points under what the run reaches (g++ Release)
+// and above a linear model (Sequential<Input<28, 28, 1>, Flatten, Dense<10>, Softmax>) trained
+// the same way on the same subset, so a network that learned no more than a linear model fails.
+// A convolution whose weights never move would still pass an accuracy bar (random filters make
+// good features): the CNN tests also require the Conv2D weights to have moved.
 #include <catch2/catch.hpp>
 
 #include <sstream>
@@ -17,9 +22,24 @@ data::Dataset test_set(std::size_t n) {
   return data::load_idx(kDir + "/t10k-images-idx3-ubyte.gz", kDir + "/t10k-labels-idx1-ubyte.gz",
                         {.limit = n});
 }
+// ||W - W0|| / ||W0|| over the weights of a Conv2D layer (its first `weights` parameters).
+template <class Model>
+double conv_weights_moved(Model& trained, std::uint64_t seed) {
+  Model fresh(seed);
+  constexpr std::size_t n = Model::template layer<0>::weights;
+  const auto w = trained.template layer_parameters<0>(), w0 = fresh.template layer_parameters<0>();
+  double change = 0, size = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    change += double(w[i] - w0[i]) * double(w[i] - w0[i]);
+    size += double(w0[i]) * double(w0[i]);
+  }
+  return std::sqrt(change / size);
+}
 }  // namespace
 
-TEST_CASE("A small CNN learns Fashion-MNIST: above 0.75 test accuracy after 2 epochs on 4,800 images") {
+TEST_CASE("A small CNN learns Fashion-MNIST: above 0.80 test accuracy after 3 epochs on 4,800 images") {
+  // Reaches 0.8135 test accuracy (val 0.8158, test loss 0.545); the linear model, 3 epochs the
+  // same way: 0.791 (val 0.8092). Conv2D weights move by 0.49 of their norm.
   using Model = Sequential<Input<28, 28, 1>, Conv2D<8, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<32>,
                            ReLU, Dense<10>, Softmax>;
   const auto train = train_set(6000);
@@ -28,27 +48,37 @@ TEST_CASE("A small CNN learns Fashion-MNIST: above 0.75 test accuracy after 2 ep
   Adam opt(1e-3f);
   std::ostringstream log;
   const auto h = fit(model, opt, SparseCategoricalCrossEntropy{}, fit_set,
-                     {.epochs = 2, .batch_size = 32, .validation = &val_set, .out = &log});
-  REQUIRE(h.epochs.size() == 2);
+                     {.epochs = 3, .batch_size = 32, .validation = &val_set, .out = &log});
+  REQUIRE(h.epochs.size() == 3);
+  CHECK(h.epochs[2].loss < h.epochs[1].loss);
   CHECK(h.epochs[1].loss < h.epochs[0].loss);
-  CHECK(h.epochs[1].val_accuracy > 0.75);
-  CHECK_THAT(log.str(), Catch::Matchers::Contains("Epoch 2/2") &&
+  INFO("validation accuracy " << h.last().val_accuracy);
+  CHECK(h.last().val_accuracy > 0.81);
+  CHECK_THAT(log.str(), Catch::Matchers::Contains("Epoch 3/3") &&
                             Catch::Matchers::Contains("val_accuracy"));
   const auto result = evaluate(model, test_set(2000));
   INFO("test accuracy " << result.accuracy << ", loss " << result.loss);
-  CHECK(result.accuracy > 0.75);
-  CHECK(result.loss < 0.65);
+  CHECK(result.accuracy > 0.80);
+  CHECK(result.loss < 0.56);
+  const double moved = conv_weights_moved(model, 42);
+  INFO("Conv2D weights moved by " << moved << " of their initial norm");
+  CHECK(moved > 0.2);
 }
 
-TEST_CASE("The seed model trains: above 0.80 test accuracy after 1 epoch on 4,000 images") {
+TEST_CASE("The seed model trains: above 0.84 test accuracy after 2 epochs on 4,000 images") {
+  // Reaches 0.8535 (0.824 after 1 epoch); the linear model on the same 4,000 images reaches
+  // 0.7625 after 2 epochs and 0.8355 after 15. With the Conv2D weight gradient zeroed it reaches 0.8245.
   using Model = Sequential<Input<28, 28, 1>, Conv2D<32, 3, 3>, ReLU, Flatten, Dense<128>, ReLU,
                            Dense<10>, Softmax>;
   Model model(42);
   Adam opt(1e-3f);
-  fit(model, opt, SparseCategoricalCrossEntropy{}, train_set(4000), {.epochs = 1, .verbose = 0});
+  fit(model, opt, SparseCategoricalCrossEntropy{}, train_set(4000), {.epochs = 2, .verbose = 0});
   const auto result = evaluate(model, test_set(2000));
   INFO("test accuracy " << result.accuracy);
-  CHECK(result.accuracy > 0.80);
+  CHECK(result.accuracy > 0.84);
+  const double moved = conv_weights_moved(model, 42);
+  INFO("Conv2D weights moved by " << moved << " of their initial norm");
+  CHECK(moved > 0.2);
 }
 
 TEST_CASE("Other layers, losses and optimizers train on real data") {
@@ -60,9 +90,15 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
     Model model(1);
     SGD opt(0.05f, 0.9f, true);
     fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 3, .verbose = 0});
+    // Reaches 0.773 (0.80 after 6 to 8 epochs). NOT above a linear model: the linear model with
+    // this optimizer reaches 0.824 after 3 epochs; this section proves these layers train, and
+    // the Conv2D weights must move.
     const auto r = evaluate(model, test);
     INFO("test accuracy " << r.accuracy);
-    CHECK(r.accuracy > 0.72);
+    CHECK(r.accuracy > 0.75);
+    const double moved = conv_weights_moved(model, 1);
+    INFO("Conv2D weights moved by " << moved << " of their initial norm");
+    CHECK(moved > 0.2);
   }
   SECTION("One-hot targets with categorical cross-entropy, validation_split") {
     data::Dataset oh = train;
@@ -75,8 +111,9 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
     Adam opt;
     const auto h = fit(model, opt, CategoricalCrossEntropy{}, oh,
                        {.epochs = 3, .validation_split = 0.2, .verbose = 0});
+    // Reaches 0.7833; the linear model, 3 epochs the same way: 0.7267.
     INFO("validation accuracy " << h.last().val_accuracy);
-    CHECK(h.last().val_accuracy > 0.74);
+    CHECK(h.last().val_accuracy > 0.76);
   }
   SECTION("Binary cross-entropy with a sigmoid: trousers (class 1) or not") {
     data::Dataset bin = train;
@@ -88,7 +125,9 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
     Adam opt;
     const auto h = fit(model, opt, BinaryCrossEntropy{}, bin, {.epochs = 3, .verbose = 0});
     INFO("training accuracy " << h.last().accuracy);
-    CHECK(h.last().accuracy > 0.97);  // always answering "no" scores 0.90
+    // Reaches 0.989; always answering "no" scores 0.90, logistic regression (Dense<1>, Sigmoid)
+    // trained the same way 0.983.
+    CHECK(h.last().accuracy > 0.985);
   }
   SECTION("Regression with mean squared error: predict the mean pixel of the image") {
     data::Dataset reg = train;

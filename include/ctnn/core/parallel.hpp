@@ -11,6 +11,7 @@
 // the thread count (tests/core/test_concurrency.cpp checks the bits).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 
 #ifdef _OPENMP
@@ -46,6 +47,16 @@ inline bool in_parallel_region() {
 #endif
 }
 
+// The largest team any ctnn parallel region has run with since the last reset_widest_team(): lets
+// a test check that a run "at n threads" really used n, and that a call from inside a parallel
+// region opened no team of its own. One relaxed atomic per region, next to a region's microseconds.
+inline std::atomic<int>& widest_team_counter() {
+  static std::atomic<int> widest{1};
+  return widest;
+}
+inline int widest_team() { return widest_team_counter().load(std::memory_order_relaxed); }
+inline void reset_widest_team() { widest_team_counter().store(1, std::memory_order_relaxed); }
+
 // Work (in multiply-adds or elements) below which a parallel region costs more than it saves:
 // waking a second thread and the closing barrier take microseconds, more under load.
 inline constexpr std::size_t kParallelWork = std::size_t{1} << 16;
@@ -59,6 +70,13 @@ void parallel_for_range(std::size_t n, F&& f, bool worth_it = true) {
     const std::size_t chunks = std::min<std::size_t>(n, static_cast<std::size_t>(threads));
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
     for (std::size_t c = 0; c < chunks; ++c) {
+      if (c == 0) {
+        const int team = omp_get_num_threads();
+        auto& widest = widest_team_counter();
+        int seen = widest.load(std::memory_order_relaxed);
+        while (team > seen && !widest.compare_exchange_weak(seen, team, std::memory_order_relaxed)) {
+        }
+      }
       const std::size_t begin = n * c / chunks, end = n * (c + 1) / chunks;
       f(begin, end);
     }
