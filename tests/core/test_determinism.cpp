@@ -22,7 +22,7 @@ std::vector<float> train_with(int threads, const ctnn::data::Dataset& d) {
 }
 }  // namespace
 
-TEST_CASE("Training at 1 and 2 threads gives the same weights, bit for bit") {
+TEST_CASE("Training at 1 and 2 threads gives the same weights, bit for bit", "[long]") {
   const std::string dir = CTNN_FASHION_MNIST_DIR;
   const auto data = ctnn::data::load_idx(dir + "/train-images-idx3-ubyte.gz",
                                          dir + "/train-labels-idx1-ubyte.gz", {.limit = 3200});
