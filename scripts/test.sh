@@ -39,15 +39,23 @@ summary=()
 failures=0
 total_start=$SECONDS
 
+# CPU seconds (user + system) of the finished child processes of this script, from /proc.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($16 + $17) / hz }' "/proc/$$/stat" 2>/dev/null ||
+    echo 0
+}
+
 # phase <name> <build dir> <ctest options...> -- <cmake configure options...>: configure,
-# build (-j2), ctest (-j2). A phase whose ctest selects no test fails.
+# build (-j2), ctest (-j2). A phase whose ctest selects no test fails. Its line in the summary
+# gives the wall time and the CPU time (which a loaded machine inflates less).
 phase() {
   local name=$1 dir=$2
   shift 2
   local ctest_args=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do ctest_args+=("$1"); shift; done
   shift
-  local start=$SECONDS step=""
+  local start=$SECONDS start_cpu step=""
+  start_cpu=$(cpu_seconds)
   echo
   echo "==== $name: $dir ===="
   if ! cmake -S "$root" -B "$dir" "$@"; then
@@ -62,13 +70,13 @@ phase() {
   if [ -f "$dir/Testing/Temporary/LastTest.log" ]; then
     grep -h '^fuzz summary:' "$dir/Testing/Temporary/LastTest.log" || true
   fi
-  local seconds=$((SECONDS - start)) status="passed"
+  local seconds=$((SECONDS - start)) cpu=$(($(cpu_seconds) - start_cpu)) status="passed"
   if [ -n "$step" ]; then
     status="FAILED ($step)"
     failures=$((failures + 1))
   fi
-  summary+=("$(printf '  %-8s %-17s %5ds  %s' "$name" "$status" "$seconds" "$dir")")
-  echo "==== $name: $status in ${seconds}s ===="
+  summary+=("$(printf '  %-8s %-17s %5ds  cpu %5ds  %s' "$name" "$status" "$seconds" "$cpu" "$dir")")
+  echo "==== $name: $status in ${seconds}s (cpu ${cpu}s) ===="
 }
 
 # The long tests, the bench and the cross-compiled deployment tests run once, in the g++ phase.
@@ -100,7 +108,7 @@ if [ $quick -eq 0 ]; then
 fi
 
 echo
-echo "==== ctnn test summary ($((SECONDS - total_start))s in all) ===="
+echo "==== ctnn test summary ($((SECONDS - total_start))s in all, cpu $(cpu_seconds)s; load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)) ===="
 printf '%s\n' "${summary[@]}"
 if [ $failures -ne 0 ]; then
   echo "$failures of ${#summary[@]} phases FAILED."
