@@ -61,7 +61,7 @@ ctnn::data::Dataset images(std::size_t n) {
 }
 }  // namespace
 
-TEST_CASE("Training at 1, 2 and 3 threads gives the same weights, bit for bit") {
+TEST_CASE("Training at 1, 2 and 3 threads gives the same weights, bit for bit", "[long]") {
   SECTION("Conv2D, Dense and Dropout with Adam") {
     check_thread_counts<Model>(images(3200), ctnn::Adam{});  // 200 steps
   }

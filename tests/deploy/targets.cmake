@@ -8,7 +8,7 @@ target_compile_options(deploy_export_tool PRIVATE -Wall -Wextra -Wpedantic -Werr
 
 set(deploy_dir ${CMAKE_CURRENT_BINARY_DIR}/deploy)
 add_test(NAME deploy_export COMMAND deploy_export_tool ${deploy_dir})
-set_tests_properties(deploy_export PROPERTIES FIXTURES_SETUP deploy_model)
+set_tests_properties(deploy_export PROPERTIES FIXTURES_SETUP deploy_model LABELS long)
 find_path(CTNN_HWY_INCLUDE hwy/highway.h)
 
 # ctnn_deploy_test(<platform> <float|int8> <compiler> [-DVAR=value...]): test deploy_<platform>
@@ -23,7 +23,7 @@ function(ctnn_deploy_test target model cxx)
                    -DSRC=${CMAKE_CURRENT_SOURCE_DIR} -DINCLUDE=${PROJECT_SOURCE_DIR}/include
                    -DOUT=${deploy_dir}/${target}_${model} -DCXX=${cxx} -DHWY=${CTNN_HWY_INCLUDE}/hwy
                    ${ARGN} -P ${CMAKE_CURRENT_SOURCE_DIR}/deploy_test.cmake)
-  set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED deploy_model)
+  set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED deploy_model LABELS long)
 endfunction()
 
 foreach(model float int8)

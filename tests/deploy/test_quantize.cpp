@@ -127,7 +127,7 @@ TEST_CASE("Weights get one symmetric int8 scale per output channel") {
   }
 }
 
-TEST_CASE("The int8 CNN keeps Fashion-MNIST accuracy within 1 point and agrees with float on 97%") {
+TEST_CASE("The int8 CNN keeps Fashion-MNIST accuracy within 1 point and agrees with float on 97%", "[long]") {
   using Model = Sequential<Input<28, 28, 1>, Conv2D<8, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<32>,
                            ReLU, Dense<10>, Softmax>;
   using Q = QuantizedModel<Model>;
@@ -362,7 +362,7 @@ TEST_CASE("to_fp16 and to_bf16 round to nearest even, with Inf, NaN, zeros and s
   for (std::size_t n = 0; n < 20; ++n) check_conversions(std::vector<float>(xs.begin(), xs.begin() + std::ptrdiff_t(n)));
 }
 
-TEST_CASE("A trained model stored as fp16 or bf16 keeps its accuracy") {
+TEST_CASE("A trained model stored as fp16 or bf16 keeps its accuracy", "[long]") {
   using Model = Sequential<Input<28, 28, 1>, Conv2D<8, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<32>,
                            ReLU, Dense<10>, Softmax>;
   static_assert(half_parameter_bytes<Model> * 2 == Model::param_count * sizeof(float));

@@ -353,7 +353,7 @@ TEST_CASE("The printed regression report lists each output and the average") {
 // ---------------------------------------------------------------------------------------------
 // Reports of trained models on real data.
 
-TEST_CASE("Report of an MLP on Fashion-MNIST agrees with evaluate() and a direct recomputation") {
+TEST_CASE("Report of an MLP on Fashion-MNIST agrees with evaluate() and a direct recomputation", "[long]") {
   using Model = Sequential<Input<28, 28, 1>, Flatten, Dense<32>, ReLU, Dense<10>, Softmax>;
   const auto train = fashion("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 2000);
   const auto test = fashion("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1000);

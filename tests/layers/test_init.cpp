@@ -159,7 +159,7 @@ TEST_CASE("spec() names non-default initializers, so exported models keep them")
                     Catch::Matchers::Contains("ctnn::Dense<3, ctnn::init::LecunNormal, ctnn::init::Ones>"));
 }
 
-TEST_CASE("A network with He and PyTorch initializers learns Fashion-MNIST: above 0.76 after 2 epochs on 4,000 images") {
+TEST_CASE("A network with He and PyTorch initializers learns Fashion-MNIST: above 0.76 after 2 epochs on 4,000 images", "[long]") {
   const std::string dir = CTNN_FASHION_MNIST_DIR;
   const auto train = data::load_idx(dir + "/train-images-idx3-ubyte.gz",
                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 4000});
