@@ -96,6 +96,7 @@ class AlignedBuffer {
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ctnn {
 
@@ -103,6 +104,18 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// User text (a cell, a column or feature name) as a message quotes it: whole when it has at most
+// 60 bytes, else its first 60 bytes (never splitting a UTF-8 character), "..." and its length, so
+// that one 50 MB cell cannot make a 50 MB message.
+inline std::string excerpt(std::string_view text) {
+  constexpr std::size_t kMaxBytes = 60;  // a message stays one readable line
+  if (text.size() <= kMaxBytes) return std::string(text);
+  std::size_t n = kMaxBytes;
+  // Back off while text[n] is a UTF-8 continuation byte (10xxxxxx).
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0u) == 0x80u) --n;
+  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
 
 // Throws ctnn::Error with the streamed concatenation of `parts`. In a build without exceptions
 // (-fno-exceptions, e.g. firmware running deploy/static_model.hpp, whose inference path never
@@ -439,6 +452,31 @@ concept Layer = requires {
   L::backward(c, c, c, c, p, p, n, p, ctx);
 };
 
+// What a layer computes, for the passes that treat some layers specially: Sequential fuses a
+// `relu` into a preceding Dense/Conv2D, training fuses a final `softmax` with a cross-entropy, the
+// int8 path quantizes `dense` and `conv2d` and runs `relu`, `flatten`, `dropout` and `max_pool2d`
+// on bytes, the monitor treats a `softmax` output as classes. A layer declares its kind as
+//     static constexpr LayerKind kind = LayerKind::relu;
+// and a layer that declares none is `other`: never fused, never assumed to be anything. `name` is
+// for display only, so a user layer named "ReLU" is not taken for one. (A layer derived from a
+// built-in one inherits its kind: declare `other` if it computes something else.)
+enum class LayerKind {
+  other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
+  relu, leaky_relu, sigmoid, tanh, softmax,
+};
+
+namespace detail {
+template <class L>
+constexpr LayerKind kind_of() {
+  if constexpr (requires { { L::kind } -> std::convertible_to<LayerKind>; }) return L::kind;
+  else return LayerKind::other;
+}
+}  // namespace detail
+
+// The declared kind of bound layer L (LayerKind::other when it declares none).
+template <class L>
+inline constexpr LayerKind layer_kind = detail::kind_of<L>();
+
 // A layer whose forward can apply a ReLU to its output in the same pass (a fused GEMM epilogue).
 // Sequential uses it when a ReLU follows: the ReLU's forward is then free.
 template <class L>
@@ -456,10 +494,15 @@ concept ViewLayer = Layer<L> && L::is_view;
 //
 // parallel_for_range(n, f) splits [0, n) into one contiguous chunk per thread (static schedule) and
 // calls f(begin, end) on each. It runs serially when n is small, when `worth_it` is false, or when
-// called from inside a parallel region, so a user calling ctnn from several threads of their own
-// never oversubscribes the cores. Kernels make every output element the work of exactly one chunk
-// and never sum across chunks, so results do not depend on the thread count.
+// called from inside an OpenMP parallel region (a user's `#pragma omp parallel` calling ctnn does
+// not nest teams). Called from several std::threads at once, each call opens its own team (libgomp
+// keeps one thread pool per calling thread): correct, but up to threads x max_threads() busy
+// threads; a server predicting from many threads calls set_num_threads(1) in each of them (it sets
+// the calling thread's count only) or runs with OMP_NUM_THREADS=1. Kernels make every output
+// element the work of exactly one chunk and never sum across chunks, so results do not depend on
+// the thread count (tests/core/test_concurrency.cpp checks the bits).
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 
 #ifdef _OPENMP
@@ -477,7 +520,8 @@ inline int max_threads() {
 #endif
 }
 
-// Sets the thread count for later parallel regions (like OMP_NUM_THREADS).
+// Sets the thread count for later parallel regions started by the calling thread (like
+// OMP_NUM_THREADS, which sets it for every thread).
 inline void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n < 1 ? 1 : n);
@@ -494,6 +538,16 @@ inline bool in_parallel_region() {
 #endif
 }
 
+// The largest team any ctnn parallel region has run with since the last reset_widest_team(): lets
+// a test check that a run "at n threads" really used n, and that a call from inside a parallel
+// region opened no team of its own. One relaxed atomic per region, next to a region's microseconds.
+inline std::atomic<int>& widest_team_counter() {
+  static std::atomic<int> widest{1};
+  return widest;
+}
+inline int widest_team() { return widest_team_counter().load(std::memory_order_relaxed); }
+inline void reset_widest_team() { widest_team_counter().store(1, std::memory_order_relaxed); }
+
 // Work (in multiply-adds or elements) below which a parallel region costs more than it saves:
 // waking a second thread and the closing barrier take microseconds, more under load.
 inline constexpr std::size_t kParallelWork = std::size_t{1} << 16;
@@ -507,6 +561,13 @@ void parallel_for_range(std::size_t n, F&& f, bool worth_it = true) {
     const std::size_t chunks = std::min<std::size_t>(n, static_cast<std::size_t>(threads));
 #pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
     for (std::size_t c = 0; c < chunks; ++c) {
+      if (c == 0) {
+        const int team = omp_get_num_threads();
+        auto& widest = widest_team_counter();
+        int seen = widest.load(std::memory_order_relaxed);
+        while (team > seen && !widest.compare_exchange_weak(seen, team, std::memory_order_relaxed)) {
+        }
+      }
       const std::size_t begin = n * c / chunks, end = n * (c + 1) / chunks;
       f(begin, end);
     }
@@ -552,8 +613,12 @@ struct Real {
 // From the list of layer specs the compiler derives, as constants: every layer's input and output
 // shape, its parameter count and offset in one parameter arena, the activation and scratch sizes
 // per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). The model object
-// owns only the parameter arena and an inference workspace; training state (gradients, optimizer
-// moments, a training workspace) lives in a Trainer.
+// owns only the parameter arena; training state (gradients, optimizer moments, a training
+// workspace) lives in a Trainer, and inference buffers belong to the caller (an InferenceContext)
+// or to the calling thread.
+// Thread safety: predict() and predict_class() are const and may run on one model from any number
+// of threads at once; nothing may change the parameters (fit, a Trainer step, initialize, load)
+// while they run.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -569,18 +634,480 @@ struct Real {
 #include <utility>
 #include <vector>
 
-// ---- begin ctnn/kernels/gemm.hpp ----
-// ctnn/kernels/gemm.hpp: the matrix products behind Dense and Conv2D.
+// ---- begin ctnn/core/epilogue.hpp ----
+// ctnn/core/epilogue.hpp: the activation a layer's forward may apply in its own store.
 //
-//   gemm_nt: C[m][n] = act(sum_k A[m][k] * B[n][k] + bias[n])   (dot products along contiguous K)
-//   gemm_nn: C[m][n] (+)= act(sum_k A(m,k) * B[k][n] + bias[n])  (vectorized along contiguous N;
-//            A(m,k) = A[m * a_m + k * a_k], so A may be read transposed: dW = dY^T X)
+// Sequential decides at compile time that a ReLU after Dense or Conv2D is fused into their GEMM
+// (core/layer.hpp, FusesRelu) and passes Epilogue::relu to their forward; the GEMM kernels
+// (kernels/gemm.hpp) apply it as they write each output. It lives in core/ so the planner names it
+// without including kernels/: kernels build on core, never the other way.
+
+namespace ctnn {
+
+// Activation applied in a GEMM epilogue.
+enum class Epilogue { none, relu };
+
+}  // namespace ctnn
+// ---- end ctnn/core/epilogue.hpp ----
+// ---- begin ctnn/core/simd_target.hpp ----
+// ctnn/core/simd_target.hpp: the name of the Highway target ctnn's kernels are compiled for.
 //
-// Both are register-blocked: an MR x NR tile of vector accumulators stays in registers while K is
-// walked, so each loaded vector feeds several FMAs. Every C element is summed in the same order
-// whatever the tile or thread split (threads own disjoint column ranges), so results are bitwise
-// identical at any thread count. Bias and activation are fused into the store (the epilogue): the
-// output is written once.
+// ctnn is header-only and uses Highway's static dispatch (kernels/highway.hpp), so the target is
+// fixed by the compiler flags (HWY_STATIC_TARGET). It lives in core/ because the model summary
+// prints it and core/ never includes kernels/.
+#include <hwy/highway.h>
+
+namespace ctnn {
+
+// Name of the Highway target the kernels were compiled for, e.g. "AVX2", "AVX3", "SCALAR".
+inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
+
+}  // namespace ctnn
+// ---- end ctnn/core/simd_target.hpp ----
+
+namespace ctnn {
+
+// The first element of a Sequential: the shape of one input sample (channels last for images).
+template <std::size_t... Dims>
+struct Input {
+  static_assert(sizeof...(Dims) >= 1 && (std::size_t{1} * ... * Dims) > 0,
+                "Input needs at least one dimension and no dimension may be 0.");
+  using shape = Shape<Dims...>;
+};
+
+namespace detail {
+
+template <class T, class In, class... Specs>
+struct BindAll {
+  using type = std::tuple<>;
+};
+template <class S>
+inline constexpr bool is_input_v = false;
+template <std::size_t... Dims>
+inline constexpr bool is_input_v<Input<Dims...>> = true;
+
+// A layer spec (layers/*.hpp) is a type with a member template bind<InputShape, T>.
+template <class S, class In, class T>
+concept LayerSpec = requires { typename S::template bind<In, T>; };
+
+// What a spec that is not one binds to once its static_assert has spoken: a shape-preserving
+// layer that does nothing, so that no second error follows the sentence.
+template <class In, class T>
+struct NotALayer {
+  using value_type = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "(not a layer)";
+  static void init(T*, Rng&) {}
+  static void forward(const T*, const T*, T*, std::size_t, T*, const PassContext&) {}
+  static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                       const PassContext&) {}
+};
+
+template <class S, class In, class T>
+struct BindOne {
+  static_assert(!is_input_v<S>,
+                "Input may appear only once, first in a Sequential model; the layers follow it.");
+  static_assert(is_input_v<S> || LayerSpec<S, In, T>,
+                "Every element of a Sequential model after Input must be a layer spec such as "
+                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
+  using type = NotALayer<In, T>;
+};
+template <class S, class In, class T>
+  requires LayerSpec<S, In, T>
+struct BindOne<S, In, T> {
+  using type = typename S::template bind<In, T>;
+};
+
+template <class T, class In, class S, class... Rest>
+struct BindAll<T, In, S, Rest...> {
+  using head = typename BindOne<S, In, T>::type;
+  using type = decltype(std::tuple_cat(
+      std::declval<std::tuple<head>>(),
+      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
+};
+
+// Calls f.template operator()<I>() for I = 0 .. N-1, in order.
+template <std::size_t N, class F>
+constexpr void static_for(F&& f) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) { (f.template operator()<I>(), ...); }(
+      std::make_index_sequence<N>{});
+}
+
+// "2770634" -> "2,770,634".
+inline std::string group_thousands(std::size_t v) {
+  const std::string digits = std::to_string(v);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
+}
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicSequential {
+  static_assert(sizeof(T) == 0,
+                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
+};
+
+template <class T, std::size_t... InDims>
+class BasicSequential<T, Input<InDims...>> {
+  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
+};
+
+template <class T, std::size_t... InDims, class First, class... Rest>
+class BasicSequential<T, Input<InDims...>, First, Rest...> {
+ public:
+  static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
+
+  using value_type = T;
+  using layers = typename detail::BindAll<T, Shape<InDims...>, First, Rest...>::type;
+  static constexpr std::size_t num_layers = 1 + sizeof...(Rest);
+  template <std::size_t I>
+  using layer = std::tuple_element_t<I, layers>;
+
+  using input_shape = Shape<InDims...>;
+  using output_shape = typename layer<num_layers - 1>::output_shape;
+  static constexpr std::size_t input_size = input_shape::size;
+  static constexpr std::size_t output_size = output_shape::size;
+
+ private:
+  template <std::size_t... I>
+  static constexpr bool all_layers(std::index_sequence<I...>) {
+    return (Layer<layer<I>> && ...);
+  }
+  static_assert(all_layers(std::make_index_sequence<num_layers>{}),
+                "Every layer of a Sequential must satisfy the ctnn::Layer contract (core/layer.hpp).");
+
+  // Floats per arena segment are rounded up so each layer's parameters start on a 64-byte line.
+  static constexpr std::size_t kAlign = kAlignBytes / sizeof(T);
+  static constexpr std::size_t round_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+  template <std::size_t I>
+  static constexpr bool fused_into_previous() {
+    if constexpr (I == 0) return false;
+    else return layer_kind<layer<I>> == LayerKind::relu && FusesRelu<layer<I - 1>>;
+  }
+  template <std::size_t I>
+  static constexpr bool fuses_next() {
+    if constexpr (I + 1 >= num_layers) return false;
+    else return fused_into_previous<I + 1>();
+  }
+
+  struct Plan {
+    std::array<std::size_t, num_layers> param_offset{}, param_count{};
+    std::array<std::size_t, num_layers> in_offset{}, out_offset{};  // per-sample activation slots
+    std::array<std::size_t, num_layers> scratch_offset{};
+    std::size_t arena = 0, activations = 0, scratch = 0, widest = 0;
+  };
+  static constexpr Plan make_plan() {
+    Plan p;
+    p.activations = round_up(input_size);  // slot 0: the input batch
+    p.widest = input_size;
+    std::size_t prev_out = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      p.param_offset[I] = p.arena;
+      p.param_count[I] = L::param_count;
+      p.arena += round_up(L::param_count);
+      p.in_offset[I] = prev_out;
+      if (ViewLayer<L> || fused_into_previous<I>()) {
+        p.out_offset[I] = prev_out;  // same buffer as the layer before
+      } else {
+        p.out_offset[I] = p.activations;
+        p.activations += round_up(L::output_shape::size);
+      }
+      prev_out = p.out_offset[I];
+      p.scratch_offset[I] = p.scratch;
+      p.scratch += round_up(L::scratch_per_sample);
+      p.widest = std::max(p.widest, L::output_shape::size);
+    });
+    return p;
+  }
+  static constexpr Plan plan = make_plan();
+
+ public:
+  // Trainable parameters, counted as Keras counts them.
+  static constexpr std::size_t param_count = [] {
+    std::size_t n = 0;
+    for (std::size_t c : plan.param_count) n += c;
+    return n;
+  }();
+  // Scalars in the parameter arena (param_count plus alignment padding between layers).
+  static constexpr std::size_t arena_size = plan.arena;
+  // Scalars of workspace per sample in a batch: activations, layer scratch and two gradient
+  // buffers (the last only when training).
+  static constexpr std::size_t activation_floats_per_sample = plan.activations;
+  static constexpr std::size_t scratch_floats_per_sample = plan.scratch;
+  static constexpr std::size_t gradient_floats_per_sample = 2 * round_up(plan.widest);
+  template <std::size_t I>
+  static constexpr std::size_t param_offset = plan.param_offset[I];
+
+  // Activations, scratch and (when training) gradient buffers for batches of up to capacity()
+  // samples. reserve() allocates only when the capacity grows.
+  class Workspace {
+   public:
+    void reserve(std::size_t batch, bool training) {
+      if (batch <= cap_ && (training <= training_)) return;
+      cap_ = std::max(batch, cap_);
+      training_ = training_ || training;
+      const std::size_t per = activation_floats_per_sample + scratch_floats_per_sample +
+                              (training_ ? gradient_floats_per_sample : 0);
+      buf_ = AlignedBuffer<T>();
+      buf_.resize(per * cap_);
+    }
+    std::size_t capacity() const { return cap_; }
+    T* activation(std::size_t offset) { return buf_.data() + offset * cap_; }
+    T* scratch(std::size_t offset) {
+      return buf_.data() + (activation_floats_per_sample + offset) * cap_;
+    }
+    T* gradient(int which) {
+      return buf_.data() +
+             (activation_floats_per_sample + scratch_floats_per_sample +
+              std::size_t(which) * round_up(plan.widest)) * cap_;
+    }
+    T* input() { return activation(0); }
+
+   private:
+    AlignedBuffer<T> buf_;
+    std::size_t cap_ = 0;
+    bool training_ = false;
+  };
+
+  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`.
+  explicit BasicSequential(std::uint64_t seed = 0) : params_(arena_size) { initialize(seed); }
+
+  void initialize(std::uint64_t seed) {
+    Rng master(seed);
+    std::fill(params_.begin(), params_.end(), T(0));
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      Rng rng(master.next_u64());
+      layer<I>::init(params_.data() + plan.param_offset[I], rng);
+    });
+  }
+
+  std::span<T> parameters() { return {params_.data(), params_.size()}; }
+  std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
+  template <std::size_t I>
+  std::span<T> layer_parameters() {
+    return {params_.data() + plan.param_offset[I], layer<I>::param_count};
+  }
+
+  // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
+  // output [n x output_size], which lives in ws.
+  T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
+    return forward_on(params_.data(), ws, n, ctx);
+  }
+
+  // The same pass over any parameters `p` (an arena of arena_size values) and any buffers `b`
+  // offering activation(offset) and scratch(offset) as Workspace does: deploy/static_model.hpp
+  // runs it over constexpr weights and fixed arrays, with no heap.
+  template <class Buffers>
+  static T* forward_on(const T* p, Buffers& ws, std::size_t n, const PassContext& ctx) {
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
+        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
+      } else {
+        const T* x = ws.activation(plan.in_offset[I]);
+        T* y = ws.activation(plan.out_offset[I]);
+        T* s = ws.scratch(plan.scratch_offset[I]);
+        if constexpr (fuses_next<I>())
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, Epilogue::relu);
+        else
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
+      }
+    });
+    return ws.activation(plan.out_offset[num_layers - 1]);
+  }
+
+  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through layers Top .. 0,
+  // writing every parameter gradient of those layers into `grads` (an arena-sized span). Layers
+  // after Top are not touched: a fused loss starts at the layer before Softmax.
+  template <std::size_t Top = num_layers - 1>
+  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx) const {
+    const T* p = params_.data();
+    int cur = 0;
+    detail::static_for<Top + 1>([&]<std::size_t J>() {
+      constexpr std::size_t I = Top - J;
+      using L = layer<I>;
+      if constexpr (ViewLayer<L>) {
+        return;  // the gradient passes through unchanged
+      } else {
+        T* dy = ws.gradient(cur);
+        T* dx = I == 0 ? nullptr : ws.gradient(1 - cur);  // no input gradient for the data
+        L::backward(p + plan.param_offset[I], ws.activation(plan.in_offset[I]),
+                    ws.activation(plan.out_offset[I]), dy, dx, grads + plan.param_offset[I], n,
+                    ws.scratch(plan.scratch_offset[I]), ctx);
+        cur = 1 - cur;
+      }
+    });
+  }
+
+  // Largest batch predict() processes at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // The buffers of one inference at a time: a caller's own, for predict(ctx, ...). It borrows
+  // nothing from a model (its size depends on the model type only), so one context serves every
+  // model of this type, and a thread that keeps its own context never shares a buffer. It grows
+  // to the largest chunk (at most kInferenceChunk samples) it has run and allocates only then.
+  // Not for two threads at once: one context, one thread at a time.
+  class InferenceContext {
+   public:
+    InferenceContext() = default;
+    // Sized for batches of up to n samples: predict with it then allocates nothing.
+    explicit InferenceContext(std::size_t n) { reserve(n); }
+    void reserve(std::size_t n) { ws_.reserve(std::min(n, kInferenceChunk), false); }
+    // Samples it holds without growing.
+    std::size_t capacity() const { return ws_.capacity(); }
+
+   private:
+    friend class BasicSequential;
+    Workspace ws_;
+  };
+
+  // A context sized for batches of up to n samples.
+  static InferenceContext make_context(std::size_t n = 0) { return InferenceContext(n); }
+
+  // Inference on one sample: the output (probabilities after a final Softmax). Without a context
+  // it runs in the calling thread's own context (thread_context()).
+  std::array<T, output_size> predict(std::span<const T> x) const {
+    return predict(thread_context(), x);
+  }
+  std::array<T, output_size> predict(InferenceContext& ctx, std::span<const T> x) const {
+    if (x.size() != input_size)
+      fail("predict() was given ", x.size(), " input values but the model's input ",
+           input_shape::str(), " has ", input_size, ".");
+    std::array<T, output_size> out;
+    predict_into(ctx.ws_, x.data(), 1, out.data());
+    return out;
+  }
+
+  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
+  void predict(std::span<const T> x, std::span<T> out) const { predict(thread_context(), x, out); }
+  void predict(InferenceContext& ctx, std::span<const T> x, std::span<T> out) const {
+    if (x.size() % input_size != 0)
+      fail("predict() was given ", x.size(), " input values, not a multiple of the input size ",
+           input_size, " of ", input_shape::str(), ".");
+    const std::size_t n = x.size() / input_size;
+    if (out.size() != n * output_size)
+      fail("predict() got an output span of ", out.size(), " values for ", n, " samples; it needs ",
+           n * output_size, ".");
+    predict_into(ctx.ws_, x.data(), n, out.data());
+  }
+
+  // Index of the largest output of one sample (the predicted class).
+  std::size_t predict_class(std::span<const T> x) const {
+    return predict_class(thread_context(), x);
+  }
+  // A NaN output has no class: it is refused (as QuantizedModel refuses a non-finite input).
+  std::size_t predict_class(InferenceContext& ctx, std::span<const T> x) const {
+    const auto out = predict(ctx, x);
+    for (std::size_t k = 0; k < output_size; ++k)
+      if (out[k] != out[k])
+        fail("predict_class(): output ", k, " of the model is NaN, so the sample has no class ",
+             "(a NaN input or parameter propagates to the outputs).");
+    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
+  }
+
+  // The calling thread's context for this model type, used by predict() without a context. One
+  // per thread and per model type (a function-local thread_local of this class template), freed
+  // when the thread ends: N threads serving this type hold N of them.
+  static InferenceContext& thread_context() {
+    static thread_local InferenceContext ctx;
+    return ctx;
+  }
+
+  // Sizes the calling thread's context for batches of up to n samples: predict() without a
+  // context then allocates nothing on THIS thread for such batches. Each serving thread calls it
+  // once (or lets its first batch do it).
+  void reserve_inference(std::size_t n) const { thread_context().reserve(n); }
+
+  // Keras-style summary table.
+  void summary(std::ostream& os) const {
+    const auto line = [&](char c) { os << std::string(72, c) << '\n'; };
+    os << "Model: \"sequential\" (ctnn, Highway target " << simd_target() << ", "
+       << max_threads() << " threads)\n";
+    line('_');
+    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
+       << "Param #\n";
+    line('=');
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      using L = layer<I>;
+      std::string lname(L::name);
+      std::string lower;
+      for (char c : lname) lower += char(std::tolower(static_cast<unsigned char>(c)));
+      const std::string label = " " + lower + "_" + std::to_string(I) + " (" + lname + ")";
+      os << std::setw(30) << label << std::setw(28) << L::output_shape::str()
+         << detail::group_thousands(L::param_count) << '\n';
+    });
+    line('=');
+    std::ostringstream mb;
+    mb << std::fixed << std::setprecision(2) << double(param_count * sizeof(T)) / (1024.0 * 1024.0);
+    os << "Total params: " << detail::group_thousands(param_count) << " (" << mb.str() << " MB)\n"
+       << "Trainable params: " << detail::group_thousands(param_count) << "\n"
+       << "Non-trainable params: 0\n";
+    line('_');
+  }
+
+ private:
+  // Reads only params_ and writes only ws and out, so calls with different workspaces may overlap.
+  void predict_into(Workspace& ws, const T* x, std::size_t n, T* out) const {
+    const PassContext ctx{};
+    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, n - b);
+      ws.reserve(m, false);
+      std::copy(x + b * input_size, x + (b + m) * input_size, ws.input());
+      const T* y = forward(ws, m, ctx);
+      std::copy(y, y + m * output_size, out + b * output_size);
+    }
+  }
+
+  AlignedBuffer<T> params_;
+};
+
+// The caller-owned inference buffers of a model type (BasicSequential or QuantizedModel):
+//   ctnn::InferenceContext<Model> ctx(256);  model.predict(ctx, x, out);
+template <class Model>
+using InferenceContext = typename Model::InferenceContext;
+
+// A float model: the type users write.
+template <class InputSpec, class... Specs>
+using Sequential = BasicSequential<float, InputSpec, Specs...>;
+
+}  // namespace ctnn
+// ---- end ctnn/core/sequential.hpp ----
+
+// ---- begin ctnn/layers/conv2d.hpp ----
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
+// convolution.
+//
+// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
+// over an H x W x C input (channels last), with Keras's valid/same padding.
+// Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
+// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
+// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
+// b (core/init.hpp lists the others).
+//
+// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
+// the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
+// and ReLU fused into its store. Samples run in parallel; the weight gradient of each sample goes
+// to its own scratch slot and the slots are summed in sample order, so the result does not
+// depend on the thread count.
+#include <cstddef>
+#include <cstring>
+
+// ---- begin ctnn/kernels/elementwise.hpp ----
+// ctnn/kernels/elementwise.hpp: activations, forward and backward, over contiguous arrays.
+//
+// Each op is written once as a generic lambda over a Highway tag; full vectors use the native
+// tag and the tail a one-lane tag, so there is no scalar copy of the math to drift out of sync.
+// Backward ops take the forward output (y) where the derivative is cheapest from it.
 #include <cstddef>
 
 // ---- begin ctnn/kernels/highway.hpp ----
@@ -593,17 +1120,165 @@ struct Real {
 // re-export it into ctnn::kernels.
 #include <hwy/highway.h>
 
-namespace ctnn {
-
-// Name of the Highway target the kernels were compiled for, e.g. "AVX2", "AVX3", "SCALAR".
-inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
-
-}  // namespace ctnn
 // ---- end ctnn/kernels/highway.hpp ----
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out[i] = f(d, in[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map1(std::size_t n, const T* HWY_RESTRICT in, T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;  // (i + L <= n) trips a false g++ 12 warning when inlined
+  std::size_t i = 0;
+  for (; i < full; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, in + i)), d1, out + i);
+}
+
+// out[i] = f(d, a[i], b[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map2(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                     T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t i = 0;
+  for (; i < full; i += L)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i)), d1, out + i);
+}
+
+// y = 0 where x <= 0, else x: NaN stays NaN (NaN <= 0 is false), as in PyTorch and Keras.
+// Not Max(x, 0): on x86 it returns the second operand when either is NaN, turning NaN into 0.
+// The compare + blend costs one instruction more than Max per vector.
+template <class T>
+void relu_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::IfThenZeroElse(v <= hn::Zero(d), v); });
+}
+// dx = 0 where y <= 0, else dy: where y is NaN the gradient passes, as PyTorch's
+// threshold_backward does.
+template <class T>
+void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx,
+       [](auto d, auto yv, auto g) { return hn::IfThenZeroElse(yv <= hn::Zero(d), g); });
+}
+
+template <class T>
+void leaky_relu_forward(std::size_t n, const T* x, T* y, T alpha) {
+  map1(n, x, y, [alpha](auto d, auto v) {
+    return hn::IfThenElse(v > hn::Zero(d), v, hn::Mul(v, hn::Set(d, alpha)));
+  });
+}
+// dx = dy where x > 0, else alpha * dy.
+template <class T>
+void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha) {
+  map2(n, x, dy, dx, [alpha](auto d, auto xv, auto g) {
+    return hn::IfThenElse(xv > hn::Zero(d), g, hn::Mul(g, hn::Set(d, alpha)));
+  });
+}
+
+// y = 1 / (1 + exp(-x)).
+template <class T>
+void sigmoid_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto one = hn::Set(d, T(1));
+    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
+  });
+}
+// dx = dy * y * (1 - y).
+template <class T>
+void sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::Mul(yv, hn::Sub(hn::Set(d, T(1)), yv)));
+  });
+}
+
+template <class T>
+void tanh_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) { return hn::Tanh(d, v); });
+}
+// dx = dy * (1 - y^2).
+template <class T>
+void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
+    return hn::Mul(g, hn::NegMulAdd(yv, yv, hn::Set(d, T(1))));
+  });
+}
+
+// The index of the first value of x[0..n) that is NaN or infinite, or n if all are finite: one
+// compare per vector while all are finite (the training loop scans the parameter arena with it).
+template <class T>
+std::size_t first_non_finite(std::size_t n, const T* HWY_RESTRICT x) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t i = 0;
+  for (; i < full; i += L)
+    if (!hn::AllTrue(d, hn::IsFinite(hn::LoadU(d, x + i)))) break;
+  for (; i < n; ++i)
+    if (!(x[i] - x[i] == T(0))) return i;  // inf - inf and NaN - NaN are NaN
+  return n;
+}
+
+// out[j] = sum over rows r of x[r * cols + j], rows summed in order (the bias gradient).
+template <class T>
+void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = cols - cols % L;  // (j + L <= cols) trips a false g++ 12 warning here
+  std::size_t j = 0;
+  for (; j < full; j += L) {
+    auto s = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) s = hn::Add(s, hn::LoadU(d, x + r * cols + j));
+    hn::StoreU(s, d, out + j);
+  }
+  for (; j < cols; ++j) {
+    T s = 0;
+    for (std::size_t r = 0; r < rows; ++r) s += x[r * cols + j];
+    out[j] = s;
+  }
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
-// Activation applied in a GEMM epilogue.
-enum class Epilogue { none, relu };
+using ctnn::HWY_NAMESPACE::first_non_finite;
+using ctnn::HWY_NAMESPACE::leaky_relu_backward;
+using ctnn::HWY_NAMESPACE::leaky_relu_forward;
+using ctnn::HWY_NAMESPACE::relu_backward;
+using ctnn::HWY_NAMESPACE::relu_forward;
+using ctnn::HWY_NAMESPACE::sigmoid_backward;
+using ctnn::HWY_NAMESPACE::sigmoid_forward;
+using ctnn::HWY_NAMESPACE::sum_rows;
+using ctnn::HWY_NAMESPACE::tanh_backward;
+using ctnn::HWY_NAMESPACE::tanh_forward;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/elementwise.hpp ----
+// ---- begin ctnn/kernels/gemm.hpp ----
+// ctnn/kernels/gemm.hpp: the matrix products behind Dense and Conv2D.
+//
+//   gemm_nt: C[m][n] = act(sum_k A[m][k] * B[n][k] + bias[n])   (dot products along contiguous K)
+//   gemm_nn: C[m][n] (+)= act(sum_k A(m,k) * B[k][n] + bias[n])  (vectorized along contiguous N;
+//            A(m,k) = A[m * a_m + k * a_k], so A may be read transposed: dW = dY^T X)
+//
+// Both are register-blocked: an MR x NR tile of vector accumulators stays in registers while K is
+// walked, so each loaded vector feeds several FMAs. Every C element is summed in the same order
+// whatever the tile or thread split (threads own disjoint column ranges), so results are bitwise
+// identical at any thread count. gemm_nt adds the bias and applies the activation as it stores
+// each sum (the epilogue), so its output is written once. gemm_nn walks K in blocks of KC and
+// stores partial sums between them, so it applies bias and activation in a second sweep over its
+// thread's columns after the last block (none when both are absent, as in backward).
+#include <cstddef>
+
+
+namespace ctnn::kernels {
+using ctnn::Epilogue;  // the activation applied in the store (core/epilogue.hpp)
 
 // Rows of A that gemm_nt accumulates at once (its row block).
 inline constexpr std::size_t kGemmNtRows = 32;
@@ -620,9 +1295,10 @@ namespace ctnn::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using kernels::Epilogue;
 
+// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN.
 template <class T>
 HWY_INLINE T apply_epilogue(T x, Epilogue e) {
-  return (e == Epilogue::relu && !(x > T(0))) ? T(0) : x;
+  return (e == Epilogue::relu && x <= T(0)) ? T(0) : x;
 }
 
 // Vector registers of the target: 16 on x86 up to AVX2, 32 with AVX-512 and on Arm (NEON, SVE).
@@ -846,485 +1522,6 @@ using ctnn::HWY_NAMESPACE::gemm_nn;
 using ctnn::HWY_NAMESPACE::gemm_nt;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/gemm.hpp ----
-
-namespace ctnn {
-
-// The first element of a Sequential: the shape of one input sample (channels last for images).
-template <std::size_t... Dims>
-struct Input {
-  static_assert(sizeof...(Dims) >= 1 && (std::size_t{1} * ... * Dims) > 0,
-                "Input needs at least one dimension and no dimension may be 0.");
-  using shape = Shape<Dims...>;
-};
-
-namespace detail {
-
-template <class T, class In, class... Specs>
-struct BindAll {
-  using type = std::tuple<>;
-};
-template <class T, class In, class S, class... Rest>
-struct BindAll<T, In, S, Rest...> {
-  using head = typename S::template bind<In, T>;
-  using type = decltype(std::tuple_cat(
-      std::declval<std::tuple<head>>(),
-      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
-};
-
-// Calls f.template operator()<I>() for I = 0 .. N-1, in order.
-template <std::size_t N, class F>
-constexpr void static_for(F&& f) {
-  [&]<std::size_t... I>(std::index_sequence<I...>) { (f.template operator()<I>(), ...); }(
-      std::make_index_sequence<N>{});
-}
-
-template <class L>
-inline constexpr bool is_relu_v = L::name == std::string_view("ReLU");
-
-// "2770634" -> "2,770,634".
-inline std::string group_thousands(std::size_t v) {
-  const std::string digits = std::to_string(v);
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
-  }
-  return s;
-}
-
-}  // namespace detail
-
-template <class T, class InputSpec, class... Specs>
-class BasicSequential {
-  static_assert(sizeof(T) == 0,
-                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
-};
-
-template <class T, std::size_t... InDims>
-class BasicSequential<T, Input<InDims...>> {
-  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
-};
-
-template <class T, std::size_t... InDims, class First, class... Rest>
-class BasicSequential<T, Input<InDims...>, First, Rest...> {
- public:
-  static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
-
-  using value_type = T;
-  using layers = typename detail::BindAll<T, Shape<InDims...>, First, Rest...>::type;
-  static constexpr std::size_t num_layers = 1 + sizeof...(Rest);
-  template <std::size_t I>
-  using layer = std::tuple_element_t<I, layers>;
-
-  using input_shape = Shape<InDims...>;
-  using output_shape = typename layer<num_layers - 1>::output_shape;
-  static constexpr std::size_t input_size = input_shape::size;
-  static constexpr std::size_t output_size = output_shape::size;
-
- private:
-  template <std::size_t... I>
-  static constexpr bool all_layers(std::index_sequence<I...>) {
-    return (Layer<layer<I>> && ...);
-  }
-  static_assert(all_layers(std::make_index_sequence<num_layers>{}),
-                "Every layer of a Sequential must satisfy the ctnn::Layer contract (core/layer.hpp).");
-
-  // Floats per arena segment are rounded up so each layer's parameters start on a 64-byte line.
-  static constexpr std::size_t kAlign = kAlignBytes / sizeof(T);
-  static constexpr std::size_t round_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-
-  template <std::size_t I>
-  static constexpr bool fused_into_previous() {
-    if constexpr (I == 0) return false;
-    else return detail::is_relu_v<layer<I>> && FusesRelu<layer<I - 1>>;
-  }
-  template <std::size_t I>
-  static constexpr bool fuses_next() {
-    if constexpr (I + 1 >= num_layers) return false;
-    else return fused_into_previous<I + 1>();
-  }
-
-  struct Plan {
-    std::array<std::size_t, num_layers> param_offset{}, param_count{};
-    std::array<std::size_t, num_layers> in_offset{}, out_offset{};  // per-sample activation slots
-    std::array<std::size_t, num_layers> scratch_offset{};
-    std::size_t arena = 0, activations = 0, scratch = 0, widest = 0;
-  };
-  static constexpr Plan make_plan() {
-    Plan p;
-    p.activations = round_up(input_size);  // slot 0: the input batch
-    p.widest = input_size;
-    std::size_t prev_out = 0;
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      p.param_offset[I] = p.arena;
-      p.param_count[I] = L::param_count;
-      p.arena += round_up(L::param_count);
-      p.in_offset[I] = prev_out;
-      if (ViewLayer<L> || fused_into_previous<I>()) {
-        p.out_offset[I] = prev_out;  // same buffer as the layer before
-      } else {
-        p.out_offset[I] = p.activations;
-        p.activations += round_up(L::output_shape::size);
-      }
-      prev_out = p.out_offset[I];
-      p.scratch_offset[I] = p.scratch;
-      p.scratch += round_up(L::scratch_per_sample);
-      p.widest = std::max(p.widest, L::output_shape::size);
-    });
-    return p;
-  }
-  static constexpr Plan plan = make_plan();
-
- public:
-  // Trainable parameters, counted as Keras counts them.
-  static constexpr std::size_t param_count = [] {
-    std::size_t n = 0;
-    for (std::size_t c : plan.param_count) n += c;
-    return n;
-  }();
-  // Scalars in the parameter arena (param_count plus alignment padding between layers).
-  static constexpr std::size_t arena_size = plan.arena;
-  // Scalars of workspace per sample in a batch: activations, layer scratch and two gradient
-  // buffers (the last only when training).
-  static constexpr std::size_t activation_floats_per_sample = plan.activations;
-  static constexpr std::size_t scratch_floats_per_sample = plan.scratch;
-  static constexpr std::size_t gradient_floats_per_sample = 2 * round_up(plan.widest);
-  template <std::size_t I>
-  static constexpr std::size_t param_offset = plan.param_offset[I];
-
-  // Activations, scratch and (when training) gradient buffers for batches of up to capacity()
-  // samples. reserve() allocates only when the capacity grows.
-  class Workspace {
-   public:
-    void reserve(std::size_t batch, bool training) {
-      if (batch <= cap_ && (training <= training_)) return;
-      cap_ = std::max(batch, cap_);
-      training_ = training_ || training;
-      const std::size_t per = activation_floats_per_sample + scratch_floats_per_sample +
-                              (training_ ? gradient_floats_per_sample : 0);
-      buf_ = AlignedBuffer<T>();
-      buf_.resize(per * cap_);
-    }
-    std::size_t capacity() const { return cap_; }
-    T* activation(std::size_t offset) { return buf_.data() + offset * cap_; }
-    T* scratch(std::size_t offset) {
-      return buf_.data() + (activation_floats_per_sample + offset) * cap_;
-    }
-    T* gradient(int which) {
-      return buf_.data() +
-             (activation_floats_per_sample + scratch_floats_per_sample +
-              std::size_t(which) * round_up(plan.widest)) * cap_;
-    }
-    T* input() { return activation(0); }
-
-   private:
-    AlignedBuffer<T> buf_;
-    std::size_t cap_ = 0;
-    bool training_ = false;
-  };
-
-  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`.
-  explicit BasicSequential(std::uint64_t seed = 0) : params_(arena_size) { initialize(seed); }
-
-  void initialize(std::uint64_t seed) {
-    Rng master(seed);
-    std::fill(params_.begin(), params_.end(), T(0));
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      Rng rng(master.next_u64());
-      layer<I>::init(params_.data() + plan.param_offset[I], rng);
-    });
-  }
-
-  std::span<T> parameters() { return {params_.data(), params_.size()}; }
-  std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
-  template <std::size_t I>
-  std::span<T> layer_parameters() {
-    return {params_.data() + plan.param_offset[I], layer<I>::param_count};
-  }
-
-  // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
-  // output [n x output_size], which lives in ws.
-  T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
-    return forward_on(params_.data(), ws, n, ctx);
-  }
-
-  // The same pass over any parameters `p` (an arena of arena_size values) and any buffers `b`
-  // offering activation(offset) and scratch(offset) as Workspace does: deploy/static_model.hpp
-  // runs it over constexpr weights and fixed arrays, with no heap.
-  template <class Buffers>
-  static T* forward_on(const T* p, Buffers& ws, std::size_t n, const PassContext& ctx) {
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
-        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
-      } else {
-        const T* x = ws.activation(plan.in_offset[I]);
-        T* y = ws.activation(plan.out_offset[I]);
-        T* s = ws.scratch(plan.scratch_offset[I]);
-        if constexpr (fuses_next<I>())
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, kernels::Epilogue::relu);
-        else
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
-      }
-    });
-    return ws.activation(plan.out_offset[num_layers - 1]);
-  }
-
-  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through layers Top .. 0,
-  // writing every parameter gradient of those layers into `grads` (an arena-sized span). Layers
-  // after Top are not touched: a fused loss starts at the layer before Softmax.
-  template <std::size_t Top = num_layers - 1>
-  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx) const {
-    const T* p = params_.data();
-    int cur = 0;
-    detail::static_for<Top + 1>([&]<std::size_t J>() {
-      constexpr std::size_t I = Top - J;
-      using L = layer<I>;
-      if constexpr (ViewLayer<L>) {
-        return;  // the gradient passes through unchanged
-      } else {
-        T* dy = ws.gradient(cur);
-        T* dx = I == 0 ? nullptr : ws.gradient(1 - cur);  // no input gradient for the data
-        L::backward(p + plan.param_offset[I], ws.activation(plan.in_offset[I]),
-                    ws.activation(plan.out_offset[I]), dy, dx, grads + plan.param_offset[I], n,
-                    ws.scratch(plan.scratch_offset[I]), ctx);
-        cur = 1 - cur;
-      }
-    });
-  }
-
-  // Inference on one sample: the output (probabilities after a final Softmax).
-  std::array<T, output_size> predict(std::span<const T> x) {
-    if (x.size() != input_size)
-      fail("predict() was given ", x.size(), " input values but the model's input ",
-           input_shape::str(), " has ", input_size, ".");
-    std::array<T, output_size> out;
-    predict_into(x.data(), 1, out.data());
-    return out;
-  }
-
-  // Inference on a batch: x holds n * input_size values, out receives n * output_size.
-  void predict(std::span<const T> x, std::span<T> out) {
-    if (x.size() % input_size != 0)
-      fail("predict() was given ", x.size(), " input values, not a multiple of the input size ",
-           input_size, " of ", input_shape::str(), ".");
-    const std::size_t n = x.size() / input_size;
-    if (out.size() != n * output_size)
-      fail("predict() got an output span of ", out.size(), " values for ", n, " samples; it needs ",
-           n * output_size, ".");
-    predict_into(x.data(), n, out.data());
-  }
-
-  // Index of the largest output of one sample (the predicted class).
-  std::size_t predict_class(std::span<const T> x) {
-    const auto out = predict(x);
-    return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
-  }
-
-  // Largest batch predict() processes at once; larger inputs go through in chunks.
-  static constexpr std::size_t kInferenceChunk = 256;
-
-  // Prepares the inference workspace for batches of up to n samples (predict then allocates
-  // nothing for such batches).
-  void reserve_inference(std::size_t n) { infer_ws_.reserve(std::min(n, kInferenceChunk), false); }
-
-  // Keras-style summary table.
-  void summary(std::ostream& os) const {
-    const auto line = [&](char c) { os << std::string(72, c) << '\n'; };
-    os << "Model: \"sequential\" (ctnn, Highway target " << simd_target() << ", "
-       << max_threads() << " threads)\n";
-    line('_');
-    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
-       << "Param #\n";
-    line('=');
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      std::string lname(L::name);
-      std::string lower;
-      for (char c : lname) lower += char(std::tolower(static_cast<unsigned char>(c)));
-      const std::string label = " " + lower + "_" + std::to_string(I) + " (" + lname + ")";
-      os << std::setw(30) << label << std::setw(28) << L::output_shape::str()
-         << detail::group_thousands(L::param_count) << '\n';
-    });
-    line('=');
-    std::ostringstream mb;
-    mb << std::fixed << std::setprecision(2) << double(param_count * sizeof(T)) / (1024.0 * 1024.0);
-    os << "Total params: " << detail::group_thousands(param_count) << " (" << mb.str() << " MB)\n"
-       << "Trainable params: " << detail::group_thousands(param_count) << "\n"
-       << "Non-trainable params: 0\n";
-    line('_');
-  }
-
- private:
-  void predict_into(const T* x, std::size_t n, T* out) {
-    const PassContext ctx{};
-    for (std::size_t b = 0; b < n; b += kInferenceChunk) {
-      const std::size_t m = std::min(kInferenceChunk, n - b);
-      infer_ws_.reserve(m, false);
-      std::copy(x + b * input_size, x + (b + m) * input_size, infer_ws_.input());
-      const T* y = forward(infer_ws_, m, ctx);
-      std::copy(y, y + m * output_size, out + b * output_size);
-    }
-  }
-
-  AlignedBuffer<T> params_;
-  Workspace infer_ws_;
-};
-
-// A float model: the type users write.
-template <class InputSpec, class... Specs>
-using Sequential = BasicSequential<float, InputSpec, Specs...>;
-
-}  // namespace ctnn
-// ---- end ctnn/core/sequential.hpp ----
-
-// ---- begin ctnn/layers/conv2d.hpp ----
-// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
-// convolution.
-//
-// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
-// over an H x W x C input (channels last), with Keras's valid/same padding.
-// Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
-// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
-// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
-// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
-// b (core/init.hpp lists the others).
-//
-// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
-// the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
-// and ReLU fused into its store. Samples run in parallel; the weight gradient of each sample goes
-// to its own scratch slot and the slots are summed in sample order, so the result does not
-// depend on the thread count.
-#include <cstddef>
-#include <cstring>
-
-// ---- begin ctnn/kernels/elementwise.hpp ----
-// ctnn/kernels/elementwise.hpp: activations, forward and backward, over contiguous arrays.
-//
-// Each op is written once as a generic lambda over a Highway tag; full vectors use the native
-// tag and the tail a one-lane tag, so there is no scalar copy of the math to drift out of sync.
-// Backward ops take the forward output (y) where the derivative is cheapest from it.
-#include <cstddef>
-
-#include <hwy/contrib/math/math-inl.h>
-
-HWY_BEFORE_NAMESPACE();
-namespace ctnn::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-// out[i] = f(d, in[i]) for i < n.
-template <class T, class F>
-HWY_INLINE void map1(std::size_t n, const T* HWY_RESTRICT in, T* HWY_RESTRICT out, F f) {
-  const hn::ScalableTag<T> d;
-  const std::size_t L = hn::Lanes(d);
-  const std::size_t full = n - n % L;  // (i + L <= n) trips a false g++ 12 warning when inlined
-  std::size_t i = 0;
-  for (; i < full; i += L) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
-  const hn::CappedTag<T, 1> d1;
-  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, in + i)), d1, out + i);
-}
-
-// out[i] = f(d, a[i], b[i]) for i < n.
-template <class T, class F>
-HWY_INLINE void map2(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
-                     T* HWY_RESTRICT out, F f) {
-  const hn::ScalableTag<T> d;
-  const std::size_t L = hn::Lanes(d);
-  const std::size_t full = n - n % L;
-  std::size_t i = 0;
-  for (; i < full; i += L)
-    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
-  const hn::CappedTag<T, 1> d1;
-  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i)), d1, out + i);
-}
-
-template <class T>
-void relu_forward(std::size_t n, const T* x, T* y) {
-  map1(n, x, y, [](auto d, auto v) { return hn::Max(v, hn::Zero(d)); });
-}
-// dx = dy where y > 0, else 0.
-template <class T>
-void relu_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  map2(n, y, dy, dx, [](auto d, auto yv, auto g) { return hn::IfThenElseZero(yv > hn::Zero(d), g); });
-}
-
-template <class T>
-void leaky_relu_forward(std::size_t n, const T* x, T* y, T alpha) {
-  map1(n, x, y, [alpha](auto d, auto v) {
-    return hn::IfThenElse(v > hn::Zero(d), v, hn::Mul(v, hn::Set(d, alpha)));
-  });
-}
-// dx = dy where x > 0, else alpha * dy.
-template <class T>
-void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha) {
-  map2(n, x, dy, dx, [alpha](auto d, auto xv, auto g) {
-    return hn::IfThenElse(xv > hn::Zero(d), g, hn::Mul(g, hn::Set(d, alpha)));
-  });
-}
-
-// y = 1 / (1 + exp(-x)).
-template <class T>
-void sigmoid_forward(std::size_t n, const T* x, T* y) {
-  map1(n, x, y, [](auto d, auto v) {
-    const auto one = hn::Set(d, T(1));
-    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
-  });
-}
-// dx = dy * y * (1 - y).
-template <class T>
-void sigmoid_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
-    return hn::Mul(g, hn::Mul(yv, hn::Sub(hn::Set(d, T(1)), yv)));
-  });
-}
-
-template <class T>
-void tanh_forward(std::size_t n, const T* x, T* y) {
-  map1(n, x, y, [](auto d, auto v) { return hn::Tanh(d, v); });
-}
-// dx = dy * (1 - y^2).
-template <class T>
-void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
-  map2(n, y, dy, dx, [](auto d, auto yv, auto g) {
-    return hn::Mul(g, hn::NegMulAdd(yv, yv, hn::Set(d, T(1))));
-  });
-}
-
-// out[j] = sum over rows r of x[r * cols + j], rows summed in order (the bias gradient).
-template <class T>
-void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
-  const hn::ScalableTag<T> d;
-  const std::size_t L = hn::Lanes(d);
-  const std::size_t full = cols - cols % L;  // (j + L <= cols) trips a false g++ 12 warning here
-  std::size_t j = 0;
-  for (; j < full; j += L) {
-    auto s = hn::Zero(d);
-    for (std::size_t r = 0; r < rows; ++r) s = hn::Add(s, hn::LoadU(d, x + r * cols + j));
-    hn::StoreU(s, d, out + j);
-  }
-  for (; j < cols; ++j) {
-    T s = 0;
-    for (std::size_t r = 0; r < rows; ++r) s += x[r * cols + j];
-    out[j] = s;
-  }
-}
-
-}  // namespace ctnn::HWY_NAMESPACE
-HWY_AFTER_NAMESPACE();
-
-namespace ctnn::kernels {
-using ctnn::HWY_NAMESPACE::leaky_relu_backward;
-using ctnn::HWY_NAMESPACE::leaky_relu_forward;
-using ctnn::HWY_NAMESPACE::relu_backward;
-using ctnn::HWY_NAMESPACE::relu_forward;
-using ctnn::HWY_NAMESPACE::sigmoid_backward;
-using ctnn::HWY_NAMESPACE::sigmoid_forward;
-using ctnn::HWY_NAMESPACE::sum_rows;
-using ctnn::HWY_NAMESPACE::tanh_backward;
-using ctnn::HWY_NAMESPACE::tanh_forward;
-}  // namespace ctnn::kernels
-// ---- end ctnn/kernels/elementwise.hpp ----
 // ---- begin ctnn/layers/dense.hpp ----
 // ctnn/layers/dense.hpp: Dense<Units, KernelInit, BiasInit>, a fully connected layer.
 //
@@ -1362,6 +1559,7 @@ struct Dense {
     // The forward GEMM's vector accumulators (kernels::gemm_nt_scratch).
     static constexpr std::size_t scratch_per_sample = Units * (HWY_MAX_BYTES / sizeof(T));
     static constexpr std::string_view name = "Dense";
+    static constexpr LayerKind kind = LayerKind::dense;
     static std::string spec() {
       return "ctnn::Dense<" + std::to_string(Units) + detail::init_spec<KernelInit, BiasInit>() + ">";
     }
@@ -1420,10 +1618,11 @@ inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t str
 
 namespace detail {
 
-// Number of window positions along one axis. A window larger than a valid input yields 1 here
-// (the layer's static_assert reports the real problem) so no size underflows into a cascade of
-// further errors.
+// Number of window positions along one axis. A window larger than a valid input, or a stride or
+// window of 0, yields 1 here (the layer's static_assert reports the real problem) so no size
+// underflows or divides by zero into a cascade of further errors.
 constexpr std::size_t window_out(std::size_t in, std::size_t k, std::size_t stride, Padding p) {
+  if (stride == 0 || k == 0) return 1;
   if (p == Padding::same) return (in + stride - 1) / stride;
   return k <= in ? (in - k) / stride + 1 : 1;
 }
@@ -1491,6 +1690,7 @@ struct Conv2D {
     static constexpr std::size_t scratch_per_sample =
         acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
+    static constexpr LayerKind kind = LayerKind::conv2d;
     static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
@@ -1630,6 +1830,7 @@ struct Dropout {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T, In::size> {
     static constexpr std::string_view name = "Dropout";
+    static constexpr LayerKind kind = LayerKind::dropout;
     static std::string config() { return "rate " + std::to_string(Rate.value()); }
     static std::string spec() { return "ctnn::Dropout<" + std::to_string(Rate.value()) + ">"; }
     static constexpr double rate = Rate.value();
@@ -1675,6 +1876,7 @@ struct Flatten {
   struct bind : detail::ParamFree<In, T> {
     using output_shape = Shape<In::size>;
     static constexpr std::string_view name = "Flatten";
+    static constexpr LayerKind kind = LayerKind::flatten;
     static constexpr bool is_view = true;
     // Used only when the layer runs on its own (tests); inside a model no copy is made.
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
@@ -1702,6 +1904,7 @@ struct LeakyReLU {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "LeakyReLU";
+    static constexpr LayerKind kind = LayerKind::leaky_relu;
     static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
     static std::string spec() { return "ctnn::LeakyReLU<" + std::to_string(Alpha.value()) + ">"; }
     static constexpr T alpha = static_cast<T>(Alpha.value());
@@ -1726,8 +1929,10 @@ struct LeakyReLU {
 // Output shape: Shape<OH, OW, C>. No parameters.
 // With same padding, padded positions are ignored: a max over the real inputs, a mean over the
 // real inputs of the window (Keras's behaviour).
-// Backward: max routes each gradient to the first maximal input of its window (recomputed from
-// the input, so nothing is stored); average spreads it evenly. Overlapping windows add up.
+// A NaN in a window makes its max NaN (as in PyTorch; a plain `v > max` would skip it).
+// Backward: max routes each gradient to the first maximal input of its window (the first NaN for
+// a NaN max; recomputed from the input, so nothing is stored); average spreads it evenly.
+// Overlapping windows add up.
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -1760,6 +1965,8 @@ struct Pool2D {
     static constexpr std::size_t param_count = 0;
     static constexpr std::size_t scratch_per_sample = 0;
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
+    static constexpr LayerKind kind =
+        Op == PoolOp::max ? LayerKind::max_pool2d : LayerKind::avg_pool2d;
     static std::string config() { return window_config(PH, PW, S, Pad); }
     static std::string spec() {
       return std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +
@@ -1796,7 +2003,8 @@ struct Pool2D {
               std::size_t count = 0;
               for_window(oy, ox, [&](std::size_t off) {
                 const T v = xs[off + c];
-                if constexpr (Op == PoolOp::max) acc = (count == 0 || v > acc) ? v : acc;
+                // v != v: a NaN wins and stays (a NaN acc is never replaced), as in PyTorch.
+                if constexpr (Op == PoolOp::max) acc = (count == 0 || v > acc || v != v) ? v : acc;
                 else acc += v;
                 ++count;
               });
@@ -1820,7 +2028,8 @@ struct Pool2D {
               if constexpr (Op == PoolOp::max) {
                 bool done = false;
                 for_window(oy, ox, [&](std::size_t off) {
-                  if (!done && xs[off + c] == y[o + c]) {
+                  const T v = xs[off + c], m = y[o + c];
+                  if (!done && (v == m || (v != v && m != m))) {  // a NaN max: the first NaN
                     dxs[off + c] += dy[o + c];
                     done = true;
                   }
@@ -1858,6 +2067,7 @@ struct ReLU {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "ReLU";
+    static constexpr LayerKind kind = LayerKind::relu;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::relu_forward(n * In::size, x, y);
     }
@@ -1879,6 +2089,7 @@ struct Sigmoid {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "Sigmoid";
+    static constexpr LayerKind kind = LayerKind::sigmoid;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::sigmoid_forward(n * In::size, x, y);
     }
@@ -1975,7 +2186,7 @@ struct Softmax {
                   "Softmax needs a flat (rank-1) input: put Flatten and a Dense before it (the "
                   "shapes are in bind<...> above).");
     static constexpr std::string_view name = "Softmax";
-    static constexpr bool is_softmax = true;
+    static constexpr LayerKind kind = LayerKind::softmax;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::softmax_forward(n, In::size, x, y);
     }
@@ -1997,6 +2208,7 @@ struct Tanh {
   template <ShapeType In, class T>
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = "Tanh";
+    static constexpr LayerKind kind = LayerKind::tanh;
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
       kernels::tanh_forward(n * In::size, x, y);
     }
@@ -2068,6 +2280,36 @@ template <class L>
 concept FusesSoftmax = Loss<L> && requires(const L& l, const float* p, Targets<float> t,
                                            std::size_t n, float* d) {
   { l.backward_from_logits(p, t, n, n, d) } -> std::convertible_to<double>;
+};
+
+namespace detail {
+template <class L>
+constexpr bool needs_class_scores() {
+  if constexpr (requires { { L::needs_class_scores } -> std::convertible_to<bool>; })
+    return L::needs_class_scores;
+  else
+    return false;
+}
+}  // namespace detail
+
+// Whether loss L can read a model output of shape Out (one sample), checked where a loss meets a
+// model (fit, Trainer, evaluate, report). A cross-entropy over classes (it declares
+// `needs_class_scores = true`) reads each sample's outputs as ONE distribution over classes, so it
+// needs a flat vector of at least two class scores: over a feature map it would take every map
+// value for a class and train to nonsense (Keras refuses one label per sample against such an output too). Losses that read each
+// output on its own (mean squared error, binary cross-entropy) accept any shape, as in Keras.
+template <class L, class Out>
+struct LossReadsOutput {
+  static constexpr bool classes = detail::needs_class_scores<L>();
+  static_assert(!classes || Out::rank == 1,
+                "A cross-entropy over classes (sparse or categorical) needs a flat (rank-1) model "
+                "output with one score per class: end the model with Flatten, Dense<classes> and "
+                "Softmax (the loss and the output Shape are in this instantiation).");
+  static_assert(!classes || Out::rank != 1 || Out::size >= 2,
+                "A cross-entropy over classes (sparse or categorical) needs at least 2 outputs, "
+                "one per class: end the model with Dense<classes> and Softmax, or use "
+                "BinaryCrossEntropy with one Sigmoid output for a yes/no target.");
+  static constexpr bool value = true;
 };
 
 namespace detail {
@@ -2194,6 +2436,7 @@ namespace ctnn {
 struct CategoricalCrossEntropy {
   static constexpr std::string_view name = "categorical_crossentropy";
   static constexpr bool uses_labels = false;
+  static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::categorical;
 
   template <class T>
@@ -2272,12 +2515,13 @@ namespace ctnn {
 struct SparseCategoricalCrossEntropy {
   static constexpr std::string_view name = "sparse_categorical_crossentropy";
   static constexpr bool uses_labels = true;
+  static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::sparse_categorical;
 
   template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + t.labels[i]])));
+    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + static_cast<std::size_t>(t.labels[i])])));
     return sum;
   }
 
@@ -2310,8 +2554,9 @@ struct SparseCategoricalCrossEntropy {
 //
 // Represents, at step t: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
-// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras). The moments are two arena-sized buffers
-// allocated at the first step; every step after that is one fused pass over w, g, m and v.
+// Defaults: lr 1e-3, b1 0.9, b2 0.999, eps 1e-7 (Keras); check_hyperparameters() gives the
+// ranges. The moments are two arena-sized buffers allocated at the first step; every step after
+// that is one fused pass over w, g, m and v.
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -2398,21 +2643,64 @@ using ctnn::HWY_NAMESPACE::adam_update;
 using ctnn::HWY_NAMESPACE::sgd_update;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/update.hpp ----
+// ---- begin ctnn/optim/hyperparameter.hpp ----
+// ctnn/optim/hyperparameter.hpp: range checks of optimizer hyperparameters, one sentence each.
+//
+// An optimizer checks its hyperparameters when it is constructed and at every step (a few
+// compares per step; a user or a callback may change them between steps), and fit() checks them
+// before its first step. set_hyperparameters() (checkpoint loading) does not: load_checkpoint
+// changes nothing once it has started changing things, and the next step checks.
+#include <cmath>
+#include <limits>
+
+
+namespace ctnn::detail {
+
+// Fails unless v lies in [lo, hi) (hi_closed: [lo, hi]; hi infinite: any finite v >= lo, or
+// v > lo when lo_open), e.g. "Adam's beta_1 must be a number in [0, 1); it is 1.5.".
+inline void check_hyperparameter(const char* optimizer, const char* what, double v, double lo,
+                                 bool lo_open = false,
+                                 double hi = std::numeric_limits<double>::infinity(),
+                                 bool hi_closed = false) {
+  const bool above = lo_open ? v > lo : v >= lo;
+  const bool below = std::isinf(hi) ? std::isfinite(v) : (hi_closed ? v <= hi : v < hi);
+  if (above && below) return;
+  if (std::isinf(hi))
+    fail(optimizer, "'s ", what, " must be a finite number ", lo_open ? "> " : ">= ", lo,
+         "; it is ", v, ".");
+  fail(optimizer, "'s ", what, " must be a number in ", lo_open ? "(" : "[", lo, ", ", hi,
+       hi_closed ? "]" : ")", "; it is ", v, ".");
+}
+
+}  // namespace ctnn::detail
+// ---- end ctnn/optim/hyperparameter.hpp ----
 
 namespace ctnn {
 
 template <class T>
 class BasicAdam {
  public:
-  explicit BasicAdam(T learning_rate = T(1e-3), T beta_1 = T(0.9), T beta_2 = T(0.999),
-                     T epsilon = T(1e-7))
-      : learning_rate(learning_rate), beta_1(beta_1), beta_2(beta_2), epsilon(epsilon) {}
+  explicit BasicAdam(T lr = T(1e-3), T b1 = T(0.9), T b2 = T(0.999), T eps = T(1e-7))
+      : learning_rate(lr), beta_1(b1), beta_2(b2), epsilon(eps) {
+    check_hyperparameters();
+  }
 
   static constexpr std::string_view name = "Adam";
   T learning_rate, beta_1, beta_2, epsilon;
 
+  // Fails with a sentence unless: learning rate finite >= 0 (0 at the end of a cosine schedule),
+  // beta_1 and beta_2 in [0, 1) (1 divides the bias correction by 0), epsilon finite > 0 (0
+  // divides 0 by 0 where a gradient has always been 0).
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("Adam", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("Adam", "beta_1", double(beta_1), 0, false, 1);
+    detail::check_hyperparameter("Adam", "beta_2", double(beta_2), 0, false, 1);
+    detail::check_hyperparameter("Adam", "epsilon", double(epsilon), 0, true);
+  }
+
   // Applies one update to params from grads (both arena-sized).
   void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
     if (m_.size() != params.size()) {
       m_ = AlignedBuffer<T>(params.size());
       v_ = AlignedBuffer<T>(params.size());
@@ -2479,14 +2767,24 @@ namespace ctnn {
 template <class T>
 class BasicSGD {
  public:
-  explicit BasicSGD(T learning_rate = T(0.01), T momentum = T(0), bool nesterov = false)
-      : learning_rate(learning_rate), momentum(momentum), nesterov(nesterov) {}
+  explicit BasicSGD(T lr = T(0.01), T mom = T(0), bool use_nesterov = false)
+      : learning_rate(lr), momentum(mom), nesterov(use_nesterov) {
+    check_hyperparameters();
+  }
 
   static constexpr std::string_view name = "SGD";
   T learning_rate, momentum;
   bool nesterov;
 
+  // Fails with a sentence unless: learning rate finite >= 0 (0 at the end of a cosine schedule),
+  // momentum in [0, 1] (Keras's range). Nesterov with momentum 0 is plain SGD, as in Keras.
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("SGD", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("SGD", "momentum", double(momentum), 0, false, 1, true);
+  }
+
   void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
@@ -2644,7 +2942,7 @@ class ColumnRef {
   const std::string& name() const { return std::get<std::string>(ref_); }
   // "column 3" or "column \"radius\"", for messages.
   std::string describe() const {
-    return is_index() ? "column " + std::to_string(index()) : "column \"" + name() + "\"";
+    return is_index() ? "column " + std::to_string(index()) : "column \"" + excerpt(name()) + "\"";
   }
 
  private:
@@ -2691,7 +2989,7 @@ struct Table {
       if (columns[c].name == ref.name()) return c;
     std::string names;
     for (std::size_t c = 0; c < columns.size() && c < 40; ++c)
-      names += (c ? ", \"" : "\"") + columns[c].name + "\"";
+      names += (c ? ", \"" : "\"") + excerpt(columns[c].name) + "\"";
     if (columns.size() > 40) names += ", ...";
     fail(describe(), " has no ", ref.describe(), "; its columns are ", names, ".");
   }
@@ -2735,16 +3033,17 @@ struct Table {
     for (std::size_t c = 0; c < columns.size(); ++c) {
       const Column& col = columns[c];
       if (col.values.size() != n)
-        fail(describe(), ": column \"", col.name, "\" has ", col.values.size(), " values, not ", n,
-             ".");
+        fail(describe(), ": column \"", excerpt(col.name), "\" has ", col.values.size(),
+             " values, not ", n, ".");
       if (const auto [d, added] = seen.try_emplace(col.name, c); !added)
-        fail(describe(), " has two columns named \"", col.name, "\" (", d->second, " and ", c, ").");
+        fail(describe(), " has two columns named \"", excerpt(col.name), "\" (", d->second, " and ",
+             c, ").");
       if (col.categorical)
         for (std::size_t r = 0; r < n; ++r) {
           const double v = col.values[r];
           if (!std::isnan(v) && (v < 0 || v >= double(col.categories.size()) || v != std::floor(v)))
-            fail(describe(), ": column \"", col.name, "\" at ", where(r), " holds category index ",
-                 v, " but has ", col.categories.size(), " categories.");
+            fail(describe(), ": column \"", excerpt(col.name), "\" at ", where(r),
+                 " holds category index ", v, " but has ", col.categories.size(), " categories.");
         }
     }
   }
@@ -2856,7 +3155,7 @@ class Impute {
       case Kind::constant:
         break;
     }
-    if (text_) return "constant \"" + category_ + "\"";
+    if (text_) return "constant \"" + excerpt(category_) + "\"";
     std::ostringstream os;
     os << "constant " << value_;
     return os.str();
@@ -2911,7 +3210,7 @@ inline std::vector<bool> selected(const Table& t, const std::vector<ColumnRef>& 
 
 inline std::size_t count_missing(const Column& c) {
   std::size_t n = 0;
-  for (double v : c.values) n += std::isnan(v) ? 1 : 0;
+  for (double v : c.values) n += std::isnan(v) ? 1u : 0u;
   return n;
 }
 
@@ -2943,7 +3242,7 @@ inline double impute_value(Table& t, std::size_t col, const Impute& how) {
     else
       why << missing << " of its " << c.values.size() << " cells are missing and the rest hold no "
           << what;
-    fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", c.name,
+    fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", excerpt(c.name),
          "\": ", why.str(), ", so there is no ", how.name(), " to fill them with.");
   };
   switch (how.kind()) {
@@ -3032,8 +3331,8 @@ inline std::vector<std::pair<std::size_t, Bounds>> outlier_columns(
     const Column& col = t.columns[c];
     if (col.categorical) {
       if (cols.empty()) continue;
-      fail(t.describe(), ": ", step, " cannot judge column \"", col.name, "\": it is categorical (",
-           col.categories.size(),
+      fail(t.describe(), ": ", step, " cannot judge column \"", excerpt(col.name),
+           "\": it is categorical (", col.categories.size(),
            " categories), so no value of it lies outside a range or has a z-score.");
     }
     out.emplace_back(c, outlier_bounds(col, rule));
@@ -3078,7 +3377,7 @@ inline CleanReport impute(Table& t, const Impute& how, const std::vector<ColumnR
     const std::size_t missing = detail::count_missing(col);
     if (!how.applies_to(col)) {
       if (!cols.empty())
-        fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", col.name,
+        fail(t.describe(), ": impute(", how.name(), ") cannot fill column \"", excerpt(col.name),
              "\", which is ", col.categorical ? "categorical" : "numeric",
              col.categorical ? "; use Impute::most_frequent() or Impute::constant(\"text\") for it."
                              : "; use a numeric Impute::constant or another strategy for it.");
@@ -3181,9 +3480,12 @@ inline CleanReport clip_outliers(Table& t, const OutlierRule& rule,
 //   - Fields follow RFC 4180: a field starting with a double quote runs to the matching quote and
 //     may hold delimiters, line breaks and "" (one quote). Unquoted fields lose surrounding spaces.
 // Cells: an empty cell or one of `missing` is missing (NaN). A column whose other cells all parse
-// as numbers (std::from_chars, optional leading '+') is numeric; a column with no number is
-// categorical, its categories in order of first appearance; `categorical` forces columns to be
-// categorical (integer codes, say), the category names being the cells' text.
+// as numbers (std::from_chars, optional leading '+') is numeric; a number beyond double's range
+// reads as the nearest double, as Python's float() and pandas read it: 1e-400 as 0 (-1e-400 as
+// -0), 1e400 as inf, like the text "inf" does (Dataset checks refuse infinite features). A
+// column with no number is categorical, its categories in order of first appearance;
+// `categorical` forces columns to be categorical (integer codes, say), the category names being
+// the cells' text.
 // A column mixing numbers and text is an error that names the cell, unless the numbers are the
 // majority and `bad_numbers` is BadNumbers::missing: then the text cells are read as missing and
 // counted in the CsvReport that `report` points to (if any).
@@ -3263,6 +3565,8 @@ class Reader {
       fail("The ", kind_, " '", path_, "' does not exist (",
            ec ? ec.message() : std::generic_category().message(ENOENT), ").");
     if (ec) fail("Cannot open the ", kind_, " '", path_, "': ", ec.message(), ".");
+    if (std::filesystem::is_directory(st))
+      fail("The ", kind_, " '", path_, "' is a directory, not a file.");
     if (!std::filesystem::is_regular_file(st))
       fail("The ", kind_, " '", path_, "' is not a regular file.");
     file_size_ = std::filesystem::file_size(path_, ec);
@@ -3477,6 +3781,40 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The nearest double to the decimal number `s`, which std::from_chars found well formed but out of
+// range: +-0 when its magnitude is below double's smallest, +-inf when above its largest. The
+// decimal exponent of its first significant digit tells which (std::strtod would too, but reads
+// the decimal point of the current locale).
+inline double out_of_range_value(std::string_view s) {
+  const bool negative = s.front() == '-';
+  if (negative) s.remove_prefix(1);
+  long long lead = 0;  // the power of ten of the first nonzero digit, before the exponent
+  bool seen_point = false, seen_digit = false;
+  std::size_t i = 0;
+  for (; i < s.size() && s[i] != 'e' && s[i] != 'E'; ++i) {
+    if (s[i] == '.') {
+      seen_point = true;
+    } else if (!seen_digit && s[i] == '0') {
+      if (seen_point) --lead;
+    } else if (!seen_digit) {
+      seen_digit = true;
+      if (seen_point) --lead;
+    } else if (!seen_point) {
+      ++lead;
+    }
+  }
+  long long exponent = 0;  // saturated: only its sign against `lead` matters
+  if (i < s.size()) {
+    std::string_view e = s.substr(i + 1);
+    const bool minus = !e.empty() && e.front() == '-';
+    if (!e.empty() && (e.front() == '-' || e.front() == '+')) e.remove_prefix(1);
+    for (char c : e) exponent = std::min<long long>(exponent * 10 + (c - '0'), 1LL << 40);
+    if (minus) exponent = -exponent;
+  }
+  const double magnitude = lead + exponent > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+  return negative ? -magnitude : magnitude;
+}
+
 // The whole of `s` (spaces around it allowed) as a double; false if it is not exactly a number.
 inline bool parse_number(std::string_view s, double& out) {
   s = trim(s);
@@ -3486,7 +3824,12 @@ inline bool parse_number(std::string_view s, double& out) {
   }
   if (s.empty()) return false;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
+  if (end != s.data() + s.size()) return false;
+  if (ec == std::errc::result_out_of_range) {  // a well-formed number past double's range
+    out = out_of_range_value(s);
+    return true;
+  }
+  return ec == std::errc();
 }
 
 // "wine.csv, line 17" and "wine.csv, line 17, column 4 (\"ash\")" (column counted from 1).
@@ -3496,7 +3839,7 @@ inline std::string at(const std::string& source, std::size_t line) {
 inline std::string at(const std::string& source, std::size_t line, std::size_t col,
                       const std::string& name = "") {
   return at(source, line) + ", column " + std::to_string(col + 1) +
-         (name.empty() ? "" : " (\"" + name + "\")");
+         (name.empty() ? "" : " (\"" + excerpt(name) + "\")");
 }
 
 struct Field {
@@ -3647,7 +3990,7 @@ inline void start_columns(Table& t, std::vector<Accum>& acc, std::vector<std::st
   for (std::size_t c = 0; c < names.size(); ++c)
     if (const auto [d, added] = seen.try_emplace(names[c], c); !added)
       fail(at(t.source, first_line), ": columns ", d->second + 1, " and ", c + 1,
-           " are both named \"", names[c], "\"; column names must be unique.");
+           " are both named \"", excerpt(names[c]), "\"; column names must be unique.");
   t.columns.resize(names.size());
   for (std::size_t c = 0; c < names.size(); ++c) t.columns[c].name = std::move(names[c]);
   acc.assign(t.columns.size(), Accum{});
@@ -3688,20 +4031,22 @@ inline void finish_column(Column& col, std::size_t c, Accum& a, const std::strin
   if (!a.text.empty()) {
     const Accum::Text& bad = a.text.front();
     if (a.numbers < a.text.size())
-      fail(at(source, a.first_number_line, c, col.name), ": \"", a.first_number, "\" is a number, "
-           "but the column's other ", a.text.size(), " non-missing cells are text (the first, \"",
-           bad.text, "\", on line ", bad.line, "). List the column in CsvOptions::categorical to "
-           "read every cell as a category name.");
+      fail(at(source, a.first_number_line, c, col.name), ": \"", excerpt(a.first_number),
+           "\" is a number, but the column's other ", a.text.size(),
+           " non-missing cells are text (the first, \"", excerpt(bad.text), "\", on line ",
+           bad.line, "). List the column in CsvOptions::categorical to read every cell as a "
+           "category name.");
     if (o.bad_numbers == BadNumbers::error)
-      fail(at(source, bad.line, c, col.name), ": \"", bad.text, "\" is not a number; the column's "
-           "other cells are numeric (", a.numbers, " numbers, ", a.text.size(), " text cells). Set "
+      fail(at(source, bad.line, c, col.name), ": \"", excerpt(bad.text),
+           "\" is not a number; the column's other cells are numeric (", a.numbers, " numbers, ",
+           a.text.size(), " text cells). Set "
            "CsvOptions::bad_numbers = BadNumbers::missing to read such cells as missing, or list "
            "the column in CsvOptions::categorical to read it as text.");
     report.bad_numbers += a.text.size();
-    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" + col.name +
-                           "\"): " + std::to_string(a.text.size()) +
-                           " text cells read as missing, the first \"" + bad.text + "\" on line " +
-                           std::to_string(bad.line) + ".");
+    report.notes.push_back(source + ", column " + std::to_string(c + 1) + " (\"" +
+                           excerpt(col.name) + "\"): " + std::to_string(a.text.size()) +
+                           " text cells read as missing, the first \"" + excerpt(bad.text) +
+                           "\" on line " + std::to_string(bad.line) + ".");
   }
   col.values = std::move(a.num);
 }
@@ -3710,7 +4055,7 @@ inline std::string read_text(const std::string& path) {
   gzip_detail::Reader in(path, "CSV file");
   std::string text = in.read_all();
   if (const auto nul = text.find('\0'); nul != std::string::npos) {
-    const std::size_t line = 1 + std::size_t(std::count(text.begin(), text.begin() + nul, '\n'));
+    const std::size_t line = 1 + std::size_t(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(nul), '\n'));
     fail("The CSV file '", path, "' holds a NUL byte on line ", line,
          ": it looks like a binary file, not text.");
   }
@@ -3818,12 +4163,12 @@ inline Table read_sklearn_csv(const std::string& path,
     const std::string& s = parts[i];
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
     if (s.empty() || ec != std::errc() || end != s.data() + s.size())
-      fail(at(path, 1, i), ": \"", s, "\" is not a ", what, "; a scikit-learn CSV file starts "
-           "with the line n_samples,n_features,class names...");
+      fail(at(path, 1, i), ": \"", excerpt(s), "\" is not a ", what,
+           "; a scikit-learn CSV file starts with the line n_samples,n_features,class names...");
     return n;
   };
   if (parts.size() < 2)
-    fail(at(path, 1), ": \"", first, "\" is not a scikit-learn header; it should be "
+    fail(at(path, 1), ": \"", excerpt(first), "\" is not a scikit-learn header; it should be "
          "n_samples,n_features,class names...");
   const std::size_t n_samples = count(0, "sample count");
   const std::size_t n_features = count(1, "feature count");
@@ -3850,7 +4195,7 @@ inline Table read_sklearn_csv(const std::string& path,
     if (col.categorical) {  // its first category is the first text cell
       const std::size_t r = std::size_t(std::find(col.values.begin(), col.values.end(), 0.0) -
                                         col.values.begin());
-      fail(at(path, t.lines[r], c), ": \"", col.categories.front(), "\" is text, and the "
+      fail(at(path, t.lines[r], c), ": \"", excerpt(col.categories.front()), "\" is text, and the "
            "column holds no number; a scikit-learn CSV file holds only numbers.");
     }
     col.name = c == n_features ? "target"
@@ -3862,7 +4207,7 @@ inline Table read_sklearn_csv(const std::string& path,
     for (std::size_t r = 0; r < t.rows(); ++r) {
       const double v = target.values[r];
       if (std::isnan(v) || v < 0 || v >= double(classes.size()) || v != std::floor(v))
-        fail(at(path, t.lines[r], n_features, "target"), ": \"", target.text(r),
+        fail(at(path, t.lines[r], n_features, "target"), ": \"", excerpt(target.text(r)),
              "\" is not a class; line 1 names ", classes.size(), " classes, numbered 0 to ",
              classes.size() - 1, ".");
     }
@@ -3917,19 +4262,43 @@ struct Dataset {
   bool has_targets() const { return !targets.empty(); }
   const float* sample(std::size_t i) const { return x.data() + i * feature_size(); }
 
+  // "{28, 28, 1}", for messages.
+  std::string shape_text() const {
+    std::string s = "{";
+    for (std::size_t i = 0; i < sample_shape.size(); ++i)
+      s += (i ? ", " : "") + std::to_string(sample_shape[i]);
+    return s + "}";
+  }
+
   // Throws ctnn::Error unless the sizes of x, labels and targets agree with each other.
   void check_consistent(const char* what = "dataset") const {
     const std::size_t f = feature_size();
     if (f == 0) fail("The ", what, " has no sample shape (feature size 0).");
     if (x.size() % f != 0)
-      fail("The ", what, " holds ", x.size(), " feature values, which is not a multiple of the ",
-           "feature size ", f, ".");
+      fail("The ", what, "'s sample shape ", shape_text(), " does not divide its data: ", x.size(),
+           " feature values are not a whole number of samples of ", f, " values.");
     const std::size_t n = x.size() / f;
-    if (!labels.empty() && labels.size() != n)
-      fail("The ", what, " has ", n, " samples but ", labels.size(), " labels.");
-    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size))
+    // Per-sample counts that disagree with the shape's usually mean a wrong sample_shape, not
+    // wrong labels: say so, with the sample size the labels imply, before counting samples.
+    if (!labels.empty() && labels.size() != n) {
+      if (x.size() % labels.size() == 0)
+        fail("The ", what, "'s sample shape ", shape_text(), " (", f,
+             " values a sample) makes its ", x.size(), " feature values ", n,
+             " samples, but it has ", labels.size(), " labels, which make samples of ",
+             x.size() / labels.size(), " values; check sample_shape.");
+      fail("The ", what, " has ", n, " samples (", x.size(), " feature values of sample shape ",
+           shape_text(), ") but ", labels.size(), " labels.");
+    }
+    if (!targets.empty() && (target_size == 0 || targets.size() != n * target_size)) {
+      const std::size_t m = target_size == 0 ? 0 : targets.size() / target_size;
+      if (m != 0 && targets.size() % target_size == 0 && x.size() % m == 0)
+        fail("The ", what, "'s sample shape ", shape_text(), " (", f,
+             " values a sample) makes its ", x.size(), " feature values ", n, " samples, but its ",
+             targets.size(), " target values of target size ", target_size, " are ", m,
+             " samples, which make samples of ", x.size() / m, " values; check sample_shape.");
       fail("The ", what, " has ", n, " samples but ", targets.size(),
            " target values (target size ", target_size, ").");
+    }
     if (!feature_names.empty() && feature_names.size() != f)
       fail("The ", what, " has ", feature_names.size(), " feature names for ", f, " features.");
     if (!class_names.empty() && class_names.size() != num_classes)
@@ -4007,9 +4376,9 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
       if (it == spec.class_names.end()) {
         std::string list;
         for (const std::string& n : spec.class_names)
-          list += (list.empty() ? "\"" : ", \"") + n + "\"";
-        fail(t.describe(), ": column \"", col.name, "\" has the category \"", cats[k],
-             "\", which is not one of TableSpec::class_names (", list, ").");
+          list += (list.empty() ? "\"" : ", \"") + excerpt(n) + "\"";
+        fail(t.describe(), ": column \"", excerpt(col.name), "\" has the category \"",
+             excerpt(cats[k]), "\", which is not one of TableSpec::class_names (", list, ").");
       }
       cls[k] = static_cast<std::int32_t>(it - spec.class_names.begin());
     }
@@ -4039,7 +4408,8 @@ inline std::vector<std::int32_t> class_of_category(const Table& t, const Column&
 [[noreturn]] inline void missing_cell(const Table& t, std::size_t row, const Column& col,
                                       const char* role) {
   fail(t.describe(), " has a missing value at ", t.where(row), " in ", role, " column \"",
-       col.name, "\". Drop such rows with drop_missing or fill them with impute "
+       excerpt(col.name),
+       "\". Drop such rows with drop_missing or fill them with impute "
        "(ctnn/data/clean.hpp) before making a Dataset",
        std::string_view(role) == "feature"
            ? ", or keep them as NaN (TableSpec::missing_features_as_nan) for a SimpleImputer "
@@ -4065,8 +4435,8 @@ inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
   const auto claim = [&](const ColumnRef& ref, const char* what) {
     const std::size_t c = t.index_of(ref);
     if (role[c] != nullptr)
-      fail("TableSpec uses column \"", t.columns[c].name, "\" of ", t.describe(), " both as ",
-           role[c], " and as ", what, ".");
+      fail("TableSpec uses column \"", excerpt(t.columns[c].name), "\" of ", t.describe(),
+           " both as ", role[c], " and as ", what, ".");
     role[c] = what;
     return c;
   };
@@ -4117,11 +4487,12 @@ inline Dataset to_dataset(const Table& t, const TableSpec& spec) {
         const double v = col.values[r];
         if (std::isnan(v)) missing_cell(t, r, col, "the label");
         if (v < 0 || v != std::floor(v) || v > double(std::numeric_limits<std::int32_t>::max()))
-          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
-               t.where(r), "; a numeric label must be a whole number from 0 (a class index).");
+          fail(t.describe(), ": the label column \"", excerpt(col.name), "\" holds ", col.text(r),
+               " at ", t.where(r),
+               "; a numeric label must be a whole number from 0 (a class index).");
         if (!spec.class_names.empty() && v >= double(spec.class_names.size()))
-          fail(t.describe(), ": the label column \"", col.name, "\" holds ", col.text(r), " at ",
-               t.where(r), ", but TableSpec::class_names names ", spec.class_names.size(),
+          fail(t.describe(), ": the label column \"", excerpt(col.name), "\" holds ", col.text(r),
+               " at ", t.where(r), ", but TableSpec::class_names names ", spec.class_names.size(),
                " classes (labels 0 to ", spec.class_names.size() - 1, ").");
         d.labels[r] = static_cast<std::int32_t>(v);
         top = std::max(top, v);
@@ -4189,7 +4560,7 @@ inline Table to_table(const Dataset& d) {
     for (std::size_t e = 0; e < c; ++e)
       if (t.columns[c].name == t.columns[e].name)
         fail("to_table: the dataset's columns ", e, " and ", c, " would both be named \"",
-             t.columns[c].name, "\"; rename the feature (Dataset::feature_names).");
+             excerpt(t.columns[c].name), "\"; rename the feature (Dataset::feature_names).");
   return t;
 }
 
@@ -4531,7 +4902,9 @@ inline std::string part_name(const Table& t, std::size_t i) {
 
 inline std::string quoted_list(const std::vector<std::string>& names) {
   std::string out;
-  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", \"" : "\"") + names[i] + "\"";
+  for (std::size_t i = 0; i < names.size() && i < 40; ++i)  // as Table::index_of lists them
+    out += (i ? ", \"" : "\"") + excerpt(names[i]) + "\"";
+  if (names.size() > 40) out += ", ...";
   return out;
 }
 
@@ -4567,7 +4940,7 @@ inline Table concat(const std::vector<Table>& parts) {
       Column& to = out.columns[c];
       if (from.categorical != to.categorical)
         fail("Cannot concatenate ", detail::part_name(p, i), " with ", detail::part_name(first, 0),
-             ": column \"", to.name, "\" is ", to.categorical ? "categorical" : "numeric",
+             ": column \"", excerpt(to.name), "\" is ", to.categorical ? "categorical" : "numeric",
              " in the first but ", from.categorical ? "categorical" : "numeric", " in the other.");
       if (!from.categorical) {
         to.values.insert(to.values.end(), from.values.begin(), from.values.end());
@@ -4611,10 +4984,10 @@ struct JoinReport {
 
   std::string str() const {
     std::ostringstream os;
-    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << key << "\": " << matched
-       << " of " << left_rows << " left rows matched, " << unmatched << " unmatched ("
-       << (dropped ? "dropped" : "kept with missing cells") << "); " << right_unused << " of "
-       << right_rows << " right rows unused";
+    os << (kind == JoinKind::inner ? "inner" : "left") << " join on \"" << excerpt(key)
+       << "\": " << matched << " of " << left_rows << " left rows matched, " << unmatched
+       << " unmatched (" << (dropped ? "dropped" : "kept with missing cells") << "); "
+       << right_unused << " of " << right_rows << " right rows unused";
     return os.str();
   }
 };
@@ -4634,7 +5007,7 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   const std::string lname = detail::table_name(left, "left");
   const std::string rname = detail::table_name(right, "right");
   if (lkey.categorical != rkey.categorical)
-    fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": it is ",
+    fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name), "\": it is ",
          lkey.categorical ? "categorical" : "numeric", " in the left table but ",
          rkey.categorical ? "categorical" : "numeric",
          " in the right; read it as the same kind in both.");
@@ -4657,8 +5030,8 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
   for (std::size_t row = 0; row < right.rows(); ++row) {
     const std::size_t first = lookup(rkey, row, true);
     if (first < row)
-      fail(right.describe(), " has the key column \"", rkey.name, "\" value \"", rkey.text(row),
-           "\" twice, at ", right.where(first), " and ", right.where(row),
+      fail(right.describe(), " has the key column \"", excerpt(rkey.name), "\" value \"",
+           excerpt(rkey.text(row)), "\" twice, at ", right.where(first), " and ", right.where(row),
            "; join needs each key at most once in the right table.");
   }
 
@@ -4676,13 +5049,13 @@ inline Table join(const Table& left, const Table& right, const ColumnRef& key,
     col.values.clear();
     if (out.has(col.name)) {
       if (options.suffix.empty())
-        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name,
-             "\": both have a column \"", col.name,
+        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name),
+             "\": both have a column \"", excerpt(col.name),
              "\"; set JoinOptions::suffix to rename the right one.");
       if (out.has(col.name + options.suffix))
-        fail("Cannot join ", rname, " to ", lname, " on column \"", lkey.name, "\": renaming the ",
-             "right column \"", col.name, "\" to \"", col.name + options.suffix,
-             "\" clashes with a column of that name too.");
+        fail("Cannot join ", rname, " to ", lname, " on column \"", excerpt(lkey.name),
+             "\": renaming the ", "right column \"", excerpt(col.name), "\" to \"",
+             excerpt(col.name + options.suffix), "\" clashes with a column of that name too.");
       col.name += options.suffix;
     }
     out.columns.push_back(std::move(col));
@@ -4728,7 +5101,7 @@ inline Table hstack(const std::vector<Table>& parts) {
            "; side-by-side tables need the same rows in the same order.");
     for (const Column& c : t.columns) {
       if (out.has(c.name))
-        fail("hstack: the column \"", c.name, "\" of ", detail::part_name(t, i),
+        fail("hstack: the column \"", excerpt(c.name), "\" of ", detail::part_name(t, i),
              " is already in an earlier part; rename one of them.");
       out.columns.push_back(c);
     }
@@ -4787,8 +5160,6 @@ inline Table hstack(const std::vector<Table>& parts) {
 //   Features are strictly increasing within a step; each step's input size is the previous
 //   step's output size and the last step's output size is the header's. load() checks all of it,
 //   bounds every count by the bytes that remain, and reads the stream to exactly the block's end.
-#include <zlib.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -4807,6 +5178,114 @@ inline Table hstack(const std::vector<Table>& parts) {
 #include <variant>
 #include <vector>
 
+// ---- begin ctnn/core/bytes.hpp ----
+// ctnn/core/bytes.hpp: the one little-endian byte codec and CRC-32 of ctnn's binary formats (the
+// model file, io/model_file.hpp, and the preprocessing block it embeds, data/preprocess.hpp).
+//
+// ByteWriter appends fields to a byte string; ByteReader reads them back from bytes in memory,
+// and running past the end is a ctnn::Error naming what was being read, at which offset, and
+// what remained. Integers and doubles are encoded byte by byte, so the format is the same on
+// any host.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <zlib.h>
+
+
+namespace ctnn::detail {
+
+// Appends little-endian fields to a byte string.
+class ByteWriter {
+ public:
+  void u8(std::uint8_t v) { put(v, 1); }
+  void u32(std::uint32_t v) { put(v, 4); }
+  void u64(std::uint64_t v) { put(v, 8); }
+  void f64(double v) { put(std::bit_cast<std::uint64_t>(v), 8); }
+  // A u32 byte length, then the bytes.
+  void str(std::string_view s) {
+    if (s.size() > UINT32_MAX)
+      fail("Cannot store a text of ", s.size(), " bytes: its length field has 32 bits.");
+    u32(static_cast<std::uint32_t>(s.size()));
+    bytes_ += s;
+  }
+  void raw(const void* p, std::size_t n) { bytes_.append(static_cast<const char*>(p), n); }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  void put(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
+  }
+  std::string bytes_;
+};
+
+// Reads little-endian fields from bytes in memory. `who` starts every message ("The model file
+// \"m.ctnn\"", "Preprocessing::load: the block"); `base` is the offset of `bytes` in the whole
+// file or block, for messages.
+class ByteReader {
+ public:
+  ByteReader(std::string_view bytes, std::string who, std::size_t base = 0)
+      : b_(bytes), who_(std::move(who)), base_(base) {}
+  std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(get(1, what)); }
+  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
+  std::uint64_t u64(const char* what) { return get(8, what); }
+  double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
+  // A u32 byte length, then the bytes.
+  std::string str(const char* what) {
+    const std::uint32_t n = u32(what);
+    return std::string(take(n, what), n);
+  }
+  // The next `n` bytes, in place.
+  const char* take(std::uint64_t n, const char* what) {
+    if (n > remaining())
+      fail(who_, " is truncated or corrupt: reading ", what, " needs ", n, " bytes at offset ",
+           base_ + pos_, " but only ", remaining(), " remain.");
+    const char* p = b_.data() + pos_;
+    pos_ += static_cast<std::size_t>(n);
+    return p;
+  }
+  // `n` items of `item_bytes` each must fit in what remains: a corrupt count fails here, before
+  // anything is allocated for it.
+  std::size_t count(std::uint64_t n, std::size_t item_bytes, const char* what) const {
+    if (n > remaining() / item_bytes)
+      fail(who_, " declares ", n, " ", what, " of at least ", item_bytes, " bytes each, but only ",
+           remaining(), " bytes remain.");
+    return static_cast<std::size_t>(n);
+  }
+  std::size_t remaining() const { return b_.size() - pos_; }
+
+ private:
+  std::uint64_t get(std::size_t n, const char* what) {
+    const char* p = take(n, what);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      v |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    return v;
+  }
+  std::string_view b_;
+  std::string who_;
+  std::size_t pos_ = 0;
+  std::size_t base_;
+};
+
+// zlib's CRC-32 (as gzip's) of `bytes`.
+inline std::uint32_t crc32_of(std::string_view bytes) {
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  const char* p = bytes.data();
+  for (std::size_t n = bytes.size(); n > 0;) {  // zlib takes uInt lengths
+    const auto chunk = static_cast<uInt>(n < (std::size_t{1} << 30) ? n : (std::size_t{1} << 30));
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  return static_cast<std::uint32_t>(crc);
+}
+
+}  // namespace ctnn::detail
+// ---- end ctnn/core/bytes.hpp ----
 
 namespace ctnn::data {
 
@@ -4843,7 +5322,7 @@ inline std::string sample_text(std::size_t s) {
 // "feature 3" or "feature 3 (\"ash\")" when the dataset names its features.
 inline std::string feature_text(std::size_t j, const std::vector<std::string>& names) {
   std::string s = "feature " + std::to_string(j);
-  if (j < names.size()) s += " (\"" + names[j] + "\")";
+  if (j < names.size()) s += " (\"" + excerpt(names[j]) + "\")";
   return s;
 }
 
@@ -4900,72 +5379,10 @@ inline std::vector<std::size_t> resolve_features(std::vector<std::size_t> chosen
   return chosen;
 }
 
-// Appends little-endian fields to a byte string.
-class Writer {
- public:
-  void u8(std::uint8_t v) { put(v, 1); }
-  void u32(std::uint32_t v) { put(v, 4); }
-  void u64(std::uint64_t v) { put(v, 8); }
-  void f64(double v) { put(std::bit_cast<std::uint64_t>(v), 8); }
-  void str(const std::string& s) {
-    if (s.size() > UINT32_MAX)
-      fail("Preprocessing::save: a feature name of ", s.size(), " bytes is too long.");
-    u32(static_cast<std::uint32_t>(s.size()));
-    bytes_ += s;
-  }
-  const std::string& bytes() const { return bytes_; }
-
- private:
-  void put(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
-  }
-  std::string bytes_;
-};
-
-// Reads little-endian fields from a byte string; running past its end is a ctnn::Error naming
-// the field, its offset and what remains.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes, std::size_t base = 0) : b_(bytes), base_(base) {}
-  std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(get(1, what)); }
-  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(get(4, what)); }
-  std::uint64_t u64(const char* what) { return get(8, what); }
-  double f64(const char* what) { return std::bit_cast<double>(get(8, what)); }
-  std::string str(const char* what) {
-    const std::uint32_t n = u32(what);
-    need(n, what);
-    std::string s(b_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  std::size_t remaining() const { return b_.size() - pos_; }
-  // `n` items of `item_bytes` each must fit in what remains: a corrupt count fails here, before
-  // anything is allocated for it.
-  std::size_t count(std::uint64_t n, std::size_t item_bytes, const char* what) const {
-    if (n > remaining() / item_bytes)
-      load_fail("the block declares ", n, " ", what, " of at least ", item_bytes,
-                " bytes each, but only ", remaining(), " bytes remain.");
-    return static_cast<std::size_t>(n);
-  }
-
- private:
-  void need(std::size_t n, const char* what) const {
-    if (remaining() < n)
-      load_fail("the block is truncated: ", what, " at byte ", base_ + pos_, " needs ", n,
-                " bytes but only ", remaining(), " remain.");
-  }
-  std::uint64_t get(std::size_t n, const char* what) {
-    need(n, what);
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      v |= std::uint64_t{static_cast<unsigned char>(b_[pos_ + i])} << (8 * i);
-    pos_ += n;
-    return v;
-  }
-  std::string_view b_;
-  std::size_t pos_ = 0;
-  std::size_t base_;  // offset of b_ in the whole block, for messages
-};
+// The byte codec of the block (core/bytes.hpp, shared with the model file).
+using Writer = ctnn::detail::ByteWriter;
+using Reader = ctnn::detail::ByteReader;
+inline constexpr const char* kBlockName = "Preprocessing::load: the block";
 
 // A step's feature index read by load(): in range and after the previous one.
 inline std::size_t checked_feature(std::uint64_t j, std::size_t c, std::size_t width,
@@ -5012,12 +5429,6 @@ struct FeatureStats {
     }
   }
 };
-
-inline std::uint32_t crc32_of(std::string_view bytes) {
-  // kMaxBlockBytes keeps the length inside zlib's uInt.
-  return static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
-}
 
 // The dataset and single-sample transforms shared by every step and by Preprocessing. D
 // provides kName, apply(float* buf, sample) (rewrites buf in place from input_size() values to
@@ -5682,7 +6093,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     for (char ch : detail::kMagic) head.u8(static_cast<std::uint8_t>(ch));
     head.u32(detail::kFormatVersion);
     head.u64(b.size());
-    head.u32(detail::crc32_of(b));
+    head.u32(ctnn::detail::crc32_of(b));
     os.write(head.bytes().data(), static_cast<std::streamsize>(head.bytes().size()));
     os.write(b.data(), static_cast<std::streamsize>(b.size()));
     if (!os)
@@ -5708,7 +6119,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (got < detail::kHeaderBytes)
       detail::load_fail("the block is truncated: its header needs ", detail::kHeaderBytes,
                         " bytes but only ", got, " were read.");
-    detail::Reader h(std::string_view(head + 8, detail::kHeaderBytes - 8), 8);
+    detail::Reader h(std::string_view(head + 8, detail::kHeaderBytes - 8), detail::kBlockName, 8);
     const std::uint32_t version = h.u32("the format version");
     if (version != detail::kFormatVersion)
       detail::load_fail("the block has format version ", version, "; this build reads version ",
@@ -5731,7 +6142,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
         detail::load_fail("the block is truncated: the header announces a body of ", size,
                           " bytes but only ", old + n, " followed.");
     }
-    if (const std::uint32_t actual = detail::crc32_of(body); actual != crc) {
+    if (const std::uint32_t actual = ctnn::detail::crc32_of(body); actual != crc) {
       std::ostringstream m;
       m << std::hex << "the body's CRC-32 is 0x" << actual << " but the header says 0x" << crc
         << "; the block is corrupt.";
@@ -5763,8 +6174,8 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
     if (input_names_.empty() || d.feature_names.empty()) return;
     for (std::size_t j = 0; j < input_names_.size(); ++j)
       if (d.feature_names[j] != input_names_[j])
-        fail("Preprocessing: feature ", j, " of the dataset is named \"", d.feature_names[j],
-             "\" but was \"", input_names_[j],
+        fail("Preprocessing: feature ", j, " of the dataset is named \"",
+             excerpt(d.feature_names[j]), "\" but was \"", excerpt(input_names_[j]),
              "\" at fit; the columns must come in the order the preprocessing was fitted on.");
   }
   // Fitted names are carried to datasets that have none.
@@ -5803,7 +6214,7 @@ class Preprocessing : public detail::RowTransform<Preprocessing> {
   }
 
   static Preprocessing parse(std::string_view body) {
-    detail::Reader r(body, detail::kHeaderBytes);
+    detail::Reader r(body, detail::kBlockName, detail::kHeaderBytes);
     const std::uint64_t in = r.u64("the input size"), out = r.u64("the output size");
     const auto check_size = [](std::uint64_t v, const char* which) {
       if (v == 0 || v > detail::kMaxFeatures)
@@ -5970,11 +6381,12 @@ inline Dataset subset(const Dataset& d, std::span<const std::size_t> indices) {
     if (i >= n)
       fail("subset: index ", i, " at position ", k, " is out of range for a dataset of ", n,
            " samples.");
-    out.x.insert(out.x.end(), d.x.begin() + i * f, d.x.begin() + (i + 1) * f);
+    out.x.insert(out.x.end(), d.x.begin() + static_cast<std::ptrdiff_t>(i * f),
+                 d.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * f));
     if (d.has_labels()) out.labels.push_back(d.labels[i]);
     if (d.has_targets())
-      out.targets.insert(out.targets.end(), d.targets.begin() + i * t,
-                         d.targets.begin() + (i + 1) * t);
+      out.targets.insert(out.targets.end(), d.targets.begin() + static_cast<std::ptrdiff_t>(i * t),
+                         d.targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * t));
   }
   return out;
 }
@@ -6092,30 +6504,20 @@ inline void validate(const Dataset& d, const char* what = "dataset") {
 #include <string_view>
 #include <vector>
 
-// ---- begin ctnn/train/trainer.hpp ----
-// ctnn/train/trainer.hpp: the training context of a model.
+// ---- begin ctnn/data/staging.hpp ----
+// ctnn/data/staging.hpp: how a Dataset's samples reach a model.
 //
-// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
-// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
-// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
-// the steady-state training step and makes no heap allocation.
-#include <cmath>
+// check_dataset_fits<Model, L> throws unless a dataset can feed Model under loss L (its sizes,
+// labels or target vectors as L reads them); stage_batch<Model, L> copies chosen samples into the
+// model's workspace and the target staging. Training (train/), evaluate() and the reports
+// (eval/) all feed a model this way; it sits here, below them, so none includes another for it.
+// Model and L are only read through their members (input_shape, Workspace, uses_labels, name).
 #include <cstddef>
 #include <cstdint>
-#include <span>
-#include <string_view>
-#include <type_traits>
+#include <string>
 
 
 namespace ctnn {
-
-// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
-struct StepStats {
-  double loss_sum = 0;
-  double correct = 0;
-  std::size_t samples = 0;
-};
-
 namespace detail {
 
 // Throws unless `d` can feed a model with input_size inputs and output_size outputs under loss L.
@@ -6170,84 +6572,8 @@ void stage_batch(const data::Dataset& d, const std::size_t* idx, std::size_t n,
 
 }  // namespace detail
 
-template <class Model, class Optimizer, Loss L>
-class Trainer {
- public:
-  using T = typename Model::value_type;
-  using Workspace = typename Model::Workspace;
-
-  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
-      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
-    if (batch_capacity == 0) fail("The batch size must be at least 1.");
-    ws_.reserve(batch_capacity, true);
-    grads_.resize(Model::arena_size);
-    labels_.resize(batch_capacity);
-    targets_.resize(batch_capacity * Model::output_size);
-  }
-
-  std::size_t batch_capacity() const { return ws_.capacity(); }
-
-  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
-  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
-    if (idx.size() > ws_.capacity())
-      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
-           ws_.capacity(), ".");
-    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
-  }
-
-  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
-  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
-    if (n > ws_.capacity())
-      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
-    std::copy(x, x + n * Model::input_size, ws_.input());
-    if (labels) std::copy(labels, labels + n, labels_.data());
-    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
-  }
-
-  // One optimizer step on the n staged samples: forward, loss, backward, update.
-  StepStats step(std::size_t n) {
-    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
-    const T* out = model_.forward(ws_, n, ctx);
-    const Targets<T> t{labels_.data(), targets_.data()};
-    T* dy = ws_.gradient(0);
-    StepStats s;
-    s.samples = n;
-    using Last = typename Model::template layer<Model::num_layers - 1>;
-    if constexpr (FusesSoftmax<L> && Last::name == std::string_view("Softmax")) {
-      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
-      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
-      if constexpr (Model::num_layers >= 2)
-        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
-    } else {
-      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
-      model_.backward(ws_, n, grads_.data(), ctx);
-    }
-    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
-    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
-    return s;
-  }
-
-  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
-  Workspace& workspace() { return ws_; }
-  std::uint64_t steps() const { return steps_; }
-  // Dropout masks depend on (seed, step): resuming at step k repeats the masks of an unbroken run.
-  void set_steps(std::uint64_t k) { steps_ = k; }
-  const L& loss() const { return loss_; }
-
- private:
-  Model& model_;
-  Optimizer& opt_;
-  L loss_;
-  std::uint64_t seed_;
-  std::uint64_t steps_ = 0;
-  Workspace ws_;
-  AlignedBuffer<T> grads_;
-  AlignedBuffer<std::int32_t> labels_;
-  AlignedBuffer<T> targets_;
-};
-
 }  // namespace ctnn
-// ---- end ctnn/train/trainer.hpp ----
+// ---- end ctnn/data/staging.hpp ----
 
 namespace ctnn {
 
@@ -6814,6 +7140,7 @@ ModelReport report(Model& model, const data::Dataset& d, const ReportOptions& o 
 template <class Model, Loss L>
 ModelReport report(Model& model, const data::Dataset& d, const L& loss,
                    const ReportOptions& o = {}) {
+  static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
   return detail::report_in<Model, L>(model, d, &loss, o);
 }
 
@@ -7174,7 +7501,11 @@ namespace detail {
 
 inline std::ofstream open_log(const std::string& path, bool append, const char* who) {
   std::ofstream f(path, append ? std::ios::app : std::ios::trunc);
-  if (!f) fail(who, " cannot open \"", path, "\" for writing: ", std::strerror(errno), ".");
+  if (!f) {
+    const int err = errno;
+    fail(who, " cannot open \"", path, "\" for writing: ",
+         err == EISDIR ? "it is a directory, not a file" : std::strerror(err), ".");
+  }
   return f;
 }
 
@@ -7266,6 +7597,110 @@ class JsonLinesLogger : public Callback {
 #include <numeric>
 #include <vector>
 
+// ---- begin ctnn/train/trainer.hpp ----
+// ctnn/train/trainer.hpp: the training context of a model.
+//
+// A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
+// size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
+// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
+// the steady-state training step and makes no heap allocation.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Sums over one batch: the loss (sum of per-sample losses) and the accuracy numerator.
+struct StepStats {
+  double loss_sum = 0;
+  double correct = 0;
+  std::size_t samples = 0;
+};
+
+template <class Model, class Optimizer, Loss L>
+class Trainer {
+  static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
+
+ public:
+  using T = typename Model::value_type;
+  using Workspace = typename Model::Workspace;
+
+  Trainer(Model& model, Optimizer& opt, L loss, std::size_t batch_capacity, std::uint64_t seed = 0)
+      : model_(model), opt_(opt), loss_(loss), seed_(seed) {
+    if (batch_capacity == 0) fail("The batch size must be at least 1.");
+    ws_.reserve(batch_capacity, true);
+    grads_.resize(Model::arena_size);
+    labels_.resize(batch_capacity);
+    targets_.resize(batch_capacity * Model::output_size);
+  }
+
+  std::size_t batch_capacity() const { return ws_.capacity(); }
+
+  // Stages samples idx[0..n) of d as the next batch (d must have passed check_dataset_fits).
+  void load_batch(const data::Dataset& d, std::span<const std::size_t> idx) {
+    if (idx.size() > ws_.capacity())
+      fail("A batch of ", idx.size(), " samples exceeds the trainer's capacity of ",
+           ws_.capacity(), ".");
+    detail::stage_batch<Model, L>(d, idx.data(), idx.size(), ws_, labels_.data(), targets_.data());
+  }
+
+  // Stages n samples given directly: x [n x input_size] and labels or target vectors.
+  void load_batch(const T* x, std::size_t n, const std::int32_t* labels, const T* targets) {
+    if (n > ws_.capacity())
+      fail("A batch of ", n, " samples exceeds the trainer's capacity of ", ws_.capacity(), ".");
+    std::copy(x, x + n * Model::input_size, ws_.input());
+    if (labels) std::copy(labels, labels + n, labels_.data());
+    if (targets) std::copy(targets, targets + n * Model::output_size, targets_.data());
+  }
+
+  // One optimizer step on the n staged samples: forward, loss, backward, update.
+  StepStats step(std::size_t n) {
+    const PassContext ctx{true, seed_ * 0x2545F4914F6CDD1Dull + steps_++};
+    const T* out = model_.forward(ws_, n, ctx);
+    const Targets<T> t{labels_.data(), targets_.data()};
+    T* dy = ws_.gradient(0);
+    StepStats s;
+    s.samples = n;
+    using Last = typename Model::template layer<Model::num_layers - 1>;
+    if constexpr (FusesSoftmax<L> && layer_kind<Last> == LayerKind::softmax) {
+      // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
+      s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
+      if constexpr (Model::num_layers >= 2)
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+    } else {
+      s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
+      model_.backward(ws_, n, grads_.data(), ctx);
+    }
+    s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    return s;
+  }
+
+  std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
+  Workspace& workspace() { return ws_; }
+  std::uint64_t steps() const { return steps_; }
+  // Dropout masks depend on (seed, step): resuming at step k repeats the masks of an unbroken run.
+  void set_steps(std::uint64_t k) { steps_ = k; }
+  const L& loss() const { return loss_; }
+
+ private:
+  Model& model_;
+  Optimizer& opt_;
+  L loss_;
+  std::uint64_t seed_;
+  std::uint64_t steps_ = 0;
+  Workspace ws_;
+  AlignedBuffer<T> grads_;
+  AlignedBuffer<std::int32_t> labels_;
+  AlignedBuffer<T> targets_;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/train/trainer.hpp ----
 
 namespace ctnn {
 
@@ -7310,6 +7745,7 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
 template <class Model, class L = SparseCategoricalCrossEntropy>
 Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size_t batch_size = 256) {
   if constexpr (Loss<L>) {
+    static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
     detail::check_dataset_fits<Model, L>(d, "evaluation dataset");
     typename Model::Workspace ws;
     ws.reserve(std::min(batch_size == 0 ? 1 : batch_size, d.size()), false);
@@ -7331,7 +7767,11 @@ Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size
 // batch may be smaller), reshuffling every epoch from options.seed, and returns the history of
 // per-epoch loss and accuracy (and validation loss and accuracy when validation data is given or
 // split off). On a terminal it redraws a progress line during each epoch; otherwise it prints one
-// line per epoch. A non-finite loss stops training with an error naming the epoch and batch.
+// line per epoch. Before the first step it checks the options and the optimizer's
+// hyperparameters (each error names the field, its value and the allowed range) and that every
+// parameter is finite. A non-finite loss stops training with an error naming the epoch and batch
+// (and the first non-finite parameter, if any); so does a non-finite parameter after an epoch,
+// found by one vectorized scan of the parameter arena, named by layer (index, name) and index.
 // Callbacks (early stopping, learning-rate schedules, logs, plots) run between epochs; the
 // learning rate they set is the optimizer's `learning_rate` for the next epoch.
 #include <chrono>
@@ -7344,6 +7784,8 @@ Evaluation evaluate(Model& model, const data::Dataset& d, L loss = {}, std::size
 #include <numeric>
 #include <optional>
 #include <ostream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <unistd.h>
@@ -7388,12 +7830,43 @@ double learning_rate_of(const Optimizer& opt) {
 template <class Model, class Optimizer, Loss L>
 History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o);
 
+// v as a message prints it: "nan" for every NaN (glibc's printf gives "-nan" for a negative one).
+inline std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// "" if every parameter of `model` is finite; otherwise names the first that is not, e.g.
+// "parameter 5 of layer 0 (Dense) is nan". One vectorized scan of the arena.
+template <class Model>
+std::string first_non_finite_parameter(const Model& model) {
+  using T = typename Model::value_type;
+  const std::span<const T> p = model.parameters();
+  const std::size_t bad = kernels::first_non_finite(p.size(), p.data());
+  if (bad == p.size()) return "";
+  std::ostringstream os;  // unless a layer holds it: the alignment padding between layers
+  os << "parameter " << bad << " of the arena is " << number_text(double(p[bad]));
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    constexpr std::size_t begin = Model::template param_offset<I>;
+    using Layer = typename Model::template layer<I>;
+    if (bad >= begin && bad < begin + Layer::param_count) {
+      os.str("");
+      os << "parameter " << bad - begin << " of layer " << I << " (" << Layer::name << ") is "
+         << number_text(double(p[bad]));
+    }
+  });
+  return os.str();
+}
+
 }  // namespace detail
 
 // Trains `model` on `data` with `opt` and `loss`; see the top of this file and FitOptions.
 template <class Model, class Optimizer, class L>
 History fit(Model& model, Optimizer& opt, L loss, const data::Dataset& data, FitOptions o = {}) {
   if constexpr (Loss<L>) {
+    static_assert(LossReadsOutput<L, typename Model::output_shape>::value);
     return detail::fit_checked(model, opt, loss, data, o);
   } else {
     constexpr bool is_a_loss = Loss<L>;  // a plain bool keeps the diagnostic to one sentence
@@ -7413,10 +7886,17 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     fail("fit(): initial_epoch (", o.initial_epoch, ") must be below epochs (", o.epochs,
          "): epochs counts from the start, including the ones already done.");
   if (o.batch_size == 0) fail("fit() needs a batch size of at least 1 (options.batch_size is 0).");
-  if (o.validation_split < 0 || o.validation_split >= 1)
+  if (!(o.validation_split >= 0 && o.validation_split < 1))  // NaN fails too
     fail("validation_split must be in [0, 1), got ", o.validation_split, ".");
   if (o.validation && o.validation_split > 0)
     fail("fit() got both validation data and a validation_split: give one.");
+  if (o.verbose != 0 && o.verbose != 1)
+    fail("fit(): options.verbose must be 0 (silent) or 1 (progress); it is ", o.verbose, ".");
+  if (o.verbose == 1 && o.out == nullptr)
+    fail("fit(): options.out is null but options.verbose is 1: give a stream or set verbose to 0.");
+  if constexpr (requires { opt.check_hyperparameters(); }) opt.check_hyperparameters();
+  if (const std::string bad = first_non_finite_parameter(model); !bad.empty())
+    fail("fit(): the model's ", bad, " before training: initialize or load it again.");
 
   // Keras's validation_split holds out the last samples, before any shuffling.
   std::optional<data::Dataset> train_part, val_part;
@@ -7459,6 +7939,9 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
     const double current = learning_rate_of(opt);
     if (state.learning_rate == current || (std::isnan(current) && std::isnan(state.learning_rate)))
       return;
+    if (!(state.learning_rate >= 0) || !std::isfinite(state.learning_rate))
+      fail("A callback set the learning rate to ", number_text(state.learning_rate), " at epoch ",
+           state.epoch, "; a learning rate must be a finite number >= 0.");
     if constexpr (requires { opt.learning_rate; }) {
       opt.learning_rate = static_cast<decltype(opt.learning_rate)>(state.learning_rate);
       state.learning_rate = learning_rate_of(opt);  // what the optimizer holds, after rounding
@@ -7486,9 +7969,12 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
       const std::size_t begin = b * bs, m = std::min(bs, n - begin);
       trainer.load_batch(*train, std::span<const std::size_t>(order.data() + begin, m));
       const StepStats s = trainer.step(m);
-      if (!std::isfinite(s.loss_sum))
-        fail("Training diverged: the loss is ", s.loss_sum, " at epoch ", epoch, ", batch ", b + 1,
-             " of ", batches, ". Lower the learning rate or check the data.");
+      if (!std::isfinite(s.loss_sum)) {
+        const std::string bad = first_non_finite_parameter(model);
+        fail("Training diverged: the loss is ", number_text(s.loss_sum), " at epoch ", epoch,
+             ", batch ", b + 1, " of ", batches, bad.empty() ? "" : "; the model's ", bad,
+             ". Lower the learning rate or check the data.");
+      }
       loss_sum += s.loss_sum;
       correct += s.correct;
       if (tty && (clock::now() - last_draw > std::chrono::milliseconds(200) || b + 1 == batches)) {
@@ -7504,6 +7990,11 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
         *o.out << std::flush;
       }
     }
+    // The loss is computed before the step's update, so the last update of an epoch can overflow
+    // with every loss finite: one scan of the arena per epoch.
+    if (const std::string bad = first_non_finite_parameter(model); !bad.empty())
+      fail("Training diverged: the model's ", bad, " after epoch ", epoch,
+           " (the loss was finite). Lower the learning rate or check the data.");
     EpochLog log;
     log.epoch = epoch;
     log.seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -7567,6 +8058,7 @@ History fit_checked(Model& model, Optimizer& opt, L loss, const data::Dataset& d
 #include <string>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -7580,9 +8072,15 @@ inline void write_atomically(const std::string& path, const std::function<void(s
   if (!buffer) fail("Could not produce the content of \"", path, "\".");
   const std::string data = std::move(buffer).str();
 
+  // A directory at `path` would only be found by the final rename, after all the writing.
+  struct ::stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail("Cannot save \"", path, "\": it is a directory, not a file.");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("Cannot create \"", tmp, "\" to save \"", path, "\": ", std::strerror(errno), ".");
+  if (fd < 0)
+    fail("Cannot save \"", path, "\": creating the temporary file \"", tmp, "\" beside it failed: ",
+         std::strerror(errno), ". The previous file, if any, is unchanged.");
   const auto give_up = [&](const char* what) {
     const int err = errno;
     ::close(fd);
@@ -8062,7 +8560,6 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <iterator>
 #include <span>
@@ -8071,15 +8568,16 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 #include <string_view>
 #include <vector>
 
-#include <zlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-// ---- begin ctnn/deploy/half.hpp ----
-// ctnn/deploy/half.hpp: 16-bit storage of float weights, IEEE fp16 (binary16) or bfloat16.
+// ---- begin ctnn/kernels/half.hpp ----
+// ctnn/kernels/half.hpp: float <-> 16-bit conversion, IEEE fp16 (binary16) or bfloat16, the
+// kernel behind fp16 / bf16 weight storage (io/model_file.hpp, deploy/half.hpp).
 //
-// to_half / from_half convert arrays; to_fp16, to_bf16, from_fp16, from_bf16 return vectors;
-// half_parameters(model, format) and set_half_parameters(model, halves, format) move a model's
-// whole parameter arena to 16 bits and back (half the bytes to ship; the model still computes in
-// fp32). Conversion to 16 bits rounds to nearest, ties to even, as IEEE-754 and F16C do:
+// to_half / from_half convert arrays; to_fp16, to_bf16, from_fp16, from_bf16 return vectors.
+// Conversion to 16 bits rounds to nearest, ties to even, as IEEE-754 and F16C do:
 //   fp16: |x| >= 65520 -> Inf; below 2^-14 -> subnormal (multiples of 2^-24), below 2^-25 -> 0;
 //   bf16: keeps fp32's exponent range, so only the mantissa rounds (to 8 bits).
 // NaN stays NaN (quiet, sign and top payload bits kept); Inf and signed zeros are exact.
@@ -8234,33 +8732,8 @@ inline std::vector<float> from_bf16(std::span<const std::uint16_t> h) {
   return x;
 }
 
-// Bytes of a float model's parameters stored in 16 bits (Keras's parameter count, no padding).
-template <class Model>
-inline constexpr std::size_t half_parameter_bytes = Model::param_count * sizeof(std::uint16_t);
-
-// The model's whole parameter arena (in arena order, alignment padding included) in `format`.
-template <class Model>
-std::vector<std::uint16_t> half_parameters(const Model& model, HalfFormat format) {
-  static_assert(std::is_same_v<typename Model::value_type, float>,
-                "16-bit weight storage converts from a float model (Sequential), not a double one.");
-  std::vector<std::uint16_t> h(model.parameters().size());
-  to_half(format, model.parameters(), h);
-  return h;
-}
-
-// Loads parameters stored by half_parameters() (same model type) back into the model, as fp32.
-template <class Model>
-void set_half_parameters(Model& model, std::span<const std::uint16_t> h, HalfFormat format) {
-  static_assert(std::is_same_v<typename Model::value_type, float>,
-                "16-bit weight storage converts into a float model (Sequential), not a double one.");
-  if (h.size() != model.parameters().size())
-    fail("set_half_parameters() was given ", h.size(), " 16-bit values but the model's parameter "
-         "arena holds ", model.parameters().size(), ".");
-  from_half(format, h, model.parameters());
-}
-
 }  // namespace ctnn
-// ---- end ctnn/deploy/half.hpp ----
+// ---- end ctnn/kernels/half.hpp ----
 
 namespace ctnn {
 
@@ -8295,72 +8768,38 @@ inline constexpr std::uint32_t kModelFormatVersion = 1;
 
 namespace detail {
 
-class ByteWriter {
- public:
-  explicit ByteWriter(std::ostream& os) : os_(os) {}
-  template <class V>
-  void put(V v) {
-    os_.write(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void bytes(const void* p, std::size_t n) { os_.write(static_cast<const char*>(p), std::streamsize(n)); }
-  void text(std::string_view s) {
-    put(std::uint32_t(s.size()));
-    bytes(s.data(), s.size());
-  }
-
- private:
-  std::ostream& os_;
-};
-
-// Reads from a whole file in memory; every read names the field, so a short file says what
-// it was reading when the bytes ran out.
-class ByteReader {
- public:
-  ByteReader(std::span<const char> data, std::string path) : data_(data), path_(std::move(path)) {}
-  template <class V>
-  V get(const char* field) {
-    V v;
-    std::memcpy(&v, take(sizeof v, field), sizeof v);
-    return v;
-  }
-  const char* take(std::uint64_t n, const char* field) {
-    if (n > data_.size() - pos_)
-      fail("The model file \"", path_, "\" is truncated or corrupt: reading ", field, " needs ", n,
-           " bytes at offset ", pos_, " but only ", data_.size() - pos_, " remain.");
-    const char* p = data_.data() + pos_;
-    pos_ += std::size_t(n);
-    return p;
-  }
-  std::string text(const char* field) {
-    const auto n = get<std::uint32_t>(field);
-    const char* p = take(n, field);
-    return std::string(p, n);
-  }
-  std::size_t position() const { return pos_; }
-  std::size_t remaining() const { return data_.size() - pos_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::span<const char> data_;
-  std::size_t pos_ = 0;
-  std::string path_;
-};
-
-inline std::uint32_t crc32_of(const char* p, std::size_t n) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (n > 0) {  // zlib takes uInt lengths
-    const uInt chunk = uInt(std::min<std::size_t>(n, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(p), chunk);
-    p += chunk, n -= chunk;
-  }
-  return std::uint32_t(crc);
-}
+using ctnn::detail::ByteReader;  // the codec shared with data/preprocess.hpp (core/bytes.hpp)
+using ctnn::detail::ByteWriter;
+using ctnn::detail::crc32_of;
 
 inline std::vector<char> read_whole_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
-  std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (f.bad()) fail("Reading the model file \"", path, "\" failed: ", std::strerror(errno), ".");
+  // POSIX calls rather than std::ifstream: a directory opens as a stream and then throws
+  // std::ios_base::failure from the read, which names no path.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("Cannot open the model file \"", path, "\": ", std::strerror(errno), ".");
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    fail("Cannot read the model file \"", path, "\": ",
+         err == EISDIR ? "it is a directory, not a file" : std::strerror(err), ".");
+  }
+  std::vector<char> data;
+  if (S_ISREG(st.st_mode)) data.reserve(std::size_t(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      fail("Reading the model file \"", path, "\" failed after ", data.size(), " bytes: ",
+           std::strerror(err), ".");
+    }
+    if (n == 0) break;
+    data.insert(data.end(), chunk, chunk + n);
+  }
+  ::close(fd);
   return data;
 }
 
@@ -8378,7 +8817,8 @@ concept Checkpointable = requires(Optimizer& o, const Optimizer& c) {
 
 // How save() stores the parameters: as the model's own type, or halved to fp16 / bf16 (round to
 // nearest even; a float model only), which halves the file for deployment at a small cost in
-// accuracy (report it: deploy/half.hpp). Checkpoints always store the model's own type.
+// accuracy (report it: deploy/half.hpp; the conversion is kernels/half.hpp). Checkpoints always
+// store the model's own type.
 enum class WeightStorage : std::uint32_t { native = 0, fp16 = 0x102, bf16 = 0x202 };
 
 struct SaveOptions {
@@ -8416,17 +8856,16 @@ void save_parts(const std::string& path, const Model& model,
     }
   }
   write_atomically(path, [&](std::ostream& raw) {
-    std::ostringstream body(std::ios::binary);
-    ByteWriter w(body);
-    w.bytes(kModelMagic, sizeof kModelMagic);
-    w.put(kModelFormatVersion);
-    w.put(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
-    w.text(topology<Model>());
-    w.put(std::uint64_t(params.size()));
+    ByteWriter w;
+    w.raw(kModelMagic, sizeof kModelMagic);
+    w.u32(kModelFormatVersion);
+    w.u32(storage == WeightStorage::native ? std::uint32_t(sizeof(T)) : std::uint32_t(storage));
+    w.str(topology<Model>());
+    w.u64(params.size());
     if (half.empty())
-      w.bytes(params.data(), params.size_bytes());
+      w.raw(params.data(), params.size_bytes());
     else
-      w.bytes(half.data(), half.size() * sizeof(std::uint16_t));
+      w.raw(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
     std::string prep, opt;
     if (parts.preprocessing) {
@@ -8440,37 +8879,34 @@ void save_parts(const std::string& path, const Model& model,
                     "save(): this optimizer cannot be checkpointed (it lacks hyperparameters(), "
                     "state_buffers(), restore_state() or iterations()).");
       if (parts.optimizer) {
-        std::ostringstream s(std::ios::binary);
-        ByteWriter o(s);
-        o.text(Optimizer::name);
+        ByteWriter o;
+        o.str(Optimizer::name);
         const std::vector<double> h = parts.optimizer->hyperparameters();
-        o.put(std::uint32_t(h.size()));
-        for (double v : h) o.put(v);
-        o.put(parts.optimizer->iterations());
+        o.u32(std::uint32_t(h.size()));
+        for (double v : h) o.f64(v);
+        o.u64(parts.optimizer->iterations());
         const auto buffers = parts.optimizer->state_buffers();
-        o.put(std::uint32_t(buffers.size()));
+        o.u32(std::uint32_t(buffers.size()));
         for (const auto& b : buffers) {
           if (b.size() != params.size())
             fail("save(): the optimizer's state has ", b.size(), " values for a model of ",
                  params.size(), " parameters; was it used with another model?");
-          o.bytes(b.data(), b.size_bytes());
+          o.raw(b.data(), b.size_bytes());
         }
-        opt = std::move(s).str();
+        opt = o.bytes();
         ++sections;
       }
     }
-    w.put(sections);
+    w.u32(sections);
     const auto section = [&](const char (&tag)[5], const std::string& bytes) {
-      w.bytes(tag, 4);
-      w.put(std::uint64_t(bytes.size()));
-      w.bytes(bytes.data(), bytes.size());
+      w.raw(tag, 4);
+      w.u64(bytes.size());
+      w.raw(bytes.data(), bytes.size());
     };
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
-    const std::string b = std::move(body).str();
-    raw.write(b.data(), std::streamsize(b.size()));
-    const std::uint32_t crc = crc32_of(b.data(), b.size());
-    raw.write(reinterpret_cast<const char*>(&crc), sizeof crc);
+    w.u32(crc32_of(w.bytes()));  // of every byte before it
+    raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
 }
 
@@ -8493,28 +8929,29 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
          kModelFormatVersion, ".");
   std::uint32_t stored_crc;
   std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
-  const std::uint32_t crc = crc32_of(data.data(), data.size() - 4);
+  const std::uint32_t crc = crc32_of(std::string_view(data.data(), data.size() - 4));
   if (crc != stored_crc)
     fail("The model file \"", path, "\" is corrupted or truncated: its checksum is ", std::hex,
          stored_crc, " but its ", std::dec, data.size() - 4, " bytes sum to ", std::hex, crc,
          std::dec, ".");
 
-  ByteReader r(std::span<const char>(data.data(), data.size() - 4), path);
+  ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
   r.take(12, "the header");
-  const auto scalar = r.get<std::uint32_t>("the parameter size");
-  const std::string topo = r.text("the topology");
+  const auto scalar = r.u32("the parameter size");
+  const std::string topo = r.str("the topology");
   const std::string want = topology<Model>();
   if (topo != want)
     fail("The model file \"", path, "\" holds another model.\n  file:  ", topo, "\n  model: ", want);
   const bool half = scalar == std::uint32_t(WeightStorage::fp16) ||
                     scalar == std::uint32_t(WeightStorage::bf16);
   if (half && !std::is_same_v<T, float>)
-    fail("The model file \"", path, "\" stores ", scalar == 0x102 ? "fp16" : "bf16",
+    fail("The model file \"", path, "\" stores ",
+         scalar == std::uint32_t(WeightStorage::fp16) ? "fp16" : "bf16",
          " parameters, which load into float models; this model uses double.");
   if (!half && scalar != sizeof(T))
     fail("The model file \"", path, "\" stores ", scalar, "-byte parameters; this model uses ",
          sizeof(T), "-byte ones (float vs double).");
-  const auto count = r.get<std::uint64_t>("the parameter count");
+  const auto count = r.u64("the parameter count");
   const auto params = model.parameters();
   if (count != params.size())
     fail("The model file \"", path, "\" has ", count, " parameters; the model has ", params.size(), ".");
@@ -8525,13 +8962,14 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
     std::memcpy(h.data(), values, count * 2);
     widened.resize(count);
     if constexpr (std::is_same_v<T, float>)
-      ctnn::from_half(scalar == 0x102 ? ctnn::HalfFormat::fp16 : ctnn::HalfFormat::bf16, h,
-                        widened);
+      ctnn::from_half(scalar == std::uint32_t(WeightStorage::fp16) ? ctnn::HalfFormat::fp16
+                                                                   : ctnn::HalfFormat::bf16,
+                      h, widened);
     values = reinterpret_cast<const char*>(widened.data());
   }
 
   // Parse every section into temporaries before touching the model or the parts.
-  const auto sections = r.get<std::uint32_t>("the section count");
+  const auto sections = r.u32("the section count");
   std::optional<data::Preprocessing> prep;
   bool has_opt = false;
   std::string opt_name;
@@ -8540,19 +8978,19 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   std::vector<const char*> buffers;
   for (std::uint32_t s = 0; s < sections; ++s) {
     const std::string tag(r.take(4, "a section tag"), 4);
-    const auto len = r.get<std::uint64_t>("a section length");
+    const auto len = r.u64("a section length");
     const char* bytes = r.take(len, "a section");
     if (tag == "PREP") {
       std::istringstream is(std::string(bytes, std::size_t(len)), std::ios::binary);
       prep = data::Preprocessing::load(is);
     } else if (tag == "OPTM") {
-      ByteReader o(std::span<const char>(bytes, std::size_t(len)), path);
-      opt_name = o.text("the optimizer's name");
-      const auto nh = o.get<std::uint32_t>("the optimizer's hyperparameter count");
+      ByteReader o(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      opt_name = o.str("the optimizer's name");
+      const auto nh = o.u32("the optimizer's hyperparameter count");
       if (nh > 64) fail("The model file \"", path, "\" is corrupt: ", nh, " optimizer hyperparameters.");
-      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.get<double>("a hyperparameter"));
-      iterations = o.get<std::uint64_t>("the optimizer's step count");
-      const auto nb = o.get<std::uint32_t>("the optimizer's buffer count");
+      for (std::uint32_t i = 0; i < nh; ++i) hyper.push_back(o.f64("a hyperparameter"));
+      iterations = o.u64("the optimizer's step count");
+      const auto nb = o.u32("the optimizer's buffer count");
       if (nb > 8) fail("The model file \"", path, "\" is corrupt: ", nb, " optimizer buffers.");
       for (std::uint32_t i = 0; i < nb; ++i) buffers.push_back(o.take(count * sizeof(T), "an optimizer buffer"));
       if (o.remaining() != 0)
@@ -8706,8 +9144,14 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
 // other parameter-free layer runs in float with the float model's own code. A layer with
 // parameters other than Dense and Conv2D is a compile error.
+// A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
+// clamping would make them a class); predict_class() refuses such a sample with an error.
 // Requires: a float model with at least one Dense or Conv2D.
-// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the workspace.
+// Inference allocates nothing once reserve(n) (or a first batch of n) has sized the calling
+// thread's workspace, or with an InferenceContext sized for the batch.
+// Thread safety: as Sequential: predict() and predict_class() are const and may run on one
+// QuantizedModel from any number of threads at once; each uses the caller's InferenceContext or
+// the calling thread's own (thread_context()), never a buffer of the model.
 // The layer loop itself is detail::Int8Forward (deploy/static_quantized.hpp), run here over heap
 // buffers and by deploy::StaticQuantizedModel over an exported header's constants: the two compute
 // the same bytes.
@@ -8730,7 +9174,8 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
 // run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
 // (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
-// deploy/export_int8.hpp and buffers that are array members, so both compute the same bytes.
+// export_header(path, QuantizedModel, name) (deploy/export.hpp) and buffers that are array
+// members, so both compute the same bytes.
 //
 // StaticQuantizedModel<Model> runs one sample at a time; nothing is allocated, thrown or looked up
 // at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
@@ -8740,6 +9185,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
 // (kernels/int8.hpp).
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+// Thread safety: by design it owns its buffers (no heap, no thread_local), so predict() is not
+// const and one StaticQuantizedModel serves one thread (or one core) at a time; give each thread
+// its own instance (the constant parameters are shared, only the buffers are copied).
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -8759,6 +9207,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //   weight_bytes   the parameters (arena_size values, read only)
 //   buffer_bytes   activations and layer scratch for one sample (sizeof(StaticModel) adds a pointer)
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
+// Thread safety: by design it owns its buffers (no heap, no thread_local), so predict() is not
+// const and one StaticModel serves one thread (or one core) at a time; give each thread its own
+// instance (the weights are shared, only the buffers are copied).
 // This header includes the core and the layers only: no I/O, no zlib, no OpenMP needed.
 #include <algorithm>
 #include <cstddef>
@@ -8803,7 +9254,7 @@ class StaticModel {
     }
   };
   const T* params_;
-  alignas(64) T buf_[buffer_floats];  // 64: the arena's and the kernels' alignment
+  alignas(kAlignBytes) T buf_[buffer_floats];  // the arena's and the kernels' alignment
 };
 
 }  // namespace ctnn::deploy
@@ -9076,7 +9527,7 @@ inline void dequantize_int32(std::size_t M, std::size_t N, const std::int32_t* C
       const hn::RebindToSigned<decltype(d)> di;
       auto y = hn::MulAdd(hn::ConvertTo(d, hn::LoadU(di, C + m * ldc + i)), hn::LoadU(d, mult + i),
                           hn::LoadU(d, bias + i));
-      if (relu) y = hn::Max(y, hn::Zero(d));
+      if (relu) y = hn::IfThenZeroElse(y <= hn::Zero(d), y);  // NaN stays NaN, as relu_forward
       hn::StoreU(y, d, out + m * ldo + i);
     });
 }
@@ -9113,16 +9564,18 @@ namespace detail {
 
 enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
 
+// From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
 constexpr QKind qkind() {
-  constexpr std::string_view n = L::name;
-  if (n == "Dense") return QKind::dense;
-  if (n == "Conv2D") return QKind::conv;
-  if (n == "ReLU") return QKind::relu;
-  if (n == "Flatten") return QKind::flatten;
-  if (n == "Dropout") return QKind::dropout;
-  if (n == "MaxPool2D") return QKind::maxpool;
-  return QKind::other;
+  switch (layer_kind<L>) {
+    case LayerKind::dense: return QKind::dense;
+    case LayerKind::conv2d: return QKind::conv;
+    case LayerKind::relu: return QKind::relu;
+    case LayerKind::flatten: return QKind::flatten;
+    case LayerKind::dropout: return QKind::dropout;
+    case LayerKind::max_pool2d: return QKind::maxpool;
+    default: return QKind::other;
+  }
 }
 
 // One static_assert per layer, so the compiler names the offending layer type.
@@ -9412,6 +9865,12 @@ struct Int8Forward {
       }
     });
     std::memcpy(out, fx, n * output_size * sizeof(float));
+    // 8-bit values cannot hold NaN or infinity: quantize_8bit clamps them into range, and the
+    // sample would silently get a class. A sample with a non-finite input value gets NaN outputs
+    // instead (its float model's outputs would not be finite either). One scan of the input.
+    for (std::size_t s = 0; s < n; ++s)
+      if (kernels::first_non_finite(input_size, x + s * input_size) != input_size)
+        std::fill_n(out + s * output_size, output_size, std::numeric_limits<float>::quiet_NaN());
   }
 };
 
@@ -9436,7 +9895,7 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
 
 // Int8 inference on one sample of `Model` (a float ctnn::Sequential type), computing exactly what
 // QuantizedModel<Model> computes, over parameters it does not own (an exported header's constant
-// arrays: deploy/export_int8.hpp) with every buffer an array member.
+// arrays: export_header in deploy/export.hpp) with every buffer an array member.
 template <class Model>
 class StaticQuantizedModel {
   using Forward = ctnn::detail::Int8Forward<Model>;
@@ -9463,7 +9922,9 @@ class StaticQuantizedModel {
     Forward::run(params_, w, x, 1, out_);
     return out_;
   }
-  // The index of the largest output (the predicted class; the first one on ties).
+  // The index of the largest output (the predicted class; the first one on ties). A sample with
+  // a NaN or infinite input has NaN outputs and gets 0 here: check predict()'s outputs for NaN
+  // when the input may hold them (this class never throws).
   std::size_t predict_class(const float* x) noexcept {
     const float* y = predict(x);
     return std::size_t(std::max_element(y, y + output_size) - y);
@@ -9471,15 +9932,15 @@ class StaticQuantizedModel {
 
  private:
   Int8Parameters params_;
-  // 64: the kernels' alignment, as in StaticModel.
-  alignas(64) float f0_[plan.float_widest];
-  alignas(64) float f1_[plan.float_widest];
-  alignas(64) float fscratch_[plan.float_scratch];
-  alignas(64) float out_[output_size];
-  alignas(64) std::int32_t acc_[plan.acc];
-  alignas(64) std::uint8_t q0_[plan.byte_widest];
-  alignas(64) std::uint8_t q1_[plan.byte_widest];
-  alignas(64) std::uint8_t patches_[plan.patches];
+  // The kernels' alignment, as in StaticModel.
+  alignas(kAlignBytes) float f0_[plan.float_widest];
+  alignas(kAlignBytes) float f1_[plan.float_widest];
+  alignas(kAlignBytes) float fscratch_[plan.float_scratch];
+  alignas(kAlignBytes) float out_[output_size];
+  alignas(kAlignBytes) std::int32_t acc_[plan.acc];
+  alignas(kAlignBytes) std::uint8_t q0_[plan.byte_widest];
+  alignas(kAlignBytes) std::uint8_t q1_[plan.byte_widest];
+  alignas(kAlignBytes) std::uint8_t patches_[plan.patches];
 };
 
 }  // namespace deploy
@@ -9579,30 +10040,74 @@ class QuantizedModel {
   // Number of output channels over all quantized layers (the length of the per-channel arrays).
   static constexpr std::size_t channels = plan.channels;
 
-  // Sizes the workspace for batches of up to n samples (predict then allocates nothing).
-  void reserve(std::size_t n) {
-    n = std::min(n, kInferenceChunk);
-    if (n <= cap_) return;
-    cap_ = n;
-    for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
-    for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
-    acc_.resize(plan.acc * cap_);
-    patches_.resize(plan.patches * cap_);
-    fscratch_.resize(plan.float_scratch * cap_);
+  // Largest batch run at once; larger inputs go through in chunks.
+  static constexpr std::size_t kInferenceChunk = 256;
+
+  // The buffers of one inference at a time (see Sequential's InferenceContext): owned by the
+  // caller, sized by the model type alone, grown (and allocating) only for a larger chunk than
+  // it has run. One context, one thread at a time.
+  class InferenceContext {
+   public:
+    InferenceContext() = default;
+    // Sized for batches of up to n samples: predict with it then allocates nothing.
+    explicit InferenceContext(std::size_t n) { reserve(n); }
+    void reserve(std::size_t n) {
+      n = std::min(n, kInferenceChunk);
+      if (n <= cap_) return;
+      cap_ = n;
+      for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
+      for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+      acc_.resize(plan.acc * cap_);
+      patches_.resize(plan.patches * cap_);
+      fscratch_.resize(plan.float_scratch * cap_);
+    }
+    // Samples it holds without growing.
+    std::size_t capacity() const { return cap_; }
+
+   private:
+    friend class QuantizedModel;
+    std::size_t cap_ = 0;
+    std::array<AlignedBuffer<float>, 2> fbuf_;
+    std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+    AlignedBuffer<std::int32_t> acc_;
+    AlignedBuffer<std::uint8_t> patches_;
+    AlignedBuffer<float> fscratch_;
+  };
+
+  // A context sized for batches of up to n samples.
+  static InferenceContext make_context(std::size_t n = 0) { return InferenceContext(n); }
+
+  // The calling thread's context for this model type, used by predict() without a context (one
+  // per thread and per QuantizedModel type, freed when the thread ends).
+  static InferenceContext& thread_context() {
+    static thread_local InferenceContext ctx;
+    return ctx;
   }
 
+  // Sizes the calling thread's context for batches of up to n samples: predict() without a
+  // context then allocates nothing on this thread for such batches.
+  void reserve(std::size_t n) const { thread_context().reserve(n); }
+  // The same, under the name Sequential uses.
+  void reserve_inference(std::size_t n) const { reserve(n); }
+
   // Inference on one sample: the output (probabilities after a final Softmax).
-  std::array<float, output_size> predict(std::span<const float> x) {
+  std::array<float, output_size> predict(std::span<const float> x) const {
+    return predict(thread_context(), x);
+  }
+  std::array<float, output_size> predict(InferenceContext& ctx, std::span<const float> x) const {
     if (x.size() != input_size)
       fail("QuantizedModel::predict() was given ", x.size(), " input values but the model's input ",
            Model::input_shape::str(), " has ", input_size, ".");
     std::array<float, output_size> out;
-    run_chunks(x.data(), 1, out.data());
+    run_chunks(ctx, x.data(), 1, out.data());
     return out;
   }
 
   // Inference on a batch: x holds n * input_size values, out receives n * output_size.
-  void predict(std::span<const float> x, std::span<float> out) {
+  void predict(std::span<const float> x, std::span<float> out) const {
+    predict(thread_context(), x, out);
+  }
+  void predict(InferenceContext& ctx, std::span<const float> x, std::span<float> out) const {
     if (x.size() % input_size != 0)
       fail("QuantizedModel::predict() was given ", x.size(),
            " input values, not a multiple of the input size ", input_size, ".");
@@ -9610,17 +10115,20 @@ class QuantizedModel {
     if (out.size() != n * output_size)
       fail("QuantizedModel::predict() got an output span of ", out.size(), " values for ", n,
            " samples; it needs ", n * output_size, ".");
-    run_chunks(x.data(), n, out.data());
+    run_chunks(ctx, x.data(), n, out.data());
   }
 
   // Index of the largest output of one sample (the predicted class).
-  std::size_t predict_class(std::span<const float> x) {
-    const auto out = predict(x);
+  std::size_t predict_class(std::span<const float> x) const {
+    return predict_class(thread_context(), x);
+  }
+  std::size_t predict_class(InferenceContext& ctx, std::span<const float> x) const {
+    const auto out = predict(ctx, x);
+    if (const std::size_t i = kernels::first_non_finite(input_size, x.data()); i != input_size)
+      fail("QuantizedModel::predict_class(): input value ", i, " is ", x[i],
+           ", which 8-bit inference cannot represent: the outputs are NaN and there is no class.");
     return std::size_t(std::max_element(out.begin(), out.end()) - out.begin());
   }
-
-  // Largest batch run at once; larger inputs go through in chunks.
-  static constexpr std::size_t kInferenceChunk = 256;
 
  private:
   // Per-channel symmetric int8 weights, packed for kernels::gemm_int8; biases kept in float.
@@ -9720,19 +10228,19 @@ class QuantizedModel {
     });
   }
 
-  void run_chunks(const float* x, std::size_t n, float* out) {
+  void run_chunks(InferenceContext& c, const float* x, std::size_t n, float* out) const {
     for (std::size_t b = 0; b < n; b += kInferenceChunk) {
       const std::size_t m = std::min(kInferenceChunk, n - b);
-      reserve(m);
-      run(x + b * input_size, m, out + b * output_size);
+      c.reserve(m);
+      run(c, x + b * input_size, m, out + b * output_size);
     }
   }
 
-  // One chunk of n <= cap_ samples through every layer.
-  void run(const float* x, std::size_t n, float* out) {
-    const typename Forward::Workspace w{{fbuf_[0].data(), fbuf_[1].data()},
-                                        {qbuf_[0].data(), qbuf_[1].data()},
-                                        acc_.data(), patches_.data(), fscratch_.data()};
+  // One chunk of n <= c.capacity() samples through every layer; reads only the parameters.
+  void run(InferenceContext& c, const float* x, std::size_t n, float* out) const {
+    const typename Forward::Workspace w{{c.fbuf_[0].data(), c.fbuf_[1].data()},
+                                        {c.qbuf_[0].data(), c.qbuf_[1].data()},
+                                        c.acc_.data(), c.patches_.data(), c.fscratch_.data()};
     Forward::run(int8_parameters(), w, x, n, out);
   }
 
@@ -9740,12 +10248,6 @@ class QuantizedModel {
   std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
   std::array<float, plan.computes> in_scale_{};  // per quantized input
   std::array<bool, plan.computes> in_signed_{};
-  std::size_t cap_ = 0;
-  std::array<AlignedBuffer<float>, 2> fbuf_;
-  std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
-  AlignedBuffer<std::int32_t> acc_;
-  AlignedBuffer<std::uint8_t> patches_;
-  AlignedBuffer<float> fscratch_;
 };
 
 // Quantizes a trained float model with activation ranges calibrated on `calibration` (a few
@@ -9783,10 +10285,16 @@ std::string cpp_type() {
   ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += ", ";
-    if constexpr (requires { L::spec(); })
+    if constexpr (requires { L::spec(); }) {
       s += L::spec();
-    else
-      s += "ctnn::" + std::string(L::name);  // the layers without settings
+    } else {
+      // A built-in layer without settings is spelled by its name; a user layer's name may be
+      // anything (even "ReLU"), so it must say how it is spelled.
+      constexpr bool spelled = layer_kind<L> != LayerKind::other;
+      static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
+                             "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
+      s += "ctnn::" + std::string(L::name);
+    }
   });
   return s + ">";
 }
@@ -9802,7 +10310,8 @@ void write_constexpr_array(std::ostream& os, const std::string& name, std::span<
                      : std::is_same_v<T, double> ? "double "
                      : std::is_same_v<T, bool>   ? "bool "
                                                  : "std::int8_t ";
-  os << "alignas(64) inline constexpr " << type << name << "[" << values.size() << "] = {";
+  os << "alignas(" << kAlignBytes << ") inline constexpr " << type << name << "[" << values.size()
+     << "] = {";
   // Six hex floats or sixteen small integers a line.
   const std::size_t per_line = floating ? 6 : 16;
   char buf[48];
@@ -9906,7 +10415,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
        << " && ctnn::detail::Int8Forward<Model>::plan.channels == " << plan.channels
        << ", \"this header was written for another ctnn int8 layout\");\n\n";
     write_constexpr_array<std::int8_t>(os, "weights", weights);
-    os << "alignas(64) inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
+    os << "alignas(" << kAlignBytes
+       << ") inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
     write_constexpr_array<float>(os, "weight_scales", weight_scales);
     write_constexpr_array<float>(os, "multipliers", {p.multipliers, plan.channels});
     write_constexpr_array<float>(os, "biases", {p.biases, plan.channels});
@@ -9923,6 +10433,48 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
 
 }  // namespace ctnn::deploy
 // ---- end ctnn/deploy/export.hpp ----
+// ---- begin ctnn/deploy/half.hpp ----
+// ctnn/deploy/half.hpp: 16-bit storage of a float model's weights, IEEE fp16 or bfloat16.
+//
+// half_parameters(model, format) and set_half_parameters(model, halves, format) move a model's
+// whole parameter arena to 16 bits and back (half the bytes to ship; the model still computes in
+// fp32). The conversions, and how they round, are in kernels/half.hpp.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+
+namespace ctnn {
+
+// Bytes of a float model's parameters stored in 16 bits (Keras's parameter count, no padding).
+template <class Model>
+inline constexpr std::size_t half_parameter_bytes = Model::param_count * sizeof(std::uint16_t);
+
+// The model's whole parameter arena (in arena order, alignment padding included) in `format`.
+template <class Model>
+std::vector<std::uint16_t> half_parameters(const Model& model, HalfFormat format) {
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "16-bit weight storage converts from a float model (Sequential), not a double one.");
+  std::vector<std::uint16_t> h(model.parameters().size());
+  to_half(format, model.parameters(), h);
+  return h;
+}
+
+// Loads parameters stored by half_parameters() (same model type) back into the model, as fp32.
+template <class Model>
+void set_half_parameters(Model& model, std::span<const std::uint16_t> h, HalfFormat format) {
+  static_assert(std::is_same_v<typename Model::value_type, float>,
+                "16-bit weight storage converts into a float model (Sequential), not a double one.");
+  if (h.size() != model.parameters().size())
+    fail("set_half_parameters() was given ", h.size(), " 16-bit values but the model's parameter "
+         "arena holds ", model.parameters().size(), ".");
+  from_half(format, h, model.parameters());
+}
+
+}  // namespace ctnn
+// ---- end ctnn/deploy/half.hpp ----
 // ---- begin ctnn/deploy/monitor.hpp ----
 // ctnn/deploy/monitor.hpp: watching a model in service.
 //
@@ -9959,12 +10511,22 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
 //   min_samples predictions (default 100) were counted; before that, and with no predictions,
 //   the scores are NaN and drifted() is false.
 // No heap allocation per call: every counter is sized in the constructor; stats() (a snapshot
-// with vectors) and to_json() allocate. Call reserve(batch) before the first batch prediction.
-// Thread safety: none, as for the model (predict uses the model's one workspace). Give each thread
-// its own model copy and Monitored, and combine them with merge() when reporting.
+// with vectors) and to_json() allocate. Call reserve(batch) on each serving thread before its
+// first batch prediction (it sizes that thread's inference context).
+// Thread safety: one Monitored, like the model it wraps, may serve predict() from any number of
+// threads at once, and stats(), drift_score(), to_json() may be read meanwhile. A web server
+// wants exactly that: one monitor per model with one set of numbers, whichever worker thread
+// answered. So every counter and histogram bucket is a std::atomic updated with relaxed
+// fetch_add (no lock: a few nanoseconds against a prediction's microseconds); only a new record
+// for the largest excess, which happens a handful of times in a service's life, takes a mutex so
+// its three fields stay together. A snapshot taken while predictions run is a consistent view of
+// each counter, not of all at once (a call in flight may be counted in `samples` and not yet in
+// the distribution). reset() and merge() may also run concurrently, with the same caveat.
+// Separate monitors (e.g. per shard or per process) still combine with merge().
 // Errors (sizes that disagree, a corrupt saved profile, bad options) are ctnn::Error sentences.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <charconv>
 #include <chrono>
@@ -9975,6 +10537,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
 #include <istream>
 #include <limits>
 #include <locale>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -10091,7 +10655,7 @@ struct ReferenceProfile {
       fail("ReferenceProfile::fit: bins is ", opt.bins, "; it must lie in [1, ", kMaxBins, "].");
     using Last = typename Model::template layer<Model::num_layers - 1>;
     ReferenceProfile p;
-    p.kind = opt.kind.value_or(train.has_labels() || Last::name == std::string_view("Softmax")
+    p.kind = opt.kind.value_or(train.has_labels() || layer_kind<Last> == LayerKind::softmax
                                    ? OutputKind::classification
                                    : OutputKind::regression);
     p.input_size = D;
@@ -10323,7 +10887,7 @@ class LatencyHistogram {
 
   static std::size_t bucket(std::uint64_t ns) {
     if (ns < 8) return std::size_t(ns);
-    const int e = std::bit_width(ns) - 1;  // >= 3
+    const int e = static_cast<int>(std::bit_width(ns)) - 1;  // >= 3
     return std::size_t(8 * (e - 2)) + std::size_t((ns >> (e - 3)) & 7);
   }
   static std::uint64_t upper_edge(std::size_t b) {
@@ -10333,68 +10897,118 @@ class LatencyHistogram {
     return lower + ((std::uint64_t{1} << (e - 3)) - 1);
   }
 
+  // Safe from any number of threads at once (no lock; see the top of the file). The sum and the
+  // extremes are updated before the bucket, which is released: a reader that sees the bucket
+  // (acquire) sees them too, so a percentile is never capped below its own bucket.
   void record(std::uint64_t ns) {
-    ++counts_[bucket(ns)];
-    ++count_;
-    sum_ += double(ns);
-    min_ = std::min(min_, ns);
-    max_ = std::max(max_, ns);
+    sum_.fetch_add(ns, std::memory_order_relaxed);
+    lower_to(min_, ns);
+    raise_to(max_, ns);
+    counts_[bucket(ns)].fetch_add(1, std::memory_order_release);
   }
   void merge(const LatencyHistogram& o) {
-    for (std::size_t b = 0; b < kBuckets; ++b) counts_[b] += o.counts_[b];
-    count_ += o.count_;
-    sum_ += o.sum_;
-    min_ = std::min(min_, o.min_);
-    max_ = std::max(max_, o.max_);
+    const Snapshot s = o.snapshot();
+    sum_.fetch_add(o.sum_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    lower_to(min_, o.min_.load(std::memory_order_relaxed));
+    raise_to(max_, s.max);
+    for (std::size_t b = 0; b < kBuckets; ++b)
+      if (s.counts[b]) counts_[b].fetch_add(s.counts[b], std::memory_order_release);
   }
-  void reset() { *this = LatencyHistogram(); }
+  void reset() {
+    for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
+    sum_.store(0, std::memory_order_relaxed);
+    min_.store(std::numeric_limits<std::uint64_t>::max(), std::memory_order_relaxed);
+    max_.store(0, std::memory_order_relaxed);
+  }
 
   // The upper edge of the bucket holding the ceil(q * count)-th smallest value, capped at max.
-  double percentile(double q) const {
-    if (count_ == 0) return NAN;
-    const auto rank = std::max<std::uint64_t>(1, std::uint64_t(std::ceil(q * double(count_))));
-    std::uint64_t seen = 0;
-    for (std::size_t b = 0; b < kBuckets; ++b) {
-      seen += counts_[b];
-      if (seen >= rank) return double(std::min(upper_edge(b), max_));
-    }
-    return double(max_);
-  }
+  double percentile(double q) const { return percentile(q, snapshot()); }
   LatencyStats stats() const {
-    LatencyStats s;
-    s.count = count_;
-    if (count_ == 0) return s;
-    s.mean_ns = sum_ / double(count_);
-    s.p50_ns = percentile(0.50);
-    s.p90_ns = percentile(0.90);
-    s.p99_ns = percentile(0.99);
-    s.min_ns = double(min_);
-    s.max_ns = double(max_);
-    return s;
+    const Snapshot s = snapshot();  // one copy, so the count and the percentiles agree
+    LatencyStats l;
+    l.count = s.count;
+    if (s.count == 0) return l;
+    l.mean_ns = double(s.sum) / double(s.count);
+    l.p50_ns = percentile(0.50, s);
+    l.p90_ns = percentile(0.90, s);
+    l.p99_ns = percentile(0.99, s);
+    l.min_ns = double(s.min);
+    l.max_ns = double(s.max);
+    return l;
   }
 
  private:
-  std::array<std::uint64_t, kBuckets> counts_{};
-  std::uint64_t count_ = 0;
-  double sum_ = 0;
-  std::uint64_t min_ = std::numeric_limits<std::uint64_t>::max(), max_ = 0;
+  struct Snapshot {
+    std::array<std::uint64_t, kBuckets> counts;
+    std::uint64_t count = 0, sum = 0, min = 0, max = 0;
+  };
+  // Buckets first (acquire), then what was written before them. While others record, sum may
+  // hold a call whose bucket was not yet seen: the mean is then off by that call, for that read.
+  Snapshot snapshot() const {
+    Snapshot s;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      s.counts[b] = counts_[b].load(std::memory_order_acquire);
+      s.count += s.counts[b];
+    }
+    s.sum = sum_.load(std::memory_order_relaxed);
+    s.min = min_.load(std::memory_order_relaxed);
+    s.max = max_.load(std::memory_order_relaxed);
+    return s;
+  }
+  static double percentile(double q, const Snapshot& s) {
+    if (s.count == 0) return NAN;
+    const auto rank = std::max<std::uint64_t>(1, std::uint64_t(std::ceil(q * double(s.count))));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      seen += s.counts[b];
+      if (seen >= rank) return double(std::min(upper_edge(b), s.max));
+    }
+    return double(s.max);
+  }
+  static void lower_to(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    std::uint64_t cur = a.load(std::memory_order_relaxed);
+    while (v < cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+    }
+  }
+  static void raise_to(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    std::uint64_t cur = a.load(std::memory_order_relaxed);
+    while (v > cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+    }
+  }
+
+  std::array<std::atomic<std::uint64_t>, kBuckets> counts_{};
+  std::atomic<std::uint64_t> sum_{0};  // nanoseconds: 2^64 ns is 584 years of calls
+  std::atomic<std::uint64_t> min_{std::numeric_limits<std::uint64_t>::max()}, max_{0};
 };
 
 // PSI and TVD of observed counts against reference counts over k categories (top of the file).
 struct DriftScores {
   double psi = NAN, tvd = NAN;
 };
-inline DriftScores drift_scores(const std::uint64_t* ref, const std::uint64_t* obs, std::size_t k) {
+inline std::uint64_t count_of(std::uint64_t c) { return c; }
+inline std::uint64_t count_of(const std::atomic<std::uint64_t>& c) {
+  return c.load(std::memory_order_relaxed);
+}
+// obs: plain counts or a live Monitored's atomic ones (each read once, so the scores use one
+// consistent set of observed counts).
+template <class Count>
+DriftScores drift_scores(const std::uint64_t* ref, const Count* live, std::size_t k) {
+  constexpr std::size_t kStack = 64;  // categories counted on the stack; more read in two passes
+  std::array<std::uint64_t, kStack> copy;
+  const bool copied = k <= kStack;
+  if (copied)
+    for (std::size_t c = 0; c < k; ++c) copy[c] = count_of(live[c]);
+  const auto obs = [&](std::size_t c) { return copied ? copy[c] : count_of(live[c]); };
   std::uint64_t nr = 0, no = 0;
-  for (std::size_t c = 0; c < k; ++c) nr += ref[c], no += obs[c];
+  for (std::size_t c = 0; c < k; ++c) nr += ref[c], no += obs(c);
   if (nr == 0 || no == 0) return {};
   constexpr double kAlpha = 0.5;  // Jeffreys-style smoothing: an empty category stays finite
   DriftScores s{0, 0};
   for (std::size_t c = 0; c < k; ++c) {
     const double e = (double(ref[c]) + kAlpha) / (double(nr) + kAlpha * double(k));
-    const double a = (double(obs[c]) + kAlpha) / (double(no) + kAlpha * double(k));
+    const double a = (double(obs(c)) + kAlpha) / (double(no) + kAlpha * double(k));
     s.psi += (a - e) * std::log(a / e);
-    s.tvd += 0.5 * std::abs(double(obs[c]) / double(no) - double(ref[c]) / double(nr));
+    s.tvd += 0.5 * std::abs(double(obs(c)) / double(no) - double(ref[c]) / double(nr));
   }
   return s;
 }
@@ -10568,8 +11182,9 @@ class Monitored {
       lo_[j] = profile_.feature_min[j] - m;
       hi_[j] = profile_.feature_max[j] + m;
     }
-    feature_oor_.assign(input_size, 0);
-    observed_.assign(profile_.counts.size(), 0);
+    // Value-initialized: every counter starts at 0.
+    feature_oor_ = std::make_unique<Counter[]>(input_size);
+    observed_ = std::make_unique<Counter[]>(profile_.counts.size());
   }
 
   // Fits the profile on `train` (ReferenceProfile::fit) and monitors against it.
@@ -10583,11 +11198,11 @@ class Monitored {
     if (x.size() != input_size)
       fail("Monitored::predict() was given ", x.size(), " input values but the model's input ",
            Model::input_shape::str(), " has ", input_size, ".");
-    ++calls_;
-    ++samples_;
+    add(calls_);
+    add(samples_);
     Prediction<T, output_size> p;
     if (!all_finite(x.data())) {
-      ++nonfinite_inputs_;
+      add(nonfinite_inputs_);
       p.outputs.fill(std::numeric_limits<T>::quiet_NaN());
       p.flags.status = Status::nonfinite_input;
       return p;
@@ -10614,8 +11229,8 @@ class Monitored {
     if (!flags.empty() && flags.size() != n)
       fail("Monitored::predict() got ", flags.size(), " flags for ", n,
            " samples; give one a sample or none.");
-    ++batch_calls_;
-    samples_ += n;
+    add(batch_calls_);
+    add(samples_, n);
     BatchSummary sum;
     sum.samples = n;
     std::size_t start = 0;
@@ -10635,7 +11250,7 @@ class Monitored {
       if (all_finite(x.data() + i * input_size)) continue;
       run(i);
       start = i + 1;
-      ++nonfinite_inputs_;
+      add(nonfinite_inputs_);
       ++sum.nonfinite_inputs;
       std::fill_n(out.data() + i * output_size, output_size, std::numeric_limits<T>::quiet_NaN());
       if (!flags.empty()) flags[i] = SampleFlags{Status::nonfinite_input, 0, false};
@@ -10645,13 +11260,14 @@ class Monitored {
     return sum;
   }
 
-  // Sizes the model's inference workspace for batches of up to n samples.
+  // Sizes the calling thread's inference context of the model for batches of up to n samples
+  // (each serving thread calls it once; see Sequential::reserve_inference).
   void reserve(std::size_t n) { model_.reserve_inference(n); }
 
   // PSI of the observed prediction distribution against the training one (max over outputs for
   // regression); NaN below min_samples counted predictions.
   double drift_score() const {
-    if (counted_ < std::max<std::uint64_t>(options_.min_samples, 1)) return NAN;
+    if (load(counted_) < std::max<std::uint64_t>(options_.min_samples, 1)) return NAN;
     double worst = 0;
     const std::size_t k = profile_.categories();
     for (std::size_t d = 0; d < profile_.distributions(); ++d)
@@ -10666,48 +11282,57 @@ class Monitored {
 
   MonitorStats stats() const {
     MonitorStats s;
-    s.calls = calls_;
-    s.batch_calls = batch_calls_;
-    s.samples = samples_;
-    s.predicted = samples_ - nonfinite_inputs_;
-    s.nonfinite_inputs = nonfinite_inputs_;
-    s.nonfinite_outputs = nonfinite_outputs_;
-    s.out_of_range_samples = oor_samples_;
-    s.out_of_range_values = oor_values_;
+    s.calls = load(calls_);
+    s.batch_calls = load(batch_calls_);
+    s.nonfinite_inputs = load(nonfinite_inputs_);
+    s.samples = std::max(load(samples_), s.nonfinite_inputs);
+    s.predicted = s.samples - s.nonfinite_inputs;
+    s.nonfinite_outputs = load(nonfinite_outputs_);
+    s.out_of_range_samples = load(oor_samples_);
+    s.out_of_range_values = load(oor_values_);
     s.latency = latency_.stats();
     s.batch_latency = batch_latency_.stats();
     s.options = options_;
-    s.feature_out_of_range = feature_oor_;
-    const auto most = std::max_element(feature_oor_.begin(), feature_oor_.end());
-    if (*most > 0) s.worst_feature = std::size_t(most - feature_oor_.begin());
-    if (oor_values_ > 0) {
-      s.worst_excess_feature = worst_excess_feature_;
-      s.worst_excess = worst_excess_;
-      s.worst_excess_value = worst_excess_value_;
+    s.feature_out_of_range.resize(input_size);
+    for (std::size_t j = 0; j < input_size; ++j) s.feature_out_of_range[j] = load(feature_oor_[j]);
+    const auto& f = s.feature_out_of_range;
+    const auto most = std::max_element(f.begin(), f.end());
+    if (*most > 0) s.worst_feature = std::size_t(most - f.begin());
+    {
+      const std::lock_guard<std::mutex> lock(worst_mutex_);
+      if (worst_excess_feature_) {
+        s.worst_excess_feature = worst_excess_feature_;
+        s.worst_excess = worst_excess_.load(std::memory_order_relaxed);
+        s.worst_excess_value = worst_excess_value_;
+      }
     }
     s.kind = profile_.kind;
     s.distributions = profile_.distributions();
     s.categories = profile_.categories();
-    s.counted = counted_;
     const std::size_t k = s.categories;
+    std::vector<std::uint64_t> observed(profile_.counts.size());  // one read of each count
+    for (std::size_t c = 0; c < observed.size(); ++c) observed[c] = load(observed_[c]);
+    // counted: the samples in distribution 0 of this read (every distribution counts each once).
+    for (std::size_t c = 0; c < k; ++c) s.counted += observed[c];
     s.reference.resize(profile_.counts.size());
-    s.observed.resize(observed_.size());
+    s.observed.resize(observed.size());
     for (std::size_t d = 0; d < s.distributions; ++d) {
       std::uint64_t nr = 0;
       for (std::size_t c = 0; c < k; ++c) nr += profile_.counts[d * k + c];
       for (std::size_t c = 0; c < k; ++c) {
         s.reference[d * k + c] = double(profile_.counts[d * k + c]) / double(nr);
-        s.observed[d * k + c] = counted_ ? double(observed_[d * k + c]) / double(counted_) : NAN;
+        s.observed[d * k + c] =
+            s.counted ? double(observed[d * k + c]) / double(s.counted) : NAN;
       }
-      const auto ds = detail::drift_scores(&profile_.counts[d * k], &observed_[d * k], k);
-      const bool enough = counted_ >= std::max<std::uint64_t>(options_.min_samples, 1);
+      const auto ds = detail::drift_scores(&profile_.counts[d * k], &observed[d * k], k);
+      const bool enough = s.counted >= std::max<std::uint64_t>(options_.min_samples, 1);
       s.psi_per_output.push_back(enough ? ds.psi : NAN);
       if (enough) {
         s.psi = std::isnan(s.psi) ? ds.psi : std::max(s.psi, ds.psi);
         s.tvd = std::isnan(s.tvd) ? ds.tvd : std::max(s.tvd, ds.tvd);
       }
     }
-    s.drifted = drifted();
+    s.drifted = std::isfinite(s.psi) && s.psi > options_.psi_threshold;
     return s;
   }
 
@@ -10722,34 +11347,43 @@ class Monitored {
            profile_.samples(), " training samples, ", to_string(profile_.kind), ").");
     if (o.lo_ != lo_ || o.options_.range_max_features != options_.range_max_features)
       fail("Monitored::merge: the other monitor uses different range options.");
-    calls_ += o.calls_;
-    batch_calls_ += o.batch_calls_;
-    samples_ += o.samples_;
-    nonfinite_inputs_ += o.nonfinite_inputs_;
-    nonfinite_outputs_ += o.nonfinite_outputs_;
-    oor_samples_ += o.oor_samples_;
-    oor_values_ += o.oor_values_;
-    counted_ += o.counted_;
-    for (std::size_t j = 0; j < input_size; ++j) feature_oor_[j] += o.feature_oor_[j];
-    for (std::size_t c = 0; c < observed_.size(); ++c) observed_[c] += o.observed_[c];
-    if (o.worst_excess_ > worst_excess_) {
-      worst_excess_ = o.worst_excess_;
-      worst_excess_feature_ = o.worst_excess_feature_;
-      worst_excess_value_ = o.worst_excess_value_;
+    add(calls_, load(o.calls_));
+    add(batch_calls_, load(o.batch_calls_));
+    add(samples_, load(o.samples_));
+    add(nonfinite_inputs_, load(o.nonfinite_inputs_));
+    add(nonfinite_outputs_, load(o.nonfinite_outputs_));
+    add(oor_samples_, load(o.oor_samples_));
+    add(oor_values_, load(o.oor_values_));
+    add(counted_, load(o.counted_));
+    for (std::size_t j = 0; j < input_size; ++j) add(feature_oor_[j], load(o.feature_oor_[j]));
+    for (std::size_t c = 0; c < profile_.counts.size(); ++c) add(observed_[c], load(o.observed_[c]));
+    std::optional<std::size_t> feature;
+    double excess = 0, value = NAN;
+    {
+      const std::lock_guard<std::mutex> lock(o.worst_mutex_);
+      feature = o.worst_excess_feature_;
+      excess = o.worst_excess_.load(std::memory_order_relaxed);
+      value = o.worst_excess_value_;
     }
+    if (feature) record_excess(excess, *feature, value);
     latency_.merge(o.latency_);
     batch_latency_.merge(o.batch_latency_);
   }
 
   // Zeroes every counter; keeps the profile, options and allocations.
   void reset() {
-    calls_ = batch_calls_ = samples_ = nonfinite_inputs_ = nonfinite_outputs_ = 0;
-    oor_samples_ = oor_values_ = counted_ = 0;
-    std::fill(feature_oor_.begin(), feature_oor_.end(), 0);
-    std::fill(observed_.begin(), observed_.end(), 0);
-    worst_excess_ = 0;
-    worst_excess_feature_ = 0;
-    worst_excess_value_ = NAN;
+    for (Counter* c : {&calls_, &batch_calls_, &samples_, &nonfinite_inputs_, &nonfinite_outputs_,
+                       &oor_samples_, &oor_values_, &counted_})
+      c->store(0, std::memory_order_relaxed);
+    for (std::size_t j = 0; j < input_size; ++j) feature_oor_[j].store(0, std::memory_order_relaxed);
+    for (std::size_t c = 0; c < profile_.counts.size(); ++c)
+      observed_[c].store(0, std::memory_order_relaxed);
+    {
+      const std::lock_guard<std::mutex> lock(worst_mutex_);
+      worst_excess_.store(0, std::memory_order_relaxed);
+      worst_excess_feature_.reset();
+      worst_excess_value_ = NAN;
+    }
     latency_.reset();
     batch_latency_.reset();
   }
@@ -10776,42 +11410,54 @@ class Monitored {
       const double v = double(x[j]);
       if (v >= lo_[j] && v <= hi_[j]) continue;
       ++f.out_of_range_features;
-      ++feature_oor_[j];
+      add(feature_oor_[j]);
       const double excess =
           v < lo_[j] ? profile_.feature_min[j] - v : v - profile_.feature_max[j];
-      if (excess > worst_excess_) {
-        worst_excess_ = excess;
-        worst_excess_feature_ = j;
-        worst_excess_value_ = v;
-      }
+      if (excess > worst_excess_.load(std::memory_order_relaxed)) record_excess(excess, j, v);
     }
-    oor_values_ += f.out_of_range_features;
+    if (f.out_of_range_features) add(oor_values_, f.out_of_range_features);
     f.out_of_range = f.out_of_range_features > options_.range_max_features;
-    oor_samples_ += f.out_of_range;
+    if (f.out_of_range) add(oor_samples_);
     for (std::size_t k = 0; k < output_size; ++k)
       if (!std::isfinite(y[k])) {
         f.status = Status::nonfinite_output;
-        ++nonfinite_outputs_;
+        add(nonfinite_outputs_);
         return f;
       }
     const std::size_t cats = profile_.categories();
     for (std::size_t d = 0; d < profile_.distributions(); ++d)
-      ++observed_[d * cats + profile_.category(y, d)];
-    ++counted_;
+      add(observed_[d * cats + profile_.category(y, d)]);
+    add(counted_);
     return f;
   }
+
+  // A new largest excess: rare (each record beats the last), so a mutex keeps the three fields
+  // together without costing the common path, which only reads worst_excess_.
+  void record_excess(double excess, std::size_t feature, double value) {
+    const std::lock_guard<std::mutex> lock(worst_mutex_);
+    if (!(excess > worst_excess_.load(std::memory_order_relaxed))) return;
+    worst_excess_.store(excess, std::memory_order_relaxed);
+    worst_excess_feature_ = feature;
+    worst_excess_value_ = value;
+  }
+
+  using Counter = std::atomic<std::uint64_t>;
+  static void add(Counter& c, std::uint64_t v = 1) { c.fetch_add(v, std::memory_order_relaxed); }
+  static std::uint64_t load(const Counter& c) { return c.load(std::memory_order_relaxed); }
 
   Model& model_;
   ReferenceProfile profile_;
   MonitorOptions options_;
   std::vector<double> lo_, hi_;  // the widened training range per feature
-  std::uint64_t calls_ = 0, batch_calls_ = 0, samples_ = 0;
-  std::uint64_t nonfinite_inputs_ = 0, nonfinite_outputs_ = 0;
-  std::uint64_t oor_samples_ = 0, oor_values_ = 0, counted_ = 0;
-  std::vector<std::uint64_t> feature_oor_;
-  std::vector<std::uint64_t> observed_;  // like profile_.counts
-  double worst_excess_ = 0;
-  std::size_t worst_excess_feature_ = 0;
+  // Shared by every calling thread: atomics (see the top of the file).
+  Counter calls_{0}, batch_calls_{0}, samples_{0};
+  Counter nonfinite_inputs_{0}, nonfinite_outputs_{0};
+  Counter oor_samples_{0}, oor_values_{0}, counted_{0};
+  std::unique_ptr<Counter[]> feature_oor_;  // input_size counters
+  std::unique_ptr<Counter[]> observed_;     // like profile_.counts
+  std::atomic<double> worst_excess_{0};     // read without the lock, written under it
+  mutable std::mutex worst_mutex_;          // guards the record: the three fields together
+  std::optional<std::size_t> worst_excess_feature_;
   double worst_excess_value_ = NAN;
   detail::LatencyHistogram latency_, batch_latency_;
 };
