@@ -78,7 +78,7 @@ TEST_CASE("LeakyReLU: NaN in gives NaN out, and alpha * dy back, as PyTorch's") 
   CHECK(dx == std::vector<float>{2.0f, 2.0f});
 }
 
-TEST_CASE("MaxPool2D: a NaN anywhere in a window makes its max NaN; the gradient goes to it") {
+TEST_CASE("MaxPool2D: a NaN anywhere in a window makes its max NaN, and the gradient goes to it") {
   using L = On<MaxPool2D<2>, 2, 4, 1>;  // two windows: x[0, 1, 4, 5] and x[2, 3, 6, 7]
   for (std::size_t nan_at : {0, 1, 4, 5}) {
     std::vector<float> x{1, 2, 3, 4, 5, 6, 7, 8};

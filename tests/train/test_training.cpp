@@ -91,8 +91,10 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
     SGD opt(0.05f, 0.9f, true);
     fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 3, .verbose = 0});
     // Reaches 0.773 (0.80 after 6 to 8 epochs). NOT above a linear model: the linear model with
-    // this optimizer reaches 0.824 after 3 epochs; this section proves these layers train, and
-    // the Conv2D weights must move.
+    // this optimizer reaches 0.824 after 3 epochs, and no variant tried beat it on these 3,000
+    // images (SGD Nesterov at lr 0.005-0.1, 3-5 epochs, 16 3x3 filters, Dense<64>: at best 0.828
+    // against the linear model's 0.829). This section proves these layers train, and the Conv2D
+    // weights must move; the two CNN cases above carry the above-linear bars.
     const auto r = evaluate(model, test);
     INFO("test accuracy " << r.accuracy);
     CHECK(r.accuracy > 0.75);
