@@ -681,14 +681,9 @@ template <class T, class In, class... Specs>
 struct BindAll {
   using type = std::tuple<>;
 };
-template <class S>
-inline constexpr bool is_input_v = false;
-template <std::size_t... Dims>
-inline constexpr bool is_input_v<Input<Dims...>> = true;
 
-// A layer spec (layers/*.hpp) is a type with a member template bind<InputShape, T>.
-template <class S, class In, class T>
-concept LayerSpec = requires { typename S::template bind<In, T>; };
+template <class>
+inline constexpr bool always_false_v = false;
 
 // What a spec that is not one binds to once its static_assert has spoken: a shape-preserving
 // layer that does nothing, so that no second error follows the sentence.
@@ -705,19 +700,26 @@ struct NotALayer {
                        const PassContext&) {}
 };
 
+// A layer spec (layers/*.hpp) is a class with a member template bind<InputShape, T>. It is named
+// directly, not tested with a concept first: a spec whose own static_assert fails (a stride of 0)
+// would then fail the test as well, and clang would print a second error after its sentence.
 template <class S, class In, class T>
 struct BindOne {
-  static_assert(!is_input_v<S>,
+  using type = typename S::template bind<In, T>;
+};
+template <std::size_t... Dims, class In, class T>
+struct BindOne<Input<Dims...>, In, T> {
+  static_assert(always_false_v<In>,
                 "Input may appear only once, first in a Sequential model; the layers follow it.");
-  static_assert(is_input_v<S> || LayerSpec<S, In, T>,
-                "Every element of a Sequential model after Input must be a layer spec such as "
-                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
   using type = NotALayer<In, T>;
 };
 template <class S, class In, class T>
-  requires LayerSpec<S, In, T>
+  requires(!std::is_class_v<S>)
 struct BindOne<S, In, T> {
-  using type = typename S::template bind<In, T>;
+  static_assert(always_false_v<S>,
+                "Every element of a Sequential model after Input must be a layer spec such as "
+                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
+  using type = NotALayer<In, T>;
 };
 
 template <class T, class In, class S, class... Rest>
