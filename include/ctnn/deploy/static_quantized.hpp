@@ -83,9 +83,9 @@ struct Quantizable {
 template <class G>
 struct WindowArgs;
 template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
-          std::size_t S, Padding P>
-struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
-  static constexpr std::size_t kh = KH, kw = KW, stride = S;
+          std::size_t S, Padding P, std::size_t D>
+struct WindowArgs<Window2D<H, W, C, KH, KW, S, P, D>> {
+  static constexpr std::size_t kh = KH, kw = KW, stride = S, dilation = D;
 };
 
 // Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
@@ -221,10 +221,10 @@ struct Int8Forward {
       const std::size_t oy = pos / G::ow, ox = pos % G::ow;
       Q* row = patches + (pos - pos0) * L::patch;
       for (std::size_t ky = 0; ky < A::kh; ++ky) {
-        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky * A::dilation) - std::ptrdiff_t(G::pad_top);
         for (std::size_t kx = 0; kx < A::kw; ++kx) {
           const std::ptrdiff_t ix =
-              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
+              std::ptrdiff_t(ox * A::stride + kx * A::dilation) - std::ptrdiff_t(G::pad_left);
           Q* dst = row + (ky * A::kw + kx) * C;
           if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
             std::memset(dst, 0, C);
