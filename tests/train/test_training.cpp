@@ -85,19 +85,19 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
   const auto train = train_set(3000);
   const auto test = test_set(1000);
   SECTION("AvgPool, LeakyReLU, Tanh, Dropout, same padding, SGD with Nesterov momentum") {
-    using Model = Sequential<Input<28, 28, 1>, Conv2D<6, 5, 5, 2, Padding::same>, LeakyReLU<0.1>,
-                             AvgPool2D<2>, Flatten, Dense<32>, Tanh, Dropout<0.2>, Dense<10>, Softmax>;
+    // On 10,000 images: on 3,000 no variant of this model beat a linear model trained the same
+    // way (SGD Nesterov lr 0.005-0.1, 3-5 epochs: at best 0.828 against 0.829).
+    using Model = Sequential<Input<28, 28, 1>, Conv2D<16, 3, 3, 1, Padding::same>, LeakyReLU<0.1>,
+                             AvgPool2D<2>, Flatten, Dense<64>, Tanh, Dropout<0.2>, Dense<10>, Softmax>;
     Model model(1);
-    SGD opt(0.05f, 0.9f, true);
-    fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 3, .verbose = 0});
-    // Reaches 0.773 (0.80 after 6 to 8 epochs). NOT above a linear model: the linear model with
-    // this optimizer reaches 0.824 after 3 epochs, and no variant tried beat it on these 3,000
-    // images (SGD Nesterov at lr 0.005-0.1, 3-5 epochs, 16 3x3 filters, Dense<64>: at best 0.828
-    // against the linear model's 0.829). This section proves these layers train, and the Conv2D
-    // weights must move; the two CNN cases above carry the above-linear bars.
-    const auto r = evaluate(model, test);
+    SGD opt(0.02f, 0.9f, true);
+    fit(model, opt, SparseCategoricalCrossEntropy{}, train_set(10000), {.epochs = 3, .verbose = 0});
+    // Reaches 0.8585 on 2,000 test images (in a standalone run, seeds 1-3: 0.8590, 0.8595,
+    // 0.8545); the linear model, 3
+    // epochs the same way: 0.8405, 0.8440, 0.8425 for seeds 1-3.
+    const auto r = evaluate(model, test_set(2000));
     INFO("test accuracy " << r.accuracy);
-    CHECK(r.accuracy > 0.75);
+    CHECK(r.accuracy > 0.85);
     const double moved = conv_weights_moved(model, 1);
     INFO("Conv2D weights moved by " << moved << " of their initial norm");
     CHECK(moved > 0.2);
