@@ -93,8 +93,7 @@ TEST_CASE("Other layers, losses and optimizers train on real data") {
     SGD opt(0.02f, 0.9f, true);
     fit(model, opt, SparseCategoricalCrossEntropy{}, train_set(10000), {.epochs = 3, .verbose = 0});
     // Reaches 0.8585 on 2,000 test images (in a standalone run, seeds 1-3: 0.8590, 0.8595,
-    // 0.8545); the linear model, 3
-    // epochs the same way: 0.8405, 0.8440, 0.8425 for seeds 1-3.
+    // 0.8545); the linear model, 3 epochs the same way: 0.8405, 0.8440, 0.8425 for seeds 1-3.
     const auto r = evaluate(model, test_set(2000));
     INFO("test accuracy " << r.accuracy);
     CHECK(r.accuracy > 0.85);
