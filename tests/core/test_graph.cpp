@@ -211,8 +211,9 @@ using ResNet8 = Graph<
 // output beside it, so the plan is the bound plus that input slot; training keeps every tensor.
 static_assert(ResNet8::activation_floats_per_sample >= 3 * 12544);
 static_assert(ResNet8::activation_floats_per_sample <= 3 * 12544 + 784);
-// Training: the input, the stem (its ReLU fused), five tensors per stack (two convs, the first
-// with its ReLU fused; the shortcut conv or, in stack 1, the ReLU after Add; Add; ReLU), pooling
+// Training: the input, the stem (its ReLU fused), four tensors in stack 1 (two convs, the first
+// with its ReLU fused; Add; the ReLU after it) and five in stacks 2 and 3 (the shortcut conv too),
+// pooling
 // (64), Flatten as a view, Dense and Softmax (10 floats rounded up to 16 each).
 static_assert(ResNet8::training_activation_floats_per_sample ==
               784 + 12544 + 4 * 12544 + 5 * 6272 + 5 * 3136 + 64 + 16 + 16);
@@ -386,16 +387,24 @@ TEST_CASE("A residual graph learns Fashion-MNIST (2,000 images)", "[long]") {
                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 2000});
   const auto test = data::load_idx(dir + "/t10k-images-idx3-ubyte.gz",
                                    dir + "/t10k-labels-idx1-ubyte.gz", {.limit = 1000});
-  using Net = Graph<Input<28, 28, 1>, Conv2D<8, 3, 3, 2, Padding::same>, ReLU,
-                    Residual<Block<Conv2D<8, 3, 3, 1, Padding::same>, ReLU,
-                                   Conv2D<8, 3, 3, 1, Padding::same>>,
+  using Net = Graph<Input<28, 28, 1>, Conv2D<16, 3, 3, 1, Padding::same>, ReLU, MaxPool2D<2>,
+                    Residual<Block<Conv2D<16, 3, 3, 1, Padding::same>, ReLU,
+                                   Conv2D<16, 3, 3, 1, Padding::same>>,
                              Block<>>,
                     ReLU, MaxPool2D<2>, Flatten, Dense<10>, Softmax>;
   Net model(1);
   Adam opt;
-  // 2,000 images, batch 32, 5 epochs: 315 steps.
-  fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 5, .verbose = 0});
+  // 2,000 images, batch 32, 8 epochs: 504 steps.
+  fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 8, .verbose = 0});
   const auto r = evaluate(model, test);
-  INFO("test accuracy " << r.accuracy);
-  REQUIRE(r.accuracy > 0.74);
+  // A linear model trained the same way, the floor the graph must clear.
+  using Linear = Sequential<Input<28, 28, 1>, Flatten, Dense<10>, Softmax>;
+  Linear linear(1);
+  Adam lopt;
+  fit(linear, lopt, SparseCategoricalCrossEntropy{}, train, {.epochs = 8, .verbose = 0});
+  const auto lr = evaluate(linear, test);
+  INFO("test accuracy " << r.accuracy << ", linear model " << lr.accuracy);
+  // Measured (g++ 12 Release): 0.804 for the graph, 0.789 for the linear model.
+  REQUIRE(r.accuracy > lr.accuracy);
+  REQUIRE(r.accuracy > 0.795);
 }
