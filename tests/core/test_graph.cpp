@@ -408,3 +408,28 @@ TEST_CASE("A residual graph learns Fashion-MNIST (2,000 images)", "[long]") {
   REQUIRE(r.accuracy > lr.accuracy);
   REQUIRE(r.accuracy > 0.795);
 }
+
+namespace {
+struct Stem;
+// The README's example, as written there.
+using ReadmeNet = ctnn::Graph<ctnn::Input<28, 28, 1>,
+    ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU, ctnn::Tag<Stem>,
+    ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU,
+    ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>,
+    ctnn::Add<Stem>, ctnn::ReLU,
+    ctnn::Residual<ctnn::Block<ctnn::Conv2D<32, 3, 3, 2, ctnn::Padding::same>, ctnn::ReLU,
+                               ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::same>>,
+                   ctnn::Block<ctnn::Conv2D<32, 1, 1, 2>>>,
+    ctnn::ReLU, ctnn::MaxPool2D<2>, ctnn::Flatten, ctnn::Dense<10>, ctnn::Softmax>;
+static_assert(std::is_same_v<ReadmeNet::output_shape, Shape<10>>);
+static_assert(std::is_same_v<ReadmeNet::layer<10>::output_shape, Shape<14, 14, 32>>);  // the projection
+}  // namespace
+
+TEST_CASE("The README's graph example runs: probabilities that sum to 1") {
+  const ReadmeNet model(42);
+  std::vector<float> x(ReadmeNet::input_size, 0.25f);
+  const auto y = model.predict(std::span<const float>(x));
+  float s = 0;
+  for (float v : y) s += v;
+  REQUIRE(std::abs(s - 1.0f) < 1e-5f);
+}
