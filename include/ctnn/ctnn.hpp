@@ -62,3 +62,7 @@
 #include "ctnn/deploy/monitor.hpp"
 #include "ctnn/deploy/quantize.hpp"
 #include "ctnn/deploy/static_model.hpp"
+#include "ctnn/core/graph.hpp"
+#include "ctnn/core/model.hpp"
+#include "ctnn/layers/add.hpp"
+#include "ctnn/layers/concatenate.hpp"

@@ -63,11 +63,11 @@ static_assert(detail::qkind<On<ReLU, 3>>() == detail::QKind::relu &&
               "The int8 plan takes each built-in layer's role from its kind.");
 
 // Sequential fuses a ReLU after Dense by kind: the ReLU then takes no activation slot.
-static_assert(Sequential<Input<3>, Dense<4>, ReLU>::activation_floats_per_sample ==
-                  Sequential<Input<3>, Dense<4>>::activation_floats_per_sample,
+static_assert(Sequential<Input<3>, Dense<4>, ReLU>::training_activation_floats_per_sample ==
+                  Sequential<Input<3>, Dense<4>>::training_activation_floats_per_sample,
               "A ReLU after Dense is fused into Dense's store.");
-static_assert(Sequential<Input<3>, Dense<4>, LeakyReLU<>>::activation_floats_per_sample >
-                  Sequential<Input<3>, Dense<4>>::activation_floats_per_sample,
+static_assert(Sequential<Input<3>, Dense<4>, LeakyReLU<>>::training_activation_floats_per_sample >
+                  Sequential<Input<3>, Dense<4>>::training_activation_floats_per_sample,
               "A LeakyReLU after Dense is not fused.");
 
 // Which model outputs a loss can read (what the Trainer, fit, evaluate and report check).

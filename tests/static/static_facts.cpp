@@ -23,9 +23,12 @@ static_assert(Seed::param_offset<0> == 0 && Seed::param_offset<3> % 16 == 0 &&
               "Each layer's parameters start on a 64-byte boundary of the arena.");
 static_assert(Seed::arena_size >= Seed::param_count && Seed::arena_size < Seed::param_count + 64,
               "The arena is the parameters plus at most a little alignment padding.");
-static_assert(Seed::activation_floats_per_sample ==
+static_assert(Seed::training_activation_floats_per_sample ==
                   784 /*input*/ + 21632 /*conv+relu*/ + 128 + 16 /*Dense 10 padded*/ + 16 /*Softmax padded*/,
               "Flatten and the fused ReLUs take no activation memory of their own.");
+static_assert(Seed::activation_floats_per_sample == 784 + 21632,
+              "Inference reuses slots by liveness: the peak is the input beside Conv2D's output; "
+              "Dense's output then takes the input's slot, Softmax's the one freed after it.");
 
 // Layers bound in isolation.
 template <class Spec, std::size_t... D>

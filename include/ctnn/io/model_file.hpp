@@ -19,6 +19,9 @@
 //                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
 //                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
 //                        hyperparameters, u64 step count, u32 B, B buffers of P parameters
+//                 "STAT" the non-trainable state arena of a model with stateful layers (moving
+//                        statistics): u64 count, the values in the model's own type; present
+//                        exactly when the model has state (older files have none)
 //   end-4   4     CRC-32 (zlib's) of every byte before it
 //
 // load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
@@ -55,7 +58,9 @@ static_assert(std::endian::native == std::endian::little,
               "ctnn's model files store little-endian values; this target is big-endian.");
 
 // "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid](None, 26, 26, 32) > ...": the model's
-// layers with their settings and output shapes, the identity a model file must match.
+// layers with their settings and output shapes, the identity a model file must match. A Graph's
+// text adds each layer's edges, " <- 0 3" (the tensors it reads: 0 the input, k the output of
+// the k-th layer, from 1), so a graph of the same layers wired otherwise is another topology.
 template <class Model>
 std::string topology() {
   // Appends only: GCC 12 at -O3 warns (-Wrestrict, falsely) on `"[" + std::string + "]"` here.
@@ -71,6 +76,13 @@ std::string topology() {
       s += ']';
     }
     s += L::output_shape::str();
+    if constexpr (!Model::is_chain) {  // a graph's edges: the tensors each layer reads
+      s += " <-";
+      for (std::size_t t : Model::template inputs_of<I>) {
+        s += ' ';
+        s += std::to_string(t);
+      }
+    }
   });
   return s;
 }
@@ -181,7 +193,15 @@ void save_parts(const std::string& path, const Model& model,
     else
       w.raw(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
-    std::string prep, opt;
+    std::string prep, opt, state;
+    if constexpr (Model::state_size > 0) {  // non-trainable state, always in the model's type
+      ByteWriter st;
+      const auto values = model.state();
+      st.u64(values.size());
+      st.raw(values.data(), values.size_bytes());
+      state = st.bytes();
+      ++sections;
+    }
     if (parts.preprocessing) {
       std::ostringstream s(std::ios::binary);
       parts.preprocessing->save(s);
@@ -219,6 +239,7 @@ void save_parts(const std::string& path, const Model& model,
     };
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
+    if (!state.empty()) section("STAT", state);
     w.u32(crc32_of(w.bytes()));  // of every byte before it
     raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
@@ -290,6 +311,7 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   std::vector<double> hyper;
   std::uint64_t iterations = 0;
   std::vector<const char*> buffers;
+  const char* state = nullptr;
   for (std::uint32_t s = 0; s < sections; ++s) {
     const std::string tag(r.take(4, "a section tag"), 4);
     const auto len = r.u64("a section length");
@@ -311,13 +333,26 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
         fail("The model file \"", path, "\" is corrupt: ", o.remaining(),
              " unexpected bytes at the end of the optimizer section.");
       has_opt = true;
+    } else if (tag == "STAT") {
+      ByteReader st(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      const auto n = st.u64("the state count");
+      if (n != Model::state_size)
+        fail("The model file \"", path, "\" has ", n, " state values (non-trainable); the model has ",
+             Model::state_size, ".");
+      state = st.take(n * sizeof(T), "the state values");
+      if (st.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", st.remaining(),
+             " unexpected bytes at the end of the state section.");
     } else {
-      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP ",
-           "and OPTM).");
+      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP, ",
+           "OPTM and STAT).");
     }
   }
   if (r.remaining() != 0)
     fail("The model file \"", path, "\" is corrupt: ", r.remaining(), " unexpected bytes after its sections.");
+  if (Model::state_size > 0 && state == nullptr)
+    fail("The model file \"", path, "\" holds no layer state, but the model has ", Model::state_size,
+         " state values (moving statistics) to load.");
   if (parts.preprocessing && !prep)
     fail("The model file \"", path, "\" holds no preprocessing, but load() was asked for one.");
   if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
@@ -346,6 +381,7 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
     }
   }
   std::memcpy(params.data(), values, count * sizeof(T));
+  if constexpr (Model::state_size > 0) std::memcpy(model.state().data(), state, Model::state_size * sizeof(T));
   if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
 }
 
