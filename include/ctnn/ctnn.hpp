@@ -62,3 +62,5 @@
 #include "ctnn/deploy/monitor.hpp"
 #include "ctnn/deploy/quantize.hpp"
 #include "ctnn/deploy/static_model.hpp"
+#include "ctnn/layers/batch_norm.hpp"
+#include "ctnn/layers/fold_batch_norm.hpp"
