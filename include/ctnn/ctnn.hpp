@@ -66,3 +66,5 @@
 #include "ctnn/core/model.hpp"
 #include "ctnn/layers/add.hpp"
 #include "ctnn/layers/concatenate.hpp"
+#include "ctnn/layers/batch_norm.hpp"
+#include "ctnn/layers/fold_batch_norm.hpp"
