@@ -21,6 +21,10 @@
 #include "ctnn/layers/sigmoid.hpp"
 #include "ctnn/layers/softmax.hpp"
 #include "ctnn/layers/tanh.hpp"
+#include "ctnn/layers/global_pooling.hpp"
+#include "ctnn/layers/pooling1d.hpp"
+#include "ctnn/layers/zero_padding.hpp"
+#include "ctnn/layers/reshape.hpp"
 
 #include "ctnn/loss/binary_crossentropy.hpp"
 #include "ctnn/loss/categorical_crossentropy.hpp"

@@ -64,6 +64,14 @@ enum class LayerKind {
   other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
   relu, leaky_relu, sigmoid, tanh, softmax,
   batch_norm,
+  global_avg_pool2d,
+  global_max_pool2d,
+  global_avg_pool1d,
+  global_max_pool1d,
+  max_pool1d,
+  avg_pool1d,
+  zero_padding2d,
+  reshape,
 };
 
 namespace detail {

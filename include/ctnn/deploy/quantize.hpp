@@ -17,8 +17,11 @@
 //                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
 //                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
-// Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
-// other parameter-free layer runs in float with the float model's own code. A layer with
+// Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
+// dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
+// other parameter-free layer runs in float with the float model's own code: among them
+// GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
+// input scale (calibrated on the means) would clip the inputs before averaging. A layer with
 // parameters other than Dense and Conv2D is a compile error.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.

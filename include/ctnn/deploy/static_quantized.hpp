@@ -66,6 +66,8 @@ constexpr QKind qkind() {
     case LayerKind::flatten: return QKind::flatten;
     case LayerKind::dropout: return QKind::dropout;
     case LayerKind::max_pool2d: return QKind::maxpool;
+    case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
+    case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
     default: return QKind::other;
   }
 }
@@ -279,7 +281,9 @@ struct Int8Forward {
     });
   }
 
-  // Max pooling on 8-bit values, with the float layer's window geometry.
+  // Max pooling on 8-bit values, with the float layer's window geometry (pads, dilation): padded
+  // taps are skipped as in float, and no window lies wholly in the padding (the layer's
+  // static_assert), so every output is the max of real bytes.
   template <class L, class Q>
   static void maxpool8(const Q* x, Q* y, std::size_t n) {
     constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
