@@ -62,3 +62,6 @@
 #include "ctnn/deploy/monitor.hpp"
 #include "ctnn/deploy/quantize.hpp"
 #include "ctnn/deploy/static_model.hpp"
+#include "ctnn/layers/depthwise_conv2d.hpp"
+#include "ctnn/layers/separable_conv2d.hpp"
+#include "ctnn/layers/conv1d.hpp"

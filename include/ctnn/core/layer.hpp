@@ -63,6 +63,9 @@ concept Layer = requires {
 enum class LayerKind {
   other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
   relu, leaky_relu, sigmoid, tanh, softmax,
+  depthwise_conv2d,
+  separable_conv2d,
+  conv1d,
 };
 
 namespace detail {

@@ -72,10 +72,29 @@ constexpr QKind qkind() {
 
 // One static_assert per layer, so the compiler names the offending layer type.
 template <class L>
+constexpr bool is_new_conv() {
+  return layer_kind<L> == LayerKind::depthwise_conv2d ||
+         layer_kind<L> == LayerKind::separable_conv2d || layer_kind<L> == LayerKind::conv1d;
+}
+// A grouped Conv2D's GEMM is not the dense [K][N] product the int8 path packs.
+template <class L>
+constexpr bool has_groups() {
+  if constexpr (qkind<L>() == QKind::conv && requires { L::groups; }) return L::groups != 1;
+  else return false;
+}
+template <class L>
 struct Quantizable {
-  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
+                    is_new_conv<L>(),
                 "quantize() handles Dense and Conv2D as the only layers with parameters: this "
                 "layer has parameters of another kind (see the layer type in this instantiation).");
+  static_assert(!is_new_conv<L>(),
+                "quantize() does not handle DepthwiseConv2D, SeparableConv2D or Conv1D yet: "
+                "keep such a model in float (see the layer type in this instantiation).");
+  static_assert(!has_groups<L>(),
+                "quantize() handles Conv2D with Groups = 1 only: a grouped Conv2D would be "
+                "quantized as an ungrouped one, so keep this model in float (see the layer type "
+                "in this instantiation).");
   static constexpr bool value = true;
 };
 
