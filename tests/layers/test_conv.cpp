@@ -355,3 +355,50 @@ TEST_CASE("A model of the new layers trains through Sequential with fused ReLUs"
   static_assert(layer_kind<S::layer<0>> == LayerKind::conv1d);
   static_assert(S::param_count == 3 * 3 * 4 + 4 + 16 * 4 * 2 + 2);
 }
+
+// ---- the depthwise kernel ---------------------------------------------------------------
+
+TEST_CASE("mul_add_row equals a scalar fused multiply-add at every size and offset") {
+  Rng rng(4);
+  for (std::size_t n = 0; n <= 70; ++n)
+    for (std::size_t off = 0; off < 3; ++off) {  // unaligned starts too
+      std::vector<float> a(n + off), b(n + off), out(n + off), want;
+      for (auto* v : {&a, &b, &out})
+        for (auto& e : *v) e = rng.uniform(-2.0f, 2.0f);
+      want = out;
+      for (std::size_t j = off; j < n + off; ++j) want[j] = std::fma(a[j], b[j], want[j]);
+      kernels::mul_add_row(n, a.data() + off, b.data() + off, out.data() + off);
+      INFO("n " << n << " offset " << off);
+      REQUIRE(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)) == 0);
+    }
+  std::vector<double> a(9, 1.0), b(9, 2.0), out(9, 0.5);
+  a[8] = std::numeric_limits<double>::quiet_NaN();  // NaN in the tail propagates
+  kernels::mul_add_row(9, a.data(), b.data(), out.data());
+  CHECK(std::isnan(out[8]));
+  CHECK(out[0] == 2.5);
+}
+
+// ---- int8 ---------------------------------------------------------------------------------
+
+TEST_CASE("quantize() runs a dilated Conv2D with the float model's dilation") {
+  using M = Sequential<Input<10, 10, 2>, Conv2D<6, 3, 3, 1, Padding::same, GU, Z, 2>, ReLU,
+                       Conv2D<4, 3, 3, 2, Padding::pads(1, 1, 1, 1), GU, Z, 3>, Flatten, Dense<3>>;
+  M model(2);
+  Rng rng(8);
+  std::vector<float> calib(200 * M::input_size);
+  for (auto& v : calib) v = rng.uniform(0.0f, 1.0f);
+  const auto q = quantize(model, std::span<const float>(calib));
+  double worst = 0, scale = 0;
+  for (std::size_t s = 0; s < 20; ++s) {
+    const std::span<const float> x(calib.data() + s * M::input_size, M::input_size);
+    const auto yf = model.predict(x);
+    const auto yq = q.predict(x);
+    for (std::size_t k = 0; k < 3; ++k) {
+      worst = std::max(worst, double(std::abs(yf[k] - yq[k])));
+      scale = std::max(scale, double(std::abs(yf[k])));
+    }
+  }
+  INFO("largest int8 error " << worst << " for outputs up to " << scale);
+  CHECK(scale > 0.1);
+  CHECK(worst < 0.03 * scale);  // a dilation the int8 path ignored would be off by ~100%
+}
