@@ -380,9 +380,10 @@ TEST_CASE("mul_add_row equals a scalar fused multiply-add at every size and offs
 
 // ---- int8 ---------------------------------------------------------------------------------
 
-TEST_CASE("quantize() runs a dilated Conv2D with the float model's dilation") {
-  using M = Sequential<Input<10, 10, 2>, Conv2D<6, 3, 3, 1, Padding::same, GU, Z, 2>, ReLU,
-                       Conv2D<4, 3, 3, 2, Padding::pads(1, 1, 1, 1), GU, Z, 3>, Flatten, Dense<3>>;
+namespace {
+// The int8 model's outputs against the float model's on 20 calibration samples in [0, 1].
+template <class M>
+void check_int8_close() {
   M model(2);
   Rng rng(8);
   std::vector<float> calib(200 * M::input_size);
@@ -393,12 +394,35 @@ TEST_CASE("quantize() runs a dilated Conv2D with the float model's dilation") {
     const std::span<const float> x(calib.data() + s * M::input_size, M::input_size);
     const auto yf = model.predict(x);
     const auto yq = q.predict(x);
-    for (std::size_t k = 0; k < 3; ++k) {
+    for (std::size_t k = 0; k < M::output_size; ++k) {
       worst = std::max(worst, double(std::abs(yf[k] - yq[k])));
       scale = std::max(scale, double(std::abs(yf[k])));
     }
   }
   INFO("largest int8 error " << worst << " for outputs up to " << scale);
   CHECK(scale > 0.1);
-  CHECK(worst < 0.03 * scale);  // a dilation the int8 path ignored would be off by ~100%
+  CHECK(worst < 0.03 * scale);  // a dilation or grouping the int8 path ignored: off by ~100%
+}
+}  // namespace
+
+TEST_CASE("quantize() runs dilated and grouped Conv2D and Conv1D like the float model") {
+  check_int8_close<Sequential<Input<10, 10, 2>, Conv2D<6, 3, 3, 1, Padding::same, GU, Z, 2>, ReLU,
+                              Conv2D<4, 3, 3, 2, Padding::pads(1, 1, 1, 1), GU, Z, 3>, Flatten,
+                              Dense<3>>>();
+  check_int8_close<Sequential<Input<8, 8, 4>, Conv2D<8, 3, 3, 1, Padding::same, GU, Z, 1, 2>, ReLU,
+                              Conv2D<6, 3, 3, 1, Padding::valid, GU, Z, 2, 2>, Flatten, Dense<3>>>();
+  check_int8_close<Sequential<Input<20, 3>, Conv1D<8, 3, 1, Padding::causal, 2>, ReLU,
+                              Conv1D<4, 3, 2, Padding::same, 1, GU, Z, 2>, Flatten, Dense<3>>>();
+  // A grouped layer's int8 weights are block-diagonal: zero outside the filter's group.
+  using G = Sequential<Input<4, 4, 4>, Conv2D<4, 1, 1, 1, Padding::valid, GU, Z, 1, 2>, Flatten,
+                       Dense<2>>;
+  G model(1);
+  std::vector<float> calib(10 * G::input_size, 0.5f);
+  const auto q = quantize(model, std::span<const float>(calib));
+  for (std::size_t n = 0; n < 4; ++n)
+    for (std::size_t k = 0; k < 4; ++k) {
+      INFO("input channel " << k << ", filter " << n);
+      if (k / 2 != n / 2) CHECK(q.weight<0>(k, n) == 0);
+      else CHECK(q.weight<0>(k, n) != 0);
+    }
 }
