@@ -72,3 +72,6 @@
 #include "ctnn/layers/concatenate.hpp"
 #include "ctnn/layers/batch_norm.hpp"
 #include "ctnn/layers/fold_batch_norm.hpp"
+#include "ctnn/layers/depthwise_conv2d.hpp"
+#include "ctnn/layers/separable_conv2d.hpp"
+#include "ctnn/layers/conv1d.hpp"

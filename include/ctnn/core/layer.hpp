@@ -72,6 +72,9 @@ enum class LayerKind {
   avg_pool1d,
   zero_padding2d,
   reshape,
+  depthwise_conv2d,
+  separable_conv2d,
+  conv1d,
 };
 
 namespace detail {

@@ -246,18 +246,32 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I])) {
         constexpr std::size_t K = plan.K[I], N = plan.N[I];
         const float* w = params + Model::template param_offset<I>;
-        // W(k, n): Dense stores [N][K], Conv2D [K][N] (HWIO).
-        constexpr std::size_t w_k = plan.kind[I] == QKind::dense ? 1 : N;
-        constexpr std::size_t w_n = plan.kind[I] == QKind::dense ? K : 1;
+        // W(k, n): Dense stores [N][K], Conv2D and Conv1D [K][N] (HWIO). A grouped convolution
+        // stores [taps][C/G][N]; its int8 matrix is block-diagonal over the im2col row [taps][C]
+        // (zero where channel c is not in filter n's group), so the one GEMM stays right.
+        using L = layer<I>;
+        const auto weight = [&](std::size_t k, std::size_t n) -> float {
+          if constexpr (plan.kind[I] == QKind::dense) {
+            return w[k + n * K];
+          } else if constexpr (L::groups == 1) {
+            return w[k * N + n];
+          } else {
+            const std::size_t tap = k / L::C, c = k % L::C;
+            return c / L::group_channels == n / L::group_filters
+                       ? w[(tap * L::group_channels + c % L::group_channels) * N + n]
+                       : 0.0f;
+          }
+        };
+        constexpr std::size_t bias_at = plan.kind[I] == QKind::dense ? K * N : L::param_count - N;
         std::vector<std::int8_t> q(K * N);
         for (std::size_t n = 0; n < N; ++n) {
           float m = 0.0f;
-          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(w[k * w_k + n * w_n]));
+          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(weight(k, n)));
           const float s = m > 0.0f ? m / 127.0f : 1.0f;  // an all-zero channel stays zero
           w_scale_[plan.channel_offset[I] + n] = s;
           for (std::size_t k = 0; k < K; ++k)
-            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(w[k * w_k + n * w_n] / s), -127.0f, 127.0f));
-          bias_[plan.channel_offset[I] + n] = w[K * N + n];
+            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(weight(k, n) / s), -127.0f, 127.0f));
+          bias_[plan.channel_offset[I] + n] = w[bias_at + n];
         }
         kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
       }

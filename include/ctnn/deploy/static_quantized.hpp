@@ -62,6 +62,7 @@ constexpr QKind qkind() {
   switch (layer_kind<L>) {
     case LayerKind::dense: return QKind::dense;
     case LayerKind::conv2d: return QKind::conv;
+    case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
     case LayerKind::relu: return QKind::relu;
     case LayerKind::flatten: return QKind::flatten;
     case LayerKind::dropout: return QKind::dropout;
@@ -74,10 +75,20 @@ constexpr QKind qkind() {
 
 // One static_assert per layer, so the compiler names the offending layer type.
 template <class L>
+constexpr bool is_depthwise() {
+  return layer_kind<L> == LayerKind::depthwise_conv2d ||
+         layer_kind<L> == LayerKind::separable_conv2d;
+}
+template <class L>
 struct Quantizable {
-  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
-                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
-                "layer has parameters of another kind (see the layer type in this instantiation).");
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
+                    is_depthwise<L>(),
+                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters: "
+                "this layer has parameters of another kind (see the layer type in this "
+                "instantiation).");
+  static_assert(!is_depthwise<L>(),
+                "quantize() does not handle DepthwiseConv2D or SeparableConv2D yet: keep such a "
+                "model in float (see the layer type in this instantiation).");
   static constexpr bool value = true;
 };
 
@@ -150,7 +161,8 @@ struct Int8Forward {
           p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
           p.acc = std::max(p.acc, p.N[I]);
         } else if constexpr (detail::qkind<L>() == QKind::conv) {
-          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
+          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
+          p.rows[I] = L::positions;
           p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
           p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
         }

@@ -1,22 +1,32 @@
-// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
-// convolution.
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit,
+// Dilation, Groups>, a 2-D convolution.
 //
-// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
-// over an H x W x C input (channels last), with Keras's valid/same padding.
-// Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
-// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
-// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
-// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
-// b (core/init.hpp lists the others).
+// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S + ky*D - pt][ox*S + kx*D - pl][g*C/G + c]
+// * W[ky][kx][c][f] over an H x W x C input (channels last), with g = f / (Filters/G) the group of
+// filter f and c < C/G: Keras's Conv2D with dilation_rate D and groups G (G = 1: every filter sees
+// every channel; G = C = Filters would be a depthwise convolution, for which DepthwiseConv2D is
+// faster). Padding: valid, same, same_lower or explicit pads (layers/spatial.hpp).
+// Requires: a rank-3 input; C and Filters divisible by G; for valid padding, a dilated kernel
+// (D*(K-1)+1) no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C/G][Filters] order,
+// then b [Filters]: KH*KW*(C/G)*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
+// fan_in = KH*KW*C/G and fan_out = KH*KW*Filters (Keras's fans of that kernel shape); the
+// defaults are Keras's, Glorot uniform W and zero b (core/init.hpp lists the others).
 //
-// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
-// the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
-// and ReLU fused into its store. Samples run in parallel; the weight gradient of each sample goes
-// to its own scratch slot and the slots are summed in sample order, so the result does not
-// depend on the thread count.
+// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch
+// for the backward pass; each row holds group 0's KH*KW*C/G taps, then group 1's, ...) and each
+// group's patches are multiplied by its W columns with the GEMM that vectorizes along the
+// filters, bias and ReLU fused into its store. The patches of a batch lie back to back in
+// scratch, so the weight gradient of a large layer is ONE GEMM over all samples' positions
+// (K = n*OH*OW): its threads own disjoint filter columns and walk K in order, so the result does
+// not depend on the thread count, and no per-sample copy of the gradient is kept. A small layer
+// (gradient no larger than a sample's patches, such as the seed's) keeps one per sample and sums
+// them in sample order (per_sample_grad below): faster, and still thread-count independent. The
+// input gradient is computed per sample in parallel.
 #pragma once
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
@@ -27,25 +37,221 @@
 #include "ctnn/layers/spatial.hpp"
 
 namespace ctnn {
+namespace detail {
+
+// Rows per gemm_nt call when an input gradient dX = dY W^T is computed for `positions` rows: at
+// most 32 (gemm_nt's own row block) and small enough that the call's vector accumulators (rows x
+// K vectors of the widest target) take no more scratch than the rows' patches themselves. Each
+// element's sum runs over the filters alone, so the split does not change any result.
+template <class T>
+constexpr std::size_t nt_chunk_rows(std::size_t positions) {
+  const std::size_t r = positions / (HWY_MAX_BYTES / sizeof(T));
+  return r < 1 ? 1 : r > kernels::kGemmNtRows ? kernels::kGemmNtRows : r;
+}
+
+// C[M x N] = A[M x K] B[N x K]^T in calls of at most R rows, with accumulators `acc` of
+// kernels::gemm_nt_scratch<T>(R, N) elements.
+template <std::size_t R, class T>
+void gemm_nt_chunked(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda,
+                     const T* B, std::size_t ldb, T* C, std::size_t ldc, T* acc) {
+  for (std::size_t m0 = 0; m0 < M; m0 += R)
+    kernels::gemm_nt(M - m0 < R ? M - m0 : R, N, K, A + m0 * lda, lda, B, ldb, C + m0 * ldc, ldc,
+                     static_cast<const T*>(nullptr), kernels::Epilogue::none, acc);
+}
+
+// The computation of a convolution over an H x W x C image, shared by Conv2D and Conv1D (a
+// 1 x Steps image). Shapes are set by the layer that derives from it.
+template <class T, std::size_t H_, std::size_t W_, std::size_t C_, std::size_t Filters,
+          std::size_t KH, std::size_t KW, std::size_t Stride, Padding Pad, std::size_t Dilation,
+          std::size_t Groups, class KernelInit, class BiasInit>
+struct ConvBody {
+  static constexpr std::size_t H = H_, W = W_, C = C_;
+  using geom = Window2D<H, W, C, KH, KW, Stride, Pad, Dilation>;
+  static constexpr std::size_t in_size = H * W * C;
+  static constexpr std::size_t out_size = geom::oh * geom::ow * Filters;
+  static constexpr std::size_t positions = geom::oh * geom::ow;
+  static constexpr std::size_t groups = Groups, dilation = Dilation;
+  static constexpr std::size_t group_channels = Groups == 0 ? 1 : C / Groups;
+  static constexpr std::size_t group_filters = Groups == 0 ? 1 : Filters / Groups;
+  static constexpr std::size_t group_patch = KH * KW * group_channels;  // one group's GEMM K
+  static constexpr std::size_t patch = group_patch * Groups;            // a row of patches
+  static constexpr std::size_t weights = group_patch * Filters;
+  static constexpr std::size_t param_count = weights + Filters;
+
+  // Scratch for a batch of n: the patches of all n samples back to back (so the weight-gradient
+  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's vector
+  // accumulators of the input-gradient gemm_nt (no larger than its patches, nt_chunk_rows). Per
+  // sample: patches + accumulators + one line of slack for the rounding between the two regions.
+  // No parameter gradient.
+  static constexpr std::size_t kLine = 64 / sizeof(T);
+  static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+  static constexpr std::size_t patch_floats = positions * patch;
+  static constexpr std::size_t dx_rows = nt_chunk_rows<T>(positions);
+  static constexpr std::size_t acc_floats =
+      line_up(kernels::gemm_nt_scratch<T>(dx_rows, group_patch));
+  // A layer whose gradient is no larger than one sample's patches (the seed's 320 against 6,084)
+  // keeps one per sample after its accumulators and sums them in sample order, samples in
+  // parallel: measured 112 against 61 GFLOP/s for the one-GEMM path at the seed shape (2 threads,
+  // Zen 5), and bitwise the results of before. Larger layers take the one GEMM: their scratch
+  // never holds a gradient copy larger than the patches.
+  static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
+  static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
+  static constexpr std::size_t scratch_per_sample = patch_floats + acc_floats + grad_floats + kLine;
+  static T* acc_region(T* scratch, std::size_t n, std::size_t s) {
+    return scratch + line_up(n * patch_floats) + s * (acc_floats + grad_floats);
+  }
+  static T* grad_region(T* scratch, std::size_t n, std::size_t s) {
+    return acc_region(scratch, n, s) + acc_floats;
+  }
+  static constexpr std::size_t kWorkPerSample = positions * patch * group_filters;
+
+  static void init(T* p, Rng& rng) {
+    KernelInit::fill(p, weights, group_patch, KH * KW * Filters, rng);
+    BiasInit::fill(p + weights, Filters, group_patch, KH * KW * Filters, rng);
+  }
+
+  // patches[pos][g][(ky*KW + kx)*C/G + c] = x[iy][ix][g*C/G + c] at that (dilated) tap, or 0 in
+  // the padding. With one group, [pos][(ky*KW + kx)*C + c], the int8 path's layout too.
+  static void im2col(const T* x, T* patches) {
+    for (std::size_t oy = 0; oy < geom::oh; ++oy)
+      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+        T* row = patches + (oy * geom::ow + ox) * patch;
+        for (std::size_t ky = 0; ky < KH; ++ky) {
+          const std::ptrdiff_t iy =
+              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+          for (std::size_t kx = 0; kx < KW; ++kx) {
+            const std::ptrdiff_t ix =
+                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+            const bool inside = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
+            const T* src = inside ? x + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
+            for (std::size_t g = 0; g < Groups; ++g) {
+              T* dst = row + g * group_patch + (ky * KW + kx) * group_channels;
+              if (!inside)
+                for (std::size_t c = 0; c < group_channels; ++c) dst[c] = T(0);
+              else
+                std::memcpy(dst, src + g * group_channels, group_channels * sizeof(T));
+            }
+          }
+        }
+      }
+  }
+
+  // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
+  static void col2im(const T* dpatches, T* dx) {
+    for (std::size_t i = 0; i < in_size; ++i) dx[i] = T(0);
+    for (std::size_t oy = 0; oy < geom::oh; ++oy)
+      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+        const T* row = dpatches + (oy * geom::ow + ox) * patch;
+        for (std::size_t ky = 0; ky < KH; ++ky) {
+          const std::ptrdiff_t iy =
+              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+          if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+          for (std::size_t kx = 0; kx < KW; ++kx) {
+            const std::ptrdiff_t ix =
+                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+            if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+            T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
+            for (std::size_t g = 0; g < Groups; ++g) {
+              const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
+              T* d = dst + g * group_channels;
+              for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
+            }
+          }
+        }
+      }
+  }
+
+  static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                      kernels::Epilogue act) {
+    parallel_for(n, [&](std::size_t s) {
+      T* patches = scratch + s * patch_floats;
+      im2col(x + s * in_size, patches);
+      for (std::size_t g = 0; g < Groups; ++g)
+        kernels::gemm_nn(positions, group_filters, group_patch, patches + g * group_patch, patch,
+                         1, p + g * group_filters, Filters, y + s * out_size + g * group_filters,
+                         Filters, false, p + weights + g * group_filters, act);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    // dW_g[group_patch x group_filters] = patches_g^T dy_g over all n * positions rows at once,
+    // summed in row (sample, then position) order; db = column sums of dy, in the same order.
+    if constexpr (per_sample_grad) {
+      parallel_for(n, [&](std::size_t s) {
+        T* dps = grad_region(scratch, n, s);
+        const T* dys = dy + s * out_size;
+        kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
+                         Filters, dps, Filters, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+        kernels::sum_rows(positions, Filters, dys, dps + weights);
+      }, n * kWorkPerSample >= kParallelWork);
+      for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* dps = grad_region(scratch, n, s);
+        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+      }
+    } else {
+      for (std::size_t g = 0; g < Groups; ++g)
+        kernels::gemm_nn(group_patch, group_filters, n * positions, scratch + g * group_patch, 1,
+                         patch, dy + g * group_filters, Filters, dp + g * group_filters, Filters,
+                         false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
+      kernels::sum_rows(n * positions, Filters, dy, dp + weights);
+    }
+    if (!dx) return;
+    parallel_for(n, [&](std::size_t s) {
+      T* patches = scratch + s * patch_floats;
+      const T* dys = dy + s * out_size;
+      // dpatches_g[positions x group_patch] = dy_g W_g^T, written over the patches (used above).
+      for (std::size_t g = 0; g < Groups; ++g)
+        gemm_nt_chunked<dx_rows>(positions, group_patch, group_filters, dys + g * group_filters,
+                                 Filters, p + g * group_filters, Filters,
+                                 patches + g * group_patch, patch, acc_region(scratch, n, s));
+      col2im(patches, dx + s * in_size);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  // ", KernelInit, BiasInit, Dilation, Groups" for spec(), or the short form while both are 1.
+  static std::string tail_spec() {
+    if (Dilation == 1 && Groups == 1) return detail::init_spec<KernelInit, BiasInit>();
+    return ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec) + ", " +
+           std::to_string(Dilation) + ", " + std::to_string(Groups);
+  }
+};
+
+}  // namespace detail
 
 template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
           Padding Pad = Padding::valid, class KernelInit = init::GlorotUniform,
-          class BiasInit = init::Zeros>
+          class BiasInit = init::Zeros, std::size_t Dilation = 1, std::size_t Groups = 1>
 struct Conv2D {
   static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1,
                 "Conv2D needs at least one filter, a kernel of at least 1x1 and a stride >= 1.");
   static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
                 "Conv2D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
                 "(the list is in ctnn/core/init.hpp).");
+  static_assert(Dilation >= 1 && Groups >= 1, "Conv2D needs a dilation >= 1 and groups >= 1.");
+  static_assert(Filters % (Groups == 0 ? 1 : Groups) == 0,
+                "Conv2D's Filters must be a multiple of its Groups (each group has as many "
+                "filters).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a Conv2D takes valid, same, same_lower or "
+                "pads(t, b, l, r).");
 
   template <ShapeType In, class T>
-  struct bind {
+  struct bind
+      : detail::ConvBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                         (In::rank > 2 ? In::dims[2] : 1), Filters, KH, KW, Stride, Pad, Dilation,
+                         Groups, KernelInit, BiasInit> {
+    using body = detail::ConvBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                  (In::rank > 2 ? In::dims[2] : 1), Filters, KH, KW, Stride, Pad,
+                                  Dilation, Groups, KernelInit, BiasInit>;
     static_assert(In::rank == 3,
                   "Conv2D needs an image input of rank 3 (height, width, channels): use "
                   "Input<H, W, C> (the shapes are in bind<...> above).");
-    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
-                                 C = In::rank > 2 ? In::dims[2] : 1;
-    using geom = detail::Window2D<H, W, C, KH, KW, Stride, Pad>;
+    static_assert(In::rank != 3 || body::C % Groups == 0,
+                  "Conv2D's input channels must be a multiple of its Groups (each group sees "
+                  "C / Groups channels; the shapes are in bind<...> above).");
+    using geom = typename body::geom;
     static_assert(In::rank != 3 || geom::fits,
                   "Conv2D's kernel is larger than its input with valid padding: use a smaller "
                   "kernel or Padding::same (the shapes are in bind<...> above).");
@@ -53,110 +259,27 @@ struct Conv2D {
     using value_type = T;
     using input_shape = In;
     using output_shape = Shape<geom::oh, geom::ow, Filters>;
-    static constexpr std::size_t positions = geom::oh * geom::ow;
-    static constexpr std::size_t patch = KH * KW * C;  // the GEMM's K
-    static constexpr std::size_t weights = patch * Filters;
-    static constexpr std::size_t param_count = weights + Filters;
-    // Per sample, each part starting on a 64-byte line: the patches, that sample's share of the
-    // parameter gradient, and the vector accumulators of the backward gemm_nt.
-    static constexpr std::size_t kLine = 64 / sizeof(T);
-    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
-    static constexpr std::size_t grad_offset = line_up(positions * patch);
-    static constexpr std::size_t acc_offset = grad_offset + line_up(param_count);
-    static constexpr std::size_t scratch_per_sample =
-        acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static constexpr LayerKind kind = LayerKind::conv2d;
-    static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (Groups != 1 ? " groups " + std::to_string(Groups) : std::string());
+    }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
              std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) +
-             detail::init_spec<KernelInit, BiasInit>() + ">";
+             body::tail_spec() + ">";
     }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
-    static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
-
-    static void init(T* p, Rng& rng) {
-      KernelInit::fill(p, weights, patch, KH * KW * Filters, rng);
-      BiasInit::fill(p + weights, Filters, patch, KH * KW * Filters, rng);
-    }
-
-    // patches[pos][(ky*KW + kx)*C + c] = x at that tap, or 0 in the padding.
-    static void im2col(const T* x, T* patches) {
-      for (std::size_t oy = 0; oy < geom::oh; ++oy)
-        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-          T* row = patches + (oy * geom::ow + ox) * patch;
-          for (std::size_t ky = 0; ky < KH; ++ky) {
-            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
-            for (std::size_t kx = 0; kx < KW; ++kx) {
-              const std::ptrdiff_t ix =
-                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
-              T* dst = row + (ky * KW + kx) * C;
-              if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(H) || ix >= std::ptrdiff_t(W))
-                for (std::size_t c = 0; c < C; ++c) dst[c] = T(0);
-              else
-                std::memcpy(dst, x + (std::size_t(iy) * W + std::size_t(ix)) * C, C * sizeof(T));
-            }
-          }
-        }
-    }
-
-    // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
-    static void col2im(const T* dpatches, T* dx) {
-      for (std::size_t i = 0; i < In::size; ++i) dx[i] = T(0);
-      for (std::size_t oy = 0; oy < geom::oh; ++oy)
-        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-          const T* row = dpatches + (oy * geom::ow + ox) * patch;
-          for (std::size_t ky = 0; ky < KH; ++ky) {
-            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
-            if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-            for (std::size_t kx = 0; kx < KW; ++kx) {
-              const std::ptrdiff_t ix =
-                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
-              if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-              T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-              const T* src = row + (ky * KW + kx) * C;
-              for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
-            }
-          }
-        }
-    }
 
     static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                         const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
-      parallel_for(n, [&](std::size_t s) {
-        T* patches = scratch + s * scratch_per_sample;
-        im2col(x + s * In::size, patches);
-        kernels::gemm_nn(positions, Filters, patch, patches, patch, 1, p, Filters,
-                         y + s * output_shape::size, Filters, false, p + weights, act);
-      }, n * kWorkPerSample >= kParallelWork);
+      body::forward(p, x, y, n, scratch, act);
     }
-
     static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
                          T* scratch, const PassContext&) {
-      parallel_for(n, [&](std::size_t s) {
-        T* patches = scratch + s * scratch_per_sample;
-        T* dps = patches + grad_offset;
-        const T* dys = dy + s * output_shape::size;
-        // dW_s[patch x Filters] = patches^T dy_s; db_s = column sums of dy_s.
-        kernels::gemm_nn(patch, Filters, positions, patches, 1, patch, dys, Filters, dps, Filters,
-                         false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
-        kernels::sum_rows(positions, Filters, dys, dps + weights);
-        if (dx) {
-          // dpatches[positions x patch] = dy_s W^T, written over the patches (no longer needed).
-          kernels::gemm_nt(positions, patch, Filters, dys, Filters, p, Filters, patches, patch,
-                           static_cast<const T*>(nullptr), kernels::Epilogue::none,
-                           patches + acc_offset);
-          col2im(patches, dx + s * In::size);
-        }
-      }, n * kWorkPerSample >= kParallelWork);
-      // Sum the per-sample gradients in sample order.
-      for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
-      for (std::size_t s = 0; s < n; ++s) {
-        const T* dps = scratch + s * scratch_per_sample + grad_offset;
-        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
-      }
+      body::backward(p, dy, dx, dp, n, scratch);
     }
   };
 };

@@ -15,12 +15,15 @@ namespace ctnn {
 //   Padding::pads(t, b, l, r)     exactly t rows above, b below, l columns left, r right
 //                                 (PyTorch's padding=p is pads(p, p, p, p); ONNX's pads
 //                                 [t, l, b, r] is pads(t, b, l, r)). 1-D layers use l and r.
+//   Padding::causal               1-D layers only (Conv1D): Dilation*(K-1) zeros before the
+//                                 sequence, none after, so output t sees inputs <= t (Keras).
 struct Padding {
-  enum class Mode { valid, same, same_lower, explicit_pads };
+  enum class Mode { valid, same, same_lower, explicit_pads, causal };
   Mode mode = Mode::valid;
   std::size_t top = 0, bottom = 0, left = 0, right = 0;
 
   static const Padding valid, same, same_lower;
+  static const Padding causal;
   static constexpr Padding pads(std::size_t t, std::size_t b, std::size_t l, std::size_t r) {
     return Padding{Mode::explicit_pads, t, b, l, r};
   }
@@ -29,6 +32,7 @@ struct Padding {
 inline constexpr Padding Padding::valid{Padding::Mode::valid};
 inline constexpr Padding Padding::same{Padding::Mode::same};
 inline constexpr Padding Padding::same_lower{Padding::Mode::same_lower};
+inline constexpr Padding Padding::causal{Padding::Mode::causal};
 
 namespace detail {
 // "ctnn::Padding::same", for the C++ text of a layer (deploy/export.hpp).
@@ -39,6 +43,7 @@ inline std::string padding_spec(Padding pad) {
     case Padding::Mode::explicit_pads:
       return "ctnn::Padding::pads(" + std::to_string(pad.top) + ", " + std::to_string(pad.bottom) +
              ", " + std::to_string(pad.left) + ", " + std::to_string(pad.right) + ")";
+    case Padding::Mode::causal: return "ctnn::Padding::causal";
     case Padding::Mode::valid: break;
   }
   return "ctnn::Padding::valid";
@@ -51,6 +56,7 @@ inline std::string padding_config(Padding pad) {
     case Padding::Mode::explicit_pads:
       return "pads " + std::to_string(pad.top) + "," + std::to_string(pad.bottom) + "," +
              std::to_string(pad.left) + "," + std::to_string(pad.right);
+    case Padding::Mode::causal: return "causal";
     case Padding::Mode::valid: break;
   }
   return "valid";
