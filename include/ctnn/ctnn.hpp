@@ -21,6 +21,11 @@
 #include "ctnn/layers/sigmoid.hpp"
 #include "ctnn/layers/softmax.hpp"
 #include "ctnn/layers/tanh.hpp"
+#include "ctnn/layers/bounded_relu.hpp"
+#include "ctnn/layers/elu.hpp"
+#include "ctnn/layers/hard_sigmoid.hpp"
+#include "ctnn/layers/hard_swish.hpp"
+#include "ctnn/layers/swish.hpp"
 
 #include "ctnn/loss/binary_crossentropy.hpp"
 #include "ctnn/loss/categorical_crossentropy.hpp"

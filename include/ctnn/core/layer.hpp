@@ -63,6 +63,11 @@ concept Layer = requires {
 enum class LayerKind {
   other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
   relu, leaky_relu, sigmoid, tanh, softmax,
+  bounded_relu,
+  hard_swish,
+  hard_sigmoid,
+  swish,
+  elu,
 };
 
 namespace detail {

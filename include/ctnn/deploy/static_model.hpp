@@ -27,6 +27,11 @@
 #include "ctnn/layers/sigmoid.hpp"
 #include "ctnn/layers/softmax.hpp"
 #include "ctnn/layers/tanh.hpp"
+#include "ctnn/layers/bounded_relu.hpp"
+#include "ctnn/layers/elu.hpp"
+#include "ctnn/layers/hard_sigmoid.hpp"
+#include "ctnn/layers/hard_swish.hpp"
+#include "ctnn/layers/swish.hpp"
 
 namespace ctnn::deploy {
 
