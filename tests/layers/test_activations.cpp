@@ -125,6 +125,10 @@ void check_kernels(const std::vector<T>& x, const std::vector<T>& dy, double tol
   kernels::hard_sigmoid_backward(n, x.data(), dy.data(), dx.data());
   bwd([](double v) { return v != v ? 0.0 : hard_sigmoid_d(v); }, "hard_sigmoid'");
 
+  // Sigmoid (kernels/elementwise.hpp) shares Swish's sigmoid: 0 far left, NaN kept.
+  kernels::sigmoid_forward(n, x.data(), y.data());
+  fwd(sigmoid_ref, "sigmoid");
+
   kernels::swish_forward(n, x.data(), y.data());
   fwd(swish_ref, "swish");
   kernels::swish_backward(n, x.data(), dy.data(), dx.data());

@@ -112,16 +112,6 @@ void hard_sigmoid_backward(std::size_t n, const T* x, const T* dy, T* dx) {
   });
 }
 
-// sigmoid(x) from e = exp(-|x|) in (0, 1], which never overflows: 1 / (1 + e) for x >= 0,
-// e / (1 + e) below. (Exp(NaN) is 0 in Highway; the callers multiply by x, which keeps NaN.)
-template <class D, class V>
-HWY_INLINE V stable_sigmoid(D d, V v) {
-  using T = hn::TFromD<D>;
-  const auto e = hn::Exp(d, hn::Neg(hn::Abs(v)));
-  const auto r = hn::Div(hn::Set(d, T(1)), hn::Add(hn::Set(d, T(1)), e));
-  return hn::IfThenElse(v >= hn::Zero(d), r, hn::Mul(e, r));
-}
-
 // Below this, sigmoid(x) is 0 in float and double alike (exp(-1000) underflows), so clamping
 // x there changes no finite result and turns -inf * 0 into -1000 * 0.
 template <class T>
@@ -133,7 +123,7 @@ void swish_forward(std::size_t n, const T* x, T* y) {
   map1(n, x, y, [](auto d, auto v) {
     const auto lo = hn::Set(d, kSwishFloor<T>);
     const auto c = hn::IfThenElse(v < lo, lo, v);  // a compare: NaN stays NaN
-    return hn::Mul(c, stable_sigmoid(d, c));
+    return hn::Mul(c, sigmoid_of(d, c));
   });
 }
 // dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), recomputed (an exp is cheaper than keeping s
@@ -144,7 +134,7 @@ void swish_backward(std::size_t n, const T* x, const T* dy, T* dx) {
   map2(n, x, dy, dx, [](auto d, auto v, auto g) {
     const auto lo = hn::Set(d, kSwishFloor<T>), hi = hn::Neg(lo);
     const auto c = hn::IfThenElse(v < lo, lo, hn::IfThenElse(v > hi, hi, v));
-    const auto s = stable_sigmoid(d, c);
+    const auto s = sigmoid_of(d, c);
     const auto one = hn::Set(d, T(1));
     return hn::Mul(g, hn::Mul(s, hn::MulAdd(c, hn::Sub(one, s), one)));
   });
