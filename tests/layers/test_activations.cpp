@@ -5,6 +5,7 @@
 // float, as Sigmoid and Tanh), export, and a model of them learning Fashion-MNIST.
 #include "../gradcheck.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -239,6 +240,115 @@ TEST_CASE("Central-difference gradients, in double, away from the kinks") {
   check_layer_gradients<Scaled<On<ELU<>, 29>, 3>>();
   check_layer_gradients<Scaled<On<ELU<0.3>, 29>, 6>>();
   check_layer_gradients<Scaled<On<ELU<2.0>, 5>, 1>>(4);
+}
+
+namespace {
+// Model M (a Dense or Conv2D, then ReLU6) against its first layer run alone followed by the
+// standalone ReLU6 kernel: the fused store must give the same bits, NaN rows included.
+template <class M>
+void check_fused_relu6(std::uint64_t seed) {
+  using First = typename M::template layer<0>;
+  using T = typename M::value_type;
+  const std::size_t n = 5;
+  M model(seed);
+  for (auto& p : model.parameters()) p *= T(8);  // outputs on both sides of 0 and 6
+  Rng rng(seed);
+  std::vector<T> x(n * M::input_size);
+  for (auto& v : x) v = T(-1 + 2 * rng.uniform01());
+  x[2 * M::input_size + 1] = std::numeric_limits<T>::quiet_NaN();  // sample 2
+  typename M::Workspace ws;
+  ws.reserve(n, false);
+  std::copy(x.begin(), x.end(), ws.input());
+  const T* fused = model.forward(ws, n, PassContext{});
+  std::vector<T> z(n * M::output_size), want(n * M::output_size);
+  AlignedBuffer<T> scratch(n * First::scratch_per_sample + 1);
+  First::forward(model.parameters().data(), x.data(), z.data(), n, scratch.data(), PassContext{});
+  kernels::bounded_relu_forward(z.size(), z.data(), want.data(), T(6), T(0), T(0));
+  std::size_t clipped = 0, zeroed = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    INFO("output " << i << ": fused " << fused[i] << ", separate " << want[i]);
+    REQUIRE(std::memcmp(&fused[i], &want[i], sizeof(T)) == 0);
+    clipped += want[i] == T(6);
+    zeroed += want[i] == T(0);
+  }
+  CHECK(clipped > 0);
+  CHECK(zeroed > 0);
+  // The NaN reached sample 2's outputs (all of a Dense's, a Conv2D's in the windows over it):
+  // the bitwise comparison above then covered the epilogue on NaN.
+  CHECK(std::count_if(fused + 2 * M::output_size, fused + 3 * M::output_size,
+                      [](T v) { return std::isnan(v); }) > 0);
+}
+}  // namespace
+
+TEST_CASE("ReLU6 after Dense or Conv2D is fused into the GEMM store, bit for bit the same") {
+  // Fused: no activation buffer of its own, as ReLU; other BoundedReLUs are a pass of their own.
+  STATIC_REQUIRE(Sequential<Input<7>, Dense<19>, ReLU6>::activation_floats_per_sample ==
+                 Sequential<Input<7>, Dense<19>, ReLU>::activation_floats_per_sample);
+  STATIC_REQUIRE(Sequential<Input<7>, Dense<19>, BoundedReLU<5.0>>::activation_floats_per_sample >
+                 Sequential<Input<7>, Dense<19>, ReLU>::activation_floats_per_sample);
+  STATIC_REQUIRE(fused_epilogue<OnF<ReLU6, 3>> == Epilogue::relu6);
+  STATIC_REQUIRE(fused_epilogue<OnF<ReLU, 3>> == Epilogue::relu);
+  STATIC_REQUIRE(fused_epilogue<OnF<BoundedReLU<6.0, 0.1>, 3>> == Epilogue::none);
+  STATIC_REQUIRE(fused_epilogue<OnF<HardSwish, 3>> == Epilogue::none);
+  check_fused_relu6<Sequential<Input<7>, Dense<19>, ReLU6>>(1);
+  check_fused_relu6<BasicSequential<double, Input<7>, Dense<19>, ReLU6>>(2);
+  check_fused_relu6<Sequential<Input<6, 5, 2>, Conv2D<9, 3, 3, 1, Padding::same>, ReLU6>>(3);
+  check_fused_relu6<BasicSequential<double, Input<6, 5, 2>, Conv2D<9, 3, 3>, ReLU6>>(4);
+}
+
+TEST_CASE("Model gradients through a fused ReLU6, central differences in double") {
+  // Dense + ReLU6 and Conv2D + ReLU6 (both fused) in one model: ReLU6's backward then reads the
+  // clamped output in place of its input. Weights scaled so outputs cross 0 and 6.
+  using M = BasicSequential<double, Input<5, 4, 2>, Conv2D<3, 2, 2>, ReLU6, Flatten, Dense<7>,
+                            ReLU6, Dense<2>>;
+  const std::size_t n = 3;
+  Rng rng(21);
+  M model(6);
+  for (auto& p : model.parameters()) p = 4 * p + 0.5 * (rng.uniform01() - 0.5);
+  const auto x = ctnn_test::random_vector(n * M::input_size, rng, -2, 2);
+  const auto r = ctnn_test::random_vector(n * M::output_size, rng);
+  typename M::Workspace ws;
+  ws.reserve(n, true);
+  const auto f = [&] {
+    std::copy(x.begin(), x.end(), ws.input());
+    const double* y = model.forward(ws, n, PassContext{});
+    double s = 0;
+    for (std::size_t i = 0; i < n * M::output_size; ++i) s += r[i] * y[i];
+    return s;
+  };
+  // Both ReLU6s see outputs on both flat pieces (else the check proves less): the models cut
+  // after each share the arena's first segments.
+  const auto flat_pieces = [&]<class Cut>(Cut cut) {
+    std::copy_n(model.parameters().data(), Cut::arena_size, cut.parameters().data());
+    std::vector<double> y(n * Cut::output_size);
+    cut.predict(x, y);
+    CHECK(std::count(y.begin(), y.end(), 6.0) > 0);
+    CHECK(std::count(y.begin(), y.end(), 0.0) > 0);
+  };
+  flat_pieces(BasicSequential<double, Input<5, 4, 2>, Conv2D<3, 2, 2>, ReLU6>{});
+  flat_pieces(BasicSequential<double, Input<5, 4, 2>, Conv2D<3, 2, 2>, ReLU6, Flatten, Dense<7>,
+                              ReLU6>{});
+  f();
+  std::copy(r.begin(), r.end(), ws.gradient(0));
+  std::vector<double> grads(M::arena_size, std::numeric_limits<double>::quiet_NaN());
+  model.backward(ws, n, grads.data(), PassContext{});
+  auto params = model.parameters();
+  const double h = 1e-6;
+  std::size_t checked = 0;
+  ctnn::detail::static_for<M::num_layers>([&]<std::size_t I>() {
+    for (std::size_t k = 0; k < M::template layer<I>::param_count; ++k) {
+      const std::size_t i = M::template param_offset<I> + k;
+      const double keep = params[i];
+      params[i] = keep + h;
+      const double fp = f();
+      params[i] = keep - h;
+      const double fm = f();
+      params[i] = keep;
+      ctnn_test::require_close(grads[i], (fp - fm) / (2 * h), "dparam", i);
+      ++checked;
+    }
+  });
+  CHECK(checked == M::param_count);
 }
 
 TEST_CASE("Layer kinds, names, settings and the type each spells in an export") {

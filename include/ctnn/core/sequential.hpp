@@ -159,7 +159,7 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   template <std::size_t I>
   static constexpr bool fused_into_previous() {
     if constexpr (I == 0) return false;
-    else return layer_kind<layer<I>> == LayerKind::relu && FusesRelu<layer<I - 1>>;
+    else return fused_epilogue<layer<I>> != Epilogue::none && FusesRelu<layer<I - 1>>;
   }
   template <std::size_t I>
   static constexpr bool fuses_next() {
@@ -286,7 +286,7 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
         T* y = ws.activation(plan.out_offset[I]);
         T* s = ws.scratch(plan.scratch_offset[I]);
         if constexpr (fuses_next<I>())
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, Epilogue::relu);
+          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, fused_epilogue<layer<I + 1>>);
         else
           L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
       }

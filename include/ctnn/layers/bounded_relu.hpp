@@ -8,7 +8,8 @@
 // (Keras's max_value=None is the plain ReLU or LeakyReLU layer.) Output shape: the input's. No
 // parameters. Derivative at the kinks as PyTorch's: 0 at MaxValue, NegativeSlope at Threshold
 // (ReLU6: 0 at 0 and at 6); a NaN input gives NaN and passes dy back.
-// Not fused into a GEMM epilogue (see README, "MobileNet activations": not worth it measured).
+// ReLU6 right after Dense or Conv2D is fused into their GEMM's store, as ReLU is (other settings
+// run as a pass of their own).
 #pragma once
 #include <string>
 
@@ -34,6 +35,9 @@ struct BoundedReLU {
   struct bind : detail::ParamFree<In, T> {
     static constexpr std::string_view name = is_relu6 ? "ReLU6" : "BoundedReLU";
     static constexpr LayerKind kind = LayerKind::bounded_relu;
+    // ReLU6 after Dense or Conv2D runs in their GEMM's store. Its backward then reads the
+    // clamped output as x, which selects the same pieces (y >= 6 iff x >= 6, y <= 0 iff x <= 0).
+    static constexpr Epilogue epilogue = is_relu6 ? Epilogue::relu6 : Epilogue::none;
     static std::string config() {
       return "max_value " + std::to_string(MaxValue.value()) + " negative_slope " +
              std::to_string(NegativeSlope.value()) + " threshold " +
