@@ -362,8 +362,8 @@ TEST_CASE("Layer kinds, names, settings and the type each spells in an export") 
   // None of them is taken for a ReLU to fuse into a GEMM.
   STATIC_REQUIRE(layer_kind<OnF<ReLU6, 3>> != LayerKind::relu);
   STATIC_REQUIRE(Layer<OnF<ELU<0.5>, 2, 2>> && Layer<On<BoundedReLU<1.0, 0.1>, 4>>);
-  CHECK(OnF<ReLU6, 3>::name == "ReLU6");
-  CHECK(OnF<BoundedReLU<6.0, 0.1>, 3>::name == "BoundedReLU");
+  CHECK(std::string(OnF<ReLU6, 3>::name) == "ReLU6");
+  CHECK(std::string(OnF<BoundedReLU<6.0, 0.1>, 3>::name) == "BoundedReLU");
   using M = Sequential<Input<6>, Dense<4>, ReLU6, Dense<4>, BoundedReLU<2.5, 0.2, 0.5>, Dense<4>,
                        HardSwish, Dense<4>, HardSigmoid, Dense<4>, SiLU, Dense<4>, ELU<>, Dense<3>,
                        ELU<0.25>, Dense<2>, Softmax>;

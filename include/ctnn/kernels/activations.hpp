@@ -1,19 +1,19 @@
 // ctnn/kernels/activations.hpp: the MobileNet-era activations, forward and backward, over
 // contiguous arrays: bounded ReLU (ReLU6), HardSwish, HardSigmoid, Swish (SiLU) and ELU.
 //
-// Written like kernels/elementwise.hpp (one generic lambda a op, run by map1/map2 over full
-// vectors and a one-lane tail). Two rules hold for every op here:
+// Written like kernels/elementwise.hpp (one generic lambda per op, run by map1/map2/map3 over
+// full vectors and a one-lane tail). Two rules hold for every op here:
 //   NaN in, NaN out: pieces are chosen with compare + select (a compare with NaN is false), never
 //     with Min/Max, which on x86 return their second operand when either is NaN. Backward at a NaN
-//     input passes dy on, as PyTorch's backward functions do (their `x < a ? ... : dy` form).
+//     input does what PyTorch's does: dy for the piecewise-linear ones and ELU, 0 for HardSigmoid,
+//     NaN for Swish.
 //   +-infinity gives the limit, not inf * 0 = NaN: Highway's Exp is valid on [-FLT_MAX, 104]
 //     (float) and returns 0 below -104 (and for NaN, hence the compare + select), so the ops that
 //     need exp take it of -|x| only, or of a clamped argument.
-// They are not parallel: one pass over a batch is memory-bound and cheaper than a fork, and the
-// result cannot depend on the thread count.
+// They run in the calling thread, as elementwise.hpp's do: the result cannot depend on the
+// thread count.
 #pragma once
 #include <cstddef>
-#include <limits>
 
 #include "ctnn/kernels/elementwise.hpp"
 
