@@ -25,6 +25,11 @@
 #include "ctnn/layers/pooling1d.hpp"
 #include "ctnn/layers/zero_padding.hpp"
 #include "ctnn/layers/reshape.hpp"
+#include "ctnn/layers/bounded_relu.hpp"
+#include "ctnn/layers/elu.hpp"
+#include "ctnn/layers/hard_sigmoid.hpp"
+#include "ctnn/layers/hard_swish.hpp"
+#include "ctnn/layers/swish.hpp"
 
 #include "ctnn/loss/binary_crossentropy.hpp"
 #include "ctnn/loss/categorical_crossentropy.hpp"

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "ctnn/core/epilogue.hpp"
 #include "ctnn/core/rng.hpp"
 #include "ctnn/core/shape.hpp"
 
@@ -75,6 +76,11 @@ enum class LayerKind {
   depthwise_conv2d,
   separable_conv2d,
   conv1d,
+  bounded_relu,
+  hard_swish,
+  hard_sigmoid,
+  swish,
+  elu,
 };
 
 namespace detail {
@@ -93,6 +99,21 @@ inline constexpr LayerKind layer_kind = detail::kind_of<L>();
 // Sequential uses it when a ReLU follows: the ReLU's forward is then free.
 template <class L>
 concept FusesRelu = Layer<L> && L::fuses_relu;
+
+namespace detail {
+template <class L>
+constexpr Epilogue epilogue_of() {
+  if constexpr (requires { { L::epilogue } -> std::convertible_to<Epilogue>; }) return L::epilogue;
+  else if constexpr (layer_kind<L> == LayerKind::relu) return Epilogue::relu;
+  else return Epilogue::none;
+}
+}  // namespace detail
+
+// The GEMM epilogue (core/epilogue.hpp) that computes activation layer L, or none: relu for a
+// ReLU; what L declares as `static constexpr Epilogue epilogue` otherwise (ReLU6: relu6).
+// Sequential fuses a layer whose epilogue is not none into a FusesRelu layer before it.
+template <class L>
+inline constexpr Epilogue fused_epilogue = detail::epilogue_of<L>();
 
 // A layer whose output is its input reinterpreted (Flatten): Sequential passes the same buffer on
 // instead of copying, forward and backward.

@@ -211,6 +211,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     std::array<std::size_t, N> param_offset{}, param_count{}, state_offset{}, state_count{};
     std::array<std::size_t, N> scratch_offset{}, scratch_count{};
     std::array<bool, N> relu{}, can_fuse{}, can_view{};
+    std::array<Epilogue, N> epilogue{}, next_epilogue{};  // a fusable activation's; the fused one
     std::size_t arena = 0, state = 0, scratch = 0, inference_scratch = 0;
   };
   static constexpr Facts make_facts() {
@@ -226,7 +227,8 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
         f.edge_node[e] = I;
         ++e;
       }
-      f.relu[I] = layer_kind<L> == LayerKind::relu;
+      f.epilogue[I] = fused_epilogue<L>;
+      f.relu[I] = f.epilogue[I] != Epilogue::none;
       if constexpr (Layer<L>) {
         f.can_fuse[I] = FusesRelu<L>;
         f.can_view[I] = ViewLayer<L>;
@@ -257,6 +259,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
       if (f.relu[i] && t > 0 && single && f.can_fuse[t - 1] && !f.fused[t - 1]) {
         f.fused[i] = true;
         f.fuses_next[t - 1] = true;
+        f.next_epilogue[t - 1] = f.epilogue[i];
         f.root[i + 1] = f.root[t];
       } else if (f.can_view[i] && single) {
         f.view[i] = true;
@@ -732,7 +735,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           if constexpr (StatefulLayer<L>)
             L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, ctx);
           else if constexpr (facts.fuses_next[I])
-            L::forward(p + facts.param_offset[I], x, y, n, s, ctx, Epilogue::relu);
+            L::forward(p + facts.param_offset[I], x, y, n, s, ctx, facts.next_epilogue[I]);
           else
             L::forward(p + facts.param_offset[I], x, y, n, s, ctx);
         }

@@ -31,6 +31,11 @@
 #include "ctnn/layers/pooling1d.hpp"
 #include "ctnn/layers/zero_padding.hpp"
 #include "ctnn/layers/reshape.hpp"
+#include "ctnn/layers/bounded_relu.hpp"
+#include "ctnn/layers/elu.hpp"
+#include "ctnn/layers/hard_sigmoid.hpp"
+#include "ctnn/layers/hard_swish.hpp"
+#include "ctnn/layers/swish.hpp"
 
 namespace ctnn::deploy {
 

@@ -68,13 +68,21 @@ void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha)
   });
 }
 
+// sigmoid(x) from e = exp(-|x|) in [0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) below. Not
+// 1 / (1 + exp(-x)): Highway's Exp is valid up to +104 only (float; sigmoid(-200) came out 1), and
+// returns 0 for NaN (sigmoid(NaN) came out 1), so NaN is selected back in.
+template <class D, class V>
+HWY_INLINE V sigmoid_of(D d, V v) {
+  using T = hn::TFromD<D>;
+  const auto e = hn::Exp(d, hn::Neg(hn::Abs(v)));
+  const auto r = hn::Div(hn::Set(d, T(1)), hn::Add(hn::Set(d, T(1)), e));
+  return hn::IfThenElse(hn::IsNaN(v), v, hn::IfThenElse(v >= hn::Zero(d), r, hn::Mul(e, r)));
+}
+
 // y = 1 / (1 + exp(-x)).
 template <class T>
 void sigmoid_forward(std::size_t n, const T* x, T* y) {
-  map1(n, x, y, [](auto d, auto v) {
-    const auto one = hn::Set(d, T(1));
-    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
-  });
+  map1(n, x, y, [](auto d, auto v) { return sigmoid_of(d, v); });
 }
 // dx = dy * y * (1 - y).
 template <class T>

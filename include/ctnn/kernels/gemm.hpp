@@ -37,9 +37,11 @@ namespace ctnn::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using kernels::Epilogue;
 
-// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN.
+// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN. ReLU6 as
+// kernels::bounded_relu_forward computes it (6 where x >= 6, 0 where x < 0), bit for bit.
 template <class T>
 HWY_INLINE T apply_epilogue(T x, Epilogue e) {
+  if (e == Epilogue::relu6) return x >= T(6) ? T(6) : x < T(0) ? T(0) : x;
   return (e == Epilogue::relu && x <= T(0)) ? T(0) : x;
 }
 
