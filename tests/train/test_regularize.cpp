@@ -6,6 +6,7 @@
 // Every expected number is computed here in double from Keras's formulas, not by ctnn's code.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -283,6 +284,14 @@ TEST_CASE("RandomFlip flips about half the samples, each a whole flip, and nothi
   using Hor = RandomFlip<FlipMode::horizontal>::bind<Shape<3, 4, 2>, double>;
   const auto yh = run_forward<Hor>(x, n, true, 5);
   for (std::size_t s = 0; s < n; ++s) CHECK(yh[s * size] - x[s * size] < double(W * C));  // row 0 stays row 0
+  // NaN moves with its pixel: a NaN input gives exactly one NaN output, in training and not.
+  std::vector<double> xn(size, 1.0);
+  xn[5] = std::numeric_limits<double>::quiet_NaN();
+  for (bool training : {false, true})
+    for (std::uint64_t seed = 0; seed < 8; ++seed) {
+      const auto yn = run_forward<L>(xn, 1, training, seed);
+      CHECK(std::count_if(yn.begin(), yn.end(), [](double v) { return std::isnan(v); }) == 1);
+    }
 }
 
 TEST_CASE("RandomTranslation shifts whole pixels within its factors, reflecting at the edges") {
@@ -324,6 +333,10 @@ TEST_CASE("RandomTranslation shifts whole pixels within its factors, reflecting 
                 x[std::size_t(reflect(i - dy, H)) * W + std::size_t(reflect(j - dx, W))]);
   }
   CHECK(moved > n / 2);
+  // A NaN pixel stays NaN wherever it lands: an all-NaN image gives an all-NaN image (with
+  // reflection every output reads an input; with zero fill, the outside reads 0, as in Keras).
+  const std::vector<double> all_nan(H * W * 4, std::numeric_limits<double>::quiet_NaN());
+  for (const double v : run_forward<L>(all_nan, 4, true, 3)) CHECK(std::isnan(v));
   for (int c : dx_seen) CHECK(c > 0);  // every whole shift from -4 to 4 occurs
 }
 

@@ -46,10 +46,7 @@ constexpr std::size_t kernel_count_of() {
 }
 
 template <std::uint64_t N, std::uint64_t D>
-struct RatioCheck {
-  static_assert(D > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
-  static constexpr double value = D > 0 ? double(N) / double(D) : 0.0;
-};
+inline constexpr double ratio = D > 0 ? double(N) / double(D) : 0.0;
 
 }  // namespace detail
 
@@ -60,8 +57,9 @@ inline constexpr std::size_t kernel_count = detail::kernel_count_of<L>();
 // l1 * sum(|W|) + l2 * sum(W^2), and its gradient l1 * sign(W) + 2 * l2 * W.
 template <std::uint64_t N1, std::uint64_t D1, std::uint64_t N2, std::uint64_t D2>
 struct L1L2 {
-  static constexpr double l1 = detail::RatioCheck<N1, D1>::value;
-  static constexpr double l2 = detail::RatioCheck<N2, D2>::value;
+  static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  static constexpr double l1 = detail::ratio<N1, D1>;
+  static constexpr double l2 = detail::ratio<N2, D2>;
 
   template <class T>
   static double penalty(const T* w, std::size_t n) {

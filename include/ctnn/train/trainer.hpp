@@ -4,8 +4,9 @@
 // size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
 // step counter that seeds Dropout and the augmentation layers. It tells the optimizer where the
 // parameter tensors lie (for clipnorm, optim/clipping.hpp) and applies the layers' kernel
-// regularizers (train/regularize.hpp) to the loss it reports and the gradient. It allocates in its constructor and never again: step() is
-// the steady-state training step and makes no heap allocation.
+// regularizers (train/regularize.hpp) to the loss it reports and to the gradient. It allocates
+// in its constructor and never again: step() is the steady-state training step and makes no heap
+// allocation (an optimizer allocates its own state at its first step).
 #pragma once
 #include <cmath>
 #include <cstddef>
