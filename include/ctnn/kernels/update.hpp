@@ -50,6 +50,53 @@ void adam_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* H
   for_each_vector<T>(n, body);
 }
 
+// AdamW (Keras: decoupled weight decay before the Adam step): w -= w * decay with
+// decay = lr * weight_decay, then the Adam step of adam_update on the decayed w.
+template <class T>
+void adamw_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT m,
+                  T* HWY_RESTRICT v, T step, T b1, T b2, T eps, T decay) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto mv = hn::MulAdd(hn::Set(d, b1), hn::LoadU(d, m + i), hn::Mul(hn::Set(d, T(1) - b1), gv));
+    const auto vv = hn::MulAdd(hn::Set(d, b2), hn::LoadU(d, v + i),
+                               hn::Mul(hn::Set(d, T(1) - b2), hn::Mul(gv, gv)));
+    const auto upd = hn::Div(mv, hn::Add(hn::Sqrt(vv), hn::Set(d, eps)));
+    const auto wv = hn::LoadU(d, w + i);
+    const auto decayed = hn::NegMulAdd(wv, hn::Set(d, decay), wv);
+    hn::StoreU(mv, d, m + i);
+    hn::StoreU(vv, d, v + i);
+    hn::StoreU(hn::NegMulAdd(hn::Set(d, step), upd, decayed), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
+// Keras RMSprop: v = rho v + (1 - rho) g^2; centered: a = rho a + (1 - rho) g and
+// den = v - a^2 + eps, else den = v + eps; inc = lr g / sqrt(den); with momentum
+// mo = momentum mo + inc and w -= mo, else w -= inc. a and mo may be null when unused.
+template <class T>
+void rmsprop_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT v,
+                    T* HWY_RESTRICT mo, T* HWY_RESTRICT a, T lr, T rho, T momentum, T eps) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto r = hn::Set(d, rho), one_r = hn::Set(d, T(1) - rho);
+    const auto vv = hn::MulAdd(r, hn::LoadU(d, v + i), hn::Mul(one_r, hn::Mul(gv, gv)));
+    hn::StoreU(vv, d, v + i);
+    auto den = hn::Add(vv, hn::Set(d, eps));
+    if (a != nullptr) {
+      const auto av = hn::MulAdd(r, hn::LoadU(d, a + i), hn::Mul(one_r, gv));
+      hn::StoreU(av, d, a + i);
+      den = hn::Add(hn::NegMulAdd(av, av, vv), hn::Set(d, eps));
+    }
+    auto inc = hn::Div(hn::Mul(hn::Set(d, lr), gv), hn::Sqrt(den));
+    if (mo != nullptr) {
+      inc = hn::MulAdd(hn::Set(d, momentum), hn::LoadU(d, mo + i), inc);
+      hn::StoreU(inc, d, mo + i);
+    }
+    hn::StoreU(hn::Sub(hn::LoadU(d, w + i), inc), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
 // Keras SGD: vel = momentum * vel - lr * g;  w += vel (Nesterov: w += momentum * vel - lr * g).
 // With momentum 0, vel may be null and this is w -= lr * g.
 template <class T>
@@ -76,5 +123,7 @@ HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
 using ctnn::HWY_NAMESPACE::adam_update;
+using ctnn::HWY_NAMESPACE::adamw_update;
+using ctnn::HWY_NAMESPACE::rmsprop_update;
 using ctnn::HWY_NAMESPACE::sgd_update;
 }  // namespace ctnn::kernels

@@ -16,6 +16,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
+#include "ctnn/optim/clipping.hpp"
 #include "ctnn/optim/hyperparameter.hpp"
 
 namespace ctnn {
@@ -39,11 +40,13 @@ class BasicAdam {
     detail::check_hyperparameter("Adam", "beta_1", double(beta_1), 0, false, 1);
     detail::check_hyperparameter("Adam", "beta_2", double(beta_2), 0, false, 1);
     detail::check_hyperparameter("Adam", "epsilon", double(epsilon), 0, true);
+    clipping.check("Adam");
   }
 
   // Applies one update to params from grads (both arena-sized).
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
     if (m_.size() != params.size()) {
       m_ = AlignedBuffer<T>(params.size());
       v_ = AlignedBuffer<T>(params.size());
@@ -57,6 +60,11 @@ class BasicAdam {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Gradient clipping (optim/clipping.hpp), off by default; set_tensors gives the parameter
+  // tensors clipnorm clips one by one (the Trainer calls it).
+  GradientClipping clipping;
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
 
   // Checkpoints (io/model_file.hpp): the hyperparameters in constructor order, and the state:
   // the step count and the buffers m, v (none before the first step).
@@ -84,6 +92,7 @@ class BasicAdam {
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
  private:
+  detail::Clipper<T> clipper_;
   AlignedBuffer<T> m_, v_;
   std::uint64_t t_ = 0;
 };

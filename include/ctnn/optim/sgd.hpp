@@ -13,6 +13,7 @@
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/kernels/update.hpp"
+#include "ctnn/optim/clipping.hpp"
 #include "ctnn/optim/hyperparameter.hpp"
 
 namespace ctnn {
@@ -34,10 +35,12 @@ class BasicSGD {
   void check_hyperparameters() const {
     detail::check_hyperparameter("SGD", "learning rate", double(learning_rate), 0);
     detail::check_hyperparameter("SGD", "momentum", double(momentum), 0, false, 1, true);
+    clipping.check("SGD");
   }
 
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
@@ -45,6 +48,11 @@ class BasicSGD {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Gradient clipping (optim/clipping.hpp), off by default; set_tensors gives the parameter
+  // tensors clipnorm clips one by one (the Trainer calls it).
+  GradientClipping clipping;
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
 
   // Checkpoints (io/model_file.hpp): hyperparameters (learning rate, momentum, nesterov as 0/1)
   // and the state: the step count and the velocity (none without momentum or before a step).
@@ -68,6 +76,7 @@ class BasicSGD {
   }
 
  private:
+  detail::Clipper<T> clipper_;
   AlignedBuffer<T> vel_;
   std::uint64_t t_ = 0;
 };

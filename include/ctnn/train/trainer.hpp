@@ -2,8 +2,11 @@
 //
 // A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
 // size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
-// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
-// the steady-state training step and makes no heap allocation.
+// step counter that seeds Dropout and the augmentation layers. It tells the optimizer where the
+// parameter tensors lie (for clipnorm, optim/clipping.hpp) and applies the layers' kernel
+// regularizers (train/regularize.hpp) to the loss it reports and to the gradient. It allocates
+// in its constructor and never again: step() is the steady-state training step and makes no heap
+// allocation (an optimizer allocates its own state at its first step).
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -11,6 +14,7 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/core/error.hpp"
@@ -18,6 +22,7 @@
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/data/staging.hpp"
 #include "ctnn/loss/loss.hpp"
+#include "ctnn/train/regularize.hpp"
 
 namespace ctnn {
 
@@ -43,6 +48,9 @@ class Trainer {
     grads_.resize(Model::arena_size);
     labels_.resize(batch_capacity);
     targets_.resize(batch_capacity * Model::output_size);
+    if constexpr (requires { opt.set_tensors(std::vector<ParamTensor>{}); })
+      opt.set_tensors(detail::param_tensors<Model>());
+    if constexpr (requires { loss.check_hyperparameters(); }) loss.check_hyperparameters();
   }
 
   std::size_t batch_capacity() const { return ws_.capacity(); }
@@ -83,6 +91,8 @@ class Trainer {
       model_.backward(ws_, n, grads_.data(), ctx);
     }
     s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    if constexpr (detail::has_regularizers<Model>)  // the penalty counts once per sample's mean
+      s.loss_sum += double(n) * detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
     opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
     return s;
   }
