@@ -63,8 +63,8 @@ TEST_CASE("A user layer named ReLU is not fused into the Dense before it") {
   using Plain = Sequential<Input<3>, Dense<4>>;
   static_assert(layer_kind<Named::layer<1>> == LayerKind::other);
   // A fused ReLU takes no activation slot: the user layer has its own (16 floats, one line).
-  static_assert(Named::activation_floats_per_sample ==
-                Sequential<Input<3>, Dense<4>, ReLU>::activation_floats_per_sample + 16);
+  static_assert(Named::training_activation_floats_per_sample ==
+                Sequential<Input<3>, Dense<4>, ReLU>::training_activation_floats_per_sample + 16);
   Named named(3);
   Plain plain(3);
   std::copy(named.parameters().begin(), named.parameters().end(), plain.parameters().begin());
