@@ -339,7 +339,7 @@ TEST_CASE("A stateful layer keeps its state in the state arena, updated only in 
   REQUIRE(os.str().find("Total params: 30 ") != std::string::npos);
 }
 
-TEST_CASE("A graph saves and loads; a file of the same layers wired otherwise is refused") {
+TEST_CASE("A graph saves and loads, and a file of the same layers wired otherwise is refused") {
   using G1 = Graph<Input<4>, Tag<A>, Dense<4>, Tag<B>, Dense<4>, Add<A>>;
   using G2 = Graph<Input<4>, Tag<A>, Dense<4>, Tag<B>, Dense<4>, Add<B>>;
   REQUIRE(topology<G1>() != topology<G2>());

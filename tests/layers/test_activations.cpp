@@ -311,7 +311,7 @@ TEST_CASE("Model gradients through a fused ReLU6, central differences in double"
   ws.reserve(n, true);
   const auto f = [&] {
     std::copy(x.begin(), x.end(), ws.input());
-    const double* y = model.forward(ws, n, PassContext{});
+    const double* y = model.forward(ws, n, PassContext{true, 0});
     double s = 0;
     for (std::size_t i = 0; i < n * M::output_size; ++i) s += r[i] * y[i];
     return s;
@@ -331,7 +331,7 @@ TEST_CASE("Model gradients through a fused ReLU6, central differences in double"
   f();
   std::copy(r.begin(), r.end(), ws.gradient(0));
   std::vector<double> grads(M::arena_size, std::numeric_limits<double>::quiet_NaN());
-  model.backward(ws, n, grads.data(), PassContext{});
+  model.backward(ws, n, grads.data(), PassContext{true, 0});
   auto params = model.parameters();
   const double h = 1e-6;
   std::size_t checked = 0;

@@ -320,7 +320,7 @@ TEST_CASE("A NaN input gives NaN outputs in every convolution") {
 
 // ---- text -------------------------------------------------------------------------------
 
-TEST_CASE("spec() and config() carry dilation, groups and multipliers; old text unchanged") {
+TEST_CASE("spec() and config() carry dilation, groups and multipliers, and the old text unchanged") {
   CHECK(OnF<Conv2D<32, 3, 3>, 28, 28, 1>::spec() == "ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>");
   CHECK(OnF<Conv2D<32, 3, 3>, 28, 28, 1>::config() == "3x3 stride 1 valid");
   using G = OnF<Conv2D<8, 3, 3, 1, Padding::same, GU, Z, 2, 4>, 9, 9, 4>;

@@ -523,7 +523,7 @@ void check_quantized_close(std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("int8: max pooling with pads and dilation, MaxPool1D and Reshape run on bytes; "
+TEST_CASE("int8: max pooling with pads and dilation, MaxPool1D and Reshape run on bytes, and "
           "GlobalAveragePooling2D in float") {
   using A = Sequential<Input<14, 14, 1>, Conv2D<6, 3, 3>, ReLU,
                        MaxPool2D<2, 2, 2, Padding::pads(1, 0, 0, 1), 2>, Conv2D<4, 3, 3>, ReLU,
