@@ -377,6 +377,22 @@ std::string init_spec() {
 #include <cstdint>
 #include <string_view>
 
+// ---- begin ctnn/core/epilogue.hpp ----
+// ctnn/core/epilogue.hpp: the activation a layer's forward may apply in its own store.
+//
+// Sequential decides at compile time that a ReLU (or ReLU6) after Dense or Conv2D is fused into
+// their GEMM (core/layer.hpp, FusesRelu, fused_epilogue) and passes Epilogue::relu (relu6) to their
+// forward; the GEMM kernels
+// (kernels/gemm.hpp) apply it as they write each output. It lives in core/ so the planner names it
+// without including kernels/: kernels build on core, never the other way.
+
+namespace ctnn {
+
+// Activation applied in a GEMM epilogue.
+enum class Epilogue { none, relu, relu6 };
+
+}  // namespace ctnn
+// ---- end ctnn/core/epilogue.hpp ----
 // ---- begin ctnn/core/shape.hpp ----
 // ctnn/core/shape.hpp: compile-time tensor shapes.
 //
@@ -463,6 +479,23 @@ concept Layer = requires {
 enum class LayerKind {
   other, dense, conv2d, max_pool2d, avg_pool2d, flatten, dropout,
   relu, leaky_relu, sigmoid, tanh, softmax,
+  batch_norm,
+  global_avg_pool2d,
+  global_max_pool2d,
+  global_avg_pool1d,
+  global_max_pool1d,
+  max_pool1d,
+  avg_pool1d,
+  zero_padding2d,
+  reshape,
+  depthwise_conv2d,
+  separable_conv2d,
+  conv1d,
+  bounded_relu,
+  hard_swish,
+  hard_sigmoid,
+  swish,
+  elu,
 };
 
 namespace detail {
@@ -481,6 +514,21 @@ inline constexpr LayerKind layer_kind = detail::kind_of<L>();
 // Sequential uses it when a ReLU follows: the ReLU's forward is then free.
 template <class L>
 concept FusesRelu = Layer<L> && L::fuses_relu;
+
+namespace detail {
+template <class L>
+constexpr Epilogue epilogue_of() {
+  if constexpr (requires { { L::epilogue } -> std::convertible_to<Epilogue>; }) return L::epilogue;
+  else if constexpr (layer_kind<L> == LayerKind::relu) return Epilogue::relu;
+  else return Epilogue::none;
+}
+}  // namespace detail
+
+// The GEMM epilogue (core/epilogue.hpp) that computes activation layer L, or none: relu for a
+// ReLU; what L declares as `static constexpr Epilogue epilogue` otherwise (ReLU6: relu6).
+// Sequential fuses a layer whose epilogue is not none into a FusesRelu layer before it.
+template <class L>
+inline constexpr Epilogue fused_epilogue = detail::epilogue_of<L>();
 
 // A layer whose output is its input reinterpreted (Flatten): Sequential passes the same buffer on
 // instead of copying, forward and backward.
@@ -612,18 +660,49 @@ struct Real {
 //
 // From the list of layer specs the compiler derives, as constants: every layer's input and output
 // shape, its parameter count and offset in one parameter arena, the activation and scratch sizes
-// per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). The model object
-// owns only the parameter arena; training state (gradients, optimizer moments, a training
-// workspace) lives in a Trainer, and inference buffers belong to the caller (an InferenceContext)
-// or to the calling thread.
+// per sample, and which steps fuse (Dense/Conv2D + ReLU) or vanish (Flatten). A Sequential is the
+// chain case of the planner in core/model.hpp (node k reads the output of node k-1), which owns
+// all of that. The model object owns only the parameter (and state) arena; training state
+// (gradients, optimizer moments, a training workspace) lives in a Trainer, and inference buffers
+// belong to the caller (an InferenceContext) or to the calling thread.
 // Thread safety: predict() and predict_class() are const and may run on one model from any number
 // of threads at once; nothing may change the parameters (fit, a Trainer step, initialize, load)
 // while they run.
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- begin ctnn/core/model.hpp ----
+// ctnn/core/model.hpp: the planner every model runs on, a compile-time DAG of layers.
+//
+// A model is a list of nodes, each a bound layer and the tensors it reads: tensor 0 is the input
+// batch, tensor k+1 the output of node k (so a node reads only earlier tensors and the list is
+// already in topological order). Sequential is the chain (node k reads tensor k); Graph
+// (core/graph.hpp) lowers its front-end syntax to the same list. From the list the compiler
+// derives, as constants:
+//   - every tensor's shape, its consumers and its last reader;
+//   - each node's parameter offset in ONE arena (segments rounded up to 64 bytes), its offset in
+//     a second arena of non-trainable state (stateful layers, below), its scratch offsets;
+//   - fusion: a ReLU after a FusesRelu layer (Dense, Conv2D) runs inside it, and a ViewLayer
+//     (Flatten) shares its input's buffer, both only where the producer has a single consumer;
+//   - activation slots. Inference reuses a slot as soon as the last reader of its tensor has run
+//     (first fit, in node order). Training keeps every activation live for the backward pass: a
+//     layer's backward may read its x and y, and the planner does not ask which (the conservative
+//     rule; it is also what a chain always did). The peaks are activation_floats_per_sample
+//     (inference) and training_activation_floats_per_sample;
+//   - gradient slots for backward<Top>, by liveness: a tensor's gradient is live from the backward
+//     of its last consumer to that of its producer. Where a tensor fans out, its consumers' dx are
+//     summed into its gradient in a fixed order (node index descending, then input slot): the
+//     first writes it, each later one writes a temporary that is then added. The sum is therefore
+//     the same at any thread count.
+// Thread safety as for Sequential: predict() is const and may run from many threads at once.
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <iomanip>
+#include <cctype>
 #include <locale>
 #include <ostream>
 #include <span>
@@ -634,21 +713,6 @@ struct Real {
 #include <utility>
 #include <vector>
 
-// ---- begin ctnn/core/epilogue.hpp ----
-// ctnn/core/epilogue.hpp: the activation a layer's forward may apply in its own store.
-//
-// Sequential decides at compile time that a ReLU after Dense or Conv2D is fused into their GEMM
-// (core/layer.hpp, FusesRelu) and passes Epilogue::relu to their forward; the GEMM kernels
-// (kernels/gemm.hpp) apply it as they write each output. It lives in core/ so the planner names it
-// without including kernels/: kernels build on core, never the other way.
-
-namespace ctnn {
-
-// Activation applied in a GEMM epilogue.
-enum class Epilogue { none, relu };
-
-}  // namespace ctnn
-// ---- end ctnn/core/epilogue.hpp ----
 // ---- begin ctnn/core/simd_target.hpp ----
 // ctnn/core/simd_target.hpp: the name of the Highway target ctnn's kernels are compiled for.
 //
@@ -667,7 +731,8 @@ inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
 
 namespace ctnn {
 
-// The first element of a Sequential: the shape of one input sample (channels last for images).
+// The first element of a Sequential or a Graph: the shape of one input sample (channels last for
+// images).
 template <std::size_t... Dims>
 struct Input {
   static_assert(sizeof...(Dims) >= 1 && (std::size_t{1} * ... * Dims) > 0,
@@ -675,60 +740,65 @@ struct Input {
   using shape = Shape<Dims...>;
 };
 
+// The contract of a STATEFUL bound layer (BatchNormalization's moving mean and variance): as
+// ctnn::Layer, plus
+//   state_count                 scalars it keeps in the model's state arena (not trainable:
+//                               optimizers never see them; saved and loaded with the model)
+//   init_state(state)           Keras's initial values
+// and its forward takes the state after the parameters:
+//   forward(params, state, x, y, n, scratch, ctx)
+// In training (ctx.training) it may update the state; in inference it must only read it (the
+// planner passes the model's arena from a const predict(), possibly from many threads at once).
+// backward keeps the usual signature (no state).
+template <class L>
+concept StatefulLayer = requires {
+  typename L::value_type;
+  requires ShapeType<typename L::input_shape>;
+  requires ShapeType<typename L::output_shape>;
+  { L::param_count } -> std::convertible_to<std::size_t>;
+  { L::state_count } -> std::convertible_to<std::size_t>;
+  { L::scratch_per_sample } -> std::convertible_to<std::size_t>;
+  { L::name } -> std::convertible_to<std::string_view>;
+} && requires(typename L::value_type* p, const typename L::value_type* c, std::size_t n, Rng& rng,
+              const PassContext& ctx) {
+  L::init(p, rng);
+  L::init_state(p);
+  L::forward(c, p, c, p, n, p, ctx);
+  L::backward(c, c, c, c, p, p, n, p, ctx);
+};
+
+// The contract of a JOIN (Add, Concatenate): a parameter-free layer with several inputs.
+//   is_join = true, arity       number of inputs (>= 2)
+//   input_shape<J>              the shape of input J; output_shape, name, param_count = 0,
+//                               scratch_per_sample = 0, init(params, rng) as a layer
+//   forward(xs, y, n)           y from the inputs xs[0 .. arity)
+//   backward(dy, j, dx, n)      writes every element of dx, the gradient of input j
+template <class L>
+concept JoinLayer = requires {
+  typename L::value_type;
+  requires L::is_join;
+  { L::arity } -> std::convertible_to<std::size_t>;
+  requires ShapeType<typename L::output_shape>;
+  { L::name } -> std::convertible_to<std::string_view>;
+} && requires(const typename L::value_type* const* xs, typename L::value_type* p,
+              const typename L::value_type* c, std::size_t n) {
+  L::forward(xs, p, n);
+  L::backward(c, n, p, n);
+};
+
+// Any element a model's node may hold.
+template <class L>
+concept ModelLayer = Layer<L> || StatefulLayer<L> || JoinLayer<L>;
+
+// A node of a model: bound layer L reading tensors In... (0 = the input, k+1 = node k's output).
+template <class L, std::size_t... In>
+struct Node {
+  using layer = L;
+  static constexpr std::size_t arity = sizeof...(In);
+  static constexpr std::array<std::size_t, sizeof...(In)> inputs{In...};
+};
+
 namespace detail {
-
-template <class T, class In, class... Specs>
-struct BindAll {
-  using type = std::tuple<>;
-};
-
-template <class>
-inline constexpr bool always_false_v = false;
-
-// What a spec that is not one binds to once its static_assert has spoken: a shape-preserving
-// layer that does nothing, so that no second error follows the sentence.
-template <class In, class T>
-struct NotALayer {
-  using value_type = T;
-  using input_shape = In;
-  using output_shape = In;
-  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
-  static constexpr std::string_view name = "(not a layer)";
-  static void init(T*, Rng&) {}
-  static void forward(const T*, const T*, T*, std::size_t, T*, const PassContext&) {}
-  static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
-                       const PassContext&) {}
-};
-
-// A layer spec (layers/*.hpp) is a class with a member template bind<InputShape, T>. It is named
-// directly, not tested with a concept first: a spec whose own static_assert fails (a stride of 0)
-// would then fail the test as well, and clang would print a second error after its sentence.
-template <class S, class In, class T>
-struct BindOne {
-  using type = typename S::template bind<In, T>;
-};
-template <std::size_t... Dims, class In, class T>
-struct BindOne<Input<Dims...>, In, T> {
-  static_assert(always_false_v<In>,
-                "Input may appear only once, first in a Sequential model; the layers follow it.");
-  using type = NotALayer<In, T>;
-};
-template <class S, class In, class T>
-  requires(!std::is_class_v<S>)
-struct BindOne<S, In, T> {
-  static_assert(always_false_v<S>,
-                "Every element of a Sequential model after Input must be a layer spec such as "
-                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
-  using type = NotALayer<In, T>;
-};
-
-template <class T, class In, class S, class... Rest>
-struct BindAll<T, In, S, Rest...> {
-  using head = typename BindOne<S, In, T>::type;
-  using type = decltype(std::tuple_cat(
-      std::declval<std::tuple<head>>(),
-      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
-};
 
 // Calls f.template operator()<I>() for I = 0 .. N-1, in order.
 template <std::size_t N, class F>
@@ -748,147 +818,363 @@ inline std::string group_thousands(std::size_t v) {
   return s;
 }
 
+template <class L>
+constexpr std::size_t state_count_of() {
+  if constexpr (StatefulLayer<L>) return L::state_count;
+  else return 0;
+}
+
+// Named in a static_assert's instantiation so the error shows which node is unused.
+template <std::size_t Layer, class LayerType>
+struct Graph_layer_output_is_never_used {
+  static constexpr bool value = false;
+};
+
+// Adds src into dst, n values (the fan-out accumulation; elementwise, so thread-count free).
+template <class T>
+inline void add_into(T* dst, const T* src, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 }  // namespace detail
 
-template <class T, class InputSpec, class... Specs>
-class BasicSequential {
-  static_assert(sizeof(T) == 0,
-                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
-};
+// Whether a model is a Sequential chain or a Graph (summary style, what deploy/ accepts).
+enum class ModelStyle { sequential, functional };
 
-template <class T, std::size_t... InDims>
-class BasicSequential<T, Input<InDims...>> {
-  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
-};
+namespace detail {
 
-template <class T, std::size_t... InDims, class First, class... Rest>
-class BasicSequential<T, Input<InDims...>, First, Rest...> {
+template <class T, class InShape, class NodeList, ModelStyle Style>
+class ModelCore;
+
+template <class T, class InShape, class... Nodes, ModelStyle Style>
+class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
  public:
   static_assert(std::is_floating_point_v<T>, "A model's scalar type must be float or double.");
 
   using value_type = T;
-  using layers = typename detail::BindAll<T, Shape<InDims...>, First, Rest...>::type;
-  static constexpr std::size_t num_layers = 1 + sizeof...(Rest);
+  using layers = std::tuple<typename Nodes::layer...>;
+  static constexpr std::size_t num_layers = sizeof...(Nodes);
   template <std::size_t I>
   using layer = std::tuple_element_t<I, layers>;
+  template <std::size_t I>
+  using node = std::tuple_element_t<I, std::tuple<Nodes...>>;
+  static constexpr ModelStyle style = Style;
+  // True for a Sequential: node k reads tensor k, and deploy/ (quantize, export, StaticModel)
+  // accepts the model.
+  static constexpr bool is_chain = Style == ModelStyle::sequential;
 
-  using input_shape = Shape<InDims...>;
+  using input_shape = InShape;
   using output_shape = typename layer<num_layers - 1>::output_shape;
   static constexpr std::size_t input_size = input_shape::size;
   static constexpr std::size_t output_size = output_shape::size;
 
  private:
-  template <std::size_t... I>
-  static constexpr bool all_layers(std::index_sequence<I...>) {
-    return (Layer<layer<I>> && ...);
-  }
-  static_assert(all_layers(std::make_index_sequence<num_layers>{}),
-                "Every layer of a Sequential must satisfy the ctnn::Layer contract (core/layer.hpp).");
+  static constexpr std::size_t N = num_layers, NT = N + 1, E = (Nodes::arity + ... + 0);
+  static constexpr std::size_t kNone = ~std::size_t{0};
 
-  // Floats per arena segment are rounded up so each layer's parameters start on a 64-byte line.
+  static_assert((ModelLayer<typename Nodes::layer> && ...),
+                "Every layer of a model must satisfy the ctnn::Layer contract (core/layer.hpp), "
+                "the stateful one or the join one (core/model.hpp).");
+
+  // Floats per arena segment are rounded up so each segment starts on a 64-byte line.
   static constexpr std::size_t kAlign = kAlignBytes / sizeof(T);
   static constexpr std::size_t round_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
   template <std::size_t I>
-  static constexpr bool fused_into_previous() {
-    if constexpr (I == 0) return false;
-    else return layer_kind<layer<I>> == LayerKind::relu && FusesRelu<layer<I - 1>>;
-  }
-  template <std::size_t I>
-  static constexpr bool fuses_next() {
-    if constexpr (I + 1 >= num_layers) return false;
-    else return fused_into_previous<I + 1>();
-  }
+  static constexpr bool is_join = JoinLayer<layer<I>>;
 
-  struct Plan {
-    std::array<std::size_t, num_layers> param_offset{}, param_count{};
-    std::array<std::size_t, num_layers> in_offset{}, out_offset{};  // per-sample activation slots
-    std::array<std::size_t, num_layers> scratch_offset{};
-    std::size_t arena = 0, activations = 0, scratch = 0, widest = 0;
+  // The topology and what follows from it alone.
+  struct Facts {
+    std::array<std::size_t, NT> size{};         // floats per sample of each tensor
+    std::array<std::size_t, N + 1> in_begin{};  // node i reads in[in_begin[i] .. in_begin[i+1])
+    std::array<std::size_t, E> in{};
+    std::array<std::size_t, E> edge_node{};
+    std::array<std::size_t, NT> consumers{}, last_reader{};
+    std::array<bool, N> fused{}, fuses_next{}, view{}, gview{};
+    std::array<std::size_t, NT> root{}, groot{};  // the tensor whose buffer (gradient) it shares
+    std::array<std::size_t, N> param_offset{}, param_count{}, state_offset{}, state_count{};
+    std::array<std::size_t, N> scratch_offset{}, scratch_count{};
+    std::array<bool, N> relu{}, can_fuse{}, can_view{};
+    std::array<Epilogue, N> epilogue{}, next_epilogue{};  // a fusable activation's; the fused one
+    std::size_t arena = 0, state = 0, scratch = 0, inference_scratch = 0;
   };
-  static constexpr Plan make_plan() {
-    Plan p;
-    p.activations = round_up(input_size);  // slot 0: the input batch
-    p.widest = input_size;
-    std::size_t prev_out = 0;
-    detail::static_for<num_layers>([&]<std::size_t I>() {
+  static constexpr Facts make_facts() {
+    Facts f;
+    f.size[0] = input_size;
+    std::size_t e = 0;
+    static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
-      p.param_offset[I] = p.arena;
-      p.param_count[I] = L::param_count;
-      p.arena += round_up(L::param_count);
-      p.in_offset[I] = prev_out;
-      if (ViewLayer<L> || fused_into_previous<I>()) {
-        p.out_offset[I] = prev_out;  // same buffer as the layer before
-      } else {
-        p.out_offset[I] = p.activations;
-        p.activations += round_up(L::output_shape::size);
+      f.size[I + 1] = L::output_shape::size;
+      f.in_begin[I] = e;
+      for (std::size_t t : node<I>::inputs) {
+        f.in[e] = t;
+        f.edge_node[e] = I;
+        ++e;
       }
-      prev_out = p.out_offset[I];
-      p.scratch_offset[I] = p.scratch;
-      p.scratch += round_up(L::scratch_per_sample);
-      p.widest = std::max(p.widest, L::output_shape::size);
+      f.epilogue[I] = fused_epilogue<L>;
+      f.relu[I] = f.epilogue[I] != Epilogue::none;
+      if constexpr (Layer<L>) {
+        f.can_fuse[I] = FusesRelu<L>;
+        f.can_view[I] = ViewLayer<L>;
+      }
+      f.param_offset[I] = f.arena;
+      f.param_count[I] = L::param_count;
+      f.arena += round_up(L::param_count);
+      f.state_offset[I] = f.state;
+      f.state_count[I] = state_count_of<L>();
+      f.state += round_up(state_count_of<L>());
+      f.scratch_offset[I] = f.scratch;
+      f.scratch_count[I] = L::scratch_per_sample;
+      f.scratch += round_up(L::scratch_per_sample);
+      f.inference_scratch = std::max(f.inference_scratch, round_up(L::scratch_per_sample));
     });
+    f.in_begin[N] = e;
+    for (std::size_t t = 0; t < NT; ++t) f.last_reader[t] = t == N ? N : kNone;
+    for (std::size_t k = 0; k < E; ++k) {
+      ++f.consumers[f.in[k]];
+      const std::size_t i = f.edge_node[k];
+      if (f.last_reader[f.in[k]] == kNone || f.last_reader[f.in[k]] < i) f.last_reader[f.in[k]] = i;
+    }
+    for (std::size_t t = 0; t < NT; ++t) f.root[t] = f.groot[t] = t;
+    for (std::size_t i = 0; i < N; ++i) {
+      if (f.in_begin[i + 1] - f.in_begin[i] != 1) continue;
+      const std::size_t t = f.in[f.in_begin[i]];
+      const bool single = f.consumers[t] == 1;
+      if (f.relu[i] && t > 0 && single && f.can_fuse[t - 1] && !f.fused[t - 1]) {
+        f.fused[i] = true;
+        f.fuses_next[t - 1] = true;
+        f.next_epilogue[t - 1] = f.epilogue[i];
+        f.root[i + 1] = f.root[t];
+      } else if (f.can_view[i] && single) {
+        f.view[i] = true;
+        f.root[i + 1] = f.root[t];
+        if (t > 0) {  // the gradient passes through unchanged (not into the caller's dinput)
+          f.gview[i] = true;
+          f.groot[i + 1] = f.groot[t];
+        }
+      }
+    }
+    return f;
+  }
+  static constexpr Facts facts = make_facts();
+
+  // A Graph whose node computes something no path takes to the output is a mistake.
+  template <std::size_t I>
+  static constexpr bool used() {
+    return I + 1 == N || facts.consumers[I + 1] > 0;
+  }
+  static constexpr bool all_used = [] {
+    bool ok = true;
+    static_for<N>([&]<std::size_t I>() {
+      if constexpr (!used<I>()) {
+        static_assert(Graph_layer_output_is_never_used<I, layer<I>>::value,
+                      "Every layer of a model must reach its output: the layer named in "
+                      "Graph_layer_output_is_never_used<index, layer> is computed but never read "
+                      "(Tag it and use it, or remove it).");
+        ok = false;
+      }
+    });
+    return ok;
+  }();
+
+  // First-fit slot allocation over the blocks live at once.
+  struct Slots {
+    std::array<std::size_t, NT + 2> off{}, len{};
+    std::array<bool, NT + 2> live{};
+    std::size_t peak = 0;
+    constexpr std::size_t place(std::size_t id, std::size_t n) {
+      std::size_t best = kNone;
+      const auto fits = [&](std::size_t o) {
+        for (std::size_t k = 0; k < NT + 2; ++k)
+          if (live[k] && o < off[k] + len[k] && off[k] < o + n) return false;
+        return true;
+      };
+      if (fits(0)) best = 0;
+      for (std::size_t k = 0; k < NT + 2; ++k)
+        if (live[k] && fits(off[k] + len[k]) && off[k] + len[k] < best) best = off[k] + len[k];
+      off[id] = best;
+      len[id] = n;
+      live[id] = true;
+      peak = std::max(peak, best + n);
+      return best;
+    }
+  };
+
+  struct ActPlan {
+    std::array<std::size_t, NT> offset{};
+    std::size_t floats = 0;
+  };
+  // Training: every buffer its own slot, in node order (the input first).
+  static constexpr ActPlan make_training_plan() {
+    ActPlan p;
+    for (std::size_t t = 0; t < NT; ++t) {
+      if (facts.root[t] == t) {
+        p.offset[t] = p.floats;
+        p.floats += round_up(facts.size[t]);
+      } else {
+        p.offset[t] = p.offset[facts.root[t]];
+      }
+    }
     return p;
   }
-  static constexpr Plan plan = make_plan();
+  // Inference: a buffer is free once the last reader of every tensor in it has run.
+  static constexpr ActPlan make_inference_plan() {
+    std::array<std::size_t, NT> end{};
+    for (std::size_t t = 0; t < NT; ++t) end[t] = 0;
+    for (std::size_t t = 0; t < NT; ++t) {
+      const std::size_t r = facts.root[t];
+      if (facts.last_reader[t] != kNone) end[r] = std::max(end[r], facts.last_reader[t]);
+    }
+    ActPlan p;
+    Slots s;
+    s.place(0, round_up(facts.size[0]));
+    for (std::size_t i = 0; i < N; ++i) {
+      if (facts.root[i + 1] == i + 1) s.place(i + 1, round_up(facts.size[i + 1]));
+      for (std::size_t t = 0; t <= i; ++t)
+        if (facts.root[t] == t && s.live[t] && end[t] == i) s.live[t] = false;
+    }
+    for (std::size_t t = 0; t < NT; ++t) p.offset[t] = s.off[facts.root[t]];
+    p.floats = s.peak;
+    return p;
+  }
+  static constexpr ActPlan train_plan = make_training_plan();
+  static constexpr ActPlan infer_plan = make_inference_plan();
+
+  struct GradPlan {
+    std::array<std::size_t, NT> offset{};  // of each gradient root
+    std::array<bool, N> active{};          // the node's output reaches Top
+    std::array<bool, E> first{};           // this edge writes its input's gradient (not adds)
+    std::size_t temp = 0, floats = 0;
+  };
+  static constexpr GradPlan make_grad_plan(std::size_t top) {
+    GradPlan g;
+    for (std::size_t j = 0; j <= top; ++j) {
+      const std::size_t i = top - j;
+      if (i == top) { g.active[i] = true; continue; }
+      for (std::size_t k = 0; k < E; ++k)
+        if (facts.in[k] == i + 1 && facts.edge_node[k] <= top && g.active[facts.edge_node[k]])
+          g.active[i] = true;
+    }
+    Slots s;
+    std::array<bool, NT> seen{};
+    s.place(facts.groot[top + 1], round_up(facts.size[top + 1]));
+    seen[facts.groot[top + 1]] = true;
+    std::size_t temp = 0;
+    for (std::size_t j = 0; j <= top; ++j) {
+      const std::size_t i = top - j;
+      if (!g.active[i] || facts.gview[i]) continue;
+      for (std::size_t k = facts.in_begin[i]; k < facts.in_begin[i + 1]; ++k) {
+        const std::size_t r = facts.groot[facts.in[k]];
+        g.first[k] = !seen[r];
+        if (!seen[r]) {
+          seen[r] = true;
+          if (r != 0) s.place(r, round_up(facts.size[r]));
+        } else {
+          temp = std::max(temp, round_up(facts.size[r]));
+        }
+      }
+      s.live[i + 1] = false;  // node i consumed its output's gradient
+    }
+    for (std::size_t t = 0; t < NT; ++t) g.offset[t] = s.off[facts.groot[t]];
+    g.temp = s.peak;
+    g.floats = s.peak + temp;
+    return g;
+  }
+  template <std::size_t Top>
+  static constexpr GradPlan grad_plan = make_grad_plan(Top);
 
  public:
   // Trainable parameters, counted as Keras counts them.
   static constexpr std::size_t param_count = [] {
     std::size_t n = 0;
-    for (std::size_t c : plan.param_count) n += c;
+    for (std::size_t c : facts.param_count) n += c;
     return n;
   }();
-  // Scalars in the parameter arena (param_count plus alignment padding between layers).
-  static constexpr std::size_t arena_size = plan.arena;
-  // Scalars of workspace per sample in a batch: activations, layer scratch and two gradient
-  // buffers (the last only when training).
-  static constexpr std::size_t activation_floats_per_sample = plan.activations;
-  static constexpr std::size_t scratch_floats_per_sample = plan.scratch;
-  static constexpr std::size_t gradient_floats_per_sample = 2 * round_up(plan.widest);
+  // Non-trainable state scalars (Keras's "Non-trainable params").
+  static constexpr std::size_t state_count = [] {
+    std::size_t n = 0;
+    for (std::size_t c : facts.state_count) n += c;
+    return n;
+  }();
+  // Scalars in the parameter arena (param_count plus alignment padding between layers) and in
+  // the state arena.
+  static constexpr std::size_t arena_size = facts.arena;
+  static constexpr std::size_t state_size = facts.state;
+  // Scalars of workspace per sample in a batch. activation_floats_per_sample is the inference
+  // peak (slots reused by liveness); training keeps more (training_activation_floats_per_sample)
+  // and adds gradient slots.
+  static constexpr std::size_t activation_floats_per_sample = infer_plan.floats;
+  static constexpr std::size_t training_activation_floats_per_sample = train_plan.floats;
+  static constexpr std::size_t scratch_floats_per_sample = facts.scratch;
+  static constexpr std::size_t inference_scratch_floats_per_sample = facts.inference_scratch;
+  static constexpr std::size_t gradient_floats_per_sample = [] {
+    if constexpr (N >= 2) return std::max(grad_plan<N - 1>.floats, grad_plan<N - 2>.floats);
+    else return grad_plan<N - 1>.floats;
+  }();
   template <std::size_t I>
-  static constexpr std::size_t param_offset = plan.param_offset[I];
+  static constexpr std::size_t param_offset = facts.param_offset[I];
+  template <std::size_t I>
+  static constexpr std::size_t state_offset = facts.state_offset[I];
+  // The tensors node I reads (0 = the input, k+1 = the output of layer k).
+  template <std::size_t I>
+  static constexpr auto inputs_of = node<I>::inputs;
+  // Per-sample activation offsets of tensor t (for tests and tools).
+  static constexpr std::size_t training_activation_offset(std::size_t t) { return train_plan.offset[t]; }
+  static constexpr std::size_t inference_activation_offset(std::size_t t) { return infer_plan.offset[t]; }
+  template <std::size_t I>
+  static constexpr bool fused_into_previous = facts.fused[I];
+  template <std::size_t I>
+  static constexpr bool is_view = facts.view[I];
 
   // Activations, scratch and (when training) gradient buffers for batches of up to capacity()
-  // samples. reserve() allocates only when the capacity grows.
+  // samples. reserve() allocates only when the capacity grows or training is first asked for.
   class Workspace {
    public:
     void reserve(std::size_t batch, bool training) {
       if (batch <= cap_ && (training <= training_)) return;
       cap_ = std::max(batch, cap_);
       training_ = training_ || training;
-      const std::size_t per = activation_floats_per_sample + scratch_floats_per_sample +
+      const std::size_t per = act() + scratch_floats_per_sample +
                               (training_ ? gradient_floats_per_sample : 0);
       buf_ = AlignedBuffer<T>();
       buf_.resize(per * cap_);
     }
     std::size_t capacity() const { return cap_; }
+    bool training() const { return training_; }
     T* activation(std::size_t offset) { return buf_.data() + offset * cap_; }
-    T* scratch(std::size_t offset) {
-      return buf_.data() + (activation_floats_per_sample + offset) * cap_;
-    }
-    T* gradient(int which) {
-      return buf_.data() +
-             (activation_floats_per_sample + scratch_floats_per_sample +
-              std::size_t(which) * round_up(plan.widest)) * cap_;
+    T* scratch(std::size_t offset) { return buf_.data() + (act() + offset) * cap_; }
+    // The gradient slot at per-sample offset `which` (0: where the loss writes d loss / d output).
+    T* gradient(std::size_t which) {
+      return buf_.data() + (act() + scratch_floats_per_sample + which) * cap_;
     }
     T* input() { return activation(0); }
 
    private:
+    std::size_t act() const {
+      return training_ ? std::max(training_activation_floats_per_sample,
+                                  activation_floats_per_sample)
+                       : activation_floats_per_sample;
+    }
     AlignedBuffer<T> buf_;
     std::size_t cap_ = 0;
     bool training_ = false;
   };
 
-  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`.
-  explicit BasicSequential(std::uint64_t seed = 0) : params_(arena_size) { initialize(seed); }
+  // Initializes every layer as Keras would (Glorot uniform weights, zero biases) from `seed`,
+  // and every state to its layer's initial values.
+  explicit ModelCore(std::uint64_t seed = 0) : params_(arena_size), state_(state_size) {
+    initialize(seed);
+  }
 
   void initialize(std::uint64_t seed) {
     Rng master(seed);
     std::fill(params_.begin(), params_.end(), T(0));
-    detail::static_for<num_layers>([&]<std::size_t I>() {
+    std::fill(state_.begin(), state_.end(), T(0));
+    static_for<N>([&]<std::size_t I>() {
       Rng rng(master.next_u64());
-      layer<I>::init(params_.data() + plan.param_offset[I], rng);
+      layer<I>::init(params_.data() + facts.param_offset[I], rng);
+      if constexpr (StatefulLayer<layer<I>>)
+        layer<I>::init_state(state_.data() + facts.state_offset[I]);
     });
   }
 
@@ -896,56 +1182,78 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   std::span<const T> parameters() const { return {params_.data(), params_.size()}; }
   template <std::size_t I>
   std::span<T> layer_parameters() {
-    return {params_.data() + plan.param_offset[I], layer<I>::param_count};
+    return {params_.data() + facts.param_offset[I], layer<I>::param_count};
+  }
+  // The non-trainable state arena (state_size values; empty for a model without stateful layers).
+  std::span<T> state() { return {state_.data(), state_.size()}; }
+  std::span<const T> state() const { return {state_.data(), state_.size()}; }
+  template <std::size_t I>
+  std::span<T> layer_state() {
+    return {state_.data() + facts.state_offset[I], state_count_of<layer<I>>()};
   }
 
   // Runs the batch already in ws.input() (n <= ws.capacity()) through every layer; returns the
-  // output [n x output_size], which lives in ws.
+  // output [n x output_size], which lives in ws. A training pass needs a training workspace.
   T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
-    return forward_on(params_.data(), ws, n, ctx);
+    if (ctx.training && !ws.training())
+      fail("forward() in training mode needs a workspace reserved for training (reserve(n, true)).");
+    return forward_on(params_.data(), const_cast<T*>(state_.data()), ws, n, ctx);
   }
 
-  // The same pass over any parameters `p` (an arena of arena_size values) and any buffers `b`
-  // offering activation(offset) and scratch(offset) as Workspace does: deploy/static_model.hpp
-  // runs it over constexpr weights and fixed arrays, with no heap.
+  // The same pass over any parameters `p` (arena_size values) and any buffers `b` offering
+  // activation(offset) and scratch(offset) as Workspace does (deploy/static_model.hpp runs it
+  // over constexpr weights and fixed arrays, with no heap). The state arena is `state`; the
+  // four-argument form is for models without stateful layers.
   template <class Buffers>
   static T* forward_on(const T* p, Buffers& ws, std::size_t n, const PassContext& ctx) {
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      using L = layer<I>;
-      if constexpr (ViewLayer<L> || fused_into_previous<I>()) {
-        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
-      } else {
-        const T* x = ws.activation(plan.in_offset[I]);
-        T* y = ws.activation(plan.out_offset[I]);
-        T* s = ws.scratch(plan.scratch_offset[I]);
-        if constexpr (fuses_next<I>())
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx, Epilogue::relu);
-        else
-          L::forward(p + plan.param_offset[I], x, y, n, s, ctx);
-      }
-    });
-    return ws.activation(plan.out_offset[num_layers - 1]);
+    static_assert(state_size == 0 || sizeof(Buffers) == 0,
+                  "This model has stateful layers: call forward_on(params, state, buffers, n, ctx).");
+    return forward_on(p, static_cast<T*>(nullptr), ws, n, ctx);
+  }
+  template <class Buffers>
+  static T* forward_on(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
+    if (ctx.training) return run_forward<true>(p, state, ws, n, ctx);
+    return run_forward<false>(p, state, ws, n, ctx);
   }
 
-  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through layers Top .. 0,
-  // writing every parameter gradient of those layers into `grads` (an arena-sized span). Layers
-  // after Top are not touched: a fused loss starts at the layer before Softmax.
-  template <std::size_t Top = num_layers - 1>
-  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx) const {
+  // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through every layer whose output
+  // reaches Top, writing every parameter gradient of layers 0 .. Top into `grads` (an arena-sized
+  // span; zeros for a layer that does not reach Top). Layers after Top are not touched: a fused
+  // loss starts at the layer before Softmax. When `dinput` is given, it receives d loss / d input
+  // [n x input_size]. Runs after a training-mode forward() on the same workspace.
+  template <std::size_t Top = N - 1>
+  void backward(Workspace& ws, std::size_t n, T* grads, const PassContext& ctx,
+                T* dinput = nullptr) const {
+    static constexpr GradPlan g = grad_plan<Top>;
+    static_assert(g.floats <= gradient_floats_per_sample,
+                  "backward<Top> is planned for the last two layers only (the loss's seed).");
     const T* p = params_.data();
-    int cur = 0;
-    detail::static_for<Top + 1>([&]<std::size_t J>() {
+    T* temp = ws.gradient(g.temp);
+    static_for<Top + 1>([&]<std::size_t J>() {
       constexpr std::size_t I = Top - J;
       using L = layer<I>;
-      if constexpr (ViewLayer<L>) {
-        return;  // the gradient passes through unchanged
+      if constexpr (!g.active[I]) {
+        std::fill(grads + facts.param_offset[I], grads + facts.param_offset[I] + L::param_count, T(0));
+      } else if constexpr (facts.gview[I]) {
+        return;  // the gradient passes through unchanged (shared buffer)
       } else {
-        T* dy = ws.gradient(cur);
-        T* dx = I == 0 ? nullptr : ws.gradient(1 - cur);  // no input gradient for the data
-        L::backward(p + plan.param_offset[I], ws.activation(plan.in_offset[I]),
-                    ws.activation(plan.out_offset[I]), dy, dx, grads + plan.param_offset[I], n,
-                    ws.scratch(plan.scratch_offset[I]), ctx);
-        cur = 1 - cur;
+        const T* dy = ws.gradient(g.offset[I + 1]);
+        static_for<node<I>::arity>([&]<std::size_t K>() {
+          constexpr std::size_t e = facts.in_begin[I] + K;
+          constexpr std::size_t t = facts.in[e];
+          constexpr std::size_t sz = facts.size[t];
+          T* target = t == 0 ? dinput : ws.gradient(g.offset[t]);
+          T* dx = target == nullptr ? nullptr : (g.first[e] ? target : temp);
+          if constexpr (is_join<I>) {
+            if (dx) L::backward(dy, K, dx, n);
+          } else {
+            L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
+                        ws.activation(train_plan.offset[I + 1]), dy, dx,
+                        grads + facts.param_offset[I], n,
+                        ws.scratch(facts.scratch_offset[I]), ctx);
+          }
+          if (dx != nullptr && dx != target) add_into(target, dx, n * sz);
+        });
       }
     });
   }
@@ -968,7 +1276,7 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
     std::size_t capacity() const { return ws_.capacity(); }
 
    private:
-    friend class BasicSequential;
+    friend class ModelCore;
     Workspace ws_;
   };
 
@@ -1029,35 +1337,99 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
   // once (or lets its first batch do it).
   void reserve_inference(std::size_t n) const { thread_context().reserve(n); }
 
-  // Keras-style summary table.
+  // The name summary() gives layer I ("conv2d_0").
+  template <std::size_t I>
+  static std::string layer_label() {
+    std::string lower;
+    for (char c : std::string_view(layer<I>::name))
+      lower += char(std::tolower(static_cast<unsigned char>(c)));
+    return lower + "_" + std::to_string(I);
+  }
+
+  // Keras-style summary table; a Graph's has Keras's functional "Connected to" column.
   void summary(std::ostream& os) const {
-    const auto line = [&](char c) { os << std::string(72, c) << '\n'; };
-    os << "Model: \"sequential\" (ctnn, Highway target " << simd_target() << ", "
-       << max_threads() << " threads)\n";
+    const bool graph = Style == ModelStyle::functional;
+    const std::size_t width = graph ? 96 : 72;
+    const auto line = [&](char c) { os << std::string(width, c) << '\n'; };
+    os << "Model: \"" << (graph ? "functional" : "sequential") << "\" (ctnn, Highway target "
+       << simd_target() << ", " << max_threads() << " threads)\n";
     line('_');
     os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
-       << "Param #\n";
+       << (graph ? std::setw(12) : std::setw(0)) << "Param #" << (graph ? "Connected to" : "")
+       << '\n';
     line('=');
-    detail::static_for<num_layers>([&]<std::size_t I>() {
+    if (graph)
+      os << std::setw(30) << " input_layer (InputLayer)" << std::setw(28) << input_shape::str()
+         << std::setw(12) << "0" << "-\n";
+    static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
-      std::string lname(L::name);
-      std::string lower;
-      for (char c : lname) lower += char(std::tolower(static_cast<unsigned char>(c)));
-      const std::string label = " " + lower + "_" + std::to_string(I) + " (" + lname + ")";
-      os << std::setw(30) << label << std::setw(28) << L::output_shape::str()
-         << detail::group_thousands(L::param_count) << '\n';
+      const std::string label = " " + layer_label<I>() + " (" + std::string(L::name) + ")";
+      os << std::setw(30) << label << std::setw(28) << L::output_shape::str();
+      if (graph) {
+        os << std::setw(12) << group_thousands(L::param_count + state_count_of<L>());
+        std::string from;
+        for (std::size_t t : node<I>::inputs) {
+          if (!from.empty()) from += ", ";
+          from += t == 0 ? std::string("input_layer") : tensor_label(t);
+        }
+        os << from << '\n';
+      } else {
+        os << group_thousands(L::param_count) << '\n';
+      }
     });
     line('=');
-    std::ostringstream mb;
-    mb << std::fixed << std::setprecision(2) << double(param_count * sizeof(T)) / (1024.0 * 1024.0);
-    os << "Total params: " << detail::group_thousands(param_count) << " (" << mb.str() << " MB)\n"
-       << "Trainable params: " << detail::group_thousands(param_count) << "\n"
-       << "Non-trainable params: 0\n";
+    const auto mb = [](std::size_t n) {
+      std::ostringstream s;
+      s << std::fixed << std::setprecision(2) << double(n * sizeof(T)) / (1024.0 * 1024.0);
+      return s.str();
+    };
+    os << "Total params: " << group_thousands(param_count + state_count) << " ("
+       << mb(param_count + state_count) << " MB)\n"
+       << "Trainable params: " << group_thousands(param_count) << "\n"
+       << "Non-trainable params: " << group_thousands(state_count) << "\n";
     line('_');
   }
 
  private:
-  // Reads only params_ and writes only ws and out, so calls with different workspaces may overlap.
+  static std::string tensor_label(std::size_t t) {
+    std::string s;
+    static_for<N>([&]<std::size_t I>() {
+      if (I + 1 == t) s = layer_label<I>();
+    });
+    return s;
+  }
+
+  template <bool Training, class Buffers>
+  static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
+    static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
+    static_for<N>([&]<std::size_t I>() {
+      using L = layer<I>;
+      if constexpr (facts.view[I] || facts.fused[I]) {
+        return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
+      } else {
+        T* y = ws.activation(a.offset[I + 1]);
+        if constexpr (is_join<I>) {
+          std::array<const T*, node<I>::arity> xs;
+          for (std::size_t k = 0; k < node<I>::arity; ++k)
+            xs[k] = ws.activation(a.offset[node<I>::inputs[k]]);
+          L::forward(xs.data(), y, n);
+        } else {
+          const T* x = ws.activation(a.offset[node<I>::inputs[0]]);
+          T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
+          if constexpr (StatefulLayer<L>)
+            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, ctx);
+          else if constexpr (facts.fuses_next[I])
+            L::forward(p + facts.param_offset[I], x, y, n, s, ctx, facts.next_epilogue[I]);
+          else
+            L::forward(p + facts.param_offset[I], x, y, n, s, ctx);
+        }
+      }
+    });
+    return ws.activation(a.offset[N]);
+  }
+
+  // Reads only params_ and state_ and writes only ws and out, so calls with different
+  // workspaces may overlap.
   void predict_into(Workspace& ws, const T* x, std::size_t n, T* out) const {
     const PassContext ctx{};
     for (std::size_t b = 0; b < n; b += kInferenceChunk) {
@@ -1069,7 +1441,109 @@ class BasicSequential<T, Input<InDims...>, First, Rest...> {
     }
   }
 
+  static_assert(all_used);
   AlignedBuffer<T> params_;
+  AlignedBuffer<T> state_;
+};
+
+}  // namespace detail
+}  // namespace ctnn
+// ---- end ctnn/core/model.hpp ----
+
+namespace ctnn {
+
+namespace detail {
+
+template <class T, class In, class... Specs>
+struct BindAll {
+  using type = std::tuple<>;
+};
+
+template <class>
+inline constexpr bool always_false_v = false;
+
+// What a spec that is not one binds to once its static_assert has spoken: a shape-preserving
+// layer that does nothing, so that no second error follows the sentence.
+template <class In, class T>
+struct NotALayer {
+  using value_type = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "(not a layer)";
+  static void init(T*, Rng&) {}
+  static void forward(const T*, const T*, T*, std::size_t, T*, const PassContext&) {}
+  static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                       const PassContext&) {}
+};
+
+// A layer spec (layers/*.hpp) is a class with a member template bind<InputShape, T>. It is named
+// directly, not tested with a concept first: a spec whose own static_assert fails (a stride of 0)
+// would then fail the test as well, and clang would print a second error after its sentence.
+template <class S, class In, class T>
+struct BindOne {
+  using type = typename S::template bind<In, T>;
+};
+template <std::size_t... Dims, class In, class T>
+struct BindOne<Input<Dims...>, In, T> {
+  static_assert(always_false_v<In>,
+                "Input may appear only once, first in a Sequential model; the layers follow it.");
+  using type = NotALayer<In, T>;
+};
+template <class S, class In, class T>
+  requires(!std::is_class_v<S>)
+struct BindOne<S, In, T> {
+  static_assert(always_false_v<S>,
+                "Every element of a Sequential model after Input must be a layer spec such as "
+                "ctnn::Dense<10>: a type with a member template bind<InputShape, T>.");
+  using type = NotALayer<In, T>;
+};
+
+template <class T, class In, class S, class... Rest>
+struct BindAll<T, In, S, Rest...> {
+  using head = typename BindOne<S, In, T>::type;
+  using type = decltype(std::tuple_cat(
+      std::declval<std::tuple<head>>(),
+      std::declval<typename BindAll<T, typename head::output_shape, Rest...>::type>()));
+};
+
+// The chain's node list: node k reads tensor k (the input for k = 0).
+template <class Layers, class Seq>
+struct ChainNodes;
+template <class... Ls, std::size_t... K>
+struct ChainNodes<std::tuple<Ls...>, std::index_sequence<K...>> {
+  using type = std::tuple<Node<Ls, K>...>;
+};
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicSequential {
+  static_assert(sizeof(T) == 0,
+                "A Sequential model starts with ctnn::Input<dims...>, then its layers.");
+};
+
+template <class T, std::size_t... InDims>
+class BasicSequential<T, Input<InDims...>> {
+  static_assert(sizeof(T) == 0, "A Sequential model needs at least one layer after Input.");
+};
+
+namespace detail {
+template <class T, class In, class... Specs>
+struct SequentialBase {
+  using layers = typename BindAll<T, In, Specs...>::type;
+  using type = ModelCore<T, In, typename ChainNodes<layers, std::index_sequence_for<Specs...>>::type,
+                         ModelStyle::sequential>;
+};
+}  // namespace detail
+
+template <class T, std::size_t... InDims, class First, class... Rest>
+class BasicSequential<T, Input<InDims...>, First, Rest...>
+    : public detail::SequentialBase<T, Shape<InDims...>, First, Rest...>::type {
+  using Base = typename detail::SequentialBase<T, Shape<InDims...>, First, Rest...>::type;
+
+ public:
+  using Base::Base;
 };
 
 // The caller-owned inference buffers of a model type (BasicSequential or QuantizedModel):
@@ -1085,24 +1559,34 @@ using Sequential = BasicSequential<float, InputSpec, Specs...>;
 // ---- end ctnn/core/sequential.hpp ----
 
 // ---- begin ctnn/layers/conv2d.hpp ----
-// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit>, a 2-D
-// convolution.
+// ctnn/layers/conv2d.hpp: Conv2D<Filters, KH, KW, Stride, Padding, KernelInit, BiasInit,
+// Dilation, Groups>, a 2-D convolution.
 //
-// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S+ky-pt][ox*S+kx-pl][c] * W[ky][kx][c][f]
-// over an H x W x C input (channels last), with Keras's valid/same padding.
-// Requires: a rank-3 input; for valid padding, a kernel no larger than the input.
-// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C][Filters] order, then
-// b [Filters]: KH*KW*C*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
-// fan_in = KH*KW*C and fan_out = KH*KW*Filters; the defaults are Keras's, Glorot uniform W and zero
-// b (core/init.hpp lists the others).
+// Represents y[oy][ox][f] = b[f] + sum_{ky,kx,c} x[oy*S + ky*D - pt][ox*S + kx*D - pl][g*C/G + c]
+// * W[ky][kx][c][f] over an H x W x C input (channels last), with g = f / (Filters/G) the group of
+// filter f and c < C/G: Keras's Conv2D with dilation_rate D and groups G (G = 1: every filter sees
+// every channel; G = C = Filters would be a depthwise convolution, for which DepthwiseConv2D is
+// faster). Padding: valid, same, same_lower or explicit pads (layers/spatial.hpp).
+// Requires: a rank-3 input; C and Filters divisible by G; for valid padding, a dilated kernel
+// (D*(K-1)+1) no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters: W in Keras's [KH][KW][C/G][Filters] order,
+// then b [Filters]: KH*KW*(C/G)*Filters + Filters. Init: KernelInit fills W and BiasInit b, with
+// fan_in = KH*KW*C/G and fan_out = KH*KW*Filters (Keras's fans of that kernel shape); the
+// defaults are Keras's, Glorot uniform W and zero b (core/init.hpp lists the others).
 //
-// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch for
-// the backward pass) and multiplied by W with the GEMM that vectorizes along the filters, bias
-// and ReLU fused into its store. Samples run in parallel; the weight gradient of each sample goes
-// to its own scratch slot and the slots are summed in sample order, so the result does not
-// depend on the thread count.
+// How: each sample's input is unfolded into patches [OH*OW x KH*KW*C] (im2col, kept in scratch
+// for the backward pass; each row holds group 0's KH*KW*C/G taps, then group 1's, ...) and each
+// group's patches are multiplied by its W columns with the GEMM that vectorizes along the
+// filters, bias and ReLU fused into its store. The patches of a batch lie back to back in
+// scratch, so the weight gradient of a large layer is ONE GEMM over all samples' positions
+// (K = n*OH*OW): its threads own disjoint filter columns and walk K in order, so the result does
+// not depend on the thread count, and no per-sample copy of the gradient is kept. A small layer
+// (gradient no larger than a sample's patches, such as the seed's) keeps one per sample and sums
+// them in sample order (per_sample_grad below): faster, and still thread-count independent. The
+// input gradient is computed per sample in parallel.
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 // ---- begin ctnn/kernels/elementwise.hpp ----
 // ctnn/kernels/elementwise.hpp: activations, forward and backward, over contiguous arrays.
@@ -1184,13 +1668,21 @@ void leaky_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T alpha)
   });
 }
 
+// sigmoid(x) from e = exp(-|x|) in [0, 1]: 1 / (1 + e) for x >= 0, e / (1 + e) below. Not
+// 1 / (1 + exp(-x)): Highway's Exp is valid up to +104 only (float; sigmoid(-200) came out 1), and
+// returns 0 for NaN (sigmoid(NaN) came out 1), so NaN is selected back in.
+template <class D, class V>
+HWY_INLINE V sigmoid_of(D d, V v) {
+  using T = hn::TFromD<D>;
+  const auto e = hn::Exp(d, hn::Neg(hn::Abs(v)));
+  const auto r = hn::Div(hn::Set(d, T(1)), hn::Add(hn::Set(d, T(1)), e));
+  return hn::IfThenElse(hn::IsNaN(v), v, hn::IfThenElse(v >= hn::Zero(d), r, hn::Mul(e, r)));
+}
+
 // y = 1 / (1 + exp(-x)).
 template <class T>
 void sigmoid_forward(std::size_t n, const T* x, T* y) {
-  map1(n, x, y, [](auto d, auto v) {
-    const auto one = hn::Set(d, T(1));
-    return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(v))));
-  });
+  map1(n, x, y, [](auto d, auto v) { return sigmoid_of(d, v); });
 }
 // dx = dy * y * (1 - y).
 template <class T>
@@ -1297,9 +1789,11 @@ namespace ctnn::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using kernels::Epilogue;
 
-// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN.
+// ReLU as kernels::relu_forward computes it: 0 where x <= 0, so NaN stays NaN. ReLU6 as
+// kernels::bounded_relu_forward computes it (6 where x >= 6, 0 where x < 0), bit for bit.
 template <class T>
 HWY_INLINE T apply_epilogue(T x, Epilogue e) {
+  if (e == Epilogue::relu6) return x >= T(6) ? T(6) : x < T(0) ? T(0) : x;
   return (e == Epilogue::relu && x <= T(0)) ? T(0) : x;
 }
 
@@ -1595,57 +2089,128 @@ struct Dense {
 }  // namespace ctnn
 // ---- end ctnn/layers/dense.hpp ----
 // ---- begin ctnn/layers/spatial.hpp ----
-// ctnn/layers/spatial.hpp: output sizes and padding of sliding-window layers (Conv2D, pooling),
-// with Keras's (TensorFlow's) conventions.
+// ctnn/layers/spatial.hpp: output sizes and padding of sliding-window layers (convolutions,
+// pooling), with Keras's (TensorFlow's) valid/same and PyTorch's/ONNX's explicit per-side pads.
 #include <cstddef>
 #include <string>
 
 namespace ctnn {
 
-// valid: windows lie inside the input. same: the input is zero-padded so the output has
-// ceil(in / stride) positions; an odd total pad puts the extra row/column after (bottom/right).
-enum class Padding { valid, same };
+// How a sliding window meets the input's border; a value usable as a template argument:
+//   Padding::valid                windows lie inside the input.
+//   Padding::same                 zero-padded so the output has ceil(in / stride) positions; an
+//                                 odd total pad puts the extra row/column after (Keras,
+//                                 TensorFlow, ONNX SAME_UPPER).
+//   Padding::same_lower           the same sizes with the extra row/column before (ONNX SAME_LOWER).
+//   Padding::pads(t, b, l, r)     exactly t rows above, b below, l columns left, r right
+//                                 (PyTorch's padding=p is pads(p, p, p, p); ONNX's pads
+//                                 [t, l, b, r] is pads(t, b, l, r)). 1-D layers use l and r.
+//   Padding::causal               1-D layers only (Conv1D): Dilation*(K-1) zeros before the
+//                                 sequence, none after, so output t sees inputs <= t (Keras).
+struct Padding {
+  enum class Mode { valid, same, same_lower, explicit_pads, causal };
+  Mode mode = Mode::valid;
+  std::size_t top = 0, bottom = 0, left = 0, right = 0;
+
+  static const Padding valid, same, same_lower;
+  static const Padding causal;
+  static constexpr Padding pads(std::size_t t, std::size_t b, std::size_t l, std::size_t r) {
+    return Padding{Mode::explicit_pads, t, b, l, r};
+  }
+  friend constexpr bool operator==(const Padding&, const Padding&) = default;
+};
+inline constexpr Padding Padding::valid{Padding::Mode::valid};
+inline constexpr Padding Padding::same{Padding::Mode::same};
+inline constexpr Padding Padding::same_lower{Padding::Mode::same_lower};
+inline constexpr Padding Padding::causal{Padding::Mode::causal};
 
 namespace detail {
-// "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
 // "ctnn::Padding::same", for the C++ text of a layer (deploy/export.hpp).
 inline std::string padding_spec(Padding pad) {
-  return pad == Padding::same ? "ctnn::Padding::same" : "ctnn::Padding::valid";
+  switch (pad.mode) {
+    case Padding::Mode::same: return "ctnn::Padding::same";
+    case Padding::Mode::same_lower: return "ctnn::Padding::same_lower";
+    case Padding::Mode::explicit_pads:
+      return "ctnn::Padding::pads(" + std::to_string(pad.top) + ", " + std::to_string(pad.bottom) +
+             ", " + std::to_string(pad.left) + ", " + std::to_string(pad.right) + ")";
+    case Padding::Mode::causal: return "ctnn::Padding::causal";
+    case Padding::Mode::valid: break;
+  }
+  return "ctnn::Padding::valid";
 }
-inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad) {
-  return std::to_string(kh) + "x" + std::to_string(kw) + " stride " + std::to_string(stride) +
-         (pad == Padding::same ? " same" : " valid");
+// "valid", "same", "same_lower" or "pads 1,0,1,0" (top, bottom, left, right).
+inline std::string padding_config(Padding pad) {
+  switch (pad.mode) {
+    case Padding::Mode::same: return "same";
+    case Padding::Mode::same_lower: return "same_lower";
+    case Padding::Mode::explicit_pads:
+      return "pads " + std::to_string(pad.top) + "," + std::to_string(pad.bottom) + "," +
+             std::to_string(pad.left) + "," + std::to_string(pad.right);
+    case Padding::Mode::causal: return "causal";
+    case Padding::Mode::valid: break;
+  }
+  return "valid";
 }
-}  // namespace detail
+// "3x3 stride 1 valid": a window's settings, for a model's topology string (io/model_file.hpp).
+// A dilation other than 1 is appended (" dilation 2"), so older topology strings are unchanged.
+inline std::string window_config(std::size_t kh, std::size_t kw, std::size_t stride, Padding pad,
+                                 std::size_t dilation = 1) {
+  std::string s = std::to_string(kh) + "x" + std::to_string(kw) + " stride " +
+                  std::to_string(stride) + " " + padding_config(pad);
+  if (dilation != 1) s += " dilation " + std::to_string(dilation);
+  return s;
+}
 
-namespace detail {
+// The extent a window of k taps with dilation d covers: d * (k - 1) + 1.
+constexpr std::size_t dilated_extent(std::size_t k, std::size_t d) {
+  return k == 0 || d == 0 ? 0 : d * (k - 1) + 1;
+}
 
-// Number of window positions along one axis. A window larger than a valid input, or a stride or
-// window of 0, yields 1 here (the layer's static_assert reports the real problem) so no size
-// underflows or divides by zero into a cascade of further errors.
-constexpr std::size_t window_out(std::size_t in, std::size_t k, std::size_t stride, Padding p) {
-  if (stride == 0 || k == 0) return 1;
-  if (p == Padding::same) return (in + stride - 1) / stride;
-  return k <= in ? (in - k) / stride + 1 : 1;
+// Pads along one axis: before and after are the explicit pads (used only by explicit_pads).
+// Number of window positions along one axis of `in` values, for a window of k taps with stride s
+// and dilation d. A window larger than its padded input, or a stride, window or dilation of 0,
+// yields 1 here (the layer's static_assert reports the real problem) so no size underflows or
+// divides by zero into a cascade of further errors.
+constexpr std::size_t window_out(std::size_t in, std::size_t k, std::size_t stride, Padding p,
+                                 std::size_t before = 0, std::size_t after = 0,
+                                 std::size_t dilation = 1) {
+  if (stride == 0 || k == 0 || dilation == 0) return 1;
+  const std::size_t ext = dilated_extent(k, dilation);
+  if (p.mode == Padding::Mode::same || p.mode == Padding::Mode::same_lower)
+    return (in + stride - 1) / stride;
+  const std::size_t padded = p.mode == Padding::Mode::explicit_pads ? in + before + after : in;
+  return ext <= padded ? (padded - ext) / stride + 1 : 1;
 }
 
 // Zero rows/columns added before the input along one axis.
 constexpr std::size_t window_pad_before(std::size_t in, std::size_t k, std::size_t stride,
-                                        Padding p) {
-  if (p == Padding::valid) return 0;
-  const std::size_t out = window_out(in, k, stride, p);
-  const std::size_t needed = (out - 1) * stride + k;
-  return needed > in ? (needed - in) / 2 : 0;
+                                        Padding p, std::size_t before = 0,
+                                        std::size_t dilation = 1) {
+  if (p.mode == Padding::Mode::valid) return 0;
+  if (p.mode == Padding::Mode::explicit_pads) return before;
+  const std::size_t out = window_out(in, k, stride, p, 0, 0, dilation);
+  const std::size_t needed = (out - 1) * stride + dilated_extent(k, dilation);
+  const std::size_t total = needed > in ? needed - in : 0;
+  return p.mode == Padding::Mode::same ? total / 2 : (total + 1) / 2;
 }
 
-// Geometry of a 2-D window sweep over an H x W x C input.
+// Geometry of a 2-D window sweep over an H x W x C input: KH x KW taps, stride S in both
+// directions, dilation D in both directions (tap ky reads row oy*S + ky*D - pad_top).
 template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
-          std::size_t S, Padding P>
+          std::size_t S, Padding P, std::size_t D = 1>
 struct Window2D {
-  static constexpr std::size_t oh = window_out(H, KH, S, P), ow = window_out(W, KW, S, P);
-  static constexpr std::size_t pad_top = window_pad_before(H, KH, S, P);
-  static constexpr std::size_t pad_left = window_pad_before(W, KW, S, P);
-  static constexpr bool fits = P == Padding::same || (KH <= H && KW <= W);
+  static constexpr std::size_t oh = window_out(H, KH, S, P, P.top, P.bottom, D),
+                               ow = window_out(W, KW, S, P, P.left, P.right, D);
+  static constexpr std::size_t pad_top = window_pad_before(H, KH, S, P, P.top, D);
+  static constexpr std::size_t pad_left = window_pad_before(W, KW, S, P, P.left, D);
+  static constexpr std::size_t dilation = D;
+  // Every window fits its (padded) input: same always does; valid and explicit pads need the
+  // dilated window to fit.
+  static constexpr bool fits =
+      P.mode == Padding::Mode::same || P.mode == Padding::Mode::same_lower ||
+      (dilated_extent(KH, D) <=
+           H + (P.mode == Padding::Mode::explicit_pads ? P.top + P.bottom : 0) &&
+       dilated_extent(KW, D) <= W + (P.mode == Padding::Mode::explicit_pads ? P.left + P.right : 0));
 };
 
 }  // namespace detail
@@ -1653,25 +2218,221 @@ struct Window2D {
 // ---- end ctnn/layers/spatial.hpp ----
 
 namespace ctnn {
+namespace detail {
+
+// Rows per gemm_nt call when an input gradient dX = dY W^T is computed for `positions` rows: at
+// most 32 (gemm_nt's own row block) and small enough that the call's vector accumulators (rows x
+// K vectors of the widest target) take no more scratch than the rows' patches themselves. Each
+// element's sum runs over the filters alone, so the split does not change any result.
+template <class T>
+constexpr std::size_t nt_chunk_rows(std::size_t positions) {
+  const std::size_t r = positions / (HWY_MAX_BYTES / sizeof(T));
+  return r < 1 ? 1 : r > kernels::kGemmNtRows ? kernels::kGemmNtRows : r;
+}
+
+// C[M x N] = A[M x K] B[N x K]^T in calls of at most R rows, with accumulators `acc` of
+// kernels::gemm_nt_scratch<T>(R, N) elements.
+template <std::size_t R, class T>
+void gemm_nt_chunked(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t lda,
+                     const T* B, std::size_t ldb, T* C, std::size_t ldc, T* acc) {
+  for (std::size_t m0 = 0; m0 < M; m0 += R)
+    kernels::gemm_nt(M - m0 < R ? M - m0 : R, N, K, A + m0 * lda, lda, B, ldb, C + m0 * ldc, ldc,
+                     static_cast<const T*>(nullptr), kernels::Epilogue::none, acc);
+}
+
+// The computation of a convolution over an H x W x C image, shared by Conv2D and Conv1D (a
+// 1 x Steps image). Shapes are set by the layer that derives from it.
+template <class T, std::size_t H_, std::size_t W_, std::size_t C_, std::size_t Filters,
+          std::size_t KH, std::size_t KW, std::size_t Stride, Padding Pad, std::size_t Dilation,
+          std::size_t Groups, class KernelInit, class BiasInit>
+struct ConvBody {
+  static constexpr std::size_t H = H_, W = W_, C = C_;
+  using geom = Window2D<H, W, C, KH, KW, Stride, Pad, Dilation>;
+  static constexpr std::size_t in_size = H * W * C;
+  static constexpr std::size_t out_size = geom::oh * geom::ow * Filters;
+  static constexpr std::size_t positions = geom::oh * geom::ow;
+  static constexpr std::size_t groups = Groups, dilation = Dilation;
+  static constexpr std::size_t group_channels = Groups == 0 ? 1 : C / Groups;
+  static constexpr std::size_t group_filters = Groups == 0 ? 1 : Filters / Groups;
+  static constexpr std::size_t group_patch = KH * KW * group_channels;  // one group's GEMM K
+  static constexpr std::size_t patch = group_patch * Groups;            // a row of patches
+  static constexpr std::size_t weights = group_patch * Filters;
+  static constexpr std::size_t param_count = weights + Filters;
+
+  // Scratch for a batch of n: the patches of all n samples back to back (so the weight-gradient
+  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's vector
+  // accumulators of the input-gradient gemm_nt (no larger than its patches, nt_chunk_rows). Per
+  // sample: patches + accumulators + one line of slack for the rounding between the two regions.
+  // No parameter gradient.
+  static constexpr std::size_t kLine = 64 / sizeof(T);
+  static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+  static constexpr std::size_t patch_floats = positions * patch;
+  static constexpr std::size_t dx_rows = nt_chunk_rows<T>(positions);
+  static constexpr std::size_t acc_floats =
+      line_up(kernels::gemm_nt_scratch<T>(dx_rows, group_patch));
+  // A layer whose gradient is no larger than one sample's patches (the seed's 320 against 6,084)
+  // keeps one per sample after its accumulators and sums them in sample order, samples in
+  // parallel: measured 112 against 61 GFLOP/s for the one-GEMM path at the seed shape (2 threads,
+  // Zen 5), and bitwise the results of before. Larger layers take the one GEMM: their scratch
+  // never holds a gradient copy larger than the patches.
+  static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
+  static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
+  static constexpr std::size_t scratch_per_sample = patch_floats + acc_floats + grad_floats + kLine;
+  static T* acc_region(T* scratch, std::size_t n, std::size_t s) {
+    return scratch + line_up(n * patch_floats) + s * (acc_floats + grad_floats);
+  }
+  static T* grad_region(T* scratch, std::size_t n, std::size_t s) {
+    return acc_region(scratch, n, s) + acc_floats;
+  }
+  static constexpr std::size_t kWorkPerSample = positions * patch * group_filters;
+
+  static void init(T* p, Rng& rng) {
+    KernelInit::fill(p, weights, group_patch, KH * KW * Filters, rng);
+    BiasInit::fill(p + weights, Filters, group_patch, KH * KW * Filters, rng);
+  }
+
+  // patches[pos][g][(ky*KW + kx)*C/G + c] = x[iy][ix][g*C/G + c] at that (dilated) tap, or 0 in
+  // the padding. With one group, [pos][(ky*KW + kx)*C + c], the int8 path's layout too.
+  static void im2col(const T* x, T* patches) {
+    for (std::size_t oy = 0; oy < geom::oh; ++oy)
+      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+        T* row = patches + (oy * geom::ow + ox) * patch;
+        for (std::size_t ky = 0; ky < KH; ++ky) {
+          const std::ptrdiff_t iy =
+              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+          for (std::size_t kx = 0; kx < KW; ++kx) {
+            const std::ptrdiff_t ix =
+                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+            const bool inside = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
+            const T* src = inside ? x + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
+            for (std::size_t g = 0; g < Groups; ++g) {
+              T* dst = row + g * group_patch + (ky * KW + kx) * group_channels;
+              if (!inside)
+                for (std::size_t c = 0; c < group_channels; ++c) dst[c] = T(0);
+              else
+                std::memcpy(dst, src + g * group_channels, group_channels * sizeof(T));
+            }
+          }
+        }
+      }
+  }
+
+  // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
+  static void col2im(const T* dpatches, T* dx) {
+    for (std::size_t i = 0; i < in_size; ++i) dx[i] = T(0);
+    for (std::size_t oy = 0; oy < geom::oh; ++oy)
+      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+        const T* row = dpatches + (oy * geom::ow + ox) * patch;
+        for (std::size_t ky = 0; ky < KH; ++ky) {
+          const std::ptrdiff_t iy =
+              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+          if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+          for (std::size_t kx = 0; kx < KW; ++kx) {
+            const std::ptrdiff_t ix =
+                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+            if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+            T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
+            for (std::size_t g = 0; g < Groups; ++g) {
+              const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
+              T* d = dst + g * group_channels;
+              for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
+            }
+          }
+        }
+      }
+  }
+
+  static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                      kernels::Epilogue act) {
+    parallel_for(n, [&](std::size_t s) {
+      T* patches = scratch + s * patch_floats;
+      im2col(x + s * in_size, patches);
+      for (std::size_t g = 0; g < Groups; ++g)
+        kernels::gemm_nn(positions, group_filters, group_patch, patches + g * group_patch, patch,
+                         1, p + g * group_filters, Filters, y + s * out_size + g * group_filters,
+                         Filters, false, p + weights + g * group_filters, act);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    // dW_g[group_patch x group_filters] = patches_g^T dy_g over all n * positions rows at once,
+    // summed in row (sample, then position) order; db = column sums of dy, in the same order.
+    if constexpr (per_sample_grad) {
+      parallel_for(n, [&](std::size_t s) {
+        T* dps = grad_region(scratch, n, s);
+        const T* dys = dy + s * out_size;
+        kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
+                         Filters, dps, Filters, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+        kernels::sum_rows(positions, Filters, dys, dps + weights);
+      }, n * kWorkPerSample >= kParallelWork);
+      for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* dps = grad_region(scratch, n, s);
+        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+      }
+    } else {
+      for (std::size_t g = 0; g < Groups; ++g)
+        kernels::gemm_nn(group_patch, group_filters, n * positions, scratch + g * group_patch, 1,
+                         patch, dy + g * group_filters, Filters, dp + g * group_filters, Filters,
+                         false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
+      kernels::sum_rows(n * positions, Filters, dy, dp + weights);
+    }
+    if (!dx) return;
+    parallel_for(n, [&](std::size_t s) {
+      T* patches = scratch + s * patch_floats;
+      const T* dys = dy + s * out_size;
+      // dpatches_g[positions x group_patch] = dy_g W_g^T, written over the patches (used above).
+      for (std::size_t g = 0; g < Groups; ++g)
+        gemm_nt_chunked<dx_rows>(positions, group_patch, group_filters, dys + g * group_filters,
+                                 Filters, p + g * group_filters, Filters,
+                                 patches + g * group_patch, patch, acc_region(scratch, n, s));
+      col2im(patches, dx + s * in_size);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  // ", KernelInit, BiasInit, Dilation, Groups" for spec(), or the short form while both are 1.
+  static std::string tail_spec() {
+    if (Dilation == 1 && Groups == 1) return detail::init_spec<KernelInit, BiasInit>();
+    return ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec) + ", " +
+           std::to_string(Dilation) + ", " + std::to_string(Groups);
+  }
+};
+
+}  // namespace detail
 
 template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
           Padding Pad = Padding::valid, class KernelInit = init::GlorotUniform,
-          class BiasInit = init::Zeros>
+          class BiasInit = init::Zeros, std::size_t Dilation = 1, std::size_t Groups = 1>
 struct Conv2D {
   static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1,
                 "Conv2D needs at least one filter, a kernel of at least 1x1 and a stride >= 1.");
   static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
                 "Conv2D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
                 "(the list is in ctnn/core/init.hpp).");
+  static_assert(Dilation >= 1 && Groups >= 1, "Conv2D needs a dilation >= 1 and groups >= 1.");
+  static_assert(Filters % (Groups == 0 ? 1 : Groups) == 0,
+                "Conv2D's Filters must be a multiple of its Groups (each group has as many "
+                "filters).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a Conv2D takes valid, same, same_lower or "
+                "pads(t, b, l, r).");
 
   template <ShapeType In, class T>
-  struct bind {
+  struct bind
+      : detail::ConvBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                         (In::rank > 2 ? In::dims[2] : 1), Filters, KH, KW, Stride, Pad, Dilation,
+                         Groups, KernelInit, BiasInit> {
+    using body = detail::ConvBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                  (In::rank > 2 ? In::dims[2] : 1), Filters, KH, KW, Stride, Pad,
+                                  Dilation, Groups, KernelInit, BiasInit>;
     static_assert(In::rank == 3,
                   "Conv2D needs an image input of rank 3 (height, width, channels): use "
                   "Input<H, W, C> (the shapes are in bind<...> above).");
-    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
-                                 C = In::rank > 2 ? In::dims[2] : 1;
-    using geom = detail::Window2D<H, W, C, KH, KW, Stride, Pad>;
+    static_assert(In::rank != 3 || body::C % Groups == 0,
+                  "Conv2D's input channels must be a multiple of its Groups (each group sees "
+                  "C / Groups channels; the shapes are in bind<...> above).");
+    using geom = typename body::geom;
     static_assert(In::rank != 3 || geom::fits,
                   "Conv2D's kernel is larger than its input with valid padding: use a smaller "
                   "kernel or Padding::same (the shapes are in bind<...> above).");
@@ -1679,110 +2440,27 @@ struct Conv2D {
     using value_type = T;
     using input_shape = In;
     using output_shape = Shape<geom::oh, geom::ow, Filters>;
-    static constexpr std::size_t positions = geom::oh * geom::ow;
-    static constexpr std::size_t patch = KH * KW * C;  // the GEMM's K
-    static constexpr std::size_t weights = patch * Filters;
-    static constexpr std::size_t param_count = weights + Filters;
-    // Per sample, each part starting on a 64-byte line: the patches, that sample's share of the
-    // parameter gradient, and the vector accumulators of the backward gemm_nt.
-    static constexpr std::size_t kLine = 64 / sizeof(T);
-    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
-    static constexpr std::size_t grad_offset = line_up(positions * patch);
-    static constexpr std::size_t acc_offset = grad_offset + line_up(param_count);
-    static constexpr std::size_t scratch_per_sample =
-        acc_offset + line_up(kernels::gemm_nt_scratch<T>(positions, patch));
     static constexpr std::string_view name = "Conv2D";
     static constexpr LayerKind kind = LayerKind::conv2d;
-    static std::string config() { return detail::window_config(KH, KW, Stride, Pad); }
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (Groups != 1 ? " groups " + std::to_string(Groups) : std::string());
+    }
     static std::string spec() {  // the layer as C++ source, for exported models
       return "ctnn::Conv2D<" + std::to_string(Filters) + ", " + std::to_string(KH) + ", " +
              std::to_string(KW) + ", " + std::to_string(Stride) + ", " + detail::padding_spec(Pad) +
-             detail::init_spec<KernelInit, BiasInit>() + ">";
+             body::tail_spec() + ">";
     }
     static constexpr bool fuses_relu = true;
     static constexpr bool is_view = false;
-    static constexpr std::size_t kWorkPerSample = positions * patch * Filters;
-
-    static void init(T* p, Rng& rng) {
-      KernelInit::fill(p, weights, patch, KH * KW * Filters, rng);
-      BiasInit::fill(p + weights, Filters, patch, KH * KW * Filters, rng);
-    }
-
-    // patches[pos][(ky*KW + kx)*C + c] = x at that tap, or 0 in the padding.
-    static void im2col(const T* x, T* patches) {
-      for (std::size_t oy = 0; oy < geom::oh; ++oy)
-        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-          T* row = patches + (oy * geom::ow + ox) * patch;
-          for (std::size_t ky = 0; ky < KH; ++ky) {
-            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
-            for (std::size_t kx = 0; kx < KW; ++kx) {
-              const std::ptrdiff_t ix =
-                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
-              T* dst = row + (ky * KW + kx) * C;
-              if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(H) || ix >= std::ptrdiff_t(W))
-                for (std::size_t c = 0; c < C; ++c) dst[c] = T(0);
-              else
-                std::memcpy(dst, x + (std::size_t(iy) * W + std::size_t(ix)) * C, C * sizeof(T));
-            }
-          }
-        }
-    }
-
-    // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
-    static void col2im(const T* dpatches, T* dx) {
-      for (std::size_t i = 0; i < In::size; ++i) dx[i] = T(0);
-      for (std::size_t oy = 0; oy < geom::oh; ++oy)
-        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-          const T* row = dpatches + (oy * geom::ow + ox) * patch;
-          for (std::size_t ky = 0; ky < KH; ++ky) {
-            const std::ptrdiff_t iy = std::ptrdiff_t(oy * Stride + ky) - std::ptrdiff_t(geom::pad_top);
-            if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-            for (std::size_t kx = 0; kx < KW; ++kx) {
-              const std::ptrdiff_t ix =
-                  std::ptrdiff_t(ox * Stride + kx) - std::ptrdiff_t(geom::pad_left);
-              if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-              T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-              const T* src = row + (ky * KW + kx) * C;
-              for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
-            }
-          }
-        }
-    }
 
     static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                         const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
-      parallel_for(n, [&](std::size_t s) {
-        T* patches = scratch + s * scratch_per_sample;
-        im2col(x + s * In::size, patches);
-        kernels::gemm_nn(positions, Filters, patch, patches, patch, 1, p, Filters,
-                         y + s * output_shape::size, Filters, false, p + weights, act);
-      }, n * kWorkPerSample >= kParallelWork);
+      body::forward(p, x, y, n, scratch, act);
     }
-
     static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
                          T* scratch, const PassContext&) {
-      parallel_for(n, [&](std::size_t s) {
-        T* patches = scratch + s * scratch_per_sample;
-        T* dps = patches + grad_offset;
-        const T* dys = dy + s * output_shape::size;
-        // dW_s[patch x Filters] = patches^T dy_s; db_s = column sums of dy_s.
-        kernels::gemm_nn(patch, Filters, positions, patches, 1, patch, dys, Filters, dps, Filters,
-                         false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
-        kernels::sum_rows(positions, Filters, dys, dps + weights);
-        if (dx) {
-          // dpatches[positions x patch] = dy_s W^T, written over the patches (no longer needed).
-          kernels::gemm_nt(positions, patch, Filters, dys, Filters, p, Filters, patches, patch,
-                           static_cast<const T*>(nullptr), kernels::Epilogue::none,
-                           patches + acc_offset);
-          col2im(patches, dx + s * In::size);
-        }
-      }, n * kWorkPerSample >= kParallelWork);
-      // Sum the per-sample gradients in sample order.
-      for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
-      for (std::size_t s = 0; s < n; ++s) {
-        const T* dps = scratch + s * scratch_per_sample + grad_offset;
-        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
-      }
+      body::backward(p, dy, dx, dp, n, scratch);
     }
   };
 };
@@ -1923,14 +2601,21 @@ struct LeakyReLU {
 }  // namespace ctnn
 // ---- end ctnn/layers/leaky_relu.hpp ----
 // ---- begin ctnn/layers/pooling.hpp ----
-// ctnn/layers/pooling.hpp: MaxPool2D and AvgPool2D.
+// ctnn/layers/pooling.hpp: MaxPool2D<PH, PW, Stride, Pad, Dilation> and
+// AvgPool2D<PH, PW, Stride, Pad, Dilation, CountIncludePad>.
 //
-// Represents, for each window of PH x PW positions (stride Stride, default the pool size as in
-// Keras) and each channel, the maximum (MaxPool2D) or mean (AvgPool2D) of the input.
-// Requires: a rank-3 input; for valid padding, a pool no larger than the input.
-// Output shape: Shape<OH, OW, C>. No parameters.
-// With same padding, padded positions are ignored: a max over the real inputs, a mean over the
-// real inputs of the window (Keras's behaviour).
+// Represents, for each window of PH x PW taps (stride Stride, default the pool size as in Keras;
+// tap (ky, kx) of window (oy, ox) reads row oy*Stride + ky*Dilation - pad_top and column
+// ox*Stride + kx*Dilation - pad_left, as ONNX's dilations) and each channel, the maximum
+// (MaxPool2D) or mean (AvgPool2D) of the input.
+// Requires: a rank-3 input; for valid padding or explicit pads, a (dilated) pool no larger than the
+// padded input; every window must overlap the input (pads smaller than the window, as PyTorch asks).
+// Output shape: Shape<OH, OW, C> (layers/spatial.hpp: Padding::valid, same, same_lower,
+// pads(t, b, l, r)). No parameters.
+// Padded positions are ignored by the max (as if -inf, like PyTorch and ONNX). The mean divides
+// by the window's taps inside the input (Keras's behaviour, ONNX's count_include_pad = 0), or,
+// with CountIncludePad = true, by all PH * PW taps, the padded zeros counted (ONNX's
+// count_include_pad = 1, PyTorch's default).
 // A NaN in a window makes its max NaN (as in PyTorch; a plain `v > max` would skip it).
 // Backward: max routes each gradient to the first maximal input of its window (the first NaN for
 // a NaN max; recomputed from the input, so nothing is stored); average spreads it evenly.
@@ -1945,9 +2630,26 @@ namespace detail {
 
 enum class PoolOp { max, average };
 
-template <PoolOp Op, std::size_t PH, std::size_t PW, std::size_t Stride, Padding Pad>
+// Whether each of the `out` windows along one axis (k taps, stride s, dilation d, `before`
+// padded positions ahead of the input) has at least one tap inside the input of `in` positions.
+constexpr bool windows_overlap_input(std::size_t in, std::size_t k, std::size_t s, std::size_t d,
+                                     std::size_t before, std::size_t out) {
+  for (std::size_t o = 0; o < out; ++o) {
+    bool any = false;
+    for (std::size_t t = 0; t < k && !any; ++t) {
+      const std::size_t pos = o * s + t * d;  // in padded coordinates
+      any = pos >= before && pos - before < in;
+    }
+    if (!any) return false;
+  }
+  return true;
+}
+
+template <PoolOp Op, std::size_t PH, std::size_t PW, std::size_t Stride, Padding Pad,
+          std::size_t Dilation = 1, bool CountIncludePad = false>
 struct Pool2D {
   static_assert(PH >= 1 && PW >= 1, "A pooling window must be at least 1x1.");
+  static_assert(Dilation >= 1, "A pooling layer's dilation must be at least 1.");
   static constexpr std::size_t S = Stride == 0 ? PH : Stride;
 
   template <ShapeType In, class T>
@@ -1957,10 +2659,15 @@ struct Pool2D {
                   "(the shapes are in bind<...> above).");
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
-    using geom = Window2D<H, W, C, PH, PW, S, Pad>;
+    using geom = Window2D<H, W, C, PH, PW, S, Pad, Dilation>;
     static_assert(In::rank != 3 || geom::fits,
                   "The pooling window is larger than its input with valid padding (the shapes "
                   "are in bind<...> above).");
+    static_assert(In::rank != 3 || !geom::fits ||
+                      (windows_overlap_input(H, PH, S, Dilation, geom::pad_top, geom::oh) &&
+                       windows_overlap_input(W, PW, S, Dilation, geom::pad_left, geom::ow)),
+                  "A pooling window lies entirely in the padding: make each explicit pad smaller "
+                  "than the (dilated) pool (the shapes are in bind<...> above).");
     using value_type = T;
     using input_shape = In;
     using output_shape = Shape<geom::oh, geom::ow, C>;
@@ -1969,10 +2676,17 @@ struct Pool2D {
     static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool2D" : "AvgPool2D";
     static constexpr LayerKind kind =
         Op == PoolOp::max ? LayerKind::max_pool2d : LayerKind::avg_pool2d;
-    static std::string config() { return window_config(PH, PW, S, Pad); }
+    // Unchanged text for dilation 1 without count_include_pad (older model files and exports).
+    static std::string config() {
+      return window_config(PH, PW, S, Pad, Dilation) +
+             (CountIncludePad ? " count_include_pad" : "");
+    }
     static std::string spec() {
-      return std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +
-             std::to_string(PW) + ", " + std::to_string(S) + ", " + padding_spec(Pad) + ">";
+      std::string s = std::string("ctnn::") + std::string(name) + "<" + std::to_string(PH) + ", " +
+                      std::to_string(PW) + ", " + std::to_string(S) + ", " + padding_spec(Pad);
+      if (Dilation != 1 || CountIncludePad) s += ", " + std::to_string(Dilation);
+      if (CountIncludePad) s += ", true";
+      return s + ">";
     }
     static constexpr bool fuses_relu = false;
     static constexpr bool is_view = false;
@@ -1983,14 +2697,21 @@ struct Pool2D {
     template <class F>
     static void for_window(std::size_t oy, std::size_t ox, F&& f) {
       for (std::size_t ky = 0; ky < PH; ++ky) {
-        const std::ptrdiff_t iy = std::ptrdiff_t(oy * S + ky) - std::ptrdiff_t(geom::pad_top);
+        const std::ptrdiff_t iy =
+            std::ptrdiff_t(oy * S + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
         if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
         for (std::size_t kx = 0; kx < PW; ++kx) {
-          const std::ptrdiff_t ix = std::ptrdiff_t(ox * S + kx) - std::ptrdiff_t(geom::pad_left);
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * S + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
           if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
           f((std::size_t(iy) * W + std::size_t(ix)) * C);
         }
       }
+    }
+
+    // The mean's divisor for a window with `count` taps in the input.
+    static constexpr std::size_t divisor(std::size_t count) {
+      return CountIncludePad ? PH * PW : count;
     }
 
     static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
@@ -2010,7 +2731,7 @@ struct Pool2D {
                 else acc += v;
                 ++count;
               });
-              out[c] = Op == PoolOp::max ? acc : acc / T(count);
+              out[c] = Op == PoolOp::max ? acc : acc / T(divisor(count));
             }
           }
       }, n * In::size >= kParallelWork);
@@ -2039,7 +2760,7 @@ struct Pool2D {
               } else {
                 std::size_t count = 0;
                 for_window(oy, ox, [&](std::size_t) { ++count; });
-                const T g = dy[o + c] / T(count);
+                const T g = dy[o + c] / T(divisor(count));
                 for_window(oy, ox, [&](std::size_t off) { dxs[off + c] += g; });
               }
             }
@@ -2051,11 +2772,15 @@ struct Pool2D {
 
 }  // namespace detail
 
-template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid>
-using MaxPool2D = detail::Pool2D<detail::PoolOp::max, PH, PW, Stride, Pad>;
+// Stride 0 means the pool size (Keras's default).
+template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid,
+          std::size_t Dilation = 1>
+using MaxPool2D = detail::Pool2D<detail::PoolOp::max, PH, PW, Stride, Pad, Dilation>;
 
-template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid>
-using AvgPool2D = detail::Pool2D<detail::PoolOp::average, PH, PW, Stride, Pad>;
+template <std::size_t PH, std::size_t PW = PH, std::size_t Stride = 0, Padding Pad = Padding::valid,
+          std::size_t Dilation = 1, bool CountIncludePad = false>
+using AvgPool2D = detail::Pool2D<detail::PoolOp::average, PH, PW, Stride, Pad, Dilation,
+                                 CountIncludePad>;
 
 }  // namespace ctnn
 // ---- end ctnn/layers/pooling.hpp ----
@@ -2223,6 +2948,706 @@ struct Tanh {
 
 }  // namespace ctnn
 // ---- end ctnn/layers/tanh.hpp ----
+// ---- begin ctnn/layers/global_pooling.hpp ----
+// ctnn/layers/global_pooling.hpp: GlobalAveragePooling2D, GlobalMaxPooling2D (H x W x C -> C) and
+// GlobalAveragePooling1D, GlobalMaxPooling1D (Steps x C -> C), as Keras's (keepdims=False).
+//
+// Represents, for each channel c, the mean (or maximum) of the input over every position:
+// y[c] = (1 / P) * sum_p x[p][c] (or max_p x[p][c]), P = H * W (or Steps).
+// Requires: a rank-3 input (2D) or a rank-2 input (1D), channels last. Output shape: Shape<C>.
+// No parameters.
+// How: one kernel pass per sample (kernels/pooling.hpp), vectorized along the channels; each
+// channel's values are combined in position order, so the result does not depend on the vector
+// width or the thread count. A NaN in a channel makes its mean and its max NaN.
+// Backward: the mean spreads dy[c] / P over the channel's positions; the max routes dy[c] to the
+// first maximal position (the first NaN for a NaN max; found again from the input, nothing stored).
+#include <cstddef>
+#include <string_view>
+
+// ---- begin ctnn/kernels/pooling.hpp ----
+// ctnn/kernels/pooling.hpp: reductions over the positions of a channels-last tensor (global
+// pooling): x is rows x cols (positions x channels), the result one value per column.
+//
+// Vectors run along the channels, contiguous in memory; each column's values are combined in row
+// order, one row after another, so a result does not depend on the vector width or the thread
+// count (and equals the scalar loop over rows bit for bit). Full vectors use the native tag and
+// the tail a one-lane tag: the same code for both, no scalar copy of the math.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out[j] = f(d, column j's accumulator over rows) for every column, the accumulator starting at
+// row 0 and folding each later row r in with acc = step(d, acc, x[r][j]).
+template <class T, class Step, class Finish>
+HWY_INLINE void fold_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x,
+                          T* HWY_RESTRICT out, Step step, Finish finish) {
+  const auto one_column_block = [&](auto d, std::size_t j) {
+    auto acc = hn::LoadU(d, x + j);
+    for (std::size_t r = 1; r < rows; ++r) acc = step(d, acc, hn::LoadU(d, x + r * cols + j));
+    hn::StoreU(finish(d, acc), d, out + j);
+  };
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = cols - cols % L;  // (j + L <= cols) trips a false g++ 12 warning
+  std::size_t j = 0;
+  for (; j < full; j += L) one_column_block(d, j);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < cols; ++j) one_column_block(d1, j);
+}
+
+// out[j] = (x[0][j] + x[1][j] + ... + x[rows-1][j]) / rows, summed in row order. rows >= 1.
+template <class T>
+void mean_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
+  const T count = T(rows);
+  fold_rows(rows, cols, x, out, [](auto, auto acc, auto v) { return hn::Add(acc, v); },
+            [count](auto d, auto acc) { return hn::Div(acc, hn::Set(d, count)); });
+}
+
+// out[j] = max over rows of x[r][j]; a NaN anywhere in the column makes it NaN (as PyTorch's
+// max pooling). Not Max(acc, v): on x86 it returns the second operand when either is NaN, so a
+// NaN met early would be lost. The compare + blend keeps acc unless v is greater or NaN; once acc
+// is NaN, no comparison is true and it stays NaN. (IsNaN, not Ne(v, v): Highway's Ne is the
+// ordered compare on x86, false for NaN.) rows >= 1.
+template <class T>
+void max_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HWY_RESTRICT out) {
+  fold_rows(rows, cols, x, out,
+            [](auto, auto acc, auto v) {
+              return hn::IfThenElse(hn::Or(hn::Gt(v, acc), hn::IsNaN(v)), v, acc);
+            },
+            [](auto, auto acc) { return acc; });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::max_rows;
+using ctnn::HWY_NAMESPACE::mean_rows;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/pooling.hpp ----
+
+namespace ctnn {
+namespace detail {
+
+// Rank 3 for the 2D layers, 2 for the 1D ones.
+template <PoolOp Op, std::size_t Rank>
+struct GlobalPool {
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(Rank != 3 || In::rank == 3,
+                  "GlobalAveragePooling2D/GlobalMaxPooling2D need an image input of rank 3 "
+                  "(height, width, channels) (the shapes are in bind<...> above).");
+    static_assert(Rank != 2 || In::rank == 2,
+                  "GlobalAveragePooling1D/GlobalMaxPooling1D need a sequence input of rank 2 "
+                  "(steps, channels) (the shapes are in bind<...> above).");
+    static constexpr std::size_t C = In::rank == Rank ? In::dims[In::rank - 1] : 1;
+    static constexpr std::size_t positions = In::size / C;
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<C>;
+    static constexpr std::size_t param_count = 0;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name =
+        Rank == 3 ? (Op == PoolOp::max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D")
+                  : (Op == PoolOp::max ? "GlobalMaxPooling1D" : "GlobalAveragePooling1D");
+    static constexpr LayerKind kind =
+        Rank == 3 ? (Op == PoolOp::max ? LayerKind::global_max_pool2d : LayerKind::global_avg_pool2d)
+                  : (Op == PoolOp::max ? LayerKind::global_max_pool1d : LayerKind::global_avg_pool1d);
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static void init(T*, Rng&) {}
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      parallel_for(n, [&](std::size_t s) {
+        if constexpr (Op == PoolOp::max) kernels::max_rows(positions, C, x + s * In::size, y + s * C);
+        else kernels::mean_rows(positions, C, x + s * In::size, y + s * C);
+      }, n * In::size >= kParallelWork);
+    }
+
+    static void backward(const T*, const T* x, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        const T* dys = dy + s * C;
+        T* dxs = dx + s * In::size;
+        if constexpr (Op == PoolOp::max) {
+          const T* xs = x + s * In::size;
+          const T* ys = y + s * C;
+          for (std::size_t i = 0; i < In::size; ++i) dxs[i] = T(0);
+          for (std::size_t c = 0; c < C; ++c) {
+            const T m = ys[c];
+            for (std::size_t p = 0; p < positions; ++p) {
+              const T v = xs[p * C + c];
+              if (v == m || (v != v && m != m)) {  // a NaN max: the first NaN
+                dxs[p * C + c] = dys[c];
+                break;
+              }
+            }
+          }
+        } else {
+          for (std::size_t p = 0; p < positions; ++p)
+            for (std::size_t c = 0; c < C; ++c) dxs[p * C + c] = dys[c] / T(positions);
+        }
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace detail
+
+using GlobalAveragePooling2D = detail::GlobalPool<detail::PoolOp::average, 3>;
+using GlobalMaxPooling2D = detail::GlobalPool<detail::PoolOp::max, 3>;
+using GlobalAveragePooling1D = detail::GlobalPool<detail::PoolOp::average, 2>;
+using GlobalMaxPooling1D = detail::GlobalPool<detail::PoolOp::max, 2>;
+
+}  // namespace ctnn
+// ---- end ctnn/layers/global_pooling.hpp ----
+// ---- begin ctnn/layers/pooling1d.hpp ----
+// ctnn/layers/pooling1d.hpp: MaxPool1D<Pool, Stride, Pad> and
+// AveragePooling1D<Pool, Stride, Pad, CountIncludePad> over sequences.
+//
+// Represents, for each window of Pool steps (stride Stride, default the pool size as in Keras)
+// and each channel, the maximum or mean of a Steps x C input: the 2-D pooling of
+// layers/pooling.hpp on a 1 x Steps x C image, with the same rules (padded steps ignored by the
+// max; the mean divides by the window's steps inside the input, or by Pool with CountIncludePad,
+// as ONNX's count_include_pad = 1; a NaN in a window makes its max NaN).
+// Requires: a rank-2 input (steps, channels); Pad is valid, same, same_lower or pads(0, 0, l, r)
+// (l steps before, r after); a pool no larger than the padded input; pads smaller than the pool.
+// Output shape: Shape<OutSteps, C>. No parameters.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+namespace detail {
+
+template <PoolOp Op, std::size_t Pool, std::size_t Stride, Padding Pad, bool CountIncludePad>
+struct Pool1D {
+  static_assert(Pad.top == 0 && Pad.bottom == 0,
+                "1-D pooling pads steps with the left and right of Padding::pads(t, b, l, r): "
+                "top and bottom must be 0.");
+  static constexpr std::size_t S = Stride == 0 ? Pool : Stride;
+  using Pool2 = Pool2D<Op, 1, Pool, S, Pad, 1, CountIncludePad>;
+
+  // The 1 x Steps x C image a Steps x C input is seen as (1 x 1 x 1 for a wrong rank, which the
+  // static_assert below reports).
+  template <ShapeType In>
+  using image = Shape<1, In::rank == 2 ? In::dims[0] : 1, In::rank == 2 ? In::dims[1] : 1>;
+
+  template <ShapeType In, class T>
+  struct bind : Pool2::template bind<image<In>, T> {
+    static_assert(In::rank == 2,
+                  "MaxPool1D/AveragePooling1D need a sequence input of rank 2 (steps, channels) "
+                  "(the shapes are in bind<...> above).");
+    using base = typename Pool2::template bind<image<In>, T>;
+    using input_shape = In;
+    using output_shape = Shape<base::geom::ow, base::C>;
+    static constexpr std::string_view name = Op == PoolOp::max ? "MaxPool1D" : "AveragePooling1D";
+    static constexpr LayerKind kind = Op == PoolOp::max ? LayerKind::max_pool1d : LayerKind::avg_pool1d;
+    // "2 stride 2 valid" (a pads(0, 0, l, r) is written "pads 0,0,l,r").
+    static std::string config() {
+      return std::to_string(Pool) + " stride " + std::to_string(S) + " " + padding_config(Pad) +
+             (CountIncludePad ? " count_include_pad" : "");
+    }
+    static std::string spec() {
+      return std::string("ctnn::") + std::string(name) + "<" + std::to_string(Pool) + ", " +
+             std::to_string(S) + ", " + padding_spec(Pad) + (CountIncludePad ? ", true" : "") + ">";
+    }
+  };
+};
+
+}  // namespace detail
+
+// Stride 0 means the pool size (Keras's default).
+template <std::size_t Pool, std::size_t Stride = 0, Padding Pad = Padding::valid>
+using MaxPool1D = detail::Pool1D<detail::PoolOp::max, Pool, Stride, Pad, false>;
+
+template <std::size_t Pool, std::size_t Stride = 0, Padding Pad = Padding::valid,
+          bool CountIncludePad = false>
+using AveragePooling1D = detail::Pool1D<detail::PoolOp::average, Pool, Stride, Pad, CountIncludePad>;
+
+}  // namespace ctnn
+// ---- end ctnn/layers/pooling1d.hpp ----
+// ---- begin ctnn/layers/zero_padding.hpp ----
+// ctnn/layers/zero_padding.hpp: ZeroPadding2D<Top, Bottom, Left, Right>, rows and columns of zeros
+// around an image (Keras's ZeroPadding2D(((Top, Bottom), (Left, Right)))).
+//
+// Represents y[i][j][c] = x[i - Top][j - Left][c] where that lies inside the input, 0 elsewhere.
+// ZeroPadding2D<p> pads every side by p, ZeroPadding2D<h, h, w> rows by h and columns by w (Keras's
+// padding=p and padding=(h, w)).
+// Requires: a rank-3 input (height, width, channels).
+// Output shape: Shape<H + Top + Bottom, W + Left + Right, C>. No parameters.
+// Backward: dx is dy without its border.
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+
+template <std::size_t Top, std::size_t Bottom = Top, std::size_t Left = Top, std::size_t Right = Left>
+struct ZeroPadding2D {
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 3,
+                  "ZeroPadding2D needs an image input of rank 3 (height, width, channels) (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    static constexpr std::size_t OH = H + Top + Bottom, OW = W + Left + Right;
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<OH, OW, C>;
+    static constexpr std::size_t param_count = 0;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name = "ZeroPadding2D";
+    static constexpr LayerKind kind = LayerKind::zero_padding2d;
+    // "1,1,2,2": top, bottom, left, right.
+    static std::string config() {
+      return std::to_string(Top) + "," + std::to_string(Bottom) + "," + std::to_string(Left) + "," +
+             std::to_string(Right);
+    }
+    static std::string spec() {
+      return "ctnn::ZeroPadding2D<" + std::to_string(Top) + ", " + std::to_string(Bottom) + ", " +
+             std::to_string(Left) + ", " + std::to_string(Right) + ">";
+    }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static void init(T*, Rng&) {}
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      parallel_for(n, [&](std::size_t s) {
+        const T* xs = x + s * In::size;
+        T* ys = y + s * output_shape::size;
+        for (std::size_t i = 0; i < output_shape::size; ++i) ys[i] = T(0);
+        for (std::size_t i = 0; i < H; ++i)
+          std::memcpy(ys + ((i + Top) * OW + Left) * C, xs + i * W * C, W * C * sizeof(T));
+      }, n * output_shape::size >= kParallelWork);
+    }
+
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n, T*,
+                         const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        const T* dys = dy + s * output_shape::size;
+        T* dxs = dx + s * In::size;
+        for (std::size_t i = 0; i < H; ++i)
+          std::memcpy(dxs + i * W * C, dys + ((i + Top) * OW + Left) * C, W * C * sizeof(T));
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/zero_padding.hpp ----
+// ---- begin ctnn/layers/reshape.hpp ----
+// ctnn/layers/reshape.hpp: Reshape<Dims...>, the input seen with another shape of the same size
+// (row-major, channels last, as Keras's Reshape((Dims...)) without the batch dimension).
+//
+// Represents y = x with output shape Shape<Dims...>: Flatten generalized (Reshape<In::size> is a
+// Flatten). Requires: Dims... multiply to the input's size. No parameters, no work: Sequential
+// hands the same buffer on, forward and backward (is_view).
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+
+template <std::size_t... Dims>
+struct Reshape {
+  static_assert(sizeof...(Dims) >= 1, "Reshape needs at least one dimension: Reshape<Dims...>.");
+
+  // Flatten's bind with another output shape: the same copies when run on its own (tests),
+  // none inside a model.
+  template <ShapeType In, class T>
+  struct bind : Flatten::bind<In, T> {
+    static_assert(In::size == Shape<Dims...>::size,
+                  "Reshape must keep the number of values: the input shape (first argument of "
+                  "bind<...> above) and Shape<Dims...> of Reshape<Dims...> differ in size.");
+    using output_shape = Shape<Dims...>;
+    static constexpr std::string_view name = "Reshape";
+    static constexpr LayerKind kind = LayerKind::reshape;
+    static std::string spec() {
+      std::string s = "ctnn::Reshape<";
+      std::size_t i = 0;
+      ((s += (i++ ? ", " : "") + std::to_string(Dims)), ...);
+      return s + ">";
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/reshape.hpp ----
+// ---- begin ctnn/layers/bounded_relu.hpp ----
+// ctnn/layers/bounded_relu.hpp: BoundedReLU<MaxValue, NegativeSlope = 0, Threshold = 0>, Keras's
+// ReLU(max_value, negative_slope, threshold), and ReLU6 = BoundedReLU<6> (MobileNet's).
+//
+// Represents y = MaxValue                           where x >= MaxValue,
+//                x                                  where Threshold <= x < MaxValue,
+//                NegativeSlope * (x - Threshold)    otherwise.
+// Requires (as Keras): MaxValue, NegativeSlope and Threshold >= 0, and Threshold < MaxValue.
+// (Keras's max_value=None is the plain ReLU or LeakyReLU layer.) Output shape: the input's. No
+// parameters. Derivative at the kinks as PyTorch's: 0 at MaxValue, NegativeSlope at Threshold
+// (ReLU6: 0 at 0 and at 6); a NaN input gives NaN and passes dy back.
+// ReLU6 right after Dense or Conv2D is fused into their GEMM's store, as ReLU is (other settings
+// run as a pass of their own).
+#include <string>
+
+// ---- begin ctnn/kernels/activations.hpp ----
+// ctnn/kernels/activations.hpp: the MobileNet-era activations, forward and backward, over
+// contiguous arrays: bounded ReLU (ReLU6), HardSwish, HardSigmoid, Swish (SiLU) and ELU.
+//
+// Written like kernels/elementwise.hpp (one generic lambda per op, run by map1/map2/map3 over
+// full vectors and a one-lane tail). Two rules hold for every op here:
+//   NaN in, NaN out: pieces are chosen with compare + select (a compare with NaN is false), never
+//     with Min/Max, which on x86 return their second operand when either is NaN. Backward at a NaN
+//     input does what PyTorch's does: dy for the piecewise-linear ones and ELU, 0 for HardSigmoid,
+//     NaN for Swish.
+//   +-infinity gives the limit, not inf * 0 = NaN: Highway's Exp is valid on [-FLT_MAX, 104]
+//     (float) and returns 0 below -104 (and for NaN, hence the compare + select), so the ops that
+//     need exp take it of -|x| only, or of a clamped argument.
+// They run in the calling thread, as elementwise.hpp's do: the result cannot depend on the
+// thread count.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// out[i] = f(d, a[i], b[i], c[i]) for i < n.
+template <class T, class F>
+HWY_INLINE void map3(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                     const T* HWY_RESTRICT c, T* HWY_RESTRICT out, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;  // (i + L <= n) trips a false g++ 12 warning when inlined
+  std::size_t i = 0;
+  for (; i < full; i += L)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i), hn::LoadU(d, c + i)), d, out + i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i)
+    hn::StoreU(f(d1, hn::LoadU(d1, a + i), hn::LoadU(d1, b + i), hn::LoadU(d1, c + i)), d1, out + i);
+}
+
+// Keras's ReLU(max_value, negative_slope, threshold):
+//   y = max_value                        where x >= max_value
+//       negative_slope * (x - threshold) where x < threshold
+//       x                                otherwise, NaN included.
+// With no slope the lower piece is a selected 0 (0 * -inf would be NaN, and 0 * -1 is -0).
+template <class T>
+void bounded_relu_forward(std::size_t n, const T* x, T* y, T max_value, T slope, T threshold) {
+  if (slope == T(0)) {
+    map1(n, x, y, [=](auto d, auto v) {
+      const auto m = hn::Set(d, max_value);
+      return hn::IfThenZeroElse(v < hn::Set(d, threshold), hn::IfThenElse(v >= m, m, v));
+    });
+    return;
+  }
+  map1(n, x, y, [=](auto d, auto v) {
+    const auto t = hn::Set(d, threshold), m = hn::Set(d, max_value);
+    const auto below = hn::Mul(hn::Set(d, slope), hn::Sub(v, t));
+    return hn::IfThenElse(v >= m, m, hn::IfThenElse(v < t, below, v));
+  });
+}
+// dx = 0 where x >= max_value, negative_slope * dy where x <= threshold, else dy. At the kinks
+// this is PyTorch's choice: ReLU6 (hardtanh_backward) gives 0 at both 0 and 6, ReLU 0 at 0,
+// LeakyReLU the slope at 0. A NaN x passes dy, as theirs do.
+template <class T>
+void bounded_relu_backward(std::size_t n, const T* x, const T* dy, T* dx, T max_value, T slope,
+                           T threshold) {
+  map2(n, x, dy, dx, [=](auto d, auto v, auto g) {
+    const auto low = hn::IfThenElse(v <= hn::Set(d, threshold), hn::Mul(g, hn::Set(d, slope)), g);
+    return hn::IfThenZeroElse(v >= hn::Set(d, max_value), low);
+  });
+}
+
+// HardSwish (Keras, PyTorch): y = x * relu6(x + 3) / 6, written by pieces: 0 where x <= -3, x
+// where x >= 3, x * (x + 3) / 6 between. (x * relu6(x + 3) would make -inf * 0 = NaN.)
+template <class T>
+void hard_swish_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto three = hn::Set(d, T(3));
+    const auto mid = hn::Mul(v, hn::Mul(hn::Add(v, three), hn::Set(d, T(1) / T(6))));
+    return hn::IfThenZeroElse(v <= hn::Neg(three), hn::IfThenElse(v >= three, v, mid));
+  });
+}
+// PyTorch's hardswish_backward: dx = 0 where x < -3, dy * (x / 3 + 0.5) where -3 <= x <= 3, else
+// dy (so -0.5 dy at -3 and 1.5 dy at 3, the middle piece's slopes). A NaN x passes dy.
+template <class T>
+void hard_swish_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+  map2(n, x, dy, dx, [](auto d, auto v, auto g) {
+    const auto three = hn::Set(d, T(3));
+    // x / 3, not x * (1/3): PyTorch's rounding, so -1/2 and 3/2 exactly at the kinks.
+    const auto mid = hn::Mul(g, hn::Add(hn::Div(v, three), hn::Set(d, T(0.5))));
+    return hn::IfThenZeroElse(v < hn::Neg(three), hn::IfThenElse(v <= three, mid, g));
+  });
+}
+
+// HardSigmoid as PyTorch and Keras 3 define it: y = relu6(x + 3) / 6, i.e. 0 where x <= -3, 1
+// where x >= 3, x / 6 + 1/2 between. (Keras 2 used 0.2 x + 0.5 clipped to [0, 1]: not this.)
+template <class T>
+void hard_sigmoid_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto three = hn::Set(d, T(3));
+    const auto mid = hn::MulAdd(v, hn::Set(d, T(1) / T(6)), hn::Set(d, T(0.5)));
+    return hn::IfThenZeroElse(v <= hn::Neg(three),
+                              hn::IfThenElse(v >= three, hn::Set(d, T(1)), mid));
+  });
+}
+// PyTorch's hardsigmoid_backward: dx = dy / 6 where -3 < x < 3, else 0 (0 at both kinks, and 0
+// at a NaN x, as PyTorch's: its `(x > -3 && x < 3) ? dy / 6 : 0` is false for NaN).
+template <class T>
+void hard_sigmoid_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+  map2(n, x, dy, dx, [](auto d, auto v, auto g) {
+    const auto three = hn::Set(d, T(3));
+    const auto inside = hn::And(v > hn::Neg(three), v < three);
+    return hn::IfThenElseZero(inside, hn::Mul(g, hn::Set(d, T(1) / T(6))));
+  });
+}
+
+// Below this, sigmoid(x) is 0 in float and double alike (exp(-1000) underflows), so clamping
+// x there changes no finite result and turns -inf * 0 into -1000 * 0.
+template <class T>
+inline constexpr T kSwishFloor = T(-1000);
+
+// Swish / SiLU: y = x * sigmoid(x); swish(-inf) = 0, swish(inf) = inf, swish(NaN) = NaN.
+template <class T>
+void swish_forward(std::size_t n, const T* x, T* y) {
+  map1(n, x, y, [](auto d, auto v) {
+    const auto lo = hn::Set(d, kSwishFloor<T>);
+    const auto c = hn::IfThenElse(v < lo, lo, v);  // a compare: NaN stays NaN
+    return hn::Mul(c, sigmoid_of(d, c));
+  });
+}
+// dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), recomputed (an exp is cheaper than keeping s
+// from forward). x is clamped to [-1000, 1000] where the derivative is exactly 0 and 1 (in float
+// and double), so +-inf gives 0 and dy, not inf * 0. A NaN x gives NaN (no kink to choose at).
+template <class T>
+void swish_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+  map2(n, x, dy, dx, [](auto d, auto v, auto g) {
+    const auto lo = hn::Set(d, kSwishFloor<T>), hi = hn::Neg(lo);
+    const auto c = hn::IfThenElse(v < lo, lo, hn::IfThenElse(v > hi, hi, v));
+    const auto s = sigmoid_of(d, c);
+    const auto one = hn::Set(d, T(1));
+    return hn::Mul(g, hn::Mul(s, hn::MulAdd(c, hn::Sub(one, s), one)));
+  });
+}
+
+// ELU (Keras, PyTorch): y = x where x > 0, alpha * (exp(x) - 1) elsewhere, with Expm1 of
+// min(x, 0) (its valid range ends at +104; the value is unused where x > 0). ELU(-inf) = -alpha
+// (Expm1 returns -1 below -104); ELU(NaN) = NaN (NaN > 0 is false, Expm1(NaN) is NaN, and the
+// product with alpha keeps it: checked by the tests).
+template <class T>
+void elu_forward(std::size_t n, const T* x, T* y, T alpha) {
+  map1(n, x, y, [alpha](auto d, auto v) {
+    const auto z = hn::Zero(d);
+    const auto neg = hn::IfThenElse(v > z, z, v);  // min(x, 0), keeping NaN
+    return hn::IfThenElse(v > z, v, hn::Mul(hn::Set(d, alpha), hn::Expm1(d, neg)));
+  });
+}
+// PyTorch's elu_backward: dx = dy * alpha * exp(x) = dy * (y + alpha) where x <= 0 (alpha dy at
+// 0, the left piece's slope), else dy (also for a NaN x).
+template <class T>
+void elu_backward(std::size_t n, const T* x, const T* y, const T* dy, T* dx, T alpha) {
+  map3(n, x, y, dy, dx, [alpha](auto d, auto v, auto yv, auto g) {
+    return hn::IfThenElse(v <= hn::Zero(d), hn::Mul(g, hn::Add(yv, hn::Set(d, alpha))), g);
+  });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::bounded_relu_backward;
+using ctnn::HWY_NAMESPACE::bounded_relu_forward;
+using ctnn::HWY_NAMESPACE::elu_backward;
+using ctnn::HWY_NAMESPACE::elu_forward;
+using ctnn::HWY_NAMESPACE::hard_sigmoid_backward;
+using ctnn::HWY_NAMESPACE::hard_sigmoid_forward;
+using ctnn::HWY_NAMESPACE::hard_swish_backward;
+using ctnn::HWY_NAMESPACE::hard_swish_forward;
+using ctnn::HWY_NAMESPACE::swish_backward;
+using ctnn::HWY_NAMESPACE::swish_forward;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/activations.hpp ----
+
+namespace ctnn {
+
+template <Real MaxValue, Real NegativeSlope = 0.0, Real Threshold = 0.0>
+struct BoundedReLU {
+  static_assert(MaxValue.value() >= 0.0, "BoundedReLU's max value must be >= 0 (as in Keras).");
+  static_assert(NegativeSlope.value() >= 0.0,
+                "BoundedReLU's negative slope must be >= 0 (as in Keras).");
+  static_assert(Threshold.value() >= 0.0, "BoundedReLU's threshold must be >= 0 (as in Keras).");
+  static_assert(Threshold.value() < MaxValue.value(),
+                "BoundedReLU's threshold must be below its max value, or every output is the max.");
+
+  static constexpr bool is_relu6 =
+      MaxValue.micros == 6'000'000 && NegativeSlope.micros == 0 && Threshold.micros == 0;
+
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = is_relu6 ? "ReLU6" : "BoundedReLU";
+    static constexpr LayerKind kind = LayerKind::bounded_relu;
+    // ReLU6 after Dense or Conv2D runs in their GEMM's store. Its backward then reads the
+    // clamped output as x, which selects the same pieces (y >= 6 iff x >= 6, y <= 0 iff x <= 0).
+    static constexpr Epilogue epilogue = is_relu6 ? Epilogue::relu6 : Epilogue::none;
+    static std::string config() {
+      return "max_value " + std::to_string(MaxValue.value()) + " negative_slope " +
+             std::to_string(NegativeSlope.value()) + " threshold " +
+             std::to_string(Threshold.value());
+    }
+    static std::string spec() {
+      if (is_relu6) return "ctnn::ReLU6";
+      return "ctnn::BoundedReLU<" + std::to_string(MaxValue.value()) + ", " +
+             std::to_string(NegativeSlope.value()) + ", " + std::to_string(Threshold.value()) +
+             ">";
+    }
+    static constexpr T max_value = static_cast<T>(MaxValue.value());
+    static constexpr T negative_slope = static_cast<T>(NegativeSlope.value());
+    static constexpr T threshold = static_cast<T>(Threshold.value());
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::bounded_relu_forward(n * In::size, x, y, max_value, negative_slope, threshold);
+    }
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx)
+        kernels::bounded_relu_backward(n * In::size, x, dy, dx, max_value, negative_slope,
+                                       threshold);
+    }
+  };
+};
+
+// ReLU6 (MobileNet; Keras ReLU(max_value=6), PyTorch nn.ReLU6): y = min(max(x, 0), 6).
+using ReLU6 = BoundedReLU<6.0>;
+
+}  // namespace ctnn
+// ---- end ctnn/layers/bounded_relu.hpp ----
+// ---- begin ctnn/layers/elu.hpp ----
+// ctnn/layers/elu.hpp: ELU<Alpha = 1>, the exponential linear unit (Keras ELU, PyTorch nn.ELU).
+//
+// Represents y = x for x > 0, Alpha * (exp(x) - 1) otherwise; any Alpha, as in Keras and
+// PyTorch. Output shape: the input's. No parameters.
+// Derivative as PyTorch's: Alpha * exp(x) = y + Alpha for x <= 0 (Alpha at the kink when
+// Alpha != 1), 1 above. ELU(-inf) = -Alpha; a NaN input gives NaN and passes dy back.
+#include <string>
+
+
+namespace ctnn {
+
+template <Real Alpha = 1.0>
+struct ELU {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "ELU";
+    static constexpr LayerKind kind = LayerKind::elu;
+    static std::string config() { return "alpha " + std::to_string(Alpha.value()); }
+    static std::string spec() { return "ctnn::ELU<" + std::to_string(Alpha.value()) + ">"; }
+    static constexpr T alpha = static_cast<T>(Alpha.value());
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::elu_forward(n * In::size, x, y, alpha);
+    }
+    static void backward(const T*, const T* x, const T* y, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::elu_backward(n * In::size, x, y, dy, dx, alpha);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/elu.hpp ----
+// ---- begin ctnn/layers/hard_sigmoid.hpp ----
+// ctnn/layers/hard_sigmoid.hpp: HardSigmoid as PyTorch (nn.Hardsigmoid) and Keras 3
+// (keras.activations.hard_sigmoid) define it: y = relu6(x + 3) / 6.
+//
+// Represents 0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between. Keras 2's hard_sigmoid was
+// 0.2 x + 0.5 clipped to [0, 1]: a model from Keras 2 differs. Output shape: the input's. No
+// parameters. Derivative as PyTorch's: 1/6 on (-3, 3), 0 elsewhere, at both kinks and at a NaN
+// input (whose output is NaN).
+
+namespace ctnn {
+
+struct HardSigmoid {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "HardSigmoid";
+    static constexpr LayerKind kind = LayerKind::hard_sigmoid;
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::hard_sigmoid_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::hard_sigmoid_backward(n * In::size, x, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/hard_sigmoid.hpp ----
+// ---- begin ctnn/layers/hard_swish.hpp ----
+// ctnn/layers/hard_swish.hpp: HardSwish (MobileNetV3; Keras hard_swish, PyTorch nn.Hardswish).
+//
+// Represents y = x * relu6(x + 3) / 6: 0 for x <= -3, x for x >= 3. Output shape: the input's.
+// No parameters. Derivative as PyTorch's: 0 below -3, x / 3 + 1/2 on [-3, 3] (so -1/2 at -3 and
+// 3/2 at 3), 1 above. HardSwish(-inf) = 0; a NaN input gives NaN and passes dy back.
+
+namespace ctnn {
+
+struct HardSwish {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "HardSwish";
+    static constexpr LayerKind kind = LayerKind::hard_swish;
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::hard_swish_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::hard_swish_backward(n * In::size, x, dy, dx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/hard_swish.hpp ----
+// ---- begin ctnn/layers/swish.hpp ----
+// ctnn/layers/swish.hpp: Swish, also called SiLU (Keras swish / silu, PyTorch nn.SiLU).
+//
+// Represents y = x * sigmoid(x). Output shape: the input's. No parameters. Smooth: the
+// derivative is s * (1 + x * (1 - s)) with s = sigmoid(x), recomputed in backward. Swish(-inf) =
+// 0, Swish(inf) = inf, and a NaN input gives NaN, forward and backward.
+
+namespace ctnn {
+
+struct Swish {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T> {
+    static constexpr std::string_view name = "Swish";
+    static constexpr LayerKind kind = LayerKind::swish;
+    static void forward(const T*, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      kernels::swish_forward(n * In::size, x, y);
+    }
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T*, const PassContext&) {
+      if (dx) kernels::swish_backward(n * In::size, x, dy, dx);
+    }
+  };
+};
+
+// PyTorch's name for the same function (the same type: exported as ctnn::Swish).
+using SiLU = Swish;
+
+}  // namespace ctnn
+// ---- end ctnn/layers/swish.hpp ----
 
 // ---- begin ctnn/loss/binary_crossentropy.hpp ----
 // ctnn/loss/binary_crossentropy.hpp: BinaryCrossEntropy.
@@ -2230,6 +3655,8 @@ struct Tanh {
 // Represents, per sample, the mean over its outputs of -(t log p + (1 - t) log(1 - p)) for
 // probabilities p (a Sigmoid output) and targets t in [0, 1], p clipped to [1e-7, 1 - 1e-7] as
 // Keras does. Targets: vectors of width values. Accuracy: binary, threshold 0.5.
+// Label smoothing (Keras's label_smoothing = s in [0, 1], default 0): the targets become
+// t' = t (1 - s) + s / 2 before the above (the accuracy still reads t).
 #include <algorithm>
 #include <cmath>
 
@@ -2360,6 +3787,37 @@ double correct(Metric m, const T* y, Targets<T> t, std::size_t n, std::size_t wi
 }  // namespace detail
 }  // namespace ctnn
 // ---- end ctnn/loss/loss.hpp ----
+// ---- begin ctnn/optim/hyperparameter.hpp ----
+// ctnn/optim/hyperparameter.hpp: range checks of optimizer hyperparameters, one sentence each.
+//
+// An optimizer checks its hyperparameters when it is constructed and at every step (a few
+// compares per step; a user or a callback may change them between steps), and fit() checks them
+// before its first step. set_hyperparameters() (checkpoint loading) does not: load_checkpoint
+// changes nothing once it has started changing things, and the next step checks.
+#include <cmath>
+#include <limits>
+
+
+namespace ctnn::detail {
+
+// Fails unless v lies in [lo, hi) (hi_closed: [lo, hi]; hi infinite: any finite v >= lo, or
+// v > lo when lo_open), e.g. "Adam's beta_1 must be a number in [0, 1); it is 1.5.".
+inline void check_hyperparameter(const char* optimizer, const char* what, double v, double lo,
+                                 bool lo_open = false,
+                                 double hi = std::numeric_limits<double>::infinity(),
+                                 bool hi_closed = false) {
+  const bool above = lo_open ? v > lo : v >= lo;
+  const bool below = std::isinf(hi) ? std::isfinite(v) : (hi_closed ? v <= hi : v < hi);
+  if (above && below) return;
+  if (std::isinf(hi))
+    fail(optimizer, "'s ", what, " must be a finite number ", lo_open ? "> " : ">= ", lo,
+         "; it is ", v, ".");
+  fail(optimizer, "'s ", what, " must be a number in ", lo_open ? "(" : "[", lo, ", ", hi,
+       hi_closed ? "]" : ")", "; it is ", v, ".");
+}
+
+}  // namespace ctnn::detail
+// ---- end ctnn/optim/hyperparameter.hpp ----
 
 namespace ctnn {
 
@@ -2367,12 +3825,22 @@ struct BinaryCrossEntropy {
   static constexpr std::string_view name = "binary_crossentropy";
   static constexpr bool uses_labels = false;
   static constexpr Metric metric = Metric::binary;
+  double label_smoothing = 0;
+
+  // Fails with a sentence unless label_smoothing is in [0, 1].
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("binary_crossentropy", "label_smoothing", label_smoothing, 0,
+                                 false, 1, true);
+  }
 
   template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    check_hyperparameters();
+    const double s = label_smoothing;
     double sum = 0;
     for (std::size_t i = 0; i < n * width; ++i) {
-      const double c = double(detail::clip_probability(p[i])), y = double(t.values[i]);
+      const double c = double(detail::clip_probability(p[i]));
+      const double y = s == 0 ? double(t.values[i]) : double(t.values[i]) * (1 - s) + 0.5 * s;
       sum -= y * std::log(c) + (1 - y) * std::log(1 - c);
     }
     return sum / double(width);
@@ -2380,10 +3848,11 @@ struct BinaryCrossEntropy {
 
   template <class T>
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
-    const T denom = T(n) * T(width);
+    const T denom = T(n) * T(width), s = T(label_smoothing);
     for (std::size_t i = 0; i < n * width; ++i) {
       const T c = detail::clip_probability(p[i]);
-      dp[i] = c == p[i] ? (c - t.values[i]) / (c * (T(1) - c) * denom) : T(0);
+      const T y = label_smoothing == 0 ? t.values[i] : t.values[i] * (T(1) - s) + T(0.5) * s;
+      dp[i] = c == p[i] ? (c - y) / (c * (T(1) - c) * denom) : T(0);
     }
     return value(p, t, n, width);
   }
@@ -2398,6 +3867,8 @@ struct BinaryCrossEntropy {
 // distributions t (one-hot or soft labels), with p clipped to [1e-7, 1 - 1e-7] as Keras does.
 // Targets: vectors of width values. After a Softmax, training uses backward_from_logits:
 // d(mean loss)/dlogits = (p - t) / n (exact when each target row sums to 1).
+// Label smoothing (Keras's label_smoothing = s in [0, 1], default 0): the targets become
+// t' = t (1 - s) + s / width before all of the above.
 #include <algorithm>
 #include <cmath>
 
@@ -2440,20 +3911,36 @@ struct CategoricalCrossEntropy {
   static constexpr bool uses_labels = false;
   static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::categorical;
+  double label_smoothing = 0;
+
+  // Fails with a sentence unless label_smoothing is in [0, 1].
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("categorical_crossentropy", "label_smoothing", label_smoothing,
+                                 0, false, 1, true);
+  }
 
   template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    check_hyperparameters();
     double sum = 0;
+    if (label_smoothing == 0) {
+      for (std::size_t i = 0; i < n * width; ++i)
+        if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(detail::clip_probability(p[i])));
+      return sum;
+    }
+    const double s = label_smoothing, k = s / double(width);
     for (std::size_t i = 0; i < n * width; ++i)
-      if (t.values[i] != T(0)) sum -= double(t.values[i]) * std::log(double(detail::clip_probability(p[i])));
+      sum -= (double(t.values[i]) * (1 - s) + k) * std::log(double(detail::clip_probability(p[i])));
     return sum;
   }
 
   template <class T>
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
+    const T s = T(label_smoothing), k = s / T(width);
     for (std::size_t i = 0; i < n * width; ++i) {
       const T c = detail::clip_probability(p[i]);
-      dp[i] = c == p[i] ? -t.values[i] / (c * T(n)) : T(0);
+      const T target = label_smoothing == 0 ? t.values[i] : t.values[i] * (T(1) - s) + k;
+      dp[i] = c == p[i] ? -target / (c * T(n)) : T(0);
     }
     return value(p, t, n, width);
   }
@@ -2462,6 +3949,10 @@ struct CategoricalCrossEntropy {
   double backward_from_logits(const T* p, Targets<T> t, std::size_t n, std::size_t width,
                               T* dz) const {
     kernels::scaled_difference(n * width, p, t.values, T(1) / T(n), dz);
+    if (label_smoothing != 0) {  // (p - t') / n = (p - t) / n + s (t - 1 / width) / n
+      const T s = T(label_smoothing), k = s / T(width), inv_n = T(1) / T(n);
+      for (std::size_t i = 0; i < n * width; ++i) dz[i] += (s * t.values[i] - k) * inv_n;
+    }
     return value(p, t, n, width);
   }
 };
@@ -2508,6 +3999,9 @@ using MSE = MeanSquaredError;
 // Represents, per sample, -log(p[label]) for probabilities p (the output of a Softmax), with p
 // clipped to [1e-7, 1 - 1e-7] as Keras does. Targets: class labels in [0, width).
 // After a Softmax, training uses backward_from_logits: d(mean loss)/dlogits = (p - onehot) / n.
+// Label smoothing (label_smoothing = s in [0, 1], default 0) is CategoricalCrossEntropy's on the
+// one-hot label: t'[j] = (1 - s) [j == label] + s / width (Keras's sparse loss has no such option;
+// this gives what its categorical loss gives on one-hot targets).
 #include <algorithm>
 #include <cmath>
 
@@ -2519,22 +4013,48 @@ struct SparseCategoricalCrossEntropy {
   static constexpr bool uses_labels = true;
   static constexpr bool needs_class_scores = true;  // see LossReadsOutput
   static constexpr Metric metric = Metric::sparse_categorical;
+  double label_smoothing = 0;
+
+  // Fails with a sentence unless label_smoothing is in [0, 1].
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("sparse_categorical_crossentropy", "label_smoothing",
+                                 label_smoothing, 0, false, 1, true);
+  }
 
   template <class T>
   double value(const T* p, Targets<T> t, std::size_t n, std::size_t width) const {
+    check_hyperparameters();
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + static_cast<std::size_t>(t.labels[i])])));
+    if (label_smoothing == 0) {
+      for (std::size_t i = 0; i < n; ++i) sum -= std::log(double(detail::clip_probability(p[i * width + static_cast<std::size_t>(t.labels[i])])));
+      return sum;
+    }
+    const double s = label_smoothing, k = s / double(width);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < width; ++j)
+        sum -= ((j == std::size_t(t.labels[i]) ? 1 - s : 0.0) + k) *
+               std::log(double(detail::clip_probability(p[i * width + j])));
     return sum;
   }
 
   template <class T>
   double backward(const T* p, Targets<T> t, std::size_t n, std::size_t width, T* dp) const {
-    for (std::size_t i = 0; i < n * width; ++i) dp[i] = T(0);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t k = i * width + std::size_t(t.labels[i]);
-      const T c = detail::clip_probability(p[k]);
-      dp[k] = c == p[k] ? T(-1) / (c * T(n)) : T(0);  // the clip's derivative is 0 outside
+    if (label_smoothing == 0) {
+      for (std::size_t i = 0; i < n * width; ++i) dp[i] = T(0);
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t k = i * width + std::size_t(t.labels[i]);
+        const T c = detail::clip_probability(p[k]);
+        dp[k] = c == p[k] ? T(-1) / (c * T(n)) : T(0);  // the clip's derivative is 0 outside
+      }
+      return value(p, t, n, width);
     }
+    const T s = T(label_smoothing), k = s / T(width);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < width; ++j) {
+        const T pij = p[i * width + j], c = detail::clip_probability(pij);
+        const T target = (j == std::size_t(t.labels[i]) ? T(1) - s : T(0)) + k;
+        dp[i * width + j] = c == pij ? -target / (c * T(n)) : T(0);
+      }
     return value(p, t, n, width);
   }
 
@@ -2543,7 +4063,14 @@ struct SparseCategoricalCrossEntropy {
                               T* dz) const {
     const T inv_n = T(1) / T(n);
     kernels::scale(n * width, p, inv_n, dz);
-    for (std::size_t i = 0; i < n; ++i) dz[i * width + std::size_t(t.labels[i])] -= inv_n;
+    if (label_smoothing == 0) {
+      for (std::size_t i = 0; i < n; ++i) dz[i * width + std::size_t(t.labels[i])] -= inv_n;
+      return value(p, t, n, width);
+    }
+    // (p - t') / n with t' = (1 - s) onehot + s / width.
+    const T s = T(label_smoothing), k = s / T(width);
+    for (std::size_t i = 0; i < n * width; ++i) dz[i] -= k * inv_n;
+    for (std::size_t i = 0; i < n; ++i) dz[i * width + std::size_t(t.labels[i])] -= (T(1) - s) * inv_n;
     return value(p, t, n, width);
   }
 };
@@ -2616,6 +4143,53 @@ void adam_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* H
   for_each_vector<T>(n, body);
 }
 
+// AdamW (Keras: decoupled weight decay before the Adam step): w -= w * decay with
+// decay = lr * weight_decay, then the Adam step of adam_update on the decayed w.
+template <class T>
+void adamw_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT m,
+                  T* HWY_RESTRICT v, T step, T b1, T b2, T eps, T decay) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto mv = hn::MulAdd(hn::Set(d, b1), hn::LoadU(d, m + i), hn::Mul(hn::Set(d, T(1) - b1), gv));
+    const auto vv = hn::MulAdd(hn::Set(d, b2), hn::LoadU(d, v + i),
+                               hn::Mul(hn::Set(d, T(1) - b2), hn::Mul(gv, gv)));
+    const auto upd = hn::Div(mv, hn::Add(hn::Sqrt(vv), hn::Set(d, eps)));
+    const auto wv = hn::LoadU(d, w + i);
+    const auto decayed = hn::NegMulAdd(wv, hn::Set(d, decay), wv);
+    hn::StoreU(mv, d, m + i);
+    hn::StoreU(vv, d, v + i);
+    hn::StoreU(hn::NegMulAdd(hn::Set(d, step), upd, decayed), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
+// Keras RMSprop: v = rho v + (1 - rho) g^2; centered: a = rho a + (1 - rho) g and
+// den = v - a^2 + eps, else den = v + eps; inc = lr g / sqrt(den); with momentum
+// mo = momentum mo + inc and w -= mo, else w -= inc. a and mo may be null when unused.
+template <class T>
+void rmsprop_update(std::size_t n, T* HWY_RESTRICT w, const T* HWY_RESTRICT g, T* HWY_RESTRICT v,
+                    T* HWY_RESTRICT mo, T* HWY_RESTRICT a, T lr, T rho, T momentum, T eps) {
+  const auto body = [&](auto d, std::size_t i) {
+    const auto gv = hn::LoadU(d, g + i);
+    const auto r = hn::Set(d, rho), one_r = hn::Set(d, T(1) - rho);
+    const auto vv = hn::MulAdd(r, hn::LoadU(d, v + i), hn::Mul(one_r, hn::Mul(gv, gv)));
+    hn::StoreU(vv, d, v + i);
+    auto den = hn::Add(vv, hn::Set(d, eps));
+    if (a != nullptr) {
+      const auto av = hn::MulAdd(r, hn::LoadU(d, a + i), hn::Mul(one_r, gv));
+      hn::StoreU(av, d, a + i);
+      den = hn::Add(hn::NegMulAdd(av, av, vv), hn::Set(d, eps));
+    }
+    auto inc = hn::Div(hn::Mul(hn::Set(d, lr), gv), hn::Sqrt(den));
+    if (mo != nullptr) {
+      inc = hn::MulAdd(hn::Set(d, momentum), hn::LoadU(d, mo + i), inc);
+      hn::StoreU(inc, d, mo + i);
+    }
+    hn::StoreU(hn::Sub(hn::LoadU(d, w + i), inc), d, w + i);
+  };
+  for_each_vector<T>(n, body);
+}
+
 // Keras SGD: vel = momentum * vel - lr * g;  w += vel (Nesterov: w += momentum * vel - lr * g).
 // With momentum 0, vel may be null and this is w -= lr * g.
 template <class T>
@@ -2642,40 +4216,122 @@ HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
 using ctnn::HWY_NAMESPACE::adam_update;
+using ctnn::HWY_NAMESPACE::adamw_update;
+using ctnn::HWY_NAMESPACE::rmsprop_update;
 using ctnn::HWY_NAMESPACE::sgd_update;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/update.hpp ----
-// ---- begin ctnn/optim/hyperparameter.hpp ----
-// ctnn/optim/hyperparameter.hpp: range checks of optimizer hyperparameters, one sentence each.
+// ---- begin ctnn/optim/clipping.hpp ----
+// ctnn/optim/clipping.hpp: gradient clipping, Keras's clipnorm, global_clipnorm and clipvalue.
 //
-// An optimizer checks its hyperparameters when it is constructed and at every step (a few
-// compares per step; a user or a callback may change them between steps), and fit() checks them
-// before its first step. set_hyperparameters() (checkpoint loading) does not: load_checkpoint
-// changes nothing once it has started changing things, and the next step checks.
+// Every optimizer has a public member `clipping` (all off by default), e.g.
+//     ctnn::Adam opt;  opt.clipping.global_clipnorm = 1.0;
+// Represents, before the optimizer's update (and before AdamW's weight decay, as Keras orders
+// them: clip, decay, update), with c the option that is set:
+//   clipnorm         g_t = g_t * c / max(||g_t||, c) for each parameter tensor t on its own
+//   global_clipnorm  g   = g * c / max(||g||, c) with ||g|| over every tensor
+//   clipvalue        g   = min(max(g, -c), c) elementwise
+// At most one may be set (Keras uses only the first set of the three; a second would be ignored
+// silently, so ctnn refuses it). A parameter tensor is a layer's kernel or its bias (Keras's
+// variables); the Trainer tells the optimizer where they lie in the arena (set_tensors). An
+// optimizer used without a Trainer and without set_tensors treats the arena as one tensor.
+// The norms are summed in double in arena order by one thread, so the clipped gradient is the
+// same at any thread count. A NaN gradient gives a NaN norm and NaN clipped gradients.
+// Clipping is configuration, like the loss: checkpoints do not store it.
+#include <algorithm>
 #include <cmath>
-#include <limits>
+#include <cstddef>
+#include <span>
+#include <vector>
 
 
-namespace ctnn::detail {
+namespace ctnn {
 
-// Fails unless v lies in [lo, hi) (hi_closed: [lo, hi]; hi infinite: any finite v >= lo, or
-// v > lo when lo_open), e.g. "Adam's beta_1 must be a number in [0, 1); it is 1.5.".
-inline void check_hyperparameter(const char* optimizer, const char* what, double v, double lo,
-                                 bool lo_open = false,
-                                 double hi = std::numeric_limits<double>::infinity(),
-                                 bool hi_closed = false) {
-  const bool above = lo_open ? v > lo : v >= lo;
-  const bool below = std::isinf(hi) ? std::isfinite(v) : (hi_closed ? v <= hi : v < hi);
-  if (above && below) return;
-  if (std::isinf(hi))
-    fail(optimizer, "'s ", what, " must be a finite number ", lo_open ? "> " : ">= ", lo,
-         "; it is ", v, ".");
-  fail(optimizer, "'s ", what, " must be a number in ", lo_open ? "(" : "[", lo, ", ", hi,
-       hi_closed ? "]" : ")", "; it is ", v, ".");
+// Where one parameter tensor (a kernel, a bias) lies in the parameter arena.
+struct ParamTensor {
+  std::size_t offset = 0, size = 0;
+};
+
+struct GradientClipping {
+  double clipnorm = 0;         // 0: off
+  double global_clipnorm = 0;  // 0: off
+  double clipvalue = 0;        // 0: off
+
+  bool active() const { return clipnorm > 0 || global_clipnorm > 0 || clipvalue > 0; }
+
+  // Fails with a sentence unless each option is a finite number >= 0 (0 is off) and at most one
+  // is set.
+  void check(const char* optimizer) const {
+    detail::check_hyperparameter(optimizer, "clipnorm", clipnorm, 0);
+    detail::check_hyperparameter(optimizer, "global_clipnorm", global_clipnorm, 0);
+    detail::check_hyperparameter(optimizer, "clipvalue", clipvalue, 0);
+    const int set = int(clipnorm > 0) + int(global_clipnorm > 0) + int(clipvalue > 0);
+    if (set > 1)
+      fail(optimizer, " may clip gradients in one way only, but clipnorm is ", clipnorm,
+           ", global_clipnorm ", global_clipnorm, " and clipvalue ", clipvalue,
+           ": set one of them and leave the others 0.");
+  }
+};
+
+namespace detail {
+
+template <class T>
+double sum_of_squares(const T* g, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += double(g[i]) * double(g[i]);
+  return s;
 }
 
-}  // namespace ctnn::detail
-// ---- end ctnn/optim/hyperparameter.hpp ----
+// The clipped copy of a gradient and the tensor layout it is clipped by; one per optimizer.
+template <class T>
+class Clipper {
+ public:
+  void set_tensors(std::vector<ParamTensor> t) { tensors_ = std::move(t); }
+  const std::vector<ParamTensor>& tensors() const { return tensors_; }
+
+  // g itself when `c` clips nothing; otherwise the clipped copy (allocated at the first call).
+  std::span<const T> apply(const GradientClipping& c, std::span<const T> g) {
+    if (!c.active()) return g;
+    if (buf_.size() != g.size()) buf_ = AlignedBuffer<T>(g.size());
+    T* out = buf_.data();
+    std::copy(g.begin(), g.end(), out);
+    const ParamTensor whole{0, g.size()};
+    const std::span<const ParamTensor> ts =
+        tensors_.empty() ? std::span<const ParamTensor>(&whole, 1) : std::span<const ParamTensor>(tensors_);
+    for (const ParamTensor& t : ts)
+      if (t.offset + t.size > g.size())
+        fail("A parameter tensor at ", t.offset, " of ", t.size, " values lies outside the ",
+             g.size(), " gradients given to the optimizer.");
+    if (c.clipvalue > 0) {
+      const T v = T(c.clipvalue);
+      for (std::size_t i = 0; i < g.size(); ++i)
+        out[i] = std::isnan(out[i]) ? out[i] : std::clamp(out[i], -v, v);
+    } else if (c.clipnorm > 0) {
+      for (const ParamTensor& t : ts) scale(out + t.offset, t.size, sum_of_squares(out + t.offset, t.size), c.clipnorm);
+    } else {
+      double s = 0;
+      for (const ParamTensor& t : ts) s += sum_of_squares(out + t.offset, t.size);
+      for (const ParamTensor& t : ts) scale(out + t.offset, t.size, s, c.global_clipnorm);
+    }
+    return {out, g.size()};
+  }
+
+ private:
+  // g *= c / max(sqrt(sum_sq), c): unchanged when the norm is at most c.
+  static void scale(T* g, std::size_t n, double sum_sq, double c) {
+    const double norm = std::sqrt(sum_sq);
+    if (norm <= c) return;
+    const T f = std::isnan(norm) ? T(norm) : T(c / norm);
+    for (std::size_t i = 0; i < n; ++i) g[i] *= f;
+  }
+
+  std::vector<ParamTensor> tensors_;
+  AlignedBuffer<T> buf_;
+};
+
+}  // namespace detail
+}  // namespace ctnn
+// ---- end ctnn/optim/clipping.hpp ----
 
 namespace ctnn {
 
@@ -2698,11 +4354,13 @@ class BasicAdam {
     detail::check_hyperparameter("Adam", "beta_1", double(beta_1), 0, false, 1);
     detail::check_hyperparameter("Adam", "beta_2", double(beta_2), 0, false, 1);
     detail::check_hyperparameter("Adam", "epsilon", double(epsilon), 0, true);
+    clipping.check("Adam");
   }
 
   // Applies one update to params from grads (both arena-sized).
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
     if (m_.size() != params.size()) {
       m_ = AlignedBuffer<T>(params.size());
       v_ = AlignedBuffer<T>(params.size());
@@ -2716,6 +4374,11 @@ class BasicAdam {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Gradient clipping (optim/clipping.hpp), off by default; set_tensors gives the parameter
+  // tensors clipnorm clips one by one (the Trainer calls it).
+  GradientClipping clipping;
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
 
   // Checkpoints (io/model_file.hpp): the hyperparameters in constructor order, and the state:
   // the step count and the buffers m, v (none before the first step).
@@ -2743,6 +4406,7 @@ class BasicAdam {
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
  private:
+  detail::Clipper<T> clipper_;
   AlignedBuffer<T> m_, v_;
   std::uint64_t t_ = 0;
 };
@@ -2783,10 +4447,12 @@ class BasicSGD {
   void check_hyperparameters() const {
     detail::check_hyperparameter("SGD", "learning rate", double(learning_rate), 0);
     detail::check_hyperparameter("SGD", "momentum", double(momentum), 0, false, 1, true);
+    clipping.check("SGD");
   }
 
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
     if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
     kernels::sgd_update(params.size(), params.data(), grads.data(),
                         momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
@@ -2794,6 +4460,11 @@ class BasicSGD {
   }
 
   std::uint64_t iterations() const { return t_; }
+
+  // Gradient clipping (optim/clipping.hpp), off by default; set_tensors gives the parameter
+  // tensors clipnorm clips one by one (the Trainer calls it).
+  GradientClipping clipping;
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
 
   // Checkpoints (io/model_file.hpp): hyperparameters (learning rate, momentum, nesterov as 0/1)
   // and the state: the step count and the velocity (none without momentum or before a step).
@@ -2817,6 +4488,7 @@ class BasicSGD {
   }
 
  private:
+  detail::Clipper<T> clipper_;
   AlignedBuffer<T> vel_;
   std::uint64_t t_ = 0;
 };
@@ -7604,15 +9276,186 @@ class JsonLinesLogger : public Callback {
 //
 // A Trainer owns everything training needs beyond the model: the gradient arena (one buffer the
 // size of the parameter arena), a workspace with gradient buffers, staging for targets, and the
-// step counter that seeds Dropout. It allocates in its constructor and never again: step() is
-// the steady-state training step and makes no heap allocation.
+// step counter that seeds Dropout and the augmentation layers. It tells the optimizer where the
+// parameter tensors lie (for clipnorm, optim/clipping.hpp) and applies the layers' kernel
+// regularizers (train/regularize.hpp) to the loss it reports and to the gradient. It allocates
+// in its constructor and never again: step() is the steady-state training step and makes no heap
+// allocation (an optimizer allocates its own state at its first step).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
+// ---- begin ctnn/train/regularize.hpp ----
+// ctnn/train/regularize.hpp: kernel regularizers (Keras's kernel_regularizer), and where a
+// layer's kernel lies among its parameters.
+//
+// A user attaches a regularizer by wrapping a layer spec:
+//     ctnn::Regularized<ctnn::Conv2D<16, 3, 3>, ctnn::L2<1, 10000>>     // l2 = 1e-4
+// The wrapper binds to the wrapped layer itself (same parameters, forward, backward, kind and
+// fusions) and adds `using regularizer = R`. Training (Trainer, fit) then adds, as Keras does,
+//   L2<N, D>:           l2 * sum(W^2)               to the loss, 2 * l2 * W       to the gradient
+//   L1<N, D>:           l1 * sum(|W|)               to the loss, l1 * sign(W)     to the gradient
+//   L1L2<N1, D1, N2, D2>: both (l1 = N1/D1, l2 = N2/D2)
+// with l = N / D (a ratio: clang 14 has no float template parameters), over the layer's kernel
+// only, not its bias. The penalty is computed from the weights the step's forward pass used, so
+// the reported training loss is the mean loss of the batch plus the penalty, as Keras reports it
+// (evaluate() and validation losses do not include it). Sums are in double in arena order.
+//
+// The kernel of a bound layer L is its first kernel_count<L> parameters: a layer declares
+//     static constexpr std::size_t kernel_count = ...;
+// or, without one, a Dense has param_count - units (W before b) and a Conv2D param_count -
+// filters; any other layer has none (0). Regularized refuses a layer without a kernel.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace ctnn {
+
+namespace detail {
+
+template <class L>
+constexpr std::size_t kernel_count_of() {
+  if constexpr (requires { { L::kernel_count } -> std::convertible_to<std::size_t>; })
+    return L::kernel_count;
+  else if constexpr (layer_kind<L> == LayerKind::dense)
+    return L::param_count - L::output_shape::size;
+  else if constexpr (layer_kind<L> == LayerKind::conv2d)
+    return L::param_count - L::output_shape::dims[L::output_shape::rank - 1];
+  else
+    return 0;
+}
+
+template <std::uint64_t N, std::uint64_t D>
+inline constexpr double ratio = D > 0 ? double(N) / double(D) : 0.0;
+
+}  // namespace detail
+
+// Parameters at the start of bound layer L that form its kernel (0: none).
+template <class L>
+inline constexpr std::size_t kernel_count = detail::kernel_count_of<L>();
+
+// l1 * sum(|W|) + l2 * sum(W^2), and its gradient l1 * sign(W) + 2 * l2 * W.
+template <std::uint64_t N1, std::uint64_t D1, std::uint64_t N2, std::uint64_t D2>
+struct L1L2 {
+  static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  static constexpr double l1 = detail::ratio<N1, D1>;
+  static constexpr double l2 = detail::ratio<N2, D2>;
+
+  template <class T>
+  static double penalty(const T* w, std::size_t n) {
+    double s1 = 0, s2 = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      s1 += std::abs(double(w[i]));
+      s2 += double(w[i]) * double(w[i]);
+    }
+    return (l1 != 0 ? l1 * s1 : 0.0) + (l2 != 0 ? l2 * s2 : 0.0);
+  }
+  template <class T>
+  static void add_gradient(const T* w, T* g, std::size_t n) {
+    const T a = T(l1), b = T(2 * l2);
+    for (std::size_t i = 0; i < n; ++i) {
+      const T sign = w[i] > T(0) ? T(1) : (w[i] < T(0) ? T(-1) : w[i] * T(0));  // NaN stays NaN
+      if constexpr (l1 != 0) g[i] += a * sign;
+      if constexpr (l2 != 0) g[i] += b * w[i];
+    }
+  }
+  static std::string spec() {
+    return "l1 " + std::to_string(N1) + "/" + std::to_string(D1) + ", l2 " + std::to_string(N2) +
+           "/" + std::to_string(D2);
+  }
+};
+
+template <std::uint64_t N, std::uint64_t D>
+struct L2 : L1L2<0, 1, N, D> {};
+template <std::uint64_t N, std::uint64_t D>
+struct L1 : L1L2<N, D, 0, 1> {};
+
+template <class R>
+concept Regularizer = requires(const float* w, float* g, std::size_t n) {
+  { R::penalty(w, n) } -> std::convertible_to<double>;
+  R::add_gradient(w, g, n);
+};
+
+// Spec wrapped with kernel regularizer R (see the top of this file).
+template <class Spec, class R>
+struct Regularized {
+  static_assert(Regularizer<R>,
+                "Regularized<Spec, R>: R must be a regularizer such as ctnn::L2<1, 10000>.");
+
+  template <ShapeType In, class T>
+  struct bind : Spec::template bind<In, T> {
+    using base = typename Spec::template bind<In, T>;
+    using regularizer = R;
+    static constexpr std::size_t kernel_count = detail::kernel_count_of<base>();
+    static_assert(kernel_count > 0,
+                  "Regularized<Spec, R> needs a layer with a kernel (Dense, Conv2D, or a layer "
+                  "declaring kernel_count): this one has none to regularize.");
+  };
+};
+
+namespace detail {
+
+template <class L>
+concept HasRegularizer = requires { typename L::regularizer; };
+
+// Every parameter tensor of Model (a kernel and a bias where the layer has a kernel; otherwise
+// all of a layer's parameters as one), in arena order: what clipnorm clips one by one.
+template <class Model>
+std::vector<ParamTensor> param_tensors() {
+  std::vector<ParamTensor> t;
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    constexpr std::size_t off = Model::template param_offset<I>, c = L::param_count;
+    constexpr std::size_t k = kernel_count_of<L>();
+    if constexpr (c == 0) {
+      return;
+    } else if constexpr (k > 0 && k < c) {
+      t.push_back({off, k});
+      t.push_back({off + k, c - k});
+    } else {
+      t.push_back({off, c});
+    }
+  });
+  return t;
+}
+
+// Adds every regularized layer's gradient term to grads (arena-sized) and returns the sum of
+// their penalties at params.
+template <class Model, class T>
+double apply_regularizers(const T* params, T* grads) {
+  double penalty = 0;
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    if constexpr (HasRegularizer<L>) {
+      constexpr std::size_t off = Model::template param_offset<I>;
+      penalty += L::regularizer::penalty(params + off, L::kernel_count);
+      L::regularizer::add_gradient(params + off, grads + off, L::kernel_count);
+    }
+  });
+  return penalty;
+}
+
+template <class Model, std::size_t... I>
+constexpr bool any_regularized(std::index_sequence<I...>) {
+  return (HasRegularizer<typename Model::template layer<I>> || ...);
+}
+
+// Whether any layer of Model carries a regularizer.
+template <class Model>
+inline constexpr bool has_regularizers =
+    any_regularized<Model>(std::make_index_sequence<Model::num_layers>{});
+
+}  // namespace detail
+}  // namespace ctnn
+// ---- end ctnn/train/regularize.hpp ----
 
 namespace ctnn {
 
@@ -7638,6 +9481,9 @@ class Trainer {
     grads_.resize(Model::arena_size);
     labels_.resize(batch_capacity);
     targets_.resize(batch_capacity * Model::output_size);
+    if constexpr (requires { opt.set_tensors(std::vector<ParamTensor>{}); })
+      opt.set_tensors(detail::param_tensors<Model>());
+    if constexpr (requires { loss.check_hyperparameters(); }) loss.check_hyperparameters();
   }
 
   std::size_t batch_capacity() const { return ws_.capacity(); }
@@ -7678,6 +9524,8 @@ class Trainer {
       model_.backward(ws_, n, grads_.data(), ctx);
     }
     s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
+    if constexpr (detail::has_regularizers<Model>)  // the penalty counts once per sample's mean
+      s.loss_sum += double(n) * detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
     opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
     return s;
   }
@@ -8552,6 +10400,9 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 //                 "PREP" the fitted data::Preprocessing (its own block, data/preprocess.hpp)
 //                 "OPTM" optimizer: u32 name length, name ("Adam", "SGD"), u32 H, H float64
 //                        hyperparameters, u64 step count, u32 B, B buffers of P parameters
+//                 "STAT" the non-trainable state arena of a model with stateful layers (moving
+//                        statistics): u64 count, the values in the model's own type; present
+//                        exactly when the model has state (older files have none)
 //   end-4   4     CRC-32 (zlib's) of every byte before it
 //
 // load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
@@ -8743,7 +10594,9 @@ static_assert(std::endian::native == std::endian::little,
               "ctnn's model files store little-endian values; this target is big-endian.");
 
 // "Input(None, 28, 28, 1) > Conv2D[3x3 stride 1 valid](None, 26, 26, 32) > ...": the model's
-// layers with their settings and output shapes, the identity a model file must match.
+// layers with their settings and output shapes, the identity a model file must match. A Graph's
+// text adds each layer's edges, " <- 0 3" (the tensors it reads: 0 the input, k the output of
+// the k-th layer, from 1), so a graph of the same layers wired otherwise is another topology.
 template <class Model>
 std::string topology() {
   // Appends only: GCC 12 at -O3 warns (-Wrestrict, falsely) on `"[" + std::string + "]"` here.
@@ -8759,6 +10612,13 @@ std::string topology() {
       s += ']';
     }
     s += L::output_shape::str();
+    if constexpr (!Model::is_chain) {  // a graph's edges: the tensors each layer reads
+      s += " <-";
+      for (std::size_t t : Model::template inputs_of<I>) {
+        s += ' ';
+        s += std::to_string(t);
+      }
+    }
   });
   return s;
 }
@@ -8869,7 +10729,15 @@ void save_parts(const std::string& path, const Model& model,
     else
       w.raw(half.data(), half.size() * sizeof(std::uint16_t));
     std::uint32_t sections = 0;
-    std::string prep, opt;
+    std::string prep, opt, state;
+    if constexpr (Model::state_size > 0) {  // non-trainable state, always in the model's type
+      ByteWriter st;
+      const auto values = model.state();
+      st.u64(values.size());
+      st.raw(values.data(), values.size_bytes());
+      state = st.bytes();
+      ++sections;
+    }
     if (parts.preprocessing) {
       std::ostringstream s(std::ios::binary);
       parts.preprocessing->save(s);
@@ -8907,6 +10775,7 @@ void save_parts(const std::string& path, const Model& model,
     };
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
+    if (!state.empty()) section("STAT", state);
     w.u32(crc32_of(w.bytes()));  // of every byte before it
     raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
@@ -8978,6 +10847,7 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
   std::vector<double> hyper;
   std::uint64_t iterations = 0;
   std::vector<const char*> buffers;
+  const char* state = nullptr;
   for (std::uint32_t s = 0; s < sections; ++s) {
     const std::string tag(r.take(4, "a section tag"), 4);
     const auto len = r.u64("a section length");
@@ -8999,13 +10869,26 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
         fail("The model file \"", path, "\" is corrupt: ", o.remaining(),
              " unexpected bytes at the end of the optimizer section.");
       has_opt = true;
+    } else if (tag == "STAT") {
+      ByteReader st(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      const auto n = st.u64("the state count");
+      if (n != Model::state_size)
+        fail("The model file \"", path, "\" has ", n, " state values (non-trainable); the model has ",
+             Model::state_size, ".");
+      state = st.take(n * sizeof(T), "the state values");
+      if (st.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", st.remaining(),
+             " unexpected bytes at the end of the state section.");
     } else {
-      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP ",
-           "and OPTM).");
+      fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP, ",
+           "OPTM and STAT).");
     }
   }
   if (r.remaining() != 0)
     fail("The model file \"", path, "\" is corrupt: ", r.remaining(), " unexpected bytes after its sections.");
+  if (Model::state_size > 0 && state == nullptr)
+    fail("The model file \"", path, "\" holds no layer state, but the model has ", Model::state_size,
+         " state values (moving statistics) to load.");
   if (parts.preprocessing && !prep)
     fail("The model file \"", path, "\" holds no preprocessing, but load() was asked for one.");
   if constexpr (!std::is_same_v<Optimizer, NoOptimizer>) {
@@ -9034,6 +10917,7 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
     }
   }
   std::memcpy(params.data(), values, count * sizeof(T));
+  if constexpr (Model::state_size > 0) std::memcpy(model.state().data(), state, Model::state_size * sizeof(T));
   if (parts.preprocessing) *parts.preprocessing = std::move(*prep);
 }
 
@@ -9143,8 +11027,11 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
 //                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
-// Flatten and Dropout (nothing to do), MaxPool2D (max commutes with a monotone quantizer). Every
-// other parameter-free layer runs in float with the float model's own code. A layer with
+// Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
+// dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
+// other parameter-free layer runs in float with the float model's own code: among them
+// GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
+// input scale (calibrated on the means) would clip the inputs before averaging. A layer with
 // parameters other than Dense and Conv2D is a compile error.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.
@@ -9572,20 +11459,33 @@ constexpr QKind qkind() {
   switch (layer_kind<L>) {
     case LayerKind::dense: return QKind::dense;
     case LayerKind::conv2d: return QKind::conv;
+    case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
     case LayerKind::relu: return QKind::relu;
     case LayerKind::flatten: return QKind::flatten;
     case LayerKind::dropout: return QKind::dropout;
     case LayerKind::max_pool2d: return QKind::maxpool;
+    case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
+    case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
     default: return QKind::other;
   }
 }
 
 // One static_assert per layer, so the compiler names the offending layer type.
 template <class L>
+constexpr bool is_depthwise() {
+  return layer_kind<L> == LayerKind::depthwise_conv2d ||
+         layer_kind<L> == LayerKind::separable_conv2d;
+}
+template <class L>
 struct Quantizable {
-  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv,
-                "quantize() handles Dense and Conv2D as the only layers with parameters: this "
-                "layer has parameters of another kind (see the layer type in this instantiation).");
+  static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
+                    is_depthwise<L>(),
+                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters: "
+                "this layer has parameters of another kind (see the layer type in this "
+                "instantiation).");
+  static_assert(!is_depthwise<L>(),
+                "quantize() does not handle DepthwiseConv2D or SeparableConv2D yet: keep such a "
+                "model in float (see the layer type in this instantiation).");
   static constexpr bool value = true;
 };
 
@@ -9593,9 +11493,9 @@ struct Quantizable {
 template <class G>
 struct WindowArgs;
 template <std::size_t H, std::size_t W, std::size_t C, std::size_t KH, std::size_t KW,
-          std::size_t S, Padding P>
-struct WindowArgs<Window2D<H, W, C, KH, KW, S, P>> {
-  static constexpr std::size_t kh = KH, kw = KW, stride = S;
+          std::size_t S, Padding P, std::size_t D>
+struct WindowArgs<Window2D<H, W, C, KH, KW, S, P, D>> {
+  static constexpr std::size_t kh = KH, kw = KW, stride = S, dilation = D;
 };
 
 // Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
@@ -9658,7 +11558,8 @@ struct Int8Forward {
           p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
           p.acc = std::max(p.acc, p.N[I]);
         } else if constexpr (detail::qkind<L>() == QKind::conv) {
-          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[2], p.rows[I] = L::positions;
+          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
+          p.rows[I] = L::positions;
           p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
           p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
         }
@@ -9731,10 +11632,10 @@ struct Int8Forward {
       const std::size_t oy = pos / G::ow, ox = pos % G::ow;
       Q* row = patches + (pos - pos0) * L::patch;
       for (std::size_t ky = 0; ky < A::kh; ++ky) {
-        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky) - std::ptrdiff_t(G::pad_top);
+        const std::ptrdiff_t iy = std::ptrdiff_t(oy * A::stride + ky * A::dilation) - std::ptrdiff_t(G::pad_top);
         for (std::size_t kx = 0; kx < A::kw; ++kx) {
           const std::ptrdiff_t ix =
-              std::ptrdiff_t(ox * A::stride + kx) - std::ptrdiff_t(G::pad_left);
+              std::ptrdiff_t(ox * A::stride + kx * A::dilation) - std::ptrdiff_t(G::pad_left);
           Q* dst = row + (ky * A::kw + kx) * C;
           if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(L::H) || ix >= std::ptrdiff_t(L::W))
             std::memset(dst, 0, C);
@@ -9789,7 +11690,9 @@ struct Int8Forward {
     });
   }
 
-  // Max pooling on 8-bit values, with the float layer's window geometry.
+  // Max pooling on 8-bit values, with the float layer's window geometry (pads, dilation): padded
+  // taps are skipped as in float, and no window lies wholly in the padding (the layer's
+  // static_assert), so every output is the max of real bytes.
   template <class L, class Q>
   static void maxpool8(const Q* x, Q* y, std::size_t n) {
     constexpr std::size_t C = L::C, OH = L::geom::oh, OW = L::geom::ow;
@@ -10140,18 +12043,32 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I])) {
         constexpr std::size_t K = plan.K[I], N = plan.N[I];
         const float* w = params + Model::template param_offset<I>;
-        // W(k, n): Dense stores [N][K], Conv2D [K][N] (HWIO).
-        constexpr std::size_t w_k = plan.kind[I] == QKind::dense ? 1 : N;
-        constexpr std::size_t w_n = plan.kind[I] == QKind::dense ? K : 1;
+        // W(k, n): Dense stores [N][K], Conv2D and Conv1D [K][N] (HWIO). A grouped convolution
+        // stores [taps][C/G][N]; its int8 matrix is block-diagonal over the im2col row [taps][C]
+        // (zero where channel c is not in filter n's group), so the one GEMM stays right.
+        using L = layer<I>;
+        const auto weight = [&](std::size_t k, std::size_t n) -> float {
+          if constexpr (plan.kind[I] == QKind::dense) {
+            return w[k + n * K];
+          } else if constexpr (L::groups == 1) {
+            return w[k * N + n];
+          } else {
+            const std::size_t tap = k / L::C, c = k % L::C;
+            return c / L::group_channels == n / L::group_filters
+                       ? w[(tap * L::group_channels + c % L::group_channels) * N + n]
+                       : 0.0f;
+          }
+        };
+        constexpr std::size_t bias_at = plan.kind[I] == QKind::dense ? K * N : L::param_count - N;
         std::vector<std::int8_t> q(K * N);
         for (std::size_t n = 0; n < N; ++n) {
           float m = 0.0f;
-          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(w[k * w_k + n * w_n]));
+          for (std::size_t k = 0; k < K; ++k) m = std::max(m, std::abs(weight(k, n)));
           const float s = m > 0.0f ? m / 127.0f : 1.0f;  // an all-zero channel stays zero
           w_scale_[plan.channel_offset[I] + n] = s;
           for (std::size_t k = 0; k < K; ++k)
-            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(w[k * w_k + n * w_n] / s), -127.0f, 127.0f));
-          bias_[plan.channel_offset[I] + n] = w[K * N + n];
+            q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(weight(k, n) / s), -127.0f, 127.0f));
+          bias_[plan.channel_offset[I] + n] = w[bias_at + n];
         }
         kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
       }
@@ -11472,4 +13389,1618 @@ std::ostream& operator<<(std::ostream& os, const Monitored<Model>& m) {
 
 }  // namespace ctnn
 // ---- end ctnn/deploy/monitor.hpp ----
+// ---- begin ctnn/core/graph.hpp ----
+// ctnn/core/graph.hpp: Graph<Input<...>, Specs...>, a model whose topology is a DAG, still a type.
+//
+//   struct Stem;  // any type names a tensor
+//   using Net = ctnn::Graph<ctnn::Input<28, 28, 1>,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU, ctnn::Tag<Stem>,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>,
+//       ctnn::Add<Stem>, ctnn::ReLU, ctnn::Flatten, ctnn::Dense<10>, ctnn::Softmax>;
+//
+// The specs are read left to right with a CURRENT tensor (the input at first):
+//   a layer spec (Dense<10>)      applies to the current tensor; its output becomes current
+//   Tag<Name>                     names the current tensor (a later Tag of the same Name moves
+//                                 the name)
+//   From<Name>                    makes the named tensor current (to start a branch)
+//   Add<Names...>                 current + the named tensors (same shape), left to right
+//   Concatenate<Names...>         current, then the named tensors, along the last axis
+//   Residual<Block<Body...>, Block<Shortcut...>>
+//                                 body(x) + shortcut(x) of the current x (Block<> is the
+//                                 identity), i.e. Tag, Body..., Tag, From, Shortcut..., Add
+// The last spec's tensor is the output (one output), and every layer must reach it. The Graph
+// lowers to the node list of core/model.hpp, the planner Sequential runs on too: same arena,
+// same fusion (only where a producer has a single consumer), liveness-planned buffers.
+// deploy/ (quantize, export_header, StaticModel) accepts Sequential models only for now.
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+
+// ---- begin ctnn/layers/add.hpp ----
+// ctnn/layers/add.hpp: Add<Names...>, a join of a Graph (core/graph.hpp): y = x0 + x1 + ..., the
+// current tensor first, then the named ones in order, summed left to right. Every input must have
+// the same shape, which is also the output's. No parameters. Backward: each input's gradient is
+// dy (a copy; the planner sums it into a tensor that fans out).
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Named in the error when Add's inputs differ: Add_input_shapes_differ<first input, other input>.
+template <class First, class Other>
+struct Add_input_shapes_differ {
+  static_assert(std::is_same_v<First, Other>,
+                "Add sums tensors of one shape, but two of its inputs differ: the shapes are the "
+                "two arguments of Add_input_shapes_differ<first input, other input>.");
+  static constexpr bool value = std::is_same_v<First, Other>;
+};
+
+namespace detail {
+
+template <class T, ShapeType First, ShapeType... Others>
+struct AddJoin {
+  static_assert(sizeof...(Others) >= 1, "Add needs at least one named tensor to add.");
+  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
+  static constexpr bool verify() { return (Add_input_shapes_differ<First, Others>::value && ...); }
+  using value_type = T;
+  using output_shape = First;
+  static constexpr bool is_join = true;
+  static constexpr std::size_t arity = 1 + sizeof...(Others);
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "Add";
+  static void init(T*, Rng&) {}
+  static void forward(const T* const* xs, T* y, std::size_t n) {
+    const std::size_t m = n * First::size;
+    const T* a = xs[0];
+    const T* b = xs[1];
+    for (std::size_t i = 0; i < m; ++i) y[i] = a[i] + b[i];
+    for (std::size_t k = 2; k < arity; ++k) {
+      const T* c = xs[k];
+      for (std::size_t i = 0; i < m; ++i) y[i] += c[i];
+    }
+  }
+  static void backward(const T* dy, std::size_t, T* dx, std::size_t n) {
+    std::memcpy(dx, dy, n * First::size * sizeof(T));
+  }
+};
+
+}  // namespace detail
+
+template <class... Names>
+struct Add {
+  template <class T, class... In>
+  using bind_join = detail::AddJoin<T, In...>;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/add.hpp ----
+// ---- begin ctnn/layers/concatenate.hpp ----
+// ctnn/layers/concatenate.hpp: Concatenate<Names...>, a join of a Graph (core/graph.hpp): the
+// current tensor and the named ones, in that order, joined along the last axis (channels, for
+// images), as Keras's Concatenate(axis=-1). Every input must agree on all other axes. No
+// parameters. Backward: each input's gradient is its slice of dy.
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+
+namespace ctnn {
+
+namespace detail {
+template <ShapeType S>
+inline constexpr std::size_t last_axis = S::dims[S::rank - 1];
+template <ShapeType S>
+inline constexpr std::size_t leading_size = S::size / last_axis<S>;
+template <ShapeType A, ShapeType B>
+constexpr bool same_leading() {
+  if (A::rank != B::rank) return false;
+  for (std::size_t k = 0; k + 1 < A::rank; ++k)
+    if (A::dims[k] != B::dims[k]) return false;
+  return true;
+}
+template <ShapeType S, std::size_t Last, class Seq>
+struct WithLast;
+template <ShapeType S, std::size_t Last, std::size_t... K>
+struct WithLast<S, Last, std::index_sequence<K...>> {
+  using type = Shape<S::dims[K]..., Last>;
+};
+}  // namespace detail
+
+// Named in the error when Concatenate's inputs disagree on an axis other than the last:
+// Concatenate_inputs_differ_before_the_last_axis<first input, other input>.
+template <class First, class Other>
+struct Concatenate_inputs_differ_before_the_last_axis {
+  static constexpr bool value = detail::same_leading<First, Other>();
+  static_assert(value,
+                "Concatenate joins tensors along the last axis, so they must agree on every other "
+                "axis (and on rank), but two of its inputs do not: the shapes are the two "
+                "arguments of Concatenate_inputs_differ_before_the_last_axis<first, other>.");
+};
+
+namespace detail {
+
+template <class T, ShapeType First, ShapeType... Others>
+struct ConcatenateJoin {
+  static_assert(sizeof...(Others) >= 1, "Concatenate needs at least one named tensor to join.");
+  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
+  static constexpr bool verify() {
+    return (Concatenate_inputs_differ_before_the_last_axis<First, Others>::value && ...);
+  }
+  using value_type = T;
+  static constexpr std::size_t arity = 1 + sizeof...(Others);
+  static constexpr std::size_t rows = leading_size<First>;  // positions per sample
+  static constexpr std::array<std::size_t, arity> width{last_axis<First>, last_axis<Others>...};
+  static constexpr std::size_t total = (last_axis<First> + ... + last_axis<Others>);
+  static constexpr std::array<std::size_t, arity> start = [] {
+    std::array<std::size_t, arity> s{};
+    for (std::size_t k = 1; k < arity; ++k) s[k] = s[k - 1] + width[k - 1];
+    return s;
+  }();
+  using output_shape =
+      typename WithLast<First, total, std::make_index_sequence<First::rank - 1>>::type;
+  static constexpr bool is_join = true;
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "Concatenate";
+  static void init(T*, Rng&) {}
+  static void forward(const T* const* xs, T* y, std::size_t n) {
+    for (std::size_t k = 0; k < arity; ++k)
+      for (std::size_t r = 0; r < n * rows; ++r)
+        std::memcpy(y + r * total + start[k], xs[k] + r * width[k], width[k] * sizeof(T));
+  }
+  static void backward(const T* dy, std::size_t j, T* dx, std::size_t n) {
+    for (std::size_t r = 0; r < n * rows; ++r)
+      std::memcpy(dx + r * width[j], dy + r * total + start[j], width[j] * sizeof(T));
+  }
+};
+
+}  // namespace detail
+
+template <class... Names>
+struct Concatenate {
+  template <class T, class... In>
+  using bind_join = detail::ConcatenateJoin<T, In...>;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/concatenate.hpp ----
+
+namespace ctnn {
+
+template <class Name>
+struct Tag {};
+template <class Name>
+struct From {};
+template <class... Specs>
+struct Block {};
+template <class Body, class Shortcut = Block<>>
+struct Residual {
+  static_assert(sizeof(Body) == 0,
+                "Residual takes two ctnn::Block<...> lists: Residual<Block<body...>, "
+                "Block<shortcut...>> (an empty Block<> shortcut is the identity).");
+};
+template <class... Body, class... Shortcut>
+struct Residual<Block<Body...>, Block<Shortcut...>> {};
+
+// Named in the error when From, Add or Concatenate names a tensor no Tag named before.
+template <class Name>
+struct No_tensor_is_tagged {
+  static_assert(detail::always_false_v<Name>,
+                "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
+                "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
+  static constexpr std::size_t value = ~std::size_t{0};
+};
+
+namespace detail {
+
+template <class Name, std::size_t Id>
+struct Binding {
+  using name = Name;
+  static constexpr std::size_t id = Id;
+};
+
+template <class Name, class Env>
+struct LookupTensor;
+template <class Name, class... B>
+struct LookupTensor<Name, std::tuple<B...>> {
+  static constexpr std::size_t found = [] {
+    std::size_t r = ~std::size_t{0};
+    ((r = std::is_same_v<Name, typename B::name> ? B::id : r), ...);
+    return r;
+  }();
+  static constexpr std::size_t value =
+      std::conditional_t<found != ~std::size_t{0}, std::integral_constant<std::size_t, found>,
+                         No_tensor_is_tagged<Name>>::value;
+};
+
+// The tensor tagged Name, or (after the error) the current one, so that no second error follows.
+template <class Name, class Env, std::size_t Cur>
+inline constexpr std::size_t tensor_of =
+    LookupTensor<Name, Env>::value == ~std::size_t{0} ? Cur : LookupTensor<Name, Env>::value;
+
+// The shape of tensor t (0 = the input) given the nodes so far.
+template <std::size_t t, class In, class Nodes>
+struct TensorShape {
+  using type = typename std::tuple_element_t<t - 1, Nodes>::layer::output_shape;
+};
+template <class In, class Nodes>
+struct TensorShape<0, In, Nodes> {
+  using type = In;
+};
+template <std::size_t t, class In, class Nodes>
+using tensor_shape = typename TensorShape<t, In, Nodes>::type;
+
+template <class Residual, std::size_t Depth>
+struct ResidualInput {};
+template <class Residual, std::size_t Depth>
+struct ResidualBody {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Specs>
+struct LowerGraph {
+  using nodes = Nodes;
+  static constexpr std::size_t current = Cur;
+};
+
+template <class Nodes, class NewNode>
+using append_node = decltype(std::tuple_cat(std::declval<Nodes>(), std::declval<std::tuple<NewNode>>()));
+
+// A layer spec.
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class S, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, S, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename BindOne<S, tensor_shape<Cur, In, Nodes>, T>::type, Cur>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Tag<Name>, Rest...>
+    : LowerGraph<T, In, Cur,
+                 decltype(std::tuple_cat(std::declval<Env>(), std::declval<std::tuple<Binding<Name, Cur>>>())),
+                 Nodes, Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, From<Name>, Rest...>
+    : LowerGraph<T, In, tensor_of<Name, Env, Cur>, Env, Nodes, Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Add<Names...>, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename Add<Names...>::template bind_join<
+                                             T, tensor_shape<Cur, In, Nodes>,
+                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
+                                         Cur, tensor_of<Names, Env, Cur>...>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Concatenate<Names...>, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename Concatenate<Names...>::template bind_join<
+                                             T, tensor_shape<Cur, In, Nodes>,
+                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
+                                         Cur, tensor_of<Names, Env, Cur>...>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Body,
+          class... Shortcut, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Residual<Block<Body...>, Block<Shortcut...>>, Rest...>
+    : LowerGraph<T, In, Cur, Env, Nodes,
+                 Tag<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Body...,
+                 Tag<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 From<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Shortcut...,
+                 Add<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Rest...> {};
+
+template <class T, class In, class... Specs>
+struct GraphBase {
+  using lowered = LowerGraph<T, In, 0, std::tuple<>, std::tuple<>, Specs...>;
+  using nodes = typename lowered::nodes;
+  static_assert(std::tuple_size_v<nodes> >= 1, "A Graph model needs at least one layer after Input.");
+  static_assert(std::tuple_size_v<nodes> == 0 || lowered::current == std::tuple_size_v<nodes>,
+                "A Graph's output is its last spec's tensor, which must be the last layer's: end "
+                "it with a layer, Add or Concatenate (not a From).");
+  // The joins' shape checks, here rather than inside the lowering so their errors are short.
+  template <class Node>
+  static constexpr bool verify_node() {
+    if constexpr (requires { Node::layer::verify(); }) return Node::layer::verify();
+    else return true;
+  }
+  template <class... Ns>
+  static constexpr bool verify(std::tuple<Ns...>*) {
+    return (verify_node<Ns>() && ...);
+  }
+  static constexpr bool joins_ok = verify(static_cast<nodes*>(nullptr));
+  using type = ModelCore<T, In, nodes, ModelStyle::functional>;
+};
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicGraph {
+  static_assert(sizeof(T) == 0, "A Graph model starts with ctnn::Input<dims...>, then its specs.");
+};
+
+template <class T, std::size_t... InDims, class... Specs>
+class BasicGraph<T, Input<InDims...>, Specs...>
+    : public detail::GraphBase<T, Shape<InDims...>, Specs...>::type {
+  using Base = typename detail::GraphBase<T, Shape<InDims...>, Specs...>::type;
+  static_assert(detail::GraphBase<T, Shape<InDims...>, Specs...>::joins_ok || true);
+
+ public:
+  using Base::Base;
+};
+
+// A float graph: the type users write.
+template <class InputSpec, class... Specs>
+using Graph = BasicGraph<float, InputSpec, Specs...>;
+
+}  // namespace ctnn
+// ---- end ctnn/core/graph.hpp ----
+// ---- begin ctnn/layers/batch_norm.hpp ----
+// ctnn/layers/batch_norm.hpp: BatchNormalization<Momentum, Epsilon>, batch normalization as in
+// Keras (axis -1: per channel after Conv2D, per feature after Dense).
+//
+// Represents, for each channel c of the last axis (C channels; the m = n x positions values of a
+// channel in a batch of n samples are its population):
+//   training:  y = gamma[c] * (x - mean_B[c]) / sqrt(var_B[c] + Epsilon) + beta[c], where
+//              mean_B and var_B are the batch's mean and BIASED variance (divided by m, not m - 1,
+//              as Keras's ops.moments; PyTorch uses m - 1 in its moving variance, Keras does not),
+//              and then the moving averages become
+//                moving_mean = moving_mean * Momentum + mean_B * (1 - Momentum)
+//                moving_var  = moving_var  * Momentum + var_B  * (1 - Momentum)
+//              (Keras 3's BatchNormalization.call, which updates them only in training).
+//   inference: y = gamma[c] * (x - moving_mean[c]) / sqrt(moving_var[c] + Epsilon) + beta[c];
+//              the moving averages are read, never written.
+// Requires: an input of any rank (the last axis holds the channels); 0 <= Momentum <= 1;
+// Epsilon > 0. Momentum and Epsilon are ctnn::Real (millionths, since clang 14 takes no float
+// template parameters), so Epsilon's resolution is 1e-6. Defaults: Keras's, 0.99 and 1e-3.
+// Output shape: the input's. Parameters (trainable, Keras's order): gamma [C] (init ones), then
+// beta [C] (init zeros): param_count = 2C. State (non-trainable, never stepped by an optimizer):
+// moving mean [C] (init zeros), then moving variance [C] (init ones): state_count = 2C. Keras's
+// summary counts 4C parameters, 2C of them non-trainable.
+//
+// The contract differs from core/layer.hpp's Layer in one place: forward takes the state
+//     forward(params, state, x, y, n, scratch, ctx)
+// (the planner's state arena hands each stateful layer its slice). backward is the usual one;
+// it reads x (not y), and after a training forward it is the full gradient through the batch
+// statistics (mean_B and var_B depend on every x of the batch); after an inference forward it is
+// the gradient with the moving statistics held fixed (a frozen BatchNormalization, as Keras runs
+// one whose trainable is false).
+//
+// How: scratch per sample is [batch statistics 2C | partial sums 2C]; the batch statistics (the
+// mean and 1/sqrt(var + Epsilon) that normalized the batch, kept for backward) live in sample 0's
+// part only. Each sample's per-channel sums over its positions go to its own partial slot, in
+// parallel, and the slots are then added in sample order: the results are the same bits at any
+// thread count. The variance takes a second pass over x, with the mean subtracted first (no
+// E[x^2] - E[x]^2 cancellation). A NaN input makes its channel's batch mean NaN, so in training
+// the whole channel of the batch (and its moving averages) becomes NaN, as in Keras; in inference
+// only the outputs it reaches are NaN.
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+// ---- begin ctnn/kernels/batch_norm.hpp ----
+// ctnn/kernels/batch_norm.hpp: the per-channel passes of batch normalization.
+//
+// Every kernel works on `rows` rows of C channels (x[r * C + c], channels last, as one sample of
+// an H x W x C image or a batch of feature vectors is laid out) and is vectorized along the
+// channels: a vector holds L neighbouring channels, so a channel's constants (mean, inverse
+// standard deviation, gamma, beta) are loaded once per block and stay in registers for the whole
+// row loop. Rows are visited in order, so a per-channel sum has one fixed order. The body of each
+// kernel is written once as a generic lambda over a Highway tag: full vectors use the native tag,
+// the channel tail a one-lane tag (no scalar copy of the math to drift out of sync).
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Calls f(d, c) for each block of channels starting at c: full vectors, then the tail one lane at
+// a time.
+template <class T, class F>
+HWY_INLINE void for_channel_blocks(std::size_t channels, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = channels - channels % L;  // (c + L <= channels) trips a g++ 12 warning
+  std::size_t c = 0;
+  for (; c < full; c += L) f(d, c);
+  const hn::CappedTag<T, 1> d1;
+  for (; c < channels; ++c) f(d1, c);
+}
+
+// out[c] = sum over rows r of (x[r][c] - mean[c])^2, rows in order (the variance's numerator, the
+// second of two passes: subtracting the mean first keeps the sum accurate when |mean| >> std).
+template <class T>
+void bn_squared_deviations(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                           const T* HWY_RESTRICT mean, T* HWY_RESTRICT out) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    auto s = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto v = hn::Sub(hn::LoadU(d, x + r * channels + c), m);
+      s = hn::MulAdd(v, v, s);
+    }
+    hn::StoreU(s, d, out + c);
+  });
+}
+
+// y[r][c] = (x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]. y may be x.
+template <class T>
+void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* HWY_RESTRICT mean,
+                  const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
+                  const T* HWY_RESTRICT beta, T* y) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    const auto scale = hn::Mul(hn::LoadU(d, inv_std + c), hn::LoadU(d, gamma + c));
+    const auto b = hn::LoadU(d, beta + c);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = r * channels + c;
+      hn::StoreU(hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b), d, y + i);
+    }
+  });
+}
+
+// The two sums of the backward pass, rows in order:
+//   sum_dy[c] = sum_r dy[r][c]            (beta's gradient)
+//   sum_dy_xhat[c] = sum_r dy[r][c] * (x[r][c] - mean[c]) * inv_std[c]   (gamma's gradient)
+// (the product with inv_std is taken once, after the sum).
+template <class T>
+void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                      const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                      const T* HWY_RESTRICT inv_std, T* HWY_RESTRICT sum_dy,
+                      T* HWY_RESTRICT sum_dy_xhat) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    auto s = hn::Zero(d), sx = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = r * channels + c;
+      const auto g = hn::LoadU(d, dy + i);
+      s = hn::Add(s, g);
+      sx = hn::MulAdd(g, hn::Sub(hn::LoadU(d, x + i), m), sx);
+    }
+    hn::StoreU(s, d, sum_dy + c);
+    hn::StoreU(hn::Mul(sx, hn::LoadU(d, inv_std + c)), d, sum_dy_xhat + c);
+  });
+}
+
+// The input gradient. With batch statistics (BatchStats), where the mean and variance are
+// functions of every x of the batch (count values per channel):
+//   dx = gamma * inv_std * (dy - (sum_dy + x_hat * sum_dy_xhat) / count),
+//   x_hat = (x - mean) * inv_std;
+// with fixed statistics (inference, the moving averages): dx = gamma * inv_std * dy, and
+// sum_dy, sum_dy_xhat and count are not read.
+template <bool BatchStats, class T>
+void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                    const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                    const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
+                    const T* HWY_RESTRICT sum_dy, const T* HWY_RESTRICT sum_dy_xhat, T count,
+                    T* HWY_RESTRICT dx) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto is = hn::LoadU(d, inv_std + c);
+    const auto scale = hn::Mul(is, hn::LoadU(d, gamma + c));
+    if constexpr (BatchStats) {
+      const auto m = hn::LoadU(d, mean + c);
+      const auto inv_count = hn::Set(d, T(1) / count);
+      const auto a = hn::Mul(hn::LoadU(d, sum_dy + c), inv_count);       // mean of dy
+      const auto k = hn::Mul(hn::LoadU(d, sum_dy_xhat + c), inv_count);  // mean of dy * x_hat
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t i = r * channels + c;
+        const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), m), is);
+        // dy - a - x_hat * k
+        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(hn::LoadU(d, dy + i), a));
+        hn::StoreU(hn::Mul(scale, inner), d, dx + i);
+      }
+    } else {
+      (void)x, (void)mean, (void)sum_dy, (void)sum_dy_xhat, (void)count;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t i = r * channels + c;
+        hn::StoreU(hn::Mul(scale, hn::LoadU(d, dy + i)), d, dx + i);
+      }
+    }
+  });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::bn_backward_dx;
+using ctnn::HWY_NAMESPACE::bn_backward_sums;
+using ctnn::HWY_NAMESPACE::bn_normalize;
+using ctnn::HWY_NAMESPACE::bn_squared_deviations;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/batch_norm.hpp ----
+
+namespace ctnn {
+
+template <Real Momentum = 0.99, Real Epsilon = 0.001>
+struct BatchNormalization {
+  static_assert(Momentum.value() >= 0.0 && Momentum.value() <= 1.0,
+                "BatchNormalization's momentum must be in [0, 1] (Keras's default is 0.99).");
+  static_assert(Epsilon.value() > 0.0,
+                "BatchNormalization's epsilon must be positive, and at least 1e-6 (the resolution "
+                "of ctnn::Real); Keras's default is 1e-3.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank >= 1, "BatchNormalization needs an input with at least one axis.");
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = In;
+    static constexpr std::size_t channels = In::dims[In::rank - 1];  // C, the last axis
+    static constexpr std::size_t positions = In::size / channels;    // values of a channel per sample
+    static constexpr std::size_t param_count = 2 * channels;         // gamma, beta
+    static constexpr std::size_t state_count = 2 * channels;         // moving mean, moving variance
+    static constexpr std::size_t partial_offset = 2 * channels;
+    static constexpr std::size_t scratch_per_sample = 4 * channels;
+    static constexpr double momentum = Momentum.value();
+    static constexpr double epsilon = Epsilon.value();
+    static constexpr std::string_view name = "BatchNormalization";
+    static constexpr LayerKind kind = LayerKind::batch_norm;
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+    static std::string config() {
+      return "momentum " + std::to_string(momentum) + ", epsilon " + std::to_string(epsilon);
+    }
+    static std::string spec() {
+      return "ctnn::BatchNormalization<" + std::to_string(momentum) + ", " +
+             std::to_string(epsilon) + ">";
+    }
+
+    static void init(T* p, Rng&) {
+      for (std::size_t c = 0; c < channels; ++c) p[c] = T(1), p[channels + c] = T(0);
+    }
+    static void init_state(T* state) {
+      for (std::size_t c = 0; c < channels; ++c) state[c] = T(0), state[channels + c] = T(1);
+    }
+
+    static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext& ctx) {
+      if (n == 0) return;
+      T* mean = scratch;
+      T* inv_std = scratch + channels;
+      const bool wide = n * In::size >= kParallelWork;
+      if (ctx.training) {
+        const T count = static_cast<T>(n * positions);
+        // Pass 1: the mean.
+        parallel_for(n, [&](std::size_t s) {
+          kernels::sum_rows(positions, channels, x + s * In::size, partial(scratch, s));
+        }, wide);
+        sum_over_samples(scratch, n, 0, mean);
+        for (std::size_t c = 0; c < channels; ++c) mean[c] /= count;
+        // Pass 2: the biased variance (into inv_std until the state has it).
+        parallel_for(n, [&](std::size_t s) {
+          kernels::bn_squared_deviations(positions, channels, x + s * In::size, mean,
+                                         partial(scratch, s) + channels);
+        }, wide);
+        sum_over_samples(scratch, n, channels, inv_std);
+        // (1 - Momentum) is taken in double and rounded once, as Keras's Python float is.
+        const T keep = static_cast<T>(momentum), take = static_cast<T>(1.0 - momentum);
+        for (std::size_t c = 0; c < channels; ++c) {
+          const T var = inv_std[c] / count;
+          state[c] = state[c] * keep + mean[c] * take;
+          state[channels + c] = state[channels + c] * keep + var * take;
+          inv_std[c] = T(1) / std::sqrt(var + static_cast<T>(epsilon));
+        }
+      } else {
+        for (std::size_t c = 0; c < channels; ++c) {
+          mean[c] = state[c];
+          inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
+        }
+      }
+      parallel_for(n, [&](std::size_t s) {
+        kernels::bn_normalize(positions, channels, x + s * In::size, mean, inv_std, p,
+                              p + channels, y + s * In::size);
+      }, wide);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext& ctx) {
+      T* dgamma = dp;
+      T* dbeta = dp + channels;
+      if (n == 0) {
+        for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
+        return;
+      }
+      const T* mean = scratch;
+      const T* inv_std = scratch + channels;
+      const bool wide = n * In::size >= kParallelWork;
+      parallel_for(n, [&](std::size_t s) {
+        T* part = partial(scratch, s);
+        kernels::bn_backward_sums(positions, channels, x + s * In::size, dy + s * In::size, mean,
+                                  inv_std, part, part + channels);
+      }, wide);
+      sum_over_samples(scratch, n, 0, dbeta);
+      sum_over_samples(scratch, n, channels, dgamma);
+      if (!dx) return;
+      const T count = static_cast<T>(n * positions);
+      parallel_for(n, [&](std::size_t s) {
+        const T* xs = x + s * In::size;
+        const T* dys = dy + s * In::size;
+        T* dxs = dx + s * In::size;
+        if (ctx.training)
+          kernels::bn_backward_dx<true>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
+                                        dgamma, count, dxs);
+        else
+          kernels::bn_backward_dx<false>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
+                                         dgamma, count, dxs);
+      }, wide);
+    }
+
+   private:
+    static T* partial(T* scratch, std::size_t s) {
+      return scratch + s * scratch_per_sample + partial_offset;
+    }
+    // out[c] = sum over samples s, in order, of partial slot s at [offset + c].
+    static void sum_over_samples(T* scratch, std::size_t n, std::size_t offset, T* out) {
+      for (std::size_t c = 0; c < channels; ++c) out[c] = partial(scratch, 0)[offset + c];
+      for (std::size_t s = 1; s < n; ++s) {
+        const T* part = partial(scratch, s) + offset;
+        for (std::size_t c = 0; c < channels; ++c) out[c] += part[c];
+      }
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/batch_norm.hpp ----
+// ---- begin ctnn/layers/fold_batch_norm.hpp ----
+// ctnn/layers/fold_batch_norm.hpp: fold an inference-mode BatchNormalization into the Dense or
+// Conv2D before it.
+//
+// In inference a BatchNormalization is an affine map per channel, y = s[c] * (z - mean[c]) +
+// beta[c] with s[c] = gamma[c] / sqrt(moving_var[c] + epsilon), so after z = W x + b it can be
+// merged into the weights:
+//     W'[..][c] = W[..][c] * s[c],   b'[c] = (b[c] - moving_mean[c]) * s[c] + beta[c].
+// The folded layer alone then computes what the pair computed (up to rounding): one layer fewer
+// to run at inference, to quantize to int8 and to export. These are functions over parameter
+// arrays, for the planner to call on its arenas. s is computed in double and rounded once.
+// Only valid when nothing (no activation) runs between the two layers.
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Where the output channel c sits in a weight array of fan_in x channels values.
+enum class WeightLayout {
+  channels_last,   // W[i][c], index i * channels + c (Conv2D's [KH][KW][C][Filters])
+  channels_first,  // W[c][i], index c * fan_in + i (Dense's [Units][In])
+};
+
+// Folds a BatchNormalization's gamma, beta, moving mean and moving variance (channels values
+// each) and its epsilon into weights (fan_in x channels, in `layout`) and bias (channels), in
+// place.
+template <class T>
+void fold_batch_norm(T* weights, T* bias, std::size_t fan_in, std::size_t channels,
+                     WeightLayout layout, const T* gamma, const T* beta, const T* moving_mean,
+                     const T* moving_var, double epsilon) {
+  for (std::size_t c = 0; c < channels; ++c) {
+    const double s = double(gamma[c]) / std::sqrt(double(moving_var[c]) + epsilon);
+    for (std::size_t i = 0; i < fan_in; ++i) {
+      T& w = layout == WeightLayout::channels_last ? weights[i * channels + c]
+                                                   : weights[c * fan_in + i];
+      w = static_cast<T>(double(w) * s);
+    }
+    bias[c] = static_cast<T>((double(bias[c]) - double(moving_mean[c])) * s + double(beta[c]));
+  }
+}
+
+// Folds bound BatchNormalization BN (its params gamma, beta and its state) into the parameters of
+// the bound Dense or Conv2D Prev that feeds it: prev_params is Prev's slice of the parameter
+// arena, weights then bias, as both lay them out.
+template <class Prev, class BN>
+void fold_batch_norm(typename Prev::value_type* prev_params,
+                     const typename BN::value_type* bn_params,
+                     const typename BN::value_type* bn_state) {
+  using T = typename Prev::value_type;
+  static_assert(std::is_same_v<T, typename BN::value_type>,
+                "fold_batch_norm needs both layers bound with the same scalar type.");
+  static_assert(layer_kind<BN> == LayerKind::batch_norm,
+                "fold_batch_norm's second layer must be a BatchNormalization.");
+  static_assert(layer_kind<Prev> == LayerKind::dense || layer_kind<Prev> == LayerKind::conv2d,
+                "fold_batch_norm folds into a Dense or a Conv2D only (the layer before the "
+                "BatchNormalization has another kind).");
+  static_assert(std::is_same_v<typename Prev::output_shape, typename BN::input_shape>,
+                "fold_batch_norm needs the BatchNormalization to take the previous layer's output "
+                "shape: they are not consecutive layers.");
+  constexpr std::size_t C = BN::channels;
+  constexpr std::size_t weights = Prev::param_count - C;  // both: weights, then C biases
+  static_assert(weights % C == 0, "fold_batch_norm: the weights are not fan_in x channels.");
+  constexpr WeightLayout layout = layer_kind<Prev> == LayerKind::dense
+                                      ? WeightLayout::channels_first
+                                      : WeightLayout::channels_last;
+  fold_batch_norm(prev_params, prev_params + weights, weights / C, C, layout, bn_params,
+                  bn_params + C, bn_state, bn_state + C, BN::epsilon);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/layers/fold_batch_norm.hpp ----
+// ---- begin ctnn/layers/depthwise_conv2d.hpp ----
+// ctnn/layers/depthwise_conv2d.hpp: DepthwiseConv2D<KH, KW, Stride, Padding, DepthMultiplier,
+// Dilation, KernelInit, BiasInit>, a convolution of each channel on its own.
+//
+// Represents y[oy][ox][c*M + m] = b[c*M + m] + sum_{ky,kx} x[oy*S + ky*D - pt][ox*S + kx*D - pl][c]
+// * W[ky][kx][c][m] over an H x W x C input (channels last), M = DepthMultiplier: Keras's
+// DepthwiseConv2D with depth_multiplier M and dilation_rate D. Padding: valid, same, same_lower or
+// explicit pads (layers/spatial.hpp).
+// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
+// Output shape: Shape<OH, OW, C*M>. Parameters: W in Keras's [KH][KW][C][M] order, then b [C*M]:
+// KH*KW*C*M + C*M. Init: KernelInit fills W, BiasInit b, with Keras's fans of that kernel shape,
+// fan_in = KH*KW*C and fan_out = KH*KW*M; defaults Glorot uniform W and zero b.
+//
+// How: W's [C][M] block of a tap is one contiguous row of C*M weights, one per output channel,
+// so every tap is a multiply-add along the output channels (kernels/depthwise.hpp, vectorized
+// with Highway). With M > 1 each input pixel is first repeated into C*M channels (scratch), which
+// makes the input row line up with the weights. Forward and input gradient run samples in
+// parallel; the weight and bias gradients run channel blocks in parallel, each summed over
+// samples and positions in order, so they do not depend on the thread count and need no
+// per-sample copy.
+#include <cstddef>
+#include <string>
+
+// ---- begin ctnn/kernels/depthwise.hpp ----
+// ctnn/kernels/depthwise.hpp: the per-channel products behind DepthwiseConv2D.
+//
+//   mul_add_row: out[j] = a[j] * b[j] + out[j] for j < n   (one fused multiply-add per element)
+//
+// A depthwise convolution is, at each output position and tap, this product along the channels
+// (input row at that tap x the tap's weights), so it vectorizes along the channels, which are
+// contiguous in channels-last images. Full vectors use the native tag and the tail a one-lane tag
+// with the same MulAdd, so an element's result does not depend on whether it fell in a vector or
+// the tail: a caller may split the channels among threads anywhere and get the same bits.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class T>
+void mul_add_row(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                 T* HWY_RESTRICT out) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;  // (j + L <= n) trips a false g++ 12 warning when inlined
+  std::size_t j = 0;
+  for (; j < full; j += L)
+    hn::StoreU(hn::MulAdd(hn::LoadU(d, a + j), hn::LoadU(d, b + j), hn::LoadU(d, out + j)), d,
+               out + j);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < n; ++j)
+    hn::StoreU(hn::MulAdd(hn::LoadU(d1, a + j), hn::LoadU(d1, b + j), hn::LoadU(d1, out + j)), d1,
+               out + j);
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::mul_add_row;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/depthwise.hpp ----
+
+namespace ctnn {
+namespace detail {
+
+// The depthwise computation over an H x W x C image, with or without a bias (SeparableConv2D's
+// depthwise step has none).
+template <class T, std::size_t H, std::size_t W, std::size_t C, std::size_t M, std::size_t KH,
+          std::size_t KW, std::size_t Stride, Padding Pad, std::size_t Dilation, bool HasBias>
+struct DepthwiseBody {
+  using geom = Window2D<H, W, C, KH, KW, Stride, Pad, Dilation>;
+  static constexpr std::size_t CM = C * M;
+  static constexpr std::size_t in_size = H * W * C;
+  static constexpr std::size_t positions = geom::oh * geom::ow;
+  static constexpr std::size_t out_size = positions * CM;
+  static constexpr std::size_t weights = KH * KW * CM;
+  static constexpr std::size_t param_count = weights + (HasBias ? CM : 0);
+  // The input repeated to C*M channels (M > 1 only), kept for the weight gradient; the backward
+  // pass then reuses it for the repeated input gradient.
+  static constexpr std::size_t scratch_per_sample = M > 1 ? H * W * CM : 0;
+  // Channels per parallel chunk of the weight gradient: whole 64-byte lines, so two threads never
+  // write the same line.
+  static constexpr std::size_t kChannelBlock = 64 / sizeof(T);
+
+  // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input.
+  template <class F>
+  static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
+    for (std::size_t ky = 0; ky < KH; ++ky) {
+      const std::ptrdiff_t iy =
+          std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+      if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+      for (std::size_t kx = 0; kx < KW; ++kx) {
+        const std::ptrdiff_t ix =
+            std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+        if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+        f(ky * KW + kx, std::size_t(iy) * W + std::size_t(ix));
+      }
+    }
+  }
+
+  // The input of sample s as C*M channels per pixel: x itself when M = 1.
+  static const T* repeated(const T* x, T* scratch, std::size_t s) {
+    const T* xs = x + s * in_size;
+    if constexpr (M == 1) {
+      return xs;
+    } else {
+      T* r = scratch + s * scratch_per_sample;
+      for (std::size_t i = 0; i < H * W * C; ++i)
+        for (std::size_t m = 0; m < M; ++m) r[i * M + m] = xs[i];
+      return r;
+    }
+  }
+
+  static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                      kernels::Epilogue act) {
+    parallel_for(n, [&](std::size_t s) {
+      const T* xr = repeated(x, scratch, s);
+      T* ys = y + s * out_size;
+      for (std::size_t oy = 0; oy < geom::oh; ++oy)
+        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+          T* out = ys + (oy * geom::ow + ox) * CM;
+          for (std::size_t j = 0; j < CM; ++j) out[j] = HasBias ? p[weights + j] : T(0);
+          for_taps(oy, ox, [&](std::size_t tap, std::size_t pixel) {
+            kernels::mul_add_row(CM, xr + pixel * CM, p + tap * CM, out);
+          });
+        }
+      if (act == kernels::Epilogue::relu)  // v <= 0 is false for NaN, which stays
+        for (std::size_t i = 0; i < out_size; ++i) ys[i] = ys[i] <= T(0) ? T(0) : ys[i];
+    }, n * out_size * KH * KW >= kParallelWork);
+  }
+
+  // dy: n x out_size. Writes dp (weights, then the bias if any) and, unless null, dx.
+  static void backward(const T* p, const T* x, const T* dy, T* dx, T* dp, std::size_t n,
+                       T* scratch) {
+    // For M = 1 the input is read where it is; for M > 1 the forward pass left it repeated in
+    // scratch (forward always precedes backward).
+    const auto xr = [&](std::size_t s) {
+      return M == 1 ? x + s * in_size : scratch + s * scratch_per_sample;
+    };
+    const std::size_t blocks = (CM + kChannelBlock - 1) / kChannelBlock;
+    parallel_for_range(blocks, [&](std::size_t b0, std::size_t b1) {
+      const std::size_t j0 = b0 * kChannelBlock, j1 = b1 * kChannelBlock < CM ? b1 * kChannelBlock : CM;
+      const std::size_t len = j1 - j0;
+      for (std::size_t t = 0; t < KH * KW; ++t)
+        for (std::size_t j = j0; j < j1; ++j) dp[t * CM + j] = T(0);
+      if constexpr (HasBias)
+        for (std::size_t j = j0; j < j1; ++j) dp[weights + j] = T(0);
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* xs = xr(s);
+        for (std::size_t pos = 0; pos < positions; ++pos) {
+          const T* g = dy + s * out_size + pos * CM + j0;
+          if constexpr (HasBias)
+            for (std::size_t j = 0; j < len; ++j) dp[weights + j0 + j] += g[j];
+          for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+            kernels::mul_add_row(len, xs + pixel * CM + j0, g, dp + tap * CM + j0);
+          });
+        }
+      }
+    }, n * out_size * KH * KW >= kParallelWork);
+    if (!dx) return;
+    parallel_for(n, [&](std::size_t s) {
+      // The gradient of the repeated input (over the repeated input itself, no longer needed),
+      // then summed over the M copies of each channel.
+      T* dxr = M == 1 ? dx + s * in_size : scratch + s * scratch_per_sample;
+      for (std::size_t i = 0; i < H * W * CM; ++i) dxr[i] = T(0);
+      const T* dys = dy + s * out_size;
+      for (std::size_t pos = 0; pos < positions; ++pos)
+        for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+          kernels::mul_add_row(CM, p + tap * CM, dys + pos * CM, dxr + pixel * CM);
+        });
+      if constexpr (M > 1) {
+        T* dxs = dx + s * in_size;
+        for (std::size_t i = 0; i < H * W * C; ++i) {
+          T sum = T(0);
+          for (std::size_t m = 0; m < M; ++m) sum += dxr[i * M + m];
+          dxs[i] = sum;
+        }
+      }
+    }, n * out_size * KH * KW >= kParallelWork);
+  }
+};
+
+}  // namespace detail
+
+template <std::size_t KH, std::size_t KW, std::size_t Stride = 1, Padding Pad = Padding::valid,
+          std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
+          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros>
+struct DepthwiseConv2D {
+  static_assert(KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 && Dilation >= 1,
+                "DepthwiseConv2D needs a kernel of at least 1x1 and a stride, depth multiplier "
+                "and dilation >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "DepthwiseConv2D's KernelInit and BiasInit must be initializers such as "
+                "ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a DepthwiseConv2D takes valid, same, same_lower "
+                "or pads(t, b, l, r).");
+
+  template <ShapeType In, class T>
+  struct bind : detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                      (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
+                                      Stride, Pad, Dilation, true> {
+    using body = detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                       (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
+                                       Stride, Pad, Dilation, true>;
+    static_assert(In::rank == 3,
+                  "DepthwiseConv2D needs an image input of rank 3 (height, width, channels) (the "
+                  "shapes are in bind<...> above).");
+    using geom = typename body::geom;
+    static_assert(In::rank != 3 || geom::fits,
+                  "DepthwiseConv2D's kernel is larger than its input with valid padding (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::size_t C = In::rank > 2 ? In::dims[2] : 1;
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, body::CM>;
+    static constexpr std::string_view name = "DepthwiseConv2D";
+    static constexpr LayerKind kind = LayerKind::depthwise_conv2d;
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (DepthMultiplier != 1 ? " multiplier " + std::to_string(DepthMultiplier)
+                                   : std::string());
+    }
+    static std::string spec() {
+      return "ctnn::DepthwiseConv2D<" + std::to_string(KH) + ", " + std::to_string(KW) + ", " +
+             std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+             std::to_string(DepthMultiplier) + ", " + std::to_string(Dilation) +
+             detail::init_spec<KernelInit, BiasInit>() + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      KernelInit::fill(p, body::weights, KH * KW * C, KH * KW * DepthMultiplier, rng);
+      BiasInit::fill(p + body::weights, body::CM, KH * KW * C, KH * KW * DepthMultiplier, rng);
+    }
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      body::forward(p, x, y, n, scratch, act);
+    }
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      body::backward(p, x, dy, dx, dp, n, scratch);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/depthwise_conv2d.hpp ----
+// ---- begin ctnn/layers/separable_conv2d.hpp ----
+// ctnn/layers/separable_conv2d.hpp: SeparableConv2D<Filters, KH, KW, Stride, Padding,
+// DepthMultiplier, Dilation, DepthwiseInit, PointwiseInit, BiasInit>, a depthwise convolution
+// followed by a 1x1 convolution.
+//
+// Represents z = DepthwiseConv2D<KH, KW, Stride, Padding, M, Dilation>(x) without its bias, then
+// y[oy][ox][f] = b[f] + sum_j z[oy][ox][j] * P[j][f] over the C*M channels j of z: Keras's
+// SeparableConv2D with depth_multiplier M and dilation_rate D.
+// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters in Keras's order: the depthwise kernel
+// [KH][KW][C][M], the pointwise kernel [1][1][C*M][Filters], the bias [Filters]:
+// KH*KW*C*M + C*M*Filters + Filters. Init (Keras's fans of each kernel shape): DepthwiseInit with
+// fan_in = KH*KW*C, fan_out = KH*KW*M; PointwiseInit with fan_in = C*M, fan_out = Filters;
+// BiasInit with the pointwise fans. Defaults Glorot uniform, Glorot uniform, zeros.
+//
+// How: the depthwise step of layers/depthwise_conv2d.hpp, its output z kept in scratch for all
+// samples back to back, then the pointwise step as one GEMM over every position of the batch
+// (bias and ReLU fused into its store). Backward: the pointwise kernel gradient is one GEMM over
+// all positions (threads own disjoint filter columns), so no gradient is kept per sample and the
+// result does not depend on the thread count; dz per sample, written over z; then the depthwise
+// backward.
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+
+namespace ctnn {
+
+template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
+          Padding Pad = Padding::valid, std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
+          class DepthwiseInit = init::GlorotUniform, class PointwiseInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
+struct SeparableConv2D {
+  static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 &&
+                    Dilation >= 1,
+                "SeparableConv2D needs at least one filter, a kernel of at least 1x1 and a "
+                "stride, depth multiplier and dilation >= 1.");
+  static_assert(is_initializer_v<DepthwiseInit> && is_initializer_v<PointwiseInit> &&
+                    is_initializer_v<BiasInit>,
+                "SeparableConv2D's DepthwiseInit, PointwiseInit and BiasInit must be initializers "
+                "such as ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a SeparableConv2D takes valid, same, same_lower "
+                "or pads(t, b, l, r).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 3,
+                  "SeparableConv2D needs an image input of rank 3 (height, width, channels) (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1, M = DepthMultiplier;
+    using dw = detail::DepthwiseBody<T, H, W, C, M, KH, KW, Stride, Pad, Dilation, false>;
+    using geom = typename dw::geom;
+    static_assert(In::rank != 3 || geom::fits,
+                  "SeparableConv2D's kernel is larger than its input with valid padding (the "
+                  "shapes are in bind<...> above).");
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, Filters>;
+    static constexpr std::size_t CM = dw::CM, positions = dw::positions;
+    static constexpr std::size_t depthwise_weights = dw::weights;
+    static constexpr std::size_t pointwise_weights = CM * Filters;
+    static constexpr std::size_t param_count = depthwise_weights + pointwise_weights + Filters;
+    // Scratch for n samples: z of all samples back to back (the pointwise GEMMs read it as one
+    // matrix), then from the next line each sample's gemm_nt accumulators, then the depthwise
+    // step's scratch. Per sample, plus a line of slack for each rounding.
+    static constexpr std::size_t kLine = 64 / sizeof(T);
+    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+    static constexpr std::size_t z_floats = positions * CM;
+    static constexpr std::size_t dz_rows = detail::nt_chunk_rows<T>(positions);
+    static constexpr std::size_t acc_floats = line_up(kernels::gemm_nt_scratch<T>(dz_rows, CM));
+    static constexpr std::size_t scratch_per_sample =
+        z_floats + acc_floats + dw::scratch_per_sample + 2 * kLine;
+    static T* acc_region(T* scratch, std::size_t n) { return scratch + line_up(n * z_floats); }
+    static T* dw_region(T* scratch, std::size_t n) {
+      return acc_region(scratch, n) + n * acc_floats;
+    }
+    static constexpr std::string_view name = "SeparableConv2D";
+    static constexpr LayerKind kind = LayerKind::separable_conv2d;
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (M != 1 ? " multiplier " + std::to_string(M) : std::string());
+    }
+    static std::string spec() {
+      std::string s = "ctnn::SeparableConv2D<" + std::to_string(Filters) + ", " +
+                      std::to_string(KH) + ", " + std::to_string(KW) + ", " +
+                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+                      std::to_string(M) + ", " + std::to_string(Dilation);
+      if constexpr (!std::is_same_v<DepthwiseInit, init::GlorotUniform> ||
+                    !std::is_same_v<PointwiseInit, init::GlorotUniform> ||
+                    !std::is_same_v<BiasInit, init::Zeros>)
+        s += ", " + std::string(DepthwiseInit::spec) + ", " + std::string(PointwiseInit::spec) +
+             ", " + std::string(BiasInit::spec);
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      DepthwiseInit::fill(p, depthwise_weights, KH * KW * C, KH * KW * M, rng);
+      PointwiseInit::fill(p + depthwise_weights, pointwise_weights, CM, Filters, rng);
+      BiasInit::fill(p + depthwise_weights + pointwise_weights, Filters, CM, Filters, rng);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      T* z = scratch;
+      dw::forward(p, x, z, n, dw_region(scratch, n), kernels::Epilogue::none);
+      const T* P = p + depthwise_weights;
+      kernels::gemm_nn(n * positions, Filters, CM, z, CM, 1, P, Filters, y, Filters, false,
+                       P + pointwise_weights, act);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      T* z = scratch;
+      const T* P = p + depthwise_weights;
+      // dP[CM x Filters] = z^T dy and db over all n * positions rows, in row order.
+      kernels::gemm_nn(CM, Filters, n * positions, z, 1, CM, dy, Filters, dp + depthwise_weights,
+                       Filters, false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
+      kernels::sum_rows(n * positions, Filters, dy, dp + depthwise_weights + pointwise_weights);
+      // dz_s[positions x CM] = dy_s P^T, over z_s (used above).
+      parallel_for(n, [&](std::size_t s) {
+        detail::gemm_nt_chunked<dz_rows>(positions, CM, Filters, dy + s * output_shape::size,
+                                         Filters, P, Filters, z + s * z_floats, CM,
+                                         acc_region(scratch, n) + s * acc_floats);
+      }, n * positions * CM * Filters >= kParallelWork);
+      dw::backward(p, x, z, dx, dp, n, dw_region(scratch, n));
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/separable_conv2d.hpp ----
+// ---- begin ctnn/layers/conv1d.hpp ----
+// ctnn/layers/conv1d.hpp: Conv1D<Filters, K, Stride, Padding, Dilation, KernelInit, BiasInit,
+// Groups>, a 1-D convolution over sequences.
+//
+// Represents y[t][f] = b[f] + sum_{k,c} x[t*S + k*D - pl][g*C/G + c] * W[k][c][f] over a
+// Steps x C input (time, channels), with g = f / (Filters/G): Keras's Conv1D with padding valid,
+// same or causal (Dilation*(K-1) zeros before the sequence, so output t sees inputs <= t), and
+// dilation_rate D. Padding::pads(t, b, l, r) pads l before and r after (t and b are ignored).
+// Requires: a rank-2 input (Input<Steps, C>); C and Filters divisible by G; for valid padding, a
+// dilated kernel D*(K-1)+1 no longer than the sequence.
+// Output shape: Shape<OT, Filters>. Parameters: W in Keras's [K][C/G][Filters] order, then
+// b [Filters]. Init: fan_in = K*C/G, fan_out = K*Filters (Keras's); defaults Glorot uniform W,
+// zero b.
+// How: Conv2D's implementation (layers/conv2d.hpp) on a 1 x Steps image with a 1 x K kernel, so
+// the same GEMMs, the same thread-count-independent weight gradient and the same scratch.
+#include <cstddef>
+#include <string>
+
+
+namespace ctnn {
+namespace detail {
+// Conv1D's padding as the 2-D padding of a 1-row image: causal is K-1 dilated taps on the left.
+constexpr Padding conv1d_padding(Padding p, std::size_t k, std::size_t dilation) {
+  if (p.mode == Padding::Mode::causal) return Padding::pads(0, 0, dilation * (k - 1), 0);
+  if (p.mode == Padding::Mode::explicit_pads) return Padding::pads(0, 0, p.left, p.right);
+  return p;
+}
+}  // namespace detail
+
+template <std::size_t Filters, std::size_t K, std::size_t Stride = 1,
+          Padding Pad = Padding::valid, std::size_t Dilation = 1,
+          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros,
+          std::size_t Groups = 1>
+struct Conv1D {
+  static_assert(Filters >= 1 && K >= 1 && Stride >= 1 && Dilation >= 1 && Groups >= 1,
+                "Conv1D needs at least one filter, a kernel of at least 1, and a stride, dilation "
+                "and groups >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Conv1D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
+  static_assert(Filters % (Groups == 0 ? 1 : Groups) == 0,
+                "Conv1D's Filters must be a multiple of its Groups (each group has as many "
+                "filters).");
+  static constexpr Padding kPad2D = detail::conv1d_padding(Pad, K, Dilation);
+
+  template <ShapeType In, class T>
+  struct bind : detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
+                                 K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit> {
+    using body = detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
+                                  K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit>;
+    static_assert(In::rank == 2,
+                  "Conv1D needs a sequence input of rank 2 (steps, channels): use "
+                  "Input<Steps, C> (the shapes are in bind<...> above).");
+    static_assert(In::rank != 2 || body::C % Groups == 0,
+                  "Conv1D's input channels must be a multiple of its Groups (the shapes are in "
+                  "bind<...> above).");
+    using geom = typename body::geom;
+    static_assert(In::rank != 2 || geom::fits,
+                  "Conv1D's dilated kernel is longer than its input with valid padding: use a "
+                  "smaller kernel or Padding::same / Padding::causal (the shapes are in bind<...> "
+                  "above).");
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::ow, Filters>;
+    static constexpr std::string_view name = "Conv1D";
+    static constexpr LayerKind kind = LayerKind::conv1d;
+    static std::string config() {
+      std::string s = std::to_string(K) + " stride " + std::to_string(Stride) + " " +
+                      detail::padding_config(Pad);
+      if (Dilation != 1) s += " dilation " + std::to_string(Dilation);
+      if (Groups != 1) s += " groups " + std::to_string(Groups);
+      return s;
+    }
+    static std::string spec() {
+      std::string s = "ctnn::Conv1D<" + std::to_string(Filters) + ", " + std::to_string(K) + ", " +
+                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+                      std::to_string(Dilation);
+      if (Groups != 1)
+        s += ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec) + ", " +
+             std::to_string(Groups);
+      else
+        s += detail::init_spec<KernelInit, BiasInit>();
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      body::forward(p, x, y, n, scratch, act);
+    }
+    static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
+                         T* scratch, const PassContext&) {
+      body::backward(p, dy, dx, dp, n, scratch);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/conv1d.hpp ----
+// ---- begin ctnn/optim/adamw.hpp ----
+// ctnn/optim/adamw.hpp: AdamW (Loshchilov & Hutter), Adam with decoupled weight decay, as Keras's.
+//
+// Represents, at step t, in Keras's order (clipping first, see optim/clipping.hpp):
+//   w -= lr * weight_decay * w                       (decay, on every parameter, bias included)
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//   w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+// Defaults: lr 1e-3, weight_decay 0.004, b1 0.9, b2 0.999, eps 1e-7 (Keras's AdamW); the
+// constructor takes them in Keras's order. With weight_decay 0 it is Adam. The moments are two
+// arena-sized buffers allocated at the first step; each step is one fused pass over w, g, m, v.
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+
+namespace ctnn {
+
+template <class T>
+class BasicAdamW {
+ public:
+  explicit BasicAdamW(T lr = T(1e-3), T wd = T(0.004), T b1 = T(0.9), T b2 = T(0.999),
+                      T eps = T(1e-7))
+      : learning_rate(lr), weight_decay(wd), beta_1(b1), beta_2(b2), epsilon(eps) {
+    check_hyperparameters();
+  }
+
+  static constexpr std::string_view name = "AdamW";
+  T learning_rate, weight_decay, beta_1, beta_2, epsilon;
+  GradientClipping clipping;  // off by default (optim/clipping.hpp)
+
+  // Fails with a sentence unless: learning rate finite >= 0, weight_decay finite >= 0, beta_1 and
+  // beta_2 in [0, 1), epsilon finite > 0, and the clipping options valid.
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("AdamW", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("AdamW", "weight_decay", double(weight_decay), 0);
+    detail::check_hyperparameter("AdamW", "beta_1", double(beta_1), 0, false, 1);
+    detail::check_hyperparameter("AdamW", "beta_2", double(beta_2), 0, false, 1);
+    detail::check_hyperparameter("AdamW", "epsilon", double(epsilon), 0, true);
+    clipping.check("AdamW");
+  }
+
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
+
+  // Applies one update to params from grads (both arena-sized).
+  void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
+    if (m_.size() != params.size()) {
+      m_ = AlignedBuffer<T>(params.size());
+      v_ = AlignedBuffer<T>(params.size());
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+    kernels::adamw_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(),
+                          step_size, beta_1, beta_2, epsilon, T(learning_rate * weight_decay));
+  }
+
+  std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): the hyperparameters in constructor order, and the state:
+  // the step count and the buffers m, v (none before the first step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(weight_decay), double(beta_1), double(beta_2),
+            double(epsilon)};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 5) fail("AdamW has 5 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), weight_decay = T(h[1]), beta_1 = T(h[2]), beta_2 = T(h[3]),
+    epsilon = T(h[4]);
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (m_.size() == 0) return {};
+    return {{m_.data(), m_.size()}, {v_.data(), v_.size()}};
+  }
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers != 0 && buffers != 2) fail("AdamW keeps 0 or 2 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    m_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    v_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{m_.data(), n}, {v_.data(), n}};
+  }
+  std::span<const T> first_moment() const { return {m_.data(), m_.size()}; }
+  std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
+
+ private:
+  AlignedBuffer<T> m_, v_;
+  std::uint64_t t_ = 0;
+  detail::Clipper<T> clipper_;
+};
+
+using AdamW = BasicAdamW<float>;
+
+}  // namespace ctnn
+// ---- end ctnn/optim/adamw.hpp ----
+// ---- begin ctnn/optim/rmsprop.hpp ----
+// ctnn/optim/rmsprop.hpp: RMSprop (Hinton), with Keras's defaults and formulation.
+//
+// Represents, per parameter (Keras's keras/optimizers/rmsprop.py, after clipping):
+//   v = rho v + (1 - rho) g^2
+//   centered: a = rho a + (1 - rho) g;  den = v - a^2 + eps     otherwise den = v + eps
+//   inc = lr g / sqrt(den)                                       (eps inside the root, as Keras)
+//   momentum > 0: mo = momentum mo + inc;  w -= mo               otherwise w -= inc
+// Defaults: lr 1e-3, rho 0.9, momentum 0, eps 1e-7, centered false (Keras). The state is three
+// arena-sized buffers (v, mo, a) allocated at the first step, whatever the options, so a
+// checkpoint restores before its hyperparameters are known; mo and a stay 0 while unused.
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+
+namespace ctnn {
+
+template <class T>
+class BasicRMSprop {
+ public:
+  explicit BasicRMSprop(T lr = T(1e-3), T r = T(0.9), T mom = T(0), T eps = T(1e-7),
+                        bool is_centered = false)
+      : learning_rate(lr), rho(r), momentum(mom), epsilon(eps), centered(is_centered) {
+    check_hyperparameters();
+  }
+
+  static constexpr std::string_view name = "RMSprop";
+  T learning_rate, rho, momentum, epsilon;
+  bool centered;
+  GradientClipping clipping;  // off by default (optim/clipping.hpp)
+
+  // Fails with a sentence unless: learning rate finite >= 0, rho in [0, 1), momentum in [0, 1],
+  // epsilon finite > 0 (0 divides 0 by 0 where a gradient has always been 0), clipping valid.
+  void check_hyperparameters() const {
+    detail::check_hyperparameter("RMSprop", "learning rate", double(learning_rate), 0);
+    detail::check_hyperparameter("RMSprop", "rho", double(rho), 0, false, 1);
+    detail::check_hyperparameter("RMSprop", "momentum", double(momentum), 0, false, 1, true);
+    detail::check_hyperparameter("RMSprop", "epsilon", double(epsilon), 0, true);
+    clipping.check("RMSprop");
+  }
+
+  void set_tensors(std::vector<ParamTensor> t) { clipper_.set_tensors(std::move(t)); }
+
+  void step(std::span<T> params, std::span<const T> grads) {
+    check_hyperparameters();
+    grads = clipper_.apply(clipping, grads);
+    if (v_.size() != params.size()) {
+      v_ = AlignedBuffer<T>(params.size());
+      mo_ = AlignedBuffer<T>(params.size());
+      a_ = AlignedBuffer<T>(params.size());
+    }
+    kernels::rmsprop_update(params.size(), params.data(), grads.data(), v_.data(),
+                            momentum > T(0) ? mo_.data() : nullptr, centered ? a_.data() : nullptr,
+                            learning_rate, rho, momentum, epsilon);
+    ++t_;
+  }
+
+  std::uint64_t iterations() const { return t_; }
+
+  // Checkpoints (io/model_file.hpp): hyperparameters (lr, rho, momentum, epsilon, centered as
+  // 0/1) and the state: the step count and the buffers v, mo, a (none before the first step).
+  std::vector<double> hyperparameters() const {
+    return {double(learning_rate), double(rho), double(momentum), double(epsilon),
+            centered ? 1.0 : 0.0};
+  }
+  void set_hyperparameters(std::span<const double> h) {
+    if (h.size() != 5) fail("RMSprop has 5 hyperparameters, not ", h.size(), ".");
+    learning_rate = T(h[0]), rho = T(h[1]), momentum = T(h[2]), epsilon = T(h[3]),
+    centered = h[4] != 0;
+  }
+  std::vector<std::span<const T>> state_buffers() const {
+    if (v_.size() == 0) return {};
+    return {{v_.data(), v_.size()}, {mo_.data(), mo_.size()}, {a_.data(), a_.size()}};
+  }
+  std::vector<std::span<T>> restore_state(std::uint64_t iterations, std::size_t buffers, std::size_t n) {
+    if (buffers != 0 && buffers != 3) fail("RMSprop keeps 0 or 3 state buffers, not ", buffers, ".");
+    t_ = iterations;
+    v_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    mo_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    a_ = buffers ? AlignedBuffer<T>(n) : AlignedBuffer<T>();
+    if (!buffers) return {};
+    return {{v_.data(), n}, {mo_.data(), n}, {a_.data(), n}};
+  }
+
+ private:
+  AlignedBuffer<T> v_, mo_, a_;
+  std::uint64_t t_ = 0;
+  detail::Clipper<T> clipper_;
+};
+
+using RMSprop = BasicRMSprop<float>;
+
+}  // namespace ctnn
+// ---- end ctnn/optim/rmsprop.hpp ----
+// ---- begin ctnn/layers/random_flip.hpp ----
+// ctnn/layers/random_flip.hpp: RandomFlip<Mode>, Keras's RandomFlip preprocessing layer.
+//
+// Represents, in training, y = x flipped left-right (horizontal: along the width) and/or
+// upside-down (vertical: along the height), each with probability 1/2, drawn per sample;
+// in inference, y = x. Mode: FlipMode::horizontal, vertical or horizontal_and_vertical (Keras's
+// default). Requires a rank-3 input (height, width, channels). Output shape: the input's. No
+// parameters. The flips of sample s in a step come from Rng(step seed, s) alone, so a seeded run
+// flips the same samples at any thread count; they are kept in scratch (2 values a sample) and
+// backward sends each gradient back through the same flip (a permutation: dx = flip(dy)).
+#include <cstring>
+#include <string>
+
+
+namespace ctnn {
+
+enum class FlipMode { horizontal, vertical, horizontal_and_vertical };
+
+template <FlipMode Mode = FlipMode::horizontal_and_vertical>
+struct RandomFlip {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T, 2> {
+    static_assert(In::rank == 3,
+                  "RandomFlip needs an image input of rank 3 (height, width, channels): use "
+                  "Input<H, W, C> (the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    static constexpr std::string_view name = "RandomFlip";
+    static std::string config() {
+      return Mode == FlipMode::horizontal ? "horizontal"
+             : Mode == FlipMode::vertical ? "vertical" : "horizontal_and_vertical";
+    }
+    static std::string spec() { return "ctnn::RandomFlip<ctnn::FlipMode::" + config() + ">"; }
+
+    // y[i][j] = x[flip_v ? H-1-i : i][flip_h ? W-1-j : j] over sample `from` into `to`; the map
+    // is its own inverse, so backward uses it on dy.
+    static void flip(const T* from, T* to, bool fh, bool fv) {
+      for (std::size_t i = 0; i < H; ++i) {
+        const std::size_t si = fv ? H - 1 - i : i;
+        for (std::size_t j = 0; j < W; ++j) {
+          const std::size_t sj = fh ? W - 1 - j : j;
+          std::memcpy(to + (i * W + j) * C, from + (si * W + sj) * C, C * sizeof(T));
+        }
+      }
+    }
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T* flags,
+                        const PassContext& ctx) {
+      if (!ctx.training) {
+        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+        for (std::size_t i = 0; i < 2 * n; ++i) flags[i] = T(0);
+        return;
+      }
+      parallel_for(n, [&](std::size_t s) {
+        Rng rng(ctx.seed * 0xD1B54A32D192ED03ull + s);
+        const bool fh = Mode != FlipMode::vertical && rng.uniform01() < 0.5;
+        const bool fv = Mode != FlipMode::horizontal && rng.uniform01() < 0.5;
+        flags[2 * s] = fh ? T(1) : T(0);
+        flags[2 * s + 1] = fv ? T(1) : T(0);
+        flip(x + s * In::size, y + s * In::size, fh, fv);
+      }, n * In::size >= kParallelWork);
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T* flags, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        flip(dy + s * In::size, dx + s * In::size, flags[2 * s] != T(0), flags[2 * s + 1] != T(0));
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/random_flip.hpp ----
+// ---- begin ctnn/layers/random_translation.hpp ----
+// ctnn/layers/random_translation.hpp: RandomTranslation<HeightFactor, WidthFactor, Fill>, Keras's
+// RandomTranslation preprocessing layer with interpolation "nearest".
+//
+// Represents, in training, y[i][j] = x[i - dy][j - dx] for whole-pixel shifts
+// dy = round(u * H), u uniform in [-HeightFactor, HeightFactor], and dx = round(v * W), v uniform
+// in [-WidthFactor, WidthFactor], drawn per sample; in inference, y = x. Pixels read from outside
+// the image follow Fill: TranslationFill::reflect (Keras's default, "d c b a | a b c d | d c b a":
+// the edge pixel repeats) or TranslationFill::constant (zeros, Keras's fill_value 0). Keras's
+// default interpolation "bilinear" would shift by fractions of a pixel; this layer rounds the
+// shift to whole pixels, as Keras's interpolation="nearest" does.
+// Requires a rank-3 input (height, width, channels) and factors in [0, 1] (fractions of the size,
+// written as Real like Dropout's rate: RandomTranslation<0.1, 0.1>). Output shape: the input's.
+// No parameters. The shifts of sample s in a step come from Rng(step seed, s) alone, so a seeded
+// run shifts alike at any thread count; they are kept in scratch (2 values a sample) and backward
+// adds each output gradient into the input pixel it was read from (reflection can read one pixel
+// several times; constant fill reads none from outside).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+
+namespace ctnn {
+
+enum class TranslationFill { reflect, constant };
+
+template <Real HeightFactor, Real WidthFactor, TranslationFill Fill = TranslationFill::reflect>
+struct RandomTranslation {
+  static_assert(HeightFactor.value() >= 0.0 && HeightFactor.value() <= 1.0 &&
+                    WidthFactor.value() >= 0.0 && WidthFactor.value() <= 1.0,
+                "RandomTranslation's height and width factors must be fractions in [0, 1].");
+
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T, 2> {
+    static_assert(In::rank == 3,
+                  "RandomTranslation needs an image input of rank 3 (height, width, channels): "
+                  "use Input<H, W, C> (the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    static constexpr std::string_view name = "RandomTranslation";
+    static std::string config() {
+      return "height " + std::to_string(HeightFactor.value()) + ", width " +
+             std::to_string(WidthFactor.value()) +
+             (Fill == TranslationFill::reflect ? ", reflect" : ", constant");
+    }
+    static std::string spec() {
+      return "ctnn::RandomTranslation<" + std::to_string(HeightFactor.value()) + ", " +
+             std::to_string(WidthFactor.value()) +
+             (Fill == TranslationFill::reflect ? "" : ", ctnn::TranslationFill::constant") + ">";
+    }
+
+    // The index in [0, n) that position r reads, or -1 (constant fill) for none.
+    static std::int64_t source(std::int64_t r, std::int64_t n) {
+      if (r >= 0 && r < n) return r;
+      if constexpr (Fill == TranslationFill::constant) {
+        return -1;
+      } else {
+        std::int64_t m = r % (2 * n);
+        if (m < 0) m += 2 * n;
+        return m < n ? m : 2 * n - 1 - m;
+      }
+    }
+    // A shift of u * size pixels for u uniform in [-f, f], rounded half away from zero.
+    static std::int64_t draw_shift(Rng& rng, double f, std::size_t size) {
+      const double u = -f + 2 * f * rng.uniform01();
+      return std::int64_t(std::lround(u * double(size)));
+    }
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T* shifts,
+                        const PassContext& ctx) {
+      if (!ctx.training) {
+        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+        for (std::size_t i = 0; i < 2 * n; ++i) shifts[i] = T(0);
+        return;
+      }
+      parallel_for(n, [&](std::size_t s) {
+        Rng rng(ctx.seed * 0x8CB92BA72F3D8DD7ull + s);
+        const std::int64_t dy = draw_shift(rng, HeightFactor.value(), H);
+        const std::int64_t dx = draw_shift(rng, WidthFactor.value(), W);
+        shifts[2 * s] = T(dy);
+        shifts[2 * s + 1] = T(dx);
+        const T* xs = x + s * In::size;
+        T* ys = y + s * In::size;
+        for (std::size_t i = 0; i < H; ++i) {
+          const std::int64_t si = source(std::int64_t(i) - dy, std::int64_t(H));
+          for (std::size_t j = 0; j < W; ++j) {
+            const std::int64_t sj = source(std::int64_t(j) - dx, std::int64_t(W));
+            T* out = ys + (i * W + j) * C;
+            if (si < 0 || sj < 0)
+              for (std::size_t c = 0; c < C; ++c) out[c] = T(0);
+            else
+              std::memcpy(out, xs + (std::size_t(si) * W + std::size_t(sj)) * C, C * sizeof(T));
+          }
+        }
+      }, n * In::size >= kParallelWork);
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T* shifts, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        const std::int64_t sy = std::int64_t(shifts[2 * s]), sx = std::int64_t(shifts[2 * s + 1]);
+        const T* g = dy + s * In::size;
+        T* d = dx + s * In::size;
+        for (std::size_t i = 0; i < In::size; ++i) d[i] = T(0);
+        for (std::size_t i = 0; i < H; ++i) {
+          const std::int64_t si = source(std::int64_t(i) - sy, std::int64_t(H));
+          for (std::size_t j = 0; j < W; ++j) {
+            const std::int64_t sj = source(std::int64_t(j) - sx, std::int64_t(W));
+            if (si < 0 || sj < 0) continue;
+            T* to = d + (std::size_t(si) * W + std::size_t(sj)) * C;
+            const T* from = g + (i * W + j) * C;
+            for (std::size_t c = 0; c < C; ++c) to[c] += from[c];
+          }
+        }
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/random_translation.hpp ----
 // ---- end ctnn/ctnn.hpp ----
