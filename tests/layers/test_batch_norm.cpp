@@ -482,3 +482,26 @@ TEST_CASE("fold_batch_norm over arrays: both weight layouts, by hand") {
   CHECK(w_first == std::vector<double>{1, 2, 3, -1, -1.25, -1.5});
   CHECK(b_first == b_last);
 }
+
+TEST_CASE("BatchNormalization in a Sequential model: state trained, read-only in inference") {
+  // The planner's state arena holds the moving statistics (core/model.hpp).
+  using M = Sequential<Input<28, 28, 1>, Conv2D<8, 3, 3>, BatchNormalization<>, ReLU, MaxPool2D<2>,
+                       Flatten, Dense<10>, Softmax>;
+  static_assert(M::state_count == 16);
+  const auto train = data::load_idx(CTNN_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz",
+                                    CTNN_FASHION_MNIST_DIR "/train-labels-idx1-ubyte.gz",
+                                    {.limit = 640});
+  M model(1);
+  const std::vector<float> before(model.state().begin(), model.state().end());
+  CHECK(before[0] == 0.0f);   // moving mean starts at 0
+  CHECK(before[8] == 1.0f);   // moving variance at 1
+  Adam opt;
+  fit(model, opt, SparseCategoricalCrossEntropy{}, train, {.epochs = 1, .verbose = 0});
+  const std::vector<float> trained(model.state().begin(), model.state().end());
+  std::size_t moved = 0;
+  for (std::size_t i = 0; i < 16; ++i) moved += trained[i] != before[i];
+  CHECK(moved == 16);
+  std::vector<float> out(train.size() * 10);
+  model.predict(std::span<const float>(train.x), std::span<float>(out));
+  CHECK(std::equal(trained.begin(), trained.end(), model.state().begin()));
+}
