@@ -11109,6 +11109,9 @@ namespace ctnn::deploy {
 template <class Model>
 class StaticModel {
  public:
+  static_assert(Model::is_chain,
+                "StaticModel takes a Sequential model for now; a ctnn::Graph cannot run as a "
+                "StaticModel yet.");
   using T = typename Model::value_type;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
@@ -11869,6 +11872,8 @@ class QuantizedModel {
   using float_model = Model;
   static_assert(std::is_same_v<typename Model::value_type, float>,
                 "quantize() takes a float model (ctnn::Sequential), not a double one.");
+  static_assert(Model::is_chain,
+                "quantize() takes a Sequential model for now; a ctnn::Graph cannot be quantized yet.");
   static constexpr std::size_t num_layers = Model::num_layers;
   template <std::size_t I>
   using layer = typename Model::template layer<I>;
@@ -12195,6 +12200,9 @@ namespace ctnn::deploy {
 // "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
 template <class Model>
 std::string cpp_type() {
+  static_assert(Model::is_chain,
+                "export_header() and cpp_type() take a Sequential model for now; a ctnn::Graph cannot "
+                "be exported yet.");
   using T = typename Model::value_type;
   std::string s = std::is_same_v<T, float> ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ";
   s += "ctnn::Input<";

@@ -34,6 +34,9 @@ namespace ctnn::deploy {
 // "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
 template <class Model>
 std::string cpp_type() {
+  static_assert(Model::is_chain,
+                "export_header() and cpp_type() take a Sequential model for now; a ctnn::Graph cannot "
+                "be exported yet.");
   using T = typename Model::value_type;
   std::string s = std::is_same_v<T, float> ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ";
   s += "ctnn::Input<";

@@ -72,6 +72,8 @@ class QuantizedModel {
   using float_model = Model;
   static_assert(std::is_same_v<typename Model::value_type, float>,
                 "quantize() takes a float model (ctnn::Sequential), not a double one.");
+  static_assert(Model::is_chain,
+                "quantize() takes a Sequential model for now; a ctnn::Graph cannot be quantized yet.");
   static constexpr std::size_t num_layers = Model::num_layers;
   template <std::size_t I>
   using layer = typename Model::template layer<I>;

@@ -42,6 +42,9 @@ namespace ctnn::deploy {
 template <class Model>
 class StaticModel {
  public:
+  static_assert(Model::is_chain,
+                "StaticModel takes a Sequential model for now; a ctnn::Graph cannot run as a "
+                "StaticModel yet.");
   using T = typename Model::value_type;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
