@@ -370,7 +370,7 @@ TEST_CASE("mul_add_row equals a scalar fused multiply-add at every size and offs
       for (std::size_t j = off; j < n + off; ++j) want[j] = std::fma(a[j], b[j], want[j]);
       kernels::mul_add_row(n, a.data() + off, b.data() + off, out.data() + off);
       INFO("n " << n << " offset " << off);
-      REQUIRE(std::memcmp(out.data(), want.data(), out.size() * sizeof(float)) == 0);
+      REQUIRE((out.empty() || std::memcmp(out.data(), want.data(), out.size() * sizeof(float)) == 0));
     }
   std::vector<double> a(9, 1.0), b(9, 2.0), out(9, 0.5);
   a[8] = std::numeric_limits<double>::quiet_NaN();  // NaN in the tail propagates
