@@ -269,19 +269,22 @@ TEST_CASE("Training resumed from a checkpoint continues exactly where it stopped
 }
 
 TEST_CASE("A save killed midway leaves the previous file whole") {
-  // The seed model's 11 MB make a save last milliseconds (seconds on a loaded machine: the fsync).
   // Each round restores the old file, forks a child that saves new weights once (then waits), and
-  // kills it with SIGKILL after a delay.
-  // A leftover temporary file shows the kill landed during the write (between creating the
-  // temporary file and renaming it); the file must then hold the old weights. Otherwise it holds
-  // the new ones (the save completed) or the old ones (killed before the write began), never a
-  // mix. The delay adapts, by bisection between "killed too early" and "completed", until both a
-  // kill mid-write and a completed save have been seen: the test fails if that takes more than
-  // kMaxRounds rounds or kMaxSeconds, so a kill that never lands mid-write cannot pass unnoticed.
+  // kills it with SIGKILL. Rounds take turns among three moments of the kill:
+  //  - a timed kill at a delay spread over [0, 1.5] of a save's length (anywhere at all);
+  //  - a kill the moment the temporary file appears (the parent polls for it): the write is then
+  //    under way, since the seed model's 11 MB take milliseconds to write and fsync;
+  //  - a kill after the temporary file has appeared and gone again (the save has completed).
+  // A leftover temporary file shows the kill landed during the write; the file must then hold the
+  // old weights. Otherwise it holds the new ones (the save completed) or the old ones (killed
+  // before the write began), never a mix. Triggering on the file, not on a timed guess, keeps
+  // the mid-write kill reliable when serializing takes far longer than writing (ASan builds,
+  // where a timed bisection once saw 0 mid-write kills in 60 rounds). The test fails unless both
+  // a mid-write kill and a completed save were seen.
   using Seed = Sequential<Input<28, 28, 1>, Conv2D<32, 3, 3>, ReLU, Flatten, Dense<128>, ReLU,
                           Dense<10>, Softmax>;
-  constexpr int kMinRounds = 6, kMaxRounds = 60;
-  constexpr double kMaxSeconds = 60;
+  constexpr int kMinRounds = 9, kMaxRounds = 30;
+  constexpr double kMaxSeconds = 90, kPollLimitSeconds = 20;
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -290,15 +293,23 @@ TEST_CASE("A save killed midway leaves the previous file whole") {
   const Seed old_model(1), new_model(2);
   const auto t0 = Clock::now();
   save(f.path, new_model);
-  const double save_us = 1e6 * seconds_since(t0);  // the first guess of a save's length
+  const double save_us = 1e6 * seconds_since(t0);
   save(f.path, old_model);
   const std::vector<char> old_file = read_bytes(f.path);  // restored without a save's fsync
 
+  // Polls until `ready()` holds or the limit passes; false on the limit.
+  const auto poll = [&](const auto& ready) {
+    const auto begin = Clock::now();
+    while (!ready()) {
+      if (seconds_since(begin) > kPollLimitSeconds) return false;
+    }
+    return true;
+  };
   int rounds = 0, mid_write = 0, completed = 0, too_early = 0;
-  double delay_us = save_us / 2, early_us = 0, done_us = 0;  // bisection bounds (0: none yet)
   const auto start = Clock::now();
   while (rounds < kMinRounds || mid_write == 0 || completed == 0) {
     if (rounds == kMaxRounds || seconds_since(start) > kMaxSeconds) break;
+    const int kind = rounds % 3;  // 0 timed, 1 on the temporary file, 2 after the save
     ++rounds;
     write_bytes(f.path, old_file);
     const pid_t child = ::fork();
@@ -308,32 +319,33 @@ TEST_CASE("A save killed midway leaves the previous file whole") {
       for (;;) ::pause();  // killed from outside
     }
     const std::string tmp = f.path + ".tmp." + std::to_string(child);
-    ::usleep(useconds_t(delay_us));
+    const auto tmp_exists = [&] { return ::access(tmp.c_str(), F_OK) == 0; };
+    bool polled = true;
+    if (kind == 0) {
+      ::usleep(useconds_t(save_us * 1.5 * double(rounds % 7) / 6.0));
+    } else {
+      polled = poll(tmp_exists);
+      if (kind == 2 && polled) polled = poll([&] { return !tmp_exists(); });
+    }
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
     CHECK(WIFSIGNALED(status));
-    const bool leftover = ::access(tmp.c_str(), F_OK) == 0;
+    INFO("round " << rounds << " (kind " << kind << ")");
+    CHECK(polled);  // the temporary file appeared (and, for kind 2, went) within the limit
+    const bool leftover = tmp_exists();
     std::remove(tmp.c_str());  // the only debris a killed save may leave
     Seed check(3);
     load(f.path, check);  // throws if the file were partial
     const bool is_old = params_of(check) == params_of(old_model);
     const bool is_new = params_of(check) == params_of(new_model);
-    INFO("round " << rounds << ", killed after " << delay_us << " us, temporary file left: " << leftover);
+    INFO("temporary file left: " << leftover);
     REQUIRE((is_old || is_new));
     if (leftover) CHECK(is_old);  // not yet renamed: the previous file is untouched
-    if (leftover) {
-      ++mid_write;
-    } else if (is_new) {
-      ++completed;
-      done_us = done_us == 0 ? delay_us : std::min(done_us, delay_us);
-    } else {
-      ++too_early;
-      early_us = std::max(early_us, delay_us);
-    }
-    // The next delay: longer until a save has completed, then halfway between the bounds.
-    if (done_us == 0 || (leftover && completed == 0)) delay_us *= 2;
-    else delay_us = (early_us + done_us) / 2;
+    if (kind == 2) CHECK(is_new);
+    if (leftover) ++mid_write;
+    else if (is_new) ++completed;
+    else ++too_early;
   }
   INFO(rounds << " rounds in " << seconds_since(start) << " s (a save takes about " << save_us
               << " us): " << mid_write << " killed mid-write, " << completed << " completed, "
