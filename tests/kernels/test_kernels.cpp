@@ -104,7 +104,9 @@ TEMPLATE_TEST_CASE("gemm_nt matches the scalar reference", "", float, double) {
 
 TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
   const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-14;
-  for (std::size_t M : {1, 3, 4, 5, 9})
+  // M up to 25: the 6-row tiles and the taller 8- and 12-row tiles of 1-3 column vectors, with
+  // rows left over.
+  for (std::size_t M : {1, 3, 4, 5, 9, 12, 25})
     for (std::size_t N : kSizes)
       for (std::size_t K : {1, 2, 9, 17, 257})  // 257: one past the K block
         for (bool tr : {false, true}) {
@@ -115,6 +117,13 @@ TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
           gemm_nn_case<TestType>(M, N, K, tr, false, false, relu, tol);  // ReLU without bias
           gemm_nn_case<TestType>(M, N, K, tr, false, true, relu, tol);
         }
+  // 3 column vectors left after the full tiles on AVX-512 (48, 50 and 112 columns), 2 or 1
+  // elsewhere.
+  for (std::size_t N : {48, 50, 112})
+    for (bool tr : {false, true}) {
+      gemm_nn_case<TestType>(25, N, 17, tr, false, true, kernels::Epilogue::relu, tol);
+      gemm_nn_case<TestType>(13, N, 257, tr, true, false, kernels::Epilogue::none, tol);
+    }
   // Crosses the K blocking (256) and is big enough to run in parallel.
   gemm_nn_case<TestType>(37, 300, 600, true, false, false, kernels::Epilogue::none, tol);
   gemm_nn_case<TestType>(37, 300, 600, false, false, true, kernels::Epilogue::none, tol);

@@ -273,19 +273,19 @@ TEST_CASE("Convolution backward passes are bitwise identical at 1, 2 and 3 threa
 
 // ---- scratch ------------------------------------------------------------------------------
 
-// Per sample, Conv2D keeps its patches and (when it computes dx) gemm_nt accumulators no larger
-// than them: no copy of the parameter gradient, so a batch's scratch is n x (what the sample
-// needs), not n x parameters.
+// Per sample, Conv2D keeps its patches and (when it computes dx) a buffer of at most 48 rows of
+// patch gradients: no copy of the parameter gradient for a large layer, so a batch's scratch is
+// n x (what the sample needs), not n x parameters.
 using Seed = OnF<Conv2D<32, 3, 3>, 28, 28, 1>;
-static_assert(Seed::scratch_per_sample <= 2 * Seed::positions * Seed::patch + Seed::acc_floats +
+static_assert(Seed::scratch_per_sample <= 2 * Seed::positions * Seed::patch + Seed::rows_floats +
                                               2 * Seed::kLine);
-static_assert(Seed::acc_floats <= Seed::positions * Seed::patch + Seed::kLine);
+static_assert(Seed::rows_floats <= 48 * Seed::patch + Seed::kLine);
 using Wide = OnF<Conv2D<256, 3, 3, 1, Padding::same>, 8, 8, 256>;  // 3x3x256x256: 590,080 params
 static_assert(Wide::param_count == 590080 && !Wide::per_sample_grad);
 static_assert(Wide::grad_floats == 0);
 static_assert(Wide::scratch_per_sample < Wide::param_count,
               "a 3x3x256x256 Conv2D's per-sample scratch is smaller than one gradient copy");
-static_assert(Wide::acc_floats <= Wide::positions * Wide::patch + Wide::kLine);
+static_assert(Wide::rows_floats <= Wide::positions * Wide::patch + Wide::kLine);
 using WideSep = OnF<SeparableConv2D<256, 3, 3, 1, Padding::same>, 8, 8, 256>;
 static_assert(WideSep::scratch_per_sample < WideSep::param_count);
 

@@ -79,16 +79,15 @@ struct ConvBody {
   static constexpr std::size_t param_count = weights + Filters;
 
   // Scratch for a batch of n: the patches of all n samples back to back (so the weight-gradient
-  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's vector
-  // accumulators of the input-gradient gemm_nt (no larger than its patches, nt_chunk_rows). Per
-  // sample: patches + accumulators + one line of slack for the rounding between the two regions.
-  // No parameter gradient.
+  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's buffer of
+  // input-gradient rows (dx_rows rows of patch gradients, scattered into dx before the next
+  // rows) and, for a small layer, its weight-gradient copy. Per sample: patches + rows + copy +
+  // one line of slack for the rounding between the two regions. No parameter gradient.
   static constexpr std::size_t kLine = 64 / sizeof(T);
   static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
   static constexpr std::size_t patch_floats = positions * patch;
-  static constexpr std::size_t dx_rows = nt_chunk_rows<T>(positions);
-  static constexpr std::size_t acc_floats =
-      line_up(kernels::gemm_nt_scratch<T>(dx_rows, group_patch));
+  static constexpr std::size_t dx_rows = positions < 48 ? positions : 48;  // 4 x 12, 8 x 6 rows
+  static constexpr std::size_t rows_floats = line_up(dx_rows * patch);
   // A layer whose gradient is no larger than one sample's patches (the seed's 320 against 6,084)
   // keeps one per sample after its accumulators and sums them in sample order, samples in
   // parallel: measured 112 against 61 GFLOP/s for the one-GEMM path at the seed shape (2 threads,
@@ -96,12 +95,12 @@ struct ConvBody {
   // never holds a gradient copy larger than the patches.
   static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
   static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
-  static constexpr std::size_t scratch_per_sample = patch_floats + acc_floats + grad_floats + kLine;
-  static T* acc_region(T* scratch, std::size_t n, std::size_t s) {
-    return scratch + line_up(n * patch_floats) + s * (acc_floats + grad_floats);
+  static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
+  static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
+    return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
   }
   static T* grad_region(T* scratch, std::size_t n, std::size_t s) {
-    return acc_region(scratch, n, s) + acc_floats;
+    return rows_region(scratch, n, s) + rows_floats;
   }
   static constexpr std::size_t kWorkPerSample = positions * patch * group_filters;
 
@@ -136,29 +135,29 @@ struct ConvBody {
       }
   }
 
-  // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
-  static void col2im(const T* dpatches, T* dx) {
-    for (std::size_t i = 0; i < in_size; ++i) dx[i] = T(0);
-    for (std::size_t oy = 0; oy < geom::oh; ++oy)
-      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-        const T* row = dpatches + (oy * geom::ow + ox) * patch;
-        for (std::size_t ky = 0; ky < KH; ++ky) {
-          const std::ptrdiff_t iy =
-              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-          if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-          for (std::size_t kx = 0; kx < KW; ++kx) {
-            const std::ptrdiff_t ix =
-                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-            if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-            T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-            for (std::size_t g = 0; g < Groups; ++g) {
-              const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
-              T* d = dst + g * group_channels;
-              for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-            }
+  // The adjoint of im2col for output positions [r0, r1): adds each patch gradient (rows of
+  // dpatches, the first for position r0) into dx at the taps it came from.
+  static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t oy = r / geom::ow, ox = r % geom::ow;
+      const T* row = dpatches + (r - r0) * patch;
+      for (std::size_t ky = 0; ky < KH; ++ky) {
+        const std::ptrdiff_t iy =
+            std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+        if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+        for (std::size_t kx = 0; kx < KW; ++kx) {
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+          if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+          T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
+          for (std::size_t g = 0; g < Groups; ++g) {
+            const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
+            T* d = dst + g * group_channels;
+            for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
           }
         }
       }
+    }
   }
 
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
@@ -174,8 +173,33 @@ struct ConvBody {
   }
 
   static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    // The input gradient first, while dp is free: it holds W transposed per group,
+    // wt[f][j] = W[j][f] ([Filters][group_patch]), so that dpatches_g = dy_g wt_g is a gemm_nn
+    // vectorized along the patch (a gemm_nt would reduce along the few filters). dx_rows rows at a
+    // time go to the sample's rows buffer and are scattered into dx; the patches stay intact.
+    if (dx) {
+      T* wt = dp;
+      for (std::size_t j = 0; j < group_patch; ++j)
+        for (std::size_t f = 0; f < Filters; ++f) wt[f * group_patch + j] = p[j * Filters + f];
+      parallel_for(n, [&](std::size_t s) {
+        const T* dys = dy + s * out_size;
+        T* dxs = dx + s * in_size;
+        T* rows = rows_region(scratch, n, s);
+        for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
+        for (std::size_t r0 = 0; r0 < positions; r0 += dx_rows) {
+          const std::size_t m = positions - r0 < dx_rows ? positions - r0 : dx_rows;
+          for (std::size_t g = 0; g < Groups; ++g)
+            kernels::gemm_nn(m, group_patch, group_filters, dys + r0 * Filters + g * group_filters,
+                             Filters, 1, wt + g * group_filters * group_patch, group_patch,
+                             rows + g * group_patch, patch, false, static_cast<const T*>(nullptr),
+                             kernels::Epilogue::none);
+          col2im_add(rows, r0, r0 + m, dxs);
+        }
+      }, n * kWorkPerSample >= kParallelWork);
+    }
     // dW_g[group_patch x group_filters] = patches_g^T dy_g over all n * positions rows at once,
     // summed in row (sample, then position) order; db = column sums of dy, in the same order.
+    // Both overwrite dp (and so wt).
     if constexpr (per_sample_grad) {
       parallel_for(n, [&](std::size_t s) {
         T* dps = grad_region(scratch, n, s);
@@ -197,17 +221,6 @@ struct ConvBody {
                          false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
       kernels::sum_rows(n * positions, Filters, dy, dp + weights);
     }
-    if (!dx) return;
-    parallel_for(n, [&](std::size_t s) {
-      T* patches = scratch + s * patch_floats;
-      const T* dys = dy + s * out_size;
-      // dpatches_g[positions x group_patch] = dy_g W_g^T, written over the patches (used above).
-      for (std::size_t g = 0; g < Groups; ++g)
-        gemm_nt_chunked<dx_rows>(positions, group_patch, group_filters, dys + g * group_filters,
-                                 Filters, p + g * group_filters, Filters,
-                                 patches + g * group_patch, patch, acc_region(scratch, n, s));
-      col2im(patches, dx + s * in_size);
-    }, n * kWorkPerSample >= kParallelWork);
   }
 
   // ", KernelInit, BiasInit, Dilation, Groups" for spec(), or the short form while both are 1.
