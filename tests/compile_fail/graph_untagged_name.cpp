@@ -1,4 +1,3 @@
-// g++ only: under clang 14 the diagnostic is worded or sized differently (to fix).
 // From names a tensor no Tag has named.
 // expect: the Name in No_tensor_is_tagged<Name> has not been tagged before this point
 #include <ctnn/ctnn.hpp>

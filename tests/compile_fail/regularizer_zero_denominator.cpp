@@ -1,4 +1,3 @@
-// g++ only: under clang 14 the diagnostic is worded or sized differently (to fix).
 // l2 = 1 / 0 is no factor.
 // expect: A regularizer's factor N / D needs a denominator D >= 1.
 #include <ctnn/ctnn.hpp>

@@ -48,13 +48,16 @@ struct Residual {
 template <class... Body, class... Shortcut>
 struct Residual<Block<Body...>, Block<Shortcut...>> {};
 
-// Named in the error when From, Add or Concatenate names a tensor no Tag named before.
+// Named in the error when From, Add or Concatenate names a tensor no Tag named before. The
+// check is a function whose address the lookup takes: its body (the error) is instantiated, while
+// the lookup's value stays a constant, so no second error follows (with g++ or clang).
 template <class Name>
 struct No_tensor_is_tagged {
-  static_assert(detail::always_false_v<Name>,
-                "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
-                "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
-  static constexpr std::size_t value = ~std::size_t{0};
+  static void check() {
+    static_assert(detail::always_false_v<Name>,
+                  "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
+                  "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
+  }
 };
 
 namespace detail {
@@ -74,15 +77,20 @@ struct LookupTensor<Name, std::tuple<B...>> {
     ((r = std::is_same_v<Name, typename B::name> ? B::id : r), ...);
     return r;
   }();
-  static constexpr std::size_t value =
-      std::conditional_t<found != ~std::size_t{0}, std::integral_constant<std::size_t, found>,
-                         No_tensor_is_tagged<Name>>::value;
+  struct Tagged {
+    static void check() {}
+  };
+  static constexpr void (*checked)() =
+      &std::conditional_t<found != ~std::size_t{0}, Tagged, No_tensor_is_tagged<Name>>::check;
+  static constexpr std::size_t value = found;
 };
 
 // The tensor tagged Name, or (after the error) the current one, so that no second error follows.
 template <class Name, class Env, std::size_t Cur>
 inline constexpr std::size_t tensor_of =
-    LookupTensor<Name, Env>::value == ~std::size_t{0} ? Cur : LookupTensor<Name, Env>::value;
+    (LookupTensor<Name, Env>::checked, LookupTensor<Name, Env>::value == ~std::size_t{0})
+        ? Cur
+        : LookupTensor<Name, Env>::value;
 
 // The shape of tensor t (0 = the input) given the nodes so far.
 template <std::size_t t, class In, class Nodes>

@@ -57,7 +57,11 @@ inline constexpr std::size_t kernel_count = detail::kernel_count_of<L>();
 // l1 * sum(|W|) + l2 * sum(W^2), and its gradient l1 * sign(W) + 2 * l2 * W.
 template <std::uint64_t N1, std::uint64_t D1, std::uint64_t N2, std::uint64_t D2>
 struct L1L2 {
-  static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  // Instantiated by Regularized (a function, so that the class stays usable after the error and
+  // no second error follows).
+  static void check() {
+    static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  }
   static constexpr double l1 = detail::ratio<N1, D1>;
   static constexpr double l2 = detail::ratio<N2, D2>;
 
@@ -96,11 +100,25 @@ concept Regularizer = requires(const float* w, float* g, std::size_t n) {
   R::add_gradient(w, g, n);
 };
 
+namespace detail {
+// Instantiates R::check() (its static_asserts), if R has one.
+template <class R>
+constexpr bool run_regularizer_check() {
+  if constexpr (requires { R::check(); }) {
+    void (*f)() = &R::check;
+    return f != nullptr;
+  } else {
+    return true;
+  }
+}
+}  // namespace detail
+
 // Spec wrapped with kernel regularizer R (see the top of this file).
 template <class Spec, class R>
 struct Regularized {
   static_assert(Regularizer<R>,
                 "Regularized<Spec, R>: R must be a regularizer such as ctnn::L2<1, 10000>.");
+  static_assert(detail::run_regularizer_check<R>());
 
   template <ShapeType In, class T>
   struct bind : Spec::template bind<In, T> {
