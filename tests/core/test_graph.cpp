@@ -370,7 +370,7 @@ TEST_CASE("A graph's summary has Keras's functional Connected to column") {
   REQUIRE(s.find(" input_layer (InputLayer)") != std::string::npos);
   // Add reads the third conv's output and the first ReLU's.
   REQUIRE(s.find("add_5 (Add)") != std::string::npos);
-  REQUIRE(s.find("conv2d_4, relu_1") != std::string::npos);
+  REQUIRE(s.find("conv2d_4, re_lu_1") != std::string::npos);
 }
 
 TEST_CASE("NaN in a graph's input reaches its outputs") {

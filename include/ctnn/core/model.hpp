@@ -33,6 +33,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -653,46 +654,86 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   // once (or lets its first batch do it).
   void reserve_inference(std::size_t n) const { thread_context().reserve(n); }
 
-  // The name summary() gives layer I ("conv2d_0").
-  template <std::size_t I>
-  static std::string layer_label() {
-    std::string lower;
-    for (char c : std::string_view(layer<I>::name))
-      lower += char(std::tolower(static_cast<unsigned char>(c)));
-    return lower + "_" + std::to_string(I);
+  // Keras's snake case of a class name (its to_snake_case): "BatchNormalization" ->
+  // "batch_normalization", "GlobalAveragePooling2D" -> "global_average_pooling2d", "ReLU" -> "re_lu".
+  static std::string snake_case(std::string_view n) {
+    const auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    const auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+    // Underscores go before n[j] where (.)([A-Z][a-z]+) matches with the capital at j (matches
+    // taken left to right, each ending after its lower-case run), then where a lower-case letter
+    // meets a capital.
+    std::vector<bool> mark(n.size() + 1, false);
+    for (std::size_t i = 0; i + 2 < n.size();) {
+      if (upper(n[i + 1]) && lower(n[i + 2])) {
+        mark[i + 1] = true;
+        i += 3;
+        while (i < n.size() && lower(n[i])) ++i;
+      } else {
+        ++i;
+      }
+    }
+    for (std::size_t j = 1; j < n.size(); ++j)
+      if (lower(n[j - 1]) && upper(n[j])) mark[j] = true;
+    std::string out;
+    out.reserve(2 * n.size());
+    for (std::size_t j = 0; j < n.size(); ++j) {
+      if (mark[j]) out.push_back('_');
+      out.push_back(char(std::tolower(static_cast<unsigned char>(n[j]))));
+    }
+    return out;
   }
 
-  // Keras-style summary table; a Graph's has Keras's functional "Connected to" column.
+  // The name summary() gives layer I ("conv2d_0", "batch_normalization_1"): Keras's snake-case
+  // name of its class and its index.
+  template <std::size_t I>
+  static std::string layer_label() {
+    return snake_case(layer<I>::name) + "_" + std::to_string(I);
+  }
+
+  // Keras-style summary table; a Graph's has Keras's functional "Connected to" column. Param #
+  // counts a layer's parameters and its non-trainable state (BatchNormalization: 4C, as Keras).
   void summary(std::ostream& os) const {
     const bool graph = Style == ModelStyle::functional;
-    const std::size_t width = graph ? 96 : 72;
+    struct Row {
+      std::string layer, shape, params, from;
+    };
+    std::vector<Row> rows;
+    if (graph) rows.push_back({" input_layer (InputLayer)", input_shape::str(), "0", "-"});
+    static_for<N>([&]<std::size_t I>() {
+      using L = layer<I>;
+      Row r;
+      r.layer.append(" ").append(layer_label<I>()).append(" (").append(L::name).append(")");
+      r.shape = L::output_shape::str();
+      r.params = group_thousands(L::param_count + state_count_of<L>());
+      for (std::size_t t : node<I>::inputs) {
+        if (!r.from.empty()) r.from += ", ";
+        r.from += t == 0 ? std::string("input_layer") : tensor_label(t);
+      }
+      rows.push_back(std::move(r));
+    });
+    // Columns as wide as Keras's (30, 28, 12) or as their longest entry and two spaces.
+    std::size_t w0 = 30, w1 = 28, w2 = 12, w3 = 12;
+    for (const Row& r : rows) {
+      w0 = std::max(w0, r.layer.size() + 2);
+      w1 = std::max(w1, r.shape.size() + 2);
+      w2 = std::max(w2, r.params.size() + 2);
+      w3 = std::max(w3, r.from.size());
+    }
+    const std::size_t width = graph ? std::max<std::size_t>(96, w0 + w1 + w2 + w3)
+                                    : std::max<std::size_t>(72, w0 + w1 + w2);
     const auto line = [&](char c) { os << std::string(width, c) << '\n'; };
     os << "Model: \"" << (graph ? "functional" : "sequential") << "\" (ctnn, Highway target "
        << simd_target() << ", " << max_threads() << " threads)\n";
     line('_');
-    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
-       << (graph ? std::setw(12) : std::setw(0)) << "Param #" << (graph ? "Connected to" : "")
-       << '\n';
+    os << std::left << std::setw(int(w0)) << " Layer (type)" << std::setw(int(w1)) << "Output Shape";
+    if (graph) os << std::setw(int(w2)) << "Param #" << "Connected to\n";
+    else os << "Param #\n";
     line('=');
-    if (graph)
-      os << std::setw(30) << " input_layer (InputLayer)" << std::setw(28) << input_shape::str()
-         << std::setw(12) << "0" << "-\n";
-    static_for<N>([&]<std::size_t I>() {
-      using L = layer<I>;
-      const std::string label = " " + layer_label<I>() + " (" + std::string(L::name) + ")";
-      os << std::setw(30) << label << std::setw(28) << L::output_shape::str();
-      if (graph) {
-        os << std::setw(12) << group_thousands(L::param_count + state_count_of<L>());
-        std::string from;
-        for (std::size_t t : node<I>::inputs) {
-          if (!from.empty()) from += ", ";
-          from += t == 0 ? std::string("input_layer") : tensor_label(t);
-        }
-        os << from << '\n';
-      } else {
-        os << group_thousands(L::param_count) << '\n';
-      }
-    });
+    for (const Row& r : rows) {
+      os << std::setw(int(w0)) << r.layer << std::setw(int(w1)) << r.shape;
+      if (graph) os << std::setw(int(w2)) << r.params << r.from << '\n';
+      else os << r.params << '\n';
+    }
     line('=');
     const auto mb = [](std::size_t n) {
       std::ostringstream s;
