@@ -1,0 +1,152 @@
+// ResNet-8, MLPerf Tiny's image-classification architecture, on Fashion-MNIST 28x28x1: a 16-filter
+// stem, three residual stacks of 16/32/64 filters (two 3x3 convolutions with BatchNormalization
+// each; stride-2 downsampling with a 1x1 projection shortcut in stacks 2 and 3), global average
+// pooling and Dense(10). Kernels are he_normal, BatchNormalization has Keras's momentum 0.99 and
+// epsilon 1e-3, padding is PyTorch's padding=1 (one pixel on every side, also at stride 2).
+//
+//   resnet8 [--recipe torch|own] [--epochs N] [--limit N] [--seed N] [--threads N] [--data DIR]
+//           [--min-accuracy A] [--save FILE] [--quiet] [--no-validate]
+//
+// Two recipes:
+//   torch  ../shared/peers/torch_resnet8.py's: Adam 1e-3 (epsilon 1e-7), batch 32, no
+//          augmentation, no regularizer; 15 epochs by default.
+//   own    (the default) the same network with MLPerf Tiny's L2 1e-4 kernel regularizer, random
+//          translation by up to 2 pixels (0.08) and horizontal flips in training, Adam 2e-3
+//          with cosine decay to 0 over the run; 20 epochs by default.
+// Prints the test accuracy after every epoch, the epoch time, and with --min-accuracy exits 1
+// when the final test accuracy is below A (the test suite runs a short version this way).
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <type_traits>
+
+#include <ctnn/ctnn.hpp>
+
+namespace resnet8 {
+using ctnn::Block;
+using ctnn::Padding;
+using ctnn::Residual;
+using BN = ctnn::BatchNormalization<0.99, 0.001>;
+
+// A 3x3 convolution (PyTorch's padding=1) and a 1x1 stride-2 projection, he_normal; the own
+// recipe wraps every kernel in MLPerf Tiny's L2 regularizer (1e-4).
+template <bool Reg, class Spec>
+using R = std::conditional_t<Reg, ctnn::Regularized<Spec, ctnn::L2<1, 10000>>, Spec>;
+template <bool Reg, std::size_t F, std::size_t S>
+using Conv3 = R<Reg, ctnn::Conv2D<F, 3, 3, S, Padding::pads(1, 1, 1, 1), ctnn::init::HeNormal>>;
+template <bool Reg, std::size_t F>
+using Proj = R<Reg, ctnn::Conv2D<F, 1, 1, 2, Padding::valid, ctnn::init::HeNormal>>;
+
+template <bool Reg, std::size_t F, std::size_t S, class Shortcut>
+using Stack = Residual<Block<Conv3<Reg, F, S>, BN, ctnn::ReLU, Conv3<Reg, F, 1>, BN>, Shortcut>;
+
+template <bool Own, class... Augment>
+using Net = ctnn::Graph<
+    ctnn::Input<28, 28, 1>, Augment...,
+    Conv3<Own, 16, 1>, BN, ctnn::ReLU,
+    Stack<Own, 16, 1, Block<>>, ctnn::ReLU,
+    Stack<Own, 32, 2, Block<Proj<Own, 32>>>, ctnn::ReLU,
+    Stack<Own, 64, 2, Block<Proj<Own, 64>>>, ctnn::ReLU,
+    ctnn::GlobalAveragePooling2D,
+    R<Own, ctnn::Dense<10, ctnn::init::HeNormal>>, ctnn::Softmax>;
+
+using Torch = Net<false>;
+using Own = Net<true, ctnn::RandomTranslation<0.08, 0.08, ctnn::TranslationFill::constant>,
+                ctnn::RandomFlip<ctnn::FlipMode::horizontal>>;
+}  // namespace resnet8
+
+// PyTorch's model has 77,898 parameters (its convolutions carry biases, as here); BatchNorm's
+// moving statistics are 2 x 240 more, non-trainable.
+static_assert(resnet8::Torch::param_count == 77'898, "ResNet-8 has PyTorch's parameter count");
+static_assert(resnet8::Own::param_count == 77'898);
+static_assert(std::is_same_v<resnet8::Torch::output_shape, ctnn::Shape<10>>);
+
+namespace {
+struct Options {
+  bool own = true;
+  std::size_t epochs = 0, limit = SIZE_MAX;
+  std::uint64_t seed = 1;
+  std::string dir = "/usr/share/datasets/fashion-mnist", save_path;
+  double min_accuracy = -1;
+  bool quiet = false, validate = true;
+};
+
+template <class Model>
+int run(const Options& o) {
+  auto train = ctnn::data::load_idx(o.dir + "/train-images-idx3-ubyte.gz",
+                                    o.dir + "/train-labels-idx1-ubyte.gz", {.limit = o.limit});
+  auto test = ctnn::data::load_idx(o.dir + "/t10k-images-idx3-ubyte.gz",
+                                   o.dir + "/t10k-labels-idx1-ubyte.gz");
+  const std::size_t epochs = o.epochs ? o.epochs : (o.own ? 20 : 15);
+  std::cout << "ResNet-8, recipe " << (o.own ? "own" : "torch") << ", seed " << o.seed << ": "
+            << train.size() << " training images, " << epochs << " epochs, "
+            << Model::param_count << " parameters + " << Model::state_count
+            << " non-trainable\n";
+  Model model{o.seed};
+  if (!o.quiet) model.summary(std::cout);
+  ctnn::Adam opt{o.own ? 2e-3f : 1e-3f, 0.9f, 0.999f, 1e-7f};
+  ctnn::LearningRateScheduler cosine(ctnn::CosineDecay{.decay_epochs = epochs});
+  std::vector<std::reference_wrapper<ctnn::Callback>> callbacks;
+  if (o.own) callbacks.push_back(cosine);
+  const auto history = ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train,
+                                 {.epochs = epochs, .batch_size = 32, .validation = o.validate ? &test : nullptr,
+                                  .seed = o.seed, .verbose = o.quiet ? 0 : 1,
+                                  .callbacks = callbacks});
+  double best_seconds = 1e300, total_seconds = 0;
+  for (const auto& e : history.epochs) {
+    best_seconds = std::min(best_seconds, e.seconds);
+    total_seconds += e.seconds;
+  }
+  const auto result = ctnn::evaluate(model, test);
+  if (o.validate) {
+    std::cout << "test accuracy by epoch:";
+    for (const auto& e : history.epochs) std::cout << " " << e.val_accuracy;
+    std::cout << "\n";
+  }
+  std::cout << "seconds per epoch: best " << best_seconds << ", mean "
+            << total_seconds / double(history.epochs.size()) << " ("
+            << double(train.size()) / best_seconds << " training images/s at best)\n";
+  std::cout << "test accuracy: " << result.accuracy << "\n";
+  if (!o.save_path.empty()) {
+    ctnn::save(o.save_path, model);
+    std::cout << "Saved the trained model to " << o.save_path << "\n";
+  }
+  if (o.min_accuracy >= 0 && !(result.accuracy >= o.min_accuracy)) {
+    std::cerr << "test accuracy " << result.accuracy << " is below the required " << o.min_accuracy
+              << "\n";
+    return 1;
+  }
+  return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw ctnn::Error("Option " + a + " needs a value.");
+      return argv[++i];
+    };
+    if (a == "--recipe") {
+      const std::string r = next();
+      if (r != "own" && r != "torch")
+        throw ctnn::Error("--recipe takes own or torch, not \"" + r + "\".");
+      o.own = r == "own";
+    } else if (a == "--epochs") o.epochs = std::stoul(next());
+    else if (a == "--limit") o.limit = std::stoul(next());
+    else if (a == "--seed") o.seed = std::stoull(next());
+    else if (a == "--threads") ctnn::set_num_threads(std::stoi(next()));
+    else if (a == "--data") o.dir = next();
+    else if (a == "--min-accuracy") o.min_accuracy = std::stod(next());
+    else if (a == "--save") o.save_path = next();
+    else if (a == "--quiet") o.quiet = true;
+    else if (a == "--no-validate") o.validate = false;
+    else throw ctnn::Error("Unknown option " + a + " (use --recipe, --epochs, --limit, --seed, "
+                           "--threads, --data, --min-accuracy, --save, --quiet, --no-validate).");
+  }
+  return o.own ? run<resnet8::Own>(o) : run<resnet8::Torch>(o);
+} catch (const std::exception& e) {
+  std::cerr << "error: " << e.what() << "\n";
+  return 1;
+}
