@@ -433,3 +433,23 @@ TEST_CASE("The README's graph example runs: probabilities that sum to 1") {
   for (float v : y) s += v;
   REQUIRE(std::abs(s - 1.0f) < 1e-5f);
 }
+
+TEST_CASE("backward() after an inference forward, or of another batch size, is refused") {
+  // Inference reuses activation slots, so the activations backward() reads are gone.
+  ResidualNet<float> m(1);
+  typename ResidualNet<float>::Workspace ws;
+  ws.reserve(4, true);
+  std::vector<float> grads(ResidualNet<float>::arena_size);
+  std::fill(ws.input(), ws.input() + 4 * ResidualNet<float>::input_size, 0.5f);
+  CHECK_THROWS_WITH(m.backward(ws, 4, grads.data(), PassContext{true, 0}),
+                    Catch::Matchers::Contains("needs a training-mode forward()"));
+  m.forward(ws, 4, PassContext{});
+  CHECK_THROWS_WITH(m.backward(ws, 4, grads.data(), PassContext{true, 0}),
+                    Catch::Matchers::Contains("ran in inference mode"));
+  m.forward(ws, 4, PassContext{true, 0});
+  CHECK_THROWS_WITH(m.backward(ws, 3, grads.data(), PassContext{true, 0}),
+                    Catch::Matchers::Contains("of 4 samples"));
+  m.forward(ws, 4, PassContext{true, 0});
+  std::fill(ws.gradient(0), ws.gradient(0) + 4 * ResidualNet<float>::output_size, 0.1f);
+  CHECK_NOTHROW(m.backward(ws, 4, grads.data(), PassContext{true, 0}));
+}

@@ -465,8 +465,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
       return buf_.data() + (act() + scratch_floats_per_sample + which) * cap_;
     }
     T* input() { return activation(0); }
+    // The batch size of the last training-mode forward() on this workspace, or 0 when the last
+    // forward ran in inference mode (whose activations backward() cannot use) or none ran.
+    std::size_t trained_batch() const { return trained_batch_; }
 
    private:
+    friend class ModelCore;
+    std::size_t trained_batch_ = 0;
     std::size_t act() const {
       return training_ ? std::max(training_activation_floats_per_sample,
                                   activation_floats_per_sample)
@@ -514,7 +519,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
     if (ctx.training && !ws.training())
       fail("forward() in training mode needs a workspace reserved for training (reserve(n, true)).");
-    return forward_on(params_.data(), const_cast<T*>(state_.data()), ws, n, ctx);
+    ws.trained_batch_ = 0;
+    T* out = forward_on(params_.data(), const_cast<T*>(state_.data()), ws, n, ctx);
+    if (ctx.training) ws.trained_batch_ = n;
+    return out;
   }
 
   // The same pass over any parameters `p` (arena_size values) and any buffers `b` offering
@@ -544,6 +552,17 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     static constexpr GradPlan g = grad_plan<Top>;
     static_assert(g.floats <= gradient_floats_per_sample,
                   "backward<Top> is planned for the last two layers only (the loss's seed).");
+    // Training keeps every activation where backward reads it; inference reuses slots. A
+    // backward after an inference forward (or a forward of another batch size) would read
+    // overwritten activations.
+    if (ws.trained_batch_ != n) {
+      if (ws.trained_batch_ == 0)
+        fail("backward() of ", n, " samples needs a training-mode forward() (PassContext{.training "
+             "= true}) on the same workspace first; the last forward() on it ran in inference mode "
+             "or none ran, so the activations it would read are not kept.");
+      fail("backward() of ", n, " samples follows a training-mode forward() of ",
+           ws.trained_batch_, " samples on this workspace; run both on the same batch.");
+    }
     const T* p = params_.data();
     T* temp = ws.gradient(g.temp);
     static_for<Top + 1>([&]<std::size_t J>() {
