@@ -5,7 +5,7 @@
 // epsilon 1e-3, padding is PyTorch's padding=1 (one pixel on every side, also at stride 2).
 //
 //   resnet8 [--recipe torch|own] [--epochs N] [--limit N] [--seed N] [--threads N] [--data DIR]
-//           [--min-accuracy A] [--save FILE] [--quiet] [--no-validate]
+//           [--min-accuracy A] [--save FILE] [--quiet] [--no-validate] [--json]
 //
 // Two recipes:
 //   torch  ../shared/peers/torch_resnet8.py's: Adam 1e-3 (epsilon 1e-7), batch 32, no
@@ -14,9 +14,12 @@
 //          translation by up to 2 pixels (0.08) and horizontal flips in training, Adam 2e-3
 //          with cosine decay to 0 over the run; 20 epochs by default.
 // Prints the test accuracy after every epoch, the epoch time, and with --min-accuracy exits 1
-// when the final test accuracy is below A (the test suite runs a short version this way).
+// when the final test accuracy is below A (the test suite runs a short version this way). --json
+// ends with one JSON line of the figures, as ../shared/peers/torch_resnet8.py does (bench/resnet8).
 #include <cstdlib>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -68,7 +71,7 @@ struct Options {
   std::uint64_t seed = 1;
   std::string dir = "/usr/share/datasets/fashion-mnist", save_path;
   double min_accuracy = -1;
-  bool quiet = false, validate = true;
+  bool quiet = false, validate = true, json = false;
 };
 
 template <class Model>
@@ -107,6 +110,22 @@ int run(const Options& o) {
             << total_seconds / double(history.epochs.size()) << " ("
             << double(train.size()) / best_seconds << " training images/s at best)\n";
   std::cout << "test accuracy: " << result.accuracy << "\n";
+  if (o.json) {
+    std::ostringstream j;
+    j << std::setprecision(6) << "{\"impl\": \"ctnn\", \"recipe\": \"" << (o.own ? "own" : "torch")
+      << "\", \"seed\": " << o.seed << ", \"params\": " << Model::param_count
+      << ", \"threads\": " << ctnn::max_threads() << ", \"simd\": \"" << ctnn::simd_target()
+      << "\", \"train_images\": " << train.size()
+      << ", \"train_images_per_s\": " << double(train.size()) / best_seconds
+      << ", \"seconds_per_epoch\": [";
+    for (std::size_t e = 0; e < history.epochs.size(); ++e)
+      j << (e ? ", " : "") << history.epochs[e].seconds;
+    j << "], \"test_accuracy_per_epoch\": [";
+    for (std::size_t e = 0; e < history.epochs.size(); ++e)
+      j << (e ? ", " : "") << (o.validate ? history.epochs[e].val_accuracy : -1.0);
+    j << "], \"test_accuracy\": " << result.accuracy << "}";
+    std::cout << j.str() << "\n";
+  }
   if (!o.save_path.empty()) {
     ctnn::save(o.save_path, model);
     std::cout << "Saved the trained model to " << o.save_path << "\n";
@@ -142,8 +161,9 @@ int main(int argc, char** argv) try {
     else if (a == "--save") o.save_path = next();
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--no-validate") o.validate = false;
+    else if (a == "--json") o.json = true;
     else throw ctnn::Error("Unknown option " + a + " (use --recipe, --epochs, --limit, --seed, "
-                           "--threads, --data, --min-accuracy, --save, --quiet, --no-validate).");
+                           "--threads, --data, --min-accuracy, --save, --quiet, --no-validate, --json).");
   }
   return o.own ? run<resnet8::Own>(o) : run<resnet8::Torch>(o);
 } catch (const std::exception& e) {
