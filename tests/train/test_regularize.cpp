@@ -406,3 +406,31 @@ TEST_CASE("Fashion-MNIST, 3,000 images: augmentation, an L2 kernel, label smooth
   CHECK(h.epochs.back().accuracy > 0.70);
   CHECK(r.accuracy > 0.74);
 }
+
+TEST_CASE("evaluate() adds the penalty at the evaluated weights, as Keras's val_loss does") {
+  // The same weights in a regularized and a plain model: the losses differ by exactly
+  // l1 sum|W| + l2 sum W^2 over the regularized kernels (here the first Dense's 6 weights).
+  using Reg = BasicSequential<double, Input<3>, Regularized<Dense<2>, L1L2<1, 20, 1, 10>>,
+                              Dense<1>>;
+  using Plain = BasicSequential<double, Input<3>, Dense<2>, Dense<1>>;
+  Reg reg(5);
+  Plain plain(5);
+  for (std::size_t i = 0; i < Reg::arena_size; ++i) {
+    reg.parameters()[i] = 0.3 * double(i % 7) - 0.8;
+    plain.parameters()[i] = reg.parameters()[i];
+  }
+  data::Dataset d;
+  d.sample_shape = {3};
+  d.x.assign(kX.begin(), kX.end());
+  d.targets = {1.0f, -0.5f};
+  d.target_size = 1;
+  double penalty = 0;
+  for (std::size_t k = 0; k < 6; ++k) {
+    const double w = reg.parameters()[k];
+    penalty += std::abs(w) / 20 + w * w / 10;
+  }
+  const double with = evaluate(reg, d, MeanSquaredError{}).loss;
+  const double without = evaluate(plain, d, MeanSquaredError{}).loss;
+  CHECK(penalty > 0.1);
+  CHECK(with == Approx(without + penalty).epsilon(1e-12));
+}

@@ -40,6 +40,9 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
   Evaluation e;
   e.samples = d.size();
   e.loss = loss_sum / double(d.size());
+  // Keras's evaluate() and val_loss include the regularization penalty, as its training loss does.
+  if constexpr (has_regularizers<Model>)
+    e.loss += regularization_penalty<Model>(model.parameters().data());
   if (L::metric != Metric::none) e.accuracy = right / double(d.size());
   return e;
 }

@@ -10,8 +10,9 @@
 //   L1L2<N1, D1, N2, D2>: both (l1 = N1/D1, l2 = N2/D2)
 // with l = N / D (a ratio: clang 14 has no float template parameters), over the layer's kernel
 // only, not its bias. The penalty is computed from the weights the step's forward pass used, so
-// the reported training loss is the mean loss of the batch plus the penalty, as Keras reports it
-// (evaluate() and validation losses do not include it). Sums are in double in arena order.
+// the reported training loss is the mean loss of the batch plus the penalty, as Keras reports it;
+// evaluate() and validation losses add the penalty at the evaluated weights, as Keras's test
+// step does. Sums are in double in arena order.
 //
 // The kernel of a bound layer L is its first kernel_count<L> parameters: a layer declares
 //     static constexpr std::size_t kernel_count = ...;
@@ -169,6 +170,18 @@ double apply_regularizers(const T* params, T* grads) {
       penalty += L::regularizer::penalty(params + off, L::kernel_count);
       L::regularizer::add_gradient(params + off, grads + off, L::kernel_count);
     }
+  });
+  return penalty;
+}
+
+// The sum of every regularized layer's penalty at params (what evaluate() adds to the loss).
+template <class Model, class T>
+double regularization_penalty(const T* params) {
+  double penalty = 0;
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    if constexpr (HasRegularizer<L>)
+      penalty += L::regularizer::penalty(params + Model::template param_offset<I>, L::kernel_count);
   });
   return penalty;
 }
