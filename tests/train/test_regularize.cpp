@@ -434,3 +434,34 @@ TEST_CASE("evaluate() adds the penalty at the evaluated weights, as Keras's val_
   CHECK(penalty > 0.1);
   CHECK(with == Approx(without + penalty).epsilon(1e-12));
 }
+
+TEST_CASE("Two random layers in one model draw independently") {
+  // Two horizontal flips in a row: with the same draws they would cancel on every sample (the
+  // output always the input); independent draws leave about half of the samples flipped. Two
+  // Dropouts likewise drop different units.
+  using M = Sequential<Input<4, 4, 1>, RandomFlip<FlipMode::horizontal>,
+                       RandomFlip<FlipMode::horizontal>, Flatten, Dropout<0.5>, Dropout<0.5>,
+                       Dense<2>>;
+  M m(1);
+  constexpr std::size_t n = 64;
+  typename M::Workspace ws;
+  ws.reserve(n, true);
+  for (std::size_t s = 0; s < n; ++s)
+    for (std::size_t i = 0; i < 16; ++i) ws.input()[s * 16 + i] = float(i + 1);  // no symmetry
+  m.forward(ws, n, PassContext{true, 12345});
+  const float* flipped = ws.activation(M::training_activation_offset(2));
+  std::size_t changed = 0;
+  for (std::size_t s = 0; s < n; ++s)
+    if (!std::equal(flipped + s * 16, flipped + (s + 1) * 16, ws.input() + s * 16)) ++changed;
+  INFO(changed << " of " << n << " samples flipped after two flips");
+  CHECK(changed >= 16);
+  CHECK(changed <= 48);
+  // After two Dropout(0.5) layers with independent masks about a quarter of the units survive
+  // (with one mask drawn twice, half would).
+  const float* dropped = ws.activation(M::training_activation_offset(5));
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n * 16; ++i) kept += dropped[i] != 0.0f;
+  INFO(kept << " of " << n * 16 << " units kept");
+  CHECK(kept > n * 16 / 8);
+  CHECK(kept < n * 16 * 3 / 8);
+}

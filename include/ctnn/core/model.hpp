@@ -586,7 +586,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
                         grads + facts.param_offset[I], n,
-                        ws.scratch(facts.scratch_offset[I]), ctx);
+                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx));
           }
           if (dx != nullptr && dx != target) add_into(target, dx, n * sz);
         });
@@ -775,6 +775,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     return s;
   }
 
+  // The context layer I sees: the step's, with a seed of its own, so that two random layers
+  // (two Dropouts, two RandomFlips) draw independently within one step.
+  template <std::size_t I>
+  static PassContext layer_context(const PassContext& ctx) {
+    return {ctx.training, ctx.seed ^ ((I + 1) * 0xA0761D6478BD642Full)};
+  }
+
   template <bool Training, class Buffers>
   static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
@@ -792,12 +799,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
         } else {
           const T* x = ws.activation(a.offset[node<I>::inputs[0]]);
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
+          const PassContext lc = layer_context<I>(ctx);
           if constexpr (StatefulLayer<L>)
-            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, ctx);
+            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])
-            L::forward(p + facts.param_offset[I], x, y, n, s, ctx, facts.next_epilogue[I]);
+            L::forward(p + facts.param_offset[I], x, y, n, s, lc, facts.next_epilogue[I]);
           else
-            L::forward(p + facts.param_offset[I], x, y, n, s, ctx);
+            L::forward(p + facts.param_offset[I], x, y, n, s, lc);
         }
       }
     });
