@@ -708,6 +708,7 @@ struct Real {
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -1148,8 +1149,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
       return buf_.data() + (act() + scratch_floats_per_sample + which) * cap_;
     }
     T* input() { return activation(0); }
+    // The batch size of the last training-mode forward() on this workspace, or 0 when the last
+    // forward ran in inference mode (whose activations backward() cannot use) or none ran.
+    std::size_t trained_batch() const { return trained_batch_; }
 
    private:
+    friend class ModelCore;
+    std::size_t trained_batch_ = 0;
     std::size_t act() const {
       return training_ ? std::max(training_activation_floats_per_sample,
                                   activation_floats_per_sample)
@@ -1197,7 +1203,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   T* forward(Workspace& ws, std::size_t n, const PassContext& ctx) const {
     if (ctx.training && !ws.training())
       fail("forward() in training mode needs a workspace reserved for training (reserve(n, true)).");
-    return forward_on(params_.data(), const_cast<T*>(state_.data()), ws, n, ctx);
+    ws.trained_batch_ = 0;
+    T* out = forward_on(params_.data(), const_cast<T*>(state_.data()), ws, n, ctx);
+    if (ctx.training) ws.trained_batch_ = n;
+    return out;
   }
 
   // The same pass over any parameters `p` (arena_size values) and any buffers `b` offering
@@ -1227,6 +1236,17 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     static constexpr GradPlan g = grad_plan<Top>;
     static_assert(g.floats <= gradient_floats_per_sample,
                   "backward<Top> is planned for the last two layers only (the loss's seed).");
+    // Training keeps every activation where backward reads it; inference reuses slots. A
+    // backward after an inference forward (or a forward of another batch size) would read
+    // overwritten activations.
+    if (ws.trained_batch_ != n) {
+      if (ws.trained_batch_ == 0)
+        fail("backward() of ", n, " samples needs a training-mode forward() (PassContext{.training "
+             "= true}) on the same workspace first; the last forward() on it ran in inference mode "
+             "or none ran, so the activations it would read are not kept.");
+      fail("backward() of ", n, " samples follows a training-mode forward() of ",
+           ws.trained_batch_, " samples on this workspace; run both on the same batch.");
+    }
     const T* p = params_.data();
     T* temp = ws.gradient(g.temp);
     static_for<Top + 1>([&]<std::size_t J>() {
@@ -1250,7 +1270,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
                         grads + facts.param_offset[I], n,
-                        ws.scratch(facts.scratch_offset[I]), ctx);
+                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx));
           }
           if (dx != nullptr && dx != target) add_into(target, dx, n * sz);
         });
@@ -1337,46 +1357,86 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   // once (or lets its first batch do it).
   void reserve_inference(std::size_t n) const { thread_context().reserve(n); }
 
-  // The name summary() gives layer I ("conv2d_0").
-  template <std::size_t I>
-  static std::string layer_label() {
-    std::string lower;
-    for (char c : std::string_view(layer<I>::name))
-      lower += char(std::tolower(static_cast<unsigned char>(c)));
-    return lower + "_" + std::to_string(I);
+  // Keras's snake case of a class name (its to_snake_case): "BatchNormalization" ->
+  // "batch_normalization", "GlobalAveragePooling2D" -> "global_average_pooling2d", "ReLU" -> "re_lu".
+  static std::string snake_case(std::string_view n) {
+    const auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    const auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+    // Underscores go before n[j] where (.)([A-Z][a-z]+) matches with the capital at j (matches
+    // taken left to right, each ending after its lower-case run), then where a lower-case letter
+    // meets a capital.
+    std::vector<bool> mark(n.size() + 1, false);
+    for (std::size_t i = 0; i + 2 < n.size();) {
+      if (upper(n[i + 1]) && lower(n[i + 2])) {
+        mark[i + 1] = true;
+        i += 3;
+        while (i < n.size() && lower(n[i])) ++i;
+      } else {
+        ++i;
+      }
+    }
+    for (std::size_t j = 1; j < n.size(); ++j)
+      if (lower(n[j - 1]) && upper(n[j])) mark[j] = true;
+    std::string out;
+    out.reserve(2 * n.size());
+    for (std::size_t j = 0; j < n.size(); ++j) {
+      if (mark[j]) out.push_back('_');
+      out.push_back(char(std::tolower(static_cast<unsigned char>(n[j]))));
+    }
+    return out;
   }
 
-  // Keras-style summary table; a Graph's has Keras's functional "Connected to" column.
+  // The name summary() gives layer I ("conv2d_0", "batch_normalization_1"): Keras's snake-case
+  // name of its class and its index.
+  template <std::size_t I>
+  static std::string layer_label() {
+    return snake_case(layer<I>::name) + "_" + std::to_string(I);
+  }
+
+  // Keras-style summary table; a Graph's has Keras's functional "Connected to" column. Param #
+  // counts a layer's parameters and its non-trainable state (BatchNormalization: 4C, as Keras).
   void summary(std::ostream& os) const {
     const bool graph = Style == ModelStyle::functional;
-    const std::size_t width = graph ? 96 : 72;
+    struct Row {
+      std::string layer, shape, params, from;
+    };
+    std::vector<Row> rows;
+    if (graph) rows.push_back({" input_layer (InputLayer)", input_shape::str(), "0", "-"});
+    static_for<N>([&]<std::size_t I>() {
+      using L = layer<I>;
+      Row r;
+      r.layer.append(" ").append(layer_label<I>()).append(" (").append(L::name).append(")");
+      r.shape = L::output_shape::str();
+      r.params = group_thousands(L::param_count + state_count_of<L>());
+      for (std::size_t t : node<I>::inputs) {
+        if (!r.from.empty()) r.from += ", ";
+        r.from += t == 0 ? std::string("input_layer") : tensor_label(t);
+      }
+      rows.push_back(std::move(r));
+    });
+    // Columns as wide as Keras's (30, 28, 12) or as their longest entry and two spaces.
+    std::size_t w0 = 30, w1 = 28, w2 = 12, w3 = 12;
+    for (const Row& r : rows) {
+      w0 = std::max(w0, r.layer.size() + 2);
+      w1 = std::max(w1, r.shape.size() + 2);
+      w2 = std::max(w2, r.params.size() + 2);
+      w3 = std::max(w3, r.from.size());
+    }
+    const std::size_t width = graph ? std::max<std::size_t>(96, w0 + w1 + w2 + w3)
+                                    : std::max<std::size_t>(72, w0 + w1 + w2);
     const auto line = [&](char c) { os << std::string(width, c) << '\n'; };
     os << "Model: \"" << (graph ? "functional" : "sequential") << "\" (ctnn, Highway target "
        << simd_target() << ", " << max_threads() << " threads)\n";
     line('_');
-    os << std::left << std::setw(30) << " Layer (type)" << std::setw(28) << "Output Shape"
-       << (graph ? std::setw(12) : std::setw(0)) << "Param #" << (graph ? "Connected to" : "")
-       << '\n';
+    os << std::left << std::setw(int(w0)) << " Layer (type)" << std::setw(int(w1)) << "Output Shape";
+    if (graph) os << std::setw(int(w2)) << "Param #" << "Connected to\n";
+    else os << "Param #\n";
     line('=');
-    if (graph)
-      os << std::setw(30) << " input_layer (InputLayer)" << std::setw(28) << input_shape::str()
-         << std::setw(12) << "0" << "-\n";
-    static_for<N>([&]<std::size_t I>() {
-      using L = layer<I>;
-      const std::string label = " " + layer_label<I>() + " (" + std::string(L::name) + ")";
-      os << std::setw(30) << label << std::setw(28) << L::output_shape::str();
-      if (graph) {
-        os << std::setw(12) << group_thousands(L::param_count + state_count_of<L>());
-        std::string from;
-        for (std::size_t t : node<I>::inputs) {
-          if (!from.empty()) from += ", ";
-          from += t == 0 ? std::string("input_layer") : tensor_label(t);
-        }
-        os << from << '\n';
-      } else {
-        os << group_thousands(L::param_count) << '\n';
-      }
-    });
+    for (const Row& r : rows) {
+      os << std::setw(int(w0)) << r.layer << std::setw(int(w1)) << r.shape;
+      if (graph) os << std::setw(int(w2)) << r.params << r.from << '\n';
+      else os << r.params << '\n';
+    }
     line('=');
     const auto mb = [](std::size_t n) {
       std::ostringstream s;
@@ -1399,6 +1459,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     return s;
   }
 
+  // The context layer I sees: the step's, with a seed of its own, so that two random layers
+  // (two Dropouts, two RandomFlips) draw independently within one step.
+  template <std::size_t I>
+  static PassContext layer_context(const PassContext& ctx) {
+    return {ctx.training, ctx.seed ^ ((I + 1) * 0xA0761D6478BD642Full)};
+  }
+
   template <bool Training, class Buffers>
   static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
@@ -1416,12 +1483,13 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
         } else {
           const T* x = ws.activation(a.offset[node<I>::inputs[0]]);
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
+          const PassContext lc = layer_context<I>(ctx);
           if constexpr (StatefulLayer<L>)
-            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, ctx);
+            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])
-            L::forward(p + facts.param_offset[I], x, y, n, s, ctx, facts.next_epilogue[I]);
+            L::forward(p + facts.param_offset[I], x, y, n, s, lc, facts.next_epilogue[I]);
           else
-            L::forward(p + facts.param_offset[I], x, y, n, s, ctx);
+            L::forward(p + facts.param_offset[I], x, y, n, s, lc);
         }
       }
     });
@@ -1949,6 +2017,24 @@ HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
     for (std::size_t c = 0; c < NV; ++c) hn::StoreU(acc[r][c], d, C + r * ldc + c * L);
 }
 
+// Rows per tile when only 1, 2 or 3 vectors of columns remain: enough independent accumulators
+// to cover the FMA latency (4 cycles, 2 FMAs a cycle) without spilling. Measured on Zen 5
+// (AVX-512, one thread) for the 16-filter convolution of ResNet-8 (784 x 16 x 144): 12 x 1
+// against the 6 x 1 of the general tile.
+inline constexpr std::size_t kNnTallMR[4] = {0, kVectorRegisters == 16 ? 8 : 12,
+                                             kVectorRegisters == 16 ? 6 : 8, 6};
+
+// All M rows of one column tile of NV vectors: MR rows at a time, then single rows.
+template <std::size_t MR, std::size_t NV, class T>
+HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t a_m,
+                        std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
+                        bool accumulate) {
+  std::size_t m = 0;
+  for (; m + MR <= M; m += MR)
+    nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
+  for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
+}
+
 // Scalar column tail of gemm_nn (fewer than one vector of columns left).
 template <class T>
 HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T* A,
@@ -1975,39 +2061,61 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
   constexpr std::size_t KC = 256;
   const std::size_t W = NV * L;  // columns per tile
   const std::size_t blocks = (N + W - 1) / W;
+  // Rows [m0, m1) x columns [n0, n1) of C.
+  const auto panel = [&](std::size_t m0, std::size_t m1, std::size_t n0, std::size_t n1) {
+    const std::size_t rows = m1 - m0;
+    const T* Am = A + m0 * a_m;
+    T* Cm = C + m0 * ldc;
+    for (std::size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
+      const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
+      const bool acc = accumulate || k0 != 0;
+      std::size_t n = n0;
+      for (; n + W <= n1; n += W) nn_rows<MR, NV>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+      // Fewer than NV vectors of columns left (all of them when N < NV vectors, as for
+      // a convolution of 16 filters on AVX-512): a taller tile of 1, 2 or 3 vectors.
+      const std::size_t rest = (n1 - n) / L;
+      if (NV > 3 && rest == 3) {
+        nn_rows<kNnTallMR[3], 3>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+        n += 3 * L;
+      } else if (NV > 2 && rest == 2) {
+        nn_rows<kNnTallMR[2], 2>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+        n += 2 * L;
+      } else if (rest == 1) {
+        nn_rows<kNnTallMR[1], 1>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+        n += L;
+      }
+      if (n < n1) nn_scalar(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, n1 - n, acc);
+      if (K == 0) break;
+    }
+    if (bias || act != Epilogue::none)
+      for (std::size_t m = 0; m < rows; ++m)
+        for (std::size_t n = n0; n < n1; ++n) {
+          T& c = Cm[m * ldc + n];
+          c = apply_epilogue(bias ? c + bias[n] : c, act);
+        }
+  };
+  const bool worth_it = M * N * K >= kParallelWork;
+  // Threads own disjoint column blocks, or, when there are fewer blocks than threads (a
+  // weight gradient of 64 filters: one block of 4 vectors), disjoint panels of kRowPanel rows.
+  // Either way each element of C is summed by one thread in K order: the same bits at any thread
+  // count.
+  constexpr std::size_t kRowPanel = 24;  // a multiple of every tile's rows (6, 8, 12)
+  const std::size_t panels = (M + kRowPanel - 1) / kRowPanel;
+  if (blocks < std::size_t(max_threads()) && panels >= 2 && !in_parallel_region()) {
+    parallel_for_range(
+        panels,
+        [&](std::size_t p0, std::size_t p1) {
+          panel(p0 * kRowPanel, p1 * kRowPanel < M ? p1 * kRowPanel : M, 0, N);
+        },
+        worth_it);
+    return;
+  }
   parallel_for_range(
       blocks,
       [&](std::size_t jb0, std::size_t jb1) {
-        const std::size_t n0 = jb0 * W, n1 = jb1 * W < N ? jb1 * W : N;
-        for (std::size_t k0 = 0; k0 < K || k0 == 0; k0 += KC) {
-          const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
-          const bool acc = accumulate || k0 != 0;
-          std::size_t n = n0;
-          for (; n + W <= n1; n += W) {
-            std::size_t m = 0;
-            for (; m + MR <= M; m += MR)
-              nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
-            for (; m < M; ++m)
-              nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
-          }
-          for (; n + L <= n1; n += L) {
-            std::size_t m = 0;
-            for (; m + MR <= M; m += MR)
-              nn_tile<MR, 1>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
-            for (; m < M; ++m)
-              nn_tile<1, 1>(k0, k1, A + m * a_m, a_m, a_k, B + n, ldb, C + m * ldc + n, ldc, acc);
-          }
-          if (n < n1) nn_scalar(M, k0, k1, A, a_m, a_k, B + n, ldb, C + n, ldc, n1 - n, acc);
-          if (K == 0) break;
-        }
-        if (bias || act != Epilogue::none)
-          for (std::size_t m = 0; m < M; ++m)
-            for (std::size_t n = n0; n < n1; ++n) {
-              T& c = C[m * ldc + n];
-              c = apply_epilogue(bias ? c + bias[n] : c, act);
-            }
+        panel(0, M, jb0 * W, jb1 * W < N ? jb1 * W : N);
       },
-      M * N * K >= kParallelWork);
+      worth_it);
 }
 
 }  // namespace ctnn::HWY_NAMESPACE
@@ -2260,16 +2368,15 @@ struct ConvBody {
   static constexpr std::size_t param_count = weights + Filters;
 
   // Scratch for a batch of n: the patches of all n samples back to back (so the weight-gradient
-  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's vector
-  // accumulators of the input-gradient gemm_nt (no larger than its patches, nt_chunk_rows). Per
-  // sample: patches + accumulators + one line of slack for the rounding between the two regions.
-  // No parameter gradient.
+  // GEMM reads them as one matrix), then, from the next 64-byte line, each sample's buffer of
+  // input-gradient rows (dx_rows rows of patch gradients, scattered into dx before the next
+  // rows) and, for a small layer, its weight-gradient copy. Per sample: patches + rows + copy +
+  // one line of slack for the rounding between the two regions. No parameter gradient.
   static constexpr std::size_t kLine = 64 / sizeof(T);
   static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
   static constexpr std::size_t patch_floats = positions * patch;
-  static constexpr std::size_t dx_rows = nt_chunk_rows<T>(positions);
-  static constexpr std::size_t acc_floats =
-      line_up(kernels::gemm_nt_scratch<T>(dx_rows, group_patch));
+  static constexpr std::size_t dx_rows = positions < 48 ? positions : 48;  // 4 x 12, 8 x 6 rows
+  static constexpr std::size_t rows_floats = line_up(dx_rows * patch);
   // A layer whose gradient is no larger than one sample's patches (the seed's 320 against 6,084)
   // keeps one per sample after its accumulators and sums them in sample order, samples in
   // parallel: measured 112 against 61 GFLOP/s for the one-GEMM path at the seed shape (2 threads,
@@ -2277,12 +2384,12 @@ struct ConvBody {
   // never holds a gradient copy larger than the patches.
   static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
   static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
-  static constexpr std::size_t scratch_per_sample = patch_floats + acc_floats + grad_floats + kLine;
-  static T* acc_region(T* scratch, std::size_t n, std::size_t s) {
-    return scratch + line_up(n * patch_floats) + s * (acc_floats + grad_floats);
+  static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
+  static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
+    return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
   }
   static T* grad_region(T* scratch, std::size_t n, std::size_t s) {
-    return acc_region(scratch, n, s) + acc_floats;
+    return rows_region(scratch, n, s) + rows_floats;
   }
   static constexpr std::size_t kWorkPerSample = positions * patch * group_filters;
 
@@ -2317,29 +2424,29 @@ struct ConvBody {
       }
   }
 
-  // The adjoint of im2col: dx = sum of every patch gradient at the taps it came from.
-  static void col2im(const T* dpatches, T* dx) {
-    for (std::size_t i = 0; i < in_size; ++i) dx[i] = T(0);
-    for (std::size_t oy = 0; oy < geom::oh; ++oy)
-      for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-        const T* row = dpatches + (oy * geom::ow + ox) * patch;
-        for (std::size_t ky = 0; ky < KH; ++ky) {
-          const std::ptrdiff_t iy =
-              std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-          if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-          for (std::size_t kx = 0; kx < KW; ++kx) {
-            const std::ptrdiff_t ix =
-                std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-            if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-            T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-            for (std::size_t g = 0; g < Groups; ++g) {
-              const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
-              T* d = dst + g * group_channels;
-              for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-            }
+  // The adjoint of im2col for output positions [r0, r1): adds each patch gradient (rows of
+  // dpatches, the first for position r0) into dx at the taps it came from.
+  static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t oy = r / geom::ow, ox = r % geom::ow;
+      const T* row = dpatches + (r - r0) * patch;
+      for (std::size_t ky = 0; ky < KH; ++ky) {
+        const std::ptrdiff_t iy =
+            std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
+        if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+        for (std::size_t kx = 0; kx < KW; ++kx) {
+          const std::ptrdiff_t ix =
+              std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
+          if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+          T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
+          for (std::size_t g = 0; g < Groups; ++g) {
+            const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
+            T* d = dst + g * group_channels;
+            for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
           }
         }
       }
+    }
   }
 
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
@@ -2355,8 +2462,33 @@ struct ConvBody {
   }
 
   static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    // The input gradient first, while dp is free: it holds W transposed per group,
+    // wt[f][j] = W[j][f] ([Filters][group_patch]), so that dpatches_g = dy_g wt_g is a gemm_nn
+    // vectorized along the patch (a gemm_nt would reduce along the few filters). dx_rows rows at a
+    // time go to the sample's rows buffer and are scattered into dx; the patches stay intact.
+    if (dx) {
+      T* wt = dp;
+      for (std::size_t j = 0; j < group_patch; ++j)
+        for (std::size_t f = 0; f < Filters; ++f) wt[f * group_patch + j] = p[j * Filters + f];
+      parallel_for(n, [&](std::size_t s) {
+        const T* dys = dy + s * out_size;
+        T* dxs = dx + s * in_size;
+        T* rows = rows_region(scratch, n, s);
+        for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
+        for (std::size_t r0 = 0; r0 < positions; r0 += dx_rows) {
+          const std::size_t m = positions - r0 < dx_rows ? positions - r0 : dx_rows;
+          for (std::size_t g = 0; g < Groups; ++g)
+            kernels::gemm_nn(m, group_patch, group_filters, dys + r0 * Filters + g * group_filters,
+                             Filters, 1, wt + g * group_filters * group_patch, group_patch,
+                             rows + g * group_patch, patch, false, static_cast<const T*>(nullptr),
+                             kernels::Epilogue::none);
+          col2im_add(rows, r0, r0 + m, dxs);
+        }
+      }, n * kWorkPerSample >= kParallelWork);
+    }
     // dW_g[group_patch x group_filters] = patches_g^T dy_g over all n * positions rows at once,
     // summed in row (sample, then position) order; db = column sums of dy, in the same order.
+    // Both overwrite dp (and so wt).
     if constexpr (per_sample_grad) {
       parallel_for(n, [&](std::size_t s) {
         T* dps = grad_region(scratch, n, s);
@@ -2378,17 +2510,6 @@ struct ConvBody {
                          false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
       kernels::sum_rows(n * positions, Filters, dy, dp + weights);
     }
-    if (!dx) return;
-    parallel_for(n, [&](std::size_t s) {
-      T* patches = scratch + s * patch_floats;
-      const T* dys = dy + s * out_size;
-      // dpatches_g[positions x group_patch] = dy_g W_g^T, written over the patches (used above).
-      for (std::size_t g = 0; g < Groups; ++g)
-        gemm_nt_chunked<dx_rows>(positions, group_patch, group_filters, dys + g * group_filters,
-                                 Filters, p + g * group_filters, Filters,
-                                 patches + g * group_patch, patch, acc_region(scratch, n, s));
-      col2im(patches, dx + s * in_size);
-    }, n * kWorkPerSample >= kParallelWork);
   }
 
   // ", KernelInit, BiasInit, Dilation, Groups" for spec(), or the short form while both are 1.
@@ -9302,8 +9423,9 @@ class JsonLinesLogger : public Callback {
 //   L1L2<N1, D1, N2, D2>: both (l1 = N1/D1, l2 = N2/D2)
 // with l = N / D (a ratio: clang 14 has no float template parameters), over the layer's kernel
 // only, not its bias. The penalty is computed from the weights the step's forward pass used, so
-// the reported training loss is the mean loss of the batch plus the penalty, as Keras reports it
-// (evaluate() and validation losses do not include it). Sums are in double in arena order.
+// the reported training loss is the mean loss of the batch plus the penalty, as Keras reports it;
+// evaluate() and validation losses add the penalty at the evaluated weights, as Keras's test
+// step does. Sums are in double in arena order.
 //
 // The kernel of a bound layer L is its first kernel_count<L> parameters: a layer declares
 //     static constexpr std::size_t kernel_count = ...;
@@ -9345,7 +9467,11 @@ inline constexpr std::size_t kernel_count = detail::kernel_count_of<L>();
 // l1 * sum(|W|) + l2 * sum(W^2), and its gradient l1 * sign(W) + 2 * l2 * W.
 template <std::uint64_t N1, std::uint64_t D1, std::uint64_t N2, std::uint64_t D2>
 struct L1L2 {
-  static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  // Instantiated by Regularized (a function, so that the class stays usable after the error and
+  // no second error follows).
+  static void check() {
+    static_assert(D1 > 0 && D2 > 0, "A regularizer's factor N / D needs a denominator D >= 1.");
+  }
   static constexpr double l1 = detail::ratio<N1, D1>;
   static constexpr double l2 = detail::ratio<N2, D2>;
 
@@ -9384,11 +9510,25 @@ concept Regularizer = requires(const float* w, float* g, std::size_t n) {
   R::add_gradient(w, g, n);
 };
 
+namespace detail {
+// Instantiates R::check() (its static_asserts), if R has one.
+template <class R>
+constexpr bool run_regularizer_check() {
+  if constexpr (requires { R::check(); }) {
+    void (*f)() = &R::check;
+    return f != nullptr;
+  } else {
+    return true;
+  }
+}
+}  // namespace detail
+
 // Spec wrapped with kernel regularizer R (see the top of this file).
 template <class Spec, class R>
 struct Regularized {
   static_assert(Regularizer<R>,
                 "Regularized<Spec, R>: R must be a regularizer such as ctnn::L2<1, 10000>.");
+  static_assert(detail::run_regularizer_check<R>());
 
   template <ShapeType In, class T>
   struct bind : Spec::template bind<In, T> {
@@ -9439,6 +9579,18 @@ double apply_regularizers(const T* params, T* grads) {
       penalty += L::regularizer::penalty(params + off, L::kernel_count);
       L::regularizer::add_gradient(params + off, grads + off, L::kernel_count);
     }
+  });
+  return penalty;
+}
+
+// The sum of every regularized layer's penalty at params (what evaluate() adds to the loss).
+template <class Model, class T>
+double regularization_penalty(const T* params) {
+  double penalty = 0;
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    if constexpr (HasRegularizer<L>)
+      penalty += L::regularizer::penalty(params + Model::template param_offset<I>, L::kernel_count);
   });
   return penalty;
 }
@@ -9584,6 +9736,9 @@ Evaluation evaluate_in(Model& model, typename Model::Workspace& ws, const data::
   Evaluation e;
   e.samples = d.size();
   e.loss = loss_sum / double(d.size());
+  // Keras's evaluate() and val_loss include the regularization penalty, as its training loss does.
+  if constexpr (has_regularizers<Model>)
+    e.loss += regularization_penalty<Model>(model.parameters().data());
   if (L::metric != Metric::none) e.accuracy = right / double(d.size());
   return e;
 }
@@ -13595,13 +13750,16 @@ struct Residual {
 template <class... Body, class... Shortcut>
 struct Residual<Block<Body...>, Block<Shortcut...>> {};
 
-// Named in the error when From, Add or Concatenate names a tensor no Tag named before.
+// Named in the error when From, Add or Concatenate names a tensor no Tag named before. The
+// check is a function whose address the lookup takes: its body (the error) is instantiated, while
+// the lookup's value stays a constant, so no second error follows (with g++ or clang).
 template <class Name>
 struct No_tensor_is_tagged {
-  static_assert(detail::always_false_v<Name>,
-                "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
-                "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
-  static constexpr std::size_t value = ~std::size_t{0};
+  static void check() {
+    static_assert(detail::always_false_v<Name>,
+                  "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
+                  "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
+  }
 };
 
 namespace detail {
@@ -13621,15 +13779,20 @@ struct LookupTensor<Name, std::tuple<B...>> {
     ((r = std::is_same_v<Name, typename B::name> ? B::id : r), ...);
     return r;
   }();
-  static constexpr std::size_t value =
-      std::conditional_t<found != ~std::size_t{0}, std::integral_constant<std::size_t, found>,
-                         No_tensor_is_tagged<Name>>::value;
+  struct Tagged {
+    static void check() {}
+  };
+  static constexpr void (*checked)() =
+      &std::conditional_t<found != ~std::size_t{0}, Tagged, No_tensor_is_tagged<Name>>::check;
+  static constexpr std::size_t value = found;
 };
 
 // The tensor tagged Name, or (after the error) the current one, so that no second error follows.
 template <class Name, class Env, std::size_t Cur>
 inline constexpr std::size_t tensor_of =
-    LookupTensor<Name, Env>::value == ~std::size_t{0} ? Cur : LookupTensor<Name, Env>::value;
+    (LookupTensor<Name, Env>::checked, LookupTensor<Name, Env>::value == ~std::size_t{0})
+        ? Cur
+        : LookupTensor<Name, Env>::value;
 
 // The shape of tensor t (0 = the input) given the nodes so far.
 template <std::size_t t, class In, class Nodes>
