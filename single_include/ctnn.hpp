@@ -11485,6 +11485,11 @@ void gemm_int8(std::size_t M, std::size_t N, std::size_t K, const TA* A, std::si
   const std::size_t Np = kernels::int8_padded_columns(N);
   const std::size_t pairs = (K + 1) / 2;
   const std::size_t vecs = (N + L - 1) / L;  // column vectors, the last maybe partial
+  if (K == 0) {  // empty sums; the packed weights may be an empty (null) buffer
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t n = 0; n < N; ++n) C[m * ldc + n] = 0;
+    return;
+  }
   parallel_for_range(
       (vecs + kI8NV - 1) / kI8NV,
       [&](std::size_t t0, std::size_t t1) {
