@@ -35,8 +35,9 @@ while [ $# -gt 0 ]; do
 done
 
 build=$root/build-bench-resnet8
+mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF \
-      -DCTNN_BUILD_BENCH=OFF > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+      -DCTNN_BUILD_BENCH=OFF > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" --target resnet8 -j2 > /dev/null
 results=$root/bench/resnet8/results.jsonl
 commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- include examples || echo "+")
