@@ -2319,6 +2319,21 @@ struct Window2D {
       (dilated_extent(KH, D) <=
            H + (P.mode == Padding::Mode::explicit_pads ? P.top + P.bottom : 0) &&
        dilated_extent(KW, D) <= W + (P.mode == Padding::Mode::explicit_pads ? P.left + P.right : 0));
+
+  // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input, taps in
+  // row-major order (tap = ky * KW + kx, pixel = iy * W + ix).
+  template <class F>
+  static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
+    for (std::size_t ky = 0; ky < KH; ++ky) {
+      const std::ptrdiff_t iy = std::ptrdiff_t(oy * S + ky * D) - std::ptrdiff_t(pad_top);
+      if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+      for (std::size_t kx = 0; kx < KW; ++kx) {
+        const std::ptrdiff_t ix = std::ptrdiff_t(ox * S + kx * D) - std::ptrdiff_t(pad_left);
+        if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+        f(ky * KW + kx, std::size_t(iy) * W + std::size_t(ix));
+      }
+    }
+  }
 };
 
 }  // namespace detail
@@ -2428,24 +2443,15 @@ struct ConvBody {
   // dpatches, the first for position r0) into dx at the taps it came from.
   static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
     for (std::size_t r = r0; r < r1; ++r) {
-      const std::size_t oy = r / geom::ow, ox = r % geom::ow;
       const T* row = dpatches + (r - r0) * patch;
-      for (std::size_t ky = 0; ky < KH; ++ky) {
-        const std::ptrdiff_t iy =
-            std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-        if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-        for (std::size_t kx = 0; kx < KW; ++kx) {
-          const std::ptrdiff_t ix =
-              std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-          if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-          T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-          for (std::size_t g = 0; g < Groups; ++g) {
-            const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
-            T* d = dst + g * group_channels;
-            for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-          }
+      geom::for_taps(r / geom::ow, r % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+        T* dst = dx + pixel * C;
+        for (std::size_t g = 0; g < Groups; ++g) {
+          const T* src = row + g * group_patch + tap * group_channels;
+          T* d = dst + g * group_channels;
+          for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
         }
-      }
+      });
     }
   }
 
@@ -14321,6 +14327,7 @@ void fold_batch_norm(typename Prev::value_type* prev_params,
 // per-sample copy.
 #include <cstddef>
 #include <string>
+#include <utility>
 
 // ---- begin ctnn/kernels/depthwise.hpp ----
 // ctnn/kernels/depthwise.hpp: the per-channel products behind DepthwiseConv2D.
@@ -14388,17 +14395,7 @@ struct DepthwiseBody {
   // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input.
   template <class F>
   static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
-    for (std::size_t ky = 0; ky < KH; ++ky) {
-      const std::ptrdiff_t iy =
-          std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-      if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-      for (std::size_t kx = 0; kx < KW; ++kx) {
-        const std::ptrdiff_t ix =
-            std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-        if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-        f(ky * KW + kx, std::size_t(iy) * W + std::size_t(ix));
-      }
-    }
+    geom::for_taps(oy, ox, std::forward<F>(f));
   }
 
   // The input of sample s as C*M channels per pixel: x itself when M = 1.

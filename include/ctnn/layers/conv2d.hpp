@@ -139,24 +139,15 @@ struct ConvBody {
   // dpatches, the first for position r0) into dx at the taps it came from.
   static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
     for (std::size_t r = r0; r < r1; ++r) {
-      const std::size_t oy = r / geom::ow, ox = r % geom::ow;
       const T* row = dpatches + (r - r0) * patch;
-      for (std::size_t ky = 0; ky < KH; ++ky) {
-        const std::ptrdiff_t iy =
-            std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-        if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-        for (std::size_t kx = 0; kx < KW; ++kx) {
-          const std::ptrdiff_t ix =
-              std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-          if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-          T* dst = dx + (std::size_t(iy) * W + std::size_t(ix)) * C;
-          for (std::size_t g = 0; g < Groups; ++g) {
-            const T* src = row + g * group_patch + (ky * KW + kx) * group_channels;
-            T* d = dst + g * group_channels;
-            for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-          }
+      geom::for_taps(r / geom::ow, r % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+        T* dst = dx + pixel * C;
+        for (std::size_t g = 0; g < Groups; ++g) {
+          const T* src = row + g * group_patch + tap * group_channels;
+          T* d = dst + g * group_channels;
+          for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
         }
-      }
+      });
     }
   }
 

@@ -20,6 +20,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
@@ -53,17 +54,7 @@ struct DepthwiseBody {
   // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input.
   template <class F>
   static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
-    for (std::size_t ky = 0; ky < KH; ++ky) {
-      const std::ptrdiff_t iy =
-          std::ptrdiff_t(oy * Stride + ky * Dilation) - std::ptrdiff_t(geom::pad_top);
-      if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
-      for (std::size_t kx = 0; kx < KW; ++kx) {
-        const std::ptrdiff_t ix =
-            std::ptrdiff_t(ox * Stride + kx * Dilation) - std::ptrdiff_t(geom::pad_left);
-        if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
-        f(ky * KW + kx, std::size_t(iy) * W + std::size_t(ix));
-      }
-    }
+    geom::for_taps(oy, ox, std::forward<F>(f));
   }
 
   // The input of sample s as C*M channels per pixel: x itself when M = 1.

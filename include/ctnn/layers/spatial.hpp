@@ -121,6 +121,21 @@ struct Window2D {
       (dilated_extent(KH, D) <=
            H + (P.mode == Padding::Mode::explicit_pads ? P.top + P.bottom : 0) &&
        dilated_extent(KW, D) <= W + (P.mode == Padding::Mode::explicit_pads ? P.left + P.right : 0));
+
+  // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input, taps in
+  // row-major order (tap = ky * KW + kx, pixel = iy * W + ix).
+  template <class F>
+  static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
+    for (std::size_t ky = 0; ky < KH; ++ky) {
+      const std::ptrdiff_t iy = std::ptrdiff_t(oy * S + ky * D) - std::ptrdiff_t(pad_top);
+      if (iy < 0 || iy >= std::ptrdiff_t(H)) continue;
+      for (std::size_t kx = 0; kx < KW; ++kx) {
+        const std::ptrdiff_t ix = std::ptrdiff_t(ox * S + kx * D) - std::ptrdiff_t(pad_left);
+        if (ix < 0 || ix >= std::ptrdiff_t(W)) continue;
+        f(ky * KW + kx, std::size_t(iy) * W + std::size_t(ix));
+      }
+    }
+  }
 };
 
 }  // namespace detail
