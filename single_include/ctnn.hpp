@@ -2393,7 +2393,7 @@ struct ConvBody {
   static constexpr std::size_t dx_rows = positions < 48 ? positions : 48;  // 4 x 12, 8 x 6 rows
   static constexpr std::size_t rows_floats = line_up(dx_rows * patch);
   // A layer whose gradient is no larger than one sample's patches (the seed's 320 against 6,084)
-  // keeps one per sample after its accumulators and sums them in sample order, samples in
+  // keeps one per sample after its rows buffer and sums them in sample order, samples in
   // parallel: measured 112 against 61 GFLOP/s for the one-GEMM path at the seed shape (2 threads,
   // Zen 5), and bitwise the results of before. Larger layers take the one GEMM: their scratch
   // never holds a gradient copy larger than the patches.
