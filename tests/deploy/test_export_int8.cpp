@@ -77,10 +77,12 @@ std::vector<std::int8_t> plain_weights(const QuantizedModel<TinyModel>& q) {
 TEST_CASE("StaticQuantizedModel predicts what QuantizedModel predicts, bit for bit, allocating nothing") {
   auto& f = fixture();
   static deploy::StaticQuantizedModel<TinyModel> net(f.quantized.int8_parameters());
-  // The tiny model's byte tensors: the 784 input bytes (the widest), 13x13x4 from the stride-2
-  // Conv2D, 6x6x4 pooled, 16; floats only at the end (10 outputs, softmax).
-  STATIC_REQUIRE(Forward::plan.byte_widest == 28 * 28);
-  STATIC_REQUIRE(Forward::plan.float_widest == 10);
+  // The tiny model's tensors by liveness, in 64-byte slots: the quantized 784 input bytes (832)
+  // and the stride-2 Conv2D's 13x13x4 bytes (704) are live at once, the peak; then 6x6x4 pooled
+  // bytes, 16 bytes, and only the 10 outputs and the softmax's in float.
+  STATIC_REQUIRE(Forward::plan.arena == 832 + 704);
+  STATIC_REQUIRE(Forward::plan.bytes[1] && Forward::plan.bytes[3] && Forward::plan.bytes[5] &&
+                 !Forward::plan.bytes[7] && !Forward::plan.bytes[8]);
   STATIC_REQUIRE(decltype(net)::buffer_bytes < 4096);
   STATIC_REQUIRE(decltype(net)::weight_bytes >= QuantizedModel<TinyModel>::weight_bytes);
   std::vector<float> want(f.test.size() * TinyModel::output_size);

@@ -540,6 +540,14 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     if (ctx.training) return run_forward<true>(p, state, ws, n, ctx);
     return run_forward<false>(p, state, ws, n, ctx);
   }
+  // An inference pass as forward_on's that first shows `observe` every single-input node's input:
+  // observe.template operator()<I>(x, n) with x the n samples node I is about to read (with a
+  // fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
+  // inputs of the layers it quantizes this way, whatever the topology.
+  template <class Buffers, class Observe>
+  static T* forward_observed(const T* p, T* state, Buffers& ws, std::size_t n, Observe&& observe) {
+    return run_forward<false>(p, state, ws, n, PassContext{}, &observe);
+  }
 
   // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through every layer whose output
   // reaches Top, writing every parameter gradient of layers 0 .. Top into `grads` (an arena-sized
@@ -782,11 +790,16 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     return {ctx.training, ctx.seed ^ ((I + 1) * 0xA0761D6478BD642Full)};
   }
 
-  template <bool Training, class Buffers>
-  static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
+  struct NoObserver {};
+  template <bool Training, class Buffers, class Observe = NoObserver>
+  static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx,
+                        Observe* observe = nullptr) {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
     static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
+      if constexpr (!std::is_same_v<Observe, NoObserver> && !is_join<I>)
+        observe->template operator()<I>(
+            static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[0]])), n);
       if constexpr (facts.view[I] || facts.fused[I]) {
         return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
       } else {

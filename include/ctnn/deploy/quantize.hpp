@@ -53,6 +53,7 @@
 #include "ctnn/data/dataset.hpp"
 #include "ctnn/deploy/static_quantized.hpp"
 #include "ctnn/kernels/int8.hpp"
+#include "ctnn/layers/fold_batch_norm.hpp"
 #include "ctnn/layers/spatial.hpp"
 
 namespace ctnn {
@@ -72,8 +73,6 @@ class QuantizedModel {
   using float_model = Model;
   static_assert(std::is_same_v<typename Model::value_type, float>,
                 "quantize() takes a float model (ctnn::Sequential), not a double one.");
-  static_assert(Model::is_chain,
-                "quantize() takes a Sequential model for now; a ctnn::Graph cannot be quantized yet.");
   static constexpr std::size_t num_layers = Model::num_layers;
   template <std::size_t I>
   using layer = typename Model::template layer<I>;
@@ -165,8 +164,7 @@ class QuantizedModel {
       n = std::min(n, kInferenceChunk);
       if (n <= cap_) return;
       cap_ = n;
-      for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
-      for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+      arena_.resize(plan.arena * cap_);
       acc_.resize(plan.acc * cap_);
       patches_.resize(plan.patches * cap_);
       fscratch_.resize(plan.float_scratch * cap_);
@@ -177,8 +175,7 @@ class QuantizedModel {
    private:
     friend class QuantizedModel;
     std::size_t cap_ = 0;
-    std::array<AlignedBuffer<float>, 2> fbuf_;
-    std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+    AlignedBuffer<std::uint8_t> arena_;
     AlignedBuffer<std::int32_t> acc_;
     AlignedBuffer<std::uint8_t> patches_;
     AlignedBuffer<float> fscratch_;
@@ -248,6 +245,15 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I])) {
         constexpr std::size_t K = plan.K[I], N = plan.N[I];
         const float* w = params + Model::template param_offset<I>;
+        std::vector<float> folded;  // the weights with the BatchNormalization after them folded in
+        if constexpr (plan.fold[I] != Forward::kNone) {
+          constexpr std::size_t B = plan.fold[I];
+          folded.assign(w, w + layer<I>::param_count);
+          fold_batch_norm<layer<I>, layer<B>>(folded.data(),
+                                              params + Model::template param_offset<B>,
+                                              model.state().data() + Model::template state_offset<B>);
+          w = folded.data();
+        }
         // W(k, n): Dense stores [N][K], Conv2D and Conv1D [K][N] (HWIO). A grouped convolution
         // stores [taps][C/G][N]; its int8 matrix is block-diagonal over the im2col row [taps][C]
         // (zero where channel c is not in filter n's group), so the one GEMM stays right.
@@ -290,26 +296,21 @@ class QuantizedModel {
     constexpr std::size_t kBins = 4096;
     std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
     std::array<std::uint64_t, plan.computes> count{};
-    AlignedBuffer<float> a(plan.widest * B), b(plan.widest * B), scratch;
-    std::size_t scratch_size = 1;
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      scratch_size = std::max(scratch_size, layer<I>::scratch_per_sample);
-    });
-    scratch.resize(scratch_size * B);
-    const PassContext ctx{};
+    // The float model's own inference pass, shown each quantized layer's input (whatever the
+    // topology: a Graph's tensors live in the float planner's slots).
+    typename Model::Workspace ws;
+    ws.reserve(B, false);
     const float* params = model.parameters().data();
+    float* state = const_cast<float*>(model.state().data());  // read only in inference
     const bool percentile = opt.percentile < 100.0;
     for (int pass = 0; pass < (percentile ? 2 : 1); ++pass)
       for (std::size_t s0 = 0; s0 < total; s0 += B) {
         const std::size_t n = std::min(B, total - s0);
-        std::memcpy(a.data(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
-        float* x = a.data();
-        float* y = b.data();
-        detail::static_for<num_layers>([&]<std::size_t I>() {
-          using L = layer<I>;
+        std::memcpy(ws.input(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
+        const auto observe = [&]<std::size_t I>(const float* x, std::size_t) {
           if constexpr (is_compute(plan.kind[I])) {
             constexpr std::size_t c = plan.index[I];
-            const std::size_t m = n * L::input_shape::size;
+            const std::size_t m = n * layer<I>::input_shape::size;
             if (pass == 0) {
               for (std::size_t i = 0; i < m; ++i) {
                 lo[c] = std::min(lo[c], double(x[i]));
@@ -323,11 +324,8 @@ class QuantizedModel {
               count[c] += m;
             }
           }
-          if constexpr (plan.kind[I] != QKind::flatten && plan.kind[I] != QKind::dropout) {
-            L::forward(params + Model::template param_offset<I>, x, y, n, scratch.data(), ctx);
-            std::swap(x, y);
-          }
-        });
+        };
+        Model::forward_observed(params, state, ws, n, observe);
       }
     for (std::size_t c = 0; c < plan.computes; ++c) {
       in_signed_[c] = lo[c] < 0.0;
@@ -362,9 +360,8 @@ class QuantizedModel {
 
   // One chunk of n <= c.capacity() samples through every layer; reads only the parameters.
   void run(InferenceContext& c, const float* x, std::size_t n, float* out) const {
-    const typename Forward::Workspace w{{c.fbuf_[0].data(), c.fbuf_[1].data()},
-                                        {c.qbuf_[0].data(), c.qbuf_[1].data()},
-                                        c.acc_.data(), c.patches_.data(), c.fscratch_.data()};
+    const typename Forward::Workspace w{c.arena_.data(), c.acc_.data(), c.patches_.data(),
+                                        c.fscratch_.data()};
     Forward::run(int8_parameters(), w, x, n, out);
   }
 

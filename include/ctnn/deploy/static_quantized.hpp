@@ -54,22 +54,27 @@ struct Int8Parameters {
 
 namespace detail {
 
-enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
+enum class QKind { dense, conv, relu, flatten, dropout, maxpool, batch_norm, join, other };
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
 constexpr QKind qkind() {
-  switch (layer_kind<L>) {
-    case LayerKind::dense: return QKind::dense;
-    case LayerKind::conv2d: return QKind::conv;
-    case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
-    case LayerKind::relu: return QKind::relu;
-    case LayerKind::flatten: return QKind::flatten;
-    case LayerKind::dropout: return QKind::dropout;
-    case LayerKind::max_pool2d: return QKind::maxpool;
-    case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
-    case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
-    default: return QKind::other;
+  if constexpr (JoinLayer<L>) {
+    return QKind::join;
+  } else {
+    switch (layer_kind<L>) {
+      case LayerKind::dense: return QKind::dense;
+      case LayerKind::conv2d: return QKind::conv;
+      case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
+      case LayerKind::relu: return QKind::relu;
+      case LayerKind::flatten: return QKind::flatten;
+      case LayerKind::dropout: return QKind::dropout;
+      case LayerKind::max_pool2d: return QKind::maxpool;
+      case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
+      case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
+      case LayerKind::batch_norm: return QKind::batch_norm;
+      default: return QKind::other;
+    }
   }
 }
 
@@ -82,14 +87,20 @@ constexpr bool is_depthwise() {
 template <class L>
 struct Quantizable {
   static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
-                    is_depthwise<L>(),
-                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters: "
-                "this layer has parameters of another kind (see the layer type in this "
-                "instantiation).");
+                    qkind<L>() == QKind::batch_norm || is_depthwise<L>(),
+                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters "
+                "(and folds BatchNormalization into them): this layer has parameters of another "
+                "kind (see the layer type in this instantiation).");
   static_assert(!is_depthwise<L>(),
                 "quantize() does not handle DepthwiseConv2D or SeparableConv2D yet: keep such a "
                 "model in float (see the layer type in this instantiation).");
   static constexpr bool value = true;
+};
+
+// Named in the error when a BatchNormalization cannot be folded into the layer before it.
+template <std::size_t Layer, class LayerType>
+struct BatchNormalization_cannot_be_folded {
+  static constexpr bool value = false;
 };
 
 // The kernel size and stride of a Conv2D, recovered from its window geometry type.
@@ -108,31 +119,58 @@ void with_8bit_type(bool is_signed, F&& f) {
   else f.template operator()<std::uint8_t>();
 }
 
+// The int8 forward pass of a float model (a Sequential chain or a Graph), planned by the compiler
+// from the model's node list, as the float model's own planner plans it:
+//   - every Dense/Conv2D/Conv1D is a quantized ("compute") layer; a BatchNormalization whose
+//     input is such a layer's output and read by nothing else is folded into that layer's
+//     weights (fold_batch_norm) and disappears; any other BatchNormalization is refused;
+//   - a compute layer's output stays in bytes (on the next compute layer's input scale) when a
+//     single-consumer path of ReLU, Flatten, Reshape, Dropout, MaxPool and folded
+//     BatchNormalization leads to the next compute layer; a ReLU on that path becomes the clamp of
+//     the store. Otherwise (fan-out, a join, a float layer next, the output) it is stored in
+//     float, with a ReLU directly after it fused into that store;
+//   - every other layer (Add, Concatenate, pooling to the mean, activations, Softmax, ...) runs in
+//     float with the float model's own code, and a compute layer reading a float tensor quantizes
+//     it first. So a residual Add sums dequantized (rescaled) values in float;
+//   - each tensor gets a slot in one byte arena by liveness (first fit, 64-byte aligned), the
+//     input is read where the caller keeps it: `plan.arena` bytes per sample hold every live
+//     tensor at once.
 template <class Model>
 struct Int8Forward {
   static constexpr std::size_t num_layers = Model::num_layers;
+  static constexpr std::size_t NT = num_layers + 1;  // tensors: the input, then each node's output
   template <std::size_t I>
   using layer = typename Model::template layer<I>;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
   static constexpr std::size_t kNone = std::size_t(-1);
 
-  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
-  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
+  // Everything about the node list the compiler can decide: kinds, folds, which tensors are
+  // bytes, where each lives, and the sizes of the scratch buffers.
   struct Plan {
     std::array<QKind, num_layers> kind{};
     std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
     std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
-    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
+    std::array<bool, num_layers> alias{};          // the node computes nothing (view, folded
+                                                   // BatchNormalization, ReLU done by a store)
+    std::array<std::size_t, num_layers> fold{};    // compute layer: the BatchNormalization folded
+                                                   // into it (kNone: none)
     std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
+    std::array<bool, NT> bytes{};                  // tensor held as 8-bit
+    std::array<std::size_t, NT> owner{};           // 8-bit tensor: the compute index whose input
+                                                   // scale and signedness it has
+    std::array<std::size_t, NT> root{};            // the tensor whose buffer it is
+    std::array<std::size_t, NT> offset{};          // root tensor: its slot, bytes per sample
+    std::array<std::size_t, num_layers> qin{};     // compute layer on a float input: the slot of
+                                                   // its quantized copy
     std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
     std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
     std::array<std::size_t, num_layers> packed_offset{}, channel_offset{}, weight_offset{};
     std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
-    std::size_t widest = input_size;               // largest tensor per sample (calibration)
-    std::size_t float_widest = 1, byte_widest = 1; // largest float / 8-bit tensor of a run
+    std::size_t arena = 0;                         // bytes per sample of every live tensor
     std::size_t acc = 1, patches = 1;              // int32 / byte scratch per sample
     std::size_t float_scratch = 1;                 // for layers run in float
+    std::size_t unfoldable = kNone;                // a BatchNormalization that cannot be folded
   };
   // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
   // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
@@ -141,31 +179,36 @@ struct Int8Forward {
 
   static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
   static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
-  static constexpr bool is_byte_passthrough(QKind k) {
-    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
-  }
 
   static constexpr Plan make_plan() {
     Plan p;
-    std::array<std::size_t, num_layers> in_size{}, out_size{};
+    std::array<std::size_t, NT> size{}, consumers{}, sole{}, end{};
+    std::array<std::size_t, num_layers> input{};  // a single-input node's input tensor
+    size[0] = input_size;
+    for (std::size_t t = 0; t < NT; ++t) sole[t] = kNone;
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       static_assert(detail::Quantizable<L>::value);
       p.kind[I] = detail::qkind<L>();
-      p.next[I] = kNone;
-      in_size[I] = L::input_shape::size;
-      out_size[I] = L::output_shape::size;
-      p.widest = std::max(p.widest, L::output_shape::size);
-      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
-        if constexpr (detail::qkind<L>() == QKind::dense) {
-          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
-          p.acc = std::max(p.acc, p.N[I]);
-        } else if constexpr (detail::qkind<L>() == QKind::conv) {
-          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
-          p.rows[I] = L::positions;
-          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
-          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
-        }
+      p.next[I] = p.fold[I] = p.qin[I] = kNone;
+      size[I + 1] = L::output_shape::size;
+      input[I] = Model::template inputs_of<I>[0];
+      for (std::size_t t : Model::template inputs_of<I>) {
+        ++consumers[t];
+        sole[t] = I;
+      }
+      if constexpr (detail::qkind<L>() == QKind::dense) {
+        p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
+        p.acc = std::max(p.acc, p.N[I]);
+      } else if constexpr (detail::qkind<L>() == QKind::conv) {
+        p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
+        p.rows[I] = L::positions;
+        p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+        p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+      } else {
+        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+      if (is_compute(p.kind[I])) {
         p.index[I] = p.computes++;
         p.packed_offset[I] = p.packed;
         p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
@@ -173,52 +216,125 @@ struct Int8Forward {
         p.channels += p.N[I];
         p.weight_offset[I] = p.weights;
         p.weights += p.K[I] * p.N[I];
-      } else {
-        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+      // A BatchNormalization right after a Dense or Conv2D (layer kinds, not Conv1D) that nothing
+      // else reads folds into it.
+      if constexpr (detail::qkind<L>() == QKind::batch_norm) {
+        const std::size_t t = input[I];
+        bool folds = false;
+        if constexpr (I > 0) {
+          using P = layer<I - 1>;
+          folds = t == I && (layer_kind<P> == LayerKind::dense || layer_kind<P> == LayerKind::conv2d);
+        }
+        if (folds) {
+          p.fold[I - 1] = I;
+          p.alias[I] = true;
+        } else if (p.unfoldable == kNone) {
+          p.unfoldable = I;
+        }
       }
     });
-    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
-    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
+    for (std::size_t i = 0; i < num_layers; ++i)  // a fold needs its input read by the BN only
+      if (p.kind[i] == QKind::batch_norm && p.alias[i] && consumers[input[i]] != 1) {
+        p.alias[i] = false;
+        p.fold[i - 1] = kNone;
+        if (p.unfoldable == kNone) p.unfoldable = i;
+      }
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::dropout) p.alias[i] = true;
+    // Byte paths: from each compute layer along single consumers through byte-safe layers.
+    const auto passes_bytes = [&](std::size_t c) {
+      return p.kind[c] == QKind::relu || p.kind[c] == QKind::maxpool ||
+             p.kind[c] == QKind::flatten || p.kind[c] == QKind::dropout ||
+             (p.kind[c] == QKind::batch_norm && p.alias[c]);
+    };
     for (std::size_t i = 0; i < num_layers; ++i) {
       if (!is_compute(p.kind[i])) continue;
-      std::size_t j = i + 1;
+      std::size_t t = i + 1, c = kNone;
       bool relu = false;
-      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
-        if (p.kind[j] == QKind::relu) relu = true;
-      if (j < num_layers && is_compute(p.kind[j])) {
-        p.next[i] = j;
+      while (consumers[t] == 1 && passes_bytes(sole[t])) {
+        relu = relu || p.kind[sole[t]] == QKind::relu;
+        t = sole[t] + 1;
+      }
+      if (consumers[t] == 1 && is_compute(p.kind[sole[t]])) c = sole[t];
+      if (c != kNone) {
+        p.next[i] = c;
         p.relu[i] = relu;
-        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
-      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
-        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
-      }
-    }
-    // The tensors run() writes, by kind (the mirror of its branches): a buffer of each kind need
-    // only hold the widest tensor of that kind (the seed's float tensors are its 10 outputs).
-    for (std::size_t i = 0; i < num_layers; ++i) {
-      const QKind k = p.kind[i];
-      if (is_compute(k)) {
-        if (!p.in_bytes[i]) p.byte_widest = std::max(p.byte_widest, in_size[i]);
-        if (p.next[i] != kNone) p.byte_widest = std::max(p.byte_widest, out_size[i]);
-        else p.float_widest = std::max(p.float_widest, out_size[i]);
-      } else if (p.skip[i] || k == QKind::flatten || k == QKind::dropout) {
-      } else if (p.in_bytes[i]) {
-        if (k == QKind::maxpool) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+        for (std::size_t u = i + 1; u <= c; u = sole[u] + 1) {
+          p.bytes[u] = true;
+          p.in_bytes[sole[u]] = true;
+          p.owner[u] = p.index[c];
+          if (p.kind[sole[u]] == QKind::relu) p.alias[sole[u]] = true;  // the store's clamp
+          if (sole[u] == c) break;
+        }
       } else {
-        p.float_widest = std::max(p.float_widest, out_size[i]);
+        // A float store: a ReLU reading it alone (after a folded BatchNormalization) is fused.
+        std::size_t u = i + 1;
+        while (consumers[u] == 1 && p.kind[sole[u]] == QKind::batch_norm && p.alias[sole[u]])
+          u = sole[u] + 1;
+        if (consumers[u] == 1 && p.kind[sole[u]] == QKind::relu) {
+          p.relu[i] = true;
+          p.alias[sole[u]] = true;
+        }
       }
     }
+    // Buffers: an alias shares its input's; a buffer lives until the last node reading any tensor
+    // in it has run (the output until the end). The input (tensor 0) stays the caller's.
+    for (std::size_t t = 0; t < NT; ++t) p.root[t] = t;
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (p.alias[i]) p.root[i + 1] = p.root[input[i]];
+    for (std::size_t t = 0; t < NT; ++t) end[t] = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (!p.alias[I])
+        for (std::size_t t : Model::template inputs_of<I>)
+          end[p.root[t]] = std::max(end[p.root[t]], I);
+    });
+    end[p.root[num_layers]] = kNone;
+    // First fit over the slots live at once: ids 0 .. NT-1 tensors, NT + i node i's quantized input.
+    std::array<std::size_t, NT + num_layers> off{}, len{};
+    std::array<bool, NT + num_layers> live{};
+    const auto place = [&](std::size_t id, std::size_t n) {
+      const auto fits = [&](std::size_t o) {
+        for (std::size_t k = 0; k < NT + num_layers; ++k)
+          if (live[k] && o < off[k] + len[k] && off[k] < o + n) return false;
+        return true;
+      };
+      std::size_t best = fits(0) ? 0 : kNone;
+      for (std::size_t k = 0; k < NT + num_layers; ++k)
+        if (live[k] && off[k] + len[k] < best && fits(off[k] + len[k])) best = off[k] + len[k];
+      off[id] = best;
+      len[id] = n;
+      live[id] = true;
+      p.arena = std::max(p.arena, best + n);
+    };
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      if (p.alias[i]) continue;
+      if (is_compute(p.kind[i]) && !p.in_bytes[i]) {
+        place(num_layers + 1 + i, round64(size[input[i]]));
+        p.qin[i] = off[num_layers + 1 + i];
+      }
+      place(i + 1, round64(size[i + 1] * (p.bytes[i + 1] ? 1 : sizeof(float))));
+      live[num_layers + 1 + i] = false;
+      for (std::size_t t = 0; t < NT; ++t)
+        if (live[t] && p.root[t] == t && end[t] == i) live[t] = false;
+    }
+    for (std::size_t t = 0; t < NT; ++t) p.offset[t] = off[p.root[t]];
     return p;
   }
   static constexpr Plan plan = make_plan();
   static_assert(plan.computes > 0,
                 "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+  static_assert(plan.unfoldable == kNone ||
+                    BatchNormalization_cannot_be_folded<plan.unfoldable, layer<(plan.unfoldable < num_layers ? plan.unfoldable : 0)>>::value,
+                "quantize() folds each BatchNormalization into the Dense or Conv2D right before "
+                "it; the one named in BatchNormalization_cannot_be_folded<index, layer> follows "
+                "another layer (or a tensor something else also reads): keep this model in float.");
+  static_assert(plan.root[num_layers] != 0 && !plan.bytes[num_layers]);
 
-  // Buffers for n samples: f[0], f[1] float_widest * n floats each; q[0], q[1] byte_widest * n
-  // bytes; acc, patches and fscratch plan.acc, plan.patches and plan.float_scratch per sample.
+  // Buffers for n samples: arena plan.arena * n bytes (64-byte aligned); acc, patches and
+  // fscratch plan.acc, plan.patches and plan.float_scratch per sample.
   struct Workspace {
-    float* f[2];
-    std::uint8_t* q[2];
+    std::uint8_t* arena;
     std::int32_t* acc;
     std::uint8_t* patches;
     float* fscratch;
@@ -312,67 +428,55 @@ struct Int8Forward {
     }, n * L::input_shape::size >= kParallelWork);
   }
 
-  // The quantized layer whose input scale the bytes at layer I use.
-  static constexpr std::size_t next_compute_after(std::size_t i) {
-    while (!is_compute(plan.kind[i])) ++i;
-    return i;
+  // Where tensor t of n samples lives: the caller's input or a slot of the arena.
+  static void* tensor(const Workspace& w, const float* x, std::size_t t, std::size_t n) {
+    if (plan.root[t] == 0) return const_cast<float*>(x);
+    return w.arena + plan.offset[t] * n;
   }
 
-  // n samples (x: n * input_size floats) through every layer into out (n * output_size). Float
-  // tensors alternate between w.f[0] and [1], byte tensors between w.q[0] and [1]; the plan says
-  // which kind each layer reads.
+  // n samples (x: n * input_size floats) through every node into out (n * output_size). Each
+  // tensor is read and written in its planned slot; the plan says whether it holds floats or
+  // bytes.
   static void run(const deploy::Int8Parameters& p, const Workspace& w, const float* x,
                   std::size_t n, float* out) {
-    const float* fx = x;
-    int fnext = 0;
-    std::uint8_t* qx = nullptr;
-    int qnext = 0;
     const PassContext ctx{};
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       constexpr QKind kind = plan.kind[I];
-      if constexpr (is_compute(kind)) {
+      constexpr std::size_t in = Model::template inputs_of<I>[0];
+      void* y = tensor(w, x, I + 1, n);
+      if constexpr (plan.alias[I]) {
+        return;  // a view, inference-mode Dropout, a folded BatchNormalization or an applied ReLU
+      } else if constexpr (is_compute(kind)) {
         constexpr std::size_t c = plan.index[I];
-        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
-          qx = w.q[qnext];
-          qnext ^= 1;
+        std::uint8_t* qx;
+        if constexpr (plan.in_bytes[I]) {
+          qx = static_cast<std::uint8_t*>(tensor(w, x, in, n));
+        } else {  // a float input is quantized first
+          qx = w.arena + plan.qin[I] * n;
+          const float* fx = static_cast<const float*>(tensor(w, x, in, n));
           with_8bit_type(p.input_signed[c], [&]<class Q>() {
             kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / p.input_scales[c],
                                    reinterpret_cast<Q*>(qx));
           });
         }
-        if constexpr (plan.next[I] != kNone) {
-          std::uint8_t* y = w.q[qnext];
-          qnext ^= 1;
-          run_compute<I>(p, w, qx, n, y);
-          qx = y;
-        } else {
-          float* y = w.f[fnext];
-          fnext ^= 1;
-          run_compute<I>(p, w, qx, n, y);
-          fx = y;
-        }
-      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
-        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
+        run_compute<I>(p, w, qx, n, y);
       } else if constexpr (plan.in_bytes[I]) {
-        if constexpr (kind == QKind::maxpool) {
-          std::uint8_t* y = w.q[qnext];
-          qnext ^= 1;
-          constexpr std::size_t nc = plan.index[next_compute_after(I)];
-          with_8bit_type(p.input_signed[nc], [&]<class Q>() {
-            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
-          });
-          qx = y;
-        }
-        // (a ReLU on bytes was applied as the clamp of the store that produced them)
+        static_assert(kind == QKind::maxpool, "only max pooling computes on bytes");
+        with_8bit_type(p.input_signed[plan.owner[in]], [&]<class Q>() {
+          maxpool8<L>(static_cast<const Q*>(tensor(w, x, in, n)), static_cast<Q*>(y), n);
+        });
+      } else if constexpr (kind == QKind::join) {
+        std::array<const float*, L::arity> xs;
+        for (std::size_t k = 0; k < L::arity; ++k)
+          xs[k] = static_cast<const float*>(tensor(w, x, Model::template inputs_of<I>[k], n));
+        L::forward(xs.data(), static_cast<float*>(y), n);
       } else {
-        float* y = w.f[fnext];
-        fnext ^= 1;
-        L::forward(nullptr, fx, y, n, w.fscratch, ctx);
-        fx = y;
+        L::forward(nullptr, static_cast<const float*>(tensor(w, x, in, n)), static_cast<float*>(y),
+                   n, w.fscratch, ctx);
       }
     });
-    std::memcpy(out, fx, n * output_size * sizeof(float));
+    std::memcpy(out, tensor(w, x, num_layers, n), n * output_size * sizeof(float));
     // 8-bit values cannot hold NaN or infinity: quantize_8bit clamps them into range, and the
     // sample would silently get a class. A sample with a non-finite input value gets NaN outputs
     // instead (its float model's outputs would not be finite either). One scan of the input.
@@ -417,8 +521,8 @@ class StaticQuantizedModel {
   static constexpr std::size_t weight_bytes =
       plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
   static constexpr std::size_t buffer_bytes =
-      (2 * plan.float_widest + plan.float_scratch + output_size) * sizeof(float) +
-      2 * plan.byte_widest + plan.acc * sizeof(std::int32_t) + plan.patches;
+      plan.arena + (plan.float_scratch + output_size) * sizeof(float) +
+      plan.acc * sizeof(std::int32_t) + plan.patches;
 
   // `params` must point to arrays laid out as Int8Parameters says and outlive this object.
   explicit constexpr StaticQuantizedModel(const Int8Parameters& params) noexcept : params_(params) {}
@@ -426,7 +530,7 @@ class StaticQuantizedModel {
   // The outputs for one sample of input_size values; they live in this object until the next
   // call (copy them to keep them).
   const float* predict(const float* x) noexcept {
-    const typename Forward::Workspace w{{f0_, f1_}, {q0_, q1_}, acc_, patches_, fscratch_};
+    const typename Forward::Workspace w{arena_, acc_, patches_, fscratch_};
     Forward::run(params_, w, x, 1, out_);
     return out_;
   }
@@ -441,13 +545,10 @@ class StaticQuantizedModel {
  private:
   Int8Parameters params_;
   // The kernels' alignment, as in StaticModel.
-  alignas(kAlignBytes) float f0_[plan.float_widest];
-  alignas(kAlignBytes) float f1_[plan.float_widest];
+  alignas(kAlignBytes) std::uint8_t arena_[plan.arena];  // every live tensor, float or 8-bit
   alignas(kAlignBytes) float fscratch_[plan.float_scratch];
   alignas(kAlignBytes) float out_[output_size];
   alignas(kAlignBytes) std::int32_t acc_[plan.acc];
-  alignas(kAlignBytes) std::uint8_t q0_[plan.byte_widest];
-  alignas(kAlignBytes) std::uint8_t q1_[plan.byte_widest];
   alignas(kAlignBytes) std::uint8_t patches_[plan.patches];
 };
 
