@@ -84,3 +84,84 @@ TEST_CASE("StaticModel over a model's parameters predicts what the model predict
     CHECK(net.predict_class(x.data()) == model.predict_class(x));
   }
 }
+
+namespace graph_export {
+struct Skip;
+struct Side;
+struct Pooled;
+using BN = BatchNormalization<0.99, 0.001>;
+// A residual block with BatchNormalization, a branch joined by Concatenate, a regularized kernel
+// (training only: not written).
+using Net = Graph<Input<10, 10, 1>, Regularized<Conv2D<4, 3, 3, 1, Padding::same>, L2<1, 1000>>, BN,
+                  ReLU, Tag<Skip>, Conv2D<4, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, BN, Add<Skip>,
+                  ReLU, Tag<Side>, MaxPool2D<2>, Tag<Pooled>, From<Side>, Conv2D<3, 1, 1, 2>,
+                  Concatenate<Pooled>, GlobalAveragePooling2D, Dense<3>, Softmax>;
+// What cpp_type<Net>() spells, written out: the same node list, layout and topology hash.
+using Spelled = NodeGraph<Input<10, 10, 1>, At<Conv2D<4, 3, 3, 1, Padding::same>, 0>, At<BN, 1>,
+                          At<ReLU, 2>, At<Conv2D<4, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 3>,
+                          At<BN, 4>, At<Add<>, 5, 3>, At<ReLU, 6>, At<MaxPool2D<2>, 7>,
+                          At<Conv2D<3, 1, 1, 2>, 7>, At<Concatenate<>, 9, 8>,
+                          At<GlobalAveragePooling2D, 10>, At<Dense<3>, 11>, At<Softmax, 12>>;
+static_assert(Net::topology_hash == Spelled::topology_hash && Net::arena_size == Spelled::arena_size &&
+              Net::state_size == Spelled::state_size);
+// A different wiring (the Add reading the first ReLU's input instead) is another topology.
+using Rewired = NodeGraph<Input<10, 10, 1>, At<Conv2D<4, 3, 3, 1, Padding::same>, 0>, At<BN, 1>,
+                          At<ReLU, 2>, At<Conv2D<4, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 3>,
+                          At<BN, 4>, At<Add<>, 5, 2>, At<ReLU, 6>, At<MaxPool2D<2>, 7>,
+                          At<Conv2D<3, 1, 1, 2>, 7>, At<Concatenate<>, 9, 8>,
+                          At<GlobalAveragePooling2D, 10>, At<Dense<3>, 11>, At<Softmax, 12>>;
+static_assert(Net::topology_hash != Rewired::topology_hash);
+static_assert(Net::topology_hash != Sequential<Input<10, 10, 1>, Conv2D<4, 3, 3, 1, Padding::same>>::topology_hash);
+}  // namespace graph_export
+
+TEST_CASE("A Graph exports in its node form, and runs as StaticModel and StaticQuantizedModel") {
+  using graph_export::Net;
+  using graph_export::Spelled;
+  CHECK(deploy::cpp_type<Net>() ==
+        "ctnn::NodeGraph<ctnn::Input<10, 10, 1>, ctnn::At<ctnn::Conv2D<4, 3, 3, 1, ctnn::Padding::same>, 0>, "
+        "ctnn::At<ctnn::BatchNormalization<0.990000, 0.001000>, 1>, ctnn::At<ctnn::ReLU, 2>, "
+        "ctnn::At<ctnn::Conv2D<4, 3, 3, 1, ctnn::Padding::pads(1, 1, 1, 1)>, 3>, "
+        "ctnn::At<ctnn::BatchNormalization<0.990000, 0.001000>, 4>, ctnn::At<ctnn::Add<>, 5, 3>, "
+        "ctnn::At<ctnn::ReLU, 6>, ctnn::At<ctnn::MaxPool2D<2, 2, 2, ctnn::Padding::valid>, 7>, "
+        "ctnn::At<ctnn::Conv2D<3, 1, 1, 2, ctnn::Padding::valid>, 7>, ctnn::At<ctnn::Concatenate<>, 9, 8>, "
+        "ctnn::At<ctnn::GlobalAveragePooling2D, 10>, ctnn::At<ctnn::Dense<3>, 11>, ctnn::At<ctnn::Softmax, 12>>");
+  CHECK(topology<Net>() == topology<Spelled>());
+  // Trained a little on real pixels (a 10x10 corner of Fashion-MNIST images, labels mod 3), so
+  // the BatchNormalization statistics are not their initial values.
+  const std::string dir = CTNN_FASHION_MNIST_DIR;
+  const auto images = data::load_idx(dir + "/train-images-idx3-ubyte.gz",
+                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 600});
+  data::Dataset d = images;
+  d.sample_shape = {10, 10, 1};
+  d.num_classes = 3;
+  d.x.assign(images.size() * 100, 0.0f);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    for (std::size_t r = 0; r < 10; ++r)
+      for (std::size_t c = 0; c < 10; ++c) d.x[i * 100 + r * 10 + c] = images.sample(i)[(r + 9) * 28 + c + 9];
+    d.labels[i] %= 3;
+  }
+  Net model(7);
+  Adam opt(3e-3f);
+  fit(model, opt, SparseCategoricalCrossEntropy{}, d, {.epochs = 2, .verbose = 0});
+  REQUIRE(model.state()[0] != 0.0f);  // moving means moved
+  // The spelled type loads what the Graph computed: same outputs, bit for bit.
+  Spelled spelled(0);
+  std::copy(model.parameters().begin(), model.parameters().end(), spelled.parameters().begin());
+  std::copy(model.state().begin(), model.state().end(), spelled.state().begin());
+  static deploy::StaticModel<Spelled> net(model.parameters().data(), model.state().data());
+  auto q = quantize(model, std::span<const float>(d.x.data(), 200 * 100));
+  static deploy::StaticQuantizedModel<Net> qnet(q.int8_parameters());
+  std::size_t same_class = 0;
+  for (std::size_t i = 0; i < 100; ++i) {
+    const std::span<const float> x(d.sample(i), 100);
+    const auto want = model.predict(x);
+    CHECK(spelled.predict(x) == want);
+    const float* got = net.predict(x.data());
+    CHECK(std::equal(want.begin(), want.end(), got));
+    const auto want_q = q.predict(x);
+    const float* got_q = qnet.predict(x.data());
+    CHECK(std::equal(want_q.begin(), want_q.end(), got_q));
+    same_class += q.predict_class(x) == model.predict_class(x);
+  }
+  CHECK(same_class >= 95);
+}

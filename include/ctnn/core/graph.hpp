@@ -20,7 +20,8 @@
 // The last spec's tensor is the output (one output), and every layer must reach it. The Graph
 // lowers to the node list of core/model.hpp, the planner Sequential runs on too: same arena,
 // same fusion (only where a producer has a single consumer), liveness-planned buffers.
-// deploy/ (quantize, export_header, StaticModel) accepts Sequential models only for now.
+// deploy/ takes Graphs as Sequentials: quantize (BatchNormalization folded), export_header (which
+// writes the NodeGraph form below), StaticModel and StaticQuantizedModel.
 #pragma once
 #include <cstddef>
 #include <tuple>
@@ -197,15 +198,102 @@ class BasicGraph {
 template <class T, std::size_t... InDims, class... Specs>
 class BasicGraph<T, Input<InDims...>, Specs...>
     : public detail::GraphBase<T, Shape<InDims...>, Specs...>::type {
-  using Base = typename detail::GraphBase<T, Shape<InDims...>, Specs...>::type;
   static_assert(detail::GraphBase<T, Shape<InDims...>, Specs...>::joins_ok || true);
 
  public:
+  // The lowered model (its node list): the same type for a Graph and its NodeGraph form.
+  using Base = typename detail::GraphBase<T, Shape<InDims...>, Specs...>::type;
   using Base::Base;
 };
 
 // A float graph: the type users write.
 template <class InputSpec, class... Specs>
 using Graph = BasicGraph<float, InputSpec, Specs...>;
+
+// The same graphs written node by node, each naming the tensors it reads by number (0 the input,
+// k + 1 the output of the k-th At): At<Spec, Inputs...> applies a layer spec to one tensor, or a
+// join (Add<>, Concatenate<>) to several, in that order. The form export_header writes (tensor
+// names are the user's own types and cannot be spelled in a generated header); a Graph and its
+// node form lower to the same node list, so they share layout, topology() and topology_hash, and
+// one's saved parameters load into the other.
+//   using Net = ctnn::NodeGraph<ctnn::Input<8>, ctnn::At<ctnn::Dense<8>, 0>, ctnn::At<ctnn::ReLU, 1>,
+//                               ctnn::At<ctnn::Add<>, 2, 0>, ctnn::At<ctnn::Dense<2>, 3>>;
+template <class Spec, std::size_t... Inputs>
+struct At {
+  static_assert(sizeof...(Inputs) >= 1, "At<Spec, Inputs...> names at least one input tensor.");
+};
+
+// Named in the error when an At reads a tensor not computed before it.
+template <std::size_t Node, std::size_t Tensor>
+struct NodeGraph_reads_a_later_tensor {
+  static constexpr bool value = false;
+};
+
+namespace detail {
+
+template <class T, class In, class Nodes, class S, std::size_t... Ins>
+struct BindAt;
+template <class T, class In, class Nodes, class S, std::size_t I0>
+struct BindAt<T, In, Nodes, S, I0> {
+  using type = typename BindOne<S, tensor_shape<I0, In, Nodes>, T>::type;
+};
+template <class T, class In, class Nodes, class S, std::size_t I0, std::size_t I1, std::size_t... Is>
+struct BindAt<T, In, Nodes, S, I0, I1, Is...> {
+  using type = typename S::template bind_join<T, tensor_shape<I0, In, Nodes>,
+                                              tensor_shape<I1, In, Nodes>, tensor_shape<Is, In, Nodes>...>;
+};
+
+template <class T, class In, class Nodes, class... Ats>
+struct LowerNodes {
+  using nodes = Nodes;
+};
+template <class T, class In, class Nodes, class S, std::size_t... Ins, class... Rest>
+struct LowerNodes<T, In, Nodes, At<S, Ins...>, Rest...> {
+  static constexpr std::size_t k = std::tuple_size_v<Nodes>;
+  static constexpr bool ordered = [] {
+    bool ok = true;
+    ((ok = ok && (Ins <= k || NodeGraph_reads_a_later_tensor<k, Ins>::value)), ...);
+    return ok;
+  }();
+  static_assert(ordered, "Each At<Spec, Inputs...> of a NodeGraph reads the input (0) or the output "
+                         "of an earlier At (k + 1 for the k-th); the one named in "
+                         "NodeGraph_reads_a_later_tensor<node, tensor> reads a later tensor.");
+  using nodes = typename LowerNodes<T, In,
+                                    append_node<Nodes, Node<typename BindAt<T, In, Nodes, S, (ordered ? Ins : 0)...>::type, Ins...>>,
+                                    Rest...>::nodes;
+};
+
+template <class T, class In, class... Ats>
+struct NodeGraphBase {
+  using nodes = typename LowerNodes<T, In, std::tuple<>, Ats...>::nodes;
+  static_assert(std::tuple_size_v<nodes> >= 1, "A NodeGraph needs at least one At after Input.");
+  template <class... Ns>
+  static constexpr bool verify(std::tuple<Ns...>*) {
+    return ([] {
+      if constexpr (requires { Ns::layer::verify(); }) return Ns::layer::verify();
+      else return true;
+    }() && ...);
+  }
+  static constexpr bool joins_ok = verify(static_cast<nodes*>(nullptr));
+  using type = ModelCore<T, In, nodes, ModelStyle::functional>;
+};
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Ats>
+class BasicNodeGraph {
+  static_assert(sizeof(T) == 0, "A NodeGraph starts with ctnn::Input<dims...>, then its At<...> nodes.");
+};
+template <class T, std::size_t... InDims, class... Ats>
+class BasicNodeGraph<T, Input<InDims...>, Ats...>
+    : public detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::type {
+  static_assert(detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::joins_ok || true);
+
+ public:
+  using Base = typename detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::type;
+  using Base::Base;
+};
+template <class InputSpec, class... Ats>
+using NodeGraph = BasicNodeGraph<float, InputSpec, Ats...>;
 
 }  // namespace ctnn

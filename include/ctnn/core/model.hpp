@@ -401,6 +401,47 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   static constexpr GradPlan grad_plan = make_grad_plan(Top);
 
  public:
+  // A constant naming the topology: FNV-1a (64-bit) over the input shape and, per node, its layer
+  // name and kind, output shape, parameter and state counts, the tensors it reads, a window
+  // layer's kernel, stride, dilation and padding, and a BatchNormalization's epsilon. An exported
+  // header static_asserts it against its model type. A Graph and its NodeGraph form share it; a
+  // Sequential differs from a Graph of the same layers. Settings that change neither the
+  // parameters nor the shapes (an activation's slope, a dropout rate) are not part of it: the
+  // topology() text a model file and a header also carry has every setting.
+  static constexpr std::uint64_t topology_hash = [] {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    const auto mix = [&](std::uint64_t v) {
+      for (int b = 0; b < 8; ++b) {
+        h ^= (v >> (8 * b)) & 0xff;
+        h *= 0x100000001b3ull;
+      }
+    };
+    const auto mix_shape = [&]<class S>() {
+      mix(S::rank);
+      for (std::size_t d : S::dims) mix(d);
+    };
+    mix(Style == ModelStyle::sequential ? 1 : 2);
+    mix_shape.template operator()<InShape>();
+    static_for<N>([&]<std::size_t I>() {
+      using L = layer<I>;
+      mix(0x6e6f6465);  // "node"
+      for (char c : std::string_view(L::name)) mix(std::uint64_t(static_cast<unsigned char>(c)));
+      mix(std::uint64_t(layer_kind<L>));
+      mix_shape.template operator()<typename L::output_shape>();
+      mix(L::param_count);
+      mix(state_count_of<L>());
+      mix(node<I>::arity);
+      for (std::size_t t : node<I>::inputs) mix(t);
+      if constexpr (requires { L::geom::pad_top; L::geom::pad_left; L::geom::dilation; }) {
+        mix(L::geom::oh), mix(L::geom::ow), mix(L::geom::pad_top), mix(L::geom::pad_left);
+        mix(L::geom::dilation);
+      }
+      if constexpr (requires { { L::epsilon } -> std::convertible_to<double>; })
+        mix(std::uint64_t(double(L::epsilon) * 1e9 + 0.5));
+    });
+    return h;
+  }();
+
   // Trainable parameters, counted as Keras counts them.
   static constexpr std::size_t param_count = [] {
     std::size_t n = 0;

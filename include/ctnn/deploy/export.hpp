@@ -2,9 +2,12 @@
 //
 // export_header(path, model, name) writes (atomically) a header that needs nothing but ctnn's
 // headers to compile: namespace `name` holding
-//   using Model = ctnn::Sequential<...>;              the topology, as C++ source
+//   using Model = ctnn::Sequential<...>;              the topology, as C++ source (a Graph in
+//                                                     its node form, ctnn::NodeGraph<...>)
 //   inline constexpr char topology[] = "...";         ctnn::topology<Model>(), for checks
+//   static_assert(Model::topology_hash == ...);       the topology as a constant
 //   alignas(64) inline constexpr float parameters[];  the arena, values as exact hex literals
+//   state[]                                           the non-trainable state, if any
 //   inline ctnn::deploy::StaticModel<Model> make()    an inference object over those weights
 // so a firmware build does `static auto net = name::make(); net.predict(x);` with no file system,
 // heap, exceptions or RTTI, and with weights in flash. Every value round-trips exactly (hex
@@ -32,21 +35,30 @@
 namespace ctnn::deploy {
 
 // "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
+// A Graph is written in its node form, ctnn::NodeGraph<ctnn::Input<...>, ctnn::At<spec, inputs...>,
+// ...> (core/graph.hpp): the same node list, so the same layout and topology_hash. A layer's
+// regularizer (training only) is not written.
 template <class Model>
 std::string cpp_type() {
-  static_assert(Model::is_chain,
-                "export_header() and cpp_type() take a Sequential model for now; a ctnn::Graph cannot "
-                "be exported yet.");
   using T = typename Model::value_type;
-  std::string s = std::is_same_v<T, float> ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ";
+  constexpr bool is_float = std::is_same_v<T, float>;
+  std::string s = Model::is_chain ? (is_float ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ")
+                                  : (is_float ? "ctnn::NodeGraph<" : "ctnn::BasicNodeGraph<double, ");
   s += "ctnn::Input<";
-  for (std::size_t i = 0; i < Model::input_shape::rank; ++i)
-    s += (i ? ", " : "") + std::to_string(Model::input_shape::dims[i]);
+  for (std::size_t i = 0; i < Model::input_shape::rank; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(Model::input_shape::dims[i]);
+  }
   s += ">";
   ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += ", ";
-    if constexpr (requires { L::spec(); }) {
+    if constexpr (!Model::is_chain) s += "ctnn::At<";
+    if constexpr (JoinLayer<L>) {
+      s += "ctnn::";
+      s += L::name;
+      s += "<>";
+    } else if constexpr (requires { L::spec(); }) {
       s += L::spec();
     } else {
       // A built-in layer without settings is spelled by its name; a user layer's name may be
@@ -54,7 +66,15 @@ std::string cpp_type() {
       constexpr bool spelled = layer_kind<L> != LayerKind::other;
       static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
                              "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
-      s += "ctnn::" + std::string(L::name);
+      s += "ctnn::";
+      s += L::name;
+    }
+    if constexpr (!Model::is_chain) {
+      for (std::size_t t : Model::template inputs_of<I>) {
+        s += ", ";
+        s += std::to_string(t);
+      }
+      s += ">";
     }
   });
   return s + ">";
@@ -99,7 +119,9 @@ std::string model_declaration() {
   s += cpp_type<Model>();
   s += ";\ninline constexpr char topology[] = \"";
   s += topology<Model>();
-  s += "\";\n";
+  s += "\";\nstatic_assert(Model::topology_hash == ";
+  s += std::to_string(Model::topology_hash);
+  s += "ull, \"this header was written for another ctnn model topology\");\n";
   return s;
 }
 
@@ -126,9 +148,15 @@ void export_header(const std::string& path, const Model& model, const std::strin
        << "static_assert(Model::arena_size == " << Model::arena_size
        << ", \"this header was written for another ctnn model layout\");\n\n";
     write_constexpr_array<T>(os, "parameters", model.parameters());
-    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n"
-       << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters); }\n\n"
-       << "}  // namespace " << name << "\n";
+    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n";
+    if constexpr (Model::state_size > 0) {
+      os << "// The non-trainable state (BatchNormalization's moving statistics).\n";
+      write_constexpr_array<T>(os, "state", model.state());
+      os << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters, state); }\n\n";
+    } else {
+      os << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters); }\n\n";
+    }
+    os << "}  // namespace " << name << "\n";
   });
 }
 

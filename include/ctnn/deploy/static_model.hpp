@@ -1,6 +1,6 @@
 // ctnn/deploy/static_model.hpp: inference over constant weights in memory fixed at compile time.
 //
-// StaticModel<Model> runs one sample at a time through `Model` (a ctnn::Sequential type) using
+// StaticModel<Model> runs one sample at a time through `Model` (a ctnn::Sequential or Graph) using
 // weights it does not own (typically the constexpr array of a header written by
 // deploy/export.hpp, which the linker places in flash) and one array member for every activation
 // and scratch buffer. Nothing is allocated, thrown or looked up at run time, so it builds with
@@ -16,8 +16,17 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "ctnn/core/graph.hpp"
 #include "ctnn/core/sequential.hpp"
+#include "ctnn/layers/add.hpp"
+#include "ctnn/layers/batch_norm.hpp"
+#include "ctnn/layers/concatenate.hpp"
+#include "ctnn/layers/conv1d.hpp"
 #include "ctnn/layers/conv2d.hpp"
+#include "ctnn/layers/depthwise_conv2d.hpp"
+#include "ctnn/layers/random_flip.hpp"
+#include "ctnn/layers/random_translation.hpp"
+#include "ctnn/layers/separable_conv2d.hpp"
 #include "ctnn/layers/dense.hpp"
 #include "ctnn/layers/dropout.hpp"
 #include "ctnn/layers/flatten.hpp"
@@ -42,9 +51,6 @@ namespace ctnn::deploy {
 template <class Model>
 class StaticModel {
  public:
-  static_assert(Model::is_chain,
-                "StaticModel takes a Sequential model for now; a ctnn::Graph cannot run as a "
-                "StaticModel yet.");
   using T = typename Model::value_type;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
@@ -55,14 +61,21 @@ class StaticModel {
 
   // `params` must hold Model::arena_size values in the model's arena order (as an exported
   // header's `parameters` or a trained model's parameters() do) and outlive this object.
-  explicit constexpr StaticModel(const T* params) noexcept : params_(params) {}
+  explicit constexpr StaticModel(const T* params) noexcept
+    requires(Model::state_size == 0)
+      : params_(params) {}
+  // A model with non-trainable state (BatchNormalization) also takes it: state_size values, as
+  // an exported header's `state` or a trained model's state() hold them. Only read.
+  constexpr StaticModel(const T* params, const T* state) noexcept
+      : params_(params), state_(state) {}
 
   // The outputs for one sample of input_size values; they live in this object until the next
   // call (copy them to keep them).
   const T* predict(const T* x) noexcept {
     std::copy(x, x + input_size, buf_);  // slot 0 of the activations is the input
     Buffers b{buf_};
-    return Model::forward_on(params_, b, 1, PassContext{});
+    // Inference only reads the state (StatefulLayer's contract).
+    return Model::forward_on(params_, const_cast<T*>(state_), b, 1, PassContext{});
   }
   // The index of the largest output (the predicted class; the first one on ties).
   std::size_t predict_class(const T* x) noexcept {
@@ -79,6 +92,7 @@ class StaticModel {
     }
   };
   const T* params_;
+  const T* state_ = nullptr;
   alignas(kAlignBytes) T buf_[buffer_floats];  // the arena's and the kernels' alignment
 };
 
