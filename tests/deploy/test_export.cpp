@@ -75,7 +75,8 @@ TEST_CASE("StaticModel over a model's parameters predicts what the model predict
   static deploy::StaticModel<TinyModel> net(model.parameters().data());
   STATIC_REQUIRE(decltype(net)::weight_bytes == TinyModel::arena_size * 4);
   STATIC_REQUIRE(decltype(net)::buffer_bytes ==
-                 4 * (TinyModel::activation_floats_per_sample + TinyModel::scratch_floats_per_sample));
+                 4 * (TinyModel::activation_floats_per_sample +
+                      TinyModel::inference_scratch_floats_per_sample));
   for (std::size_t i = 0; i < 100; ++i) {
     const std::span<const float> x(train.sample(i), TinyModel::input_size);
     const auto want = model.predict(x);

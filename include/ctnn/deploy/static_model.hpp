@@ -56,7 +56,7 @@ class StaticModel {
   static constexpr std::size_t output_size = Model::output_size;
   static constexpr std::size_t weight_bytes = Model::arena_size * sizeof(T);
   static constexpr std::size_t buffer_floats =
-      Model::activation_floats_per_sample + Model::scratch_floats_per_sample;
+      Model::activation_floats_per_sample + Model::inference_scratch_floats_per_sample;
   static constexpr std::size_t buffer_bytes = buffer_floats * sizeof(T);
 
   // `params` must hold Model::arena_size values in the model's arena order (as an exported

@@ -135,7 +135,9 @@ void with_8bit_type(bool is_signed, F&& f) {
 //   - each tensor gets a slot in one byte arena by liveness (first fit, 64-byte aligned), the
 //     input is read where the caller keeps it: `plan.arena` bytes per sample hold every live
 //     tensor at once.
-template <class Model>
+// PositionBlock: output positions of one sample a Conv2D's GEMM runs at once (its patches and
+// int32 sums are that many rows); the results do not depend on it, the scratch size does.
+template <class Model, std::size_t PositionBlock = 64>
 struct Int8Forward {
   static constexpr std::size_t num_layers = Model::num_layers;
   static constexpr std::size_t NT = num_layers + 1;  // tensors: the input, then each node's output
@@ -153,6 +155,8 @@ struct Int8Forward {
     std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
     std::array<bool, num_layers> alias{};          // the node computes nothing (view, folded
                                                    // BatchNormalization, ReLU done by a store)
+    std::array<bool, num_layers> inplace{};        // a float ReLU or Add writing over an input
+                                                   // nothing reads after it
     std::array<std::size_t, num_layers> fold{};    // compute layer: the BatchNormalization folded
                                                    // into it (kNone: none)
     std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
@@ -172,10 +176,11 @@ struct Int8Forward {
     std::size_t float_scratch = 1;                 // for layers run in float
     std::size_t unfoldable = kNone;                // a BatchNormalization that cannot be folded
   };
-  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
+  // Conv2D runs its GEMM over blocks of output positions of one sample: the block's patches
   // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
-  // requantizing store, and a batch needs only a block of scratch per sample.
-  static constexpr std::size_t kPositionBlock = 64;
+  // requantizing store, and a batch needs only a block of scratch per sample. QuantizedModel runs
+  // 64 positions at a time, StaticQuantizedModel 16 (a microcontroller's RAM).
+  static constexpr std::size_t kPositionBlock = PositionBlock;
 
   static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
   static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
@@ -278,11 +283,35 @@ struct Int8Forward {
         }
       }
     }
-    // Buffers: an alias shares its input's; a buffer lives until the last node reading any tensor
-    // in it has run (the output until the end). The input (tensor 0) stays the caller's.
+    // Buffers: an alias shares its input's; a float ReLU or Add whose input (one of the first
+    // two, for an Add) of its own size is read by nothing after it writes over that input. A
+    // buffer lives until the last node reading any tensor in it has run (the output until the
+    // end). The input (tensor 0) stays the caller's.
+    std::array<std::size_t, NT> last{};  // the last node reading each tensor (views included)
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      for (std::size_t t : Model::template inputs_of<I>) last[t] = std::max(last[t], I);
+    });
     for (std::size_t t = 0; t < NT; ++t) p.root[t] = t;
-    for (std::size_t i = 0; i < num_layers; ++i)
-      if (p.alias[i]) p.root[i + 1] = p.root[input[i]];
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (p.alias[I]) {
+        p.root[I + 1] = p.root[input[I]];
+        return;
+      }
+      constexpr bool add = JoinLayer<layer<I>> && layer<I>::name == std::string_view("Add");
+      if (!(add || p.kind[I] == QKind::relu)) return;
+      constexpr auto ins = Model::template inputs_of<I>;
+      for (std::size_t k = 0; k < std::min<std::size_t>(ins.size(), 2); ++k) {
+        const std::size_t r = p.root[ins[k]];
+        bool dead = r != 0 && !p.bytes[r] && size[r] == size[I + 1];
+        for (std::size_t t = 0; t <= I; ++t)
+          if (p.root[t] == r && last[t] > I) dead = false;
+        if (dead) {
+          p.root[I + 1] = r;
+          p.inplace[I] = true;
+          return;
+        }
+      }
+    });
     for (std::size_t t = 0; t < NT; ++t) end[t] = 0;
     detail::static_for<num_layers>([&]<std::size_t I>() {
       if (!p.alias[I])
@@ -313,7 +342,8 @@ struct Int8Forward {
         place(num_layers + 1 + i, round64(size[input[i]]));
         p.qin[i] = off[num_layers + 1 + i];
       }
-      place(i + 1, round64(size[i + 1] * (p.bytes[i + 1] ? 1 : sizeof(float))));
+      if (p.root[i + 1] == i + 1)
+        place(i + 1, round64(size[i + 1] * (p.bytes[i + 1] ? 1 : sizeof(float))));
       live[num_layers + 1 + i] = false;
       for (std::size_t t = 0; t < NT; ++t)
         if (live[t] && p.root[t] == t && end[t] == i) live[t] = false;
@@ -466,7 +496,10 @@ struct Int8Forward {
         with_8bit_type(p.input_signed[plan.owner[in]], [&]<class Q>() {
           maxpool8<L>(static_cast<const Q*>(tensor(w, x, in, n)), static_cast<Q*>(y), n);
         });
-      } else if constexpr (kind == QKind::join) {
+      } else if constexpr (plan.inplace[I] && kind == QKind::relu) {
+        float* v = static_cast<float*>(y);  // over its input: NaN stays NaN, as ReLU's kernel
+        for (std::size_t i = 0; i < n * L::output_shape::size; ++i) v[i] = v[i] <= 0.0f ? 0.0f : v[i];
+      } else if constexpr (kind == QKind::join) {  // an in-place Add writes over input 0 or 1
         std::array<const float*, L::arity> xs;
         for (std::size_t k = 0; k < L::arity; ++k)
           xs[k] = static_cast<const float*>(tensor(w, x, Model::template inputs_of<I>[k], n));
@@ -510,7 +543,7 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
 // arrays: export_header in deploy/export.hpp) with every buffer an array member.
 template <class Model>
 class StaticQuantizedModel {
-  using Forward = ctnn::detail::Int8Forward<Model>;
+  using Forward = ctnn::detail::Int8Forward<Model, 16>;
   static constexpr auto& plan = Forward::plan;
 
  public:
