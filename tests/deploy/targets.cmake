@@ -31,6 +31,31 @@ foreach(model float int8)
   # The host again with Highway's SCALAR target: the code a Cortex-M image runs, run and checked.
   ctnn_deploy_test(host-scalar ${model} ${CMAKE_CXX_COMPILER})
 endforeach()
+# The device models (device_test.cmake): the smallest useful one (device_model.hpp, at least 0.85
+# in int8 on the 10,000 test images, a Cortex-M4 image within 64 KB of flash) and ResNet-8
+# (trained briefly: its accuracy is examples/resnet8.cpp's), each exported in int8 by device_tool
+# and run on the host, on the host's SCALAR target and built for a Cortex-M4.
+add_executable(device_tool device_tool.cpp)
+target_link_libraries(device_tool PRIVATE ctnn::ctnn)
+target_compile_definitions(device_tool PRIVATE CTNN_FASHION_MNIST_DIR="${CTNN_FASHION_MNIST_DIR}")
+target_compile_options(device_tool PRIVATE -Wall -Wextra -Wpedantic -Werror)
+set(device_dir ${CMAKE_CURRENT_BINARY_DIR}/device)
+add_test(NAME device_export COMMAND device_tool ${device_dir})
+set_tests_properties(device_export PROPERTIES FIXTURES_SETUP device_models LABELS long)
+# ctnn_device_test(<platform> <device|resnet8> <compiler> <min accuracy> [-DVAR=value...])
+function(ctnn_device_test platform model cxx min_accuracy)
+  add_test(NAME device_${model}_${platform}
+           COMMAND ${CMAKE_COMMAND} -DPLATFORM=${platform} -DMODEL=${model} -DCASES=${device_dir}
+                   -DSRC=${CMAKE_CURRENT_SOURCE_DIR} -DINCLUDE=${PROJECT_SOURCE_DIR}/include
+                   -DOUT=${device_dir}/${model}_${platform} -DCXX=${cxx}
+                   -DHWY=${CTNN_HWY_INCLUDE}/hwy -DDATA=${CTNN_FASHION_MNIST_DIR}
+                   -DMIN_ACCURACY=${min_accuracy} ${ARGN}
+                   -P ${CMAKE_CURRENT_SOURCE_DIR}/device_test.cmake)
+  set_tests_properties(device_${model}_${platform} PROPERTIES FIXTURES_REQUIRED device_models LABELS long)
+endfunction()
+ctnn_device_test(host-scalar device ${CMAKE_CXX_COMPILER} 0.85)
+ctnn_device_test(host resnet8 ${CMAKE_CXX_COMPILER} 0.5)
+
 # The cross builds do not depend on the host compiler: scripts/test.sh runs them in its g++ build
 # only (CTNN_CROSS_TESTS=OFF in the others).
 option(CTNN_CROSS_TESTS "Build and run the exported model for aarch64 (qemu) and a Cortex-M4" ON)
@@ -80,4 +105,15 @@ else()
   message(STATUS "ctnn: ${reason}: deploy_cortex-m4 and deploy_cortex-m4_int8 will report SKIPPED")
   ctnn_deploy_skipped(deploy_cortex-m4 "${reason}.")
   ctnn_deploy_skipped(deploy_cortex-m4_int8 "${reason}.")
+endif()
+# The device models on a Cortex-M4 (see above).
+find_program(CTNN_ARM_NONE_EABI_NM arm-none-eabi-nm)
+if(CTNN_ARM_NONE_EABI_CXX AND CTNN_ARM_NONE_EABI_SIZE AND CTNN_ARM_NONE_EABI_NM)
+  ctnn_device_test(cortex-m4 device ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
+                   -DNM=${CTNN_ARM_NONE_EABI_NM} -DFLASH_LIMIT=65536)
+  ctnn_device_test(cortex-m4 resnet8 ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
+                   -DNM=${CTNN_ARM_NONE_EABI_NM} -DFLASH_LIMIT=0)
+else()
+  ctnn_deploy_skipped(device_device_cortex-m4 "the Cortex-M4 build needs arm-none-eabi-g++, -size and -nm (gcc-arm-none-eabi, binutils-arm-none-eabi).")
+  ctnn_deploy_skipped(device_resnet8_cortex-m4 "the Cortex-M4 build needs arm-none-eabi-g++, -size and -nm (gcc-arm-none-eabi, binutils-arm-none-eabi).")
 endif()

@@ -127,6 +127,55 @@ TEST_CASE("Weights get one symmetric int8 scale per output channel") {
   }
 }
 
+namespace graph_int8 {
+struct Skip;
+struct Side;
+struct Pooled;
+// Conv+BN+ReLU stem read twice (a fan-out), a residual block whose inner Conv+BN+ReLU feeds the
+// next Conv in bytes, a ReLU after the Add in float, two branches joined by Concatenate.
+using Net = Graph<Input<12, 12, 2>,
+                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, ReLU, Tag<Skip>,  // 0-2
+                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, ReLU,             // 3-5
+                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, Add<Skip>, ReLU,  // 6-9
+                  Tag<Side>, MaxPool2D<2>, Conv2D<4, 3, 3, 1, Padding::same>, ReLU,          // 10-12
+                  Tag<Pooled>, From<Side>, Conv2D<4, 1, 1, 2>, Concatenate<Pooled>,          // 13-14
+                  GlobalAveragePooling2D, Dense<5>>;                                        // 15-16
+using P = detail::Int8Forward<Net>;
+static_assert(P::plan.fold[0] == 1 && P::plan.fold[3] == 4 && P::plan.fold[6] == 7 &&
+                  P::plan.alias[1] && P::plan.alias[4] && P::plan.alias[7],
+              "Each BatchNormalization folds into the Conv2D before it.");
+static_assert(P::plan.next[3] == 6 && P::plan.relu[3] && P::plan.alias[5] && P::plan.in_bytes[6] &&
+                  P::plan.bytes[4] && P::plan.bytes[6],
+              "Conv+BN+ReLU feeding a Conv alone stays in bytes, the ReLU its store's clamp.");
+static_assert(P::plan.next[0] == P::kNone && P::plan.relu[0] && P::plan.alias[2] &&
+                  !P::plan.bytes[3] && !P::plan.in_bytes[3],
+              "A tensor read twice (the residual's input) is stored in float, the ReLU fused.");
+static_assert(P::plan.next[6] == P::kNone && !P::plan.relu[6] && P::plan.kind[8] == detail::QKind::join &&
+                  !P::plan.alias[9] && P::plan.relu[11] && P::plan.alias[12],
+              "The Add and the ReLU after it run in float; a ReLU before a join is fused.");
+// The arena holds the live tensors at their peak: less than keeping every tensor.
+static_assert(P::plan.arena < (12 * 12 * 6 * 4) * 4);
+
+// Random BatchNormalization statistics and affine parameters, so folding has work to do.
+template <class M>
+void randomize_batch_norms(M& model, std::uint64_t seed) {
+  Rng rng(seed);
+  detail::static_for<M::num_layers>([&]<std::size_t I>() {
+    if constexpr (layer_kind<typename M::template layer<I>> == LayerKind::batch_norm) {
+      auto p = model.template layer_parameters<I>();
+      auto st = model.template layer_state<I>();
+      const std::size_t c = p.size() / 2;
+      for (std::size_t k = 0; k < c; ++k) {
+        p[k] = float(0.5 + rng.uniform01());        // gamma
+        p[c + k] = float(rng.uniform01() - 0.5);    // beta
+        st[k] = float(0.4 * (rng.uniform01() - 0.5));  // moving mean
+        st[c + k] = float(0.5 + 1.5 * rng.uniform01()); // moving variance
+      }
+    }
+  });
+}
+}  // namespace graph_int8
+
 TEST_CASE("The int8 CNN keeps Fashion-MNIST accuracy within 1 point and agrees with float on 97%", "[long]") {
   using Model = Sequential<Input<28, 28, 1>, Conv2D<8, 3, 3>, ReLU, MaxPool2D<2>, Flatten, Dense<32>,
                            ReLU, Dense<10>, Softmax>;
@@ -190,6 +239,37 @@ TEST_CASE("Every supported layer kind quantizes: outputs stay close to the float
     CHECK(worst < 0.02);
     CHECK(agreement(yf, yq, 10) >= 0.95);
   }
+  SECTION("DepthwiseConv2D (multiplier 1 and 2, stride, dilation, padding) with folded "
+          "BatchNormalization, in bytes between convolutions") {
+    using Model = Sequential<Input<28, 28, 1>, Conv2D<4, 3, 3, 2, Padding::same>, ReLU,
+                             DepthwiseConv2D<3, 3, 1, Padding::same>, BatchNormalization<>, ReLU,
+                             Conv2D<6, 1, 1>, ReLU,
+                             DepthwiseConv2D<3, 3, 2, Padding::pads(1, 0, 1, 0), 2>, ReLU,
+                             DepthwiseConv2D<3, 3, 1, Padding::valid, 1, 2>, Flatten, Dense<10>>;
+    using P = detail::Int8Forward<Model>;
+    static_assert(P::plan.kind[2] == detail::QKind::depthwise && P::plan.fold[2] == 3 &&
+                  P::plan.in_bytes[2] && P::plan.next[2] == 5 && P::plan.relu[2]);
+    static_assert(P::plan.next[7] == 9 && P::plan.next[9] == 11 && QuantizedModel<Model>::quantized_layers == 6);
+    Model model(8);
+    graph_int8::randomize_batch_norms(model, 9);
+    auto q = quantize(model, data);
+    // The int8 weights of a depthwise layer are its float ones on the channel's scale.
+    const float* w = model.parameters().data() + Model::param_offset<7>;  // [3][3][6][2]
+    const auto s = q.weight_scales<7>();
+    for (std::size_t k = 0; k < 9; ++k)
+      for (std::size_t ch = 0; ch < 12; ++ch)
+        CHECK(std::abs(q.weight<7>(k, ch) * s[ch] - w[k * 12 + ch]) <= 0.5f * s[ch] + 1e-7f);
+    const auto yf = outputs(model, data), yq = outputs(q, data);
+    double worst = 0, largest = 0;
+    for (std::size_t i = 0; i < yf.size(); ++i) {
+      worst = std::max(worst, double(std::abs(yf[i] - yq[i])));
+      largest = std::max(largest, double(std::abs(yf[i])));
+    }
+    // Six quantized layers in a row at random weights: a few percent of the outputs' range.
+    INFO("largest difference " << worst << " of outputs up to " << largest);
+    CHECK(largest > 0.001);
+    CHECK(worst < 0.05 * largest);
+  }
   SECTION("A dense model that starts with Flatten and ends with a ReLU") {
     using Model = Sequential<Input<28, 28, 1>, Flatten, Dense<33>, ReLU, Dense<7>, ReLU>;
     Model model(4);
@@ -206,54 +286,6 @@ TEST_CASE("Every supported layer kind quantizes: outputs stay close to the float
   }
 }
 
-namespace graph_int8 {
-struct Skip;
-struct Side;
-struct Pooled;
-// Conv+BN+ReLU stem read twice (a fan-out), a residual block whose inner Conv+BN+ReLU feeds the
-// next Conv in bytes, a ReLU after the Add in float, two branches joined by Concatenate.
-using Net = Graph<Input<12, 12, 2>,
-                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, ReLU, Tag<Skip>,  // 0-2
-                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, ReLU,             // 3-5
-                  Conv2D<6, 3, 3, 1, Padding::same>, BatchNormalization<>, Add<Skip>, ReLU,  // 6-9
-                  Tag<Side>, MaxPool2D<2>, Conv2D<4, 3, 3, 1, Padding::same>, ReLU,          // 10-12
-                  Tag<Pooled>, From<Side>, Conv2D<4, 1, 1, 2>, Concatenate<Pooled>,          // 13-14
-                  GlobalAveragePooling2D, Dense<5>>;                                        // 15-16
-using P = detail::Int8Forward<Net>;
-static_assert(P::plan.fold[0] == 1 && P::plan.fold[3] == 4 && P::plan.fold[6] == 7 &&
-                  P::plan.alias[1] && P::plan.alias[4] && P::plan.alias[7],
-              "Each BatchNormalization folds into the Conv2D before it.");
-static_assert(P::plan.next[3] == 6 && P::plan.relu[3] && P::plan.alias[5] && P::plan.in_bytes[6] &&
-                  P::plan.bytes[4] && P::plan.bytes[6],
-              "Conv+BN+ReLU feeding a Conv alone stays in bytes, the ReLU its store's clamp.");
-static_assert(P::plan.next[0] == P::kNone && P::plan.relu[0] && P::plan.alias[2] &&
-                  !P::plan.bytes[3] && !P::plan.in_bytes[3],
-              "A tensor read twice (the residual's input) is stored in float, the ReLU fused.");
-static_assert(P::plan.next[6] == P::kNone && !P::plan.relu[6] && P::plan.kind[8] == detail::QKind::join &&
-                  !P::plan.alias[9] && P::plan.relu[11] && P::plan.alias[12],
-              "The Add and the ReLU after it run in float; a ReLU before a join is fused.");
-// The arena holds the live tensors at their peak: less than keeping every tensor.
-static_assert(P::plan.arena < (12 * 12 * 6 * 4) * 4);
-
-// Random BatchNormalization statistics and affine parameters, so folding has work to do.
-template <class M>
-void randomize_batch_norms(M& model, std::uint64_t seed) {
-  Rng rng(seed);
-  detail::static_for<M::num_layers>([&]<std::size_t I>() {
-    if constexpr (layer_kind<typename M::template layer<I>> == LayerKind::batch_norm) {
-      auto p = model.template layer_parameters<I>();
-      auto st = model.template layer_state<I>();
-      const std::size_t c = p.size() / 2;
-      for (std::size_t k = 0; k < c; ++k) {
-        p[k] = float(0.5 + rng.uniform01());        // gamma
-        p[c + k] = float(rng.uniform01() - 0.5);    // beta
-        st[k] = float(0.4 * (rng.uniform01() - 0.5));  // moving mean
-        st[c + k] = float(0.5 + 1.5 * rng.uniform01()); // moving variance
-      }
-    }
-  });
-}
-}  // namespace graph_int8
 
 TEST_CASE("A Graph quantizes: BatchNormalization folded, fan-out, residual Add and Concatenate") {
   using graph_int8::Net;

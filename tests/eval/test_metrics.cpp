@@ -602,3 +602,23 @@ TEST_CASE("Regression on the diabetes data: report agrees with a direct computat
   CHECK_THAT(print(r), Contains("Regression report (" + std::to_string(held_out.size()) + " samples, 2 outputs)") &&
                            Contains("average"));
 }
+
+TEST_CASE("ROC AUC by hand: pairs ordered, ties counting one half, and bad input refused") {
+  // Positives 0.9, 0.4, 0.35 against negatives 0.8, 0.3, 0.1: of the 9 pairs, the positive scores
+  // higher in 0.9 > all 3, 0.4 > 0.3 and 0.1, 0.35 > 0.3 and 0.1: 7 of 9.
+  const std::vector<double> s = {0.9, 0.8, 0.4, 0.35, 0.3, 0.1};
+  const std::vector<bool> p = {true, false, true, true, false, false};
+  CHECK(roc_auc(s, p) == Approx(7.0 / 9.0));
+  // A tie between a positive and a negative counts one half: 0.5 vs 0.5, 0.7 > 0.2, 0.7 > 0.5,
+  // 0.5 > 0.2: (3 + 0.5) / 4.
+  CHECK(roc_auc(std::vector<double>{0.5, 0.5, 0.7, 0.2}, {true, false, true, false}) ==
+        Approx(3.5 / 4.0));
+  CHECK(roc_auc(std::vector<double>{1, 2, 3, 4}, {false, false, true, true}) == 1.0);
+  CHECK(roc_auc(std::vector<double>{1, 2, 3, 4}, {true, true, false, false}) == 0.0);
+  CHECK_THROWS_WITH(roc_auc(std::vector<double>{1, 2}, {true, true}),
+                    Catch::Matchers::Contains("2 positive and 0 negative"));
+  CHECK_THROWS_WITH(roc_auc(std::vector<double>{1, 2}, {true}),
+                    Catch::Matchers::Contains("2 scores and 1"));
+  CHECK_THROWS_WITH(roc_auc(std::vector<double>{1, std::nan("")}, {true, false}),
+                    Catch::Matchers::Contains("score 1 is nan"));
+}

@@ -3,8 +3,9 @@
 //   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
 //   auto probs = q.predict(image);                      // like Sequential::predict
 //
-// Represents the same function as the float model, with every Dense and Conv2D computed in 8-bit
-// integers:
+// Represents the same function as the float model, with every Dense, Conv2D, Conv1D and
+// DepthwiseConv2D computed in 8-bit integers (a BatchNormalization right after one folded into
+// its weights first: layers/fold_batch_norm.hpp):
 //   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
 //                (a per-channel scale keeps a channel of small weights from being crushed by
 //                another channel's large ones);
@@ -25,7 +26,9 @@
 // parameters other than Dense and Conv2D is a compile error.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.
-// Requires: a float model with at least one Dense or Conv2D.
+// Requires: a float model with at least one Dense, Conv2D, Conv1D or DepthwiseConv2D; every
+// BatchNormalization right after one of them (folded); no SeparableConv2D (write it as
+// DepthwiseConv2D + Conv2D 1x1).
 // Inference allocates nothing once reserve(n) (or a first batch of n) has sized the calling
 // thread's workspace, or with an InferenceContext sized for the batch.
 // Thread safety: as Sequential: predict() and predict_class() are const and may run on one
@@ -87,7 +90,7 @@ class QuantizedModel {
   static constexpr bool is_compute(QKind k) { return Forward::is_compute(k); }
 
  public:
-  // Number of quantized (Dense/Conv2D) layers.
+  // Number of quantized (Dense, Conv2D, Conv1D, DepthwiseConv2D) layers.
   static constexpr std::size_t quantized_layers = plan.computes;
   // Bytes of the quantized model's parameters: int8 weights (one byte each), float32 scales (one
   // per output channel, one per quantized input) and float32 biases. (In memory the weights are
@@ -137,6 +140,7 @@ class QuantizedModel {
   template <std::size_t I>
   std::int8_t weight(std::size_t k, std::size_t n) const {
     static_assert(is_compute(plan.kind[I]), "weight<I>() is defined for Dense and Conv2D layers.");
+    if constexpr (plan.kind[I] == QKind::depthwise) return packed_[plan.packed_offset[I] + k * plan.N[I] + n];
     const std::size_t Np = kernels::int8_padded_columns(plan.N[I]);
     return packed_[plan.packed_offset[I] + ((k / 2) * Np + n) * 2 + k % 2];
   }
@@ -261,6 +265,8 @@ class QuantizedModel {
         const auto weight = [&](std::size_t k, std::size_t n) -> float {
           if constexpr (plan.kind[I] == QKind::dense) {
             return w[k + n * K];
+          } else if constexpr (plan.kind[I] == QKind::depthwise) {
+            return w[k * N + n];  // [KH][KW][C][M]: tap k, output channel n = c * M + m
           } else if constexpr (L::groups == 1) {
             return w[k * N + n];
           } else {
@@ -271,6 +277,7 @@ class QuantizedModel {
           }
         };
         constexpr std::size_t bias_at = plan.kind[I] == QKind::dense ? K * N : L::param_count - N;
+        static_assert(plan.kind[I] != QKind::depthwise || L::param_count == K * N + N);
         std::vector<std::int8_t> q(K * N);
         for (std::size_t n = 0; n < N; ++n) {
           float m = 0.0f;
@@ -281,7 +288,10 @@ class QuantizedModel {
             q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(weight(k, n) / s), -127.0f, 127.0f));
           bias_[plan.channel_offset[I] + n] = w[bias_at + n];
         }
-        kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
+        if constexpr (plan.kind[I] == QKind::depthwise)  // plain [tap][channel]
+          std::copy(q.begin(), q.end(), packed_.data() + plan.packed_offset[I]);
+        else
+          kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
       }
     });
   }

@@ -54,7 +54,7 @@ struct Int8Parameters {
 
 namespace detail {
 
-enum class QKind { dense, conv, relu, flatten, dropout, maxpool, batch_norm, join, other };
+enum class QKind { dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, join, other };
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
@@ -66,6 +66,7 @@ constexpr QKind qkind() {
       case LayerKind::dense: return QKind::dense;
       case LayerKind::conv2d: return QKind::conv;
       case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
+      case LayerKind::depthwise_conv2d: return QKind::depthwise;
       case LayerKind::relu: return QKind::relu;
       case LayerKind::flatten: return QKind::flatten;
       case LayerKind::dropout: return QKind::dropout;
@@ -80,20 +81,17 @@ constexpr QKind qkind() {
 
 // One static_assert per layer, so the compiler names the offending layer type.
 template <class L>
-constexpr bool is_depthwise() {
-  return layer_kind<L> == LayerKind::depthwise_conv2d ||
-         layer_kind<L> == LayerKind::separable_conv2d;
-}
-template <class L>
 struct Quantizable {
   static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
-                    qkind<L>() == QKind::batch_norm || is_depthwise<L>(),
-                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters "
-                "(and folds BatchNormalization into them): this layer has parameters of another "
-                "kind (see the layer type in this instantiation).");
-  static_assert(!is_depthwise<L>(),
-                "quantize() does not handle DepthwiseConv2D or SeparableConv2D yet: keep such a "
-                "model in float (see the layer type in this instantiation).");
+                    qkind<L>() == QKind::depthwise || qkind<L>() == QKind::batch_norm ||
+                    layer_kind<L> == LayerKind::separable_conv2d,
+                "quantize() handles Dense, Conv2D, Conv1D and DepthwiseConv2D as the only layers "
+                "with parameters (and folds BatchNormalization into them): this layer has "
+                "parameters of another kind (see the layer type in this instantiation).");
+  static_assert(layer_kind<L> != LayerKind::separable_conv2d,
+                "quantize() does not handle SeparableConv2D yet: write it as DepthwiseConv2D then "
+                "Conv2D<F, 1, 1> (the same function; each quantizes), or keep the model in float "
+                "(see the layer type in this instantiation).");
   static constexpr bool value = true;
 };
 
@@ -121,7 +119,8 @@ void with_8bit_type(bool is_signed, F&& f) {
 
 // The int8 forward pass of a float model (a Sequential chain or a Graph), planned by the compiler
 // from the model's node list, as the float model's own planner plans it:
-//   - every Dense/Conv2D/Conv1D is a quantized ("compute") layer; a BatchNormalization whose
+//   - every Dense/Conv2D/Conv1D/DepthwiseConv2D is a quantized ("compute") layer (a depthwise one
+//     sums its taps per channel in int32; the others are one int8 GEMM); a BatchNormalization whose
 //     input is such a layer's output and read by nothing else is folded into that layer's
 //     weights (fold_batch_norm) and disappears; any other BatchNormalization is refused;
 //   - a compute layer's output stays in bytes (on the next compute layer's input scale) when a
@@ -183,7 +182,14 @@ struct Int8Forward {
   static constexpr std::size_t kPositionBlock = PositionBlock;
 
   static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
-  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
+  static constexpr bool is_compute(QKind k) {
+    return k == QKind::dense || k == QKind::conv || k == QKind::depthwise;
+  }
+  // The weight matrix of compute layer i in memory: GEMM-packed (kernels::pack_int8_weights) or,
+  // for a DepthwiseConv2D, plain [tap][channel].
+  static constexpr std::size_t stored_size(QKind k, std::size_t K, std::size_t N) {
+    return k == QKind::depthwise ? K * N : kernels::int8_packed_size(K, N);
+  }
 
   static constexpr Plan make_plan() {
     Plan p;
@@ -210,26 +216,32 @@ struct Int8Forward {
         p.rows[I] = L::positions;
         p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
         p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+      } else if constexpr (detail::qkind<L>() == QKind::depthwise) {
+        p.K[I] = WindowArgs<typename L::geom>::kh * WindowArgs<typename L::geom>::kw;
+        p.N[I] = L::output_shape::dims[2];
+        p.rows[I] = L::output_shape::dims[0] * L::output_shape::dims[1];
+        p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
       } else {
         p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
       }
       if (is_compute(p.kind[I])) {
         p.index[I] = p.computes++;
         p.packed_offset[I] = p.packed;
-        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
+        p.packed += round64(stored_size(p.kind[I], p.K[I], p.N[I]));
         p.channel_offset[I] = p.channels;
         p.channels += p.N[I];
         p.weight_offset[I] = p.weights;
         p.weights += p.K[I] * p.N[I];
       }
-      // A BatchNormalization right after a Dense or Conv2D (layer kinds, not Conv1D) that nothing
+      // A BatchNormalization right after a Dense, Conv2D or DepthwiseConv2D that nothing
       // else reads folds into it.
       if constexpr (detail::qkind<L>() == QKind::batch_norm) {
         const std::size_t t = input[I];
         bool folds = false;
         if constexpr (I > 0) {
           using P = layer<I - 1>;
-          folds = t == I && (layer_kind<P> == LayerKind::dense || layer_kind<P> == LayerKind::conv2d);
+          folds = t == I && (layer_kind<P> == LayerKind::dense || layer_kind<P> == LayerKind::conv2d ||
+                             layer_kind<P> == LayerKind::depthwise_conv2d);
         }
         if (folds) {
           p.fold[I - 1] = I;
@@ -423,6 +435,28 @@ struct Int8Forward {
       if constexpr (plan.kind[I] == QKind::dense) {
         kernels::gemm_int8(n, N, K, xa, K, W, w.acc, N);
         store(w.acc, n, 0);
+      } else if constexpr (plan.kind[I] == QKind::depthwise) {
+        // acc[pos][ch] = sum over the window's taps inside the input of x[pixel][ch / M] *
+        // W[tap][ch] (padding is the zero point: it adds nothing).
+        constexpr std::size_t P = plan.rows[I], C = L::C, M = N / C, OW = L::geom::ow;
+        parallel_for(n, [&](std::size_t s) {
+          const TA* xs = xa + s * L::input_shape::size;
+          std::int32_t* acc = w.acc + s * plan.acc;
+          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
+            const std::size_t rows = std::min(kPositionBlock, P - p0);
+            for (std::size_t r = 0; r < rows; ++r) {
+              std::int32_t* a = acc + r * N;
+              for (std::size_t ch = 0; ch < N; ++ch) a[ch] = 0;
+              L::geom::for_taps((p0 + r) / OW, (p0 + r) % OW, [&](std::size_t tap, std::size_t pixel) {
+                const TA* px = xs + pixel * C;
+                const std::int8_t* wt = W + tap * N;
+                for (std::size_t ch = 0; ch < N; ++ch)
+                  a[ch] += std::int32_t(px[ch / M]) * std::int32_t(wt[ch]);
+              });
+            }
+            store(acc, rows, s * L::output_shape::size + p0 * N);
+          }
+        }, n * P * K * N >= kParallelWork);
       } else {
         constexpr std::size_t P = L::positions;
         parallel_for(n, [&](std::size_t s) {
@@ -532,7 +566,10 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
   constexpr auto& plan = ctnn::detail::Int8Forward<Model>::plan;
   std::array<std::int8_t, plan.packed> packed{};
   for (std::size_t i = 0; i < Model::num_layers; ++i)
-    if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
+    if (plan.kind[i] == ctnn::detail::QKind::depthwise)
+      for (std::size_t k = 0; k < plan.K[i] * plan.N[i]; ++k)
+        packed[plan.packed_offset[i] + k] = weights[plan.weight_offset[i] + k];
+    else if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
       kernels::pack_int8_weights(plan.K[i], plan.N[i], weights + plan.weight_offset[i], plan.N[i],
                                  1, packed.data() + plan.packed_offset[i]);
   return packed;
@@ -553,9 +590,12 @@ class StaticQuantizedModel {
   // channel a float multiplier and bias, per quantized input a float scale and a bool.
   static constexpr std::size_t weight_bytes =
       plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
+  // Each buffer is 64-byte aligned (the kernels' alignment): the sum of their sizes rounded up to
+  // 64 bytes, so an object is buffer_bytes plus its parameter pointers (padded to 64 bytes).
   static constexpr std::size_t buffer_bytes =
-      plan.arena + (plan.float_scratch + output_size) * sizeof(float) +
-      plan.acc * sizeof(std::int32_t) + plan.patches;
+      Forward::round64(plan.arena) + Forward::round64(plan.float_scratch * sizeof(float)) +
+      Forward::round64(output_size * sizeof(float)) + Forward::round64(plan.acc * sizeof(std::int32_t)) +
+      Forward::round64(plan.patches);
 
   // `params` must point to arrays laid out as Int8Parameters says and outlive this object.
   explicit constexpr StaticQuantizedModel(const Int8Parameters& params) noexcept : params_(params) {}

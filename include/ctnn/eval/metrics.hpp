@@ -316,6 +316,42 @@ inline double top_k_accuracy(std::span<const double> scores, std::span<const std
   return detail::top_k_accuracy_of(scores, truth, num_classes, k);
 }
 
+// The area under the ROC curve of `scores` (higher: more likely positive) for the samples
+// marked positive: the probability that a random positive scores above a random negative, ties
+// counting one half (the Mann-Whitney statistic, average ranks for tied scores; scikit-learn's
+// roc_auc_score gives the same value). Needs as many flags as scores, at least one positive and
+// one negative, and finite scores.
+inline double roc_auc(std::span<const double> scores, const std::vector<bool>& positive) {
+  if (scores.size() != positive.size())
+    fail("roc_auc() was given ", scores.size(), " scores and ", positive.size(),
+         " positive/negative flags; it needs one flag per score.");
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i]))
+      fail("roc_auc(): score ", i, " is ", scores[i], "; the scores must be finite.");
+    pos += positive[i];
+  }
+  const std::size_t neg = scores.size() - pos;
+  if (pos == 0 || neg == 0)
+    fail("roc_auc() needs positive and negative samples; it was given ", pos, " positive and ",
+         neg, " negative.");
+  std::vector<std::size_t> order(scores.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
+  // Sum of the positives' ranks (1-based), tied scores sharing their average rank.
+  double rank_sum = 0;
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j < order.size() && scores[order[j]] == scores[order[i]]) ++j;
+    const double average = (double(i + 1) + double(j)) / 2.0;
+    for (std::size_t k = i; k < j; ++k)
+      if (positive[order[k]]) rank_sum += average;
+    i = j;
+  }
+  const double p = double(pos), n = double(neg);
+  return (rank_sum - p * (p + 1) / 2) / (p * n);
+}
+
 // MAE, MSE, RMSE, R² of n samples of `outputs` values each (row-major); see the top of the file.
 inline RegressionReport regression_report(std::span<const float> predictions,
                                           std::span<const float> targets, std::size_t n,

@@ -43,7 +43,7 @@ void fold_batch_norm(T* weights, T* bias, std::size_t fan_in, std::size_t channe
 }
 
 // Folds bound BatchNormalization BN (its params gamma, beta and its state) into the parameters of
-// the bound Dense or Conv2D Prev that feeds it: prev_params is Prev's slice of the parameter
+// the bound Dense, Conv2D or DepthwiseConv2D Prev that feeds it: prev_params is Prev's slice of the parameter
 // arena, weights then bias, as both lay them out.
 template <class Prev, class BN>
 void fold_batch_norm(typename Prev::value_type* prev_params,
@@ -54,9 +54,10 @@ void fold_batch_norm(typename Prev::value_type* prev_params,
                 "fold_batch_norm needs both layers bound with the same scalar type.");
   static_assert(layer_kind<BN> == LayerKind::batch_norm,
                 "fold_batch_norm's second layer must be a BatchNormalization.");
-  static_assert(layer_kind<Prev> == LayerKind::dense || layer_kind<Prev> == LayerKind::conv2d,
-                "fold_batch_norm folds into a Dense or a Conv2D only (the layer before the "
-                "BatchNormalization has another kind).");
+  static_assert(layer_kind<Prev> == LayerKind::dense || layer_kind<Prev> == LayerKind::conv2d ||
+                    layer_kind<Prev> == LayerKind::depthwise_conv2d,
+                "fold_batch_norm folds into a Dense, Conv2D or DepthwiseConv2D only (the layer "
+                "before the BatchNormalization has another kind).");
   static_assert(std::is_same_v<typename Prev::output_shape, typename BN::input_shape>,
                 "fold_batch_norm needs the BatchNormalization to take the previous layer's output "
                 "shape: they are not consecutive layers.");
