@@ -19,21 +19,7 @@
 
 #include <ctnn/ctnn.hpp>
 
-namespace autoencoder {
-using BN = ctnn::BatchNormalization<0.99, 0.001>;
-using Model = ctnn::Sequential<
-    ctnn::Input<28, 28, 1>, ctnn::Flatten,
-    ctnn::Dense<128>, BN, ctnn::ReLU, ctnn::Dense<128>, BN, ctnn::ReLU,
-    ctnn::Dense<128>, BN, ctnn::ReLU, ctnn::Dense<128>, BN, ctnn::ReLU,
-    ctnn::Dense<8>, BN, ctnn::ReLU,
-    ctnn::Dense<128>, BN, ctnn::ReLU, ctnn::Dense<128>, BN, ctnn::ReLU,
-    ctnn::Dense<128>, BN, ctnn::ReLU, ctnn::Dense<128>, BN, ctnn::ReLU,
-    ctnn::Dense<784>>;
-}  // namespace autoencoder
-
-static_assert(autoencoder::Model::param_count ==
-              (784 * 128 + 128) + 3 * (128 * 128 + 128) + (128 * 8 + 8) + (8 * 128 + 128) +
-                  3 * (128 * 128 + 128) + (128 * 784 + 784) + 2 * (8 * 128 + 8));
+#include "autoencoder_model.hpp"
 
 namespace {
 struct Options {

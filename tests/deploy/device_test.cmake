@@ -1,12 +1,13 @@
 # device_test.cmake: builds tests/deploy/device_main.cpp against a model device_tool exported
 # (cmake -P) and checks it. Variables:
 #   PLATFORM host | host-scalar (Highway's SCALAR target, the code a Cortex-M4 runs) | cortex-m4
-#   MODEL    device (device_model_int8.hpp) | resnet8 (resnet8_int8.hpp)
+#   MODEL    device_model | resnet8 | ds_cnn | autoencoder (<MODEL>_int8.hpp, <MODEL>_case.hpp)
 #   CASES    the folder device_tool wrote to        SRC  tests/deploy     INCLUDE  ctnn's include/
 #   OUT      a folder for this build                CXX  the compiler     HWY  Highway's hwy/
 #   DATA     Fashion-MNIST's folder (host)          MIN_ACCURACY  the host run's bar
 #   SIZE, NM arm-none-eabi-size and -nm (cortex-m4) FLASH_LIMIT  bytes of flash allowed (0: none)
-# The host builds run the exported model on the 10,000 test images; the Cortex-M4 build links the
+# The host builds run the exported model on the 10,000 test images (a classifier; the autoencoder
+# on its one case); the Cortex-M4 build links the
 # model and one image, and its flash and RAM are read from the image: RAM must be the model
 # object (its planned buffers) plus newlib's own few bytes.
 cmake_minimum_required(VERSION 3.20)
@@ -14,11 +15,14 @@ file(MAKE_DIRECTORY "${OUT}/hwy_only")
 if(NOT EXISTS "${OUT}/hwy_only/hwy")
   file(CREATE_LINK "${HWY}" "${OUT}/hwy_only/hwy" SYMBOLIC)
 endif()
-set(common -std=c++20 -O2 -I${CASES} -I${INCLUDE} -isystem ${OUT}/hwy_only ${SRC}/device_main.cpp)
-if(MODEL STREQUAL "resnet8")
-  list(APPEND common -DCTNN_RESNET8)
-elseif(NOT MODEL STREQUAL "device")
-  message(FATAL_ERROR "device_test.cmake: unknown MODEL '${MODEL}' (device or resnet8)")
+set(common -std=c++20 -O2 -I${CASES} -I${INCLUDE} -isystem ${OUT}/hwy_only -DCTNN_MODEL=${MODEL}
+    ${SRC}/device_main.cpp)
+if(MODEL STREQUAL "autoencoder")
+  list(APPEND common -DCTNN_CLASSES=0)  # outputs are a reconstruction, not class scores
+elseif(MODEL MATCHES "^(device_model|resnet8|ds_cnn)$")
+  list(APPEND common -DCTNN_CLASSES=1)
+else()
+  message(FATAL_ERROR "device_test.cmake: unknown MODEL '${MODEL}'")
 endif()
 set(host_flags -DCTNN_FULL_TEST "-DCTNN_FASHION_MNIST_DIR=\"${DATA}\"" -DCTNN_MIN_ACCURACY=${MIN_ACCURACY}
     ${common} -lz)

@@ -3,7 +3,8 @@
 // (examples/resnet8_model.hpp, the torch recipe's type) briefly on 6,000 of them, quantizes each
 // to int8 (calibrated on 1,000 training images), and writes for each an exported int8 header and
 // the first test image with this host's int8 outputs:
-//   device_model_int8.hpp, device_case.hpp, resnet8_int8.hpp, resnet8_case.hpp
+//   <name>_int8.hpp and <name>_case.hpp for device_model, resnet8, ds_cnn and autoencoder
+// (DS-CNN and the autoencoder, examples/*_model.hpp, trained briefly as ResNet-8 is)
 //
 //   device_tool OUT_DIR [EPOCHS]
 #include <algorithm>
@@ -11,12 +12,15 @@
 #include <iomanip>
 #include <iostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
 #include <ctnn/deploy/export.hpp>
 #include <ctnn/deploy/quantize.hpp>
 
+#include "../../examples/autoencoder_model.hpp"
+#include "../../examples/ds_cnn_model.hpp"
 #include "../../examples/resnet8_model.hpp"
 #include "device_model.hpp"
 
@@ -38,20 +42,20 @@ double int8_accuracy(const ctnn::QuantizedModel<Model>& q, const ctnn::data::Dat
 // Trains `Model` on `train` for `epochs`, quantizes it, writes <name>_int8.hpp (namespace
 // <name>_int8) and <name>_case.hpp (namespace <name>_case: the first test image and the host's
 // int8 outputs for it), and prints the accuracies.
-template <class Model>
+template <class Model, class Loss = ctnn::SparseCategoricalCrossEntropy>
 void export_model(const std::string& out, const std::string& name, const ctnn::data::Dataset& train,
                   const ctnn::data::Dataset& test, std::size_t epochs, std::uint64_t seed) {
   Model model(seed);
   ctnn::Adam opt(1e-3f);
-  ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train,
-            {.epochs = epochs, .seed = seed, .verbose = 0});
-  const auto e = ctnn::evaluate(model, test);
+  ctnn::fit(model, opt, Loss{}, train, {.epochs = epochs, .seed = seed, .verbose = 0});
+  constexpr bool classes = std::is_same_v<Loss, ctnn::SparseCategoricalCrossEntropy>;
+  const double float_accuracy = classes ? ctnn::evaluate(model, test).accuracy : 0.0;
   const std::size_t calib = std::min<std::size_t>(1000, train.size());
   const auto q = ctnn::quantize(
       model, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
   ctnn::deploy::export_header(out + "/" + name + "_int8.hpp", q, name + "_int8");
-  const double q_accuracy = int8_accuracy(q, test);
+  const double q_accuracy = classes ? int8_accuracy(q, test) : 0.0;
   const std::span<const float> image(test.x.data(), Model::input_size);
   const auto y = q.predict(image);
   ctnn::io::write_atomically(out + "/" + name + "_case.hpp", [&](std::ostream& os) {
@@ -64,8 +68,11 @@ void export_model(const std::string& out, const std::string& name, const ctnn::d
     os << "}  // namespace " << name << "_case\n";
   });
   std::cout << name << ": " << Model::param_count << " parameters, " << train.size()
-            << " training images, " << epochs << " epochs; test accuracy on " << test.size()
-            << " images: float " << e.accuracy << ", int8 " << q_accuracy << "\n";
+            << " training images, " << epochs << " epochs";
+  if (classes)
+    std::cout << "; test accuracy on " << test.size() << " images: float " << float_accuracy
+              << ", int8 " << q_accuracy;
+  std::cout << "\n";
 }
 
 }  // namespace
@@ -86,6 +93,16 @@ int main(int argc, char** argv) try {
   auto small = ctnn::data::load_idx(dir + "/train-images-idx3-ubyte.gz",
                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 6000});
   export_model<resnet8::Torch>(out, "resnet8", small, test, 2, 1);
+  // DS-CNN and the autoencoder, trained a little: their Cortex-M4 images' sizes and the exported
+  // code's agreement with this host are what the device builds check (their accuracy is their
+  // examples').
+  export_model<ds_cnn::Model>(out, "ds_cnn", small, test, 3, 1);
+  ctnn::data::Dataset reconstruct = small;  // the autoencoder's targets are its inputs
+  reconstruct.labels.clear();
+  reconstruct.num_classes = 0;
+  reconstruct.targets = reconstruct.x;
+  reconstruct.target_size = autoencoder::Model::output_size;
+  export_model<autoencoder::Model, ctnn::MeanSquaredError>(out, "autoencoder", reconstruct, test, 1, 1);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << "\n";

@@ -32,9 +32,11 @@ foreach(model float int8)
   ctnn_deploy_test(host-scalar ${model} ${CMAKE_CXX_COMPILER})
 endforeach()
 # The device models (device_test.cmake): the smallest useful one (device_model.hpp, at least 0.85
-# in int8 on the 10,000 test images, a Cortex-M4 image within 64 KB of flash) and ResNet-8
-# (trained briefly: its accuracy is examples/resnet8.cpp's), each exported in int8 by device_tool
-# and run on the host, on the host's SCALAR target and built for a Cortex-M4.
+# in int8 on the 10,000 test images through the exported code on the host's SCALAR target, the
+# code a Cortex-M4 runs, and a Cortex-M4 image within 64 KB of flash), and ResNet-8, DS-CNN and
+# the autoencoder (trained briefly: their accuracy is their examples'), each exported in int8 by
+# device_tool, run on the host (the same classes as the training host's QuantizedModel) and built
+# for a Cortex-M4.
 add_executable(device_tool device_tool.cpp)
 target_link_libraries(device_tool PRIVATE ctnn::ctnn)
 target_compile_definitions(device_tool PRIVATE CTNN_FASHION_MNIST_DIR="${CTNN_FASHION_MNIST_DIR}")
@@ -53,8 +55,10 @@ function(ctnn_device_test platform model cxx min_accuracy)
                    -P ${CMAKE_CURRENT_SOURCE_DIR}/device_test.cmake)
   set_tests_properties(device_${model}_${platform} PROPERTIES FIXTURES_REQUIRED device_models LABELS long)
 endfunction()
-ctnn_device_test(host-scalar device ${CMAKE_CXX_COMPILER} 0.85)
-ctnn_device_test(host resnet8 ${CMAKE_CXX_COMPILER} 0.5)
+ctnn_device_test(host-scalar device_model ${CMAKE_CXX_COMPILER} 0.85)
+foreach(model resnet8 ds_cnn autoencoder)
+  ctnn_device_test(host ${model} ${CMAKE_CXX_COMPILER} 0.5)
+endforeach()
 
 # The cross builds do not depend on the host compiler: scripts/test.sh runs them in its g++ build
 # only (CTNN_CROSS_TESTS=OFF in the others).
@@ -109,11 +113,14 @@ endif()
 # The device models on a Cortex-M4 (see above).
 find_program(CTNN_ARM_NONE_EABI_NM arm-none-eabi-nm)
 if(CTNN_ARM_NONE_EABI_CXX AND CTNN_ARM_NONE_EABI_SIZE AND CTNN_ARM_NONE_EABI_NM)
-  ctnn_device_test(cortex-m4 device ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
+  ctnn_device_test(cortex-m4 device_model ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
                    -DNM=${CTNN_ARM_NONE_EABI_NM} -DFLASH_LIMIT=65536)
-  ctnn_device_test(cortex-m4 resnet8 ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
-                   -DNM=${CTNN_ARM_NONE_EABI_NM} -DFLASH_LIMIT=0)
+  foreach(model resnet8 ds_cnn autoencoder)
+    ctnn_device_test(cortex-m4 ${model} ${CTNN_ARM_NONE_EABI_CXX} 0 -DSIZE=${CTNN_ARM_NONE_EABI_SIZE}
+                     -DNM=${CTNN_ARM_NONE_EABI_NM} -DFLASH_LIMIT=0)
+  endforeach()
 else()
-  ctnn_deploy_skipped(device_device_cortex-m4 "the Cortex-M4 build needs arm-none-eabi-g++, -size and -nm (gcc-arm-none-eabi, binutils-arm-none-eabi).")
-  ctnn_deploy_skipped(device_resnet8_cortex-m4 "the Cortex-M4 build needs arm-none-eabi-g++, -size and -nm (gcc-arm-none-eabi, binutils-arm-none-eabi).")
+  foreach(model device_model resnet8 ds_cnn autoencoder)
+    ctnn_deploy_skipped(device_${model}_cortex-m4 "the Cortex-M4 build needs arm-none-eabi-g++, -size and -nm (gcc-arm-none-eabi, binutils-arm-none-eabi).")
+  endforeach()
 endif()

@@ -221,8 +221,6 @@ struct Int8Forward {
         p.N[I] = L::output_shape::dims[2];
         p.rows[I] = L::output_shape::dims[0] * L::output_shape::dims[1];
         p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
-      } else {
-        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
       }
       if (is_compute(p.kind[I])) {
         p.index[I] = p.computes++;
@@ -295,6 +293,11 @@ struct Int8Forward {
         }
       }
     }
+    // Scratch for the layers run in float (an alias runs nothing: Dropout's mask is not needed).
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (!p.alias[I] && !is_compute(p.kind[I]))
+        p.float_scratch = std::max(p.float_scratch, layer<I>::scratch_per_sample);
+    });
     // Buffers: an alias shares its input's; a float ReLU or Add whose input (one of the first
     // two, for an Add) of its own size is read by nothing after it writes over that input. A
     // buffer lives until the last node reading any tensor in it has run (the output until the
