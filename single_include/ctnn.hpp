@@ -1085,6 +1085,47 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   static constexpr GradPlan grad_plan = make_grad_plan(Top);
 
  public:
+  // A constant naming the topology: FNV-1a (64-bit) over the input shape and, per node, its layer
+  // name and kind, output shape, parameter and state counts, the tensors it reads, a window
+  // layer's kernel, stride, dilation and padding, and a BatchNormalization's epsilon. An exported
+  // header static_asserts it against its model type. A Graph and its NodeGraph form share it; a
+  // Sequential differs from a Graph of the same layers. Settings that change neither the
+  // parameters nor the shapes (an activation's slope, a dropout rate) are not part of it: the
+  // topology() text a model file and a header also carry has every setting.
+  static constexpr std::uint64_t topology_hash = [] {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    const auto mix = [&](std::uint64_t v) {
+      for (int b = 0; b < 8; ++b) {
+        h ^= (v >> (8 * b)) & 0xff;
+        h *= 0x100000001b3ull;
+      }
+    };
+    const auto mix_shape = [&]<class S>() {
+      mix(S::rank);
+      for (std::size_t d : S::dims) mix(d);
+    };
+    mix(Style == ModelStyle::sequential ? 1 : 2);
+    mix_shape.template operator()<InShape>();
+    static_for<N>([&]<std::size_t I>() {
+      using L = layer<I>;
+      mix(0x6e6f6465);  // "node"
+      for (char c : std::string_view(L::name)) mix(std::uint64_t(static_cast<unsigned char>(c)));
+      mix(std::uint64_t(layer_kind<L>));
+      mix_shape.template operator()<typename L::output_shape>();
+      mix(L::param_count);
+      mix(state_count_of<L>());
+      mix(node<I>::arity);
+      for (std::size_t t : node<I>::inputs) mix(t);
+      if constexpr (requires { L::geom::pad_top; L::geom::pad_left; L::geom::dilation; }) {
+        mix(L::geom::oh), mix(L::geom::ow), mix(L::geom::pad_top), mix(L::geom::pad_left);
+        mix(L::geom::dilation);
+      }
+      if constexpr (requires { { L::epsilon } -> std::convertible_to<double>; })
+        mix(std::uint64_t(double(L::epsilon) * 1e9 + 0.5));
+    });
+    return h;
+  }();
+
   // Trainable parameters, counted as Keras counts them.
   static constexpr std::size_t param_count = [] {
     std::size_t n = 0;
@@ -1223,6 +1264,14 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
   static T* forward_on(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
     if (ctx.training) return run_forward<true>(p, state, ws, n, ctx);
     return run_forward<false>(p, state, ws, n, ctx);
+  }
+  // An inference pass as forward_on's that first shows `observe` every single-input node's input:
+  // observe.template operator()<I>(x, n) with x the n samples node I is about to read (with a
+  // fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
+  // inputs of the layers it quantizes this way, whatever the topology.
+  template <class Buffers, class Observe>
+  static T* forward_observed(const T* p, T* state, Buffers& ws, std::size_t n, Observe&& observe) {
+    return run_forward<false>(p, state, ws, n, PassContext{}, &observe);
   }
 
   // Back-propagates dy = ws.gradient(0) [n x output of layer Top] through every layer whose output
@@ -1466,11 +1515,16 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     return {ctx.training, ctx.seed ^ ((I + 1) * 0xA0761D6478BD642Full)};
   }
 
-  template <bool Training, class Buffers>
-  static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx) {
+  struct NoObserver {};
+  template <bool Training, class Buffers, class Observe = NoObserver>
+  static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx,
+                        Observe* observe = nullptr) {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
     static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
+      if constexpr (!std::is_same_v<Observe, NoObserver> && !is_join<I>)
+        observe->template operator()<I>(
+            static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[0]])), n);
       if constexpr (facts.view[I] || facts.fused[I]) {
         return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
       } else {
@@ -2073,16 +2127,20 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
       for (; n + W <= n1; n += W) nn_rows<MR, NV>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       // Fewer than NV vectors of columns left (all of them when N < NV vectors, as for
       // a convolution of 16 filters on AVX-512): a taller tile of 1, 2 or 3 vectors.
-      const std::size_t rest = (n1 - n) / L;
-      if (NV > 3 && rest == 3) {
-        nn_rows<kNnTallMR[3], 3>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += 3 * L;
-      } else if (NV > 2 && rest == 2) {
-        nn_rows<kNnTallMR[2], 2>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += 2 * L;
-      } else if (rest == 1) {
-        nn_rows<kNnTallMR[1], 1>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += L;
+      // (Not on SCALAR, one lane a vector: the scalar tail does it, in less code for a
+      // microcontroller's flash.)
+      if constexpr (HWY_TARGET != HWY_SCALAR) {
+        const std::size_t rest = (n1 - n) / L;
+        if (NV > 3 && rest == 3) {
+          nn_rows<kNnTallMR[3], 3>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += 3 * L;
+        } else if (NV > 2 && rest == 2) {
+          nn_rows<kNnTallMR[2], 2>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += 2 * L;
+        } else if (rest == 1) {
+          nn_rows<kNnTallMR[1], 1>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += L;
+        }
       }
       if (n < n1) nn_scalar(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, n1 - n, acc);
       if (K == 0) break;
@@ -8639,6 +8697,42 @@ inline double top_k_accuracy(std::span<const double> scores, std::span<const std
   return detail::top_k_accuracy_of(scores, truth, num_classes, k);
 }
 
+// The area under the ROC curve of `scores` (higher: more likely positive) for the samples
+// marked positive: the probability that a random positive scores above a random negative, ties
+// counting one half (the Mann-Whitney statistic, average ranks for tied scores; scikit-learn's
+// roc_auc_score gives the same value). Needs as many flags as scores, at least one positive and
+// one negative, and finite scores.
+inline double roc_auc(std::span<const double> scores, const std::vector<bool>& positive) {
+  if (scores.size() != positive.size())
+    fail("roc_auc() was given ", scores.size(), " scores and ", positive.size(),
+         " positive/negative flags; it needs one flag per score.");
+  std::size_t pos = 0;
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    if (!std::isfinite(scores[i]))
+      fail("roc_auc(): score ", i, " is ", scores[i], "; the scores must be finite.");
+    pos += positive[i];
+  }
+  const std::size_t neg = scores.size() - pos;
+  if (pos == 0 || neg == 0)
+    fail("roc_auc() needs positive and negative samples; it was given ", pos, " positive and ",
+         neg, " negative.");
+  std::vector<std::size_t> order(scores.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] < scores[b]; });
+  // Sum of the positives' ranks (1-based), tied scores sharing their average rank.
+  double rank_sum = 0;
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j < order.size() && scores[order[j]] == scores[order[i]]) ++j;
+    const double average = (double(i + 1) + double(j)) / 2.0;
+    for (std::size_t k = i; k < j; ++k)
+      if (positive[order[k]]) rank_sum += average;
+    i = j;
+  }
+  const double p = double(pos), n = double(neg);
+  return (rank_sum - p * (p + 1) / 2) / (p * n);
+}
+
 // MAE, MSE, RMSE, R² of n samples of `outputs` values each (row-major); see the top of the file.
 inline RegressionReport regression_report(std::span<const float> predictions,
                                           std::span<const float> targets, std::size_t n,
@@ -11150,9 +11244,12 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //
 // export_header(path, model, name) writes (atomically) a header that needs nothing but ctnn's
 // headers to compile: namespace `name` holding
-//   using Model = ctnn::Sequential<...>;              the topology, as C++ source
+//   using Model = ctnn::Sequential<...>;              the topology, as C++ source (a Graph in
+//                                                     its node form, ctnn::NodeGraph<...>)
 //   inline constexpr char topology[] = "...";         ctnn::topology<Model>(), for checks
+//   static_assert(Model::topology_hash == ...);       the topology as a constant
 //   alignas(64) inline constexpr float parameters[];  the arena, values as exact hex literals
+//   state[]                                           the non-trainable state, if any
 //   inline ctnn::deploy::StaticModel<Model> make()    an inference object over those weights
 // so a firmware build does `static auto net = name::make(); net.predict(x);` with no file system,
 // heap, exceptions or RTTI, and with weights in flash. Every value round-trips exactly (hex
@@ -11174,8 +11271,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
 //   auto probs = q.predict(image);                      // like Sequential::predict
 //
-// Represents the same function as the float model, with every Dense and Conv2D computed in 8-bit
-// integers:
+// Represents the same function as the float model, with every Dense, Conv2D, Conv1D and
+// DepthwiseConv2D computed in 8-bit integers (a BatchNormalization right after one folded into
+// its weights first: layers/fold_batch_norm.hpp):
 //   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
 //                (a per-channel scale keeps a channel of small weights from being crushed by
 //                another channel's large ones);
@@ -11196,7 +11294,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // parameters other than Dense and Conv2D is a compile error.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.
-// Requires: a float model with at least one Dense or Conv2D.
+// Requires: a float model with at least one Dense, Conv2D, Conv1D or DepthwiseConv2D; every
+// BatchNormalization right after one of them (folded); no SeparableConv2D (write it as
+// DepthwiseConv2D + Conv2D 1x1).
 // Inference allocates nothing once reserve(n) (or a first batch of n) has sized the calling
 // thread's workspace, or with an InferenceContext sized for the batch.
 // Thread safety: as Sequential: predict() and predict_class() are const and may run on one
@@ -11249,7 +11349,7 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // ---- begin ctnn/deploy/static_model.hpp ----
 // ctnn/deploy/static_model.hpp: inference over constant weights in memory fixed at compile time.
 //
-// StaticModel<Model> runs one sample at a time through `Model` (a ctnn::Sequential type) using
+// StaticModel<Model> runs one sample at a time through `Model` (a ctnn::Sequential or Graph) using
 // weights it does not own (typically the constexpr array of a header written by
 // deploy/export.hpp, which the linker places in flash) and one array member for every activation
 // and scratch buffer. Nothing is allocated, thrown or looked up at run time, so it builds with
@@ -11264,33 +11364,1470 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 #include <algorithm>
 #include <cstddef>
 
+// ---- begin ctnn/core/graph.hpp ----
+// ctnn/core/graph.hpp: Graph<Input<...>, Specs...>, a model whose topology is a DAG, still a type.
+//
+//   struct Stem;  // any type names a tensor
+//   using Net = ctnn::Graph<ctnn::Input<28, 28, 1>,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU, ctnn::Tag<Stem>,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU,
+//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>,
+//       ctnn::Add<Stem>, ctnn::ReLU, ctnn::Flatten, ctnn::Dense<10>, ctnn::Softmax>;
+//
+// The specs are read left to right with a CURRENT tensor (the input at first):
+//   a layer spec (Dense<10>)      applies to the current tensor; its output becomes current
+//   Tag<Name>                     names the current tensor (a later Tag of the same Name moves
+//                                 the name)
+//   From<Name>                    makes the named tensor current (to start a branch)
+//   Add<Names...>                 current + the named tensors (same shape), left to right
+//   Concatenate<Names...>         current, then the named tensors, along the last axis
+//   Residual<Block<Body...>, Block<Shortcut...>>
+//                                 body(x) + shortcut(x) of the current x (Block<> is the
+//                                 identity), i.e. Tag, Body..., Tag, From, Shortcut..., Add
+// The last spec's tensor is the output (one output), and every layer must reach it. The Graph
+// lowers to the node list of core/model.hpp, the planner Sequential runs on too: same arena,
+// same fusion (only where a producer has a single consumer), liveness-planned buffers.
+// deploy/ takes Graphs as Sequentials: quantize (BatchNormalization folded), export_header (which
+// writes the NodeGraph form below), StaticModel and StaticQuantizedModel.
+#include <cstddef>
+#include <tuple>
+#include <type_traits>
+
+// ---- begin ctnn/layers/add.hpp ----
+// ctnn/layers/add.hpp: Add<Names...>, a join of a Graph (core/graph.hpp): y = x0 + x1 + ..., the
+// current tensor first, then the named ones in order, summed left to right. Every input must have
+// the same shape, which is also the output's. No parameters. Backward: each input's gradient is
+// dy (a copy; the planner sums it into a tensor that fans out).
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Named in the error when Add's inputs differ: Add_input_shapes_differ<first input, other input>.
+template <class First, class Other>
+struct Add_input_shapes_differ {
+  static_assert(std::is_same_v<First, Other>,
+                "Add sums tensors of one shape, but two of its inputs differ: the shapes are the "
+                "two arguments of Add_input_shapes_differ<first input, other input>.");
+  static constexpr bool value = std::is_same_v<First, Other>;
+};
+
+namespace detail {
+
+template <class T, ShapeType First, ShapeType... Others>
+struct AddJoin {
+  static_assert(sizeof...(Others) >= 1, "Add needs at least one named tensor to add.");
+  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
+  static constexpr bool verify() { return (Add_input_shapes_differ<First, Others>::value && ...); }
+  using value_type = T;
+  using output_shape = First;
+  static constexpr bool is_join = true;
+  static constexpr std::size_t arity = 1 + sizeof...(Others);
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "Add";
+  static void init(T*, Rng&) {}
+  static void forward(const T* const* xs, T* y, std::size_t n) {
+    const std::size_t m = n * First::size;
+    const T* a = xs[0];
+    const T* b = xs[1];
+    for (std::size_t i = 0; i < m; ++i) y[i] = a[i] + b[i];
+    for (std::size_t k = 2; k < arity; ++k) {
+      const T* c = xs[k];
+      for (std::size_t i = 0; i < m; ++i) y[i] += c[i];
+    }
+  }
+  static void backward(const T* dy, std::size_t, T* dx, std::size_t n) {
+    std::memcpy(dx, dy, n * First::size * sizeof(T));
+  }
+};
+
+}  // namespace detail
+
+template <class... Names>
+struct Add {
+  template <class T, class... In>
+  using bind_join = detail::AddJoin<T, In...>;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/add.hpp ----
+// ---- begin ctnn/layers/concatenate.hpp ----
+// ctnn/layers/concatenate.hpp: Concatenate<Names...>, a join of a Graph (core/graph.hpp): the
+// current tensor and the named ones, in that order, joined along the last axis (channels, for
+// images), as Keras's Concatenate(axis=-1). Every input must agree on all other axes. No
+// parameters. Backward: each input's gradient is its slice of dy.
+#include <cstddef>
+#include <cstring>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+
+namespace ctnn {
+
+namespace detail {
+template <ShapeType S>
+inline constexpr std::size_t last_axis = S::dims[S::rank - 1];
+template <ShapeType S>
+inline constexpr std::size_t leading_size = S::size / last_axis<S>;
+template <ShapeType A, ShapeType B>
+constexpr bool same_leading() {
+  if (A::rank != B::rank) return false;
+  for (std::size_t k = 0; k + 1 < A::rank; ++k)
+    if (A::dims[k] != B::dims[k]) return false;
+  return true;
+}
+template <ShapeType S, std::size_t Last, class Seq>
+struct WithLast;
+template <ShapeType S, std::size_t Last, std::size_t... K>
+struct WithLast<S, Last, std::index_sequence<K...>> {
+  using type = Shape<S::dims[K]..., Last>;
+};
+}  // namespace detail
+
+// Named in the error when Concatenate's inputs disagree on an axis other than the last:
+// Concatenate_inputs_differ_before_the_last_axis<first input, other input>.
+template <class First, class Other>
+struct Concatenate_inputs_differ_before_the_last_axis {
+  static constexpr bool value = detail::same_leading<First, Other>();
+  static_assert(value,
+                "Concatenate joins tensors along the last axis, so they must agree on every other "
+                "axis (and on rank), but two of its inputs do not: the shapes are the two "
+                "arguments of Concatenate_inputs_differ_before_the_last_axis<first, other>.");
+};
+
+namespace detail {
+
+template <class T, ShapeType First, ShapeType... Others>
+struct ConcatenateJoin {
+  static_assert(sizeof...(Others) >= 1, "Concatenate needs at least one named tensor to join.");
+  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
+  static constexpr bool verify() {
+    return (Concatenate_inputs_differ_before_the_last_axis<First, Others>::value && ...);
+  }
+  using value_type = T;
+  static constexpr std::size_t arity = 1 + sizeof...(Others);
+  static constexpr std::size_t rows = leading_size<First>;  // positions per sample
+  static constexpr std::array<std::size_t, arity> width{last_axis<First>, last_axis<Others>...};
+  static constexpr std::size_t total = (last_axis<First> + ... + last_axis<Others>);
+  static constexpr std::array<std::size_t, arity> start = [] {
+    std::array<std::size_t, arity> s{};
+    for (std::size_t k = 1; k < arity; ++k) s[k] = s[k - 1] + width[k - 1];
+    return s;
+  }();
+  using output_shape =
+      typename WithLast<First, total, std::make_index_sequence<First::rank - 1>>::type;
+  static constexpr bool is_join = true;
+  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
+  static constexpr std::string_view name = "Concatenate";
+  static void init(T*, Rng&) {}
+  static void forward(const T* const* xs, T* y, std::size_t n) {
+    for (std::size_t k = 0; k < arity; ++k)
+      for (std::size_t r = 0; r < n * rows; ++r)
+        std::memcpy(y + r * total + start[k], xs[k] + r * width[k], width[k] * sizeof(T));
+  }
+  static void backward(const T* dy, std::size_t j, T* dx, std::size_t n) {
+    for (std::size_t r = 0; r < n * rows; ++r)
+      std::memcpy(dx + r * width[j], dy + r * total + start[j], width[j] * sizeof(T));
+  }
+};
+
+}  // namespace detail
+
+template <class... Names>
+struct Concatenate {
+  template <class T, class... In>
+  using bind_join = detail::ConcatenateJoin<T, In...>;
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/concatenate.hpp ----
+
+namespace ctnn {
+
+template <class Name>
+struct Tag {};
+template <class Name>
+struct From {};
+template <class... Specs>
+struct Block {};
+template <class Body, class Shortcut = Block<>>
+struct Residual {
+  static_assert(sizeof(Body) == 0,
+                "Residual takes two ctnn::Block<...> lists: Residual<Block<body...>, "
+                "Block<shortcut...>> (an empty Block<> shortcut is the identity).");
+};
+template <class... Body, class... Shortcut>
+struct Residual<Block<Body...>, Block<Shortcut...>> {};
+
+// Named in the error when From, Add or Concatenate names a tensor no Tag named before. The
+// check is a function whose address the lookup takes: its body (the error) is instantiated, while
+// the lookup's value stays a constant, so no second error follows (with g++ or clang).
+template <class Name>
+struct No_tensor_is_tagged {
+  static void check() {
+    static_assert(detail::always_false_v<Name>,
+                  "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
+                  "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
+  }
+};
+
+namespace detail {
+
+template <class Name, std::size_t Id>
+struct Binding {
+  using name = Name;
+  static constexpr std::size_t id = Id;
+};
+
+template <class Name, class Env>
+struct LookupTensor;
+template <class Name, class... B>
+struct LookupTensor<Name, std::tuple<B...>> {
+  static constexpr std::size_t found = [] {
+    std::size_t r = ~std::size_t{0};
+    ((r = std::is_same_v<Name, typename B::name> ? B::id : r), ...);
+    return r;
+  }();
+  struct Tagged {
+    static void check() {}
+  };
+  static constexpr void (*checked)() =
+      &std::conditional_t<found != ~std::size_t{0}, Tagged, No_tensor_is_tagged<Name>>::check;
+  static constexpr std::size_t value = found;
+};
+
+// The tensor tagged Name, or (after the error) the current one, so that no second error follows.
+template <class Name, class Env, std::size_t Cur>
+inline constexpr std::size_t tensor_of =
+    (LookupTensor<Name, Env>::checked, LookupTensor<Name, Env>::value == ~std::size_t{0})
+        ? Cur
+        : LookupTensor<Name, Env>::value;
+
+// The shape of tensor t (0 = the input) given the nodes so far.
+template <std::size_t t, class In, class Nodes>
+struct TensorShape {
+  using type = typename std::tuple_element_t<t - 1, Nodes>::layer::output_shape;
+};
+template <class In, class Nodes>
+struct TensorShape<0, In, Nodes> {
+  using type = In;
+};
+template <std::size_t t, class In, class Nodes>
+using tensor_shape = typename TensorShape<t, In, Nodes>::type;
+
+template <class Residual, std::size_t Depth>
+struct ResidualInput {};
+template <class Residual, std::size_t Depth>
+struct ResidualBody {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Specs>
+struct LowerGraph {
+  using nodes = Nodes;
+  static constexpr std::size_t current = Cur;
+};
+
+template <class Nodes, class NewNode>
+using append_node = decltype(std::tuple_cat(std::declval<Nodes>(), std::declval<std::tuple<NewNode>>()));
+
+// A layer spec.
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class S, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, S, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename BindOne<S, tensor_shape<Cur, In, Nodes>, T>::type, Cur>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Tag<Name>, Rest...>
+    : LowerGraph<T, In, Cur,
+                 decltype(std::tuple_cat(std::declval<Env>(), std::declval<std::tuple<Binding<Name, Cur>>>())),
+                 Nodes, Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, From<Name>, Rest...>
+    : LowerGraph<T, In, tensor_of<Name, Env, Cur>, Env, Nodes, Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Add<Names...>, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename Add<Names...>::template bind_join<
+                                             T, tensor_shape<Cur, In, Nodes>,
+                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
+                                         Cur, tensor_of<Names, Env, Cur>...>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Concatenate<Names...>, Rest...>
+    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
+                 append_node<Nodes, Node<typename Concatenate<Names...>::template bind_join<
+                                             T, tensor_shape<Cur, In, Nodes>,
+                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
+                                         Cur, tensor_of<Names, Env, Cur>...>>,
+                 Rest...> {};
+
+template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Body,
+          class... Shortcut, class... Rest>
+struct LowerGraph<T, In, Cur, Env, Nodes, Residual<Block<Body...>, Block<Shortcut...>>, Rest...>
+    : LowerGraph<T, In, Cur, Env, Nodes,
+                 Tag<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Body...,
+                 Tag<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 From<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Shortcut...,
+                 Add<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
+                 Rest...> {};
+
+template <class T, class In, class... Specs>
+struct GraphBase {
+  using lowered = LowerGraph<T, In, 0, std::tuple<>, std::tuple<>, Specs...>;
+  using nodes = typename lowered::nodes;
+  static_assert(std::tuple_size_v<nodes> >= 1, "A Graph model needs at least one layer after Input.");
+  static_assert(std::tuple_size_v<nodes> == 0 || lowered::current == std::tuple_size_v<nodes>,
+                "A Graph's output is its last spec's tensor, which must be the last layer's: end "
+                "it with a layer, Add or Concatenate (not a From).");
+  // The joins' shape checks, here rather than inside the lowering so their errors are short.
+  template <class Node>
+  static constexpr bool verify_node() {
+    if constexpr (requires { Node::layer::verify(); }) return Node::layer::verify();
+    else return true;
+  }
+  template <class... Ns>
+  static constexpr bool verify(std::tuple<Ns...>*) {
+    return (verify_node<Ns>() && ...);
+  }
+  static constexpr bool joins_ok = verify(static_cast<nodes*>(nullptr));
+  using type = ModelCore<T, In, nodes, ModelStyle::functional>;
+};
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Specs>
+class BasicGraph {
+  static_assert(sizeof(T) == 0, "A Graph model starts with ctnn::Input<dims...>, then its specs.");
+};
+
+template <class T, std::size_t... InDims, class... Specs>
+class BasicGraph<T, Input<InDims...>, Specs...>
+    : public detail::GraphBase<T, Shape<InDims...>, Specs...>::type {
+  static_assert(detail::GraphBase<T, Shape<InDims...>, Specs...>::joins_ok || true);
+
+ public:
+  // The lowered model (its node list): the same type for a Graph and its NodeGraph form.
+  using Base = typename detail::GraphBase<T, Shape<InDims...>, Specs...>::type;
+  using Base::Base;
+};
+
+// A float graph: the type users write.
+template <class InputSpec, class... Specs>
+using Graph = BasicGraph<float, InputSpec, Specs...>;
+
+// The same graphs written node by node, each naming the tensors it reads by number (0 the input,
+// k + 1 the output of the k-th At): At<Spec, Inputs...> applies a layer spec to one tensor, or a
+// join (Add<>, Concatenate<>) to several, in that order. The form export_header writes (tensor
+// names are the user's own types and cannot be spelled in a generated header); a Graph and its
+// node form lower to the same node list, so they share layout, topology() and topology_hash, and
+// one's saved parameters load into the other.
+//   using Net = ctnn::NodeGraph<ctnn::Input<8>, ctnn::At<ctnn::Dense<8>, 0>, ctnn::At<ctnn::ReLU, 1>,
+//                               ctnn::At<ctnn::Add<>, 2, 0>, ctnn::At<ctnn::Dense<2>, 3>>;
+template <class Spec, std::size_t... Inputs>
+struct At {
+  static_assert(sizeof...(Inputs) >= 1, "At<Spec, Inputs...> names at least one input tensor.");
+};
+
+// Named in the error when an At reads a tensor not computed before it.
+template <std::size_t Node, std::size_t Tensor>
+struct NodeGraph_reads_a_later_tensor {
+  static constexpr bool value = false;
+};
+
+namespace detail {
+
+template <class T, class In, class Nodes, class S, std::size_t... Ins>
+struct BindAt;
+template <class T, class In, class Nodes, class S, std::size_t I0>
+struct BindAt<T, In, Nodes, S, I0> {
+  using type = typename BindOne<S, tensor_shape<I0, In, Nodes>, T>::type;
+};
+template <class T, class In, class Nodes, class S, std::size_t I0, std::size_t I1, std::size_t... Is>
+struct BindAt<T, In, Nodes, S, I0, I1, Is...> {
+  using type = typename S::template bind_join<T, tensor_shape<I0, In, Nodes>,
+                                              tensor_shape<I1, In, Nodes>, tensor_shape<Is, In, Nodes>...>;
+};
+
+template <class T, class In, class Nodes, class... Ats>
+struct LowerNodes {
+  using nodes = Nodes;
+};
+template <class T, class In, class Nodes, class S, std::size_t... Ins, class... Rest>
+struct LowerNodes<T, In, Nodes, At<S, Ins...>, Rest...> {
+  static constexpr std::size_t k = std::tuple_size_v<Nodes>;
+  static constexpr bool ordered = [] {
+    bool ok = true;
+    ((ok = ok && (Ins <= k || NodeGraph_reads_a_later_tensor<k, Ins>::value)), ...);
+    return ok;
+  }();
+  static_assert(ordered, "Each At<Spec, Inputs...> of a NodeGraph reads the input (0) or the output "
+                         "of an earlier At (k + 1 for the k-th); the one named in "
+                         "NodeGraph_reads_a_later_tensor<node, tensor> reads a later tensor.");
+  using nodes = typename LowerNodes<T, In,
+                                    append_node<Nodes, Node<typename BindAt<T, In, Nodes, S, (ordered ? Ins : 0)...>::type, Ins...>>,
+                                    Rest...>::nodes;
+};
+
+template <class T, class In, class... Ats>
+struct NodeGraphBase {
+  using nodes = typename LowerNodes<T, In, std::tuple<>, Ats...>::nodes;
+  static_assert(std::tuple_size_v<nodes> >= 1, "A NodeGraph needs at least one At after Input.");
+  template <class... Ns>
+  static constexpr bool verify(std::tuple<Ns...>*) {
+    return ([] {
+      if constexpr (requires { Ns::layer::verify(); }) return Ns::layer::verify();
+      else return true;
+    }() && ...);
+  }
+  static constexpr bool joins_ok = verify(static_cast<nodes*>(nullptr));
+  using type = ModelCore<T, In, nodes, ModelStyle::functional>;
+};
+
+}  // namespace detail
+
+template <class T, class InputSpec, class... Ats>
+class BasicNodeGraph {
+  static_assert(sizeof(T) == 0, "A NodeGraph starts with ctnn::Input<dims...>, then its At<...> nodes.");
+};
+template <class T, std::size_t... InDims, class... Ats>
+class BasicNodeGraph<T, Input<InDims...>, Ats...>
+    : public detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::type {
+  static_assert(detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::joins_ok || true);
+
+ public:
+  using Base = typename detail::NodeGraphBase<T, Shape<InDims...>, Ats...>::type;
+  using Base::Base;
+};
+template <class InputSpec, class... Ats>
+using NodeGraph = BasicNodeGraph<float, InputSpec, Ats...>;
+
+}  // namespace ctnn
+// ---- end ctnn/core/graph.hpp ----
+// ---- begin ctnn/layers/batch_norm.hpp ----
+// ctnn/layers/batch_norm.hpp: BatchNormalization<Momentum, Epsilon>, batch normalization as in
+// Keras (axis -1: per channel after Conv2D, per feature after Dense).
+//
+// Represents, for each channel c of the last axis (C channels; the m = n x positions values of a
+// channel in a batch of n samples are its population):
+//   training:  y = gamma[c] * (x - mean_B[c]) / sqrt(var_B[c] + Epsilon) + beta[c], where
+//              mean_B and var_B are the batch's mean and BIASED variance (divided by m, not m - 1,
+//              as Keras's ops.moments; PyTorch uses m - 1 in its moving variance, Keras does not),
+//              and then the moving averages become
+//                moving_mean = moving_mean * Momentum + mean_B * (1 - Momentum)
+//                moving_var  = moving_var  * Momentum + var_B  * (1 - Momentum)
+//              (Keras 3's BatchNormalization.call, which updates them only in training).
+//   inference: y = gamma[c] * (x - moving_mean[c]) / sqrt(moving_var[c] + Epsilon) + beta[c];
+//              the moving averages are read, never written.
+// Requires: an input of any rank (the last axis holds the channels); 0 <= Momentum <= 1;
+// Epsilon > 0. Momentum and Epsilon are ctnn::Real (millionths, since clang 14 takes no float
+// template parameters), so Epsilon's resolution is 1e-6. Defaults: Keras's, 0.99 and 1e-3.
+// Output shape: the input's. Parameters (trainable, Keras's order): gamma [C] (init ones), then
+// beta [C] (init zeros): param_count = 2C. State (non-trainable, never stepped by an optimizer):
+// moving mean [C] (init zeros), then moving variance [C] (init ones): state_count = 2C. Keras's
+// summary counts 4C parameters, 2C of them non-trainable.
+//
+// The contract differs from core/layer.hpp's Layer in one place: forward takes the state
+//     forward(params, state, x, y, n, scratch, ctx)
+// (the planner's state arena hands each stateful layer its slice). backward is the usual one;
+// it reads x (not y), and after a training forward it is the full gradient through the batch
+// statistics (mean_B and var_B depend on every x of the batch); after an inference forward it is
+// the gradient with the moving statistics held fixed (a frozen BatchNormalization, as Keras runs
+// one whose trainable is false).
+//
+// How: scratch per sample is [batch statistics 2C | partial sums 2C]; the batch statistics (the
+// mean and 1/sqrt(var + Epsilon) that normalized the batch, kept for backward) live in sample 0's
+// part only. Each sample's per-channel sums over its positions go to its own partial slot, in
+// parallel, and the slots are then added in sample order: the results are the same bits at any
+// thread count. The variance takes a second pass over x, with the mean subtracted first (no
+// E[x^2] - E[x]^2 cancellation). A NaN input makes its channel's batch mean NaN, so in training
+// the whole channel of the batch (and its moving averages) becomes NaN, as in Keras; in inference
+// only the outputs it reaches are NaN.
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+// ---- begin ctnn/kernels/batch_norm.hpp ----
+// ctnn/kernels/batch_norm.hpp: the per-channel passes of batch normalization.
+//
+// Every kernel works on `rows` rows of C channels (x[r * C + c], channels last, as one sample of
+// an H x W x C image or a batch of feature vectors is laid out) and is vectorized along the
+// channels: a vector holds L neighbouring channels, so a channel's constants (mean, inverse
+// standard deviation, gamma, beta) are loaded once per block and stay in registers for the whole
+// row loop. Rows are visited in order, so a per-channel sum has one fixed order. The body of each
+// kernel is written once as a generic lambda over a Highway tag: full vectors use the native tag,
+// the channel tail a one-lane tag (no scalar copy of the math to drift out of sync).
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Calls f(d, c) for each block of channels starting at c: full vectors, then the tail one lane at
+// a time.
+template <class T, class F>
+HWY_INLINE void for_channel_blocks(std::size_t channels, F f) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = channels - channels % L;  // (c + L <= channels) trips a g++ 12 warning
+  std::size_t c = 0;
+  for (; c < full; c += L) f(d, c);
+  const hn::CappedTag<T, 1> d1;
+  for (; c < channels; ++c) f(d1, c);
+}
+
+// out[c] = sum over rows r of (x[r][c] - mean[c])^2, rows in order (the variance's numerator, the
+// second of two passes: subtracting the mean first keeps the sum accurate when |mean| >> std).
+template <class T>
+void bn_squared_deviations(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                           const T* HWY_RESTRICT mean, T* HWY_RESTRICT out) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    auto s = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto v = hn::Sub(hn::LoadU(d, x + r * channels + c), m);
+      s = hn::MulAdd(v, v, s);
+    }
+    hn::StoreU(s, d, out + c);
+  });
+}
+
+// y[r][c] = (x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]. y may be x.
+template <class T>
+void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* HWY_RESTRICT mean,
+                  const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
+                  const T* HWY_RESTRICT beta, T* y) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    const auto scale = hn::Mul(hn::LoadU(d, inv_std + c), hn::LoadU(d, gamma + c));
+    const auto b = hn::LoadU(d, beta + c);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = r * channels + c;
+      hn::StoreU(hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b), d, y + i);
+    }
+  });
+}
+
+// The two sums of the backward pass, rows in order:
+//   sum_dy[c] = sum_r dy[r][c]            (beta's gradient)
+//   sum_dy_xhat[c] = sum_r dy[r][c] * (x[r][c] - mean[c]) * inv_std[c]   (gamma's gradient)
+// (the product with inv_std is taken once, after the sum).
+template <class T>
+void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                      const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                      const T* HWY_RESTRICT inv_std, T* HWY_RESTRICT sum_dy,
+                      T* HWY_RESTRICT sum_dy_xhat) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto m = hn::LoadU(d, mean + c);
+    auto s = hn::Zero(d), sx = hn::Zero(d);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = r * channels + c;
+      const auto g = hn::LoadU(d, dy + i);
+      s = hn::Add(s, g);
+      sx = hn::MulAdd(g, hn::Sub(hn::LoadU(d, x + i), m), sx);
+    }
+    hn::StoreU(s, d, sum_dy + c);
+    hn::StoreU(hn::Mul(sx, hn::LoadU(d, inv_std + c)), d, sum_dy_xhat + c);
+  });
+}
+
+// The input gradient. With batch statistics (BatchStats), where the mean and variance are
+// functions of every x of the batch (count values per channel):
+//   dx = gamma * inv_std * (dy - (sum_dy + x_hat * sum_dy_xhat) / count),
+//   x_hat = (x - mean) * inv_std;
+// with fixed statistics (inference, the moving averages): dx = gamma * inv_std * dy, and
+// sum_dy, sum_dy_xhat and count are not read.
+template <bool BatchStats, class T>
+void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
+                    const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                    const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
+                    const T* HWY_RESTRICT sum_dy, const T* HWY_RESTRICT sum_dy_xhat, T count,
+                    T* HWY_RESTRICT dx) {
+  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
+    const auto is = hn::LoadU(d, inv_std + c);
+    const auto scale = hn::Mul(is, hn::LoadU(d, gamma + c));
+    if constexpr (BatchStats) {
+      const auto m = hn::LoadU(d, mean + c);
+      const auto inv_count = hn::Set(d, T(1) / count);
+      const auto a = hn::Mul(hn::LoadU(d, sum_dy + c), inv_count);       // mean of dy
+      const auto k = hn::Mul(hn::LoadU(d, sum_dy_xhat + c), inv_count);  // mean of dy * x_hat
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t i = r * channels + c;
+        const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), m), is);
+        // dy - a - x_hat * k
+        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(hn::LoadU(d, dy + i), a));
+        hn::StoreU(hn::Mul(scale, inner), d, dx + i);
+      }
+    } else {
+      (void)x, (void)mean, (void)sum_dy, (void)sum_dy_xhat, (void)count;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t i = r * channels + c;
+        hn::StoreU(hn::Mul(scale, hn::LoadU(d, dy + i)), d, dx + i);
+      }
+    }
+  });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::bn_backward_dx;
+using ctnn::HWY_NAMESPACE::bn_backward_sums;
+using ctnn::HWY_NAMESPACE::bn_normalize;
+using ctnn::HWY_NAMESPACE::bn_squared_deviations;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/batch_norm.hpp ----
+
+namespace ctnn {
+
+template <Real Momentum = 0.99, Real Epsilon = 0.001>
+struct BatchNormalization {
+  static_assert(Momentum.value() >= 0.0 && Momentum.value() <= 1.0,
+                "BatchNormalization's momentum must be in [0, 1] (Keras's default is 0.99).");
+  static_assert(Epsilon.value() > 0.0,
+                "BatchNormalization's epsilon must be positive, and at least 1e-6 (the resolution "
+                "of ctnn::Real); Keras's default is 1e-3.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank >= 1, "BatchNormalization needs an input with at least one axis.");
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = In;
+    static constexpr std::size_t channels = In::dims[In::rank - 1];  // C, the last axis
+    static constexpr std::size_t positions = In::size / channels;    // values of a channel per sample
+    static constexpr std::size_t param_count = 2 * channels;         // gamma, beta
+    static constexpr std::size_t state_count = 2 * channels;         // moving mean, moving variance
+    static constexpr std::size_t partial_offset = 2 * channels;
+    static constexpr std::size_t scratch_per_sample = 4 * channels;
+    static constexpr double momentum = Momentum.value();
+    static constexpr double epsilon = Epsilon.value();
+    static constexpr std::string_view name = "BatchNormalization";
+    static constexpr LayerKind kind = LayerKind::batch_norm;
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+    static std::string config() {
+      return "momentum " + std::to_string(momentum) + ", epsilon " + std::to_string(epsilon);
+    }
+    static std::string spec() {
+      return "ctnn::BatchNormalization<" + std::to_string(momentum) + ", " +
+             std::to_string(epsilon) + ">";
+    }
+
+    static void init(T* p, Rng&) {
+      for (std::size_t c = 0; c < channels; ++c) p[c] = T(1), p[channels + c] = T(0);
+    }
+    static void init_state(T* state) {
+      for (std::size_t c = 0; c < channels; ++c) state[c] = T(0), state[channels + c] = T(1);
+    }
+
+    static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext& ctx) {
+      if (n == 0) return;
+      T* mean = scratch;
+      T* inv_std = scratch + channels;
+      const bool wide = n * In::size >= kParallelWork;
+      if (ctx.training) {
+        const T count = static_cast<T>(n * positions);
+        // Pass 1: the mean.
+        parallel_for(n, [&](std::size_t s) {
+          kernels::sum_rows(positions, channels, x + s * In::size, partial(scratch, s));
+        }, wide);
+        sum_over_samples(scratch, n, 0, mean);
+        for (std::size_t c = 0; c < channels; ++c) mean[c] /= count;
+        // Pass 2: the biased variance (into inv_std until the state has it).
+        parallel_for(n, [&](std::size_t s) {
+          kernels::bn_squared_deviations(positions, channels, x + s * In::size, mean,
+                                         partial(scratch, s) + channels);
+        }, wide);
+        sum_over_samples(scratch, n, channels, inv_std);
+        // (1 - Momentum) is taken in double and rounded once, as Keras's Python float is.
+        const T keep = static_cast<T>(momentum), take = static_cast<T>(1.0 - momentum);
+        for (std::size_t c = 0; c < channels; ++c) {
+          const T var = inv_std[c] / count;
+          state[c] = state[c] * keep + mean[c] * take;
+          state[channels + c] = state[channels + c] * keep + var * take;
+          inv_std[c] = T(1) / std::sqrt(var + static_cast<T>(epsilon));
+        }
+      } else {
+        for (std::size_t c = 0; c < channels; ++c) {
+          mean[c] = state[c];
+          inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
+        }
+      }
+      parallel_for(n, [&](std::size_t s) {
+        kernels::bn_normalize(positions, channels, x + s * In::size, mean, inv_std, p,
+                              p + channels, y + s * In::size);
+      }, wide);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext& ctx) {
+      T* dgamma = dp;
+      T* dbeta = dp + channels;
+      if (n == 0) {
+        for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
+        return;
+      }
+      const T* mean = scratch;
+      const T* inv_std = scratch + channels;
+      const bool wide = n * In::size >= kParallelWork;
+      parallel_for(n, [&](std::size_t s) {
+        T* part = partial(scratch, s);
+        kernels::bn_backward_sums(positions, channels, x + s * In::size, dy + s * In::size, mean,
+                                  inv_std, part, part + channels);
+      }, wide);
+      sum_over_samples(scratch, n, 0, dbeta);
+      sum_over_samples(scratch, n, channels, dgamma);
+      if (!dx) return;
+      const T count = static_cast<T>(n * positions);
+      parallel_for(n, [&](std::size_t s) {
+        const T* xs = x + s * In::size;
+        const T* dys = dy + s * In::size;
+        T* dxs = dx + s * In::size;
+        if (ctx.training)
+          kernels::bn_backward_dx<true>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
+                                        dgamma, count, dxs);
+        else
+          kernels::bn_backward_dx<false>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
+                                         dgamma, count, dxs);
+      }, wide);
+    }
+
+   private:
+    static T* partial(T* scratch, std::size_t s) {
+      return scratch + s * scratch_per_sample + partial_offset;
+    }
+    // out[c] = sum over samples s, in order, of partial slot s at [offset + c].
+    static void sum_over_samples(T* scratch, std::size_t n, std::size_t offset, T* out) {
+      for (std::size_t c = 0; c < channels; ++c) out[c] = partial(scratch, 0)[offset + c];
+      for (std::size_t s = 1; s < n; ++s) {
+        const T* part = partial(scratch, s) + offset;
+        for (std::size_t c = 0; c < channels; ++c) out[c] += part[c];
+      }
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/batch_norm.hpp ----
+// ---- begin ctnn/layers/conv1d.hpp ----
+// ctnn/layers/conv1d.hpp: Conv1D<Filters, K, Stride, Padding, Dilation, KernelInit, BiasInit,
+// Groups>, a 1-D convolution over sequences.
+//
+// Represents y[t][f] = b[f] + sum_{k,c} x[t*S + k*D - pl][g*C/G + c] * W[k][c][f] over a
+// Steps x C input (time, channels), with g = f / (Filters/G): Keras's Conv1D with padding valid,
+// same or causal (Dilation*(K-1) zeros before the sequence, so output t sees inputs <= t), and
+// dilation_rate D. Padding::pads(t, b, l, r) pads l before and r after (t and b are ignored).
+// Requires: a rank-2 input (Input<Steps, C>); C and Filters divisible by G; for valid padding, a
+// dilated kernel D*(K-1)+1 no longer than the sequence.
+// Output shape: Shape<OT, Filters>. Parameters: W in Keras's [K][C/G][Filters] order, then
+// b [Filters]. Init: fan_in = K*C/G, fan_out = K*Filters (Keras's); defaults Glorot uniform W,
+// zero b.
+// How: Conv2D's implementation (layers/conv2d.hpp) on a 1 x Steps image with a 1 x K kernel, so
+// the same GEMMs, the same thread-count-independent weight gradient and the same scratch.
+#include <cstddef>
+#include <string>
+
+
+namespace ctnn {
+namespace detail {
+// Conv1D's padding as the 2-D padding of a 1-row image: causal is K-1 dilated taps on the left.
+constexpr Padding conv1d_padding(Padding p, std::size_t k, std::size_t dilation) {
+  if (p.mode == Padding::Mode::causal) return Padding::pads(0, 0, dilation * (k - 1), 0);
+  if (p.mode == Padding::Mode::explicit_pads) return Padding::pads(0, 0, p.left, p.right);
+  return p;
+}
+}  // namespace detail
+
+template <std::size_t Filters, std::size_t K, std::size_t Stride = 1,
+          Padding Pad = Padding::valid, std::size_t Dilation = 1,
+          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros,
+          std::size_t Groups = 1>
+struct Conv1D {
+  static_assert(Filters >= 1 && K >= 1 && Stride >= 1 && Dilation >= 1 && Groups >= 1,
+                "Conv1D needs at least one filter, a kernel of at least 1, and a stride, dilation "
+                "and groups >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "Conv1D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
+                "(the list is in ctnn/core/init.hpp).");
+  static_assert(Filters % (Groups == 0 ? 1 : Groups) == 0,
+                "Conv1D's Filters must be a multiple of its Groups (each group has as many "
+                "filters).");
+  static constexpr Padding kPad2D = detail::conv1d_padding(Pad, K, Dilation);
+
+  template <ShapeType In, class T>
+  struct bind : detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
+                                 K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit> {
+    using body = detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
+                                  K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit>;
+    static_assert(In::rank == 2,
+                  "Conv1D needs a sequence input of rank 2 (steps, channels): use "
+                  "Input<Steps, C> (the shapes are in bind<...> above).");
+    static_assert(In::rank != 2 || body::C % Groups == 0,
+                  "Conv1D's input channels must be a multiple of its Groups (the shapes are in "
+                  "bind<...> above).");
+    using geom = typename body::geom;
+    static_assert(In::rank != 2 || geom::fits,
+                  "Conv1D's dilated kernel is longer than its input with valid padding: use a "
+                  "smaller kernel or Padding::same / Padding::causal (the shapes are in bind<...> "
+                  "above).");
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::ow, Filters>;
+    static constexpr std::string_view name = "Conv1D";
+    static constexpr LayerKind kind = LayerKind::conv1d;
+    static std::string config() {
+      std::string s = std::to_string(K) + " stride " + std::to_string(Stride) + " " +
+                      detail::padding_config(Pad);
+      if (Dilation != 1) s += " dilation " + std::to_string(Dilation);
+      if (Groups != 1) s += " groups " + std::to_string(Groups);
+      return s;
+    }
+    static std::string spec() {
+      std::string s = "ctnn::Conv1D<" + std::to_string(Filters) + ", " + std::to_string(K) + ", " +
+                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+                      std::to_string(Dilation);
+      if (Groups != 1)
+        s += ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec) + ", " +
+             std::to_string(Groups);
+      else
+        s += detail::init_spec<KernelInit, BiasInit>();
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      body::forward(p, x, y, n, scratch, act);
+    }
+    static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
+                         T* scratch, const PassContext&) {
+      body::backward(p, dy, dx, dp, n, scratch);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/conv1d.hpp ----
+// ---- begin ctnn/layers/depthwise_conv2d.hpp ----
+// ctnn/layers/depthwise_conv2d.hpp: DepthwiseConv2D<KH, KW, Stride, Padding, DepthMultiplier,
+// Dilation, KernelInit, BiasInit>, a convolution of each channel on its own.
+//
+// Represents y[oy][ox][c*M + m] = b[c*M + m] + sum_{ky,kx} x[oy*S + ky*D - pt][ox*S + kx*D - pl][c]
+// * W[ky][kx][c][m] over an H x W x C input (channels last), M = DepthMultiplier: Keras's
+// DepthwiseConv2D with depth_multiplier M and dilation_rate D. Padding: valid, same, same_lower or
+// explicit pads (layers/spatial.hpp).
+// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
+// Output shape: Shape<OH, OW, C*M>. Parameters: W in Keras's [KH][KW][C][M] order, then b [C*M]:
+// KH*KW*C*M + C*M. Init: KernelInit fills W, BiasInit b, with Keras's fans of that kernel shape,
+// fan_in = KH*KW*C and fan_out = KH*KW*M; defaults Glorot uniform W and zero b.
+//
+// How: W's [C][M] block of a tap is one contiguous row of C*M weights, one per output channel,
+// so every tap is a multiply-add along the output channels (kernels/depthwise.hpp, vectorized
+// with Highway). With M > 1 each input pixel is first repeated into C*M channels (scratch), which
+// makes the input row line up with the weights. Forward and input gradient run samples in
+// parallel; the weight and bias gradients run channel blocks in parallel, each summed over
+// samples and positions in order, so they do not depend on the thread count and need no
+// per-sample copy.
+#include <cstddef>
+#include <string>
+#include <utility>
+
+// ---- begin ctnn/kernels/depthwise.hpp ----
+// ctnn/kernels/depthwise.hpp: the per-channel products behind DepthwiseConv2D.
+//
+//   mul_add_row: out[j] = a[j] * b[j] + out[j] for j < n   (one fused multiply-add per element)
+//
+// A depthwise convolution is, at each output position and tap, this product along the channels
+// (input row at that tap x the tap's weights), so it vectorizes along the channels, which are
+// contiguous in channels-last images. Full vectors use the native tag and the tail a one-lane tag
+// with the same MulAdd, so an element's result does not depend on whether it fell in a vector or
+// the tail: a caller may split the channels among threads anywhere and get the same bits.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class T>
+void mul_add_row(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
+                 T* HWY_RESTRICT out) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;  // (j + L <= n) trips a false g++ 12 warning when inlined
+  std::size_t j = 0;
+  for (; j < full; j += L)
+    hn::StoreU(hn::MulAdd(hn::LoadU(d, a + j), hn::LoadU(d, b + j), hn::LoadU(d, out + j)), d,
+               out + j);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < n; ++j)
+    hn::StoreU(hn::MulAdd(hn::LoadU(d1, a + j), hn::LoadU(d1, b + j), hn::LoadU(d1, out + j)), d1,
+               out + j);
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::mul_add_row;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/depthwise.hpp ----
+
+namespace ctnn {
+namespace detail {
+
+// The depthwise computation over an H x W x C image, with or without a bias (SeparableConv2D's
+// depthwise step has none).
+template <class T, std::size_t H, std::size_t W, std::size_t C, std::size_t M, std::size_t KH,
+          std::size_t KW, std::size_t Stride, Padding Pad, std::size_t Dilation, bool HasBias>
+struct DepthwiseBody {
+  using geom = Window2D<H, W, C, KH, KW, Stride, Pad, Dilation>;
+  static constexpr std::size_t CM = C * M;
+  static constexpr std::size_t in_size = H * W * C;
+  static constexpr std::size_t positions = geom::oh * geom::ow;
+  static constexpr std::size_t out_size = positions * CM;
+  static constexpr std::size_t weights = KH * KW * CM;
+  static constexpr std::size_t param_count = weights + (HasBias ? CM : 0);
+  // The input repeated to C*M channels (M > 1 only), kept for the weight gradient; the backward
+  // pass then reuses it for the repeated input gradient.
+  static constexpr std::size_t scratch_per_sample = M > 1 ? H * W * CM : 0;
+  // Channels per parallel chunk of the weight gradient: whole 64-byte lines, so two threads never
+  // write the same line.
+  static constexpr std::size_t kChannelBlock = 64 / sizeof(T);
+
+  // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input.
+  template <class F>
+  static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
+    geom::for_taps(oy, ox, std::forward<F>(f));
+  }
+
+  // The input of sample s as C*M channels per pixel: x itself when M = 1.
+  static const T* repeated(const T* x, T* scratch, std::size_t s) {
+    const T* xs = x + s * in_size;
+    if constexpr (M == 1) {
+      return xs;
+    } else {
+      T* r = scratch + s * scratch_per_sample;
+      for (std::size_t i = 0; i < H * W * C; ++i)
+        for (std::size_t m = 0; m < M; ++m) r[i * M + m] = xs[i];
+      return r;
+    }
+  }
+
+  static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                      kernels::Epilogue act) {
+    parallel_for(n, [&](std::size_t s) {
+      const T* xr = repeated(x, scratch, s);
+      T* ys = y + s * out_size;
+      for (std::size_t oy = 0; oy < geom::oh; ++oy)
+        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
+          T* out = ys + (oy * geom::ow + ox) * CM;
+          for (std::size_t j = 0; j < CM; ++j) out[j] = HasBias ? p[weights + j] : T(0);
+          for_taps(oy, ox, [&](std::size_t tap, std::size_t pixel) {
+            kernels::mul_add_row(CM, xr + pixel * CM, p + tap * CM, out);
+          });
+        }
+      if (act == kernels::Epilogue::relu)  // v <= 0 is false for NaN, which stays
+        for (std::size_t i = 0; i < out_size; ++i) ys[i] = ys[i] <= T(0) ? T(0) : ys[i];
+    }, n * out_size * KH * KW >= kParallelWork);
+  }
+
+  // dy: n x out_size. Writes dp (weights, then the bias if any) and, unless null, dx.
+  static void backward(const T* p, const T* x, const T* dy, T* dx, T* dp, std::size_t n,
+                       T* scratch) {
+    // For M = 1 the input is read where it is; for M > 1 the forward pass left it repeated in
+    // scratch (forward always precedes backward).
+    const auto xr = [&](std::size_t s) {
+      return M == 1 ? x + s * in_size : scratch + s * scratch_per_sample;
+    };
+    const std::size_t blocks = (CM + kChannelBlock - 1) / kChannelBlock;
+    parallel_for_range(blocks, [&](std::size_t b0, std::size_t b1) {
+      const std::size_t j0 = b0 * kChannelBlock, j1 = b1 * kChannelBlock < CM ? b1 * kChannelBlock : CM;
+      const std::size_t len = j1 - j0;
+      for (std::size_t t = 0; t < KH * KW; ++t)
+        for (std::size_t j = j0; j < j1; ++j) dp[t * CM + j] = T(0);
+      if constexpr (HasBias)
+        for (std::size_t j = j0; j < j1; ++j) dp[weights + j] = T(0);
+      for (std::size_t s = 0; s < n; ++s) {
+        const T* xs = xr(s);
+        for (std::size_t pos = 0; pos < positions; ++pos) {
+          const T* g = dy + s * out_size + pos * CM + j0;
+          if constexpr (HasBias)
+            for (std::size_t j = 0; j < len; ++j) dp[weights + j0 + j] += g[j];
+          for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+            kernels::mul_add_row(len, xs + pixel * CM + j0, g, dp + tap * CM + j0);
+          });
+        }
+      }
+    }, n * out_size * KH * KW >= kParallelWork);
+    if (!dx) return;
+    parallel_for(n, [&](std::size_t s) {
+      // The gradient of the repeated input (over the repeated input itself, no longer needed),
+      // then summed over the M copies of each channel.
+      T* dxr = M == 1 ? dx + s * in_size : scratch + s * scratch_per_sample;
+      for (std::size_t i = 0; i < H * W * CM; ++i) dxr[i] = T(0);
+      const T* dys = dy + s * out_size;
+      for (std::size_t pos = 0; pos < positions; ++pos)
+        for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
+          kernels::mul_add_row(CM, p + tap * CM, dys + pos * CM, dxr + pixel * CM);
+        });
+      if constexpr (M > 1) {
+        T* dxs = dx + s * in_size;
+        for (std::size_t i = 0; i < H * W * C; ++i) {
+          T sum = T(0);
+          for (std::size_t m = 0; m < M; ++m) sum += dxr[i * M + m];
+          dxs[i] = sum;
+        }
+      }
+    }, n * out_size * KH * KW >= kParallelWork);
+  }
+};
+
+}  // namespace detail
+
+template <std::size_t KH, std::size_t KW, std::size_t Stride = 1, Padding Pad = Padding::valid,
+          std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
+          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros>
+struct DepthwiseConv2D {
+  static_assert(KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 && Dilation >= 1,
+                "DepthwiseConv2D needs a kernel of at least 1x1 and a stride, depth multiplier "
+                "and dilation >= 1.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
+                "DepthwiseConv2D's KernelInit and BiasInit must be initializers such as "
+                "ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a DepthwiseConv2D takes valid, same, same_lower "
+                "or pads(t, b, l, r).");
+
+  template <ShapeType In, class T>
+  struct bind : detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                      (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
+                                      Stride, Pad, Dilation, true> {
+    using body = detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
+                                       (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
+                                       Stride, Pad, Dilation, true>;
+    static_assert(In::rank == 3,
+                  "DepthwiseConv2D needs an image input of rank 3 (height, width, channels) (the "
+                  "shapes are in bind<...> above).");
+    using geom = typename body::geom;
+    static_assert(In::rank != 3 || geom::fits,
+                  "DepthwiseConv2D's kernel is larger than its input with valid padding (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::size_t C = In::rank > 2 ? In::dims[2] : 1;
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, body::CM>;
+    static constexpr std::string_view name = "DepthwiseConv2D";
+    static constexpr LayerKind kind = LayerKind::depthwise_conv2d;
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (DepthMultiplier != 1 ? " multiplier " + std::to_string(DepthMultiplier)
+                                   : std::string());
+    }
+    static std::string spec() {
+      return "ctnn::DepthwiseConv2D<" + std::to_string(KH) + ", " + std::to_string(KW) + ", " +
+             std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+             std::to_string(DepthMultiplier) + ", " + std::to_string(Dilation) +
+             detail::init_spec<KernelInit, BiasInit>() + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      KernelInit::fill(p, body::weights, KH * KW * C, KH * KW * DepthMultiplier, rng);
+      BiasInit::fill(p + body::weights, body::CM, KH * KW * C, KH * KW * DepthMultiplier, rng);
+    }
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      body::forward(p, x, y, n, scratch, act);
+    }
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      body::backward(p, x, dy, dx, dp, n, scratch);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/depthwise_conv2d.hpp ----
+// ---- begin ctnn/layers/random_flip.hpp ----
+// ctnn/layers/random_flip.hpp: RandomFlip<Mode>, Keras's RandomFlip preprocessing layer.
+//
+// Represents, in training, y = x flipped left-right (horizontal: along the width) and/or
+// upside-down (vertical: along the height), each with probability 1/2, drawn per sample;
+// in inference, y = x. Mode: FlipMode::horizontal, vertical or horizontal_and_vertical (Keras's
+// default). Requires a rank-3 input (height, width, channels). Output shape: the input's. No
+// parameters. The flips of sample s in a step come from Rng(step seed, s) alone, so a seeded run
+// flips the same samples at any thread count; they are kept in scratch (2 values a sample) and
+// backward sends each gradient back through the same flip (a permutation: dx = flip(dy)).
+#include <cstring>
+#include <string>
+
+
+namespace ctnn {
+
+enum class FlipMode { horizontal, vertical, horizontal_and_vertical };
+
+template <FlipMode Mode = FlipMode::horizontal_and_vertical>
+struct RandomFlip {
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T, 2> {
+    static_assert(In::rank == 3,
+                  "RandomFlip needs an image input of rank 3 (height, width, channels): use "
+                  "Input<H, W, C> (the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    static constexpr std::string_view name = "RandomFlip";
+    static std::string config() {
+      return Mode == FlipMode::horizontal ? "horizontal"
+             : Mode == FlipMode::vertical ? "vertical" : "horizontal_and_vertical";
+    }
+    static std::string spec() { return "ctnn::RandomFlip<ctnn::FlipMode::" + config() + ">"; }
+
+    // y[i][j] = x[flip_v ? H-1-i : i][flip_h ? W-1-j : j] over sample `from` into `to`; the map
+    // is its own inverse, so backward uses it on dy.
+    static void flip(const T* from, T* to, bool fh, bool fv) {
+      for (std::size_t i = 0; i < H; ++i) {
+        const std::size_t si = fv ? H - 1 - i : i;
+        for (std::size_t j = 0; j < W; ++j) {
+          const std::size_t sj = fh ? W - 1 - j : j;
+          std::memcpy(to + (i * W + j) * C, from + (si * W + sj) * C, C * sizeof(T));
+        }
+      }
+    }
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T* flags,
+                        const PassContext& ctx) {
+      if (!ctx.training) {
+        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+        for (std::size_t i = 0; i < 2 * n; ++i) flags[i] = T(0);
+        return;
+      }
+      parallel_for(n, [&](std::size_t s) {
+        Rng rng(ctx.seed * 0xD1B54A32D192ED03ull + s);
+        const bool fh = Mode != FlipMode::vertical && rng.uniform01() < 0.5;
+        const bool fv = Mode != FlipMode::horizontal && rng.uniform01() < 0.5;
+        flags[2 * s] = fh ? T(1) : T(0);
+        flags[2 * s + 1] = fv ? T(1) : T(0);
+        flip(x + s * In::size, y + s * In::size, fh, fv);
+      }, n * In::size >= kParallelWork);
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T* flags, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        flip(dy + s * In::size, dx + s * In::size, flags[2 * s] != T(0), flags[2 * s + 1] != T(0));
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/random_flip.hpp ----
+// ---- begin ctnn/layers/random_translation.hpp ----
+// ctnn/layers/random_translation.hpp: RandomTranslation<HeightFactor, WidthFactor, Fill>, Keras's
+// RandomTranslation preprocessing layer with interpolation "nearest".
+//
+// Represents, in training, y[i][j] = x[i - dy][j - dx] for whole-pixel shifts
+// dy = round(u * H), u uniform in [-HeightFactor, HeightFactor], and dx = round(v * W), v uniform
+// in [-WidthFactor, WidthFactor], drawn per sample; in inference, y = x. Pixels read from outside
+// the image follow Fill: TranslationFill::reflect (Keras's default, "d c b a | a b c d | d c b a":
+// the edge pixel repeats) or TranslationFill::constant (zeros, Keras's fill_value 0). Keras's
+// default interpolation "bilinear" would shift by fractions of a pixel; this layer rounds the
+// shift to whole pixels, as Keras's interpolation="nearest" does.
+// Requires a rank-3 input (height, width, channels) and factors in [0, 1] (fractions of the size,
+// written as Real like Dropout's rate: RandomTranslation<0.1, 0.1>). Output shape: the input's.
+// No parameters. The shifts of sample s in a step come from Rng(step seed, s) alone, so a seeded
+// run shifts alike at any thread count; they are kept in scratch (2 values a sample) and backward
+// adds each output gradient into the input pixel it was read from (reflection can read one pixel
+// several times; constant fill reads none from outside).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+
+namespace ctnn {
+
+enum class TranslationFill { reflect, constant };
+
+template <Real HeightFactor, Real WidthFactor, TranslationFill Fill = TranslationFill::reflect>
+struct RandomTranslation {
+  static_assert(HeightFactor.value() >= 0.0 && HeightFactor.value() <= 1.0 &&
+                    WidthFactor.value() >= 0.0 && WidthFactor.value() <= 1.0,
+                "RandomTranslation's height and width factors must be fractions in [0, 1].");
+
+  template <ShapeType In, class T>
+  struct bind : detail::ParamFree<In, T, 2> {
+    static_assert(In::rank == 3,
+                  "RandomTranslation needs an image input of rank 3 (height, width, channels): "
+                  "use Input<H, W, C> (the shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1;
+    static constexpr std::string_view name = "RandomTranslation";
+    static std::string config() {
+      return "height " + std::to_string(HeightFactor.value()) + ", width " +
+             std::to_string(WidthFactor.value()) +
+             (Fill == TranslationFill::reflect ? ", reflect" : ", constant");
+    }
+    static std::string spec() {
+      return "ctnn::RandomTranslation<" + std::to_string(HeightFactor.value()) + ", " +
+             std::to_string(WidthFactor.value()) +
+             (Fill == TranslationFill::reflect ? "" : ", ctnn::TranslationFill::constant") + ">";
+    }
+
+    // The index in [0, n) that position r reads, or -1 (constant fill) for none.
+    static std::int64_t source(std::int64_t r, std::int64_t n) {
+      if (r >= 0 && r < n) return r;
+      if constexpr (Fill == TranslationFill::constant) {
+        return -1;
+      } else {
+        std::int64_t m = r % (2 * n);
+        if (m < 0) m += 2 * n;
+        return m < n ? m : 2 * n - 1 - m;
+      }
+    }
+    // A shift of u * size pixels for u uniform in [-f, f], rounded half away from zero.
+    static std::int64_t draw_shift(Rng& rng, double f, std::size_t size) {
+      const double u = -f + 2 * f * rng.uniform01();
+      return std::int64_t(std::lround(u * double(size)));
+    }
+
+    static void forward(const T*, const T* x, T* y, std::size_t n, T* shifts,
+                        const PassContext& ctx) {
+      if (!ctx.training) {
+        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
+        for (std::size_t i = 0; i < 2 * n; ++i) shifts[i] = T(0);
+        return;
+      }
+      parallel_for(n, [&](std::size_t s) {
+        Rng rng(ctx.seed * 0x8CB92BA72F3D8DD7ull + s);
+        const std::int64_t dy = draw_shift(rng, HeightFactor.value(), H);
+        const std::int64_t dx = draw_shift(rng, WidthFactor.value(), W);
+        shifts[2 * s] = T(dy);
+        shifts[2 * s + 1] = T(dx);
+        const T* xs = x + s * In::size;
+        T* ys = y + s * In::size;
+        for (std::size_t i = 0; i < H; ++i) {
+          const std::int64_t si = source(std::int64_t(i) - dy, std::int64_t(H));
+          for (std::size_t j = 0; j < W; ++j) {
+            const std::int64_t sj = source(std::int64_t(j) - dx, std::int64_t(W));
+            T* out = ys + (i * W + j) * C;
+            if (si < 0 || sj < 0)
+              for (std::size_t c = 0; c < C; ++c) out[c] = T(0);
+            else
+              std::memcpy(out, xs + (std::size_t(si) * W + std::size_t(sj)) * C, C * sizeof(T));
+          }
+        }
+      }, n * In::size >= kParallelWork);
+    }
+    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
+                         T* shifts, const PassContext&) {
+      if (!dx) return;
+      parallel_for(n, [&](std::size_t s) {
+        const std::int64_t sy = std::int64_t(shifts[2 * s]), sx = std::int64_t(shifts[2 * s + 1]);
+        const T* g = dy + s * In::size;
+        T* d = dx + s * In::size;
+        for (std::size_t i = 0; i < In::size; ++i) d[i] = T(0);
+        for (std::size_t i = 0; i < H; ++i) {
+          const std::int64_t si = source(std::int64_t(i) - sy, std::int64_t(H));
+          for (std::size_t j = 0; j < W; ++j) {
+            const std::int64_t sj = source(std::int64_t(j) - sx, std::int64_t(W));
+            if (si < 0 || sj < 0) continue;
+            T* to = d + (std::size_t(si) * W + std::size_t(sj)) * C;
+            const T* from = g + (i * W + j) * C;
+            for (std::size_t c = 0; c < C; ++c) to[c] += from[c];
+          }
+        }
+      }, n * In::size >= kParallelWork);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/random_translation.hpp ----
+// ---- begin ctnn/layers/separable_conv2d.hpp ----
+// ctnn/layers/separable_conv2d.hpp: SeparableConv2D<Filters, KH, KW, Stride, Padding,
+// DepthMultiplier, Dilation, DepthwiseInit, PointwiseInit, BiasInit>, a depthwise convolution
+// followed by a 1x1 convolution.
+//
+// Represents z = DepthwiseConv2D<KH, KW, Stride, Padding, M, Dilation>(x) without its bias, then
+// y[oy][ox][f] = b[f] + sum_j z[oy][ox][j] * P[j][f] over the C*M channels j of z: Keras's
+// SeparableConv2D with depth_multiplier M and dilation_rate D.
+// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
+// Output shape: Shape<OH, OW, Filters>. Parameters in Keras's order: the depthwise kernel
+// [KH][KW][C][M], the pointwise kernel [1][1][C*M][Filters], the bias [Filters]:
+// KH*KW*C*M + C*M*Filters + Filters. Init (Keras's fans of each kernel shape): DepthwiseInit with
+// fan_in = KH*KW*C, fan_out = KH*KW*M; PointwiseInit with fan_in = C*M, fan_out = Filters;
+// BiasInit with the pointwise fans. Defaults Glorot uniform, Glorot uniform, zeros.
+//
+// How: the depthwise step of layers/depthwise_conv2d.hpp, its output z kept in scratch for all
+// samples back to back, then the pointwise step as one GEMM over every position of the batch
+// (bias and ReLU fused into its store). Backward: the pointwise kernel gradient is one GEMM over
+// all positions (threads own disjoint filter columns), so no gradient is kept per sample and the
+// result does not depend on the thread count; dz per sample, written over z; then the depthwise
+// backward.
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+
+namespace ctnn {
+
+template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
+          Padding Pad = Padding::valid, std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
+          class DepthwiseInit = init::GlorotUniform, class PointwiseInit = init::GlorotUniform,
+          class BiasInit = init::Zeros>
+struct SeparableConv2D {
+  static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 &&
+                    Dilation >= 1,
+                "SeparableConv2D needs at least one filter, a kernel of at least 1x1 and a "
+                "stride, depth multiplier and dilation >= 1.");
+  static_assert(is_initializer_v<DepthwiseInit> && is_initializer_v<PointwiseInit> &&
+                    is_initializer_v<BiasInit>,
+                "SeparableConv2D's DepthwiseInit, PointwiseInit and BiasInit must be initializers "
+                "such as ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
+  static_assert(Pad.mode != Padding::Mode::causal,
+                "Padding::causal is for Conv1D; a SeparableConv2D takes valid, same, same_lower "
+                "or pads(t, b, l, r).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 3,
+                  "SeparableConv2D needs an image input of rank 3 (height, width, channels) (the "
+                  "shapes are in bind<...> above).");
+    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
+                                 C = In::rank > 2 ? In::dims[2] : 1, M = DepthMultiplier;
+    using dw = detail::DepthwiseBody<T, H, W, C, M, KH, KW, Stride, Pad, Dilation, false>;
+    using geom = typename dw::geom;
+    static_assert(In::rank != 3 || geom::fits,
+                  "SeparableConv2D's kernel is larger than its input with valid padding (the "
+                  "shapes are in bind<...> above).");
+
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = Shape<geom::oh, geom::ow, Filters>;
+    static constexpr std::size_t CM = dw::CM, positions = dw::positions;
+    static constexpr std::size_t depthwise_weights = dw::weights;
+    static constexpr std::size_t pointwise_weights = CM * Filters;
+    static constexpr std::size_t param_count = depthwise_weights + pointwise_weights + Filters;
+    // Scratch for n samples: z of all samples back to back (the pointwise GEMMs read it as one
+    // matrix), then from the next line each sample's gemm_nt accumulators, then the depthwise
+    // step's scratch. Per sample, plus a line of slack for each rounding.
+    static constexpr std::size_t kLine = 64 / sizeof(T);
+    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
+    static constexpr std::size_t z_floats = positions * CM;
+    static constexpr std::size_t dz_rows = detail::nt_chunk_rows<T>(positions);
+    static constexpr std::size_t acc_floats = line_up(kernels::gemm_nt_scratch<T>(dz_rows, CM));
+    static constexpr std::size_t scratch_per_sample =
+        z_floats + acc_floats + dw::scratch_per_sample + 2 * kLine;
+    static T* acc_region(T* scratch, std::size_t n) { return scratch + line_up(n * z_floats); }
+    static T* dw_region(T* scratch, std::size_t n) {
+      return acc_region(scratch, n) + n * acc_floats;
+    }
+    static constexpr std::string_view name = "SeparableConv2D";
+    static constexpr LayerKind kind = LayerKind::separable_conv2d;
+    static std::string config() {
+      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
+             (M != 1 ? " multiplier " + std::to_string(M) : std::string());
+    }
+    static std::string spec() {
+      std::string s = "ctnn::SeparableConv2D<" + std::to_string(Filters) + ", " +
+                      std::to_string(KH) + ", " + std::to_string(KW) + ", " +
+                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
+                      std::to_string(M) + ", " + std::to_string(Dilation);
+      if constexpr (!std::is_same_v<DepthwiseInit, init::GlorotUniform> ||
+                    !std::is_same_v<PointwiseInit, init::GlorotUniform> ||
+                    !std::is_same_v<BiasInit, init::Zeros>)
+        s += ", " + std::string(DepthwiseInit::spec) + ", " + std::string(PointwiseInit::spec) +
+             ", " + std::string(BiasInit::spec);
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = true;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) {
+      DepthwiseInit::fill(p, depthwise_weights, KH * KW * C, KH * KW * M, rng);
+      PointwiseInit::fill(p + depthwise_weights, pointwise_weights, CM, Filters, rng);
+      BiasInit::fill(p + depthwise_weights + pointwise_weights, Filters, CM, Filters, rng);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
+      T* z = scratch;
+      dw::forward(p, x, z, n, dw_region(scratch, n), kernels::Epilogue::none);
+      const T* P = p + depthwise_weights;
+      kernels::gemm_nn(n * positions, Filters, CM, z, CM, 1, P, Filters, y, Filters, false,
+                       P + pointwise_weights, act);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      T* z = scratch;
+      const T* P = p + depthwise_weights;
+      // dP[CM x Filters] = z^T dy and db over all n * positions rows, in row order.
+      kernels::gemm_nn(CM, Filters, n * positions, z, 1, CM, dy, Filters, dp + depthwise_weights,
+                       Filters, false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
+      kernels::sum_rows(n * positions, Filters, dy, dp + depthwise_weights + pointwise_weights);
+      // dz_s[positions x CM] = dy_s P^T, over z_s (used above).
+      parallel_for(n, [&](std::size_t s) {
+        detail::gemm_nt_chunked<dz_rows>(positions, CM, Filters, dy + s * output_shape::size,
+                                         Filters, P, Filters, z + s * z_floats, CM,
+                                         acc_region(scratch, n) + s * acc_floats);
+      }, n * positions * CM * Filters >= kParallelWork);
+      dw::backward(p, x, z, dx, dp, n, dw_region(scratch, n));
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/separable_conv2d.hpp ----
 
 namespace ctnn::deploy {
 
 template <class Model>
 class StaticModel {
  public:
-  static_assert(Model::is_chain,
-                "StaticModel takes a Sequential model for now; a ctnn::Graph cannot run as a "
-                "StaticModel yet.");
   using T = typename Model::value_type;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
   static constexpr std::size_t weight_bytes = Model::arena_size * sizeof(T);
   static constexpr std::size_t buffer_floats =
-      Model::activation_floats_per_sample + Model::scratch_floats_per_sample;
+      Model::activation_floats_per_sample + Model::inference_scratch_floats_per_sample;
   static constexpr std::size_t buffer_bytes = buffer_floats * sizeof(T);
 
   // `params` must hold Model::arena_size values in the model's arena order (as an exported
   // header's `parameters` or a trained model's parameters() do) and outlive this object.
-  explicit constexpr StaticModel(const T* params) noexcept : params_(params) {}
+  explicit constexpr StaticModel(const T* params) noexcept
+    requires(Model::state_size == 0)
+      : params_(params) {}
+  // A model with non-trainable state (BatchNormalization) also takes it: state_size values, as
+  // an exported header's `state` or a trained model's state() hold them. Only read.
+  constexpr StaticModel(const T* params, const T* state) noexcept
+      : params_(params), state_(state) {}
 
   // The outputs for one sample of input_size values; they live in this object until the next
   // call (copy them to keep them).
   const T* predict(const T* x) noexcept {
     std::copy(x, x + input_size, buf_);  // slot 0 of the activations is the input
     Buffers b{buf_};
-    return Model::forward_on(params_, b, 1, PassContext{});
+    // Inference only reads the state (StatefulLayer's contract).
+    return Model::forward_on(params_, const_cast<T*>(state_), b, 1, PassContext{});
   }
   // The index of the largest output (the predicted class; the first one on ties).
   std::size_t predict_class(const T* x) noexcept {
@@ -11307,6 +12844,7 @@ class StaticModel {
     }
   };
   const T* params_;
+  const T* state_ = nullptr;
   alignas(kAlignBytes) T buf_[buffer_floats];  // the arena's and the kernels' alignment
 };
 
@@ -11620,42 +13158,51 @@ struct Int8Parameters {
 
 namespace detail {
 
-enum class QKind { dense, conv, relu, flatten, dropout, maxpool, other };
+enum class QKind { dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, join, other };
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
 constexpr QKind qkind() {
-  switch (layer_kind<L>) {
-    case LayerKind::dense: return QKind::dense;
-    case LayerKind::conv2d: return QKind::conv;
-    case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
-    case LayerKind::relu: return QKind::relu;
-    case LayerKind::flatten: return QKind::flatten;
-    case LayerKind::dropout: return QKind::dropout;
-    case LayerKind::max_pool2d: return QKind::maxpool;
-    case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
-    case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
-    default: return QKind::other;
+  if constexpr (JoinLayer<L>) {
+    return QKind::join;
+  } else {
+    switch (layer_kind<L>) {
+      case LayerKind::dense: return QKind::dense;
+      case LayerKind::conv2d: return QKind::conv;
+      case LayerKind::conv1d: return QKind::conv;  // Conv2D's implementation on a 1-row image
+      case LayerKind::depthwise_conv2d: return QKind::depthwise;
+      case LayerKind::relu: return QKind::relu;
+      case LayerKind::flatten: return QKind::flatten;
+      case LayerKind::dropout: return QKind::dropout;
+      case LayerKind::max_pool2d: return QKind::maxpool;
+      case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
+      case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
+      case LayerKind::batch_norm: return QKind::batch_norm;
+      default: return QKind::other;
+    }
   }
 }
 
 // One static_assert per layer, so the compiler names the offending layer type.
 template <class L>
-constexpr bool is_depthwise() {
-  return layer_kind<L> == LayerKind::depthwise_conv2d ||
-         layer_kind<L> == LayerKind::separable_conv2d;
-}
-template <class L>
 struct Quantizable {
   static_assert(L::param_count == 0 || qkind<L>() == QKind::dense || qkind<L>() == QKind::conv ||
-                    is_depthwise<L>(),
-                "quantize() handles Dense, Conv2D and Conv1D as the only layers with parameters: "
-                "this layer has parameters of another kind (see the layer type in this "
-                "instantiation).");
-  static_assert(!is_depthwise<L>(),
-                "quantize() does not handle DepthwiseConv2D or SeparableConv2D yet: keep such a "
-                "model in float (see the layer type in this instantiation).");
+                    qkind<L>() == QKind::depthwise || qkind<L>() == QKind::batch_norm ||
+                    layer_kind<L> == LayerKind::separable_conv2d,
+                "quantize() handles Dense, Conv2D, Conv1D and DepthwiseConv2D as the only layers "
+                "with parameters (and folds BatchNormalization into them): this layer has "
+                "parameters of another kind (see the layer type in this instantiation).");
+  static_assert(layer_kind<L> != LayerKind::separable_conv2d,
+                "quantize() does not handle SeparableConv2D yet: write it as DepthwiseConv2D then "
+                "Conv2D<F, 1, 1> (the same function; each quantizes), or keep the model in float "
+                "(see the layer type in this instantiation).");
   static constexpr bool value = true;
+};
+
+// Named in the error when a BatchNormalization cannot be folded into the layer before it.
+template <std::size_t Layer, class LayerType>
+struct BatchNormalization_cannot_be_folded {
+  static constexpr bool value = false;
 };
 
 // The kernel size and stride of a Conv2D, recovered from its window geometry type.
@@ -11674,117 +13221,269 @@ void with_8bit_type(bool is_signed, F&& f) {
   else f.template operator()<std::uint8_t>();
 }
 
-template <class Model>
+// The int8 forward pass of a float model (a Sequential chain or a Graph), planned by the compiler
+// from the model's node list, as the float model's own planner plans it:
+//   - every Dense/Conv2D/Conv1D/DepthwiseConv2D is a quantized ("compute") layer (a depthwise one
+//     sums its taps per channel in int32; the others are one int8 GEMM); a BatchNormalization whose
+//     input is such a layer's output and read by nothing else is folded into that layer's
+//     weights (fold_batch_norm) and disappears; any other BatchNormalization is refused;
+//   - a compute layer's output stays in bytes (on the next compute layer's input scale) when a
+//     single-consumer path of ReLU, Flatten, Reshape, Dropout, MaxPool and folded
+//     BatchNormalization leads to the next compute layer; a ReLU on that path becomes the clamp of
+//     the store. Otherwise (fan-out, a join, a float layer next, the output) it is stored in
+//     float, with a ReLU directly after it fused into that store;
+//   - every other layer (Add, Concatenate, pooling to the mean, activations, Softmax, ...) runs in
+//     float with the float model's own code, and a compute layer reading a float tensor quantizes
+//     it first. So a residual Add sums dequantized (rescaled) values in float;
+//   - each tensor gets a slot in one byte arena by liveness (first fit, 64-byte aligned), the
+//     input is read where the caller keeps it: `plan.arena` bytes per sample hold every live
+//     tensor at once.
+// PositionBlock: output positions of one sample a Conv2D's GEMM runs at once (its patches and
+// int32 sums are that many rows); the results do not depend on it, the scratch size does.
+template <class Model, std::size_t PositionBlock = 64>
 struct Int8Forward {
   static constexpr std::size_t num_layers = Model::num_layers;
+  static constexpr std::size_t NT = num_layers + 1;  // tensors: the input, then each node's output
   template <std::size_t I>
   using layer = typename Model::template layer<I>;
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
   static constexpr std::size_t kNone = std::size_t(-1);
 
-  // Everything about the layer list the compiler can decide: kinds, which tensors are bytes,
-  // where each quantized layer's output goes, and the sizes of the int8 and float arenas.
+  // Everything about the node list the compiler can decide: kinds, folds, which tensors are
+  // bytes, where each lives, and the sizes of the scratch buffers.
   struct Plan {
     std::array<QKind, num_layers> kind{};
     std::array<std::size_t, num_layers> next{};    // compute layer: the next one fed in bytes
     std::array<bool, num_layers> relu{};           // compute layer: ReLU applied in its store
-    std::array<bool, num_layers> skip{};           // ReLU done by the layer before
+    std::array<bool, num_layers> alias{};          // the node computes nothing (view, folded
+                                                   // BatchNormalization, ReLU done by a store)
+    std::array<bool, num_layers> inplace{};        // a float ReLU or Add writing over an input
+                                                   // nothing reads after it
+    std::array<std::size_t, num_layers> fold{};    // compute layer: the BatchNormalization folded
+                                                   // into it (kNone: none)
     std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
+    std::array<bool, NT> bytes{};                  // tensor held as 8-bit
+    std::array<std::size_t, NT> owner{};           // 8-bit tensor: the compute index whose input
+                                                   // scale and signedness it has
+    std::array<std::size_t, NT> root{};            // the tensor whose buffer it is
+    std::array<std::size_t, NT> offset{};          // root tensor: its slot, bytes per sample
+    std::array<std::size_t, num_layers> qin{};     // compute layer on a float input: the slot of
+                                                   // its quantized copy
     std::array<std::size_t, num_layers> index{};   // compute layer: 0, 1, ... in order
     std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
     std::array<std::size_t, num_layers> packed_offset{}, channel_offset{}, weight_offset{};
     std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
-    std::size_t widest = input_size;               // largest tensor per sample (calibration)
-    std::size_t float_widest = 1, byte_widest = 1; // largest float / 8-bit tensor of a run
+    std::size_t arena = 0;                         // bytes per sample of every live tensor
     std::size_t acc = 1, patches = 1;              // int32 / byte scratch per sample
     std::size_t float_scratch = 1;                 // for layers run in float
+    std::size_t unfoldable = kNone;                // a BatchNormalization that cannot be folded
   };
-  // Conv2D runs its GEMM over blocks of 64 output positions of one sample: the block's patches
+  // Conv2D runs its GEMM over blocks of output positions of one sample: the block's patches
   // and int32 sums (64 x 32 filters = 8 KiB at the seed) stay in L1 between the GEMM and the
-  // requantizing store, and a batch needs only a block of scratch per sample.
-  static constexpr std::size_t kPositionBlock = 64;
+  // requantizing store, and a batch needs only a block of scratch per sample. QuantizedModel runs
+  // 64 positions at a time, StaticQuantizedModel 16 (a microcontroller's RAM).
+  static constexpr std::size_t kPositionBlock = PositionBlock;
 
   static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
-  static constexpr bool is_compute(QKind k) { return k == QKind::dense || k == QKind::conv; }
-  static constexpr bool is_byte_passthrough(QKind k) {
-    return k == QKind::relu || k == QKind::flatten || k == QKind::dropout || k == QKind::maxpool;
+  static constexpr bool is_compute(QKind k) {
+    return k == QKind::dense || k == QKind::conv || k == QKind::depthwise;
+  }
+  // The weight matrix of compute layer i in memory: GEMM-packed (kernels::pack_int8_weights) or,
+  // for a DepthwiseConv2D, plain [tap][channel].
+  static constexpr std::size_t stored_size(QKind k, std::size_t K, std::size_t N) {
+    return k == QKind::depthwise ? K * N : kernels::int8_packed_size(K, N);
   }
 
   static constexpr Plan make_plan() {
     Plan p;
-    std::array<std::size_t, num_layers> in_size{}, out_size{};
+    std::array<std::size_t, NT> size{}, consumers{}, sole{}, end{};
+    std::array<std::size_t, num_layers> input{};  // a single-input node's input tensor
+    size[0] = input_size;
+    for (std::size_t t = 0; t < NT; ++t) sole[t] = kNone;
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       static_assert(detail::Quantizable<L>::value);
       p.kind[I] = detail::qkind<L>();
-      p.next[I] = kNone;
-      in_size[I] = L::input_shape::size;
-      out_size[I] = L::output_shape::size;
-      p.widest = std::max(p.widest, L::output_shape::size);
-      if (p.kind[I] == QKind::dense || p.kind[I] == QKind::conv) {
-        if constexpr (detail::qkind<L>() == QKind::dense) {
-          p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
-          p.acc = std::max(p.acc, p.N[I]);
-        } else if constexpr (detail::qkind<L>() == QKind::conv) {
-          p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
-          p.rows[I] = L::positions;
-          p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
-          p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
-        }
+      p.next[I] = p.fold[I] = p.qin[I] = kNone;
+      size[I + 1] = L::output_shape::size;
+      input[I] = Model::template inputs_of<I>[0];
+      for (std::size_t t : Model::template inputs_of<I>) {
+        ++consumers[t];
+        sole[t] = I;
+      }
+      if constexpr (detail::qkind<L>() == QKind::dense) {
+        p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
+        p.acc = std::max(p.acc, p.N[I]);
+      } else if constexpr (detail::qkind<L>() == QKind::conv) {
+        p.K[I] = L::patch, p.N[I] = L::output_shape::dims[L::output_shape::rank - 1],
+        p.rows[I] = L::positions;
+        p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+        p.patches = std::max(p.patches, kPositionBlock * p.K[I]);
+      } else if constexpr (detail::qkind<L>() == QKind::depthwise) {
+        p.K[I] = WindowArgs<typename L::geom>::kh * WindowArgs<typename L::geom>::kw;
+        p.N[I] = L::output_shape::dims[2];
+        p.rows[I] = L::output_shape::dims[0] * L::output_shape::dims[1];
+        p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
+      }
+      if (is_compute(p.kind[I])) {
         p.index[I] = p.computes++;
         p.packed_offset[I] = p.packed;
-        p.packed += round64(kernels::int8_packed_size(p.K[I], p.N[I]));
+        p.packed += round64(stored_size(p.kind[I], p.K[I], p.N[I]));
         p.channel_offset[I] = p.channels;
         p.channels += p.N[I];
         p.weight_offset[I] = p.weights;
         p.weights += p.K[I] * p.N[I];
-      } else {
-        p.float_scratch = std::max(p.float_scratch, L::scratch_per_sample);
+      }
+      // A BatchNormalization right after a Dense, Conv2D or DepthwiseConv2D that nothing
+      // else reads folds into it.
+      if constexpr (detail::qkind<L>() == QKind::batch_norm) {
+        const std::size_t t = input[I];
+        bool folds = false;
+        if constexpr (I > 0) {
+          using P = layer<I - 1>;
+          folds = t == I && (layer_kind<P> == LayerKind::dense || layer_kind<P> == LayerKind::conv2d ||
+                             layer_kind<P> == LayerKind::depthwise_conv2d);
+        }
+        if (folds) {
+          p.fold[I - 1] = I;
+          p.alias[I] = true;
+        } else if (p.unfoldable == kNone) {
+          p.unfoldable = I;
+        }
       }
     });
-    // Where each compute layer's output goes: bytes for the next compute layer when only ReLU,
-    // Flatten, Dropout and MaxPool2D lie between them; float otherwise.
+    for (std::size_t i = 0; i < num_layers; ++i)  // a fold needs its input read by the BN only
+      if (p.kind[i] == QKind::batch_norm && p.alias[i] && consumers[input[i]] != 1) {
+        p.alias[i] = false;
+        p.fold[i - 1] = kNone;
+        if (p.unfoldable == kNone) p.unfoldable = i;
+      }
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::dropout) p.alias[i] = true;
+    // Byte paths: from each compute layer along single consumers through byte-safe layers.
+    const auto passes_bytes = [&](std::size_t c) {
+      return p.kind[c] == QKind::relu || p.kind[c] == QKind::maxpool ||
+             p.kind[c] == QKind::flatten || p.kind[c] == QKind::dropout ||
+             (p.kind[c] == QKind::batch_norm && p.alias[c]);
+    };
     for (std::size_t i = 0; i < num_layers; ++i) {
       if (!is_compute(p.kind[i])) continue;
-      std::size_t j = i + 1;
+      std::size_t t = i + 1, c = kNone;
       bool relu = false;
-      for (; j < num_layers && is_byte_passthrough(p.kind[j]); ++j)
-        if (p.kind[j] == QKind::relu) relu = true;
-      if (j < num_layers && is_compute(p.kind[j])) {
-        p.next[i] = j;
+      while (consumers[t] == 1 && passes_bytes(sole[t])) {
+        relu = relu || p.kind[sole[t]] == QKind::relu;
+        t = sole[t] + 1;
+      }
+      if (consumers[t] == 1 && is_compute(p.kind[sole[t]])) c = sole[t];
+      if (c != kNone) {
+        p.next[i] = c;
         p.relu[i] = relu;
-        for (std::size_t k = i + 1; k <= j; ++k) p.in_bytes[k] = true;
-      } else if (i + 1 < num_layers && p.kind[i + 1] == QKind::relu) {
-        p.relu[i] = p.skip[i + 1] = true;  // fused into the float store
-      }
-    }
-    // The tensors run() writes, by kind (the mirror of its branches): a buffer of each kind need
-    // only hold the widest tensor of that kind (the seed's float tensors are its 10 outputs).
-    for (std::size_t i = 0; i < num_layers; ++i) {
-      const QKind k = p.kind[i];
-      if (is_compute(k)) {
-        if (!p.in_bytes[i]) p.byte_widest = std::max(p.byte_widest, in_size[i]);
-        if (p.next[i] != kNone) p.byte_widest = std::max(p.byte_widest, out_size[i]);
-        else p.float_widest = std::max(p.float_widest, out_size[i]);
-      } else if (p.skip[i] || k == QKind::flatten || k == QKind::dropout) {
-      } else if (p.in_bytes[i]) {
-        if (k == QKind::maxpool) p.byte_widest = std::max(p.byte_widest, out_size[i]);
+        for (std::size_t u = i + 1; u <= c; u = sole[u] + 1) {
+          p.bytes[u] = true;
+          p.in_bytes[sole[u]] = true;
+          p.owner[u] = p.index[c];
+          if (p.kind[sole[u]] == QKind::relu) p.alias[sole[u]] = true;  // the store's clamp
+          if (sole[u] == c) break;
+        }
       } else {
-        p.float_widest = std::max(p.float_widest, out_size[i]);
+        // A float store: a ReLU reading it alone (after a folded BatchNormalization) is fused.
+        std::size_t u = i + 1;
+        while (consumers[u] == 1 && p.kind[sole[u]] == QKind::batch_norm && p.alias[sole[u]])
+          u = sole[u] + 1;
+        if (consumers[u] == 1 && p.kind[sole[u]] == QKind::relu) {
+          p.relu[i] = true;
+          p.alias[sole[u]] = true;
+        }
       }
     }
+    // Scratch for the layers run in float (an alias runs nothing: Dropout's mask is not needed).
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (!p.alias[I] && !is_compute(p.kind[I]))
+        p.float_scratch = std::max(p.float_scratch, layer<I>::scratch_per_sample);
+    });
+    // Buffers: an alias shares its input's; a float ReLU or Add whose input (one of the first
+    // two, for an Add) of its own size is read by nothing after it writes over that input. A
+    // buffer lives until the last node reading any tensor in it has run (the output until the
+    // end). The input (tensor 0) stays the caller's.
+    std::array<std::size_t, NT> last{};  // the last node reading each tensor (views included)
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      for (std::size_t t : Model::template inputs_of<I>) last[t] = std::max(last[t], I);
+    });
+    for (std::size_t t = 0; t < NT; ++t) p.root[t] = t;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (p.alias[I]) {
+        p.root[I + 1] = p.root[input[I]];
+        return;
+      }
+      constexpr bool add = JoinLayer<layer<I>> && layer<I>::name == std::string_view("Add");
+      if (!(add || p.kind[I] == QKind::relu)) return;
+      constexpr auto ins = Model::template inputs_of<I>;
+      for (std::size_t k = 0; k < std::min<std::size_t>(ins.size(), 2); ++k) {
+        const std::size_t r = p.root[ins[k]];
+        bool dead = r != 0 && !p.bytes[r] && size[r] == size[I + 1];
+        for (std::size_t t = 0; t <= I; ++t)
+          if (p.root[t] == r && last[t] > I) dead = false;
+        if (dead) {
+          p.root[I + 1] = r;
+          p.inplace[I] = true;
+          return;
+        }
+      }
+    });
+    for (std::size_t t = 0; t < NT; ++t) end[t] = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() {
+      if (!p.alias[I])
+        for (std::size_t t : Model::template inputs_of<I>)
+          end[p.root[t]] = std::max(end[p.root[t]], I);
+    });
+    end[p.root[num_layers]] = kNone;
+    // First fit over the slots live at once: ids 0 .. NT-1 tensors, NT + i node i's quantized input.
+    std::array<std::size_t, NT + num_layers> off{}, len{};
+    std::array<bool, NT + num_layers> live{};
+    const auto place = [&](std::size_t id, std::size_t n) {
+      const auto fits = [&](std::size_t o) {
+        for (std::size_t k = 0; k < NT + num_layers; ++k)
+          if (live[k] && o < off[k] + len[k] && off[k] < o + n) return false;
+        return true;
+      };
+      std::size_t best = fits(0) ? 0 : kNone;
+      for (std::size_t k = 0; k < NT + num_layers; ++k)
+        if (live[k] && off[k] + len[k] < best && fits(off[k] + len[k])) best = off[k] + len[k];
+      off[id] = best;
+      len[id] = n;
+      live[id] = true;
+      p.arena = std::max(p.arena, best + n);
+    };
+    for (std::size_t i = 0; i < num_layers; ++i) {
+      if (p.alias[i]) continue;
+      if (is_compute(p.kind[i]) && !p.in_bytes[i]) {
+        place(num_layers + 1 + i, round64(size[input[i]]));
+        p.qin[i] = off[num_layers + 1 + i];
+      }
+      if (p.root[i + 1] == i + 1)
+        place(i + 1, round64(size[i + 1] * (p.bytes[i + 1] ? 1 : sizeof(float))));
+      live[num_layers + 1 + i] = false;
+      for (std::size_t t = 0; t < NT; ++t)
+        if (live[t] && p.root[t] == t && end[t] == i) live[t] = false;
+    }
+    for (std::size_t t = 0; t < NT; ++t) p.offset[t] = off[p.root[t]];
     return p;
   }
   static constexpr Plan plan = make_plan();
   static_assert(plan.computes > 0,
                 "quantize() needs a model with at least one Dense or Conv2D layer to quantize.");
+  static_assert(plan.unfoldable == kNone ||
+                    BatchNormalization_cannot_be_folded<plan.unfoldable, layer<(plan.unfoldable < num_layers ? plan.unfoldable : 0)>>::value,
+                "quantize() folds each BatchNormalization into the Dense or Conv2D right before "
+                "it; the one named in BatchNormalization_cannot_be_folded<index, layer> follows "
+                "another layer (or a tensor something else also reads): keep this model in float.");
+  static_assert(plan.root[num_layers] != 0 && !plan.bytes[num_layers]);
 
-  // Buffers for n samples: f[0], f[1] float_widest * n floats each; q[0], q[1] byte_widest * n
-  // bytes; acc, patches and fscratch plan.acc, plan.patches and plan.float_scratch per sample.
+  // Buffers for n samples: arena plan.arena * n bytes (64-byte aligned); acc, patches and
+  // fscratch plan.acc, plan.patches and plan.float_scratch per sample.
   struct Workspace {
-    float* f[2];
-    std::uint8_t* q[2];
+    std::uint8_t* arena;
     std::int32_t* acc;
     std::uint8_t* patches;
     float* fscratch;
@@ -11843,6 +13542,28 @@ struct Int8Forward {
       if constexpr (plan.kind[I] == QKind::dense) {
         kernels::gemm_int8(n, N, K, xa, K, W, w.acc, N);
         store(w.acc, n, 0);
+      } else if constexpr (plan.kind[I] == QKind::depthwise) {
+        // acc[pos][ch] = sum over the window's taps inside the input of x[pixel][ch / M] *
+        // W[tap][ch] (padding is the zero point: it adds nothing).
+        constexpr std::size_t P = plan.rows[I], C = L::C, M = N / C, OW = L::geom::ow;
+        parallel_for(n, [&](std::size_t s) {
+          const TA* xs = xa + s * L::input_shape::size;
+          std::int32_t* acc = w.acc + s * plan.acc;
+          for (std::size_t p0 = 0; p0 < P; p0 += kPositionBlock) {
+            const std::size_t rows = std::min(kPositionBlock, P - p0);
+            for (std::size_t r = 0; r < rows; ++r) {
+              std::int32_t* a = acc + r * N;
+              for (std::size_t ch = 0; ch < N; ++ch) a[ch] = 0;
+              L::geom::for_taps((p0 + r) / OW, (p0 + r) % OW, [&](std::size_t tap, std::size_t pixel) {
+                const TA* px = xs + pixel * C;
+                const std::int8_t* wt = W + tap * N;
+                for (std::size_t ch = 0; ch < N; ++ch)
+                  a[ch] += std::int32_t(px[ch / M]) * std::int32_t(wt[ch]);
+              });
+            }
+            store(acc, rows, s * L::output_shape::size + p0 * N);
+          }
+        }, n * P * K * N >= kParallelWork);
       } else {
         constexpr std::size_t P = L::positions;
         parallel_for(n, [&](std::size_t s) {
@@ -11878,67 +13599,58 @@ struct Int8Forward {
     }, n * L::input_shape::size >= kParallelWork);
   }
 
-  // The quantized layer whose input scale the bytes at layer I use.
-  static constexpr std::size_t next_compute_after(std::size_t i) {
-    while (!is_compute(plan.kind[i])) ++i;
-    return i;
+  // Where tensor t of n samples lives: the caller's input or a slot of the arena.
+  static void* tensor(const Workspace& w, const float* x, std::size_t t, std::size_t n) {
+    if (plan.root[t] == 0) return const_cast<float*>(x);
+    return w.arena + plan.offset[t] * n;
   }
 
-  // n samples (x: n * input_size floats) through every layer into out (n * output_size). Float
-  // tensors alternate between w.f[0] and [1], byte tensors between w.q[0] and [1]; the plan says
-  // which kind each layer reads.
+  // n samples (x: n * input_size floats) through every node into out (n * output_size). Each
+  // tensor is read and written in its planned slot; the plan says whether it holds floats or
+  // bytes.
   static void run(const deploy::Int8Parameters& p, const Workspace& w, const float* x,
                   std::size_t n, float* out) {
-    const float* fx = x;
-    int fnext = 0;
-    std::uint8_t* qx = nullptr;
-    int qnext = 0;
     const PassContext ctx{};
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       constexpr QKind kind = plan.kind[I];
-      if constexpr (is_compute(kind)) {
+      constexpr std::size_t in = Model::template inputs_of<I>[0];
+      void* y = tensor(w, x, I + 1, n);
+      if constexpr (plan.alias[I]) {
+        return;  // a view, inference-mode Dropout, a folded BatchNormalization or an applied ReLU
+      } else if constexpr (is_compute(kind)) {
         constexpr std::size_t c = plan.index[I];
-        if constexpr (!plan.in_bytes[I]) {  // a float input is quantized first
-          qx = w.q[qnext];
-          qnext ^= 1;
+        std::uint8_t* qx;
+        if constexpr (plan.in_bytes[I]) {
+          qx = static_cast<std::uint8_t*>(tensor(w, x, in, n));
+        } else {  // a float input is quantized first
+          qx = w.arena + plan.qin[I] * n;
+          const float* fx = static_cast<const float*>(tensor(w, x, in, n));
           with_8bit_type(p.input_signed[c], [&]<class Q>() {
             kernels::quantize_8bit(n * L::input_shape::size, fx, 1.0f / p.input_scales[c],
                                    reinterpret_cast<Q*>(qx));
           });
         }
-        if constexpr (plan.next[I] != kNone) {
-          std::uint8_t* y = w.q[qnext];
-          qnext ^= 1;
-          run_compute<I>(p, w, qx, n, y);
-          qx = y;
-        } else {
-          float* y = w.f[fnext];
-          fnext ^= 1;
-          run_compute<I>(p, w, qx, n, y);
-          fx = y;
-        }
-      } else if constexpr (plan.skip[I] || kind == QKind::flatten || kind == QKind::dropout) {
-        return;  // nothing to compute: a view, inference-mode Dropout, or a ReLU already applied
+        run_compute<I>(p, w, qx, n, y);
       } else if constexpr (plan.in_bytes[I]) {
-        if constexpr (kind == QKind::maxpool) {
-          std::uint8_t* y = w.q[qnext];
-          qnext ^= 1;
-          constexpr std::size_t nc = plan.index[next_compute_after(I)];
-          with_8bit_type(p.input_signed[nc], [&]<class Q>() {
-            maxpool8<L>(reinterpret_cast<const Q*>(qx), reinterpret_cast<Q*>(y), n);
-          });
-          qx = y;
-        }
-        // (a ReLU on bytes was applied as the clamp of the store that produced them)
+        static_assert(kind == QKind::maxpool, "only max pooling computes on bytes");
+        with_8bit_type(p.input_signed[plan.owner[in]], [&]<class Q>() {
+          maxpool8<L>(static_cast<const Q*>(tensor(w, x, in, n)), static_cast<Q*>(y), n);
+        });
+      } else if constexpr (plan.inplace[I] && kind == QKind::relu) {
+        float* v = static_cast<float*>(y);  // over its input: NaN stays NaN, as ReLU's kernel
+        for (std::size_t i = 0; i < n * L::output_shape::size; ++i) v[i] = v[i] <= 0.0f ? 0.0f : v[i];
+      } else if constexpr (kind == QKind::join) {  // an in-place Add writes over input 0 or 1
+        std::array<const float*, L::arity> xs;
+        for (std::size_t k = 0; k < L::arity; ++k)
+          xs[k] = static_cast<const float*>(tensor(w, x, Model::template inputs_of<I>[k], n));
+        L::forward(xs.data(), static_cast<float*>(y), n);
       } else {
-        float* y = w.f[fnext];
-        fnext ^= 1;
-        L::forward(nullptr, fx, y, n, w.fscratch, ctx);
-        fx = y;
+        L::forward(nullptr, static_cast<const float*>(tensor(w, x, in, n)), static_cast<float*>(y),
+                   n, w.fscratch, ctx);
       }
     });
-    std::memcpy(out, fx, n * output_size * sizeof(float));
+    std::memcpy(out, tensor(w, x, num_layers, n), n * output_size * sizeof(float));
     // 8-bit values cannot hold NaN or infinity: quantize_8bit clamps them into range, and the
     // sample would silently get a class. A sample with a non-finite input value gets NaN outputs
     // instead (its float model's outputs would not be finite either). One scan of the input.
@@ -11961,7 +13673,10 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
   constexpr auto& plan = ctnn::detail::Int8Forward<Model>::plan;
   std::array<std::int8_t, plan.packed> packed{};
   for (std::size_t i = 0; i < Model::num_layers; ++i)
-    if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
+    if (plan.kind[i] == ctnn::detail::QKind::depthwise)
+      for (std::size_t k = 0; k < plan.K[i] * plan.N[i]; ++k)
+        packed[plan.packed_offset[i] + k] = weights[plan.weight_offset[i] + k];
+    else if (ctnn::detail::Int8Forward<Model>::is_compute(plan.kind[i]))
       kernels::pack_int8_weights(plan.K[i], plan.N[i], weights + plan.weight_offset[i], plan.N[i],
                                  1, packed.data() + plan.packed_offset[i]);
   return packed;
@@ -11972,7 +13687,7 @@ constexpr auto pack_int8_weights(const std::int8_t (&weights)[ctnn::detail::Int8
 // arrays: export_header in deploy/export.hpp) with every buffer an array member.
 template <class Model>
 class StaticQuantizedModel {
-  using Forward = ctnn::detail::Int8Forward<Model>;
+  using Forward = ctnn::detail::Int8Forward<Model, 16>;
   static constexpr auto& plan = Forward::plan;
 
  public:
@@ -11982,9 +13697,12 @@ class StaticQuantizedModel {
   // channel a float multiplier and bias, per quantized input a float scale and a bool.
   static constexpr std::size_t weight_bytes =
       plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
+  // Each buffer is 64-byte aligned (the kernels' alignment): the sum of their sizes rounded up to
+  // 64 bytes, so an object is buffer_bytes plus its parameter pointers (padded to 64 bytes).
   static constexpr std::size_t buffer_bytes =
-      (2 * plan.float_widest + plan.float_scratch + output_size) * sizeof(float) +
-      2 * plan.byte_widest + plan.acc * sizeof(std::int32_t) + plan.patches;
+      Forward::round64(plan.arena) + Forward::round64(plan.float_scratch * sizeof(float)) +
+      Forward::round64(output_size * sizeof(float)) + Forward::round64(plan.acc * sizeof(std::int32_t)) +
+      Forward::round64(plan.patches);
 
   // `params` must point to arrays laid out as Int8Parameters says and outlive this object.
   explicit constexpr StaticQuantizedModel(const Int8Parameters& params) noexcept : params_(params) {}
@@ -11992,7 +13710,7 @@ class StaticQuantizedModel {
   // The outputs for one sample of input_size values; they live in this object until the next
   // call (copy them to keep them).
   const float* predict(const float* x) noexcept {
-    const typename Forward::Workspace w{{f0_, f1_}, {q0_, q1_}, acc_, patches_, fscratch_};
+    const typename Forward::Workspace w{arena_, acc_, patches_, fscratch_};
     Forward::run(params_, w, x, 1, out_);
     return out_;
   }
@@ -12007,19 +13725,90 @@ class StaticQuantizedModel {
  private:
   Int8Parameters params_;
   // The kernels' alignment, as in StaticModel.
-  alignas(kAlignBytes) float f0_[plan.float_widest];
-  alignas(kAlignBytes) float f1_[plan.float_widest];
+  alignas(kAlignBytes) std::uint8_t arena_[plan.arena];  // every live tensor, float or 8-bit
   alignas(kAlignBytes) float fscratch_[plan.float_scratch];
   alignas(kAlignBytes) float out_[output_size];
   alignas(kAlignBytes) std::int32_t acc_[plan.acc];
-  alignas(kAlignBytes) std::uint8_t q0_[plan.byte_widest];
-  alignas(kAlignBytes) std::uint8_t q1_[plan.byte_widest];
   alignas(kAlignBytes) std::uint8_t patches_[plan.patches];
 };
 
 }  // namespace deploy
 }  // namespace ctnn
 // ---- end ctnn/deploy/static_quantized.hpp ----
+// ---- begin ctnn/layers/fold_batch_norm.hpp ----
+// ctnn/layers/fold_batch_norm.hpp: fold an inference-mode BatchNormalization into the Dense or
+// Conv2D before it.
+//
+// In inference a BatchNormalization is an affine map per channel, y = s[c] * (z - mean[c]) +
+// beta[c] with s[c] = gamma[c] / sqrt(moving_var[c] + epsilon), so after z = W x + b it can be
+// merged into the weights:
+//     W'[..][c] = W[..][c] * s[c],   b'[c] = (b[c] - moving_mean[c]) * s[c] + beta[c].
+// The folded layer alone then computes what the pair computed (up to rounding): one layer fewer
+// to run at inference, to quantize to int8 and to export. These are functions over parameter
+// arrays, for the planner to call on its arenas. s is computed in double and rounded once.
+// Only valid when nothing (no activation) runs between the two layers.
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+
+namespace ctnn {
+
+// Where the output channel c sits in a weight array of fan_in x channels values.
+enum class WeightLayout {
+  channels_last,   // W[i][c], index i * channels + c (Conv2D's [KH][KW][C][Filters])
+  channels_first,  // W[c][i], index c * fan_in + i (Dense's [Units][In])
+};
+
+// Folds a BatchNormalization's gamma, beta, moving mean and moving variance (channels values
+// each) and its epsilon into weights (fan_in x channels, in `layout`) and bias (channels), in
+// place.
+template <class T>
+void fold_batch_norm(T* weights, T* bias, std::size_t fan_in, std::size_t channels,
+                     WeightLayout layout, const T* gamma, const T* beta, const T* moving_mean,
+                     const T* moving_var, double epsilon) {
+  for (std::size_t c = 0; c < channels; ++c) {
+    const double s = double(gamma[c]) / std::sqrt(double(moving_var[c]) + epsilon);
+    for (std::size_t i = 0; i < fan_in; ++i) {
+      T& w = layout == WeightLayout::channels_last ? weights[i * channels + c]
+                                                   : weights[c * fan_in + i];
+      w = static_cast<T>(double(w) * s);
+    }
+    bias[c] = static_cast<T>((double(bias[c]) - double(moving_mean[c])) * s + double(beta[c]));
+  }
+}
+
+// Folds bound BatchNormalization BN (its params gamma, beta and its state) into the parameters of
+// the bound Dense, Conv2D or DepthwiseConv2D Prev that feeds it: prev_params is Prev's slice of the parameter
+// arena, weights then bias, as both lay them out.
+template <class Prev, class BN>
+void fold_batch_norm(typename Prev::value_type* prev_params,
+                     const typename BN::value_type* bn_params,
+                     const typename BN::value_type* bn_state) {
+  using T = typename Prev::value_type;
+  static_assert(std::is_same_v<T, typename BN::value_type>,
+                "fold_batch_norm needs both layers bound with the same scalar type.");
+  static_assert(layer_kind<BN> == LayerKind::batch_norm,
+                "fold_batch_norm's second layer must be a BatchNormalization.");
+  static_assert(layer_kind<Prev> == LayerKind::dense || layer_kind<Prev> == LayerKind::conv2d ||
+                    layer_kind<Prev> == LayerKind::depthwise_conv2d,
+                "fold_batch_norm folds into a Dense, Conv2D or DepthwiseConv2D only (the layer "
+                "before the BatchNormalization has another kind).");
+  static_assert(std::is_same_v<typename Prev::output_shape, typename BN::input_shape>,
+                "fold_batch_norm needs the BatchNormalization to take the previous layer's output "
+                "shape: they are not consecutive layers.");
+  constexpr std::size_t C = BN::channels;
+  constexpr std::size_t weights = Prev::param_count - C;  // both: weights, then C biases
+  static_assert(weights % C == 0, "fold_batch_norm: the weights are not fan_in x channels.");
+  constexpr WeightLayout layout = layer_kind<Prev> == LayerKind::dense
+                                      ? WeightLayout::channels_first
+                                      : WeightLayout::channels_last;
+  fold_batch_norm(prev_params, prev_params + weights, weights / C, C, layout, bn_params,
+                  bn_params + C, bn_state, bn_state + C, BN::epsilon);
+}
+
+}  // namespace ctnn
+// ---- end ctnn/layers/fold_batch_norm.hpp ----
 
 namespace ctnn {
 
@@ -12038,8 +13827,6 @@ class QuantizedModel {
   using float_model = Model;
   static_assert(std::is_same_v<typename Model::value_type, float>,
                 "quantize() takes a float model (ctnn::Sequential), not a double one.");
-  static_assert(Model::is_chain,
-                "quantize() takes a Sequential model for now; a ctnn::Graph cannot be quantized yet.");
   static constexpr std::size_t num_layers = Model::num_layers;
   template <std::size_t I>
   using layer = typename Model::template layer<I>;
@@ -12054,7 +13841,7 @@ class QuantizedModel {
   static constexpr bool is_compute(QKind k) { return Forward::is_compute(k); }
 
  public:
-  // Number of quantized (Dense/Conv2D) layers.
+  // Number of quantized (Dense, Conv2D, Conv1D, DepthwiseConv2D) layers.
   static constexpr std::size_t quantized_layers = plan.computes;
   // Bytes of the quantized model's parameters: int8 weights (one byte each), float32 scales (one
   // per output channel, one per quantized input) and float32 biases. (In memory the weights are
@@ -12104,6 +13891,7 @@ class QuantizedModel {
   template <std::size_t I>
   std::int8_t weight(std::size_t k, std::size_t n) const {
     static_assert(is_compute(plan.kind[I]), "weight<I>() is defined for Dense and Conv2D layers.");
+    if constexpr (plan.kind[I] == QKind::depthwise) return packed_[plan.packed_offset[I] + k * plan.N[I] + n];
     const std::size_t Np = kernels::int8_padded_columns(plan.N[I]);
     return packed_[plan.packed_offset[I] + ((k / 2) * Np + n) * 2 + k % 2];
   }
@@ -12131,8 +13919,7 @@ class QuantizedModel {
       n = std::min(n, kInferenceChunk);
       if (n <= cap_) return;
       cap_ = n;
-      for (auto& b : fbuf_) b.resize(plan.float_widest * cap_);
-      for (auto& b : qbuf_) b.resize(plan.byte_widest * cap_);
+      arena_.resize(plan.arena * cap_);
       acc_.resize(plan.acc * cap_);
       patches_.resize(plan.patches * cap_);
       fscratch_.resize(plan.float_scratch * cap_);
@@ -12143,8 +13930,7 @@ class QuantizedModel {
    private:
     friend class QuantizedModel;
     std::size_t cap_ = 0;
-    std::array<AlignedBuffer<float>, 2> fbuf_;
-    std::array<AlignedBuffer<std::uint8_t>, 2> qbuf_;
+    AlignedBuffer<std::uint8_t> arena_;
     AlignedBuffer<std::int32_t> acc_;
     AlignedBuffer<std::uint8_t> patches_;
     AlignedBuffer<float> fscratch_;
@@ -12214,6 +14000,15 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I])) {
         constexpr std::size_t K = plan.K[I], N = plan.N[I];
         const float* w = params + Model::template param_offset<I>;
+        std::vector<float> folded;  // the weights with the BatchNormalization after them folded in
+        if constexpr (plan.fold[I] != Forward::kNone) {
+          constexpr std::size_t B = plan.fold[I];
+          folded.assign(w, w + layer<I>::param_count);
+          fold_batch_norm<layer<I>, layer<B>>(folded.data(),
+                                              params + Model::template param_offset<B>,
+                                              model.state().data() + Model::template state_offset<B>);
+          w = folded.data();
+        }
         // W(k, n): Dense stores [N][K], Conv2D and Conv1D [K][N] (HWIO). A grouped convolution
         // stores [taps][C/G][N]; its int8 matrix is block-diagonal over the im2col row [taps][C]
         // (zero where channel c is not in filter n's group), so the one GEMM stays right.
@@ -12221,6 +14016,8 @@ class QuantizedModel {
         const auto weight = [&](std::size_t k, std::size_t n) -> float {
           if constexpr (plan.kind[I] == QKind::dense) {
             return w[k + n * K];
+          } else if constexpr (plan.kind[I] == QKind::depthwise) {
+            return w[k * N + n];  // [KH][KW][C][M]: tap k, output channel n = c * M + m
           } else if constexpr (L::groups == 1) {
             return w[k * N + n];
           } else {
@@ -12231,6 +14028,7 @@ class QuantizedModel {
           }
         };
         constexpr std::size_t bias_at = plan.kind[I] == QKind::dense ? K * N : L::param_count - N;
+        static_assert(plan.kind[I] != QKind::depthwise || L::param_count == K * N + N);
         std::vector<std::int8_t> q(K * N);
         for (std::size_t n = 0; n < N; ++n) {
           float m = 0.0f;
@@ -12241,7 +14039,10 @@ class QuantizedModel {
             q[k * N + n] = std::int8_t(std::clamp(std::nearbyint(weight(k, n) / s), -127.0f, 127.0f));
           bias_[plan.channel_offset[I] + n] = w[bias_at + n];
         }
-        kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
+        if constexpr (plan.kind[I] == QKind::depthwise)  // plain [tap][channel]
+          std::copy(q.begin(), q.end(), packed_.data() + plan.packed_offset[I]);
+        else
+          kernels::pack_int8_weights(K, N, q.data(), N, 1, packed_.data() + plan.packed_offset[I]);
       }
     });
   }
@@ -12256,26 +14057,21 @@ class QuantizedModel {
     constexpr std::size_t kBins = 4096;
     std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
     std::array<std::uint64_t, plan.computes> count{};
-    AlignedBuffer<float> a(plan.widest * B), b(plan.widest * B), scratch;
-    std::size_t scratch_size = 1;
-    detail::static_for<num_layers>([&]<std::size_t I>() {
-      scratch_size = std::max(scratch_size, layer<I>::scratch_per_sample);
-    });
-    scratch.resize(scratch_size * B);
-    const PassContext ctx{};
+    // The float model's own inference pass, shown each quantized layer's input (whatever the
+    // topology: a Graph's tensors live in the float planner's slots).
+    typename Model::Workspace ws;
+    ws.reserve(B, false);
     const float* params = model.parameters().data();
+    float* state = const_cast<float*>(model.state().data());  // read only in inference
     const bool percentile = opt.percentile < 100.0;
     for (int pass = 0; pass < (percentile ? 2 : 1); ++pass)
       for (std::size_t s0 = 0; s0 < total; s0 += B) {
         const std::size_t n = std::min(B, total - s0);
-        std::memcpy(a.data(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
-        float* x = a.data();
-        float* y = b.data();
-        detail::static_for<num_layers>([&]<std::size_t I>() {
-          using L = layer<I>;
+        std::memcpy(ws.input(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
+        const auto observe = [&]<std::size_t I>(const float* x, std::size_t) {
           if constexpr (is_compute(plan.kind[I])) {
             constexpr std::size_t c = plan.index[I];
-            const std::size_t m = n * L::input_shape::size;
+            const std::size_t m = n * layer<I>::input_shape::size;
             if (pass == 0) {
               for (std::size_t i = 0; i < m; ++i) {
                 lo[c] = std::min(lo[c], double(x[i]));
@@ -12289,11 +14085,8 @@ class QuantizedModel {
               count[c] += m;
             }
           }
-          if constexpr (plan.kind[I] != QKind::flatten && plan.kind[I] != QKind::dropout) {
-            L::forward(params + Model::template param_offset<I>, x, y, n, scratch.data(), ctx);
-            std::swap(x, y);
-          }
-        });
+        };
+        Model::forward_observed(params, state, ws, n, observe);
       }
     for (std::size_t c = 0; c < plan.computes; ++c) {
       in_signed_[c] = lo[c] < 0.0;
@@ -12328,9 +14121,8 @@ class QuantizedModel {
 
   // One chunk of n <= c.capacity() samples through every layer; reads only the parameters.
   void run(InferenceContext& c, const float* x, std::size_t n, float* out) const {
-    const typename Forward::Workspace w{{c.fbuf_[0].data(), c.fbuf_[1].data()},
-                                        {c.qbuf_[0].data(), c.qbuf_[1].data()},
-                                        c.acc_.data(), c.patches_.data(), c.fscratch_.data()};
+    const typename Forward::Workspace w{c.arena_.data(), c.acc_.data(), c.patches_.data(),
+                                        c.fscratch_.data()};
     Forward::run(int8_parameters(), w, x, n, out);
   }
 
@@ -12364,21 +14156,30 @@ QuantizedModel<Model> quantize(const Model& model, std::span<const float> calibr
 namespace ctnn::deploy {
 
 // "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
+// A Graph is written in its node form, ctnn::NodeGraph<ctnn::Input<...>, ctnn::At<spec, inputs...>,
+// ...> (core/graph.hpp): the same node list, so the same layout and topology_hash. A layer's
+// regularizer (training only) is not written.
 template <class Model>
 std::string cpp_type() {
-  static_assert(Model::is_chain,
-                "export_header() and cpp_type() take a Sequential model for now; a ctnn::Graph cannot "
-                "be exported yet.");
   using T = typename Model::value_type;
-  std::string s = std::is_same_v<T, float> ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ";
+  constexpr bool is_float = std::is_same_v<T, float>;
+  std::string s = Model::is_chain ? (is_float ? "ctnn::Sequential<" : "ctnn::BasicSequential<double, ")
+                                  : (is_float ? "ctnn::NodeGraph<" : "ctnn::BasicNodeGraph<double, ");
   s += "ctnn::Input<";
-  for (std::size_t i = 0; i < Model::input_shape::rank; ++i)
-    s += (i ? ", " : "") + std::to_string(Model::input_shape::dims[i]);
+  for (std::size_t i = 0; i < Model::input_shape::rank; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(Model::input_shape::dims[i]);
+  }
   s += ">";
   ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     s += ", ";
-    if constexpr (requires { L::spec(); }) {
+    if constexpr (!Model::is_chain) s += "ctnn::At<";
+    if constexpr (JoinLayer<L>) {
+      s += "ctnn::";
+      s += L::name;
+      s += "<>";
+    } else if constexpr (requires { L::spec(); }) {
       s += L::spec();
     } else {
       // A built-in layer without settings is spelled by its name; a user layer's name may be
@@ -12386,7 +14187,15 @@ std::string cpp_type() {
       constexpr bool spelled = layer_kind<L> != LayerKind::other;
       static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
                              "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
-      s += "ctnn::" + std::string(L::name);
+      s += "ctnn::";
+      s += L::name;
+    }
+    if constexpr (!Model::is_chain) {
+      for (std::size_t t : Model::template inputs_of<I>) {
+        s += ", ";
+        s += std::to_string(t);
+      }
+      s += ">";
     }
   });
   return s + ">";
@@ -12431,7 +14240,9 @@ std::string model_declaration() {
   s += cpp_type<Model>();
   s += ";\ninline constexpr char topology[] = \"";
   s += topology<Model>();
-  s += "\";\n";
+  s += "\";\nstatic_assert(Model::topology_hash == ";
+  s += std::to_string(Model::topology_hash);
+  s += "ull, \"this header was written for another ctnn model topology\");\n";
   return s;
 }
 
@@ -12458,9 +14269,15 @@ void export_header(const std::string& path, const Model& model, const std::strin
        << "static_assert(Model::arena_size == " << Model::arena_size
        << ", \"this header was written for another ctnn model layout\");\n\n";
     write_constexpr_array<T>(os, "parameters", model.parameters());
-    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n"
-       << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters); }\n\n"
-       << "}  // namespace " << name << "\n";
+    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n";
+    if constexpr (Model::state_size > 0) {
+      os << "// The non-trainable state (BatchNormalization's moving statistics).\n";
+      write_constexpr_array<T>(os, "state", model.state());
+      os << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters, state); }\n\n";
+    } else {
+      os << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters); }\n\n";
+    }
+    os << "}  // namespace " << name << "\n";
   });
 }
 
@@ -13563,1228 +15380,6 @@ std::ostream& operator<<(std::ostream& os, const Monitored<Model>& m) {
 
 }  // namespace ctnn
 // ---- end ctnn/deploy/monitor.hpp ----
-// ---- begin ctnn/core/graph.hpp ----
-// ctnn/core/graph.hpp: Graph<Input<...>, Specs...>, a model whose topology is a DAG, still a type.
-//
-//   struct Stem;  // any type names a tensor
-//   using Net = ctnn::Graph<ctnn::Input<28, 28, 1>,
-//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU, ctnn::Tag<Stem>,
-//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>, ctnn::ReLU,
-//       ctnn::Conv2D<16, 3, 3, 1, ctnn::Padding::same>,
-//       ctnn::Add<Stem>, ctnn::ReLU, ctnn::Flatten, ctnn::Dense<10>, ctnn::Softmax>;
-//
-// The specs are read left to right with a CURRENT tensor (the input at first):
-//   a layer spec (Dense<10>)      applies to the current tensor; its output becomes current
-//   Tag<Name>                     names the current tensor (a later Tag of the same Name moves
-//                                 the name)
-//   From<Name>                    makes the named tensor current (to start a branch)
-//   Add<Names...>                 current + the named tensors (same shape), left to right
-//   Concatenate<Names...>         current, then the named tensors, along the last axis
-//   Residual<Block<Body...>, Block<Shortcut...>>
-//                                 body(x) + shortcut(x) of the current x (Block<> is the
-//                                 identity), i.e. Tag, Body..., Tag, From, Shortcut..., Add
-// The last spec's tensor is the output (one output), and every layer must reach it. The Graph
-// lowers to the node list of core/model.hpp, the planner Sequential runs on too: same arena,
-// same fusion (only where a producer has a single consumer), liveness-planned buffers.
-// deploy/ (quantize, export_header, StaticModel) accepts Sequential models only for now.
-#include <cstddef>
-#include <tuple>
-#include <type_traits>
-
-// ---- begin ctnn/layers/add.hpp ----
-// ctnn/layers/add.hpp: Add<Names...>, a join of a Graph (core/graph.hpp): y = x0 + x1 + ..., the
-// current tensor first, then the named ones in order, summed left to right. Every input must have
-// the same shape, which is also the output's. No parameters. Backward: each input's gradient is
-// dy (a copy; the planner sums it into a tensor that fans out).
-#include <cstddef>
-#include <cstring>
-#include <string_view>
-#include <type_traits>
-
-
-namespace ctnn {
-
-// Named in the error when Add's inputs differ: Add_input_shapes_differ<first input, other input>.
-template <class First, class Other>
-struct Add_input_shapes_differ {
-  static_assert(std::is_same_v<First, Other>,
-                "Add sums tensors of one shape, but two of its inputs differ: the shapes are the "
-                "two arguments of Add_input_shapes_differ<first input, other input>.");
-  static constexpr bool value = std::is_same_v<First, Other>;
-};
-
-namespace detail {
-
-template <class T, ShapeType First, ShapeType... Others>
-struct AddJoin {
-  static_assert(sizeof...(Others) >= 1, "Add needs at least one named tensor to add.");
-  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
-  static constexpr bool verify() { return (Add_input_shapes_differ<First, Others>::value && ...); }
-  using value_type = T;
-  using output_shape = First;
-  static constexpr bool is_join = true;
-  static constexpr std::size_t arity = 1 + sizeof...(Others);
-  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
-  static constexpr std::string_view name = "Add";
-  static void init(T*, Rng&) {}
-  static void forward(const T* const* xs, T* y, std::size_t n) {
-    const std::size_t m = n * First::size;
-    const T* a = xs[0];
-    const T* b = xs[1];
-    for (std::size_t i = 0; i < m; ++i) y[i] = a[i] + b[i];
-    for (std::size_t k = 2; k < arity; ++k) {
-      const T* c = xs[k];
-      for (std::size_t i = 0; i < m; ++i) y[i] += c[i];
-    }
-  }
-  static void backward(const T* dy, std::size_t, T* dx, std::size_t n) {
-    std::memcpy(dx, dy, n * First::size * sizeof(T));
-  }
-};
-
-}  // namespace detail
-
-template <class... Names>
-struct Add {
-  template <class T, class... In>
-  using bind_join = detail::AddJoin<T, In...>;
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/add.hpp ----
-// ---- begin ctnn/layers/concatenate.hpp ----
-// ctnn/layers/concatenate.hpp: Concatenate<Names...>, a join of a Graph (core/graph.hpp): the
-// current tensor and the named ones, in that order, joined along the last axis (channels, for
-// images), as Keras's Concatenate(axis=-1). Every input must agree on all other axes. No
-// parameters. Backward: each input's gradient is its slice of dy.
-#include <cstddef>
-#include <cstring>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-
-
-namespace ctnn {
-
-namespace detail {
-template <ShapeType S>
-inline constexpr std::size_t last_axis = S::dims[S::rank - 1];
-template <ShapeType S>
-inline constexpr std::size_t leading_size = S::size / last_axis<S>;
-template <ShapeType A, ShapeType B>
-constexpr bool same_leading() {
-  if (A::rank != B::rank) return false;
-  for (std::size_t k = 0; k + 1 < A::rank; ++k)
-    if (A::dims[k] != B::dims[k]) return false;
-  return true;
-}
-template <ShapeType S, std::size_t Last, class Seq>
-struct WithLast;
-template <ShapeType S, std::size_t Last, std::size_t... K>
-struct WithLast<S, Last, std::index_sequence<K...>> {
-  using type = Shape<S::dims[K]..., Last>;
-};
-}  // namespace detail
-
-// Named in the error when Concatenate's inputs disagree on an axis other than the last:
-// Concatenate_inputs_differ_before_the_last_axis<first input, other input>.
-template <class First, class Other>
-struct Concatenate_inputs_differ_before_the_last_axis {
-  static constexpr bool value = detail::same_leading<First, Other>();
-  static_assert(value,
-                "Concatenate joins tensors along the last axis, so they must agree on every other "
-                "axis (and on rank), but two of its inputs do not: the shapes are the two "
-                "arguments of Concatenate_inputs_differ_before_the_last_axis<first, other>.");
-};
-
-namespace detail {
-
-template <class T, ShapeType First, ShapeType... Others>
-struct ConcatenateJoin {
-  static_assert(sizeof...(Others) >= 1, "Concatenate needs at least one named tensor to join.");
-  // Instantiates the named check (the Graph calls it once lowered, so the error is short).
-  static constexpr bool verify() {
-    return (Concatenate_inputs_differ_before_the_last_axis<First, Others>::value && ...);
-  }
-  using value_type = T;
-  static constexpr std::size_t arity = 1 + sizeof...(Others);
-  static constexpr std::size_t rows = leading_size<First>;  // positions per sample
-  static constexpr std::array<std::size_t, arity> width{last_axis<First>, last_axis<Others>...};
-  static constexpr std::size_t total = (last_axis<First> + ... + last_axis<Others>);
-  static constexpr std::array<std::size_t, arity> start = [] {
-    std::array<std::size_t, arity> s{};
-    for (std::size_t k = 1; k < arity; ++k) s[k] = s[k - 1] + width[k - 1];
-    return s;
-  }();
-  using output_shape =
-      typename WithLast<First, total, std::make_index_sequence<First::rank - 1>>::type;
-  static constexpr bool is_join = true;
-  static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
-  static constexpr std::string_view name = "Concatenate";
-  static void init(T*, Rng&) {}
-  static void forward(const T* const* xs, T* y, std::size_t n) {
-    for (std::size_t k = 0; k < arity; ++k)
-      for (std::size_t r = 0; r < n * rows; ++r)
-        std::memcpy(y + r * total + start[k], xs[k] + r * width[k], width[k] * sizeof(T));
-  }
-  static void backward(const T* dy, std::size_t j, T* dx, std::size_t n) {
-    for (std::size_t r = 0; r < n * rows; ++r)
-      std::memcpy(dx + r * width[j], dy + r * total + start[j], width[j] * sizeof(T));
-  }
-};
-
-}  // namespace detail
-
-template <class... Names>
-struct Concatenate {
-  template <class T, class... In>
-  using bind_join = detail::ConcatenateJoin<T, In...>;
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/concatenate.hpp ----
-
-namespace ctnn {
-
-template <class Name>
-struct Tag {};
-template <class Name>
-struct From {};
-template <class... Specs>
-struct Block {};
-template <class Body, class Shortcut = Block<>>
-struct Residual {
-  static_assert(sizeof(Body) == 0,
-                "Residual takes two ctnn::Block<...> lists: Residual<Block<body...>, "
-                "Block<shortcut...>> (an empty Block<> shortcut is the identity).");
-};
-template <class... Body, class... Shortcut>
-struct Residual<Block<Body...>, Block<Shortcut...>> {};
-
-// Named in the error when From, Add or Concatenate names a tensor no Tag named before. The
-// check is a function whose address the lookup takes: its body (the error) is instantiated, while
-// the lookup's value stays a constant, so no second error follows (with g++ or clang).
-template <class Name>
-struct No_tensor_is_tagged {
-  static void check() {
-    static_assert(detail::always_false_v<Name>,
-                  "From, Add and Concatenate name a tensor tagged earlier with ctnn::Tag<Name>; the "
-                  "Name in No_tensor_is_tagged<Name> has not been tagged before this point.");
-  }
-};
-
-namespace detail {
-
-template <class Name, std::size_t Id>
-struct Binding {
-  using name = Name;
-  static constexpr std::size_t id = Id;
-};
-
-template <class Name, class Env>
-struct LookupTensor;
-template <class Name, class... B>
-struct LookupTensor<Name, std::tuple<B...>> {
-  static constexpr std::size_t found = [] {
-    std::size_t r = ~std::size_t{0};
-    ((r = std::is_same_v<Name, typename B::name> ? B::id : r), ...);
-    return r;
-  }();
-  struct Tagged {
-    static void check() {}
-  };
-  static constexpr void (*checked)() =
-      &std::conditional_t<found != ~std::size_t{0}, Tagged, No_tensor_is_tagged<Name>>::check;
-  static constexpr std::size_t value = found;
-};
-
-// The tensor tagged Name, or (after the error) the current one, so that no second error follows.
-template <class Name, class Env, std::size_t Cur>
-inline constexpr std::size_t tensor_of =
-    (LookupTensor<Name, Env>::checked, LookupTensor<Name, Env>::value == ~std::size_t{0})
-        ? Cur
-        : LookupTensor<Name, Env>::value;
-
-// The shape of tensor t (0 = the input) given the nodes so far.
-template <std::size_t t, class In, class Nodes>
-struct TensorShape {
-  using type = typename std::tuple_element_t<t - 1, Nodes>::layer::output_shape;
-};
-template <class In, class Nodes>
-struct TensorShape<0, In, Nodes> {
-  using type = In;
-};
-template <std::size_t t, class In, class Nodes>
-using tensor_shape = typename TensorShape<t, In, Nodes>::type;
-
-template <class Residual, std::size_t Depth>
-struct ResidualInput {};
-template <class Residual, std::size_t Depth>
-struct ResidualBody {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Specs>
-struct LowerGraph {
-  using nodes = Nodes;
-  static constexpr std::size_t current = Cur;
-};
-
-template <class Nodes, class NewNode>
-using append_node = decltype(std::tuple_cat(std::declval<Nodes>(), std::declval<std::tuple<NewNode>>()));
-
-// A layer spec.
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class S, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, S, Rest...>
-    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
-                 append_node<Nodes, Node<typename BindOne<S, tensor_shape<Cur, In, Nodes>, T>::type, Cur>>,
-                 Rest...> {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, Tag<Name>, Rest...>
-    : LowerGraph<T, In, Cur,
-                 decltype(std::tuple_cat(std::declval<Env>(), std::declval<std::tuple<Binding<Name, Cur>>>())),
-                 Nodes, Rest...> {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class Name, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, From<Name>, Rest...>
-    : LowerGraph<T, In, tensor_of<Name, Env, Cur>, Env, Nodes, Rest...> {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, Add<Names...>, Rest...>
-    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
-                 append_node<Nodes, Node<typename Add<Names...>::template bind_join<
-                                             T, tensor_shape<Cur, In, Nodes>,
-                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
-                                         Cur, tensor_of<Names, Env, Cur>...>>,
-                 Rest...> {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Names, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, Concatenate<Names...>, Rest...>
-    : LowerGraph<T, In, std::tuple_size_v<Nodes> + 1, Env,
-                 append_node<Nodes, Node<typename Concatenate<Names...>::template bind_join<
-                                             T, tensor_shape<Cur, In, Nodes>,
-                                             tensor_shape<tensor_of<Names, Env, Cur>, In, Nodes>...>,
-                                         Cur, tensor_of<Names, Env, Cur>...>>,
-                 Rest...> {};
-
-template <class T, class In, std::size_t Cur, class Env, class Nodes, class... Body,
-          class... Shortcut, class... Rest>
-struct LowerGraph<T, In, Cur, Env, Nodes, Residual<Block<Body...>, Block<Shortcut...>>, Rest...>
-    : LowerGraph<T, In, Cur, Env, Nodes,
-                 Tag<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
-                 Body...,
-                 Tag<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
-                 From<ResidualInput<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
-                 Shortcut...,
-                 Add<ResidualBody<Residual<Block<Body...>, Block<Shortcut...>>, std::tuple_size_v<Nodes>>>,
-                 Rest...> {};
-
-template <class T, class In, class... Specs>
-struct GraphBase {
-  using lowered = LowerGraph<T, In, 0, std::tuple<>, std::tuple<>, Specs...>;
-  using nodes = typename lowered::nodes;
-  static_assert(std::tuple_size_v<nodes> >= 1, "A Graph model needs at least one layer after Input.");
-  static_assert(std::tuple_size_v<nodes> == 0 || lowered::current == std::tuple_size_v<nodes>,
-                "A Graph's output is its last spec's tensor, which must be the last layer's: end "
-                "it with a layer, Add or Concatenate (not a From).");
-  // The joins' shape checks, here rather than inside the lowering so their errors are short.
-  template <class Node>
-  static constexpr bool verify_node() {
-    if constexpr (requires { Node::layer::verify(); }) return Node::layer::verify();
-    else return true;
-  }
-  template <class... Ns>
-  static constexpr bool verify(std::tuple<Ns...>*) {
-    return (verify_node<Ns>() && ...);
-  }
-  static constexpr bool joins_ok = verify(static_cast<nodes*>(nullptr));
-  using type = ModelCore<T, In, nodes, ModelStyle::functional>;
-};
-
-}  // namespace detail
-
-template <class T, class InputSpec, class... Specs>
-class BasicGraph {
-  static_assert(sizeof(T) == 0, "A Graph model starts with ctnn::Input<dims...>, then its specs.");
-};
-
-template <class T, std::size_t... InDims, class... Specs>
-class BasicGraph<T, Input<InDims...>, Specs...>
-    : public detail::GraphBase<T, Shape<InDims...>, Specs...>::type {
-  using Base = typename detail::GraphBase<T, Shape<InDims...>, Specs...>::type;
-  static_assert(detail::GraphBase<T, Shape<InDims...>, Specs...>::joins_ok || true);
-
- public:
-  using Base::Base;
-};
-
-// A float graph: the type users write.
-template <class InputSpec, class... Specs>
-using Graph = BasicGraph<float, InputSpec, Specs...>;
-
-}  // namespace ctnn
-// ---- end ctnn/core/graph.hpp ----
-// ---- begin ctnn/layers/batch_norm.hpp ----
-// ctnn/layers/batch_norm.hpp: BatchNormalization<Momentum, Epsilon>, batch normalization as in
-// Keras (axis -1: per channel after Conv2D, per feature after Dense).
-//
-// Represents, for each channel c of the last axis (C channels; the m = n x positions values of a
-// channel in a batch of n samples are its population):
-//   training:  y = gamma[c] * (x - mean_B[c]) / sqrt(var_B[c] + Epsilon) + beta[c], where
-//              mean_B and var_B are the batch's mean and BIASED variance (divided by m, not m - 1,
-//              as Keras's ops.moments; PyTorch uses m - 1 in its moving variance, Keras does not),
-//              and then the moving averages become
-//                moving_mean = moving_mean * Momentum + mean_B * (1 - Momentum)
-//                moving_var  = moving_var  * Momentum + var_B  * (1 - Momentum)
-//              (Keras 3's BatchNormalization.call, which updates them only in training).
-//   inference: y = gamma[c] * (x - moving_mean[c]) / sqrt(moving_var[c] + Epsilon) + beta[c];
-//              the moving averages are read, never written.
-// Requires: an input of any rank (the last axis holds the channels); 0 <= Momentum <= 1;
-// Epsilon > 0. Momentum and Epsilon are ctnn::Real (millionths, since clang 14 takes no float
-// template parameters), so Epsilon's resolution is 1e-6. Defaults: Keras's, 0.99 and 1e-3.
-// Output shape: the input's. Parameters (trainable, Keras's order): gamma [C] (init ones), then
-// beta [C] (init zeros): param_count = 2C. State (non-trainable, never stepped by an optimizer):
-// moving mean [C] (init zeros), then moving variance [C] (init ones): state_count = 2C. Keras's
-// summary counts 4C parameters, 2C of them non-trainable.
-//
-// The contract differs from core/layer.hpp's Layer in one place: forward takes the state
-//     forward(params, state, x, y, n, scratch, ctx)
-// (the planner's state arena hands each stateful layer its slice). backward is the usual one;
-// it reads x (not y), and after a training forward it is the full gradient through the batch
-// statistics (mean_B and var_B depend on every x of the batch); after an inference forward it is
-// the gradient with the moving statistics held fixed (a frozen BatchNormalization, as Keras runs
-// one whose trainable is false).
-//
-// How: scratch per sample is [batch statistics 2C | partial sums 2C]; the batch statistics (the
-// mean and 1/sqrt(var + Epsilon) that normalized the batch, kept for backward) live in sample 0's
-// part only. Each sample's per-channel sums over its positions go to its own partial slot, in
-// parallel, and the slots are then added in sample order: the results are the same bits at any
-// thread count. The variance takes a second pass over x, with the mean subtracted first (no
-// E[x^2] - E[x]^2 cancellation). A NaN input makes its channel's batch mean NaN, so in training
-// the whole channel of the batch (and its moving averages) becomes NaN, as in Keras; in inference
-// only the outputs it reaches are NaN.
-#include <cmath>
-#include <cstddef>
-#include <string>
-
-// ---- begin ctnn/kernels/batch_norm.hpp ----
-// ctnn/kernels/batch_norm.hpp: the per-channel passes of batch normalization.
-//
-// Every kernel works on `rows` rows of C channels (x[r * C + c], channels last, as one sample of
-// an H x W x C image or a batch of feature vectors is laid out) and is vectorized along the
-// channels: a vector holds L neighbouring channels, so a channel's constants (mean, inverse
-// standard deviation, gamma, beta) are loaded once per block and stay in registers for the whole
-// row loop. Rows are visited in order, so a per-channel sum has one fixed order. The body of each
-// kernel is written once as a generic lambda over a Highway tag: full vectors use the native tag,
-// the channel tail a one-lane tag (no scalar copy of the math to drift out of sync).
-#include <cstddef>
-
-
-HWY_BEFORE_NAMESPACE();
-namespace ctnn::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-// Calls f(d, c) for each block of channels starting at c: full vectors, then the tail one lane at
-// a time.
-template <class T, class F>
-HWY_INLINE void for_channel_blocks(std::size_t channels, F f) {
-  const hn::ScalableTag<T> d;
-  const std::size_t L = hn::Lanes(d);
-  const std::size_t full = channels - channels % L;  // (c + L <= channels) trips a g++ 12 warning
-  std::size_t c = 0;
-  for (; c < full; c += L) f(d, c);
-  const hn::CappedTag<T, 1> d1;
-  for (; c < channels; ++c) f(d1, c);
-}
-
-// out[c] = sum over rows r of (x[r][c] - mean[c])^2, rows in order (the variance's numerator, the
-// second of two passes: subtracting the mean first keeps the sum accurate when |mean| >> std).
-template <class T>
-void bn_squared_deviations(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                           const T* HWY_RESTRICT mean, T* HWY_RESTRICT out) {
-  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
-    const auto m = hn::LoadU(d, mean + c);
-    auto s = hn::Zero(d);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const auto v = hn::Sub(hn::LoadU(d, x + r * channels + c), m);
-      s = hn::MulAdd(v, v, s);
-    }
-    hn::StoreU(s, d, out + c);
-  });
-}
-
-// y[r][c] = (x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]. y may be x.
-template <class T>
-void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* HWY_RESTRICT mean,
-                  const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
-                  const T* HWY_RESTRICT beta, T* y) {
-  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
-    const auto m = hn::LoadU(d, mean + c);
-    const auto scale = hn::Mul(hn::LoadU(d, inv_std + c), hn::LoadU(d, gamma + c));
-    const auto b = hn::LoadU(d, beta + c);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::size_t i = r * channels + c;
-      hn::StoreU(hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b), d, y + i);
-    }
-  });
-}
-
-// The two sums of the backward pass, rows in order:
-//   sum_dy[c] = sum_r dy[r][c]            (beta's gradient)
-//   sum_dy_xhat[c] = sum_r dy[r][c] * (x[r][c] - mean[c]) * inv_std[c]   (gamma's gradient)
-// (the product with inv_std is taken once, after the sum).
-template <class T>
-void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                      const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
-                      const T* HWY_RESTRICT inv_std, T* HWY_RESTRICT sum_dy,
-                      T* HWY_RESTRICT sum_dy_xhat) {
-  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
-    const auto m = hn::LoadU(d, mean + c);
-    auto s = hn::Zero(d), sx = hn::Zero(d);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::size_t i = r * channels + c;
-      const auto g = hn::LoadU(d, dy + i);
-      s = hn::Add(s, g);
-      sx = hn::MulAdd(g, hn::Sub(hn::LoadU(d, x + i), m), sx);
-    }
-    hn::StoreU(s, d, sum_dy + c);
-    hn::StoreU(hn::Mul(sx, hn::LoadU(d, inv_std + c)), d, sum_dy_xhat + c);
-  });
-}
-
-// The input gradient. With batch statistics (BatchStats), where the mean and variance are
-// functions of every x of the batch (count values per channel):
-//   dx = gamma * inv_std * (dy - (sum_dy + x_hat * sum_dy_xhat) / count),
-//   x_hat = (x - mean) * inv_std;
-// with fixed statistics (inference, the moving averages): dx = gamma * inv_std * dy, and
-// sum_dy, sum_dy_xhat and count are not read.
-template <bool BatchStats, class T>
-void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                    const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
-                    const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
-                    const T* HWY_RESTRICT sum_dy, const T* HWY_RESTRICT sum_dy_xhat, T count,
-                    T* HWY_RESTRICT dx) {
-  for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
-    const auto is = hn::LoadU(d, inv_std + c);
-    const auto scale = hn::Mul(is, hn::LoadU(d, gamma + c));
-    if constexpr (BatchStats) {
-      const auto m = hn::LoadU(d, mean + c);
-      const auto inv_count = hn::Set(d, T(1) / count);
-      const auto a = hn::Mul(hn::LoadU(d, sum_dy + c), inv_count);       // mean of dy
-      const auto k = hn::Mul(hn::LoadU(d, sum_dy_xhat + c), inv_count);  // mean of dy * x_hat
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t i = r * channels + c;
-        const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), m), is);
-        // dy - a - x_hat * k
-        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(hn::LoadU(d, dy + i), a));
-        hn::StoreU(hn::Mul(scale, inner), d, dx + i);
-      }
-    } else {
-      (void)x, (void)mean, (void)sum_dy, (void)sum_dy_xhat, (void)count;
-      for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t i = r * channels + c;
-        hn::StoreU(hn::Mul(scale, hn::LoadU(d, dy + i)), d, dx + i);
-      }
-    }
-  });
-}
-
-}  // namespace ctnn::HWY_NAMESPACE
-HWY_AFTER_NAMESPACE();
-
-namespace ctnn::kernels {
-using ctnn::HWY_NAMESPACE::bn_backward_dx;
-using ctnn::HWY_NAMESPACE::bn_backward_sums;
-using ctnn::HWY_NAMESPACE::bn_normalize;
-using ctnn::HWY_NAMESPACE::bn_squared_deviations;
-}  // namespace ctnn::kernels
-// ---- end ctnn/kernels/batch_norm.hpp ----
-
-namespace ctnn {
-
-template <Real Momentum = 0.99, Real Epsilon = 0.001>
-struct BatchNormalization {
-  static_assert(Momentum.value() >= 0.0 && Momentum.value() <= 1.0,
-                "BatchNormalization's momentum must be in [0, 1] (Keras's default is 0.99).");
-  static_assert(Epsilon.value() > 0.0,
-                "BatchNormalization's epsilon must be positive, and at least 1e-6 (the resolution "
-                "of ctnn::Real); Keras's default is 1e-3.");
-
-  template <ShapeType In, class T>
-  struct bind {
-    static_assert(In::rank >= 1, "BatchNormalization needs an input with at least one axis.");
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = In;
-    static constexpr std::size_t channels = In::dims[In::rank - 1];  // C, the last axis
-    static constexpr std::size_t positions = In::size / channels;    // values of a channel per sample
-    static constexpr std::size_t param_count = 2 * channels;         // gamma, beta
-    static constexpr std::size_t state_count = 2 * channels;         // moving mean, moving variance
-    static constexpr std::size_t partial_offset = 2 * channels;
-    static constexpr std::size_t scratch_per_sample = 4 * channels;
-    static constexpr double momentum = Momentum.value();
-    static constexpr double epsilon = Epsilon.value();
-    static constexpr std::string_view name = "BatchNormalization";
-    static constexpr LayerKind kind = LayerKind::batch_norm;
-    static constexpr bool fuses_relu = false;
-    static constexpr bool is_view = false;
-    static std::string config() {
-      return "momentum " + std::to_string(momentum) + ", epsilon " + std::to_string(epsilon);
-    }
-    static std::string spec() {
-      return "ctnn::BatchNormalization<" + std::to_string(momentum) + ", " +
-             std::to_string(epsilon) + ">";
-    }
-
-    static void init(T* p, Rng&) {
-      for (std::size_t c = 0; c < channels; ++c) p[c] = T(1), p[channels + c] = T(0);
-    }
-    static void init_state(T* state) {
-      for (std::size_t c = 0; c < channels; ++c) state[c] = T(0), state[channels + c] = T(1);
-    }
-
-    static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext& ctx) {
-      if (n == 0) return;
-      T* mean = scratch;
-      T* inv_std = scratch + channels;
-      const bool wide = n * In::size >= kParallelWork;
-      if (ctx.training) {
-        const T count = static_cast<T>(n * positions);
-        // Pass 1: the mean.
-        parallel_for(n, [&](std::size_t s) {
-          kernels::sum_rows(positions, channels, x + s * In::size, partial(scratch, s));
-        }, wide);
-        sum_over_samples(scratch, n, 0, mean);
-        for (std::size_t c = 0; c < channels; ++c) mean[c] /= count;
-        // Pass 2: the biased variance (into inv_std until the state has it).
-        parallel_for(n, [&](std::size_t s) {
-          kernels::bn_squared_deviations(positions, channels, x + s * In::size, mean,
-                                         partial(scratch, s) + channels);
-        }, wide);
-        sum_over_samples(scratch, n, channels, inv_std);
-        // (1 - Momentum) is taken in double and rounded once, as Keras's Python float is.
-        const T keep = static_cast<T>(momentum), take = static_cast<T>(1.0 - momentum);
-        for (std::size_t c = 0; c < channels; ++c) {
-          const T var = inv_std[c] / count;
-          state[c] = state[c] * keep + mean[c] * take;
-          state[channels + c] = state[channels + c] * keep + var * take;
-          inv_std[c] = T(1) / std::sqrt(var + static_cast<T>(epsilon));
-        }
-      } else {
-        for (std::size_t c = 0; c < channels; ++c) {
-          mean[c] = state[c];
-          inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
-        }
-      }
-      parallel_for(n, [&](std::size_t s) {
-        kernels::bn_normalize(positions, channels, x + s * In::size, mean, inv_std, p,
-                              p + channels, y + s * In::size);
-      }, wide);
-    }
-
-    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext& ctx) {
-      T* dgamma = dp;
-      T* dbeta = dp + channels;
-      if (n == 0) {
-        for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
-        return;
-      }
-      const T* mean = scratch;
-      const T* inv_std = scratch + channels;
-      const bool wide = n * In::size >= kParallelWork;
-      parallel_for(n, [&](std::size_t s) {
-        T* part = partial(scratch, s);
-        kernels::bn_backward_sums(positions, channels, x + s * In::size, dy + s * In::size, mean,
-                                  inv_std, part, part + channels);
-      }, wide);
-      sum_over_samples(scratch, n, 0, dbeta);
-      sum_over_samples(scratch, n, channels, dgamma);
-      if (!dx) return;
-      const T count = static_cast<T>(n * positions);
-      parallel_for(n, [&](std::size_t s) {
-        const T* xs = x + s * In::size;
-        const T* dys = dy + s * In::size;
-        T* dxs = dx + s * In::size;
-        if (ctx.training)
-          kernels::bn_backward_dx<true>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
-                                        dgamma, count, dxs);
-        else
-          kernels::bn_backward_dx<false>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
-                                         dgamma, count, dxs);
-      }, wide);
-    }
-
-   private:
-    static T* partial(T* scratch, std::size_t s) {
-      return scratch + s * scratch_per_sample + partial_offset;
-    }
-    // out[c] = sum over samples s, in order, of partial slot s at [offset + c].
-    static void sum_over_samples(T* scratch, std::size_t n, std::size_t offset, T* out) {
-      for (std::size_t c = 0; c < channels; ++c) out[c] = partial(scratch, 0)[offset + c];
-      for (std::size_t s = 1; s < n; ++s) {
-        const T* part = partial(scratch, s) + offset;
-        for (std::size_t c = 0; c < channels; ++c) out[c] += part[c];
-      }
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/batch_norm.hpp ----
-// ---- begin ctnn/layers/fold_batch_norm.hpp ----
-// ctnn/layers/fold_batch_norm.hpp: fold an inference-mode BatchNormalization into the Dense or
-// Conv2D before it.
-//
-// In inference a BatchNormalization is an affine map per channel, y = s[c] * (z - mean[c]) +
-// beta[c] with s[c] = gamma[c] / sqrt(moving_var[c] + epsilon), so after z = W x + b it can be
-// merged into the weights:
-//     W'[..][c] = W[..][c] * s[c],   b'[c] = (b[c] - moving_mean[c]) * s[c] + beta[c].
-// The folded layer alone then computes what the pair computed (up to rounding): one layer fewer
-// to run at inference, to quantize to int8 and to export. These are functions over parameter
-// arrays, for the planner to call on its arenas. s is computed in double and rounded once.
-// Only valid when nothing (no activation) runs between the two layers.
-#include <cmath>
-#include <cstddef>
-#include <type_traits>
-
-
-namespace ctnn {
-
-// Where the output channel c sits in a weight array of fan_in x channels values.
-enum class WeightLayout {
-  channels_last,   // W[i][c], index i * channels + c (Conv2D's [KH][KW][C][Filters])
-  channels_first,  // W[c][i], index c * fan_in + i (Dense's [Units][In])
-};
-
-// Folds a BatchNormalization's gamma, beta, moving mean and moving variance (channels values
-// each) and its epsilon into weights (fan_in x channels, in `layout`) and bias (channels), in
-// place.
-template <class T>
-void fold_batch_norm(T* weights, T* bias, std::size_t fan_in, std::size_t channels,
-                     WeightLayout layout, const T* gamma, const T* beta, const T* moving_mean,
-                     const T* moving_var, double epsilon) {
-  for (std::size_t c = 0; c < channels; ++c) {
-    const double s = double(gamma[c]) / std::sqrt(double(moving_var[c]) + epsilon);
-    for (std::size_t i = 0; i < fan_in; ++i) {
-      T& w = layout == WeightLayout::channels_last ? weights[i * channels + c]
-                                                   : weights[c * fan_in + i];
-      w = static_cast<T>(double(w) * s);
-    }
-    bias[c] = static_cast<T>((double(bias[c]) - double(moving_mean[c])) * s + double(beta[c]));
-  }
-}
-
-// Folds bound BatchNormalization BN (its params gamma, beta and its state) into the parameters of
-// the bound Dense or Conv2D Prev that feeds it: prev_params is Prev's slice of the parameter
-// arena, weights then bias, as both lay them out.
-template <class Prev, class BN>
-void fold_batch_norm(typename Prev::value_type* prev_params,
-                     const typename BN::value_type* bn_params,
-                     const typename BN::value_type* bn_state) {
-  using T = typename Prev::value_type;
-  static_assert(std::is_same_v<T, typename BN::value_type>,
-                "fold_batch_norm needs both layers bound with the same scalar type.");
-  static_assert(layer_kind<BN> == LayerKind::batch_norm,
-                "fold_batch_norm's second layer must be a BatchNormalization.");
-  static_assert(layer_kind<Prev> == LayerKind::dense || layer_kind<Prev> == LayerKind::conv2d,
-                "fold_batch_norm folds into a Dense or a Conv2D only (the layer before the "
-                "BatchNormalization has another kind).");
-  static_assert(std::is_same_v<typename Prev::output_shape, typename BN::input_shape>,
-                "fold_batch_norm needs the BatchNormalization to take the previous layer's output "
-                "shape: they are not consecutive layers.");
-  constexpr std::size_t C = BN::channels;
-  constexpr std::size_t weights = Prev::param_count - C;  // both: weights, then C biases
-  static_assert(weights % C == 0, "fold_batch_norm: the weights are not fan_in x channels.");
-  constexpr WeightLayout layout = layer_kind<Prev> == LayerKind::dense
-                                      ? WeightLayout::channels_first
-                                      : WeightLayout::channels_last;
-  fold_batch_norm(prev_params, prev_params + weights, weights / C, C, layout, bn_params,
-                  bn_params + C, bn_state, bn_state + C, BN::epsilon);
-}
-
-}  // namespace ctnn
-// ---- end ctnn/layers/fold_batch_norm.hpp ----
-// ---- begin ctnn/layers/depthwise_conv2d.hpp ----
-// ctnn/layers/depthwise_conv2d.hpp: DepthwiseConv2D<KH, KW, Stride, Padding, DepthMultiplier,
-// Dilation, KernelInit, BiasInit>, a convolution of each channel on its own.
-//
-// Represents y[oy][ox][c*M + m] = b[c*M + m] + sum_{ky,kx} x[oy*S + ky*D - pt][ox*S + kx*D - pl][c]
-// * W[ky][kx][c][m] over an H x W x C input (channels last), M = DepthMultiplier: Keras's
-// DepthwiseConv2D with depth_multiplier M and dilation_rate D. Padding: valid, same, same_lower or
-// explicit pads (layers/spatial.hpp).
-// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
-// Output shape: Shape<OH, OW, C*M>. Parameters: W in Keras's [KH][KW][C][M] order, then b [C*M]:
-// KH*KW*C*M + C*M. Init: KernelInit fills W, BiasInit b, with Keras's fans of that kernel shape,
-// fan_in = KH*KW*C and fan_out = KH*KW*M; defaults Glorot uniform W and zero b.
-//
-// How: W's [C][M] block of a tap is one contiguous row of C*M weights, one per output channel,
-// so every tap is a multiply-add along the output channels (kernels/depthwise.hpp, vectorized
-// with Highway). With M > 1 each input pixel is first repeated into C*M channels (scratch), which
-// makes the input row line up with the weights. Forward and input gradient run samples in
-// parallel; the weight and bias gradients run channel blocks in parallel, each summed over
-// samples and positions in order, so they do not depend on the thread count and need no
-// per-sample copy.
-#include <cstddef>
-#include <string>
-#include <utility>
-
-// ---- begin ctnn/kernels/depthwise.hpp ----
-// ctnn/kernels/depthwise.hpp: the per-channel products behind DepthwiseConv2D.
-//
-//   mul_add_row: out[j] = a[j] * b[j] + out[j] for j < n   (one fused multiply-add per element)
-//
-// A depthwise convolution is, at each output position and tap, this product along the channels
-// (input row at that tap x the tap's weights), so it vectorizes along the channels, which are
-// contiguous in channels-last images. Full vectors use the native tag and the tail a one-lane tag
-// with the same MulAdd, so an element's result does not depend on whether it fell in a vector or
-// the tail: a caller may split the channels among threads anywhere and get the same bits.
-#include <cstddef>
-
-
-HWY_BEFORE_NAMESPACE();
-namespace ctnn::HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-template <class T>
-void mul_add_row(std::size_t n, const T* HWY_RESTRICT a, const T* HWY_RESTRICT b,
-                 T* HWY_RESTRICT out) {
-  const hn::ScalableTag<T> d;
-  const std::size_t L = hn::Lanes(d);
-  const std::size_t full = n - n % L;  // (j + L <= n) trips a false g++ 12 warning when inlined
-  std::size_t j = 0;
-  for (; j < full; j += L)
-    hn::StoreU(hn::MulAdd(hn::LoadU(d, a + j), hn::LoadU(d, b + j), hn::LoadU(d, out + j)), d,
-               out + j);
-  const hn::CappedTag<T, 1> d1;
-  for (; j < n; ++j)
-    hn::StoreU(hn::MulAdd(hn::LoadU(d1, a + j), hn::LoadU(d1, b + j), hn::LoadU(d1, out + j)), d1,
-               out + j);
-}
-
-}  // namespace ctnn::HWY_NAMESPACE
-HWY_AFTER_NAMESPACE();
-
-namespace ctnn::kernels {
-using ctnn::HWY_NAMESPACE::mul_add_row;
-}  // namespace ctnn::kernels
-// ---- end ctnn/kernels/depthwise.hpp ----
-
-namespace ctnn {
-namespace detail {
-
-// The depthwise computation over an H x W x C image, with or without a bias (SeparableConv2D's
-// depthwise step has none).
-template <class T, std::size_t H, std::size_t W, std::size_t C, std::size_t M, std::size_t KH,
-          std::size_t KW, std::size_t Stride, Padding Pad, std::size_t Dilation, bool HasBias>
-struct DepthwiseBody {
-  using geom = Window2D<H, W, C, KH, KW, Stride, Pad, Dilation>;
-  static constexpr std::size_t CM = C * M;
-  static constexpr std::size_t in_size = H * W * C;
-  static constexpr std::size_t positions = geom::oh * geom::ow;
-  static constexpr std::size_t out_size = positions * CM;
-  static constexpr std::size_t weights = KH * KW * CM;
-  static constexpr std::size_t param_count = weights + (HasBias ? CM : 0);
-  // The input repeated to C*M channels (M > 1 only), kept for the weight gradient; the backward
-  // pass then reuses it for the repeated input gradient.
-  static constexpr std::size_t scratch_per_sample = M > 1 ? H * W * CM : 0;
-  // Channels per parallel chunk of the weight gradient: whole 64-byte lines, so two threads never
-  // write the same line.
-  static constexpr std::size_t kChannelBlock = 64 / sizeof(T);
-
-  // Calls f(tap, input pixel) for each tap of window (oy, ox) that lies inside the input.
-  template <class F>
-  static void for_taps(std::size_t oy, std::size_t ox, F&& f) {
-    geom::for_taps(oy, ox, std::forward<F>(f));
-  }
-
-  // The input of sample s as C*M channels per pixel: x itself when M = 1.
-  static const T* repeated(const T* x, T* scratch, std::size_t s) {
-    const T* xs = x + s * in_size;
-    if constexpr (M == 1) {
-      return xs;
-    } else {
-      T* r = scratch + s * scratch_per_sample;
-      for (std::size_t i = 0; i < H * W * C; ++i)
-        for (std::size_t m = 0; m < M; ++m) r[i * M + m] = xs[i];
-      return r;
-    }
-  }
-
-  static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
-                      kernels::Epilogue act) {
-    parallel_for(n, [&](std::size_t s) {
-      const T* xr = repeated(x, scratch, s);
-      T* ys = y + s * out_size;
-      for (std::size_t oy = 0; oy < geom::oh; ++oy)
-        for (std::size_t ox = 0; ox < geom::ow; ++ox) {
-          T* out = ys + (oy * geom::ow + ox) * CM;
-          for (std::size_t j = 0; j < CM; ++j) out[j] = HasBias ? p[weights + j] : T(0);
-          for_taps(oy, ox, [&](std::size_t tap, std::size_t pixel) {
-            kernels::mul_add_row(CM, xr + pixel * CM, p + tap * CM, out);
-          });
-        }
-      if (act == kernels::Epilogue::relu)  // v <= 0 is false for NaN, which stays
-        for (std::size_t i = 0; i < out_size; ++i) ys[i] = ys[i] <= T(0) ? T(0) : ys[i];
-    }, n * out_size * KH * KW >= kParallelWork);
-  }
-
-  // dy: n x out_size. Writes dp (weights, then the bias if any) and, unless null, dx.
-  static void backward(const T* p, const T* x, const T* dy, T* dx, T* dp, std::size_t n,
-                       T* scratch) {
-    // For M = 1 the input is read where it is; for M > 1 the forward pass left it repeated in
-    // scratch (forward always precedes backward).
-    const auto xr = [&](std::size_t s) {
-      return M == 1 ? x + s * in_size : scratch + s * scratch_per_sample;
-    };
-    const std::size_t blocks = (CM + kChannelBlock - 1) / kChannelBlock;
-    parallel_for_range(blocks, [&](std::size_t b0, std::size_t b1) {
-      const std::size_t j0 = b0 * kChannelBlock, j1 = b1 * kChannelBlock < CM ? b1 * kChannelBlock : CM;
-      const std::size_t len = j1 - j0;
-      for (std::size_t t = 0; t < KH * KW; ++t)
-        for (std::size_t j = j0; j < j1; ++j) dp[t * CM + j] = T(0);
-      if constexpr (HasBias)
-        for (std::size_t j = j0; j < j1; ++j) dp[weights + j] = T(0);
-      for (std::size_t s = 0; s < n; ++s) {
-        const T* xs = xr(s);
-        for (std::size_t pos = 0; pos < positions; ++pos) {
-          const T* g = dy + s * out_size + pos * CM + j0;
-          if constexpr (HasBias)
-            for (std::size_t j = 0; j < len; ++j) dp[weights + j0 + j] += g[j];
-          for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
-            kernels::mul_add_row(len, xs + pixel * CM + j0, g, dp + tap * CM + j0);
-          });
-        }
-      }
-    }, n * out_size * KH * KW >= kParallelWork);
-    if (!dx) return;
-    parallel_for(n, [&](std::size_t s) {
-      // The gradient of the repeated input (over the repeated input itself, no longer needed),
-      // then summed over the M copies of each channel.
-      T* dxr = M == 1 ? dx + s * in_size : scratch + s * scratch_per_sample;
-      for (std::size_t i = 0; i < H * W * CM; ++i) dxr[i] = T(0);
-      const T* dys = dy + s * out_size;
-      for (std::size_t pos = 0; pos < positions; ++pos)
-        for_taps(pos / geom::ow, pos % geom::ow, [&](std::size_t tap, std::size_t pixel) {
-          kernels::mul_add_row(CM, p + tap * CM, dys + pos * CM, dxr + pixel * CM);
-        });
-      if constexpr (M > 1) {
-        T* dxs = dx + s * in_size;
-        for (std::size_t i = 0; i < H * W * C; ++i) {
-          T sum = T(0);
-          for (std::size_t m = 0; m < M; ++m) sum += dxr[i * M + m];
-          dxs[i] = sum;
-        }
-      }
-    }, n * out_size * KH * KW >= kParallelWork);
-  }
-};
-
-}  // namespace detail
-
-template <std::size_t KH, std::size_t KW, std::size_t Stride = 1, Padding Pad = Padding::valid,
-          std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
-          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros>
-struct DepthwiseConv2D {
-  static_assert(KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 && Dilation >= 1,
-                "DepthwiseConv2D needs a kernel of at least 1x1 and a stride, depth multiplier "
-                "and dilation >= 1.");
-  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
-                "DepthwiseConv2D's KernelInit and BiasInit must be initializers such as "
-                "ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
-  static_assert(Pad.mode != Padding::Mode::causal,
-                "Padding::causal is for Conv1D; a DepthwiseConv2D takes valid, same, same_lower "
-                "or pads(t, b, l, r).");
-
-  template <ShapeType In, class T>
-  struct bind : detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
-                                      (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
-                                      Stride, Pad, Dilation, true> {
-    using body = detail::DepthwiseBody<T, In::dims[0], (In::rank > 1 ? In::dims[1] : 1),
-                                       (In::rank > 2 ? In::dims[2] : 1), DepthMultiplier, KH, KW,
-                                       Stride, Pad, Dilation, true>;
-    static_assert(In::rank == 3,
-                  "DepthwiseConv2D needs an image input of rank 3 (height, width, channels) (the "
-                  "shapes are in bind<...> above).");
-    using geom = typename body::geom;
-    static_assert(In::rank != 3 || geom::fits,
-                  "DepthwiseConv2D's kernel is larger than its input with valid padding (the "
-                  "shapes are in bind<...> above).");
-    static constexpr std::size_t C = In::rank > 2 ? In::dims[2] : 1;
-
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = Shape<geom::oh, geom::ow, body::CM>;
-    static constexpr std::string_view name = "DepthwiseConv2D";
-    static constexpr LayerKind kind = LayerKind::depthwise_conv2d;
-    static std::string config() {
-      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
-             (DepthMultiplier != 1 ? " multiplier " + std::to_string(DepthMultiplier)
-                                   : std::string());
-    }
-    static std::string spec() {
-      return "ctnn::DepthwiseConv2D<" + std::to_string(KH) + ", " + std::to_string(KW) + ", " +
-             std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
-             std::to_string(DepthMultiplier) + ", " + std::to_string(Dilation) +
-             detail::init_spec<KernelInit, BiasInit>() + ">";
-    }
-    static constexpr bool fuses_relu = true;
-    static constexpr bool is_view = false;
-
-    static void init(T* p, Rng& rng) {
-      KernelInit::fill(p, body::weights, KH * KW * C, KH * KW * DepthMultiplier, rng);
-      BiasInit::fill(p + body::weights, body::CM, KH * KW * C, KH * KW * DepthMultiplier, rng);
-    }
-    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
-      body::forward(p, x, y, n, scratch, act);
-    }
-    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext&) {
-      body::backward(p, x, dy, dx, dp, n, scratch);
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/depthwise_conv2d.hpp ----
-// ---- begin ctnn/layers/separable_conv2d.hpp ----
-// ctnn/layers/separable_conv2d.hpp: SeparableConv2D<Filters, KH, KW, Stride, Padding,
-// DepthMultiplier, Dilation, DepthwiseInit, PointwiseInit, BiasInit>, a depthwise convolution
-// followed by a 1x1 convolution.
-//
-// Represents z = DepthwiseConv2D<KH, KW, Stride, Padding, M, Dilation>(x) without its bias, then
-// y[oy][ox][f] = b[f] + sum_j z[oy][ox][j] * P[j][f] over the C*M channels j of z: Keras's
-// SeparableConv2D with depth_multiplier M and dilation_rate D.
-// Requires: a rank-3 input; for valid padding, a dilated kernel no larger than the input.
-// Output shape: Shape<OH, OW, Filters>. Parameters in Keras's order: the depthwise kernel
-// [KH][KW][C][M], the pointwise kernel [1][1][C*M][Filters], the bias [Filters]:
-// KH*KW*C*M + C*M*Filters + Filters. Init (Keras's fans of each kernel shape): DepthwiseInit with
-// fan_in = KH*KW*C, fan_out = KH*KW*M; PointwiseInit with fan_in = C*M, fan_out = Filters;
-// BiasInit with the pointwise fans. Defaults Glorot uniform, Glorot uniform, zeros.
-//
-// How: the depthwise step of layers/depthwise_conv2d.hpp, its output z kept in scratch for all
-// samples back to back, then the pointwise step as one GEMM over every position of the batch
-// (bias and ReLU fused into its store). Backward: the pointwise kernel gradient is one GEMM over
-// all positions (threads own disjoint filter columns), so no gradient is kept per sample and the
-// result does not depend on the thread count; dz per sample, written over z; then the depthwise
-// backward.
-#include <cstddef>
-#include <string>
-#include <type_traits>
-
-
-namespace ctnn {
-
-template <std::size_t Filters, std::size_t KH, std::size_t KW, std::size_t Stride = 1,
-          Padding Pad = Padding::valid, std::size_t DepthMultiplier = 1, std::size_t Dilation = 1,
-          class DepthwiseInit = init::GlorotUniform, class PointwiseInit = init::GlorotUniform,
-          class BiasInit = init::Zeros>
-struct SeparableConv2D {
-  static_assert(Filters >= 1 && KH >= 1 && KW >= 1 && Stride >= 1 && DepthMultiplier >= 1 &&
-                    Dilation >= 1,
-                "SeparableConv2D needs at least one filter, a kernel of at least 1x1 and a "
-                "stride, depth multiplier and dilation >= 1.");
-  static_assert(is_initializer_v<DepthwiseInit> && is_initializer_v<PointwiseInit> &&
-                    is_initializer_v<BiasInit>,
-                "SeparableConv2D's DepthwiseInit, PointwiseInit and BiasInit must be initializers "
-                "such as ctnn::init::HeNormal (the list is in ctnn/core/init.hpp).");
-  static_assert(Pad.mode != Padding::Mode::causal,
-                "Padding::causal is for Conv1D; a SeparableConv2D takes valid, same, same_lower "
-                "or pads(t, b, l, r).");
-
-  template <ShapeType In, class T>
-  struct bind {
-    static_assert(In::rank == 3,
-                  "SeparableConv2D needs an image input of rank 3 (height, width, channels) (the "
-                  "shapes are in bind<...> above).");
-    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
-                                 C = In::rank > 2 ? In::dims[2] : 1, M = DepthMultiplier;
-    using dw = detail::DepthwiseBody<T, H, W, C, M, KH, KW, Stride, Pad, Dilation, false>;
-    using geom = typename dw::geom;
-    static_assert(In::rank != 3 || geom::fits,
-                  "SeparableConv2D's kernel is larger than its input with valid padding (the "
-                  "shapes are in bind<...> above).");
-
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = Shape<geom::oh, geom::ow, Filters>;
-    static constexpr std::size_t CM = dw::CM, positions = dw::positions;
-    static constexpr std::size_t depthwise_weights = dw::weights;
-    static constexpr std::size_t pointwise_weights = CM * Filters;
-    static constexpr std::size_t param_count = depthwise_weights + pointwise_weights + Filters;
-    // Scratch for n samples: z of all samples back to back (the pointwise GEMMs read it as one
-    // matrix), then from the next line each sample's gemm_nt accumulators, then the depthwise
-    // step's scratch. Per sample, plus a line of slack for each rounding.
-    static constexpr std::size_t kLine = 64 / sizeof(T);
-    static constexpr std::size_t line_up(std::size_t v) { return (v + kLine - 1) / kLine * kLine; }
-    static constexpr std::size_t z_floats = positions * CM;
-    static constexpr std::size_t dz_rows = detail::nt_chunk_rows<T>(positions);
-    static constexpr std::size_t acc_floats = line_up(kernels::gemm_nt_scratch<T>(dz_rows, CM));
-    static constexpr std::size_t scratch_per_sample =
-        z_floats + acc_floats + dw::scratch_per_sample + 2 * kLine;
-    static T* acc_region(T* scratch, std::size_t n) { return scratch + line_up(n * z_floats); }
-    static T* dw_region(T* scratch, std::size_t n) {
-      return acc_region(scratch, n) + n * acc_floats;
-    }
-    static constexpr std::string_view name = "SeparableConv2D";
-    static constexpr LayerKind kind = LayerKind::separable_conv2d;
-    static std::string config() {
-      return detail::window_config(KH, KW, Stride, Pad, Dilation) +
-             (M != 1 ? " multiplier " + std::to_string(M) : std::string());
-    }
-    static std::string spec() {
-      std::string s = "ctnn::SeparableConv2D<" + std::to_string(Filters) + ", " +
-                      std::to_string(KH) + ", " + std::to_string(KW) + ", " +
-                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
-                      std::to_string(M) + ", " + std::to_string(Dilation);
-      if constexpr (!std::is_same_v<DepthwiseInit, init::GlorotUniform> ||
-                    !std::is_same_v<PointwiseInit, init::GlorotUniform> ||
-                    !std::is_same_v<BiasInit, init::Zeros>)
-        s += ", " + std::string(DepthwiseInit::spec) + ", " + std::string(PointwiseInit::spec) +
-             ", " + std::string(BiasInit::spec);
-      return s + ">";
-    }
-    static constexpr bool fuses_relu = true;
-    static constexpr bool is_view = false;
-
-    static void init(T* p, Rng& rng) {
-      DepthwiseInit::fill(p, depthwise_weights, KH * KW * C, KH * KW * M, rng);
-      PointwiseInit::fill(p + depthwise_weights, pointwise_weights, CM, Filters, rng);
-      BiasInit::fill(p + depthwise_weights + pointwise_weights, Filters, CM, Filters, rng);
-    }
-
-    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
-      T* z = scratch;
-      dw::forward(p, x, z, n, dw_region(scratch, n), kernels::Epilogue::none);
-      const T* P = p + depthwise_weights;
-      kernels::gemm_nn(n * positions, Filters, CM, z, CM, 1, P, Filters, y, Filters, false,
-                       P + pointwise_weights, act);
-    }
-
-    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext&) {
-      T* z = scratch;
-      const T* P = p + depthwise_weights;
-      // dP[CM x Filters] = z^T dy and db over all n * positions rows, in row order.
-      kernels::gemm_nn(CM, Filters, n * positions, z, 1, CM, dy, Filters, dp + depthwise_weights,
-                       Filters, false, static_cast<const T*>(nullptr), kernels::Epilogue::none);
-      kernels::sum_rows(n * positions, Filters, dy, dp + depthwise_weights + pointwise_weights);
-      // dz_s[positions x CM] = dy_s P^T, over z_s (used above).
-      parallel_for(n, [&](std::size_t s) {
-        detail::gemm_nt_chunked<dz_rows>(positions, CM, Filters, dy + s * output_shape::size,
-                                         Filters, P, Filters, z + s * z_floats, CM,
-                                         acc_region(scratch, n) + s * acc_floats);
-      }, n * positions * CM * Filters >= kParallelWork);
-      dw::backward(p, x, z, dx, dp, n, dw_region(scratch, n));
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/separable_conv2d.hpp ----
-// ---- begin ctnn/layers/conv1d.hpp ----
-// ctnn/layers/conv1d.hpp: Conv1D<Filters, K, Stride, Padding, Dilation, KernelInit, BiasInit,
-// Groups>, a 1-D convolution over sequences.
-//
-// Represents y[t][f] = b[f] + sum_{k,c} x[t*S + k*D - pl][g*C/G + c] * W[k][c][f] over a
-// Steps x C input (time, channels), with g = f / (Filters/G): Keras's Conv1D with padding valid,
-// same or causal (Dilation*(K-1) zeros before the sequence, so output t sees inputs <= t), and
-// dilation_rate D. Padding::pads(t, b, l, r) pads l before and r after (t and b are ignored).
-// Requires: a rank-2 input (Input<Steps, C>); C and Filters divisible by G; for valid padding, a
-// dilated kernel D*(K-1)+1 no longer than the sequence.
-// Output shape: Shape<OT, Filters>. Parameters: W in Keras's [K][C/G][Filters] order, then
-// b [Filters]. Init: fan_in = K*C/G, fan_out = K*Filters (Keras's); defaults Glorot uniform W,
-// zero b.
-// How: Conv2D's implementation (layers/conv2d.hpp) on a 1 x Steps image with a 1 x K kernel, so
-// the same GEMMs, the same thread-count-independent weight gradient and the same scratch.
-#include <cstddef>
-#include <string>
-
-
-namespace ctnn {
-namespace detail {
-// Conv1D's padding as the 2-D padding of a 1-row image: causal is K-1 dilated taps on the left.
-constexpr Padding conv1d_padding(Padding p, std::size_t k, std::size_t dilation) {
-  if (p.mode == Padding::Mode::causal) return Padding::pads(0, 0, dilation * (k - 1), 0);
-  if (p.mode == Padding::Mode::explicit_pads) return Padding::pads(0, 0, p.left, p.right);
-  return p;
-}
-}  // namespace detail
-
-template <std::size_t Filters, std::size_t K, std::size_t Stride = 1,
-          Padding Pad = Padding::valid, std::size_t Dilation = 1,
-          class KernelInit = init::GlorotUniform, class BiasInit = init::Zeros,
-          std::size_t Groups = 1>
-struct Conv1D {
-  static_assert(Filters >= 1 && K >= 1 && Stride >= 1 && Dilation >= 1 && Groups >= 1,
-                "Conv1D needs at least one filter, a kernel of at least 1, and a stride, dilation "
-                "and groups >= 1.");
-  static_assert(is_initializer_v<KernelInit> && is_initializer_v<BiasInit>,
-                "Conv1D's KernelInit and BiasInit must be initializers such as ctnn::init::HeNormal "
-                "(the list is in ctnn/core/init.hpp).");
-  static_assert(Filters % (Groups == 0 ? 1 : Groups) == 0,
-                "Conv1D's Filters must be a multiple of its Groups (each group has as many "
-                "filters).");
-  static constexpr Padding kPad2D = detail::conv1d_padding(Pad, K, Dilation);
-
-  template <ShapeType In, class T>
-  struct bind : detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
-                                 K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit> {
-    using body = detail::ConvBody<T, 1, In::dims[0], (In::rank > 1 ? In::dims[1] : 1), Filters, 1,
-                                  K, Stride, kPad2D, Dilation, Groups, KernelInit, BiasInit>;
-    static_assert(In::rank == 2,
-                  "Conv1D needs a sequence input of rank 2 (steps, channels): use "
-                  "Input<Steps, C> (the shapes are in bind<...> above).");
-    static_assert(In::rank != 2 || body::C % Groups == 0,
-                  "Conv1D's input channels must be a multiple of its Groups (the shapes are in "
-                  "bind<...> above).");
-    using geom = typename body::geom;
-    static_assert(In::rank != 2 || geom::fits,
-                  "Conv1D's dilated kernel is longer than its input with valid padding: use a "
-                  "smaller kernel or Padding::same / Padding::causal (the shapes are in bind<...> "
-                  "above).");
-
-    using value_type = T;
-    using input_shape = In;
-    using output_shape = Shape<geom::ow, Filters>;
-    static constexpr std::string_view name = "Conv1D";
-    static constexpr LayerKind kind = LayerKind::conv1d;
-    static std::string config() {
-      std::string s = std::to_string(K) + " stride " + std::to_string(Stride) + " " +
-                      detail::padding_config(Pad);
-      if (Dilation != 1) s += " dilation " + std::to_string(Dilation);
-      if (Groups != 1) s += " groups " + std::to_string(Groups);
-      return s;
-    }
-    static std::string spec() {
-      std::string s = "ctnn::Conv1D<" + std::to_string(Filters) + ", " + std::to_string(K) + ", " +
-                      std::to_string(Stride) + ", " + detail::padding_spec(Pad) + ", " +
-                      std::to_string(Dilation);
-      if (Groups != 1)
-        s += ", " + std::string(KernelInit::spec) + ", " + std::string(BiasInit::spec) + ", " +
-             std::to_string(Groups);
-      else
-        s += detail::init_spec<KernelInit, BiasInit>();
-      return s + ">";
-    }
-    static constexpr bool fuses_relu = true;
-    static constexpr bool is_view = false;
-
-    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext&, kernels::Epilogue act = kernels::Epilogue::none) {
-      body::forward(p, x, y, n, scratch, act);
-    }
-    static void backward(const T* p, const T*, const T*, const T* dy, T* dx, T* dp, std::size_t n,
-                         T* scratch, const PassContext&) {
-      body::backward(p, dy, dx, dp, n, scratch);
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/conv1d.hpp ----
 // ---- begin ctnn/optim/adamw.hpp ----
 // ctnn/optim/adamw.hpp: AdamW (Loshchilov & Hutter), Adam with decoupled weight decay, as Keras's.
 //
@@ -14980,200 +15575,4 @@ using RMSprop = BasicRMSprop<float>;
 
 }  // namespace ctnn
 // ---- end ctnn/optim/rmsprop.hpp ----
-// ---- begin ctnn/layers/random_flip.hpp ----
-// ctnn/layers/random_flip.hpp: RandomFlip<Mode>, Keras's RandomFlip preprocessing layer.
-//
-// Represents, in training, y = x flipped left-right (horizontal: along the width) and/or
-// upside-down (vertical: along the height), each with probability 1/2, drawn per sample;
-// in inference, y = x. Mode: FlipMode::horizontal, vertical or horizontal_and_vertical (Keras's
-// default). Requires a rank-3 input (height, width, channels). Output shape: the input's. No
-// parameters. The flips of sample s in a step come from Rng(step seed, s) alone, so a seeded run
-// flips the same samples at any thread count; they are kept in scratch (2 values a sample) and
-// backward sends each gradient back through the same flip (a permutation: dx = flip(dy)).
-#include <cstring>
-#include <string>
-
-
-namespace ctnn {
-
-enum class FlipMode { horizontal, vertical, horizontal_and_vertical };
-
-template <FlipMode Mode = FlipMode::horizontal_and_vertical>
-struct RandomFlip {
-  template <ShapeType In, class T>
-  struct bind : detail::ParamFree<In, T, 2> {
-    static_assert(In::rank == 3,
-                  "RandomFlip needs an image input of rank 3 (height, width, channels): use "
-                  "Input<H, W, C> (the shapes are in bind<...> above).");
-    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
-                                 C = In::rank > 2 ? In::dims[2] : 1;
-    static constexpr std::string_view name = "RandomFlip";
-    static std::string config() {
-      return Mode == FlipMode::horizontal ? "horizontal"
-             : Mode == FlipMode::vertical ? "vertical" : "horizontal_and_vertical";
-    }
-    static std::string spec() { return "ctnn::RandomFlip<ctnn::FlipMode::" + config() + ">"; }
-
-    // y[i][j] = x[flip_v ? H-1-i : i][flip_h ? W-1-j : j] over sample `from` into `to`; the map
-    // is its own inverse, so backward uses it on dy.
-    static void flip(const T* from, T* to, bool fh, bool fv) {
-      for (std::size_t i = 0; i < H; ++i) {
-        const std::size_t si = fv ? H - 1 - i : i;
-        for (std::size_t j = 0; j < W; ++j) {
-          const std::size_t sj = fh ? W - 1 - j : j;
-          std::memcpy(to + (i * W + j) * C, from + (si * W + sj) * C, C * sizeof(T));
-        }
-      }
-    }
-
-    static void forward(const T*, const T* x, T* y, std::size_t n, T* flags,
-                        const PassContext& ctx) {
-      if (!ctx.training) {
-        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
-        for (std::size_t i = 0; i < 2 * n; ++i) flags[i] = T(0);
-        return;
-      }
-      parallel_for(n, [&](std::size_t s) {
-        Rng rng(ctx.seed * 0xD1B54A32D192ED03ull + s);
-        const bool fh = Mode != FlipMode::vertical && rng.uniform01() < 0.5;
-        const bool fv = Mode != FlipMode::horizontal && rng.uniform01() < 0.5;
-        flags[2 * s] = fh ? T(1) : T(0);
-        flags[2 * s + 1] = fv ? T(1) : T(0);
-        flip(x + s * In::size, y + s * In::size, fh, fv);
-      }, n * In::size >= kParallelWork);
-    }
-    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
-                         T* flags, const PassContext&) {
-      if (!dx) return;
-      parallel_for(n, [&](std::size_t s) {
-        flip(dy + s * In::size, dx + s * In::size, flags[2 * s] != T(0), flags[2 * s + 1] != T(0));
-      }, n * In::size >= kParallelWork);
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/random_flip.hpp ----
-// ---- begin ctnn/layers/random_translation.hpp ----
-// ctnn/layers/random_translation.hpp: RandomTranslation<HeightFactor, WidthFactor, Fill>, Keras's
-// RandomTranslation preprocessing layer with interpolation "nearest".
-//
-// Represents, in training, y[i][j] = x[i - dy][j - dx] for whole-pixel shifts
-// dy = round(u * H), u uniform in [-HeightFactor, HeightFactor], and dx = round(v * W), v uniform
-// in [-WidthFactor, WidthFactor], drawn per sample; in inference, y = x. Pixels read from outside
-// the image follow Fill: TranslationFill::reflect (Keras's default, "d c b a | a b c d | d c b a":
-// the edge pixel repeats) or TranslationFill::constant (zeros, Keras's fill_value 0). Keras's
-// default interpolation "bilinear" would shift by fractions of a pixel; this layer rounds the
-// shift to whole pixels, as Keras's interpolation="nearest" does.
-// Requires a rank-3 input (height, width, channels) and factors in [0, 1] (fractions of the size,
-// written as Real like Dropout's rate: RandomTranslation<0.1, 0.1>). Output shape: the input's.
-// No parameters. The shifts of sample s in a step come from Rng(step seed, s) alone, so a seeded
-// run shifts alike at any thread count; they are kept in scratch (2 values a sample) and backward
-// adds each output gradient into the input pixel it was read from (reflection can read one pixel
-// several times; constant fill reads none from outside).
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <string>
-
-
-namespace ctnn {
-
-enum class TranslationFill { reflect, constant };
-
-template <Real HeightFactor, Real WidthFactor, TranslationFill Fill = TranslationFill::reflect>
-struct RandomTranslation {
-  static_assert(HeightFactor.value() >= 0.0 && HeightFactor.value() <= 1.0 &&
-                    WidthFactor.value() >= 0.0 && WidthFactor.value() <= 1.0,
-                "RandomTranslation's height and width factors must be fractions in [0, 1].");
-
-  template <ShapeType In, class T>
-  struct bind : detail::ParamFree<In, T, 2> {
-    static_assert(In::rank == 3,
-                  "RandomTranslation needs an image input of rank 3 (height, width, channels): "
-                  "use Input<H, W, C> (the shapes are in bind<...> above).");
-    static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
-                                 C = In::rank > 2 ? In::dims[2] : 1;
-    static constexpr std::string_view name = "RandomTranslation";
-    static std::string config() {
-      return "height " + std::to_string(HeightFactor.value()) + ", width " +
-             std::to_string(WidthFactor.value()) +
-             (Fill == TranslationFill::reflect ? ", reflect" : ", constant");
-    }
-    static std::string spec() {
-      return "ctnn::RandomTranslation<" + std::to_string(HeightFactor.value()) + ", " +
-             std::to_string(WidthFactor.value()) +
-             (Fill == TranslationFill::reflect ? "" : ", ctnn::TranslationFill::constant") + ">";
-    }
-
-    // The index in [0, n) that position r reads, or -1 (constant fill) for none.
-    static std::int64_t source(std::int64_t r, std::int64_t n) {
-      if (r >= 0 && r < n) return r;
-      if constexpr (Fill == TranslationFill::constant) {
-        return -1;
-      } else {
-        std::int64_t m = r % (2 * n);
-        if (m < 0) m += 2 * n;
-        return m < n ? m : 2 * n - 1 - m;
-      }
-    }
-    // A shift of u * size pixels for u uniform in [-f, f], rounded half away from zero.
-    static std::int64_t draw_shift(Rng& rng, double f, std::size_t size) {
-      const double u = -f + 2 * f * rng.uniform01();
-      return std::int64_t(std::lround(u * double(size)));
-    }
-
-    static void forward(const T*, const T* x, T* y, std::size_t n, T* shifts,
-                        const PassContext& ctx) {
-      if (!ctx.training) {
-        if (y != x) std::memcpy(y, x, n * In::size * sizeof(T));
-        for (std::size_t i = 0; i < 2 * n; ++i) shifts[i] = T(0);
-        return;
-      }
-      parallel_for(n, [&](std::size_t s) {
-        Rng rng(ctx.seed * 0x8CB92BA72F3D8DD7ull + s);
-        const std::int64_t dy = draw_shift(rng, HeightFactor.value(), H);
-        const std::int64_t dx = draw_shift(rng, WidthFactor.value(), W);
-        shifts[2 * s] = T(dy);
-        shifts[2 * s + 1] = T(dx);
-        const T* xs = x + s * In::size;
-        T* ys = y + s * In::size;
-        for (std::size_t i = 0; i < H; ++i) {
-          const std::int64_t si = source(std::int64_t(i) - dy, std::int64_t(H));
-          for (std::size_t j = 0; j < W; ++j) {
-            const std::int64_t sj = source(std::int64_t(j) - dx, std::int64_t(W));
-            T* out = ys + (i * W + j) * C;
-            if (si < 0 || sj < 0)
-              for (std::size_t c = 0; c < C; ++c) out[c] = T(0);
-            else
-              std::memcpy(out, xs + (std::size_t(si) * W + std::size_t(sj)) * C, C * sizeof(T));
-          }
-        }
-      }, n * In::size >= kParallelWork);
-    }
-    static void backward(const T*, const T*, const T*, const T* dy, T* dx, T*, std::size_t n,
-                         T* shifts, const PassContext&) {
-      if (!dx) return;
-      parallel_for(n, [&](std::size_t s) {
-        const std::int64_t sy = std::int64_t(shifts[2 * s]), sx = std::int64_t(shifts[2 * s + 1]);
-        const T* g = dy + s * In::size;
-        T* d = dx + s * In::size;
-        for (std::size_t i = 0; i < In::size; ++i) d[i] = T(0);
-        for (std::size_t i = 0; i < H; ++i) {
-          const std::int64_t si = source(std::int64_t(i) - sy, std::int64_t(H));
-          for (std::size_t j = 0; j < W; ++j) {
-            const std::int64_t sj = source(std::int64_t(j) - sx, std::int64_t(W));
-            if (si < 0 || sj < 0) continue;
-            T* to = d + (std::size_t(si) * W + std::size_t(sj)) * C;
-            const T* from = g + (i * W + j) * C;
-            for (std::size_t c = 0; c < C; ++c) to[c] += from[c];
-          }
-        }
-      }, n * In::size >= kParallelWork);
-    }
-  };
-};
-
-}  // namespace ctnn
-// ---- end ctnn/layers/random_translation.hpp ----
 // ---- end ctnn/ctnn.hpp ----

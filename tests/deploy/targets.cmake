@@ -56,8 +56,10 @@ function(ctnn_device_test platform model cxx min_accuracy)
   set_tests_properties(device_${model}_${platform} PROPERTIES FIXTURES_REQUIRED device_models LABELS long)
 endfunction()
 ctnn_device_test(host-scalar device_model ${CMAKE_CXX_COMPILER} 0.85)
+# The briefly trained ones need no accuracy bar here (their examples have theirs): their host runs
+# check that the exported code gives the training host's classes (and the first image's outputs).
 foreach(model resnet8 ds_cnn autoencoder)
-  ctnn_device_test(host ${model} ${CMAKE_CXX_COMPILER} 0.5)
+  ctnn_device_test(host ${model} ${CMAKE_CXX_COMPILER} 0)
 endforeach()
 
 # The cross builds do not depend on the host compiler: scripts/test.sh runs them in its g++ build

@@ -253,16 +253,20 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
       for (; n + W <= n1; n += W) nn_rows<MR, NV>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       // Fewer than NV vectors of columns left (all of them when N < NV vectors, as for
       // a convolution of 16 filters on AVX-512): a taller tile of 1, 2 or 3 vectors.
-      const std::size_t rest = (n1 - n) / L;
-      if (NV > 3 && rest == 3) {
-        nn_rows<kNnTallMR[3], 3>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += 3 * L;
-      } else if (NV > 2 && rest == 2) {
-        nn_rows<kNnTallMR[2], 2>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += 2 * L;
-      } else if (rest == 1) {
-        nn_rows<kNnTallMR[1], 1>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
-        n += L;
+      // (Not on SCALAR, one lane a vector: the scalar tail does it, in less code for a
+      // microcontroller's flash.)
+      if constexpr (HWY_TARGET != HWY_SCALAR) {
+        const std::size_t rest = (n1 - n) / L;
+        if (NV > 3 && rest == 3) {
+          nn_rows<kNnTallMR[3], 3>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += 3 * L;
+        } else if (NV > 2 && rest == 2) {
+          nn_rows<kNnTallMR[2], 2>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += 2 * L;
+        } else if (rest == 1) {
+          nn_rows<kNnTallMR[1], 1>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
+          n += L;
+        }
       }
       if (n < n1) nn_scalar(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, n1 - n, acc);
       if (K == 0) break;
