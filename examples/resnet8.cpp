@@ -87,11 +87,20 @@ int run(const Options& o) {
   std::cout << "test accuracy: " << result.accuracy << "\n";
   // Post-training int8: BatchNormalization folded into the convolutions, activation scales
   // calibrated on 1,000 training images; the residual adds run on dequantized values.
+  // Both recipes quantize through the torch recipe's type: the own recipe's augmentation layers
+  // have no parameters and do nothing in inference, so the arenas line up (and the int8 code is
+  // compiled once, not per recipe).
+  using Plain = resnet8::Torch;
+  static_assert(Plain::arena_size == Model::arena_size && Plain::state_size == Model::state_size);
+  Plain plain{0};
+  std::copy(model.parameters().begin(), model.parameters().end(), plain.parameters().begin());
+  std::copy(model.state().begin(), model.state().end(), plain.state().begin());
   const std::size_t calib = std::min<std::size_t>(1000, train.size());
   const auto q = ctnn::quantize(
-      model, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
+      plain, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
   std::vector<float> q_out(test.size() * Model::output_size);
+  static_assert(Plain::output_size == Model::output_size);
   q.predict(test.x, q_out);
   std::size_t q_right = 0;
   for (std::size_t i = 0; i < test.size(); ++i) {
@@ -100,10 +109,10 @@ int run(const Options& o) {
                std::size_t(test.labels[i]);
   }
   const double int8_accuracy = double(q_right) / double(test.size());
-  using Q = ctnn::QuantizedModel<Model>;
+  using Q = ctnn::QuantizedModel<Plain>;
   std::cout << "int8 test accuracy: " << int8_accuracy << " (" << Q::parameter_bytes
             << " bytes of int8 weights, scales and biases vs " << Q::float_parameter_bytes
-            << " in float; " << ctnn::deploy::StaticQuantizedModel<Model>::buffer_bytes
+            << " in float; " << ctnn::deploy::StaticQuantizedModel<Plain>::buffer_bytes
             << " bytes of buffers for one sample)\n";
   if (o.json) {
     std::ostringstream j;

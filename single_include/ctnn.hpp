@@ -13214,11 +13214,17 @@ struct WindowArgs<Window2D<H, W, C, KH, KW, S, P, D>> {
   static constexpr std::size_t kh = KH, kw = KW, stride = S, dilation = D;
 };
 
-// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise.
-template <class F>
+// Calls f.template operator()<Q>() with Q = int8_t for signed data, uint8_t otherwise. With
+// KnownUnsigned (bytes after a ReLU, which calibration can only find non-negative) only the
+// uint8_t form exists: half the code to compile.
+template <bool KnownUnsigned = false, class F>
 void with_8bit_type(bool is_signed, F&& f) {
-  if (is_signed) f.template operator()<std::int8_t>();
-  else f.template operator()<std::uint8_t>();
+  if constexpr (KnownUnsigned) {
+    f.template operator()<std::uint8_t>();
+  } else {
+    if (is_signed) f.template operator()<std::int8_t>();
+    else f.template operator()<std::uint8_t>();
+  }
 }
 
 // The int8 forward pass of a float model (a Sequential chain or a Graph), planned by the compiler
@@ -13264,6 +13270,8 @@ struct Int8Forward {
                                                    // into it (kNone: none)
     std::array<bool, num_layers> in_bytes{};       // input arrives as 8-bit
     std::array<bool, NT> bytes{};                  // tensor held as 8-bit
+    std::array<bool, NT> unsigned_bytes{};         // 8-bit tensor after a ReLU: uint8 for sure
+    std::array<bool, num_layers> unsigned_in{};    // compute layer reading such bytes
     std::array<std::size_t, NT> owner{};           // 8-bit tensor: the compute index whose input
                                                    // scale and signedness it has
     std::array<std::size_t, NT> root{};            // the tensor whose buffer it is
@@ -13379,8 +13387,10 @@ struct Int8Forward {
       if (c != kNone) {
         p.next[i] = c;
         p.relu[i] = relu;
+        p.unsigned_in[c] = relu;
         for (std::size_t u = i + 1; u <= c; u = sole[u] + 1) {
           p.bytes[u] = true;
+          p.unsigned_bytes[u] = relu;  // the store clamps at 0 when a ReLU lies on the path
           p.in_bytes[sole[u]] = true;
           p.owner[u] = p.index[c];
           if (p.kind[sole[u]] == QKind::relu) p.alias[sole[u]] = true;  // the store's clamp
@@ -13528,7 +13538,7 @@ struct Int8Forward {
     const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
       if constexpr (plan.next[I] != kNone) {
         constexpr std::size_t nc = plan.index[plan.next[I]];
-        with_8bit_type(p.input_signed[nc], [&]<class Q>() {
+        with_8bit_type<plan.relu[I]>(p.input_signed[nc], [&]<class Q>() {
           kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / p.input_scales[nc],
                                    plan.relu[I], static_cast<Q*>(y) + out_offset, N);
         });
@@ -13537,7 +13547,7 @@ struct Int8Forward {
                                   static_cast<float*>(y) + out_offset, N);
       }
     };
-    with_8bit_type(p.input_signed[c], [&]<class TA>() {
+    with_8bit_type<plan.unsigned_in[I]>(p.input_signed[c], [&]<class TA>() {
       const TA* xa = reinterpret_cast<const TA*>(x);
       if constexpr (plan.kind[I] == QKind::dense) {
         kernels::gemm_int8(n, N, K, xa, K, W, w.acc, N);
@@ -13634,7 +13644,7 @@ struct Int8Forward {
         run_compute<I>(p, w, qx, n, y);
       } else if constexpr (plan.in_bytes[I]) {
         static_assert(kind == QKind::maxpool, "only max pooling computes on bytes");
-        with_8bit_type(p.input_signed[plan.owner[in]], [&]<class Q>() {
+        with_8bit_type<plan.unsigned_bytes[in]>(p.input_signed[plan.owner[in]], [&]<class Q>() {
           maxpool8<L>(static_cast<const Q*>(tensor(w, x, in, n)), static_cast<Q*>(y), n);
         });
       } else if constexpr (plan.inplace[I] && kind == QKind::relu) {
