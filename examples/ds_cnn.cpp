@@ -55,15 +55,7 @@ int run(const Options& o) {
   const auto q = ctnn::quantize(
       model, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
-  std::vector<float> out(test.size() * Model::output_size);
-  q.predict(test.x, out);
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < test.size(); ++i) {
-    const float* p = out.data() + i * Model::output_size;
-    right += std::size_t(std::max_element(p, p + Model::output_size) - p) ==
-             std::size_t(test.labels[i]);
-  }
-  const double int8_accuracy = double(right) / double(test.size());
+  const double int8_accuracy = q.accuracy(test);
   using Q = ctnn::QuantizedModel<Model>;
   std::cout << "seconds per epoch: best " << best_seconds << " ("
             << double(train.size()) / best_seconds << " training images/s)\n"

@@ -99,16 +99,7 @@ int run(const Options& o) {
   const auto q = ctnn::quantize(
       plain, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
-  std::vector<float> q_out(test.size() * Model::output_size);
-  static_assert(Plain::output_size == Model::output_size);
-  q.predict(test.x, q_out);
-  std::size_t q_right = 0;
-  for (std::size_t i = 0; i < test.size(); ++i) {
-    const float* p = q_out.data() + i * Model::output_size;
-    q_right += std::size_t(std::max_element(p, p + Model::output_size) - p) ==
-               std::size_t(test.labels[i]);
-  }
-  const double int8_accuracy = double(q_right) / double(test.size());
+  const double int8_accuracy = q.accuracy(test);
   using Q = ctnn::QuantizedModel<Plain>;
   std::cout << "int8 test accuracy: " << int8_accuracy << " (" << Q::parameter_bytes
             << " bytes of int8 weights, scales and biases vs " << Q::float_parameter_bytes

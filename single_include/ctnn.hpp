@@ -13990,6 +13990,38 @@ class QuantizedModel {
     run_chunks(ctx, x.data(), n, out.data());
   }
 
+  // The fraction of `d`'s samples whose largest int8 output is their label (the int8 model's
+  // test accuracy). Refuses a dataset of another sample size, without labels or with a label
+  // outside [0, output_size), and a sample holding NaN or an infinity (it has no class).
+  double accuracy(const data::Dataset& d) const {
+    if (d.feature_size() != input_size)
+      fail("QuantizedModel::accuracy() was given samples of ", d.feature_size(),
+           " values but the model's input ", Model::input_shape::str(), " has ", input_size, ".");
+    if (!d.has_labels() || d.labels.size() != d.size())
+      fail("QuantizedModel::accuracy() needs one class label per sample; the dataset has ",
+           d.labels.size(), " labels for ", d.size(), " samples.");
+    if (d.size() == 0) fail("QuantizedModel::accuracy() was given an empty dataset.");
+    std::vector<float> out(std::min(d.size(), kInferenceChunk) * output_size);
+    std::size_t right = 0;
+    for (std::size_t b = 0; b < d.size(); b += kInferenceChunk) {
+      const std::size_t m = std::min(kInferenceChunk, d.size() - b);
+      const std::span<const float> x(d.x.data() + b * input_size, m * input_size);
+      if (const std::size_t i = kernels::first_non_finite(x.size(), x.data()); i != x.size())
+        fail("QuantizedModel::accuracy(): sample ", b + i / input_size, " holds ", x[i],
+             " (value ", i % input_size, "), which has no class in 8-bit inference.");
+      predict(x, std::span<float>(out.data(), m * output_size));
+      for (std::size_t s = 0; s < m; ++s) {
+        const std::int32_t label = d.labels[b + s];
+        if (label < 0 || std::size_t(label) >= output_size)
+          fail("QuantizedModel::accuracy(): the label ", label, " of sample ", b + s,
+               " is outside the class range [0, ", output_size, ").");
+        const float* p = out.data() + s * output_size;
+        right += std::size_t(std::max_element(p, p + output_size) - p) == std::size_t(label);
+      }
+    }
+    return double(right) / double(d.size());
+  }
+
   // Index of the largest output of one sample (the predicted class).
   std::size_t predict_class(std::span<const float> x) const {
     return predict_class(thread_context(), x);

@@ -26,19 +26,6 @@
 
 namespace {
 
-template <class Model>
-double int8_accuracy(const ctnn::QuantizedModel<Model>& q, const ctnn::data::Dataset& test) {
-  std::vector<float> out(test.size() * Model::output_size);
-  q.predict(test.x, out);
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < test.size(); ++i) {
-    const float* p = out.data() + i * Model::output_size;
-    right += std::size_t(std::max_element(p, p + Model::output_size) - p) ==
-             std::size_t(test.labels[i]);
-  }
-  return double(right) / double(test.size());
-}
-
 // Trains `Model` on `train` for `epochs`, quantizes it, writes <name>_int8.hpp (namespace
 // <name>_int8) and <name>_case.hpp (namespace <name>_case: the first test image and the host's
 // int8 outputs for it), and prints the accuracies.
@@ -55,7 +42,7 @@ void export_model(const std::string& out, const std::string& name, const ctnn::d
       model, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
   ctnn::deploy::export_header(out + "/" + name + "_int8.hpp", q, name + "_int8");
-  const double q_accuracy = classes ? int8_accuracy(q, test) : 0.0;
+  const double q_accuracy = classes ? q.accuracy(test) : 0.0;
   const std::span<const float> image(test.x.data(), Model::input_size);
   const auto y = q.predict(image);
   ctnn::io::write_atomically(out + "/" + name + "_case.hpp", [&](std::ostream& os) {

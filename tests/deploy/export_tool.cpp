@@ -40,15 +40,7 @@ int main(int argc, char** argv) try {
   auto quantized = ctnn::quantize(
       model, std::span<const float>(train.x.data(), 1000 * TinyModel::input_size));
   ctnn::deploy::export_header(out + "/fashion_model_int8.hpp", quantized, "fashion_model_int8");
-  std::vector<float> test_out(test.size() * TinyModel::output_size);
-  quantized.predict(test.x, test_out);
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < test.size(); ++i) {
-    const float* p = test_out.data() + i * TinyModel::output_size;
-    right += std::size_t(std::max_element(p, p + TinyModel::output_size) - p) ==
-             std::size_t(test.labels[i]);
-  }
-  const double int8_accuracy = double(right) / double(test.size());
+  const double int8_accuracy = quantized.accuracy(test);
 
   // The first CASES test images and what this host's model says about them.
   const std::span<const float> inputs(test.x.data(), cases * TinyModel::input_size);

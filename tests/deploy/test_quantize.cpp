@@ -351,6 +351,30 @@ TEST_CASE("A residual Graph with BatchNormalization keeps Fashion-MNIST accuracy
   CHECK(agree >= 0.97);
 }
 
+TEST_CASE("QuantizedModel::accuracy counts the int8 model's right classes and refuses bad data") {
+  using Model = Sequential<Input<28, 28, 1>, Conv2D<4, 3, 3, 2>, ReLU, Flatten, Dense<10>, Softmax>;
+  const auto data = test_set(600);  // more than one 256-sample chunk
+  Model model(11);
+  Adam opt(3e-3f);
+  fit(model, opt, SparseCategoricalCrossEntropy{}, slice(data, 0, 300), {.epochs = 2, .verbose = 0});
+  const auto q = quantize(model, data);
+  const double acc = q.accuracy(data);
+  CHECK(acc == accuracy(outputs(q, data), data, 10));
+  CHECK(acc > 0.5);
+  auto bad = slice(data, 0, 10);
+  bad.labels[7] = 10;
+  CHECK_THROWS_WITH(q.accuracy(bad), Catch::Matchers::Contains("label 10 of sample 7") &&
+                                         Catch::Matchers::Contains("[0, 10)"));
+  bad = slice(data, 0, 10);
+  bad.x[3 * 784 + 5] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH(q.accuracy(bad), Catch::Matchers::Contains("sample 3 holds nan (value 5)"));
+  bad = slice(data, 0, 10);
+  bad.labels.clear();
+  CHECK_THROWS_WITH(q.accuracy(bad), Catch::Matchers::Contains("one class label per sample"));
+  bad.sample_shape = {14, 56, 2};
+  CHECK_THROWS_WITH(q.accuracy(bad), Catch::Matchers::Contains("samples of 1568 values"));
+}
+
 TEST_CASE("A NaN or infinite input gets NaN outputs from the int8 model and no class") {
   // The seed of issue 11: 8-bit values cannot hold NaN, and quantizing clamped it into range, so
   // a NaN sample got a confident class. Now its outputs are NaN (QuantizedModel and
