@@ -11266,7 +11266,8 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 #include <vector>
 
 // ---- begin ctnn/deploy/quantize.hpp ----
-// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential.
+// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential or
+// Graph.
 //
 //   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
 //   auto probs = q.predict(image);                      // like Sequential::predict
@@ -11277,21 +11278,24 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
 //                (a per-channel scale keeps a channel of small weights from being crushed by
 //                another channel's large ones);
-//   activations  the input of each Dense/Conv2D, symmetric with zero point 0 (so padding, ReLU
+//   activations  the input of each quantized layer, symmetric with zero point 0 (so padding, ReLU
 //                and max pooling stay exact in integers): uint8 [0, 255] when the calibration
 //                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
 //                otherwise; the scale covers the calibrated range (CalibrationOptions);
 //   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
 //                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
-//                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
-//                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
+//                quantized layer's input scale (a ReLU between them becomes the clamp at 0) when
+//                that layer alone reads it, otherwise (before Softmax, Tanh, AvgPool2D, a
+//                residual Add, a tensor read twice, the output) kept in float.
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
 // Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
 // dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
 // other parameter-free layer runs in float with the float model's own code: among them
 // GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
-// input scale (calibrated on the means) would clip the inputs before averaging. A layer with
-// parameters other than Dense and Conv2D is a compile error.
+// input scale (calibrated on the means) would clip the inputs before averaging; Add and
+// Concatenate sum or join the dequantized values (in place where an input dies there). A layer
+// with parameters of another kind is a compile error. The plan (which tensors are bytes, where
+// each lives) is detail::Int8Forward's, made by the compiler from the model's node list.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.
 // Requires: a float model with at least one Dense, Conv2D, Conv1D or DepthwiseConv2D; every
@@ -11320,8 +11324,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // ctnn/deploy/static_quantized.hpp: int8 inference over constant weights in memory fixed at
 // compile time, and the int8 forward pass it shares with QuantizedModel (deploy/quantize.hpp).
 //
-// detail::Int8Forward<Model> is the layer loop of a quantized model over raw pointers: what the
-// compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
+// detail::Int8Forward<Model> is the node loop of a quantized model (a Sequential or a Graph) over
+// raw pointers: what the compiler decides about the node list (the plan: kinds, folds, which
+// tensors are bytes, each tensor's slot in one arena, sizes) and one
 // run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
 // (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
 // export_header(path, QuantizedModel, name) (deploy/export.hpp) and buffers that are array
@@ -11331,7 +11336,9 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
 // SCALAR target there). Its sizes are known to the compiler:
 //   weight_bytes   packed int8 weights, float multipliers, biases and input scales (read only)
-//   buffer_bytes   activations (float and 8-bit), int32 sums, patches and scratch for one sample
+//   buffer_bytes   the activation arena (plan.arena: every live tensor, float or 8-bit), int32
+//                  sums, patches, float scratch and the outputs for one sample, each buffer
+//                  64-byte aligned: the object is buffer_bytes plus 64 bytes of pointers
 // The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
 // (kernels/int8.hpp).
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.

@@ -1,4 +1,5 @@
-// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential.
+// ctnn/deploy/quantize.hpp: post-training int8 quantization of a trained float Sequential or
+// Graph.
 //
 //   auto q = ctnn::quantize(model, calibration_set);   // QuantizedModel<Model>
 //   auto probs = q.predict(image);                      // like Sequential::predict
@@ -9,21 +10,24 @@
 //   weights      int8, symmetric, one scale per output channel: s_w[n] = max_k |W(k, n)| / 127
 //                (a per-channel scale keeps a channel of small weights from being crushed by
 //                another channel's large ones);
-//   activations  the input of each Dense/Conv2D, symmetric with zero point 0 (so padding, ReLU
+//   activations  the input of each quantized layer, symmetric with zero point 0 (so padding, ReLU
 //                and max pooling stay exact in integers): uint8 [0, 255] when the calibration
 //                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
 //                otherwise; the scale covers the calibrated range (CalibrationOptions);
 //   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
 //                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
-//                Dense/Conv2D's input scale (a ReLU between them becomes the clamp at 0) or, before
-//                any other layer (Softmax, Tanh, AvgPool2D, ...) and at the end, kept in float.
+//                quantized layer's input scale (a ReLU between them becomes the clamp at 0) when
+//                that layer alone reads it, otherwise (before Softmax, Tanh, AvgPool2D, a
+//                residual Add, a tensor read twice, the output) kept in float.
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
 // Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
 // dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
 // other parameter-free layer runs in float with the float model's own code: among them
 // GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
-// input scale (calibrated on the means) would clip the inputs before averaging. A layer with
-// parameters other than Dense and Conv2D is a compile error.
+// input scale (calibrated on the means) would clip the inputs before averaging; Add and
+// Concatenate sum or join the dequantized values (in place where an input dies there). A layer
+// with parameters of another kind is a compile error. The plan (which tensors are bytes, where
+// each lives) is detail::Int8Forward's, made by the compiler from the model's node list.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
 // clamping would make them a class); predict_class() refuses such a sample with an error.
 // Requires: a float model with at least one Dense, Conv2D, Conv1D or DepthwiseConv2D; every

@@ -1,8 +1,9 @@
 // ctnn/deploy/static_quantized.hpp: int8 inference over constant weights in memory fixed at
 // compile time, and the int8 forward pass it shares with QuantizedModel (deploy/quantize.hpp).
 //
-// detail::Int8Forward<Model> is the layer loop of a quantized model over raw pointers: what the
-// compiler decides about the layer list (the plan: kinds, which tensors are bytes, sizes) and one
+// detail::Int8Forward<Model> is the node loop of a quantized model (a Sequential or a Graph) over
+// raw pointers: what the compiler decides about the node list (the plan: kinds, folds, which
+// tensors are bytes, each tensor's slot in one arena, sizes) and one
 // run() over parameters and a workspace it does not own. QuantizedModel runs it over its own
 // (heap) buffers; StaticQuantizedModel over the constant arrays of a header written by
 // export_header(path, QuantizedModel, name) (deploy/export.hpp) and buffers that are array
@@ -12,7 +13,9 @@
 // at run time, so it builds with -fno-exceptions -fno-rtti for a bare-metal target (Highway's
 // SCALAR target there). Its sizes are known to the compiler:
 //   weight_bytes   packed int8 weights, float multipliers, biases and input scales (read only)
-//   buffer_bytes   activations (float and 8-bit), int32 sums, patches and scratch for one sample
+//   buffer_bytes   the activation arena (plan.arena: every live tensor, float or 8-bit), int32
+//                  sums, patches, float scratch and the outputs for one sample, each buffer
+//                  64-byte aligned: the object is buffer_bytes plus 64 bytes of pointers
 // The int8 GEMM also keeps a widened row tile on the stack: 6 KiB, 768 bytes on SCALAR
 // (kernels/int8.hpp).
 // Declare it static (or global) on a microcontroller so the buffers land in .bss, not the stack.
