@@ -67,6 +67,7 @@
 #include "ctnn/io/model_file.hpp"
 
 #include "ctnn/deploy/export.hpp"
+#include "ctnn/deploy/fold.hpp"
 #include "ctnn/deploy/half.hpp"
 #include "ctnn/deploy/monitor.hpp"
 #include "ctnn/deploy/quantize.hpp"

@@ -166,3 +166,56 @@ TEST_CASE("A Graph exports in its node form, and runs as StaticModel and StaticQ
   }
   CHECK(same_class >= 95);
 }
+
+TEST_CASE("fold_batch_norms: the folded model computes the same outputs without its BatchNormalizations") {
+  using graph_export::Net;
+  using F = FoldedModel<Net>;
+  // The two BatchNormalizations follow a Conv2D each: both fold, the wiring is renumbered.
+  STATIC_REQUIRE(F::num_layers == Net::num_layers - 2);
+  STATIC_REQUIRE(F::state_size == 0 && F::param_count == Net::param_count - 2 * 2 * 4);
+  STATIC_REQUIRE(F::inputs_of<3>[0] == 3 && F::inputs_of<3>[1] == 2);  // the Add: conv 2, stem ReLU
+  CHECK(deploy::cpp_type<F>().find("BatchNormalization") == std::string::npos);
+  const std::string dir = CTNN_FASHION_MNIST_DIR;
+  const auto images = data::load_idx(dir + "/train-images-idx3-ubyte.gz",
+                                     dir + "/train-labels-idx1-ubyte.gz", {.limit = 400});
+  data::Dataset d = images;
+  d.sample_shape = {10, 10, 1};
+  d.num_classes = 3;
+  d.x.assign(images.size() * 100, 0.0f);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    for (std::size_t r = 0; r < 10; ++r)
+      for (std::size_t c = 0; c < 10; ++c) d.x[i * 100 + r * 10 + c] = images.sample(i)[(r + 9) * 28 + c + 9];
+    d.labels[i] %= 3;
+  }
+  Net model(9);
+  Adam opt(3e-3f);
+  fit(model, opt, SparseCategoricalCrossEntropy{}, d, {.epochs = 2, .verbose = 0});
+  const auto folded = fold_batch_norms(model);
+  std::vector<float> a(d.size() * 3), b(d.size() * 3);
+  model.predict(d.x, a);
+  folded.predict(d.x, b);
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  INFO("largest difference of the probabilities " << worst);
+  CHECK(worst < 1e-5);
+  // It runs as a StaticModel without state (and exports as any model).
+  static deploy::StaticModel<F> net(folded.parameters().data());
+  const float* y = net.predict(d.sample(0));
+  for (std::size_t k = 0; k < 3; ++k) CHECK(std::abs(y[k] - a[k]) < 1e-5);
+
+  // A Sequential stays a chain; a BatchNormalization after a ReLU stays, with its state.
+  using S = Sequential<Input<10, 10, 1>, Conv2D<3, 3, 3>, BatchNormalization<>, ReLU,
+                       BatchNormalization<>, Flatten, Dense<3>, BatchNormalization<>, Softmax>;
+  using FS = FoldedModel<S>;
+  STATIC_REQUIRE(FS::is_chain && FS::num_layers == S::num_layers - 2);
+  STATIC_REQUIRE(layer_kind<FS::layer<2>> == LayerKind::batch_norm && FS::state_size > 0);
+  S seq(4);
+  fit(seq, opt, SparseCategoricalCrossEntropy{}, d, {.epochs = 1, .verbose = 0});
+  const auto fseq = fold_batch_norms(seq);
+  seq.predict(d.x, a);
+  fseq.predict(d.x, b);
+  worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  INFO("Sequential: largest difference " << worst);
+  CHECK(worst < 1e-5);
+}

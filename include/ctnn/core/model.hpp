@@ -831,7 +831,11 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     return {ctx.training, ctx.seed ^ ((I + 1) * 0xA0761D6478BD642Full)};
   }
 
-  struct NoObserver {};
+  // No observer (the operator is never called: `if constexpr` skips it; clang still looks it up).
+  struct NoObserver {
+    template <std::size_t I>
+    void operator()(const T*, std::size_t) const {}
+  };
   template <bool Training, class Buffers, class Observe = NoObserver>
   static T* run_forward(const T* p, T* state, Buffers& ws, std::size_t n, const PassContext& ctx,
                         Observe* observe = nullptr) {
