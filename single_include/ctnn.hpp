@@ -11436,6 +11436,9 @@ struct AddJoin {
   using value_type = T;
   using output_shape = First;
   static constexpr bool is_join = true;
+  // y[i] depends on x_k[i] alone (an elementwise sum): y may be the storage of input 0 or 1
+  // (the int8 plan runs it in place where such an input dies here).
+  static constexpr bool elementwise_in_place = true;
   static constexpr std::size_t arity = 1 + sizeof...(Others);
   static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
   static constexpr std::string_view name = "Add";
@@ -13437,7 +13440,12 @@ struct Int8Forward {
         p.root[I + 1] = p.root[input[I]];
         return;
       }
-      constexpr bool add = JoinLayer<layer<I>> && layer<I>::name == std::string_view("Add");
+      constexpr bool add = [] {
+        if constexpr (requires { layer<I>::elementwise_in_place; })
+          return JoinLayer<layer<I>> && layer<I>::elementwise_in_place;
+        else
+          return false;
+      }();
       if (!(add || p.kind[I] == QKind::relu)) return;
       constexpr auto ins = Model::template inputs_of<I>;
       for (std::size_t k = 0; k < std::min<std::size_t>(ins.size(), 2); ++k) {

@@ -325,7 +325,12 @@ struct Int8Forward {
         p.root[I + 1] = p.root[input[I]];
         return;
       }
-      constexpr bool add = JoinLayer<layer<I>> && layer<I>::name == std::string_view("Add");
+      constexpr bool add = [] {
+        if constexpr (requires { layer<I>::elementwise_in_place; })
+          return JoinLayer<layer<I>> && layer<I>::elementwise_in_place;
+        else
+          return false;
+      }();
       if (!(add || p.kind[I] == QKind::relu)) return;
       constexpr auto ins = Model::template inputs_of<I>;
       for (std::size_t k = 0; k < std::min<std::size_t>(ins.size(), 2); ++k) {

@@ -31,6 +31,9 @@ struct AddJoin {
   using value_type = T;
   using output_shape = First;
   static constexpr bool is_join = true;
+  // y[i] depends on x_k[i] alone (an elementwise sum): y may be the storage of input 0 or 1
+  // (the int8 plan runs it in place where such an input dies here).
+  static constexpr bool elementwise_in_place = true;
   static constexpr std::size_t arity = 1 + sizeof...(Others);
   static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
   static constexpr std::string_view name = "Add";
