@@ -684,8 +684,11 @@ struct Real {
 //   - every tensor's shape, its consumers and its last reader;
 //   - each node's parameter offset in ONE arena (segments rounded up to 64 bytes), its offset in
 //     a second arena of non-trainable state (stateful layers, below), its scratch offsets;
-//   - fusion: a ReLU after a FusesRelu layer (Dense, Conv2D) runs inside it, and a ViewLayer
-//     (Flatten) shares its input's buffer, both only where the producer has a single consumer;
+//   - fusion: a ReLU after a FusesRelu layer (Dense, Conv2D, BatchNormalization) runs inside it,
+//     and a ViewLayer (Flatten) shares its input's buffer, both only where the producer has a
+//     single consumer. A producer that declares absorbs_activation_backward (BatchNormalization)
+//     also takes the ReLU's backward into its own (it masks dy by its stored output), so the
+//     ReLU's gradient passes on as a view's does;
 //   - activation slots. Inference reuses a slot as soon as the last reader of its tensor has run
 //     (first fit, in node order). Training keeps every activation live for the backward pass: a
 //     layer's backward may read its x and y, and the planner does not ask which (the conservative
@@ -729,7 +732,6 @@ inline const char* simd_target() { return hwy::TargetName(HWY_STATIC_TARGET); }
 
 }  // namespace ctnn
 // ---- end ctnn/core/simd_target.hpp ----
-
 namespace ctnn {
 
 // The first element of a Sequential or a Graph: the shape of one input sample (channels last for
@@ -831,10 +833,17 @@ struct Graph_layer_output_is_never_used {
   static constexpr bool value = false;
 };
 
-// Adds src into dst, n values (the fan-out accumulation; elementwise, so thread-count free).
+// Adds src into dst, n values (the fan-out accumulation; elementwise, so thread-count free), in
+// chunks over the threads for a large n. The arrays never overlap (restrict: it vectorizes).
 template <class T>
 inline void add_into(T* dst, const T* src, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+  constexpr std::size_t kChunk = std::size_t{1} << 14;
+  parallel_for_range((n + kChunk - 1) / kChunk, [&](std::size_t c0, std::size_t c1) {
+    T* __restrict d = dst + c0 * kChunk;
+    const T* __restrict s = src + c0 * kChunk;
+    const std::size_t m = (c1 * kChunk < n ? c1 * kChunk : n) - c0 * kChunk;
+    for (std::size_t i = 0; i < m; ++i) d[i] += s[i];
+  }, n >= kParallelWork);
 }
 
 }  // namespace detail
@@ -895,7 +904,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     std::array<std::size_t, NT> root{}, groot{};  // the tensor whose buffer (gradient) it shares
     std::array<std::size_t, N> param_offset{}, param_count{}, state_offset{}, state_count{};
     std::array<std::size_t, N> scratch_offset{}, scratch_count{};
-    std::array<bool, N> relu{}, can_fuse{}, can_view{};
+    std::array<bool, N> relu{}, can_fuse{}, can_view{}, absorbs{};
     std::array<Epilogue, N> epilogue{}, next_epilogue{};  // a fusable activation's; the fused one
     std::size_t arena = 0, state = 0, scratch = 0, inference_scratch = 0;
   };
@@ -917,7 +926,11 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
       if constexpr (Layer<L>) {
         f.can_fuse[I] = FusesRelu<L>;
         f.can_view[I] = ViewLayer<L>;
+      } else if constexpr (requires { { L::fuses_relu } -> std::convertible_to<bool>; }) {
+        f.can_fuse[I] = L::fuses_relu;  // a stateful layer (BatchNormalization) or a join (Add)
       }
+      if constexpr (requires { { L::absorbs_activation_backward } -> std::convertible_to<bool>; })
+        f.absorbs[I] = f.can_fuse[I] && L::absorbs_activation_backward;
       f.param_offset[I] = f.arena;
       f.param_count[I] = L::param_count;
       f.arena += round_up(L::param_count);
@@ -946,6 +959,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
         f.fuses_next[t - 1] = true;
         f.next_epilogue[t - 1] = f.epilogue[i];
         f.root[i + 1] = f.root[t];
+        if (f.absorbs[t - 1]) {  // its backward masks dy itself: the ReLU's gradient passes on
+          f.gview[i] = true;
+          f.groot[i + 1] = f.groot[t];
+        }
       } else if (f.can_view[i] && single) {
         f.view[i] = true;
         f.root[i + 1] = f.root[t];
@@ -1313,8 +1330,17 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           constexpr std::size_t sz = facts.size[t];
           T* target = t == 0 ? dinput : ws.gradient(g.offset[t]);
           T* dx = target == nullptr ? nullptr : (g.first[e] ? target : temp);
-          if constexpr (is_join<I>) {
+          if constexpr (is_join<I> && facts.absorbs[I] && facts.fuses_next[I]) {
+            if (dx) L::backward(dy, K, dx, n, ws.activation(train_plan.offset[I + 1]),
+                                facts.next_epilogue[I]);
+          } else if constexpr (is_join<I>) {
             if (dx) L::backward(dy, K, dx, n);
+          } else if constexpr (facts.absorbs[I] && facts.fuses_next[I]) {
+            L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
+                        ws.activation(train_plan.offset[I + 1]), dy, dx,
+                        grads + facts.param_offset[I], n,
+                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx),
+                        facts.next_epilogue[I]);
           } else {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
@@ -1537,12 +1563,16 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           std::array<const T*, node<I>::arity> xs;
           for (std::size_t k = 0; k < node<I>::arity; ++k)
             xs[k] = ws.activation(a.offset[node<I>::inputs[k]]);
-          L::forward(xs.data(), y, n);
+          if constexpr (facts.fuses_next[I]) L::forward(xs.data(), y, n, facts.next_epilogue[I]);
+          else L::forward(xs.data(), y, n);
         } else {
           const T* x = ws.activation(a.offset[node<I>::inputs[0]]);
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
           const PassContext lc = layer_context<I>(ctx);
-          if constexpr (StatefulLayer<L>)
+          if constexpr (StatefulLayer<L> && facts.fuses_next[I])
+            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc,
+                       facts.next_epilogue[I]);
+          else if constexpr (StatefulLayer<L>)
             L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])
             L::forward(p + facts.param_offset[I], x, y, n, s, lc, facts.next_epilogue[I]);
@@ -1864,10 +1894,68 @@ void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HW
   }
 }
 
+// y = act(xs[0] + xs[1] + ... + xs[k-1]), summed left to right, act a fused ReLU/ReLU6 (NaN
+// passes, as in relu_forward) or none. y may be xs[0] or xs[1] (each vector is read before it
+// is written).
+template <class T>
+void add_activate(std::size_t n, const T* const* xs, std::size_t k, T* y, Epilogue act) {
+  const auto run = [&](auto d, std::size_t i) {
+    using D = decltype(d);
+    auto v = hn::Add(hn::LoadU(d, xs[0] + i), hn::LoadU(d, xs[1] + i));
+    for (std::size_t j = 2; j < k; ++j) v = hn::Add(v, hn::LoadU(d, xs[j] + i));
+    const auto zero = hn::Zero(d);
+    if (act == Epilogue::relu) {
+      v = hn::IfThenZeroElse(v <= zero, v);
+    } else if (act == Epilogue::relu6) {
+      const auto six = hn::Set(d, hn::TFromD<D>(6));
+      v = hn::IfThenElse(v >= six, six, hn::IfThenZeroElse(v < zero, v));
+    }
+    hn::StoreU(v, d, y + i);
+  };
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t i = 0;
+  for (; i < full; i += L) run(d, i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) run(d1, i);
+}
+
+// The adjoint of im2col (col2im) for `rows` rows of patch gradients, each `patch` long: for every
+// (tap, pixel) that taps(r, f) reports for row r (it calls f(tap, pixel)), and every group g,
+//   dx[pixel * channels + g * gc + c] += dpatches[r * patch + g * group_patch + tap * gc + c]
+// for c < gc = channels / groups, rows in order, taps in the order reported. Vectorized along the
+// channels (a plain loop here was scalar: the compiler cannot rule out that dx and dpatches
+// overlap, and 16 scalar read-modify-writes a tap cost more than the GEMM that made the rows).
+template <class T, class Taps>
+void col2im_add(std::size_t rows, std::size_t patch, std::size_t channels, std::size_t groups,
+                std::size_t group_patch, const T* HWY_RESTRICT dpatches, Taps taps,
+                T* HWY_RESTRICT dx) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t gc = channels / groups;
+  const std::size_t full = gc - gc % L;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* row = dpatches + r * patch;
+    taps(r, [&](std::size_t tap, std::size_t pixel) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        const T* src = row + g * group_patch + tap * gc;
+        T* dst = dx + pixel * channels + g * gc;
+        std::size_t c = 0;
+        for (; c < full; c += L)
+          hn::StoreU(hn::Add(hn::LoadU(d, dst + c), hn::LoadU(d, src + c)), d, dst + c);
+        for (; c < gc; ++c) dst[c] += src[c];
+      }
+    });
+  }
+}
+
 }  // namespace ctnn::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::add_activate;
+using ctnn::HWY_NAMESPACE::col2im_add;
 using ctnn::HWY_NAMESPACE::first_non_finite;
 using ctnn::HWY_NAMESPACE::leaky_relu_backward;
 using ctnn::HWY_NAMESPACE::leaky_relu_forward;
@@ -2082,7 +2170,16 @@ HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
 inline constexpr std::size_t kNnTallMR[4] = {0, kVectorRegisters == 16 ? 8 : 12,
                                              kVectorRegisters == 16 ? 6 : 8, 6};
 
-// All M rows of one column tile of NV vectors: MR rows at a time, then single rows.
+// One tile of `rows` rows, 2 <= rows <= R, chosen at run time among the compiled heights.
+template <std::size_t R, std::size_t NV, class T>
+HWY_INLINE void nn_short_tile(std::size_t rows, std::size_t k0, std::size_t k1, const T* A,
+                              std::size_t a_m, std::size_t a_k, const T* B, std::size_t ldb, T* C,
+                              std::size_t ldc, bool accumulate) {
+  if (rows == R) return nn_tile<R, NV>(k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
+  if constexpr (R > 2) nn_short_tile<R - 1, NV>(rows, k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
+}
+
+// All M rows of one column tile of NV vectors: MR rows at a time, then the rest as one tile.
 template <std::size_t MR, std::size_t NV, class T>
 HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t a_m,
                         std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
@@ -2090,6 +2187,16 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
   std::size_t m = 0;
   for (; m + MR <= M; m += MR)
     nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
+  if constexpr (HWY_TARGET != HWY_SCALAR && MR > 2) {
+    // The last M % MR rows as one shorter tile (the 4 rows left of 16 filters in 6-row tiles),
+    // not one row at a time: a single-row tile loads NV vectors of B for NV FMAs.
+    const std::size_t rest = M - m;
+    if (rest >= 2) {
+      nn_short_tile<MR - 1, NV>(rest, k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc,
+                                accumulate);
+      return;
+    }
+  }
   for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
 }
 
@@ -2461,6 +2568,7 @@ struct ConvBody {
   // never holds a gradient copy larger than the patches.
   static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
   static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
+  static constexpr bool transposed_grad = patch > Filters;
   static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
   static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
     return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
@@ -2504,17 +2612,11 @@ struct ConvBody {
   // The adjoint of im2col for output positions [r0, r1): adds each patch gradient (rows of
   // dpatches, the first for position r0) into dx at the taps it came from.
   static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
-    for (std::size_t r = r0; r < r1; ++r) {
-      const T* row = dpatches + (r - r0) * patch;
-      geom::for_taps(r / geom::ow, r % geom::ow, [&](std::size_t tap, std::size_t pixel) {
-        T* dst = dx + pixel * C;
-        for (std::size_t g = 0; g < Groups; ++g) {
-          const T* src = row + g * group_patch + tap * group_channels;
-          T* d = dst + g * group_channels;
-          for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-        }
-      });
-    }
+    kernels::col2im_add(r1 - r0, patch, C, Groups, group_patch, dpatches,
+                        [r0](std::size_t r, auto&& f) {
+                          geom::for_taps((r0 + r) / geom::ow, (r0 + r) % geom::ow, f);
+                        },
+                        dx);
   }
 
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
@@ -2561,15 +2663,26 @@ struct ConvBody {
       parallel_for(n, [&](std::size_t s) {
         T* dps = grad_region(scratch, n, s);
         const T* dys = dy + s * out_size;
-        kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
-                         Filters, dps, Filters, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        if constexpr (transposed_grad)
+          kernels::gemm_nn(Filters, patch, positions, dys, 1, Filters, scratch + s * patch_floats,
+                           patch, dps, patch, false, static_cast<const T*>(nullptr),
+                           kernels::Epilogue::none);
+        else
+          kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
+                           Filters, dps, Filters, false, static_cast<const T*>(nullptr),
+                           kernels::Epilogue::none);
         kernels::sum_rows(positions, Filters, dys, dps + weights);
       }, n * kWorkPerSample >= kParallelWork);
       for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
       for (std::size_t s = 0; s < n; ++s) {
         const T* dps = grad_region(scratch, n, s);
-        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+        if constexpr (transposed_grad) {
+          for (std::size_t j = 0; j < patch; ++j)
+            for (std::size_t f = 0; f < Filters; ++f) dp[j * Filters + f] += dps[f * patch + j];
+          for (std::size_t f = 0; f < Filters; ++f) dp[weights + f] += dps[weights + f];
+        } else {
+          for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+        }
       }
     } else {
       for (std::size_t g = 0; g < Groups; ++g)
@@ -11408,7 +11521,8 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 // ctnn/layers/add.hpp: Add<Names...>, a join of a Graph (core/graph.hpp): y = x0 + x1 + ..., the
 // current tensor first, then the named ones in order, summed left to right. Every input must have
 // the same shape, which is also the output's. No parameters. Backward: each input's gradient is
-// dy (a copy; the planner sums it into a tensor that fans out).
+// dy (a copy; the planner sums it into a tensor that fans out). A ReLU or ReLU6 right after it is
+// fused into it, forward and backward.
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -11443,18 +11557,33 @@ struct AddJoin {
   static constexpr std::size_t param_count = 0, scratch_per_sample = 0;
   static constexpr std::string_view name = "Add";
   static void init(T*, Rng&) {}
-  static void forward(const T* const* xs, T* y, std::size_t n) {
-    const std::size_t m = n * First::size;
-    const T* a = xs[0];
-    const T* b = xs[1];
-    for (std::size_t i = 0; i < m; ++i) y[i] = a[i] + b[i];
-    for (std::size_t k = 2; k < arity; ++k) {
-      const T* c = xs[k];
-      for (std::size_t i = 0; i < m; ++i) y[i] += c[i];
-    }
+  // A ReLU (ReLU6) right after it runs in its store, and that ReLU's backward in its backward
+  // (the planner passes `act`, core/model.hpp): the residual block's add-then-ReLU in one pass.
+  static constexpr bool fuses_relu = true;
+  static constexpr bool absorbs_activation_backward = true;
+  // Samples in parallel for a large batch (each sample's values are summed alone: the same bits
+  // at any thread count).
+  static void forward(const T* const* xs, T* y, std::size_t n, Epilogue act = Epilogue::none) {
+    parallel_for(n, [&](std::size_t s) {
+      const T* in[arity];
+      for (std::size_t k = 0; k < arity; ++k) in[k] = xs[k] + s * First::size;
+      kernels::add_activate(First::size, in, arity, y + s * First::size, act);
+    }, n * First::size >= kParallelWork);
   }
   static void backward(const T* dy, std::size_t, T* dx, std::size_t n) {
     std::memcpy(dx, dy, n * First::size * sizeof(T));
+  }
+  // With a fused activation: each input's gradient is dy masked by the stored output y.
+  static void backward(const T* dy, std::size_t k, T* dx, std::size_t n, const T* y,
+                       Epilogue act) {
+    if (act == Epilogue::none) return backward(dy, k, dx, n);
+    parallel_for(n, [&](std::size_t s) {
+      const std::size_t o = s * First::size;
+      if (act == Epilogue::relu)
+        kernels::relu_backward(First::size, y + o, dy + o, dx + o);
+      else
+        kernels::bounded_relu_backward(First::size, y + o, dy + o, dx + o, T(6), T(0), T(0));
+    }, n * First::size >= kParallelWork);
   }
 };
 
@@ -11852,8 +11981,9 @@ using NodeGraph = BasicNodeGraph<float, InputSpec, Ats...>;
 // The contract differs from core/layer.hpp's Layer in one place: forward takes the state
 //     forward(params, state, x, y, n, scratch, ctx)
 // (the planner's state arena hands each stateful layer its slice). backward is the usual one;
-// it reads x (not y), and after a training forward it is the full gradient through the batch
-// statistics (mean_B and var_B depend on every x of the batch); after an inference forward it is
+// it reads x, and y only to mask dy by a fused ReLU's output (fuses_relu below); after a training
+// forward it is the full gradient through the batch statistics (mean_B and var_B depend on every
+// x of the batch); after an inference forward it is
 // the gradient with the moving statistics held fixed (a frozen BatchNormalization, as Keras runs
 // one whose trainable is false).
 //
@@ -11915,8 +12045,38 @@ void bn_squared_deviations(std::size_t rows, std::size_t channels, const T* HWY_
   });
 }
 
-// y[r][c] = (x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]. y may be x.
-template <class T>
+// The activation a ReLU (or ReLU6) fused into the normalization applies as it stores, and the
+// gradient mask its backward applies from that stored output y, as the ReLU layers' own passes
+// do (kernels/elementwise.hpp, activations.hpp): ReLU passes dy where y > 0 (and where y is NaN),
+// ReLU6 where 0 < y < 6.
+// (NaN passes, as in the ReLU layers and the GEMM epilogue: no Max, which drops NaN on x86.)
+template <Epilogue Act, class D, class V>
+HWY_INLINE V bn_activate(D d, V v) {
+  using T = hn::TFromD<D>;
+  if constexpr (Act == Epilogue::relu) {
+    return hn::IfThenZeroElse(v <= hn::Zero(d), v);
+  } else if constexpr (Act == Epilogue::relu6) {
+    const auto six = hn::Set(d, T(6));
+    return hn::IfThenElse(v >= six, six, hn::IfThenZeroElse(v < hn::Zero(d), v));
+  } else {
+    return v;
+  }
+}
+template <Epilogue Act, class D, class V, class T>
+HWY_INLINE V bn_masked(D d, V g, const T* HWY_RESTRICT y, std::size_t i) {
+  if constexpr (Act == Epilogue::none) {
+    (void)y, (void)i;
+    return g;
+  } else {
+    const auto yv = hn::LoadU(d, y + i);
+    if constexpr (Act == Epilogue::relu) return hn::IfThenZeroElse(yv <= hn::Zero(d), g);
+    else return hn::IfThenZeroElse(hn::Or(yv <= hn::Zero(d), yv >= hn::Set(d, hn::TFromD<D>(6))), g);
+  }
+}
+
+// y[r][c] = act((x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]), act a fused ReLU or
+// ReLU6 or none. y may be x.
+template <Epilogue Act = Epilogue::none, class T>
 void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* HWY_RESTRICT mean,
                   const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
                   const T* HWY_RESTRICT beta, T* y) {
@@ -11926,7 +12086,8 @@ void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* H
     const auto b = hn::LoadU(d, beta + c);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = r * channels + c;
-      hn::StoreU(hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b), d, y + i);
+      hn::StoreU(bn_activate<Act>(d, hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b)), d,
+                 y + i);
     }
   });
 }
@@ -11934,10 +12095,11 @@ void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* H
 // The two sums of the backward pass, rows in order:
 //   sum_dy[c] = sum_r dy[r][c]            (beta's gradient)
 //   sum_dy_xhat[c] = sum_r dy[r][c] * (x[r][c] - mean[c]) * inv_std[c]   (gamma's gradient)
-// (the product with inv_std is taken once, after the sum).
-template <class T>
+// (the product with inv_std is taken once, after the sum). With a fused activation Act, dy is the
+// gradient of the activation's output y and is masked by it first (bn_masked).
+template <Epilogue Act = Epilogue::none, class T>
 void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                      const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                      const T* HWY_RESTRICT y, const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
                       const T* HWY_RESTRICT inv_std, T* HWY_RESTRICT sum_dy,
                       T* HWY_RESTRICT sum_dy_xhat) {
   for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
@@ -11945,7 +12107,7 @@ void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTR
     auto s = hn::Zero(d), sx = hn::Zero(d);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = r * channels + c;
-      const auto g = hn::LoadU(d, dy + i);
+      const auto g = bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i);
       s = hn::Add(s, g);
       sx = hn::MulAdd(g, hn::Sub(hn::LoadU(d, x + i), m), sx);
     }
@@ -11959,10 +12121,11 @@ void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTR
 //   dx = gamma * inv_std * (dy - (sum_dy + x_hat * sum_dy_xhat) / count),
 //   x_hat = (x - mean) * inv_std;
 // with fixed statistics (inference, the moving averages): dx = gamma * inv_std * dy, and
-// sum_dy, sum_dy_xhat and count are not read.
-template <bool BatchStats, class T>
+// sum_dy, sum_dy_xhat and count are not read. With a fused activation Act, dy is masked by y
+// first, as in bn_backward_sums.
+template <bool BatchStats, Epilogue Act = Epilogue::none, class T>
 void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                    const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                    const T* HWY_RESTRICT y, const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
                     const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
                     const T* HWY_RESTRICT sum_dy, const T* HWY_RESTRICT sum_dy_xhat, T count,
                     T* HWY_RESTRICT dx) {
@@ -11978,14 +12141,15 @@ void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRIC
         const std::size_t i = r * channels + c;
         const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), m), is);
         // dy - a - x_hat * k
-        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(hn::LoadU(d, dy + i), a));
+        const auto g = bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i);
+        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(g, a));
         hn::StoreU(hn::Mul(scale, inner), d, dx + i);
       }
     } else {
       (void)x, (void)mean, (void)sum_dy, (void)sum_dy_xhat, (void)count;
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t i = r * channels + c;
-        hn::StoreU(hn::Mul(scale, hn::LoadU(d, dy + i)), d, dx + i);
+        hn::StoreU(hn::Mul(scale, bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i)), d, dx + i);
       }
     }
   });
@@ -12028,7 +12192,11 @@ struct BatchNormalization {
     static constexpr double epsilon = Epsilon.value();
     static constexpr std::string_view name = "BatchNormalization";
     static constexpr LayerKind kind = LayerKind::batch_norm;
-    static constexpr bool fuses_relu = false;
+    // A ReLU or ReLU6 right after it (and read by nothing else) runs in its normalization's store,
+    // and that ReLU's backward in its backward, which masks dy by the stored output y: the
+    // planner passes the activation as `act` to both (core/model.hpp, absorbs_activation_backward).
+    static constexpr bool fuses_relu = true;
+    static constexpr bool absorbs_activation_backward = true;
     static constexpr bool is_view = false;
     static std::string config() {
       return "momentum " + std::to_string(momentum) + ", epsilon " + std::to_string(epsilon);
@@ -12046,7 +12214,7 @@ struct BatchNormalization {
     }
 
     static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext& ctx) {
+                        const PassContext& ctx, Epilogue act = Epilogue::none) {
       if (n == 0) return;
       T* mean = scratch;
       T* inv_std = scratch + channels;
@@ -12079,14 +12247,17 @@ struct BatchNormalization {
           inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
         }
       }
-      parallel_for(n, [&](std::size_t s) {
-        kernels::bn_normalize(positions, channels, x + s * In::size, mean, inv_std, p,
-                              p + channels, y + s * In::size);
-      }, wide);
+      with_epilogue(act, [&]<Epilogue A>() {
+        parallel_for(n, [&](std::size_t s) {
+          kernels::bn_normalize<A>(positions, channels, x + s * In::size, mean, inv_std, p,
+                                   p + channels, y + s * In::size);
+        }, wide);
+      });
     }
 
-    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext& ctx) {
+    static void backward(const T* p, const T* x, const T* y, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext& ctx,
+                         Epilogue act = Epilogue::none) {
       T* dgamma = dp;
       T* dbeta = dp + channels;
       if (n == 0) {
@@ -12096,29 +12267,38 @@ struct BatchNormalization {
       const T* mean = scratch;
       const T* inv_std = scratch + channels;
       const bool wide = n * In::size >= kParallelWork;
-      parallel_for(n, [&](std::size_t s) {
-        T* part = partial(scratch, s);
-        kernels::bn_backward_sums(positions, channels, x + s * In::size, dy + s * In::size, mean,
-                                  inv_std, part, part + channels);
-      }, wide);
-      sum_over_samples(scratch, n, 0, dbeta);
-      sum_over_samples(scratch, n, channels, dgamma);
-      if (!dx) return;
-      const T count = static_cast<T>(n * positions);
-      parallel_for(n, [&](std::size_t s) {
-        const T* xs = x + s * In::size;
-        const T* dys = dy + s * In::size;
-        T* dxs = dx + s * In::size;
-        if (ctx.training)
-          kernels::bn_backward_dx<true>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
-                                        dgamma, count, dxs);
-        else
-          kernels::bn_backward_dx<false>(positions, channels, xs, dys, mean, inv_std, p, dbeta,
-                                         dgamma, count, dxs);
-      }, wide);
+      with_epilogue(act, [&]<Epilogue A>() {
+        parallel_for(n, [&](std::size_t s) {
+          T* part = partial(scratch, s);
+          kernels::bn_backward_sums<A>(positions, channels, x + s * In::size, y + s * In::size,
+                                       dy + s * In::size, mean, inv_std, part, part + channels);
+        }, wide);
+        sum_over_samples(scratch, n, 0, dbeta);
+        sum_over_samples(scratch, n, channels, dgamma);
+        if (!dx) return;
+        const T count = static_cast<T>(n * positions);
+        parallel_for(n, [&](std::size_t s) {
+          const std::size_t o = s * In::size;
+          if (ctx.training)
+            kernels::bn_backward_dx<true, A>(positions, channels, x + o, y + o, dy + o, mean,
+                                             inv_std, p, dbeta, dgamma, count, dx + o);
+          else
+            kernels::bn_backward_dx<false, A>(positions, channels, x + o, y + o, dy + o, mean,
+                                              inv_std, p, dbeta, dgamma, count, dx + o);
+        }, wide);
+      });
     }
 
    private:
+    // f.template operator()<A>() with A the run-time activation as a constant.
+    template <class F>
+    static void with_epilogue(Epilogue act, F&& f) {
+      switch (act) {
+        case Epilogue::relu: f.template operator()<Epilogue::relu>(); break;
+        case Epilogue::relu6: f.template operator()<Epilogue::relu6>(); break;
+        default: f.template operator()<Epilogue::none>(); break;
+      }
+    }
     static T* partial(T* scratch, std::size_t s) {
       return scratch + s * scratch_per_sample + partial_offset;
     }

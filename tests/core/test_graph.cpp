@@ -40,6 +40,14 @@ using BranchNet = BasicGraph<T, Input<5, 5, 2>, Tag<X>, Conv2D<2, 3, 3, 1, Paddi
                                       Block<Conv2D<4, 1, 1, 2>>>,
                              Flatten, Dense<3>, Tanh>;
 
+// BatchNormalization with a ReLU and a ReLU6 fused into it, and an Add with a ReLU fused into
+// it: the activations' backward runs inside BatchNormalization's and Add's (absorbed).
+template <class T>
+using FusedBnNet = BasicGraph<T, Input<4, 4, 2>, Conv2D<3, 3, 3, 1, Padding::same>,
+                              BatchNormalization<>, ReLU, Tag<A>, Conv2D<3, 3, 3, 1, Padding::same>,
+                              BatchNormalization<0.9, 0.01>, ReLU6,
+                              Conv2D<3, 3, 3, 1, Padding::same>, Add<A>, ReLU, Flatten, Dense<3>>;
+
 // A chain written as a Graph, and the same as a Sequential.
 template <class T>
 using ChainGraph = BasicGraph<T, Input<8, 8, 1>, Conv2D<4, 3, 3>, ReLU, MaxPool2D<2>, Flatten,
@@ -182,6 +190,13 @@ static_assert(NoFuse::is_view<0>);
 static_assert(!NoFuse::fused_into_previous<2>);
 static_assert(Sequential<Input<4>, Dense<16>, ReLU>::fused_into_previous<1>);
 static_assert(NoFuse::output_size == 32);
+// A ReLU (ReLU6) after BatchNormalization or Add runs inside it, forward and backward.
+static_assert(FusedBnNet<float>::fused_into_previous<2> && FusedBnNet<float>::fused_into_previous<5>);
+static_assert(FusedBnNet<float>::fused_into_previous<8>);
+static_assert(Sequential<Input<4>, Dense<4>, BatchNormalization<>, ReLU>::fused_into_previous<2>);
+// ...but not where the BatchNormalization's output is also read elsewhere.
+static_assert(!Graph<Input<4>, Dense<4>, BatchNormalization<>, Tag<B>, ReLU,
+                     Concatenate<B>>::fused_into_previous<2>);
 // Gradients of the chain: two slots of the widest tensor, as Sequential always had.
 static_assert(Chain16::gradient_floats_per_sample == 32);
 // The input-fan-out graph: Add's dy @0, Tanh's dy @16, then Dense's dy @0 (Add's is dead by
@@ -211,17 +226,20 @@ using ResNet8 = Graph<
 // output beside it, so the plan is the bound plus that input slot; training keeps every tensor.
 static_assert(ResNet8::activation_floats_per_sample >= 3 * 12544);
 static_assert(ResNet8::activation_floats_per_sample <= 3 * 12544 + 784);
-// Training: the input, the stem (its ReLU fused), four tensors in stack 1 (two convs, the first
-// with its ReLU fused; Add; the ReLU after it) and five in stacks 2 and 3 (the shortcut conv too),
-// pooling
-// (64), Flatten as a view, Dense and Softmax (10 floats rounded up to 16 each).
+// Training: the input, the stem (its ReLU fused), three tensors in stack 1 (two convs, the first
+// with its ReLU fused; Add with the ReLU after it fused) and four in stacks 2 and 3 (the shortcut
+// conv too), pooling (64), Flatten as a view, Dense and Softmax (10 floats rounded up to 16 each).
 static_assert(ResNet8::training_activation_floats_per_sample ==
-              784 + 12544 + 4 * 12544 + 5 * 6272 + 5 * 3136 + 64 + 16 + 16);
+              784 + 12544 + 3 * 12544 + 4 * 6272 + 4 * 3136 + 64 + 16 + 16);
 
 // ---- Runtime tests ----------------------------------------------------------------------------
 
 TEST_CASE("Graph gradients through a residual block match central differences (double)") {
   check_graph_gradients<ResidualNet<double>>();
+}
+
+TEST_CASE("Graph gradients through ReLU and ReLU6 fused into BatchNormalization and Add match") {
+  check_graph_gradients<FusedBnNet<double>>(3);
 }
 
 TEST_CASE("Graph gradients through branches, Concatenate and a projection shortcut match") {

@@ -342,8 +342,8 @@ void check_kernels(std::size_t rows, std::size_t channels, std::uint64_t seed) {
                         gamma.data(), beta.data(), in_place.data());
   REQUIRE(std::memcmp(in_place.data(), y.data(), y.size() * sizeof(T)) == 0);
 
-  kernels::bn_backward_sums(rows, channels, x.data(), dy.data(), mean.data(), inv_std.data(),
-                            out.data(), out2.data());
+  kernels::bn_backward_sums(rows, channels, x.data(), static_cast<const T*>(nullptr), dy.data(), mean.data(),
+                            inv_std.data(), out.data(), out2.data());
   for (std::size_t c = 0; c < channels; ++c) {
     double s = 0, sx = 0, scale = 0;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -357,11 +357,12 @@ void check_kernels(std::size_t rows, std::size_t channels, std::uint64_t seed) {
   }
 
   std::vector<T> dx(rows * channels, T(kNaN)), dx_fixed(rows * channels, T(kNaN));
-  kernels::bn_backward_dx<true>(rows, channels, x.data(), dy.data(), mean.data(), inv_std.data(),
-                                gamma.data(), sum_dy.data(), sum_dy_xhat.data(), count, dx.data());
-  kernels::bn_backward_dx<false>(rows, channels, x.data(), dy.data(), mean.data(), inv_std.data(),
-                                 gamma.data(), sum_dy.data(), sum_dy_xhat.data(), count,
-                                 dx_fixed.data());
+  kernels::bn_backward_dx<true>(rows, channels, x.data(), static_cast<const T*>(nullptr), dy.data(), mean.data(),
+                                inv_std.data(), gamma.data(), sum_dy.data(), sum_dy_xhat.data(),
+                                count, dx.data());
+  kernels::bn_backward_dx<false>(rows, channels, x.data(), static_cast<const T*>(nullptr), dy.data(), mean.data(),
+                                 inv_std.data(), gamma.data(), sum_dy.data(), sum_dy_xhat.data(),
+                                 count, dx_fixed.data());
   for (std::size_t i = 0; i < dx.size(); ++i) {
     const std::size_t c = i % channels;
     const double xhat = (double(x[i]) - mean[c]) * inv_std[c];
@@ -370,6 +371,47 @@ void check_kernels(std::size_t rows, std::size_t channels, std::uint64_t seed) {
           "dx with batch statistics", i);
     close(dx_fixed[i], double(gamma[c]) * inv_std[c] * dy[i], "dx with fixed statistics", i);
   }
+
+  // A fused ReLU / ReLU6: the normalization's store clamps, and backward masks dy by that output
+  // (dy passes where 0 < y, and y < 6 for ReLU6), exactly as the unfused layers would.
+  const auto fused = [&]<Epilogue Act>() {
+    INFO("fused activation " << int(Act));
+    const double top = Act == Epilogue::relu6 ? 6.0 : 1e300;
+    std::vector<T> ya(rows * channels, T(kNaN));
+    kernels::bn_normalize<Act>(rows, channels, x.data(), mean.data(), inv_std.data(),
+                               gamma.data(), beta.data(), ya.data());
+    for (std::size_t i = 0; i < ya.size(); ++i) {
+      const double v = double(y[i]);
+      REQUIRE(ya[i] == static_cast<T>(v <= 0 ? 0.0 : v >= top ? top : v));
+    }
+    std::vector<T> g(dy.size());
+    for (std::size_t i = 0; i < g.size(); ++i)
+      g[i] = (ya[i] > T(0) && double(ya[i]) < top) ? dy[i] : T(0);
+    std::vector<T> s1(channels), s2(channels), r1(channels), r2(channels);
+    kernels::bn_backward_sums<Act>(rows, channels, x.data(), ya.data(), dy.data(), mean.data(),
+                                   inv_std.data(), s1.data(), s2.data());
+    kernels::bn_backward_sums(rows, channels, x.data(), static_cast<const T*>(nullptr), g.data(), mean.data(),
+                              inv_std.data(), r1.data(), r2.data());
+    REQUIRE(s1 == r1);
+    REQUIRE(s2 == r2);
+    std::vector<T> da(dx.size()), dr(dx.size());
+    kernels::bn_backward_dx<true, Act>(rows, channels, x.data(), ya.data(), dy.data(), mean.data(),
+                                       inv_std.data(), gamma.data(), sum_dy.data(),
+                                       sum_dy_xhat.data(), count, da.data());
+    kernels::bn_backward_dx<true>(rows, channels, x.data(), static_cast<const T*>(nullptr), g.data(), mean.data(),
+                                  inv_std.data(), gamma.data(), sum_dy.data(), sum_dy_xhat.data(),
+                                  count, dr.data());
+    REQUIRE(da == dr);
+    kernels::bn_backward_dx<false, Act>(rows, channels, x.data(), ya.data(), dy.data(),
+                                        mean.data(), inv_std.data(), gamma.data(), sum_dy.data(),
+                                        sum_dy_xhat.data(), count, da.data());
+    kernels::bn_backward_dx<false>(rows, channels, x.data(), static_cast<const T*>(nullptr), g.data(), mean.data(),
+                                   inv_std.data(), gamma.data(), sum_dy.data(),
+                                   sum_dy_xhat.data(), count, dr.data());
+    REQUIRE(da == dr);
+  };
+  fused.template operator()<Epilogue::relu>();
+  fused.template operator()<Epilogue::relu6>();
 }
 
 }  // namespace

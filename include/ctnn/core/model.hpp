@@ -8,8 +8,11 @@
 //   - every tensor's shape, its consumers and its last reader;
 //   - each node's parameter offset in ONE arena (segments rounded up to 64 bytes), its offset in
 //     a second arena of non-trainable state (stateful layers, below), its scratch offsets;
-//   - fusion: a ReLU after a FusesRelu layer (Dense, Conv2D) runs inside it, and a ViewLayer
-//     (Flatten) shares its input's buffer, both only where the producer has a single consumer;
+//   - fusion: a ReLU after a FusesRelu layer (Dense, Conv2D, BatchNormalization) runs inside it,
+//     and a ViewLayer (Flatten) shares its input's buffer, both only where the producer has a
+//     single consumer. A producer that declares absorbs_activation_backward (BatchNormalization)
+//     also takes the ReLU's backward into its own (it masks dy by its stored output), so the
+//     ReLU's gradient passes on as a view's does;
 //   - activation slots. Inference reuses a slot as soon as the last reader of its tensor has run
 //     (first fit, in node order). Training keeps every activation live for the backward pass: a
 //     layer's backward may read its x and y, and the planner does not ask which (the conservative
@@ -45,7 +48,6 @@
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/simd_target.hpp"
-
 namespace ctnn {
 
 // The first element of a Sequential or a Graph: the shape of one input sample (channels last for
@@ -147,10 +149,17 @@ struct Graph_layer_output_is_never_used {
   static constexpr bool value = false;
 };
 
-// Adds src into dst, n values (the fan-out accumulation; elementwise, so thread-count free).
+// Adds src into dst, n values (the fan-out accumulation; elementwise, so thread-count free), in
+// chunks over the threads for a large n. The arrays never overlap (restrict: it vectorizes).
 template <class T>
 inline void add_into(T* dst, const T* src, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) dst[i] += src[i];
+  constexpr std::size_t kChunk = std::size_t{1} << 14;
+  parallel_for_range((n + kChunk - 1) / kChunk, [&](std::size_t c0, std::size_t c1) {
+    T* __restrict d = dst + c0 * kChunk;
+    const T* __restrict s = src + c0 * kChunk;
+    const std::size_t m = (c1 * kChunk < n ? c1 * kChunk : n) - c0 * kChunk;
+    for (std::size_t i = 0; i < m; ++i) d[i] += s[i];
+  }, n >= kParallelWork);
 }
 
 }  // namespace detail
@@ -211,7 +220,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     std::array<std::size_t, NT> root{}, groot{};  // the tensor whose buffer (gradient) it shares
     std::array<std::size_t, N> param_offset{}, param_count{}, state_offset{}, state_count{};
     std::array<std::size_t, N> scratch_offset{}, scratch_count{};
-    std::array<bool, N> relu{}, can_fuse{}, can_view{};
+    std::array<bool, N> relu{}, can_fuse{}, can_view{}, absorbs{};
     std::array<Epilogue, N> epilogue{}, next_epilogue{};  // a fusable activation's; the fused one
     std::size_t arena = 0, state = 0, scratch = 0, inference_scratch = 0;
   };
@@ -233,7 +242,11 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
       if constexpr (Layer<L>) {
         f.can_fuse[I] = FusesRelu<L>;
         f.can_view[I] = ViewLayer<L>;
+      } else if constexpr (requires { { L::fuses_relu } -> std::convertible_to<bool>; }) {
+        f.can_fuse[I] = L::fuses_relu;  // a stateful layer (BatchNormalization) or a join (Add)
       }
+      if constexpr (requires { { L::absorbs_activation_backward } -> std::convertible_to<bool>; })
+        f.absorbs[I] = f.can_fuse[I] && L::absorbs_activation_backward;
       f.param_offset[I] = f.arena;
       f.param_count[I] = L::param_count;
       f.arena += round_up(L::param_count);
@@ -262,6 +275,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
         f.fuses_next[t - 1] = true;
         f.next_epilogue[t - 1] = f.epilogue[i];
         f.root[i + 1] = f.root[t];
+        if (f.absorbs[t - 1]) {  // its backward masks dy itself: the ReLU's gradient passes on
+          f.gview[i] = true;
+          f.groot[i + 1] = f.groot[t];
+        }
       } else if (f.can_view[i] && single) {
         f.view[i] = true;
         f.root[i + 1] = f.root[t];
@@ -629,8 +646,17 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           constexpr std::size_t sz = facts.size[t];
           T* target = t == 0 ? dinput : ws.gradient(g.offset[t]);
           T* dx = target == nullptr ? nullptr : (g.first[e] ? target : temp);
-          if constexpr (is_join<I>) {
+          if constexpr (is_join<I> && facts.absorbs[I] && facts.fuses_next[I]) {
+            if (dx) L::backward(dy, K, dx, n, ws.activation(train_plan.offset[I + 1]),
+                                facts.next_epilogue[I]);
+          } else if constexpr (is_join<I>) {
             if (dx) L::backward(dy, K, dx, n);
+          } else if constexpr (facts.absorbs[I] && facts.fuses_next[I]) {
+            L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
+                        ws.activation(train_plan.offset[I + 1]), dy, dx,
+                        grads + facts.param_offset[I], n,
+                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx),
+                        facts.next_epilogue[I]);
           } else {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
@@ -853,12 +879,16 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           std::array<const T*, node<I>::arity> xs;
           for (std::size_t k = 0; k < node<I>::arity; ++k)
             xs[k] = ws.activation(a.offset[node<I>::inputs[k]]);
-          L::forward(xs.data(), y, n);
+          if constexpr (facts.fuses_next[I]) L::forward(xs.data(), y, n, facts.next_epilogue[I]);
+          else L::forward(xs.data(), y, n);
         } else {
           const T* x = ws.activation(a.offset[node<I>::inputs[0]]);
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
           const PassContext lc = layer_context<I>(ctx);
-          if constexpr (StatefulLayer<L>)
+          if constexpr (StatefulLayer<L> && facts.fuses_next[I])
+            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc,
+                       facts.next_epilogue[I]);
+          else if constexpr (StatefulLayer<L>)
             L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])
             L::forward(p + facts.param_offset[I], x, y, n, s, lc, facts.next_epilogue[I]);

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 
+#include "ctnn/core/epilogue.hpp"
 #include "ctnn/kernels/highway.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -45,8 +46,38 @@ void bn_squared_deviations(std::size_t rows, std::size_t channels, const T* HWY_
   });
 }
 
-// y[r][c] = (x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]. y may be x.
-template <class T>
+// The activation a ReLU (or ReLU6) fused into the normalization applies as it stores, and the
+// gradient mask its backward applies from that stored output y, as the ReLU layers' own passes
+// do (kernels/elementwise.hpp, activations.hpp): ReLU passes dy where y > 0 (and where y is NaN),
+// ReLU6 where 0 < y < 6.
+// (NaN passes, as in the ReLU layers and the GEMM epilogue: no Max, which drops NaN on x86.)
+template <Epilogue Act, class D, class V>
+HWY_INLINE V bn_activate(D d, V v) {
+  using T = hn::TFromD<D>;
+  if constexpr (Act == Epilogue::relu) {
+    return hn::IfThenZeroElse(v <= hn::Zero(d), v);
+  } else if constexpr (Act == Epilogue::relu6) {
+    const auto six = hn::Set(d, T(6));
+    return hn::IfThenElse(v >= six, six, hn::IfThenZeroElse(v < hn::Zero(d), v));
+  } else {
+    return v;
+  }
+}
+template <Epilogue Act, class D, class V, class T>
+HWY_INLINE V bn_masked(D d, V g, const T* HWY_RESTRICT y, std::size_t i) {
+  if constexpr (Act == Epilogue::none) {
+    (void)y, (void)i;
+    return g;
+  } else {
+    const auto yv = hn::LoadU(d, y + i);
+    if constexpr (Act == Epilogue::relu) return hn::IfThenZeroElse(yv <= hn::Zero(d), g);
+    else return hn::IfThenZeroElse(hn::Or(yv <= hn::Zero(d), yv >= hn::Set(d, hn::TFromD<D>(6))), g);
+  }
+}
+
+// y[r][c] = act((x[r][c] - mean[c]) * (inv_std[c] * gamma[c]) + beta[c]), act a fused ReLU or
+// ReLU6 or none. y may be x.
+template <Epilogue Act = Epilogue::none, class T>
 void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* HWY_RESTRICT mean,
                   const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
                   const T* HWY_RESTRICT beta, T* y) {
@@ -56,7 +87,8 @@ void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* H
     const auto b = hn::LoadU(d, beta + c);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = r * channels + c;
-      hn::StoreU(hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b), d, y + i);
+      hn::StoreU(bn_activate<Act>(d, hn::MulAdd(hn::Sub(hn::LoadU(d, x + i), m), scale, b)), d,
+                 y + i);
     }
   });
 }
@@ -64,10 +96,11 @@ void bn_normalize(std::size_t rows, std::size_t channels, const T* x, const T* H
 // The two sums of the backward pass, rows in order:
 //   sum_dy[c] = sum_r dy[r][c]            (beta's gradient)
 //   sum_dy_xhat[c] = sum_r dy[r][c] * (x[r][c] - mean[c]) * inv_std[c]   (gamma's gradient)
-// (the product with inv_std is taken once, after the sum).
-template <class T>
+// (the product with inv_std is taken once, after the sum). With a fused activation Act, dy is the
+// gradient of the activation's output y and is masked by it first (bn_masked).
+template <Epilogue Act = Epilogue::none, class T>
 void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                      const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                      const T* HWY_RESTRICT y, const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
                       const T* HWY_RESTRICT inv_std, T* HWY_RESTRICT sum_dy,
                       T* HWY_RESTRICT sum_dy_xhat) {
   for_channel_blocks<T>(channels, [&](auto d, std::size_t c) {
@@ -75,7 +108,7 @@ void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTR
     auto s = hn::Zero(d), sx = hn::Zero(d);
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = r * channels + c;
-      const auto g = hn::LoadU(d, dy + i);
+      const auto g = bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i);
       s = hn::Add(s, g);
       sx = hn::MulAdd(g, hn::Sub(hn::LoadU(d, x + i), m), sx);
     }
@@ -89,10 +122,11 @@ void bn_backward_sums(std::size_t rows, std::size_t channels, const T* HWY_RESTR
 //   dx = gamma * inv_std * (dy - (sum_dy + x_hat * sum_dy_xhat) / count),
 //   x_hat = (x - mean) * inv_std;
 // with fixed statistics (inference, the moving averages): dx = gamma * inv_std * dy, and
-// sum_dy, sum_dy_xhat and count are not read.
-template <bool BatchStats, class T>
+// sum_dy, sum_dy_xhat and count are not read. With a fused activation Act, dy is masked by y
+// first, as in bn_backward_sums.
+template <bool BatchStats, Epilogue Act = Epilogue::none, class T>
 void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRICT x,
-                    const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
+                    const T* HWY_RESTRICT y, const T* HWY_RESTRICT dy, const T* HWY_RESTRICT mean,
                     const T* HWY_RESTRICT inv_std, const T* HWY_RESTRICT gamma,
                     const T* HWY_RESTRICT sum_dy, const T* HWY_RESTRICT sum_dy_xhat, T count,
                     T* HWY_RESTRICT dx) {
@@ -108,14 +142,15 @@ void bn_backward_dx(std::size_t rows, std::size_t channels, const T* HWY_RESTRIC
         const std::size_t i = r * channels + c;
         const auto xhat = hn::Mul(hn::Sub(hn::LoadU(d, x + i), m), is);
         // dy - a - x_hat * k
-        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(hn::LoadU(d, dy + i), a));
+        const auto g = bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i);
+        const auto inner = hn::NegMulAdd(xhat, k, hn::Sub(g, a));
         hn::StoreU(hn::Mul(scale, inner), d, dx + i);
       }
     } else {
       (void)x, (void)mean, (void)sum_dy, (void)sum_dy_xhat, (void)count;
       for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t i = r * channels + c;
-        hn::StoreU(hn::Mul(scale, hn::LoadU(d, dy + i)), d, dx + i);
+        hn::StoreU(hn::Mul(scale, bn_masked<Act>(d, hn::LoadU(d, dy + i), y, i)), d, dx + i);
       }
     }
   });

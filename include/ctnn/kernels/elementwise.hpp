@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 
+#include "ctnn/core/epilogue.hpp"
 #include "ctnn/kernels/highway.hpp"
 #include <hwy/contrib/math/math-inl.h>
 
@@ -138,10 +139,68 @@ void sum_rows(std::size_t rows, std::size_t cols, const T* HWY_RESTRICT x, T* HW
   }
 }
 
+// y = act(xs[0] + xs[1] + ... + xs[k-1]), summed left to right, act a fused ReLU/ReLU6 (NaN
+// passes, as in relu_forward) or none. y may be xs[0] or xs[1] (each vector is read before it
+// is written).
+template <class T>
+void add_activate(std::size_t n, const T* const* xs, std::size_t k, T* y, Epilogue act) {
+  const auto run = [&](auto d, std::size_t i) {
+    using D = decltype(d);
+    auto v = hn::Add(hn::LoadU(d, xs[0] + i), hn::LoadU(d, xs[1] + i));
+    for (std::size_t j = 2; j < k; ++j) v = hn::Add(v, hn::LoadU(d, xs[j] + i));
+    const auto zero = hn::Zero(d);
+    if (act == Epilogue::relu) {
+      v = hn::IfThenZeroElse(v <= zero, v);
+    } else if (act == Epilogue::relu6) {
+      const auto six = hn::Set(d, hn::TFromD<D>(6));
+      v = hn::IfThenElse(v >= six, six, hn::IfThenZeroElse(v < zero, v));
+    }
+    hn::StoreU(v, d, y + i);
+  };
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t i = 0;
+  for (; i < full; i += L) run(d, i);
+  const hn::CappedTag<T, 1> d1;
+  for (; i < n; ++i) run(d1, i);
+}
+
+// The adjoint of im2col (col2im) for `rows` rows of patch gradients, each `patch` long: for every
+// (tap, pixel) that taps(r, f) reports for row r (it calls f(tap, pixel)), and every group g,
+//   dx[pixel * channels + g * gc + c] += dpatches[r * patch + g * group_patch + tap * gc + c]
+// for c < gc = channels / groups, rows in order, taps in the order reported. Vectorized along the
+// channels (a plain loop here was scalar: the compiler cannot rule out that dx and dpatches
+// overlap, and 16 scalar read-modify-writes a tap cost more than the GEMM that made the rows).
+template <class T, class Taps>
+void col2im_add(std::size_t rows, std::size_t patch, std::size_t channels, std::size_t groups,
+                std::size_t group_patch, const T* HWY_RESTRICT dpatches, Taps taps,
+                T* HWY_RESTRICT dx) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t gc = channels / groups;
+  const std::size_t full = gc - gc % L;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* row = dpatches + r * patch;
+    taps(r, [&](std::size_t tap, std::size_t pixel) {
+      for (std::size_t g = 0; g < groups; ++g) {
+        const T* src = row + g * group_patch + tap * gc;
+        T* dst = dx + pixel * channels + g * gc;
+        std::size_t c = 0;
+        for (; c < full; c += L)
+          hn::StoreU(hn::Add(hn::LoadU(d, dst + c), hn::LoadU(d, src + c)), d, dst + c);
+        for (; c < gc; ++c) dst[c] += src[c];
+      }
+    });
+  }
+}
+
 }  // namespace ctnn::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::add_activate;
+using ctnn::HWY_NAMESPACE::col2im_add;
 using ctnn::HWY_NAMESPACE::first_non_finite;
 using ctnn::HWY_NAMESPACE::leaky_relu_backward;
 using ctnn::HWY_NAMESPACE::leaky_relu_forward;

@@ -95,6 +95,7 @@ struct ConvBody {
   // never holds a gradient copy larger than the patches.
   static constexpr bool per_sample_grad = Groups == 1 && param_count <= patch_floats;
   static constexpr std::size_t grad_floats = per_sample_grad ? line_up(param_count) : 0;
+  static constexpr bool transposed_grad = patch > Filters;
   static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
   static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
     return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
@@ -138,17 +139,11 @@ struct ConvBody {
   // The adjoint of im2col for output positions [r0, r1): adds each patch gradient (rows of
   // dpatches, the first for position r0) into dx at the taps it came from.
   static void col2im_add(const T* dpatches, std::size_t r0, std::size_t r1, T* dx) {
-    for (std::size_t r = r0; r < r1; ++r) {
-      const T* row = dpatches + (r - r0) * patch;
-      geom::for_taps(r / geom::ow, r % geom::ow, [&](std::size_t tap, std::size_t pixel) {
-        T* dst = dx + pixel * C;
-        for (std::size_t g = 0; g < Groups; ++g) {
-          const T* src = row + g * group_patch + tap * group_channels;
-          T* d = dst + g * group_channels;
-          for (std::size_t c = 0; c < group_channels; ++c) d[c] += src[c];
-        }
-      });
-    }
+    kernels::col2im_add(r1 - r0, patch, C, Groups, group_patch, dpatches,
+                        [r0](std::size_t r, auto&& f) {
+                          geom::for_taps((r0 + r) / geom::ow, (r0 + r) % geom::ow, f);
+                        },
+                        dx);
   }
 
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
@@ -195,15 +190,26 @@ struct ConvBody {
       parallel_for(n, [&](std::size_t s) {
         T* dps = grad_region(scratch, n, s);
         const T* dys = dy + s * out_size;
-        kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
-                         Filters, dps, Filters, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        if constexpr (transposed_grad)
+          kernels::gemm_nn(Filters, patch, positions, dys, 1, Filters, scratch + s * patch_floats,
+                           patch, dps, patch, false, static_cast<const T*>(nullptr),
+                           kernels::Epilogue::none);
+        else
+          kernels::gemm_nn(patch, Filters, positions, scratch + s * patch_floats, 1, patch, dys,
+                           Filters, dps, Filters, false, static_cast<const T*>(nullptr),
+                           kernels::Epilogue::none);
         kernels::sum_rows(positions, Filters, dys, dps + weights);
       }, n * kWorkPerSample >= kParallelWork);
       for (std::size_t i = 0; i < param_count; ++i) dp[i] = T(0);
       for (std::size_t s = 0; s < n; ++s) {
         const T* dps = grad_region(scratch, n, s);
-        for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+        if constexpr (transposed_grad) {
+          for (std::size_t j = 0; j < patch; ++j)
+            for (std::size_t f = 0; f < Filters; ++f) dp[j * Filters + f] += dps[f * patch + j];
+          for (std::size_t f = 0; f < Filters; ++f) dp[weights + f] += dps[weights + f];
+        } else {
+          for (std::size_t i = 0; i < param_count; ++i) dp[i] += dps[i];
+        }
       }
     } else {
       for (std::size_t g = 0; g < Groups; ++g)
