@@ -105,8 +105,8 @@ TEMPLATE_TEST_CASE("gemm_nt matches the scalar reference", "", float, double) {
 TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
   const double tol = std::is_same_v<TestType, float> ? 1e-6 : 1e-14;
   // M up to 25: the 6-row tiles and the taller 8- and 12-row tiles of 1-3 column vectors, with
-  // rows left over.
-  for (std::size_t M : {1, 3, 4, 5, 9, 12, 25})
+  // 1 to 5 rows left over (one shorter tile).
+  for (std::size_t M : {1, 3, 4, 5, 8, 9, 12, 16, 25})
     for (std::size_t N : kSizes)
       for (std::size_t K : {1, 2, 9, 17, 257})  // 257: one past the K block
         for (bool tr : {false, true}) {
@@ -223,6 +223,69 @@ TEMPLATE_TEST_CASE("activations and the fused GEMM ReLU keep NaN", "", float, do
       kernels::gemm_nn(M, N, K, A.data(), K, 1, Bt.data(), N, C.data(), N, false, b.data(),
                        kernels::Epilogue::relu);
       check("gemm_nn");
+    }
+}
+
+TEMPLATE_TEST_CASE("add_activate sums 2 or 3 arrays with a fused ReLU or ReLU6, NaN kept", "", float,
+                   double) {
+  using T = TestType;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (std::size_t n : kSizes)
+    for (std::size_t k : {2, 3})
+      for (auto act : {Epilogue::none, Epilogue::relu, Epilogue::relu6}) {
+        INFO("n " << n << ", inputs " << k << ", activation " << int(act));
+        Rng rng(n * 7 + k);
+        std::vector<std::vector<T>> in;
+        for (std::size_t j = 0; j < k; ++j) in.push_back(rand_vec<T>(n, rng, -5, 5));
+        in[0][n / 2] = nan;
+        const T* xs[3] = {in[0].data(), in[1].data(), k > 2 ? in[2].data() : nullptr};
+        std::vector<T> y(n);
+        kernels::add_activate(n, xs, k, y.data(), act);
+        for (std::size_t i = 0; i < n; ++i) {
+          T s = in[0][i] + in[1][i];
+          if (k > 2) s += in[2][i];
+          if (i == n / 2) {
+            REQUIRE(std::isnan(y[i]));
+            continue;
+          }
+          const T want = act == Epilogue::none ? s
+                         : act == Epilogue::relu ? (s > 0 ? s : T(0))
+                                                 : (s >= 6 ? T(6) : s > 0 ? s : T(0));
+          REQUIRE(y[i] == want);
+        }
+        kernels::add_activate(n, xs, k, in[0].data(), act);  // in place over input 0
+        for (std::size_t i = 0; i < n; ++i)
+          REQUIRE((std::isnan(y[i]) ? std::isnan(in[0][i]) : in[0][i] == y[i]));
+      }
+}
+
+TEMPLATE_TEST_CASE("col2im_add scatters patch rows into the image as the scalar loop does", "",
+                   float, double) {
+  using T = TestType;
+  // Rows of `patch` values, each adding group g's taps to its pixel's channels; pixels of a
+  // 3x4 image reached by a 2x2 window at stride 1 (valid): 2 x 3 positions.
+  for (std::size_t channels : {1, 3, 16, 17, 40})
+    for (std::size_t groups : {1, 2}) {
+      if (channels % groups) continue;
+      INFO("channels " << channels << ", groups " << groups);
+      const std::size_t gc = channels / groups, group_patch = 4 * gc, patch = group_patch * groups;
+      const std::size_t rows = 6;
+      Rng rng(channels * 10 + groups);
+      const auto dpatches = rand_vec<T>(rows * patch, rng);
+      const auto taps = [](std::size_t r, auto&& f) {
+        const std::size_t oy = r / 3, ox = r % 3;
+        for (std::size_t t = 0; t < 4; ++t) f(t, (oy + t / 2) * 4 + ox + t % 2);
+      };
+      std::vector<T> dx = rand_vec<T>(12 * channels, rng), want = dx;
+      kernels::col2im_add(rows, patch, channels, groups, group_patch, dpatches.data(), taps,
+                          dx.data());
+      for (std::size_t r = 0; r < rows; ++r)
+        taps(r, [&](std::size_t t, std::size_t pixel) {
+          for (std::size_t g = 0; g < groups; ++g)
+            for (std::size_t c = 0; c < gc; ++c)
+              want[pixel * channels + g * gc + c] += dpatches[r * patch + g * group_patch + t * gc + c];
+        });
+      REQUIRE(dx == want);
     }
 }
 
