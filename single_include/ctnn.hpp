@@ -1336,11 +1336,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           } else if constexpr (is_join<I>) {
             if (dx) L::backward(dy, K, dx, n);
           } else if constexpr (facts.absorbs[I] && facts.fuses_next[I]) {
-            L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
-                        ws.activation(train_plan.offset[I + 1]), dy, dx,
-                        grads + facts.param_offset[I], n,
-                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx),
-                        facts.next_epilogue[I]);
+            L::template backward<facts.next_epilogue[I]>(
+                p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
+                ws.activation(train_plan.offset[I + 1]), dy, dx, grads + facts.param_offset[I], n,
+                ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx));
           } else {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
@@ -1570,8 +1569,9 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
           const PassContext lc = layer_context<I>(ctx);
           if constexpr (StatefulLayer<L> && facts.fuses_next[I])
-            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc,
-                       facts.next_epilogue[I]);
+            L::template forward<facts.next_epilogue[I]>(p + facts.param_offset[I],
+                                                        state + facts.state_offset[I], x, y, n, s,
+                                                        lc);
           else if constexpr (StatefulLayer<L>)
             L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])
@@ -2170,16 +2170,7 @@ HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
 inline constexpr std::size_t kNnTallMR[4] = {0, kVectorRegisters == 16 ? 8 : 12,
                                              kVectorRegisters == 16 ? 6 : 8, 6};
 
-// One tile of `rows` rows, 2 <= rows <= R, chosen at run time among the compiled heights.
-template <std::size_t R, std::size_t NV, class T>
-HWY_INLINE void nn_short_tile(std::size_t rows, std::size_t k0, std::size_t k1, const T* A,
-                              std::size_t a_m, std::size_t a_k, const T* B, std::size_t ldb, T* C,
-                              std::size_t ldc, bool accumulate) {
-  if (rows == R) return nn_tile<R, NV>(k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
-  if constexpr (R > 2) nn_short_tile<R - 1, NV>(rows, k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
-}
-
-// All M rows of one column tile of NV vectors: MR rows at a time, then the rest as one tile.
+// All M rows of one column tile of NV vectors: MR rows at a time, then the rest.
 template <std::size_t MR, std::size_t NV, class T>
 HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t a_m,
                         std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
@@ -2187,15 +2178,14 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
   std::size_t m = 0;
   for (; m + MR <= M; m += MR)
     nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
-  if constexpr (HWY_TARGET != HWY_SCALAR && MR > 2) {
-    // The last M % MR rows as one shorter tile (the 4 rows left of 16 filters in 6-row tiles),
-    // not one row at a time: a single-row tile loads NV vectors of B for NV FMAs.
-    const std::size_t rest = M - m;
-    if (rest >= 2) {
-      nn_short_tile<MR - 1, NV>(rest, k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc,
-                                accumulate);
-      return;
-    }
+  if constexpr (HWY_TARGET != HWY_SCALAR && MR > 4) {
+    // The last M % MR rows in tiles of 4 and 2 rows, then one (the 4 rows left of 16 filters in
+    // 6-row tiles): a single-row tile loads NV vectors of B for NV FMAs. Two heights only, to
+    // keep the code (and its compile time) small.
+    for (; m + 4 <= M; m += 4)
+      nn_tile<4, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
+    for (; m + 2 <= M; m += 2)
+      nn_tile<2, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
   }
   for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
 }
@@ -11986,7 +11976,8 @@ using NodeGraph = BasicNodeGraph<float, InputSpec, Ats...>;
 //
 // The contract differs from core/layer.hpp's Layer in one place: forward takes the state
 //     forward(params, state, x, y, n, scratch, ctx)
-// (the planner's state arena hands each stateful layer its slice). backward is the usual one;
+// (the planner's state arena hands each stateful layer its slice), and both forward and backward
+// take a fused ReLU/ReLU6 as the template argument Act (none by default). backward is the usual one;
 // it reads x, and y only to mask dy by a fused ReLU's output (fuses_relu below); after a training
 // forward it is the full gradient through the batch statistics (mean_B and var_B depend on every
 // x of the batch); after an inference forward it is
@@ -12200,7 +12191,8 @@ struct BatchNormalization {
     static constexpr LayerKind kind = LayerKind::batch_norm;
     // A ReLU or ReLU6 right after it (and read by nothing else) runs in its normalization's store,
     // and that ReLU's backward in its backward, which masks dy by the stored output y: the
-    // planner passes the activation as `act` to both (core/model.hpp, absorbs_activation_backward).
+    // planner names the activation as the template argument Act of both (core/model.hpp,
+    // absorbs_activation_backward).
     static constexpr bool fuses_relu = true;
     static constexpr bool absorbs_activation_backward = true;
     static constexpr bool is_view = false;
@@ -12219,8 +12211,9 @@ struct BatchNormalization {
       for (std::size_t c = 0; c < channels; ++c) state[c] = T(0), state[channels + c] = T(1);
     }
 
+    template <Epilogue Act = Epilogue::none>
     static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext& ctx, Epilogue act = Epilogue::none) {
+                        const PassContext& ctx) {
       if (n == 0) return;
       T* mean = scratch;
       T* inv_std = scratch + channels;
@@ -12253,17 +12246,15 @@ struct BatchNormalization {
           inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
         }
       }
-      with_epilogue(act, [&]<Epilogue A>() {
-        parallel_for(n, [&](std::size_t s) {
-          kernels::bn_normalize<A>(positions, channels, x + s * In::size, mean, inv_std, p,
+      parallel_for(n, [&](std::size_t s) {
+        kernels::bn_normalize<Act>(positions, channels, x + s * In::size, mean, inv_std, p,
                                    p + channels, y + s * In::size);
-        }, wide);
-      });
+      }, wide);
     }
 
+    template <Epilogue Act = Epilogue::none>
     static void backward(const T* p, const T* x, const T* y, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext& ctx,
-                         Epilogue act = Epilogue::none) {
+                         std::size_t n, T* scratch, const PassContext& ctx) {
       T* dgamma = dp;
       T* dbeta = dp + channels;
       if (n == 0) {
@@ -12273,38 +12264,27 @@ struct BatchNormalization {
       const T* mean = scratch;
       const T* inv_std = scratch + channels;
       const bool wide = n * In::size >= kParallelWork;
-      with_epilogue(act, [&]<Epilogue A>() {
-        parallel_for(n, [&](std::size_t s) {
-          T* part = partial(scratch, s);
-          kernels::bn_backward_sums<A>(positions, channels, x + s * In::size, y + s * In::size,
+      parallel_for(n, [&](std::size_t s) {
+        T* part = partial(scratch, s);
+        kernels::bn_backward_sums<Act>(positions, channels, x + s * In::size, y + s * In::size,
                                        dy + s * In::size, mean, inv_std, part, part + channels);
-        }, wide);
-        sum_over_samples(scratch, n, 0, dbeta);
-        sum_over_samples(scratch, n, channels, dgamma);
-        if (!dx) return;
-        const T count = static_cast<T>(n * positions);
-        parallel_for(n, [&](std::size_t s) {
-          const std::size_t o = s * In::size;
-          if (ctx.training)
-            kernels::bn_backward_dx<true, A>(positions, channels, x + o, y + o, dy + o, mean,
+      }, wide);
+      sum_over_samples(scratch, n, 0, dbeta);
+      sum_over_samples(scratch, n, channels, dgamma);
+      if (!dx) return;
+      const T count = static_cast<T>(n * positions);
+      parallel_for(n, [&](std::size_t s) {
+        const std::size_t o = s * In::size;
+        if (ctx.training)
+          kernels::bn_backward_dx<true, Act>(positions, channels, x + o, y + o, dy + o, mean,
                                              inv_std, p, dbeta, dgamma, count, dx + o);
-          else
-            kernels::bn_backward_dx<false, A>(positions, channels, x + o, y + o, dy + o, mean,
+        else
+          kernels::bn_backward_dx<false, Act>(positions, channels, x + o, y + o, dy + o, mean,
                                               inv_std, p, dbeta, dgamma, count, dx + o);
-        }, wide);
-      });
+      }, wide);
     }
 
    private:
-    // f.template operator()<A>() with A the run-time activation as a constant.
-    template <class F>
-    static void with_epilogue(Epilogue act, F&& f) {
-      switch (act) {
-        case Epilogue::relu: f.template operator()<Epilogue::relu>(); break;
-        case Epilogue::relu6: f.template operator()<Epilogue::relu6>(); break;
-        default: f.template operator()<Epilogue::none>(); break;
-      }
-    }
     static T* partial(T* scratch, std::size_t s) {
       return scratch + s * scratch_per_sample + partial_offset;
     }

@@ -652,11 +652,10 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           } else if constexpr (is_join<I>) {
             if (dx) L::backward(dy, K, dx, n);
           } else if constexpr (facts.absorbs[I] && facts.fuses_next[I]) {
-            L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
-                        ws.activation(train_plan.offset[I + 1]), dy, dx,
-                        grads + facts.param_offset[I], n,
-                        ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx),
-                        facts.next_epilogue[I]);
+            L::template backward<facts.next_epilogue[I]>(
+                p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
+                ws.activation(train_plan.offset[I + 1]), dy, dx, grads + facts.param_offset[I], n,
+                ws.scratch(facts.scratch_offset[I]), layer_context<I>(ctx));
           } else {
             L::backward(p + facts.param_offset[I], ws.activation(train_plan.offset[t]),
                         ws.activation(train_plan.offset[I + 1]), dy, dx,
@@ -886,8 +885,9 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           T* s = ws.scratch(Training ? facts.scratch_offset[I] : 0);
           const PassContext lc = layer_context<I>(ctx);
           if constexpr (StatefulLayer<L> && facts.fuses_next[I])
-            L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc,
-                       facts.next_epilogue[I]);
+            L::template forward<facts.next_epilogue[I]>(p + facts.param_offset[I],
+                                                        state + facts.state_offset[I], x, y, n, s,
+                                                        lc);
           else if constexpr (StatefulLayer<L>)
             L::forward(p + facts.param_offset[I], state + facts.state_offset[I], x, y, n, s, lc);
           else if constexpr (facts.fuses_next[I])

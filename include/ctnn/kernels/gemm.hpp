@@ -204,16 +204,7 @@ HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
 inline constexpr std::size_t kNnTallMR[4] = {0, kVectorRegisters == 16 ? 8 : 12,
                                              kVectorRegisters == 16 ? 6 : 8, 6};
 
-// One tile of `rows` rows, 2 <= rows <= R, chosen at run time among the compiled heights.
-template <std::size_t R, std::size_t NV, class T>
-HWY_INLINE void nn_short_tile(std::size_t rows, std::size_t k0, std::size_t k1, const T* A,
-                              std::size_t a_m, std::size_t a_k, const T* B, std::size_t ldb, T* C,
-                              std::size_t ldc, bool accumulate) {
-  if (rows == R) return nn_tile<R, NV>(k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
-  if constexpr (R > 2) nn_short_tile<R - 1, NV>(rows, k0, k1, A, a_m, a_k, B, ldb, C, ldc, accumulate);
-}
-
-// All M rows of one column tile of NV vectors: MR rows at a time, then the rest as one tile.
+// All M rows of one column tile of NV vectors: MR rows at a time, then the rest.
 template <std::size_t MR, std::size_t NV, class T>
 HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t a_m,
                         std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
@@ -221,15 +212,14 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
   std::size_t m = 0;
   for (; m + MR <= M; m += MR)
     nn_tile<MR, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
-  if constexpr (HWY_TARGET != HWY_SCALAR && MR > 2) {
-    // The last M % MR rows as one shorter tile (the 4 rows left of 16 filters in 6-row tiles),
-    // not one row at a time: a single-row tile loads NV vectors of B for NV FMAs.
-    const std::size_t rest = M - m;
-    if (rest >= 2) {
-      nn_short_tile<MR - 1, NV>(rest, k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc,
-                                accumulate);
-      return;
-    }
+  if constexpr (HWY_TARGET != HWY_SCALAR && MR > 4) {
+    // The last M % MR rows in tiles of 4 and 2 rows, then one (the 4 rows left of 16 filters in
+    // 6-row tiles): a single-row tile loads NV vectors of B for NV FMAs. Two heights only, to
+    // keep the code (and its compile time) small.
+    for (; m + 4 <= M; m += 4)
+      nn_tile<4, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
+    for (; m + 2 <= M; m += 2)
+      nn_tile<2, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
   }
   for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
 }

@@ -22,7 +22,8 @@
 //
 // The contract differs from core/layer.hpp's Layer in one place: forward takes the state
 //     forward(params, state, x, y, n, scratch, ctx)
-// (the planner's state arena hands each stateful layer its slice). backward is the usual one;
+// (the planner's state arena hands each stateful layer its slice), and both forward and backward
+// take a fused ReLU/ReLU6 as the template argument Act (none by default). backward is the usual one;
 // it reads x, and y only to mask dy by a fused ReLU's output (fuses_relu below); after a training
 // forward it is the full gradient through the batch statistics (mean_B and var_B depend on every
 // x of the batch); after an inference forward it is
@@ -76,7 +77,8 @@ struct BatchNormalization {
     static constexpr LayerKind kind = LayerKind::batch_norm;
     // A ReLU or ReLU6 right after it (and read by nothing else) runs in its normalization's store,
     // and that ReLU's backward in its backward, which masks dy by the stored output y: the
-    // planner passes the activation as `act` to both (core/model.hpp, absorbs_activation_backward).
+    // planner names the activation as the template argument Act of both (core/model.hpp,
+    // absorbs_activation_backward).
     static constexpr bool fuses_relu = true;
     static constexpr bool absorbs_activation_backward = true;
     static constexpr bool is_view = false;
@@ -95,8 +97,9 @@ struct BatchNormalization {
       for (std::size_t c = 0; c < channels; ++c) state[c] = T(0), state[channels + c] = T(1);
     }
 
+    template <Epilogue Act = Epilogue::none>
     static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
-                        const PassContext& ctx, Epilogue act = Epilogue::none) {
+                        const PassContext& ctx) {
       if (n == 0) return;
       T* mean = scratch;
       T* inv_std = scratch + channels;
@@ -129,17 +132,15 @@ struct BatchNormalization {
           inv_std[c] = T(1) / std::sqrt(state[channels + c] + static_cast<T>(epsilon));
         }
       }
-      with_epilogue(act, [&]<Epilogue A>() {
-        parallel_for(n, [&](std::size_t s) {
-          kernels::bn_normalize<A>(positions, channels, x + s * In::size, mean, inv_std, p,
+      parallel_for(n, [&](std::size_t s) {
+        kernels::bn_normalize<Act>(positions, channels, x + s * In::size, mean, inv_std, p,
                                    p + channels, y + s * In::size);
-        }, wide);
-      });
+      }, wide);
     }
 
+    template <Epilogue Act = Epilogue::none>
     static void backward(const T* p, const T* x, const T* y, const T* dy, T* dx, T* dp,
-                         std::size_t n, T* scratch, const PassContext& ctx,
-                         Epilogue act = Epilogue::none) {
+                         std::size_t n, T* scratch, const PassContext& ctx) {
       T* dgamma = dp;
       T* dbeta = dp + channels;
       if (n == 0) {
@@ -149,38 +150,27 @@ struct BatchNormalization {
       const T* mean = scratch;
       const T* inv_std = scratch + channels;
       const bool wide = n * In::size >= kParallelWork;
-      with_epilogue(act, [&]<Epilogue A>() {
-        parallel_for(n, [&](std::size_t s) {
-          T* part = partial(scratch, s);
-          kernels::bn_backward_sums<A>(positions, channels, x + s * In::size, y + s * In::size,
+      parallel_for(n, [&](std::size_t s) {
+        T* part = partial(scratch, s);
+        kernels::bn_backward_sums<Act>(positions, channels, x + s * In::size, y + s * In::size,
                                        dy + s * In::size, mean, inv_std, part, part + channels);
-        }, wide);
-        sum_over_samples(scratch, n, 0, dbeta);
-        sum_over_samples(scratch, n, channels, dgamma);
-        if (!dx) return;
-        const T count = static_cast<T>(n * positions);
-        parallel_for(n, [&](std::size_t s) {
-          const std::size_t o = s * In::size;
-          if (ctx.training)
-            kernels::bn_backward_dx<true, A>(positions, channels, x + o, y + o, dy + o, mean,
+      }, wide);
+      sum_over_samples(scratch, n, 0, dbeta);
+      sum_over_samples(scratch, n, channels, dgamma);
+      if (!dx) return;
+      const T count = static_cast<T>(n * positions);
+      parallel_for(n, [&](std::size_t s) {
+        const std::size_t o = s * In::size;
+        if (ctx.training)
+          kernels::bn_backward_dx<true, Act>(positions, channels, x + o, y + o, dy + o, mean,
                                              inv_std, p, dbeta, dgamma, count, dx + o);
-          else
-            kernels::bn_backward_dx<false, A>(positions, channels, x + o, y + o, dy + o, mean,
+        else
+          kernels::bn_backward_dx<false, Act>(positions, channels, x + o, y + o, dy + o, mean,
                                               inv_std, p, dbeta, dgamma, count, dx + o);
-        }, wide);
-      });
+      }, wide);
     }
 
    private:
-    // f.template operator()<A>() with A the run-time activation as a constant.
-    template <class F>
-    static void with_epilogue(Epilogue act, F&& f) {
-      switch (act) {
-        case Epilogue::relu: f.template operator()<Epilogue::relu>(); break;
-        case Epilogue::relu6: f.template operator()<Epilogue::relu6>(); break;
-        default: f.template operator()<Epilogue::none>(); break;
-      }
-    }
     static T* partial(T* scratch, std::size_t s) {
       return scratch + s * scratch_per_sample + partial_offset;
     }
