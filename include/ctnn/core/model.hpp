@@ -48,6 +48,7 @@
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/core/simd_target.hpp"
+
 namespace ctnn {
 
 // The first element of a Sequential or a Graph: the shape of one input sample (channels last for
@@ -68,7 +69,11 @@ struct Input {
 //   forward(params, state, x, y, n, scratch, ctx)
 // In training (ctx.training) it may update the state; in inference it must only read it (the
 // planner passes the model's arena from a const predict(), possibly from many threads at once).
-// backward keeps the usual signature (no state).
+// backward keeps the usual signature (no state). A stateful layer that declares fuses_relu = true
+// takes the fused activation as a template argument of both passes,
+//   forward<Epilogue>(params, state, x, y, n, scratch, ctx), backward<Epilogue>(...),
+// and with absorbs_activation_backward = true its backward applies the activation's mask to dy
+// itself (from y, its stored output), as BatchNormalization does.
 template <class L>
 concept StatefulLayer = requires {
   typename L::value_type;
@@ -92,6 +97,9 @@ concept StatefulLayer = requires {
 //                               scratch_per_sample = 0, init(params, rng) as a layer
 //   forward(xs, y, n)           y from the inputs xs[0 .. arity)
 //   backward(dy, j, dx, n)      writes every element of dx, the gradient of input j
+// A join may fuse a following ReLU/ReLU6 (fuses_relu and absorbs_activation_backward, as Add):
+//   forward(xs, y, n, act)      applies Epilogue act as it stores y
+//   backward(dy, j, dx, n, y, act)  dx = dy masked by the activation's output y
 template <class L>
 concept JoinLayer = requires {
   typename L::value_type;
