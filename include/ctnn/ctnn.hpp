@@ -87,3 +87,4 @@
 #include "ctnn/train/regularize.hpp"
 #include "ctnn/layers/random_flip.hpp"
 #include "ctnn/layers/random_translation.hpp"
+#include "ctnn/layers/lstm.hpp"

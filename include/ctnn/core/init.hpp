@@ -20,6 +20,10 @@
 //   TorchUniform   U(-l, l), l = 1 / sqrt(fan_in)               PyTorch's default for the weights
 //                  (kaiming_uniform_ with a = sqrt(5)) and the biases of nn.Linear and nn.Conv2d
 //   Zeros, Ones    constants                                    zeros (Keras's bias default), ones
+//   Orthogonal     a random matrix of fan_in rows and count / fan_in columns, row-major, whose
+//                  rows (or columns, whichever are fewer) are orthonormal: orthogonal (Keras's
+//                  default for recurrent kernels). Dense, which stores its kernel transposed,
+//                  gives it its own rows (Units), so the orthogonality holds in its layout too.
 // The truncated normals follow Keras: a normal with standard deviation s / 0.87962566103423978,
 // redrawn outside two of those standard deviations, so that the draws' variance is s^2.
 //
@@ -33,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "ctnn/core/rng.hpp"
 
@@ -131,6 +136,41 @@ struct Zeros {
     for (std::size_t i = 0; i < count; ++i) w[i] = T(0);
   }
 };
+// Keras's Orthogonal (gain 1): a standard normal matrix with max(rows, cols) rows and
+// min(rows, cols) columns, orthonormalized (QR with a positive diagonal in R, here by modified
+// Gram-Schmidt in double), transposed back when rows < cols.
+struct Orthogonal {
+  static constexpr std::string_view spec = "ctnn::init::Orthogonal";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    constexpr double kTwoPi = 6.283185307179586476925286766559;
+    const std::size_t rows = fan_in == 0 ? 1 : fan_in, cols = count / rows;
+    const std::size_t m = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
+    std::vector<double> q(m * k);  // column j of the tall matrix is q[j * m .. j * m + m)
+    for (double& v : q) {
+      const double u1 = 1.0 - rng.uniform01(), u2 = rng.uniform01();
+      v = std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      double* qj = q.data() + j * m;
+      for (std::size_t i = 0; i < j; ++i) {
+        const double* qi = q.data() + i * m;
+        double dot = 0;
+        for (std::size_t r = 0; r < m; ++r) dot += qi[r] * qj[r];
+        for (std::size_t r = 0; r < m; ++r) qj[r] -= dot * qi[r];
+      }
+      double norm = 0;
+      for (std::size_t r = 0; r < m; ++r) norm += qj[r] * qj[r];
+      norm = std::sqrt(norm);
+      for (std::size_t r = 0; r < m; ++r) qj[r] = norm > 0 ? qj[r] / norm : 0.0;
+    }
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c)
+        w[r * cols + c] = static_cast<T>(rows >= cols ? q[c * m + r] : q[r * m + c]);
+    for (std::size_t i = rows * cols; i < count; ++i) w[i] = T(0);
+  }
+};
+
 struct Ones {
   static constexpr std::string_view spec = "ctnn::init::Ones";
   template <class T>

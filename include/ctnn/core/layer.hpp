@@ -81,6 +81,7 @@ enum class LayerKind {
   hard_sigmoid,
   swish,
   elu,
+  lstm,
 };
 
 namespace detail {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
@@ -47,7 +48,10 @@ struct Dense {
     static constexpr bool is_view = false;
 
     static void init(T* p, Rng& rng) {
-      KernelInit::fill(p, Units * in, in, Units, rng);
+      if constexpr (std::is_same_v<KernelInit, init::Orthogonal>)
+        KernelInit::fill(p, Units * in, Units, in, rng);  // W's rows are Units (core/init.hpp)
+      else
+        KernelInit::fill(p, Units * in, in, Units, rng);
       BiasInit::fill(p + Units * in, Units, in, Units, rng);
     }
 

@@ -1,0 +1,119 @@
+// ctnn/kernels/recurrent.hpp: the elementwise cell updates of the recurrent layers, one sample's
+// row of one time step, vectorized along the units.
+//
+//   lstm_cell_forward   Keras's LSTM cell (gate order i, f, c, o; sigmoid gates, tanh cell):
+//                         i = s(z_i), f = s(z_f), g = tanh(z_c), o = s(z_o)
+//                         c = f * c_prev + i * g,  h = o * tanh(c)
+//   lstm_cell_backward  the same cell's gradient: from dh (the output's gradient plus the next
+//                       step's recurrent gradient) and dc (the next step's cell gradient) to the
+//                       gates' pre-activation gradient dz and the previous cell's gradient.
+//
+// Each element goes through the same operations in the same order whatever the row, batch or
+// thread split, so a recurrent layer built on them trains to the same bits at any thread count.
+// The sigmoid is kernels::sigmoid_of (exact at both tails, NaN kept), tanh Highway's Tanh.
+#pragma once
+#include <cstddef>
+
+#include "ctnn/kernels/elementwise.hpp"
+#include "ctnn/kernels/highway.hpp"
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Units [j0, j1) of one LSTM cell, with tag d (a full vector, or one lane for the tail).
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_cell_forward_lanes(D d, std::size_t j, std::size_t U, T* HWY_RESTRICT z,
+                                        const T* HWY_RESTRICT c_prev, T* HWY_RESTRICT c,
+                                        T* HWY_RESTRICT tc, T* HWY_RESTRICT h,
+                                        T* HWY_RESTRICT h2) {
+  const auto i = sigmoid_of(d, hn::LoadU(d, z + j));
+  const auto f = sigmoid_of(d, hn::LoadU(d, z + U + j));
+  const auto g = hn::Tanh(d, hn::LoadU(d, z + 2 * U + j));
+  const auto o = sigmoid_of(d, hn::LoadU(d, z + 3 * U + j));
+  hn::StoreU(i, d, z + j);
+  hn::StoreU(f, d, z + U + j);
+  hn::StoreU(g, d, z + 2 * U + j);
+  hn::StoreU(o, d, z + 3 * U + j);
+  // c = f * c_prev + i * g; at the first step c_prev is zero and the product is left out.
+  const auto ig = hn::Mul(i, g);
+  const auto cv = c_prev ? hn::MulAdd(f, hn::LoadU(d, c_prev + j), ig) : ig;
+  const auto t = hn::Tanh(d, cv);
+  const auto hv = hn::Mul(o, t);
+  hn::StoreU(cv, d, c + j);
+  hn::StoreU(t, d, tc + j);
+  hn::StoreU(hv, d, h + j);
+  if (h2) hn::StoreU(hv, d, h2 + j);
+}
+
+// One row of one step. z[4U]: the gates' pre-activations (x W + h_prev U + b), replaced by their
+// activations i, f, g, o (kept for backward). c_prev[U] is the previous cell state, or null at the
+// first step (zero). Writes c[U], tc[U] = tanh(c), h[U] and, unless null, a copy of h into h2[U].
+template <class T>
+void lstm_cell_forward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT c_prev,
+                       T* HWY_RESTRICT c, T* HWY_RESTRICT tc, T* HWY_RESTRICT h,
+                       T* HWY_RESTRICT h2) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) lstm_cell_forward_lanes(d, j, U, z, c_prev, c, tc, h, h2);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) lstm_cell_forward_lanes(d1, j, U, z, c_prev, c, tc, h, h2);
+}
+
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_cell_backward_lanes(D d, std::size_t j, std::size_t U, T* HWY_RESTRICT gz,
+                                         const T* HWY_RESTRICT c_prev, const T* HWY_RESTRICT tc,
+                                         const T* HWY_RESTRICT dy, const T* HWY_RESTRICT dh_next,
+                                         T* HWY_RESTRICT dc) {
+  const auto one = hn::Set(d, T(1));
+  const auto i = hn::LoadU(d, gz + j);
+  const auto f = hn::LoadU(d, gz + U + j);
+  const auto g = hn::LoadU(d, gz + 2 * U + j);
+  const auto o = hn::LoadU(d, gz + 3 * U + j);
+  const auto t = hn::LoadU(d, tc + j);
+  // dh = dy + dh_next (either may be absent: no output at this step, or the last step).
+  auto dh = dy ? hn::LoadU(d, dy + j) : hn::Zero(d);
+  if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+  // dc_t = dc_next + dh * o * (1 - tanh(c)^2)
+  const auto dct = hn::MulAdd(hn::Mul(dh, o), hn::NegMulAdd(t, t, one), hn::LoadU(d, dc + j));
+  const auto d_o = hn::Mul(hn::Mul(dh, t), hn::Mul(o, hn::Sub(one, o)));
+  const auto d_i = hn::Mul(hn::Mul(dct, g), hn::Mul(i, hn::Sub(one, i)));
+  const auto d_g = hn::Mul(hn::Mul(dct, i), hn::NegMulAdd(g, g, one));
+  const auto d_f = c_prev ? hn::Mul(hn::Mul(dct, hn::LoadU(d, c_prev + j)), hn::Mul(f, hn::Sub(one, f)))
+                          : hn::Zero(d);
+  hn::StoreU(d_i, d, gz + j);
+  hn::StoreU(d_f, d, gz + U + j);
+  hn::StoreU(d_g, d, gz + 2 * U + j);
+  hn::StoreU(d_o, d, gz + 3 * U + j);
+  hn::StoreU(hn::Mul(dct, f), d, dc + j);
+}
+
+// One row of one step, backward. gz[4U] holds the activations i, f, g, o from forward and is
+// replaced by the gradient of the pre-activations z. c_prev[U] (null at the first step) and
+// tc[U] = tanh(c) are forward's. dy[U] is the gradient arriving from this step's output (null
+// when the step has none) and dh_next[U] the one arriving through the next step's recurrent
+// product (null at the last step). dc[U] holds the next step's cell gradient (zero at the last
+// step) and is replaced by this step's contribution to the previous cell's: dc * f.
+template <class T>
+void lstm_cell_backward(std::size_t U, T* HWY_RESTRICT gz, const T* HWY_RESTRICT c_prev,
+                        const T* HWY_RESTRICT tc, const T* HWY_RESTRICT dy,
+                        const T* HWY_RESTRICT dh_next, T* HWY_RESTRICT dc) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) lstm_cell_backward_lanes(d, j, U, gz, c_prev, tc, dy, dh_next, dc);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) lstm_cell_backward_lanes(d1, j, U, gz, c_prev, tc, dy, dh_next, dc);
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::lstm_cell_backward;
+using ctnn::HWY_NAMESPACE::lstm_cell_forward;
+}  // namespace ctnn::kernels
