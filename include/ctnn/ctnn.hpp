@@ -88,3 +88,5 @@
 #include "ctnn/layers/random_flip.hpp"
 #include "ctnn/layers/random_translation.hpp"
 #include "ctnn/layers/lstm.hpp"
+#include "ctnn/layers/gru.hpp"
+#include "ctnn/layers/simple_rnn.hpp"

@@ -61,6 +61,17 @@ TEST_CASE("LSTM gradients through time (double), last output and whole sequence"
   ctnn_test::check_layer_gradients<BoundD<ctnn::LSTM<2, true>, 3, 1>>(13);
 }
 
+TEST_CASE("GRU and SimpleRNN gradients through time (double)", "[layers][recurrent]") {
+  ctnn_test::check_layer_gradients<BoundD<ctnn::GRU<3>, 4, 2>>(3);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::GRU<9, true>, 3, 4>>(2);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::GRU<4>, 1, 5>>(3);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::GRU<2, true>, 3, 1>>(13);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::SimpleRNN<3>, 4, 2>>(3);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::SimpleRNN<9, true>, 3, 4>>(2);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::SimpleRNN<4>, 1, 5>>(3);
+  ctnn_test::check_layer_gradients<BoundD<ctnn::SimpleRNN<2, true>, 3, 1>>(13);
+}
+
 TEST_CASE("LSTM forward equals the per-element definition (float and double)", "[layers][recurrent]") {
   constexpr std::size_t T = 6, F = 5, U = 19, n = 4;
   using L = BoundD<ctnn::LSTM<U, true>, T, F>;
@@ -89,16 +100,19 @@ TEST_CASE("LSTM forward equals the per-element definition (float and double)", "
       REQUIRE(ylast[b * U + u] == y[(b * T + T - 1) * U + u]);
 }
 
-TEST_CASE("LSTM in Keras's layout computes PyTorch's nn.LSTM", "[layers][recurrent]") {
-  // tests/layers/data/lstm_torch_reference.txt, written by scripts/lstm_reference.py.
-  std::ifstream in(std::string(CTNN_TEST_DATA_DIR) + "/lstm_torch_reference.txt");
+namespace {
+// tests/layers/data/<name>_torch_reference.txt, written by scripts/recurrent_reference.py: the
+// parameters in Keras's layout, an input, and PyTorch's output sequence for them.
+template <class Spec>
+void check_torch_reference(const char* name) {
+  using L = BoundD<Spec, 5, 3>;
+  std::ifstream in(std::string(CTNN_TEST_DATA_DIR) + "/" + name + "_torch_reference.txt");
   REQUIRE(in);
   std::size_t T = 0, F = 0, U = 0, n = 0;
   in >> T >> F >> U >> n;
   REQUIRE((T == 5 && F == 3 && U == 7 && n == 2));
-  using L = BoundD<ctnn::LSTM<7, true>, 5, 3>;
   std::vector<double> p(L::param_count), x(n * T * F), h(n * T * U);
-  for (double& v : p) in >> v;  // kernel, recurrent kernel, bias: the parameter order
+  for (double& v : p) in >> v;
   for (double& v : x) in >> v;
   for (double& v : h) in >> v;
   REQUIRE(in);
@@ -106,9 +120,17 @@ TEST_CASE("LSTM in Keras's layout computes PyTorch's nn.LSTM", "[layers][recurre
   ctnn::AlignedBuffer<double> s(n * L::scratch_per_sample);
   L::forward(p.data(), x.data(), y.data(), n, s.data(), {});
   for (std::size_t i = 0; i < y.size(); ++i) {
-    INFO("element " << i);
+    INFO(name << " element " << i);
     REQUIRE(y[i] == Approx(h[i]).margin(1e-12));
   }
+}
+}  // namespace
+
+TEST_CASE("LSTM, GRU and SimpleRNN in Keras's layout compute PyTorch's nn.LSTM, nn.GRU and nn.RNN",
+          "[layers][recurrent]") {
+  check_torch_reference<ctnn::LSTM<7, true>>("lstm");
+  check_torch_reference<ctnn::GRU<7, true>>("gru");
+  check_torch_reference<ctnn::SimpleRNN<7, true>>("rnn");
 }
 
 TEST_CASE("LSTM initialization: Keras's parameter count, unit forget bias, orthogonal recurrent kernel",
@@ -197,10 +219,65 @@ TEST_CASE("LSTM cell kernels match a scalar reference, in place and with a vecto
   }
 }
 
+TEST_CASE("GRU and SimpleRNN cell kernels match a scalar reference", "[kernels][recurrent]") {
+  for (std::size_t U : {1, 16, 37}) {
+    ctnn::Rng rng(U + 100);
+    std::vector<float> gx(3 * U), q(3 * U), hp(U), h(U), h2(U), dy(U), dhn(U), dhd(U);
+    for (auto* v : {&gx, &q, &hp, &dy, &dhn, &dhd})
+      for (float& e : *v) e = float(rng.uniform(-3, 3));
+    const std::vector<float> gx0 = gx, q0 = q, dhd0 = dhd;
+    ctnn::kernels::gru_cell_forward(U, gx.data(), q.data(), hp.data(), h.data(), h2.data());
+    for (std::size_t j = 0; j < U; ++j) {
+      INFO("U " << U << " unit " << j);
+      const double z = sigmoid(double(gx0[j]) + q0[j]), r = sigmoid(double(gx0[U + j]) + q0[U + j]);
+      const double hh = std::tanh(gx0[2 * U + j] + r * q0[2 * U + j]);
+      CHECK(gx[j] == Approx(z).margin(1e-6));
+      CHECK(gx[U + j] == Approx(r).margin(1e-6));
+      CHECK(gx[2 * U + j] == Approx(hh).margin(1e-6));
+      CHECK(h[j] == Approx(z * hp[j] + (1 - z) * hh).margin(1e-5));
+      CHECK(std::memcmp(&h[j], &h2[j], sizeof(float)) == 0);
+    }
+    const std::vector<float> act = gx;
+    ctnn::kernels::gru_cell_backward(U, gx.data(), q.data(), hp.data(), dy.data(), dhn.data(),
+                                     dhd.data());
+    for (std::size_t j = 0; j < U; ++j) {
+      INFO("U " << U << " unit " << j);
+      const double z = act[j], r = act[U + j], hh = act[2 * U + j];
+      const double dh = double(dy[j]) + dhn[j] + dhd0[j];
+      const double dz = dh * (hp[j] - hh) * z * (1 - z);
+      const double dah = dh * (1 - z) * (1 - hh * hh);
+      const double dr = dah * q0[2 * U + j] * r * (1 - r);
+      CHECK(gx[j] == Approx(dz).margin(1e-5));
+      CHECK(gx[U + j] == Approx(dr).margin(1e-5));
+      CHECK(gx[2 * U + j] == Approx(dah).margin(1e-5));
+      CHECK(q[j] == Approx(dz).margin(1e-5));
+      CHECK(q[U + j] == Approx(dr).margin(1e-5));
+      CHECK(q[2 * U + j] == Approx(dah * r).margin(1e-5));
+      CHECK(dhd[j] == Approx(dh * z).margin(1e-5));
+    }
+    // SimpleRNN: h = tanh(z), then dz = (dy + dh_next) (1 - h^2).
+    std::vector<float> z(U);
+    for (float& e : z) e = float(rng.uniform(-3, 3));
+    const std::vector<float> z0 = z;
+    ctnn::kernels::rnn_cell_forward(U, z.data(), h.data(), h2.data());
+    for (std::size_t j = 0; j < U; ++j) {
+      CHECK(z[j] == Approx(std::tanh(z0[j])).margin(1e-6));
+      CHECK(std::memcmp(&h[j], &z[j], sizeof(float)) == 0);
+      CHECK(std::memcmp(&h2[j], &z[j], sizeof(float)) == 0);
+    }
+    ctnn::kernels::rnn_cell_backward(U, z.data(), dy.data(), static_cast<const float*>(nullptr));
+    for (std::size_t j = 0; j < U; ++j) {
+      const double t = std::tanh(z0[j]);
+      CHECK(z[j] == Approx(dy[j] * (1 - t * t)).margin(1e-5));
+    }
+  }
+}
+
 namespace {
-using SeqModel = ctnn::Sequential<ctnn::Input<7, 6>, ctnn::LSTM<12, true>, ctnn::LSTM<10>,
-                                  ctnn::Dense<4>, ctnn::Softmax>;
-static_assert(SeqModel::param_count == 4 * 12 * (6 + 12 + 1) + 4 * 10 * (12 + 10 + 1) + 4 * 11);
+using SeqModel = ctnn::Sequential<ctnn::Input<7, 6>, ctnn::GRU<12, true>, ctnn::SimpleRNN<9, true>,
+                                  ctnn::LSTM<10>, ctnn::Dense<4>, ctnn::Softmax>;
+static_assert(SeqModel::param_count ==
+              3 * 12 * (6 + 12 + 2) + 9 * (12 + 9 + 1) + 4 * 10 * (9 + 10 + 1) + 4 * 11);
 
 ctnn::data::Dataset sequences(std::size_t n) {
   // Class k: a sine of frequency k + 1 with noise, 7 steps of 6 channels (phase-shifted copies).
@@ -233,7 +310,7 @@ std::vector<float> train_seq(int threads, const ctnn::data::Dataset& d) {
 }
 }  // namespace
 
-TEST_CASE("Stacked LSTMs learn a sequence task, bitwise equal at 1, 2 and 3 threads",
+TEST_CASE("Stacked GRU, SimpleRNN and LSTM learn a sequence task, bitwise equal at 1, 2 and 3 threads",
           "[layers][recurrent]") {
   const auto d = sequences(640);
   const int saved = ctnn::max_threads();

@@ -82,6 +82,8 @@ enum class LayerKind {
   swish,
   elu,
   lstm,
+  gru,
+  simple_rnn,
 };
 
 namespace detail {

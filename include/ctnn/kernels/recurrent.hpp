@@ -8,6 +8,15 @@
 //                       step's recurrent gradient) and dc (the next step's cell gradient) to the
 //                       gates' pre-activation gradient dz and the previous cell's gradient.
 //
+//   gru_cell_forward    Keras's GRU cell with reset_after (its default; PyTorch's nn.GRU): gate
+//                       order z, r, h;  z = s(xz + qz), r = s(xr + qr), hh = tanh(xh + r * qh),
+//                         h = z * h_prev + (1 - z) * hh
+//                       where x* = x W + b_input and q* = h_prev R + b_recurrent
+//   gru_cell_backward   its gradient, to the input side's and the recurrent side's
+//                       pre-activations and the direct part of dh_prev (dh * z)
+//   rnn_cell_forward    SimpleRNN: h = tanh(z), z = x W + h_prev R + b
+//   rnn_cell_backward   dz = (dy + dh_next) * (1 - h^2)
+//
 // Each element goes through the same operations in the same order whatever the row, batch or
 // thread split, so a recurrent layer built on them trains to the same bits at any thread count.
 // The sigmoid is kernels::sigmoid_of (exact at both tails, NaN kept), tanh Highway's Tanh.
@@ -110,10 +119,103 @@ void lstm_cell_backward(std::size_t U, T* HWY_RESTRICT gz, const T* HWY_RESTRICT
   for (; j < U; ++j) lstm_cell_backward_lanes(d1, j, U, gz, c_prev, tc, dy, dh_next, dc);
 }
 
+// Runs op(d, j) over [0, U): full vectors, then one lane at a time.
+template <class T, class Op>
+HWY_INLINE void for_lanes(std::size_t U, Op op) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) op(d, j);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) op(d1, j);
+}
+
+// One row of one GRU step. gx[3U]: the input side's pre-activations (x W + b_input), replaced by
+// the activations z, r, hh (kept for backward). q[3U]: the recurrent side's (h_prev R +
+// b_recurrent), kept. h_prev[U] is null at the first step (zero). Writes h[U] and, unless null,
+// a copy into h2[U].
+template <class T>
+void gru_cell_forward(std::size_t U, T* HWY_RESTRICT gx, const T* HWY_RESTRICT q,
+                      const T* HWY_RESTRICT h_prev, T* HWY_RESTRICT h, T* HWY_RESTRICT h2) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto z = sigmoid_of(d, hn::Add(hn::LoadU(d, gx + j), hn::LoadU(d, q + j)));
+    const auto r = sigmoid_of(d, hn::Add(hn::LoadU(d, gx + U + j), hn::LoadU(d, q + U + j)));
+    const auto hh = hn::Tanh(d, hn::MulAdd(r, hn::LoadU(d, q + 2 * U + j), hn::LoadU(d, gx + 2 * U + j)));
+    hn::StoreU(z, d, gx + j);
+    hn::StoreU(r, d, gx + U + j);
+    hn::StoreU(hh, d, gx + 2 * U + j);
+    // h = hh + z * (h_prev - hh): (1 - z) * hh + z * h_prev with one rounding less.
+    const auto hp = h_prev ? hn::LoadU(d, h_prev + j) : hn::Zero(d);
+    const auto hv = hn::MulAdd(z, hn::Sub(hp, hh), hh);
+    hn::StoreU(hv, d, h + j);
+    if (h2) hn::StoreU(hv, d, h2 + j);
+  });
+}
+
+// One row of one GRU step, backward. gx[3U] holds z, r, hh and is replaced by the gradient of
+// the input side's pre-activations; q[3U] holds the recurrent side's pre-activations and is
+// replaced by their gradient. h_prev as in forward. dh = dy + dh_next + dh_direct (each of the
+// first two may be null); dh_direct[U] holds the next step's direct part (zero at the last step)
+// and is replaced by this step's, dh * z.
+template <class T>
+void gru_cell_backward(std::size_t U, T* HWY_RESTRICT gx, T* HWY_RESTRICT q,
+                       const T* HWY_RESTRICT h_prev, const T* HWY_RESTRICT dy,
+                       const T* HWY_RESTRICT dh_next, T* HWY_RESTRICT dh_direct) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto one = hn::Set(d, T(1));
+    const auto z = hn::LoadU(d, gx + j);
+    const auto r = hn::LoadU(d, gx + U + j);
+    const auto hh = hn::LoadU(d, gx + 2 * U + j);
+    auto dh = hn::LoadU(d, dh_direct + j);
+    if (dy) dh = hn::Add(hn::LoadU(d, dy + j), dh);
+    if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+    const auto hp = h_prev ? hn::LoadU(d, h_prev + j) : hn::Zero(d);
+    const auto dz = hn::Mul(hn::Mul(dh, hn::Sub(hp, hh)), hn::Mul(z, hn::Sub(one, z)));
+    const auto dah = hn::Mul(hn::Mul(dh, hn::Sub(one, z)), hn::NegMulAdd(hh, hh, one));
+    const auto dr = hn::Mul(hn::Mul(dah, hn::LoadU(d, q + 2 * U + j)), hn::Mul(r, hn::Sub(one, r)));
+    hn::StoreU(dz, d, gx + j);
+    hn::StoreU(dr, d, gx + U + j);
+    hn::StoreU(dah, d, gx + 2 * U + j);
+    hn::StoreU(dz, d, q + j);
+    hn::StoreU(dr, d, q + U + j);
+    hn::StoreU(hn::Mul(dah, r), d, q + 2 * U + j);
+    hn::StoreU(hn::Mul(dh, z), d, dh_direct + j);
+  });
+}
+
+// One row of one SimpleRNN step: z[U] (x W + h_prev R + b) is replaced by h = tanh(z), which is
+// also written to h[U] and, unless null, h2[U].
+template <class T>
+void rnn_cell_forward(std::size_t U, T* HWY_RESTRICT z, T* HWY_RESTRICT h, T* HWY_RESTRICT h2) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto hv = hn::Tanh(d, hn::LoadU(d, z + j));
+    hn::StoreU(hv, d, z + j);
+    if (h) hn::StoreU(hv, d, h + j);
+    if (h2) hn::StoreU(hv, d, h2 + j);
+  });
+}
+
+// Backward: z[U] holds h and is replaced by dz = (dy + dh_next) * (1 - h^2) (either may be null).
+template <class T>
+void rnn_cell_backward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT dy,
+                       const T* HWY_RESTRICT dh_next) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto hv = hn::LoadU(d, z + j);
+    auto dh = dy ? hn::LoadU(d, dy + j) : hn::Zero(d);
+    if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+    hn::StoreU(hn::Mul(dh, hn::NegMulAdd(hv, hv, hn::Set(d, T(1)))), d, z + j);
+  });
+}
+
 }  // namespace ctnn::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::gru_cell_backward;
+using ctnn::HWY_NAMESPACE::gru_cell_forward;
 using ctnn::HWY_NAMESPACE::lstm_cell_backward;
 using ctnn::HWY_NAMESPACE::lstm_cell_forward;
+using ctnn::HWY_NAMESPACE::rnn_cell_backward;
+using ctnn::HWY_NAMESPACE::rnn_cell_forward;
 }  // namespace ctnn::kernels

@@ -35,9 +35,8 @@
 #include "ctnn/core/init.hpp"
 #include "ctnn/core/layer.hpp"
 #include "ctnn/core/parallel.hpp"
-#include "ctnn/kernels/elementwise.hpp"
-#include "ctnn/kernels/gemm.hpp"
 #include "ctnn/kernels/recurrent.hpp"
+#include "ctnn/layers/recurrent_base.hpp"
 
 namespace ctnn {
 
@@ -65,11 +64,8 @@ struct LSTM {
     using output_shape = std::conditional_t<ReturnSequences, Shape<steps, Units>, Shape<Units>>;
     static constexpr std::size_t param_count = G * (features + Units + 1);
 
-    // Per-sample scratch, in this order (each region holds n samples' worth):
-    static constexpr std::size_t kLanes = HWY_MAX_BYTES / sizeof(T);
-    static constexpr std::size_t acc_per_sample =  // gemm_nt accumulators (kernels/gemm.hpp)
-        kLanes * std::max(Units, (steps < kernels::kGemmNtRows ? steps : kernels::kGemmNtRows) *
-                                     features);
+    using gemms = detail::RecurrentGemms<T, steps, features, Units>;
+    static constexpr std::size_t acc_per_sample = gemms::acc_per_sample;
     static constexpr std::size_t scratch_per_sample =
         acc_per_sample + steps * G + 3 * steps * Units + 2 * Units;
     static constexpr std::string_view name = "LSTM";
@@ -123,39 +119,26 @@ struct LSTM {
         for (std::size_t j = 0; j < Units; ++j) p[b_off + Units + j] = T(1);
     }
 
-    static constexpr bool worth_threads(std::size_t n) {
-      return n * steps * G * Units >= kParallelWork;
-    }
-
     static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                         const PassContext&) {
       const Regions s = regions(scratch, n);
-      // The input products of every sample and step, bias included.
-      kernels::gemm_nn(n * steps, G, features, x, features, 1, p + w_off, G, s.z, G, false,
-                       p + b_off, kernels::Epilogue::none);
+      gemms::input_products(n, G, x, p + w_off, p + b_off, s.z);
       parallel_for_range(
           n,
           [&](std::size_t s0, std::size_t s1) {
-            for (std::size_t b = s0; b < s1; ++b)
-              std::fill(s.hp + b * steps * Units, s.hp + b * steps * Units + Units, T(0));
+            gemms::zero_first_state(s0, s1, s.hp);
             for (std::size_t t = 0; t < steps; ++t) {
-              if (t > 0)  // z_t += h_{t-1} R for the block's rows
-                kernels::gemm_nn(s1 - s0, G, Units, s.hp + (s0 * steps + t) * Units, steps * Units,
-                                 1, p + r_off, G, s.z + (s0 * steps + t) * G, steps * G, true,
-                                 static_cast<const T*>(nullptr), kernels::Epilogue::none);
+              if (t > 0) gemms::step_product(s0, s1, t, G, s.hp, p + r_off, s.z, true, nullptr);
               for (std::size_t b = s0; b < s1; ++b) {
                 const std::size_t row = b * steps + t;
-                const bool last = t + 1 == steps;
-                T* out = ReturnSequences ? y + row * Units : (last ? y + b * Units : nullptr);
-                T* h = last ? out : s.hp + (row + 1) * Units;
+                const auto [h, copy] = gemms::template outputs<ReturnSequences>(b, t, s.hp, y);
                 kernels::lstm_cell_forward(Units, s.z + row * G,
                                            t > 0 ? s.c + (row - 1) * Units : nullptr,
-                                           s.c + row * Units, s.tc + row * Units, h,
-                                           last ? nullptr : out);
+                                           s.c + row * Units, s.tc + row * Units, h, copy);
               }
             }
           },
-          worth_threads(n));
+          gemms::worth_threads(n, G));
     }
 
     static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
@@ -169,33 +152,19 @@ struct LSTM {
             for (std::size_t t = steps; t-- > 0;) {
               for (std::size_t b = s0; b < s1; ++b) {
                 const std::size_t row = b * steps + t;
-                const T* dyr = ReturnSequences ? dy + row * Units
-                                               : (t + 1 == steps ? dy + b * Units : nullptr);
                 kernels::lstm_cell_backward(Units, s.z + row * G,
                                             t > 0 ? s.c + (row - 1) * Units : nullptr,
-                                            s.tc + row * Units, dyr,
+                                            s.tc + row * Units,
+                                            gemms::template output_gradient<ReturnSequences>(b, t, dy),
                                             t + 1 < steps ? s.dh + b * Units : nullptr,
                                             s.dc + b * Units);
               }
-              if (t > 0)  // dh_{t-1} = dz_t R^T
-                kernels::gemm_nt(s1 - s0, Units, G, s.z + (s0 * steps + t) * G, steps * G,
-                                 p + r_off, G, s.dh + s0 * Units, Units,
-                                 static_cast<const T*>(nullptr), kernels::Epilogue::none,
-                                 s.acc + s0 * acc_per_sample);
+              if (t > 0) gemms::step_gradient(s0, s1, t, G, s.z, p + r_off, s.dh, s.acc);
             }
           },
-          worth_threads(n));
-      const std::size_t rows = n * steps;
-      // dW = x^T dz, dR = h_prev^T dz (x and h_prev read transposed), db = sum of dz.
-      kernels::gemm_nn(features, G, rows, x, 1, features, s.z, G, dp + w_off, G, false,
-                       static_cast<const T*>(nullptr), kernels::Epilogue::none);
-      kernels::gemm_nn(Units, G, rows, s.hp, 1, Units, s.z, G, dp + r_off, G, false,
-                       static_cast<const T*>(nullptr), kernels::Epilogue::none);
-      kernels::sum_rows(rows, G, s.z, dp + b_off);
-      // dx = dz W^T.
-      if (dx)
-        kernels::gemm_nt(rows, features, G, s.z, G, p + w_off, G, dx, features,
-                         static_cast<const T*>(nullptr), kernels::Epilogue::none, s.acc);
+          gemms::worth_threads(n, G));
+      gemms::input_gradients(n, G, x, s.z, p + w_off, dp + w_off, dp + b_off, dx, s.acc);
+      gemms::recurrent_gradient(n, G, s.hp, s.z, dp + r_off);
     }
   };
 };
