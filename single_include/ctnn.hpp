@@ -157,6 +157,10 @@ template <class... Parts>
 //   TorchUniform   U(-l, l), l = 1 / sqrt(fan_in)               PyTorch's default for the weights
 //                  (kaiming_uniform_ with a = sqrt(5)) and the biases of nn.Linear and nn.Conv2d
 //   Zeros, Ones    constants                                    zeros (Keras's bias default), ones
+//   Orthogonal     a random matrix of fan_in rows and count / fan_in columns, row-major, whose
+//                  rows (or columns, whichever are fewer) are orthonormal: orthogonal (Keras's
+//                  default for recurrent kernels). Dense, which stores its kernel transposed,
+//                  gives it its own rows (Units), so the orthogonality holds in its layout too.
 // The truncated normals follow Keras: a normal with standard deviation s / 0.87962566103423978,
 // redrawn outside two of those standard deviations, so that the draws' variance is s^2.
 //
@@ -169,6 +173,7 @@ template <class... Parts>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 // ---- begin ctnn/core/rng.hpp ----
 // ctnn/core/rng.hpp: the one random number generator ctnn uses (shuffling, splits, weight init).
@@ -339,6 +344,41 @@ struct Zeros {
     for (std::size_t i = 0; i < count; ++i) w[i] = T(0);
   }
 };
+// Keras's Orthogonal (gain 1): a standard normal matrix with max(rows, cols) rows and
+// min(rows, cols) columns, orthonormalized (QR with a positive diagonal in R, here by modified
+// Gram-Schmidt in double), transposed back when rows < cols.
+struct Orthogonal {
+  static constexpr std::string_view spec = "ctnn::init::Orthogonal";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t fan_in, std::size_t, Rng& rng) {
+    constexpr double kTwoPi = 6.283185307179586476925286766559;
+    const std::size_t rows = fan_in == 0 ? 1 : fan_in, cols = count / rows;
+    const std::size_t m = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
+    std::vector<double> q(m * k);  // column j of the tall matrix is q[j * m .. j * m + m)
+    for (double& v : q) {
+      const double u1 = 1.0 - rng.uniform01(), u2 = rng.uniform01();
+      v = std::sqrt(-2.0 * std::log(u1)) * std::cos(kTwoPi * u2);
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      double* qj = q.data() + j * m;
+      for (std::size_t i = 0; i < j; ++i) {
+        const double* qi = q.data() + i * m;
+        double dot = 0;
+        for (std::size_t r = 0; r < m; ++r) dot += qi[r] * qj[r];
+        for (std::size_t r = 0; r < m; ++r) qj[r] -= dot * qi[r];
+      }
+      double norm = 0;
+      for (std::size_t r = 0; r < m; ++r) norm += qj[r] * qj[r];
+      norm = std::sqrt(norm);
+      for (std::size_t r = 0; r < m; ++r) qj[r] = norm > 0 ? qj[r] / norm : 0.0;
+    }
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c)
+        w[r * cols + c] = static_cast<T>(rows >= cols ? q[c * m + r] : q[r * m + c]);
+    for (std::size_t i = rows * cols; i < count; ++i) w[i] = T(0);
+  }
+};
+
 struct Ones {
   static constexpr std::string_view spec = "ctnn::init::Ones";
   template <class T>
@@ -496,6 +536,9 @@ enum class LayerKind {
   hard_sigmoid,
   swish,
   elu,
+  lstm,
+  gru,
+  simple_rnn,
 };
 
 namespace detail {
@@ -2305,6 +2348,7 @@ using ctnn::HWY_NAMESPACE::gemm_nt;
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 
 namespace ctnn {
@@ -2338,7 +2382,10 @@ struct Dense {
     static constexpr bool is_view = false;
 
     static void init(T* p, Rng& rng) {
-      KernelInit::fill(p, Units * in, in, Units, rng);
+      if constexpr (std::is_same_v<KernelInit, init::Orthogonal>)
+        KernelInit::fill(p, Units * in, Units, in, rng);  // W's rows are Units (core/init.hpp)
+      else
+        KernelInit::fill(p, Units * in, in, Units, rng);
       BiasInit::fill(p + Units * in, Units, in, Units, rng);
     }
 
@@ -12985,6 +13032,890 @@ struct SeparableConv2D {
 
 }  // namespace ctnn
 // ---- end ctnn/layers/separable_conv2d.hpp ----
+// ---- begin ctnn/layers/gru.hpp ----
+// ctnn/layers/gru.hpp: GRU<Units, ReturnSequences, KernelInit, RecurrentInit, BiasInit>, a gated
+// recurrent unit layer over sequences, as Keras's GRU (reset_after = True, its default).
+//
+// Represents, for t = 0 .. Steps-1 with h_{-1} = 0, gates in Keras's order z, r, h:
+//   x* = x_t W + b_input,  q* = h_{t-1} R + b_recurrent        (3 Units each)
+//   z = sigmoid(xz + qz),  r = sigmoid(xr + qr),  hh = tanh(xh + r * qh)
+//   h_t = z * h_{t-1} + (1 - z) * hh
+// PyTorch's nn.GRU computes the same with its gates reordered (r, z, n): weight_ih = W^T and
+// weight_hh = R^T with the first two blocks of Units swapped, bias_ih = b_input, bias_hh =
+// b_recurrent (swapped likewise). Output: h_{Steps-1} (Shape<Units>), or with ReturnSequences
+// every h_t (Shape<Steps, Units>).
+// Requires: a rank-2 input Shape<Steps, Features>.
+// Parameters in Keras's layout and order: kernel W [Features x 3 Units], recurrent_kernel
+// R [Units x 3 Units], bias [2 x 3 Units] (the input bias, then the recurrent bias); 3 Units
+// (Features + Units + 2) in all, as Keras counts. Init: Keras's defaults, Glorot uniform W
+// (fan_in = Features, fan_out = 3 Units), orthogonal R, zero biases.
+// How: as LSTM (layers/lstm.hpp), with the recurrent product kept apart from the input side's
+// (reset_after multiplies it by r): one GEMM per step and sample block for h_{t-1} R + b_recurrent,
+// the input products and the weight gradients as GEMMs over all samples and steps
+// (layers/recurrent_base.hpp): the same bits at any thread count.
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+// ---- begin ctnn/kernels/recurrent.hpp ----
+// ctnn/kernels/recurrent.hpp: the elementwise cell updates of the recurrent layers, one sample's
+// row of one time step, vectorized along the units.
+//
+//   lstm_cell_forward   Keras's LSTM cell (gate order i, f, c, o; sigmoid gates, tanh cell):
+//                         i = s(z_i), f = s(z_f), g = tanh(z_c), o = s(z_o)
+//                         c = f * c_prev + i * g,  h = o * tanh(c)
+//   lstm_cell_backward  the same cell's gradient: from dh (the output's gradient plus the next
+//                       step's recurrent gradient) and dc (the next step's cell gradient) to the
+//                       gates' pre-activation gradient dz and the previous cell's gradient.
+//
+//   gru_cell_forward    Keras's GRU cell with reset_after (its default; PyTorch's nn.GRU): gate
+//                       order z, r, h;  z = s(xz + qz), r = s(xr + qr), hh = tanh(xh + r * qh),
+//                         h = z * h_prev + (1 - z) * hh
+//                       where x* = x W + b_input and q* = h_prev R + b_recurrent
+//   gru_cell_backward   its gradient, to the input side's and the recurrent side's
+//                       pre-activations and the direct part of dh_prev (dh * z)
+//   rnn_cell_forward    SimpleRNN: h = tanh(z), z = x W + h_prev R + b
+//   rnn_cell_backward   dz = (dy + dh_next) * (1 - h^2)
+//
+// Each element goes through the same operations in the same order whatever the row, batch or
+// thread split, so a recurrent layer built on them trains to the same bits at any thread count.
+// The sigmoid is kernels::sigmoid_of (exact at both tails, NaN kept), tanh Highway's Tanh.
+#include <cstddef>
+
+#include <hwy/contrib/math/math-inl.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Units [j0, j1) of one LSTM cell, with tag d (a full vector, or one lane for the tail).
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_cell_forward_lanes(D d, std::size_t j, std::size_t U, T* HWY_RESTRICT z,
+                                        const T* HWY_RESTRICT c_prev, T* HWY_RESTRICT c,
+                                        T* HWY_RESTRICT tc, T* HWY_RESTRICT h,
+                                        T* HWY_RESTRICT h2) {
+  const auto i = sigmoid_of(d, hn::LoadU(d, z + j));
+  const auto f = sigmoid_of(d, hn::LoadU(d, z + U + j));
+  const auto g = hn::Tanh(d, hn::LoadU(d, z + 2 * U + j));
+  const auto o = sigmoid_of(d, hn::LoadU(d, z + 3 * U + j));
+  hn::StoreU(i, d, z + j);
+  hn::StoreU(f, d, z + U + j);
+  hn::StoreU(g, d, z + 2 * U + j);
+  hn::StoreU(o, d, z + 3 * U + j);
+  // c = f * c_prev + i * g; at the first step c_prev is zero and the product is left out.
+  const auto ig = hn::Mul(i, g);
+  const auto cv = c_prev ? hn::MulAdd(f, hn::LoadU(d, c_prev + j), ig) : ig;
+  const auto t = hn::Tanh(d, cv);
+  const auto hv = hn::Mul(o, t);
+  hn::StoreU(cv, d, c + j);
+  hn::StoreU(t, d, tc + j);
+  hn::StoreU(hv, d, h + j);
+  if (h2) hn::StoreU(hv, d, h2 + j);
+}
+
+// One row of one step. z[4U]: the gates' pre-activations (x W + h_prev U + b), replaced by their
+// activations i, f, g, o (kept for backward). c_prev[U] is the previous cell state, or null at the
+// first step (zero). Writes c[U], tc[U] = tanh(c), h[U] and, unless null, a copy of h into h2[U].
+template <class T>
+void lstm_cell_forward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT c_prev,
+                       T* HWY_RESTRICT c, T* HWY_RESTRICT tc, T* HWY_RESTRICT h,
+                       T* HWY_RESTRICT h2) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) lstm_cell_forward_lanes(d, j, U, z, c_prev, c, tc, h, h2);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) lstm_cell_forward_lanes(d1, j, U, z, c_prev, c, tc, h, h2);
+}
+
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_cell_backward_lanes(D d, std::size_t j, std::size_t U, T* HWY_RESTRICT gz,
+                                         const T* HWY_RESTRICT c_prev, const T* HWY_RESTRICT tc,
+                                         const T* HWY_RESTRICT dy, const T* HWY_RESTRICT dh_next,
+                                         T* HWY_RESTRICT dc) {
+  const auto one = hn::Set(d, T(1));
+  const auto i = hn::LoadU(d, gz + j);
+  const auto f = hn::LoadU(d, gz + U + j);
+  const auto g = hn::LoadU(d, gz + 2 * U + j);
+  const auto o = hn::LoadU(d, gz + 3 * U + j);
+  const auto t = hn::LoadU(d, tc + j);
+  // dh = dy + dh_next (either may be absent: no output at this step, or the last step).
+  auto dh = dy ? hn::LoadU(d, dy + j) : hn::Zero(d);
+  if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+  // dc_t = dc_next + dh * o * (1 - tanh(c)^2)
+  const auto dct = hn::MulAdd(hn::Mul(dh, o), hn::NegMulAdd(t, t, one), hn::LoadU(d, dc + j));
+  const auto d_o = hn::Mul(hn::Mul(dh, t), hn::Mul(o, hn::Sub(one, o)));
+  const auto d_i = hn::Mul(hn::Mul(dct, g), hn::Mul(i, hn::Sub(one, i)));
+  const auto d_g = hn::Mul(hn::Mul(dct, i), hn::NegMulAdd(g, g, one));
+  const auto d_f = c_prev ? hn::Mul(hn::Mul(dct, hn::LoadU(d, c_prev + j)), hn::Mul(f, hn::Sub(one, f)))
+                          : hn::Zero(d);
+  hn::StoreU(d_i, d, gz + j);
+  hn::StoreU(d_f, d, gz + U + j);
+  hn::StoreU(d_g, d, gz + 2 * U + j);
+  hn::StoreU(d_o, d, gz + 3 * U + j);
+  hn::StoreU(hn::Mul(dct, f), d, dc + j);
+}
+
+// One row of one step, backward. gz[4U] holds the activations i, f, g, o from forward and is
+// replaced by the gradient of the pre-activations z. c_prev[U] (null at the first step) and
+// tc[U] = tanh(c) are forward's. dy[U] is the gradient arriving from this step's output (null
+// when the step has none) and dh_next[U] the one arriving through the next step's recurrent
+// product (null at the last step). dc[U] holds the next step's cell gradient (zero at the last
+// step) and is replaced by this step's contribution to the previous cell's: dc * f.
+template <class T>
+void lstm_cell_backward(std::size_t U, T* HWY_RESTRICT gz, const T* HWY_RESTRICT c_prev,
+                        const T* HWY_RESTRICT tc, const T* HWY_RESTRICT dy,
+                        const T* HWY_RESTRICT dh_next, T* HWY_RESTRICT dc) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) lstm_cell_backward_lanes(d, j, U, gz, c_prev, tc, dy, dh_next, dc);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) lstm_cell_backward_lanes(d1, j, U, gz, c_prev, tc, dy, dh_next, dc);
+}
+
+// Runs op(d, j) over [0, U): full vectors, then one lane at a time.
+template <class T, class Op>
+HWY_INLINE void for_lanes(std::size_t U, Op op) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = U - U % L;
+  std::size_t j = 0;
+  for (; j < full; j += L) op(d, j);
+  const hn::CappedTag<T, 1> d1;
+  for (; j < U; ++j) op(d1, j);
+}
+
+// One row of one GRU step. gx[3U]: the input side's pre-activations (x W + b_input), replaced by
+// the activations z, r, hh (kept for backward). q[3U]: the recurrent side's (h_prev R +
+// b_recurrent), kept. h_prev[U] is null at the first step (zero). Writes h[U] and, unless null,
+// a copy into h2[U].
+template <class T>
+void gru_cell_forward(std::size_t U, T* HWY_RESTRICT gx, const T* HWY_RESTRICT q,
+                      const T* HWY_RESTRICT h_prev, T* HWY_RESTRICT h, T* HWY_RESTRICT h2) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto z = sigmoid_of(d, hn::Add(hn::LoadU(d, gx + j), hn::LoadU(d, q + j)));
+    const auto r = sigmoid_of(d, hn::Add(hn::LoadU(d, gx + U + j), hn::LoadU(d, q + U + j)));
+    const auto hh = hn::Tanh(d, hn::MulAdd(r, hn::LoadU(d, q + 2 * U + j), hn::LoadU(d, gx + 2 * U + j)));
+    hn::StoreU(z, d, gx + j);
+    hn::StoreU(r, d, gx + U + j);
+    hn::StoreU(hh, d, gx + 2 * U + j);
+    // h = hh + z * (h_prev - hh): (1 - z) * hh + z * h_prev with one rounding less.
+    const auto hp = h_prev ? hn::LoadU(d, h_prev + j) : hn::Zero(d);
+    const auto hv = hn::MulAdd(z, hn::Sub(hp, hh), hh);
+    hn::StoreU(hv, d, h + j);
+    if (h2) hn::StoreU(hv, d, h2 + j);
+  });
+}
+
+// One row of one GRU step, backward. gx[3U] holds z, r, hh and is replaced by the gradient of
+// the input side's pre-activations; q[3U] holds the recurrent side's pre-activations and is
+// replaced by their gradient. h_prev as in forward. dh = dy + dh_next + dh_direct (each of the
+// first two may be null); dh_direct[U] holds the next step's direct part (zero at the last step)
+// and is replaced by this step's, dh * z.
+template <class T>
+void gru_cell_backward(std::size_t U, T* HWY_RESTRICT gx, T* HWY_RESTRICT q,
+                       const T* HWY_RESTRICT h_prev, const T* HWY_RESTRICT dy,
+                       const T* HWY_RESTRICT dh_next, T* HWY_RESTRICT dh_direct) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto one = hn::Set(d, T(1));
+    const auto z = hn::LoadU(d, gx + j);
+    const auto r = hn::LoadU(d, gx + U + j);
+    const auto hh = hn::LoadU(d, gx + 2 * U + j);
+    auto dh = hn::LoadU(d, dh_direct + j);
+    if (dy) dh = hn::Add(hn::LoadU(d, dy + j), dh);
+    if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+    const auto hp = h_prev ? hn::LoadU(d, h_prev + j) : hn::Zero(d);
+    const auto dz = hn::Mul(hn::Mul(dh, hn::Sub(hp, hh)), hn::Mul(z, hn::Sub(one, z)));
+    const auto dah = hn::Mul(hn::Mul(dh, hn::Sub(one, z)), hn::NegMulAdd(hh, hh, one));
+    const auto dr = hn::Mul(hn::Mul(dah, hn::LoadU(d, q + 2 * U + j)), hn::Mul(r, hn::Sub(one, r)));
+    hn::StoreU(dz, d, gx + j);
+    hn::StoreU(dr, d, gx + U + j);
+    hn::StoreU(dah, d, gx + 2 * U + j);
+    hn::StoreU(dz, d, q + j);
+    hn::StoreU(dr, d, q + U + j);
+    hn::StoreU(hn::Mul(dah, r), d, q + 2 * U + j);
+    hn::StoreU(hn::Mul(dh, z), d, dh_direct + j);
+  });
+}
+
+// One row of one SimpleRNN step: z[U] (x W + h_prev R + b) is replaced by h = tanh(z), which is
+// also written to h[U] and, unless null, h2[U].
+template <class T>
+void rnn_cell_forward(std::size_t U, T* HWY_RESTRICT z, T* HWY_RESTRICT h, T* HWY_RESTRICT h2) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto hv = hn::Tanh(d, hn::LoadU(d, z + j));
+    hn::StoreU(hv, d, z + j);
+    if (h) hn::StoreU(hv, d, h + j);
+    if (h2) hn::StoreU(hv, d, h2 + j);
+  });
+}
+
+// Backward: z[U] holds h and is replaced by dz = (dy + dh_next) * (1 - h^2) (either may be null).
+template <class T>
+void rnn_cell_backward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT dy,
+                       const T* HWY_RESTRICT dh_next) {
+  for_lanes<T>(U, [&](auto d, std::size_t j) {
+    const auto hv = hn::LoadU(d, z + j);
+    auto dh = dy ? hn::LoadU(d, dy + j) : hn::Zero(d);
+    if (dh_next) dh = hn::Add(dh, hn::LoadU(d, dh_next + j));
+    hn::StoreU(hn::Mul(dh, hn::NegMulAdd(hv, hv, hn::Set(d, T(1)))), d, z + j);
+  });
+}
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::gru_cell_backward;
+using ctnn::HWY_NAMESPACE::gru_cell_forward;
+using ctnn::HWY_NAMESPACE::lstm_cell_backward;
+using ctnn::HWY_NAMESPACE::lstm_cell_forward;
+using ctnn::HWY_NAMESPACE::rnn_cell_backward;
+using ctnn::HWY_NAMESPACE::rnn_cell_forward;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/recurrent.hpp ----
+// ---- begin ctnn/layers/recurrent_base.hpp ----
+// ctnn/layers/recurrent_base.hpp: the matrix products the recurrent layers (SimpleRNN, LSTM, GRU)
+// share, for a sequence input Shape<Steps, Features> and Units outputs per step.
+//
+// Layout every recurrent layer uses, per sample b and step t (row b * Steps + t):
+//   z [rows x Gates]    the gates' input-side pre-activations x_t W + b, then (per layer) their
+//                       activations, then in backward their gradients
+//   hp [rows x Units]   h_{t-1}, zero at t = 0 (the recurrent product's input, kept for dR)
+// The per-step products read and write the rows of one step of a block of samples (stride
+// Steps rows); the products over all rows (input side, weight gradients, dx) run once per batch
+// and sum over samples and steps in that order, whatever the thread split.
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+
+
+namespace ctnn::detail {
+
+template <class T, std::size_t Steps, std::size_t Features, std::size_t Units>
+struct RecurrentGemms {
+  static constexpr std::size_t kLanes = HWY_MAX_BYTES / sizeof(T);
+  // gemm_nt accumulators per sample: for dh = dq R^T (a block's rows x Units) and for
+  // dx = dz W^T (min(rows, 32) x Features over all rows; see kernels::gemm_nt_scratch).
+  static constexpr std::size_t acc_per_sample =
+      kLanes * std::max(Units, (Steps < kernels::kGemmNtRows ? Steps : kernels::kGemmNtRows) * Features);
+  static constexpr const T* none = nullptr;
+
+  // z [n*Steps x G] = x W + b, W [Features x G].
+  static void input_products(std::size_t n, std::size_t G, const T* x, const T* W, const T* b,
+                             T* z) {
+    kernels::gemm_nn(n * Steps, G, Features, x, Features, 1, W, G, z, G, false, b,
+                     kernels::Epilogue::none);
+  }
+  // For samples [s0, s1) at step t: out_t (+)= hp_t R (+ bias), R [Units x G]; out has rows of
+  // G with stride Steps rows.
+  static void step_product(std::size_t s0, std::size_t s1, std::size_t t, std::size_t G,
+                           const T* hp, const T* R, T* out, bool accumulate, const T* bias) {
+    kernels::gemm_nn(s1 - s0, G, Units, hp + (s0 * Steps + t) * Units, Steps * Units, 1, R, G,
+                     out + (s0 * Steps + t) * G, Steps * G, accumulate, bias,
+                     kernels::Epilogue::none);
+  }
+  // For samples [s0, s1) at step t: dh [n x Units] rows s0.. = dq_t R^T.
+  static void step_gradient(std::size_t s0, std::size_t s1, std::size_t t, std::size_t G,
+                            const T* dq, const T* R, T* dh, T* acc) {
+    kernels::gemm_nt(s1 - s0, Units, G, dq + (s0 * Steps + t) * G, Steps * G, R, G,
+                     dh + s0 * Units, Units, none, kernels::Epilogue::none,
+                     acc + s0 * acc_per_sample);
+  }
+  // dW = x^T dz, db = column sums of dz, and unless dx is null dx = dz W^T.
+  static void input_gradients(std::size_t n, std::size_t G, const T* x, const T* dz, const T* W,
+                              T* dW, T* db, T* dx, T* acc) {
+    const std::size_t rows = n * Steps;
+    kernels::gemm_nn(Features, G, rows, x, 1, Features, dz, G, dW, G, false, none,
+                     kernels::Epilogue::none);
+    kernels::sum_rows(rows, G, dz, db);
+    if (dx)
+      kernels::gemm_nt(rows, Features, G, dz, G, W, G, dx, Features, none,
+                       kernels::Epilogue::none, acc);
+  }
+  // dR = hp^T dq (the t = 0 rows of hp are zero and add nothing).
+  static void recurrent_gradient(std::size_t n, std::size_t G, const T* hp, const T* dq, T* dR) {
+    kernels::gemm_nn(Units, G, n * Steps, hp, 1, Units, dq, G, dR, G, false, none,
+                     kernels::Epilogue::none);
+  }
+  // hp's t = 0 rows of samples [s0, s1) are zero.
+  static void zero_first_state(std::size_t s0, std::size_t s1, T* hp) {
+    for (std::size_t b = s0; b < s1; ++b)
+      std::fill(hp + b * Steps * Units, hp + b * Steps * Units + Units, T(0));
+  }
+  // Where step t's h goes: hp's next row, and the output y when the step has one (every step with
+  // return_sequences, the last step without). Returns {h, copy}: the cell writes h and, unless
+  // null, a copy.
+  template <bool ReturnSequences>
+  static std::pair<T*, T*> outputs(std::size_t b, std::size_t t, T* hp, T* y) {
+    const std::size_t row = b * Steps + t;
+    const bool last = t + 1 == Steps;
+    T* out = ReturnSequences ? y + row * Units : (last ? y + b * Units : nullptr);
+    if (last) return {out, nullptr};
+    return {hp + (row + 1) * Units, out};
+  }
+  // The gradient arriving at step t's output, or null when the step has no output.
+  template <bool ReturnSequences>
+  static const T* output_gradient(std::size_t b, std::size_t t, const T* dy) {
+    if constexpr (ReturnSequences) return dy + (b * Steps + t) * Units;
+    else return t + 1 == Steps ? dy + b * Units : nullptr;
+  }
+  static constexpr bool worth_threads(std::size_t n, std::size_t G) {
+    return n * Steps * G * Units >= kParallelWork;
+  }
+};
+
+}  // namespace ctnn::detail
+// ---- end ctnn/layers/recurrent_base.hpp ----
+// ---- begin ctnn/layers/simple_rnn.hpp ----
+// ctnn/layers/simple_rnn.hpp: SimpleRNN<Units, ReturnSequences, KernelInit, RecurrentInit,
+// BiasInit>, a fully connected recurrent layer over sequences, as Keras's SimpleRNN.
+//
+// Represents, for t = 0 .. Steps-1 with h_{-1} = 0:  h_t = tanh(x_t W + h_{t-1} R + b)
+// (Keras's default activation; PyTorch's nn.RNN with weight_ih = W^T, weight_hh = R^T, bias_ih = b,
+// bias_hh = 0). Output: h_{Steps-1} (Shape<Units>), or with ReturnSequences every h_t
+// (Shape<Steps, Units>).
+// Requires: a rank-2 input Shape<Steps, Features>.
+// Parameters in Keras's layout and order: kernel W [Features x Units], recurrent_kernel
+// R [Units x Units], bias b [Units]; Units (Features + Units + 1) in all. Init: Keras's defaults,
+// Glorot uniform W (fan_in = Features, fan_out = Units), orthogonal R, zero b.
+// How: as LSTM (layers/lstm.hpp): the input products of all steps as one GEMM, the recurrence per
+// sample block with one GEMM per step, backpropagation through time, then the weight gradients
+// as GEMMs over all samples and steps (layers/recurrent_base.hpp): the same bits at any thread
+// count.
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+namespace detail {
+// ", KernelInit, RecurrentInit, BiasInit" for a recurrent layer's spec(), or "" for the defaults.
+template <class KernelInit, class RecurrentInit, class BiasInit>
+std::string recurrent_init_spec() {
+  if constexpr (std::is_same_v<KernelInit, init::GlorotUniform> &&
+                std::is_same_v<RecurrentInit, init::Orthogonal> &&
+                std::is_same_v<BiasInit, init::Zeros>)
+    return "";
+  else
+    return ", " + std::string(KernelInit::spec) + ", " + std::string(RecurrentInit::spec) + ", " +
+           std::string(BiasInit::spec);
+}
+}  // namespace detail
+
+template <std::size_t Units, bool ReturnSequences = false, class KernelInit = init::GlorotUniform,
+          class RecurrentInit = init::Orthogonal, class BiasInit = init::Zeros>
+struct SimpleRNN {
+  static_assert(Units >= 1, "SimpleRNN<Units> needs at least one unit.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<RecurrentInit> &&
+                    is_initializer_v<BiasInit>,
+                "SimpleRNN's KernelInit, RecurrentInit and BiasInit must be initializers such as "
+                "ctnn::init::Orthogonal (the list is in ctnn/core/init.hpp).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 2,
+                  "SimpleRNN needs a sequence input of rank 2 (steps, features): use "
+                  "Input<Steps, Features> or Reshape<Steps, Features> before it (the shapes are in "
+                  "bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    static constexpr std::size_t steps = In::dims[0];
+    static constexpr std::size_t features = In::rank == 2 ? In::dims[1] : 1;
+    static constexpr std::size_t G = Units;
+    using output_shape = std::conditional_t<ReturnSequences, Shape<steps, Units>, Shape<Units>>;
+    static constexpr std::size_t param_count = Units * (features + Units + 1);
+    using gemms = detail::RecurrentGemms<T, steps, features, Units>;
+    // Scratch per sample: accumulators, z (then h, then dz) and h_{t-1} per step, dh.
+    static constexpr std::size_t scratch_per_sample =
+        gemms::acc_per_sample + 2 * steps * Units + Units;
+    static constexpr std::string_view name = "SimpleRNN";
+    static constexpr LayerKind kind = LayerKind::simple_rnn;
+    static std::string config() {
+      return std::to_string(Units) + (ReturnSequences ? " return_sequences" : "");
+    }
+    static std::string spec() {
+      return "ctnn::SimpleRNN<" + std::to_string(Units) + ", " +
+             (ReturnSequences ? "true" : "false") +
+             detail::recurrent_init_spec<KernelInit, RecurrentInit, BiasInit>() + ">";
+    }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static constexpr std::size_t w_off = 0, r_off = features * Units, b_off = r_off + Units * Units;
+    static void init(T* p, Rng& rng) {
+      KernelInit::fill(p + w_off, features * Units, features, Units, rng);
+      RecurrentInit::fill(p + r_off, Units * Units, Units, Units, rng);
+      BiasInit::fill(p + b_off, Units, features, Units, rng);
+    }
+
+    struct Regions {
+      T *acc, *z, *hp, *dh;
+    };
+    static Regions regions(T* s, std::size_t n) {
+      Regions r;
+      r.acc = s;
+      r.z = r.acc + n * gemms::acc_per_sample;
+      r.hp = r.z + n * steps * Units;
+      r.dh = r.hp + n * steps * Units;
+      return r;
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&) {
+      const Regions s = regions(scratch, n);
+      gemms::input_products(n, G, x, p + w_off, p + b_off, s.z);
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            gemms::zero_first_state(s0, s1, s.hp);
+            for (std::size_t t = 0; t < steps; ++t) {
+              if (t > 0) gemms::step_product(s0, s1, t, G, s.hp, p + r_off, s.z, true, nullptr);
+              for (std::size_t b = s0; b < s1; ++b) {
+                const auto [h, copy] = gemms::template outputs<ReturnSequences>(b, t, s.hp, y);
+                kernels::rnn_cell_forward(Units, s.z + (b * steps + t) * G, h, copy);
+              }
+            }
+          },
+          gemms::worth_threads(n, G));
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      const Regions s = regions(scratch, n);
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            for (std::size_t t = steps; t-- > 0;) {
+              for (std::size_t b = s0; b < s1; ++b)
+                kernels::rnn_cell_backward(Units, s.z + (b * steps + t) * G,
+                                           gemms::template output_gradient<ReturnSequences>(b, t, dy),
+                                           t + 1 < steps ? s.dh + b * Units : nullptr);
+              if (t > 0) gemms::step_gradient(s0, s1, t, G, s.z, p + r_off, s.dh, s.acc);
+            }
+          },
+          gemms::worth_threads(n, G));
+      gemms::input_gradients(n, G, x, s.z, p + w_off, dp + w_off, dp + b_off, dx, s.acc);
+      gemms::recurrent_gradient(n, G, s.hp, s.z, dp + r_off);
+    }
+
+    // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
+    // output Shape<Units>, the same parameters; h lives in the state arena between calls and
+    // advances by one step per row (n rows are n consecutive steps). The products and the cell
+    // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
+    // Inference only: it has no backward (train the whole-sequence layer).
+    struct step {
+      using value_type = T;
+      using input_shape = Shape<features>;
+      using output_shape = Shape<Units>;
+      static constexpr std::size_t param_count = bind::param_count;
+      static constexpr std::size_t state_count = Units;
+      static constexpr std::size_t scratch_per_sample = G;
+      static constexpr std::string_view name = bind::name;
+      static constexpr bool fuses_relu = false;
+      static constexpr bool is_view = false;
+      static void init(T* p, Rng& rng) { bind::init(p, rng); }
+      static void init_state(T* s) { std::fill(s, s + state_count, T(0)); }
+      static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                          const PassContext&) {
+        T* h = state;
+        for (std::size_t r = 0; r < n; ++r) {
+          T* z = scratch;
+          kernels::gemm_nn(1, G, features, x + r * features, features, 1, p + w_off, G, z, G,
+                           false, p + b_off, kernels::Epilogue::none);
+          kernels::gemm_nn(1, G, Units, h, Units, 1, p + r_off, G, z, G, true,
+                           static_cast<const T*>(nullptr), kernels::Epilogue::none);
+          kernels::rnn_cell_forward(Units, z, y + r * Units, h);
+        }
+      }
+      template <class Never = void>
+      static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                           const PassContext&) {
+        static_assert(sizeof(Never) == 0, "A recurrent layer's one-step form cannot be trained: "
+                                          "train the whole-sequence model.");
+      }
+    };
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/simple_rnn.hpp ----
+
+namespace ctnn {
+
+template <std::size_t Units, bool ReturnSequences = false, class KernelInit = init::GlorotUniform,
+          class RecurrentInit = init::Orthogonal, class BiasInit = init::Zeros>
+struct GRU {
+  static_assert(Units >= 1, "GRU<Units> needs at least one unit.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<RecurrentInit> &&
+                    is_initializer_v<BiasInit>,
+                "GRU's KernelInit, RecurrentInit and BiasInit must be initializers such as "
+                "ctnn::init::Orthogonal (the list is in ctnn/core/init.hpp).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 2,
+                  "GRU needs a sequence input of rank 2 (steps, features): use "
+                  "Input<Steps, Features> or Reshape<Steps, Features> before it (the shapes are in "
+                  "bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    static constexpr std::size_t steps = In::dims[0];
+    static constexpr std::size_t features = In::rank == 2 ? In::dims[1] : 1;
+    static constexpr std::size_t G = 3 * Units;
+    using output_shape = std::conditional_t<ReturnSequences, Shape<steps, Units>, Shape<Units>>;
+    static constexpr std::size_t param_count = G * (features + Units + 2);
+    using gemms = detail::RecurrentGemms<T, steps, features, Units>;
+    // Scratch per sample: accumulators, both sides' gates per step, h_{t-1} per step, dh and
+    // its direct part.
+    static constexpr std::size_t scratch_per_sample =
+        gemms::acc_per_sample + 2 * steps * G + steps * Units + 2 * Units;
+    static constexpr std::string_view name = "GRU";
+    static constexpr LayerKind kind = LayerKind::gru;
+    static std::string config() {
+      return std::to_string(Units) + (ReturnSequences ? " return_sequences" : "");
+    }
+    static std::string spec() {
+      return "ctnn::GRU<" + std::to_string(Units) + ", " + (ReturnSequences ? "true" : "false") +
+             detail::recurrent_init_spec<KernelInit, RecurrentInit, BiasInit>() + ">";
+    }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static constexpr std::size_t w_off = 0, r_off = features * G, b_off = r_off + Units * G,
+                                 rb_off = b_off + G;
+    static void init(T* p, Rng& rng) {
+      KernelInit::fill(p + w_off, features * G, features, G, rng);
+      RecurrentInit::fill(p + r_off, Units * G, Units, G, rng);
+      BiasInit::fill(p + b_off, 2 * G, features, G, rng);
+    }
+
+    struct Regions {
+      T *acc, *gx, *q, *hp, *dh, *dhd;
+    };
+    static Regions regions(T* s, std::size_t n) {
+      Regions r;
+      r.acc = s;
+      r.gx = r.acc + n * gemms::acc_per_sample;
+      r.q = r.gx + n * steps * G;
+      r.hp = r.q + n * steps * G;
+      r.dh = r.hp + n * steps * Units;
+      r.dhd = r.dh + n * Units;
+      return r;
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&) {
+      const Regions s = regions(scratch, n);
+      gemms::input_products(n, G, x, p + w_off, p + b_off, s.gx);
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            gemms::zero_first_state(s0, s1, s.hp);
+            for (std::size_t t = 0; t < steps; ++t) {
+              if (t > 0)
+                gemms::step_product(s0, s1, t, G, s.hp, p + r_off, s.q, false, p + rb_off);
+              else  // h_{-1} = 0: the recurrent side is its bias
+                for (std::size_t b = s0; b < s1; ++b)
+                  std::copy(p + rb_off, p + rb_off + G, s.q + b * steps * G);
+              for (std::size_t b = s0; b < s1; ++b) {
+                const std::size_t row = b * steps + t;
+                const auto [h, copy] = gemms::template outputs<ReturnSequences>(b, t, s.hp, y);
+                kernels::gru_cell_forward(Units, s.gx + row * G, s.q + row * G,
+                                          t > 0 ? s.hp + row * Units : nullptr, h, copy);
+              }
+            }
+          },
+          gemms::worth_threads(n, G));
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      const Regions s = regions(scratch, n);
+      // Through time, per sample block: gx becomes the input side's gradient, q the recurrent
+      // side's.
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            std::fill(s.dhd + s0 * Units, s.dhd + s1 * Units, T(0));
+            for (std::size_t t = steps; t-- > 0;) {
+              for (std::size_t b = s0; b < s1; ++b) {
+                const std::size_t row = b * steps + t;
+                kernels::gru_cell_backward(Units, s.gx + row * G, s.q + row * G,
+                                           t > 0 ? s.hp + row * Units : nullptr,
+                                           gemms::template output_gradient<ReturnSequences>(b, t, dy),
+                                           t + 1 < steps ? s.dh + b * Units : nullptr,
+                                           s.dhd + b * Units);
+              }
+              if (t > 0) gemms::step_gradient(s0, s1, t, G, s.q, p + r_off, s.dh, s.acc);
+            }
+          },
+          gemms::worth_threads(n, G));
+      gemms::input_gradients(n, G, x, s.gx, p + w_off, dp + w_off, dp + b_off, dx, s.acc);
+      gemms::recurrent_gradient(n, G, s.hp, s.q, dp + r_off);
+      kernels::sum_rows(n * steps, G, s.q, dp + rb_off);
+    }
+
+    // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
+    // output Shape<Units>, the same parameters; h lives in the state arena between calls and
+    // advances by one step per row (n rows are n consecutive steps). The products and the cell
+    // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
+    // Inference only: it has no backward (train the whole-sequence layer).
+    struct step {
+      using value_type = T;
+      using input_shape = Shape<features>;
+      using output_shape = Shape<Units>;
+      static constexpr std::size_t param_count = bind::param_count;
+      static constexpr std::size_t state_count = Units;
+      static constexpr std::size_t scratch_per_sample = 2 * G;
+      static constexpr std::string_view name = bind::name;
+      static constexpr bool fuses_relu = false;
+      static constexpr bool is_view = false;
+      static void init(T* p, Rng& rng) { bind::init(p, rng); }
+      static void init_state(T* s) { std::fill(s, s + state_count, T(0)); }
+      static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                          const PassContext&) {
+        T* h = state;
+        for (std::size_t r = 0; r < n; ++r) {
+          // x side: x W + b_input; recurrent side: h R + b_recurrent (forward's products).
+          T* gx = scratch;
+          T* q = scratch + G;
+          kernels::gemm_nn(1, G, features, x + r * features, features, 1, p + w_off, G, gx, G,
+                           false, p + b_off, kernels::Epilogue::none);
+          kernels::gemm_nn(1, G, Units, h, Units, 1, p + r_off, G, q, G, false, p + rb_off,
+                           kernels::Epilogue::none);
+          kernels::gru_cell_forward(Units, gx, q, h, y + r * Units, static_cast<T*>(nullptr));
+          std::copy(y + r * Units, y + (r + 1) * Units, h);
+        }
+      }
+      template <class Never = void>
+      static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                           const PassContext&) {
+        static_assert(sizeof(Never) == 0, "A recurrent layer's one-step form cannot be trained: "
+                                          "train the whole-sequence model.");
+      }
+    };
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/gru.hpp ----
+// ---- begin ctnn/layers/lstm.hpp ----
+// ctnn/layers/lstm.hpp: LSTM<Units, ReturnSequences, KernelInit, RecurrentInit, BiasInit,
+// UnitForgetBias>, a long short-term memory layer over sequences, as Keras's LSTM.
+//
+// Represents, for t = 0 .. Steps-1 with h_{-1} = c_{-1} = 0:
+//   z_t = x_t W + h_{t-1} R + b                       (4 * Units gate pre-activations)
+//   i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c), o = sigmoid(z_o)
+//   c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+// with Keras's defaults (activation tanh, recurrent_activation sigmoid, use_bias, no dropout).
+// Output: h_{Steps-1} (Shape<Units>), or with ReturnSequences every h_t (Shape<Steps, Units>).
+// Requires: a rank-2 input Shape<Steps, Features> (Input<Steps, Features>, or a Reshape to it).
+// Parameters in Keras's layout and order: kernel W [Features x 4 Units], recurrent_kernel
+// R [Units x 4 Units], bias b [4 Units], the gates in the order i, f, c, o along each row;
+// 4 Units (Features + Units + 1) in all, as Keras counts. Init: KernelInit fills W (fan_in =
+// Features, fan_out = 4 Units), RecurrentInit fills R (fan_in = Units), BiasInit fills b and, with
+// UnitForgetBias, the forget gate's bias is 1 (Keras's unit_forget_bias). The defaults are
+// Keras's: Glorot uniform, orthogonal, zeros, unit forget bias. The same weights give PyTorch's
+// nn.LSTM with weight_ih = W^T, weight_hh = R^T, bias_ih = b, bias_hh = 0 (its gate order i, f,
+// g, o is Keras's).
+//
+// How: the input products of all steps are one GEMM (x [batch*Steps x Features] times W, bias
+// added in it). The recurrence then runs per sample block, one block per thread: each step adds
+// h_{t-1} R (a GEMM of the block's rows) and applies the cell (kernels/recurrent.hpp). Backward
+// (through time) runs the steps in reverse per block, carrying dh and dc, with the recurrent
+// gradient dh_{t-1} = dz_t R^T as a GEMM; then dW = x^T dz, dR = h_prev^T dz, db = sum dz and
+// dx = dz W^T are each one GEMM over all samples and steps, summed in sample-and-step order. No
+// sum depends on the block split, so training gives the same bits at any thread count.
+// Scratch (kept from forward to backward, per sample): the gates (4 Steps Units), c, tanh(c) and
+// h_{t-1} (3 Steps Units each), dh and dc (2 Units), and the GEMM accumulators.
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+
+template <std::size_t Units, bool ReturnSequences = false, class KernelInit = init::GlorotUniform,
+          class RecurrentInit = init::Orthogonal, class BiasInit = init::Zeros,
+          bool UnitForgetBias = true>
+struct LSTM {
+  static_assert(Units >= 1, "LSTM<Units> needs at least one unit.");
+  static_assert(is_initializer_v<KernelInit> && is_initializer_v<RecurrentInit> &&
+                    is_initializer_v<BiasInit>,
+                "LSTM's KernelInit, RecurrentInit and BiasInit must be initializers such as "
+                "ctnn::init::Orthogonal (the list is in ctnn/core/init.hpp).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank == 2,
+                  "LSTM needs a sequence input of rank 2 (steps, features): use "
+                  "Input<Steps, Features> or Reshape<Steps, Features> before it (the shapes are in "
+                  "bind<...> above).");
+    using value_type = T;
+    using input_shape = In;
+    static constexpr std::size_t steps = In::dims[0];
+    static constexpr std::size_t features = In::rank == 2 ? In::dims[1] : 1;
+    static constexpr std::size_t U = Units, G = 4 * Units;
+    using output_shape = std::conditional_t<ReturnSequences, Shape<steps, Units>, Shape<Units>>;
+    static constexpr std::size_t param_count = G * (features + Units + 1);
+
+    using gemms = detail::RecurrentGemms<T, steps, features, Units>;
+    static constexpr std::size_t acc_per_sample = gemms::acc_per_sample;
+    static constexpr std::size_t scratch_per_sample =
+        acc_per_sample + steps * G + 3 * steps * Units + 2 * Units;
+    static constexpr std::string_view name = "LSTM";
+    static constexpr LayerKind kind = LayerKind::lstm;
+    static std::string config() {
+      return std::to_string(Units) + (ReturnSequences ? " return_sequences" : "");
+    }
+    static std::string spec() {
+      std::string s = "ctnn::LSTM<" + std::to_string(Units) + ", " +
+                      (ReturnSequences ? "true" : "false");
+      constexpr bool defaults = std::is_same_v<KernelInit, init::GlorotUniform> &&
+                                std::is_same_v<RecurrentInit, init::Orthogonal> &&
+                                std::is_same_v<BiasInit, init::Zeros> && UnitForgetBias;
+      if (!defaults) {
+        s.append(", ").append(KernelInit::spec).append(", ").append(RecurrentInit::spec);
+        s.append(", ").append(BiasInit::spec).append(UnitForgetBias ? ", true" : ", false");
+      }
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    // Offsets of the parameter blocks and of the scratch regions for a batch of n.
+    static constexpr std::size_t w_off = 0, r_off = features * G, b_off = r_off + Units * G;
+    struct Regions {
+      T* acc;  // n * acc_per_sample
+      T* z;    // [n][steps][4U] gates (pre-activation, activation, then dz)
+      T* c;    // [n][steps][U] cell states
+      T* tc;   // [n][steps][U] tanh(c)
+      T* hp;   // [n][steps][U] h_{t-1} (zero at t = 0)
+      T* dh;   // [n][U] dh arriving from the next step
+      T* dc;   // [n][U] dc arriving from the next step
+    };
+    static Regions regions(T* s, std::size_t n) {
+      Regions r;
+      r.acc = s;
+      r.z = r.acc + n * acc_per_sample;
+      r.c = r.z + n * steps * G;
+      r.tc = r.c + n * steps * Units;
+      r.hp = r.tc + n * steps * Units;
+      r.dh = r.hp + n * steps * Units;
+      r.dc = r.dh + n * Units;
+      return r;
+    }
+
+    static void init(T* p, Rng& rng) {
+      KernelInit::fill(p + w_off, features * G, features, G, rng);
+      RecurrentInit::fill(p + r_off, Units * G, Units, G, rng);
+      BiasInit::fill(p + b_off, G, features, G, rng);
+      if constexpr (UnitForgetBias)
+        for (std::size_t j = 0; j < Units; ++j) p[b_off + Units + j] = T(1);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&) {
+      const Regions s = regions(scratch, n);
+      gemms::input_products(n, G, x, p + w_off, p + b_off, s.z);
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            gemms::zero_first_state(s0, s1, s.hp);
+            for (std::size_t t = 0; t < steps; ++t) {
+              if (t > 0) gemms::step_product(s0, s1, t, G, s.hp, p + r_off, s.z, true, nullptr);
+              for (std::size_t b = s0; b < s1; ++b) {
+                const std::size_t row = b * steps + t;
+                const auto [h, copy] = gemms::template outputs<ReturnSequences>(b, t, s.hp, y);
+                kernels::lstm_cell_forward(Units, s.z + row * G,
+                                           t > 0 ? s.c + (row - 1) * Units : nullptr,
+                                           s.c + row * Units, s.tc + row * Units, h, copy);
+              }
+            }
+          },
+          gemms::worth_threads(n, G));
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      const Regions s = regions(scratch, n);
+      // Through time, per sample block: s.z becomes dz.
+      parallel_for_range(
+          n,
+          [&](std::size_t s0, std::size_t s1) {
+            std::fill(s.dc + s0 * Units, s.dc + s1 * Units, T(0));
+            for (std::size_t t = steps; t-- > 0;) {
+              for (std::size_t b = s0; b < s1; ++b) {
+                const std::size_t row = b * steps + t;
+                kernels::lstm_cell_backward(Units, s.z + row * G,
+                                            t > 0 ? s.c + (row - 1) * Units : nullptr,
+                                            s.tc + row * Units,
+                                            gemms::template output_gradient<ReturnSequences>(b, t, dy),
+                                            t + 1 < steps ? s.dh + b * Units : nullptr,
+                                            s.dc + b * Units);
+              }
+              if (t > 0) gemms::step_gradient(s0, s1, t, G, s.z, p + r_off, s.dh, s.acc);
+            }
+          },
+          gemms::worth_threads(n, G));
+      gemms::input_gradients(n, G, x, s.z, p + w_off, dp + w_off, dp + b_off, dx, s.acc);
+      gemms::recurrent_gradient(n, G, s.hp, s.z, dp + r_off);
+    }
+
+    // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
+    // output Shape<Units>, the same parameters; h and c lives in the state arena between calls and
+    // advances by one step per row (n rows are n consecutive steps). The products and the cell
+    // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
+    // Inference only: it has no backward (train the whole-sequence layer).
+    struct step {
+      using value_type = T;
+      using input_shape = Shape<features>;
+      using output_shape = Shape<Units>;
+      static constexpr std::size_t param_count = bind::param_count;
+      static constexpr std::size_t state_count = 2 * Units;
+      static constexpr std::size_t scratch_per_sample = G + 2 * Units;
+      static constexpr std::string_view name = bind::name;
+      static constexpr bool fuses_relu = false;
+      static constexpr bool is_view = false;
+      static void init(T* p, Rng& rng) { bind::init(p, rng); }
+      static void init_state(T* s) { std::fill(s, s + state_count, T(0)); }
+      static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                          const PassContext&) {
+        T* h = state;
+        for (std::size_t r = 0; r < n; ++r) {
+          // z = x W + b, then z += h R (forward's two products); the cell reads c and writes
+          // the new c to scratch, which then replaces it.
+          T* z = scratch;
+          T* c = state + Units;
+          kernels::gemm_nn(1, G, features, x + r * features, features, 1, p + w_off, G, z, G,
+                           false, p + b_off, kernels::Epilogue::none);
+          kernels::gemm_nn(1, G, Units, h, Units, 1, p + r_off, G, z, G, true,
+                           static_cast<const T*>(nullptr), kernels::Epilogue::none);
+          kernels::lstm_cell_forward(Units, z, c, z + G, z + G + Units, y + r * Units, h);
+          std::copy(z + G, z + G + Units, c);
+        }
+      }
+      template <class Never = void>
+      static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                           const PassContext&) {
+        static_assert(sizeof(Never) == 0, "A recurrent layer's one-step form cannot be trained: "
+                                          "train the whole-sequence model.");
+      }
+    };
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/lstm.hpp ----
 
 namespace ctnn::deploy {
 
@@ -15925,4 +16856,167 @@ using RMSprop = BasicRMSprop<float>;
 
 }  // namespace ctnn
 // ---- end ctnn/optim/rmsprop.hpp ----
+// ---- begin ctnn/deploy/streaming.hpp ----
+// ctnn/deploy/streaming.hpp: a recurrent model run one time step per call, with its hidden state
+// in fixed member buffers.
+//
+// StreamingModel<Model> takes a model trained on whole sequences (Input<Steps, Features>, then
+// SimpleRNN / LSTM / GRU layers, then any layers that act on one step's output) and runs it
+// on one step x_t of Features values at a time:
+//   step(x_t)   the model's output after this step: what the whole model outputs for the sequence
+//               x_0 .. x_t (for a model whose last recurrent layer returns sequences, row t of
+//               its output); the recurrent layers' h (and LSTM's c) advance
+//   reset()     a new sequence: the recurrent states back to zero
+// After Steps calls, step() returns what Model::predict returns for the whole sequence (the same
+// operations in the same order: tests/deploy/test_streaming.cpp checks the bits), and nothing
+// stops a stream from running longer than Steps: the recurrence does not depend on Steps.
+//
+// How: the planner (core/model.hpp) runs a second model type whose recurrent layers are replaced
+// by their one-step forms (each recurrent layer's `step`: input Shape<Features>, output
+// Shape<Units>, same parameters, its h and c in the state arena). The parameter arena is the
+// model's own, so the weights of an exported header (deploy/export.hpp) or a trained model's
+// parameters() serve both. As StaticModel: no heap, no exceptions, no OpenMP needed; one instance
+// per stream (and per thread): weights shared, buffers and state per instance.
+// Requires: the model's input feeds only recurrent layers; a recurrent layer that returns
+// sequences feeds only recurrent layers or is the model's output (a compile-time error names
+// the layer otherwise). Inference only: the one-step layers have no backward.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <tuple>
+#include <utility>
+
+
+namespace ctnn::deploy {
+namespace detail {
+
+// A bound layer with a one-step form (the recurrent layers).
+template <class L>
+concept HasStep = requires { typename L::step; };
+
+template <class L>
+struct StepOf {
+  using type = L;
+};
+template <HasStep L>
+struct StepOf<L> {
+  using type = typename L::step;
+};
+
+template <class N>
+struct StepNode;
+template <class L, std::size_t... In>
+struct StepNode<ctnn::Node<L, In...>> {
+  using type = ctnn::Node<typename StepOf<L>::type, In...>;
+};
+
+template <class Model, class Seq>
+struct StepModelOf;
+template <class Model, std::size_t... I>
+struct StepModelOf<Model, std::index_sequence<I...>> {
+  using first = typename Model::template layer<0>;
+  static_assert(HasStep<first>,
+                "StreamingModel runs a model one time step at a time: its first layer must be a "
+                "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>.");
+  using type = ctnn::detail::ModelCore<
+      typename Model::value_type, Shape<first::input_shape::dims[1]>,
+      std::tuple<typename StepNode<typename Model::template node<I>>::type...>, Model::style>;
+};
+
+}  // namespace detail
+
+template <class Model>
+class StreamingModel {
+ public:
+  using T = typename Model::value_type;
+  // The one-step model: same parameters, recurrent layers replaced by their steps.
+  using StepModel = typename detail::StepModelOf<Model, std::make_index_sequence<Model::num_layers>>::type;
+  static constexpr std::size_t step_input_size = StepModel::input_size;  // Features
+  static constexpr std::size_t output_size = StepModel::output_size;
+  static constexpr std::size_t weight_bytes = Model::arena_size * sizeof(T);
+  static constexpr std::size_t buffer_floats = StepModel::activation_floats_per_sample +
+                                               StepModel::inference_scratch_floats_per_sample;
+  // Activations and scratch for one step, plus the recurrent (and any other) state.
+  static constexpr std::size_t buffer_bytes = (buffer_floats + StepModel::state_size) * sizeof(T);
+
+ private:
+  static constexpr std::size_t N = Model::num_layers;
+  template <std::size_t I>
+  using step_layer = typename StepModel::template layer<I>;
+
+  // Every node reads tensors of the size its one-step layer takes: tensor 0 is one step's
+  // Features, tensor k+1 node k's one-step output.
+  static constexpr std::size_t bad_node = [] {
+    std::array<std::size_t, N + 1> size{};
+    size[0] = StepModel::input_size;
+    std::size_t bad = N;
+    ctnn::detail::static_for<N>([&]<std::size_t I>() {
+      using L = step_layer<I>;
+      size[I + 1] = L::output_shape::size;
+      if constexpr (!JoinLayer<L>) {
+        if (size[Model::template inputs_of<I>[0]] != L::input_shape::size && bad == N) bad = I;
+      }
+    });
+    return bad;
+  }();
+  static_assert(bad_node == N,
+                "StreamingModel: a layer reads one time step's output of a recurrent layer that "
+                "returns sequences, but takes the whole sequence (only another recurrent layer, or "
+                "nothing, may follow a return_sequences layer).");
+  static_assert(StepModel::arena_size == Model::arena_size,
+                "StreamingModel: the one-step model's parameter arena differs from the model's.");
+
+ public:
+  // `params`: Model::arena_size values in the model's arena order (an exported header's
+  // `parameters`, a trained model's parameters()); they must outlive this object.
+  explicit StreamingModel(const T* params) noexcept
+    requires(Model::state_size == 0)
+      : params_(params) {
+    reset();
+  }
+  // A model with non-trainable state (BatchNormalization) also takes it (Model::state_size
+  // values, only read, copied in).
+  StreamingModel(const T* params, const T* state) noexcept : params_(params) {
+    ctnn::detail::static_for<N>([&]<std::size_t I>() {
+      using L = typename Model::template layer<I>;
+      if constexpr (StatefulLayer<L> && !detail::HasStep<L>)
+        std::copy(state + Model::template state_offset<I>,
+                  state + Model::template state_offset<I> + L::state_count,
+                  state_.data() + StepModel::template state_offset<I>);
+    });
+    reset();
+  }
+
+  // Starts a new sequence: every recurrent layer's state is zero again.
+  void reset() noexcept {
+    ctnn::detail::static_for<N>([&]<std::size_t I>() {
+      using L = step_layer<I>;
+      if constexpr (detail::HasStep<typename Model::template layer<I>>)
+        L::init_state(state_.data() + StepModel::template state_offset<I>);
+    });
+  }
+
+  // Advances every recurrent layer by one step of step_input_size values and returns the model's
+  // output_size outputs for it; they live in this object until the next call.
+  const T* step(const T* x) noexcept {
+    std::copy(x, x + step_input_size, buf_);  // slot 0 of the activations is the input
+    Buffers b{buf_};
+    return StepModel::forward_on(params_, state_.data(), b, 1, PassContext{});
+  }
+
+ private:
+  struct Buffers {
+    T* base;
+    T* activation(std::size_t offset) const noexcept { return base + offset; }
+    T* scratch(std::size_t offset) const noexcept {
+      return base + StepModel::activation_floats_per_sample + offset;
+    }
+  };
+  const T* params_;
+  std::array<T, StepModel::state_size + 1> state_{};  // (+1: never a zero-length array)
+  alignas(kAlignBytes) T buf_[buffer_floats];
+};
+
+}  // namespace ctnn::deploy
+// ---- end ctnn/deploy/streaming.hpp ----
 // ---- end ctnn/ctnn.hpp ----

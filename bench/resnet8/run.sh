@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/resnet8/run.sh: ResNet-8 on Fashion-MNIST (examples/resnet8.cpp) next to PyTorch
 # (../shared/peers/torch_resnet8.py), one run at a time on this machine. Each run appends one JSON
-# line to bench/resnet8/results.jsonl (with the commit, date, CPU and run); summarize.py then
+# line to bench/resnet8/results.jsonl (with the commit, date, CPU and run); bench/summarize_runs.py then
 # rewrites bench/RESNET8.md (mean, SD and n of the final test accuracy per run kind, and the
 # median training speed, ctnn and PyTorch measured in the same invocation).
 #
@@ -72,4 +72,6 @@ print(json.dumps(r))
 PY
   done
 done
-python3 "$root/bench/resnet8/summarize.py"
+python3 "$root/bench/summarize_runs.py" "$results" "$root/bench/RESNET8.md" \
+  "ResNet-8 on Fashion-MNIST: ctnn and PyTorch" bench/resnet8/run.sh \
+  "each run's best epoch (fastest epoch)"

@@ -90,3 +90,4 @@
 #include "ctnn/layers/lstm.hpp"
 #include "ctnn/layers/gru.hpp"
 #include "ctnn/layers/simple_rnn.hpp"
+#include "ctnn/deploy/streaming.hpp"

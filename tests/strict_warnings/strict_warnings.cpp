@@ -299,6 +299,33 @@ void io_and_deploy(const std::string& dir) {
   std::cout << rmon.predict(std::span<const float>(regression_data.x.data(), 5)).outputs[1] << rmon;
 }
 
+// The recurrent layers (float and double), trained, saved, exported, run whole and streamed.
+void recurrent(const std::string& dir) {
+  using SeqNet = Sequential<Input<4, 3>, GRU<4, true>,
+                            SimpleRNN<3, true, init::HeUniform, init::Orthogonal, init::Ones>,
+                            LSTM<5>, Dense<2>, Softmax>;
+  using DoubleSeq = BasicSequential<double, Input<3, 2>, LSTM<3, true>, GRU<2>>;
+  data::Dataset d;
+  d.sample_shape = {4, 3};
+  d.x.assign(2 * 12, 0.5f);
+  d.labels = {0, 1};
+  d.num_classes = 2;
+  SeqNet net{1};
+  Adam adam{};
+  fit(net, adam, SparseCategoricalCrossEntropy{}, d, {.epochs = 1});
+  std::cout << evaluate(net, d).accuracy;
+  save(dir + "/seq.ctnn", net);
+  load(dir + "/seq.ctnn", net);
+  deploy::export_header(dir + "/seq.hpp", net, "seq");
+  static deploy::StaticModel<SeqNet> whole(net.parameters().data());
+  static deploy::StreamingModel<SeqNet> stream(net.parameters().data());
+  stream.reset();
+  std::cout << whole.predict(d.x.data())[0] << stream.step(d.x.data())[1];
+  DoubleSeq dnet{2};
+  static deploy::StreamingModel<DoubleSeq> dstream(dnet.parameters().data());
+  std::cout << dnet.param_count << dstream.step(std::array<double, 2>{0.5, 1.0}.data())[0];
+}
+
 }  // namespace strict_warnings
 
 int main(int argc, char** argv) {
@@ -307,5 +334,6 @@ int main(int argc, char** argv) {
   strict_warnings::callbacks_and_search(dir);
   strict_warnings::data_pipeline(dir);
   strict_warnings::io_and_deploy(dir);
+  strict_warnings::recurrent(dir);
   return 0;
 }

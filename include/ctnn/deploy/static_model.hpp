@@ -45,6 +45,9 @@
 #include "ctnn/layers/hard_sigmoid.hpp"
 #include "ctnn/layers/hard_swish.hpp"
 #include "ctnn/layers/swish.hpp"
+#include "ctnn/layers/gru.hpp"
+#include "ctnn/layers/lstm.hpp"
+#include "ctnn/layers/simple_rnn.hpp"
 
 namespace ctnn::deploy {
 

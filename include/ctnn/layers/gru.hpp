@@ -146,6 +146,46 @@ struct GRU {
       gemms::recurrent_gradient(n, G, s.hp, s.q, dp + r_off);
       kernels::sum_rows(n * steps, G, s.q, dp + rb_off);
     }
+
+    // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
+    // output Shape<Units>, the same parameters; h lives in the state arena between calls and
+    // advances by one step per row (n rows are n consecutive steps). The products and the cell
+    // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
+    // Inference only: it has no backward (train the whole-sequence layer).
+    struct step {
+      using value_type = T;
+      using input_shape = Shape<features>;
+      using output_shape = Shape<Units>;
+      static constexpr std::size_t param_count = bind::param_count;
+      static constexpr std::size_t state_count = Units;
+      static constexpr std::size_t scratch_per_sample = 2 * G;
+      static constexpr std::string_view name = bind::name;
+      static constexpr bool fuses_relu = false;
+      static constexpr bool is_view = false;
+      static void init(T* p, Rng& rng) { bind::init(p, rng); }
+      static void init_state(T* s) { std::fill(s, s + state_count, T(0)); }
+      static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
+                          const PassContext&) {
+        T* h = state;
+        for (std::size_t r = 0; r < n; ++r) {
+          // x side: x W + b_input; recurrent side: h R + b_recurrent (forward's products).
+          T* gx = scratch;
+          T* q = scratch + G;
+          kernels::gemm_nn(1, G, features, x + r * features, features, 1, p + w_off, G, gx, G,
+                           false, p + b_off, kernels::Epilogue::none);
+          kernels::gemm_nn(1, G, Units, h, Units, 1, p + r_off, G, q, G, false, p + rb_off,
+                           kernels::Epilogue::none);
+          kernels::gru_cell_forward(Units, gx, q, h, y + r * Units, static_cast<T*>(nullptr));
+          std::copy(y + r * Units, y + (r + 1) * Units, h);
+        }
+      }
+      template <class Never = void>
+      static void backward(const T*, const T*, const T*, const T*, T*, T*, std::size_t, T*,
+                           const PassContext&) {
+        static_assert(sizeof(Never) == 0, "A recurrent layer's one-step form cannot be trained: "
+                                          "train the whole-sequence model.");
+      }
+    };
   };
 };
 
