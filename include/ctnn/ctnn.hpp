@@ -90,4 +90,7 @@
 #include "ctnn/layers/lstm.hpp"
 #include "ctnn/layers/gru.hpp"
 #include "ctnn/layers/simple_rnn.hpp"
+#include "ctnn/layers/embedding.hpp"
+#include "ctnn/layers/layer_norm.hpp"
+#include "ctnn/layers/time_distributed.hpp"
 #include "ctnn/deploy/streaming.hpp"

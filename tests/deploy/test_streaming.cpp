@@ -26,7 +26,7 @@ template <class Model>
 void check_streaming(const Model& model, const std::vector<float>& x, std::size_t samples) {
   using S = ctnn::deploy::StreamingModel<Model>;
   constexpr std::size_t steps = Model::input_shape::dims[0];
-  constexpr std::size_t features = Model::input_shape::dims[1];
+  constexpr std::size_t features = Model::input_shape::rank > 1 ? Model::input_shape::dims[1] : 1;
   static_assert(S::step_input_size == features);
   constexpr bool per_step = Model::output_size == steps * S::output_size && steps > 1;
   S stream(model.parameters().data(), model.state().data());
@@ -107,6 +107,15 @@ TEST_CASE("Streaming stacked GRU, SimpleRNN and LSTM layers, and BatchNormalizat
   for (std::size_t i = 0; i < normed.state().size(); ++i)
     normed.state()[i] = 0.5f + 0.01f * float(i % 7);  // not the initial mean 0 and variance 1
   check_streaming(normed, x, 20);
+}
+
+TEST_CASE("Streaming token ids through an Embedding into recurrent layers", "[deploy][streaming]") {
+  using Tokens = ctnn::Sequential<ctnn::Input<12>, ctnn::Embedding<9, 4>, ctnn::LSTM<6, true>,
+                                  ctnn::GRU<5>, ctnn::Dense<3>, ctnn::Softmax>;
+  ctnn::Rng rng(12);
+  std::vector<float> x(15 * 12);
+  for (float& v : x) v = float(rng.below(9));
+  check_streaming(Tokens(6), x, 15);
 }
 
 TEST_CASE("StreamingModel's sizes are compile-time constants", "[deploy][streaming]") {

@@ -84,6 +84,8 @@ enum class LayerKind {
   lstm,
   gru,
   simple_rnn,
+  embedding,
+  layer_norm,
 };
 
 namespace detail {

@@ -2,8 +2,9 @@
 // in fixed member buffers.
 //
 // StreamingModel<Model> takes a model trained on whole sequences (Input<Steps, Features>, then
-// SimpleRNN / LSTM / GRU layers, then any layers that act on one step's output) and runs it
-// on one step x_t of Features values at a time:
+// SimpleRNN / LSTM / GRU layers, then any layers that act on one step's output; or
+// Input<Steps> of token ids and an Embedding before the recurrent layers) and runs it on one
+// step x_t of Features values (or one token) at a time:
 //   step(x_t)   the model's output after this step: what the whole model outputs for the sequence
 //               x_0 .. x_t (for a model whose last recurrent layer returns sequences, row t of
 //               its output); the recurrent layers' h (and LSTM's c) advance
@@ -18,7 +19,7 @@
 // model's own, so the weights of an exported header (deploy/export.hpp) or a trained model's
 // parameters() serve both. As StaticModel: no heap, no exceptions, no OpenMP needed; one instance
 // per stream (and per thread): weights shared, buffers and state per instance.
-// Requires: the model's input feeds only recurrent layers; a recurrent layer that returns
+// Requires: the model's input feeds only recurrent layers (or an Embedding); a recurrent layer that returns
 // sequences feeds only recurrent layers or is the model's output (a compile-time error names
 // the layer otherwise). Inference only: the one-step layers have no backward.
 #pragma once
@@ -37,9 +38,12 @@
 namespace ctnn::deploy {
 namespace detail {
 
-// A bound layer with a one-step form (the recurrent layers).
+// A bound layer with a one-step form: the recurrent layers (whose steps keep state) and layers
+// that act on each position alone (Embedding).
 template <class L>
 concept HasStep = requires { typename L::step; };
+template <class L>
+concept IsRecurrent = HasStep<L> && StatefulLayer<typename L::step>;
 
 template <class L>
 struct StepOf {
@@ -64,9 +68,10 @@ struct StepModelOf<Model, std::index_sequence<I...>> {
   using first = typename Model::template layer<0>;
   static_assert(HasStep<first>,
                 "StreamingModel runs a model one time step at a time: its first layer must be a "
-                "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>.");
+                "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>, or an "
+                "Embedding before one.");
   using type = ctnn::detail::ModelCore<
-      typename Model::value_type, Shape<first::input_shape::dims[1]>,
+      typename Model::value_type, typename StepOf<first>::type::input_shape,
       std::tuple<typename StepNode<typename Model::template node<I>>::type...>, Model::style>;
 };
 
@@ -126,7 +131,7 @@ class StreamingModel {
   StreamingModel(const T* params, const T* state) noexcept : params_(params) {
     ctnn::detail::static_for<N>([&]<std::size_t I>() {
       using L = typename Model::template layer<I>;
-      if constexpr (StatefulLayer<L> && !detail::HasStep<L>)
+      if constexpr (StatefulLayer<L> && !detail::IsRecurrent<L>)
         std::copy(state + Model::template state_offset<I>,
                   state + Model::template state_offset<I> + L::state_count,
                   state_.data() + StepModel::template state_offset<I>);
@@ -138,7 +143,7 @@ class StreamingModel {
   void reset() noexcept {
     ctnn::detail::static_for<N>([&]<std::size_t I>() {
       using L = step_layer<I>;
-      if constexpr (detail::HasStep<typename Model::template layer<I>>)
+      if constexpr (detail::IsRecurrent<typename Model::template layer<I>>)
         L::init_state(state_.data() + StepModel::template state_offset<I>);
     });
   }
