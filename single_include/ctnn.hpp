@@ -539,6 +539,8 @@ enum class LayerKind {
   lstm,
   gru,
   simple_rnn,
+  embedding,
+  layer_norm,
 };
 
 namespace detail {
@@ -13032,6 +13034,310 @@ struct SeparableConv2D {
 
 }  // namespace ctnn
 // ---- end ctnn/layers/separable_conv2d.hpp ----
+// ---- begin ctnn/layers/embedding.hpp ----
+// ctnn/layers/embedding.hpp: Embedding<Vocab, Dim, Init>, integer tokens to vectors, as Keras's
+// Embedding.
+//
+// Represents y[t] = E[x[t]] for each position t of a sequence of token ids x (Shape<Steps>, or
+// any shape: every input value is one token): output Shape<Steps, Dim> (the input's dimensions
+// followed by Dim).
+// Requires: each input value is a whole number in [0, Vocab), carried in the float input (exact
+// for every id below 2^24, which Vocab may not exceed); anything else (a fraction, a negative
+// id, NaN, an id >= Vocab) stops forward with a ctnn::Error naming the sample, the position and
+// the value.
+// Parameters: the table E [Vocab x Dim], Keras's `embeddings`. Init: Keras's default, uniform on
+// [-0.05, 0.05] (init::EmbeddingUniform); any initializer may replace it (fan_in = Vocab,
+// fan_out = Dim).
+// Backward: dE[v] = sum of dy over every position whose token is v, in sample and position order
+// (the same bits at any thread count); the input has no gradient (dx, when asked for, is zero).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ctnn {
+namespace init {
+// Keras's Embedding default: uniform on [-0.05, 0.05].
+struct EmbeddingUniform {
+  static constexpr std::string_view spec = "ctnn::init::EmbeddingUniform";
+  template <class T>
+  static void fill(T* w, std::size_t count, std::size_t, std::size_t, Rng& rng) {
+    detail::uniform(w, count, 0.05, rng);
+  }
+};
+}  // namespace init
+
+template <std::size_t Vocab, std::size_t Dim, class Init = init::EmbeddingUniform>
+struct Embedding {
+  static_assert(Vocab >= 1 && Dim >= 1, "Embedding<Vocab, Dim> needs a vocabulary and a dimension of at least 1.");
+  static_assert(Vocab <= (std::size_t{1} << 24),
+                "Embedding's token ids travel in the float input, which holds every whole number "
+                "only up to 2^24: a vocabulary above 16,777,216 tokens cannot be carried exactly.");
+  static_assert(is_initializer_v<Init>,
+                "Embedding's Init must be an initializer such as ctnn::init::EmbeddingUniform (the "
+                "list is in ctnn/core/init.hpp).");
+
+  template <ShapeType In, class T>
+  struct bind {
+    template <class S>
+    struct append;
+    template <std::size_t... D>
+    struct append<Shape<D...>> {
+      using type = Shape<D..., Dim>;
+    };
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = typename append<In>::type;
+    static constexpr std::size_t positions = In::size;
+    static constexpr std::size_t param_count = Vocab * Dim;
+    static constexpr std::size_t scratch_per_sample = 0;
+    static constexpr std::string_view name = "Embedding";
+    static constexpr LayerKind kind = LayerKind::embedding;
+    static std::string config() { return std::to_string(Vocab) + "x" + std::to_string(Dim); }
+    static std::string spec() {
+      std::string s = "ctnn::Embedding<" + std::to_string(Vocab) + ", " + std::to_string(Dim);
+      if constexpr (!std::is_same_v<Init, init::EmbeddingUniform>) s.append(", ").append(Init::spec);
+      return s + ">";
+    }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    static void init(T* p, Rng& rng) { Init::fill(p, Vocab * Dim, Vocab, Dim, rng); }
+    // One position at a time (deploy/streaming.hpp): the same table on a one-token input.
+    using step = typename Embedding::template bind<Shape<1>, T>;
+
+    // The token id at x[i], checked (i = sample * positions + position).
+    static std::size_t token(const T* x, std::size_t i) {
+      const T v = x[i];
+      if (!(v >= T(0) && v < T(Vocab) && std::floor(v) == v))
+        fail("Embedding<", Vocab, ", ", Dim, ">: sample ", i / positions, " position ",
+             i % positions, " holds ", v, ", which is not a token id (a whole number in [0, ",
+             Vocab, ")).");
+      return static_cast<std::size_t>(v);
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T*, const PassContext&) {
+      for (std::size_t i = 0; i < n * positions; ++i) {
+        const T* row = p + token(x, i) * Dim;
+        std::copy(row, row + Dim, y + i * Dim);
+      }
+    }
+
+    static void backward(const T*, const T* x, const T*, const T* dy, T* dx, T* dp, std::size_t n,
+                         T*, const PassContext&) {
+      std::fill(dp, dp + param_count, T(0));
+      for (std::size_t i = 0; i < n * positions; ++i) {
+        T* row = dp + static_cast<std::size_t>(x[i]) * Dim;  // checked by forward
+        const T* g = dy + i * Dim;
+        for (std::size_t k = 0; k < Dim; ++k) row[k] += g[k];
+      }
+      if (dx) std::fill(dx, dx + n * positions, T(0));
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/embedding.hpp ----
+// ---- begin ctnn/layers/layer_norm.hpp ----
+// ctnn/layers/layer_norm.hpp: LayerNormalization<Epsilon>, as Keras's (axis -1).
+//
+// Represents, for each position of the input (every index but the last axis) with its C values
+// x[0..C) along the last axis:
+//   mean = (1/C) sum x,  var = (1/C) sum (x - mean)^2   (biased, as Keras)
+//   y = gamma * (x - mean) / sqrt(var + Epsilon) + beta
+// the same in training and inference (nothing depends on the batch).
+// Requires: an input of any rank; Epsilon > 0, a ctnn::Real (millionths), Keras's default 1e-3.
+// Output shape: the input's. Parameters (Keras's order): gamma [C] (init ones), beta [C] (init
+// zeros).
+// How: each position's statistics come from two passes over its C values (the mean subtracted
+// before squaring); forward keeps the mean and 1/sqrt(var + Epsilon) of each position in scratch for
+// backward, which is
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * gamma,  xhat = (x - mean) * rstd
+// and dgamma = sum dy * xhat, dbeta = sum dy over every position of the batch, in sample and
+// position order (the same bits at any thread count; samples run in parallel, the parameter
+// sums afterwards in order).
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+
+template <Real Epsilon = 0.001>
+struct LayerNormalization {
+  static_assert(Epsilon.value() > 0.0,
+                "LayerNormalization's epsilon must be positive, and at least 1e-6 (the resolution "
+                "of ctnn::Real); Keras's default is 1e-3.");
+
+  template <ShapeType In, class T>
+  struct bind {
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = In;
+    static constexpr std::size_t C = In::dims[In::rank - 1];
+    static constexpr std::size_t positions = In::size / C;
+    static constexpr std::size_t param_count = 2 * C;
+    static constexpr std::size_t scratch_per_sample = 2 * positions;  // mean, rstd
+    static constexpr std::string_view name = "LayerNormalization";
+    static constexpr LayerKind kind = LayerKind::layer_norm;
+    static std::string spec() {
+      return "ctnn::LayerNormalization<" + std::to_string(Epsilon.value()) + ">";
+    }
+    static std::string config() { return "epsilon " + std::to_string(Epsilon.value()); }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+
+    // One step of a sequence (deploy/streaming.hpp): each position is normalized alone.
+    using step = typename LayerNormalization::template bind<Shape<C>, T>;
+
+    static void init(T* p, Rng&) {
+      for (std::size_t c = 0; c < C; ++c) {
+        p[c] = T(1);
+        p[C + c] = T(0);
+      }
+    }
+
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext&) {
+      const T eps = static_cast<T>(Epsilon.value());
+      parallel_for(
+          n * positions,
+          [&](std::size_t r) {
+            const T* xr = x + r * C;
+            T* yr = y + r * C;
+            T mean = 0;
+            for (std::size_t c = 0; c < C; ++c) mean += xr[c];
+            mean /= T(C);
+            T var = 0;
+            for (std::size_t c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+            var /= T(C);
+            const T rstd = T(1) / std::sqrt(var + eps);
+            scratch[2 * r] = mean;
+            scratch[2 * r + 1] = rstd;
+            for (std::size_t c = 0; c < C; ++c) yr[c] = p[c] * ((xr[c] - mean) * rstd) + p[C + c];
+          },
+          n * In::size >= kParallelWork);
+    }
+
+    static void backward(const T* p, const T* x, const T*, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext&) {
+      if (dx)
+        parallel_for(
+            n * positions,
+            [&](std::size_t r) {
+              const T* xr = x + r * C;
+              const T* g = dy + r * C;
+              const T mean = scratch[2 * r], rstd = scratch[2 * r + 1];
+              T mg = 0, mgx = 0;
+              for (std::size_t c = 0; c < C; ++c) {
+                const T gc = g[c] * p[c];
+                mg += gc;
+                mgx += gc * ((xr[c] - mean) * rstd);
+              }
+              mg /= T(C);
+              mgx /= T(C);
+              for (std::size_t c = 0; c < C; ++c) {
+                const T xhat = (xr[c] - mean) * rstd;
+                dx[r * C + c] = rstd * (g[c] * p[c] - mg - xhat * mgx);
+              }
+            },
+            n * In::size >= kParallelWork);
+      for (std::size_t c = 0; c < 2 * C; ++c) dp[c] = T(0);
+      for (std::size_t r = 0; r < n * positions; ++r) {
+        const T* xr = x + r * C;
+        const T mean = scratch[2 * r], rstd = scratch[2 * r + 1];
+        for (std::size_t c = 0; c < C; ++c) {
+          dp[c] += dy[r * C + c] * ((xr[c] - mean) * rstd);
+          dp[C + c] += dy[r * C + c];
+        }
+      }
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/layer_norm.hpp ----
+// ---- begin ctnn/layers/time_distributed.hpp ----
+// ctnn/layers/time_distributed.hpp: TimeDistributed<Spec>, a layer applied to every step of a
+// sequence with the same weights, as Keras's TimeDistributed.
+//
+// Represents y[t] = Inner(x[t]) for each step t of an input Shape<Steps, D...>, where Inner is
+// Spec bound to one step's shape Shape<D...>: output Shape<Steps, Inner's output dims...>.
+// Requires: a rank-2 or higher input; Spec a plain layer (Dense, an activation, Dropout, ...:
+// not a stateful or join layer).
+// Parameters: Inner's (Keras's TimeDistributed adds none), in its layout.
+// How: the steps of n samples are n * Steps rows of Inner's input, contiguous already, so Inner
+// runs once on them (one GEMM for a Dense) and its backward sums the weight gradients over every
+// sample and step in that order: the same bits at any thread count.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace ctnn {
+namespace detail {
+template <class S>
+struct TailShape;
+template <std::size_t First, std::size_t... Rest>
+struct TailShape<Shape<First, Rest...>> {
+  using type = Shape<Rest...>;
+};
+template <std::size_t Steps, class S>
+struct PrependShape;
+template <std::size_t Steps, std::size_t... D>
+struct PrependShape<Steps, Shape<D...>> {
+  using type = Shape<Steps, D...>;
+};
+}  // namespace detail
+
+template <class Spec>
+struct TimeDistributed {
+  template <ShapeType In, class T>
+  struct bind {
+    static_assert(In::rank >= 2,
+                  "TimeDistributed needs a sequence input of rank 2 or more (steps first): the "
+                  "shapes are in bind<...> above.");
+    using inner = typename Spec::template bind<typename detail::TailShape<In>::type, T>;
+    static_assert(Layer<inner>,
+                  "TimeDistributed wraps a plain layer (Dense, an activation, Dropout): a stateful "
+                  "or join layer cannot run step by step.");
+    static constexpr std::size_t steps = In::dims[0];
+    using value_type = T;
+    using input_shape = In;
+    using output_shape = typename detail::PrependShape<steps, typename inner::output_shape>::type;
+    static constexpr std::size_t param_count = inner::param_count;
+    static constexpr std::size_t scratch_per_sample = steps * inner::scratch_per_sample;
+    static constexpr std::string_view name = "TimeDistributed";
+    static std::string spec() {
+      if constexpr (requires { inner::spec(); })
+        return "ctnn::TimeDistributed<" + inner::spec() + ">";
+      else  // a built-in layer without settings is spelled by its name (deploy/export.hpp)
+        return "ctnn::TimeDistributed<ctnn::" + std::string(inner::name) + ">";
+    }
+    static std::string config() { return std::string(inner::name); }
+    static constexpr bool fuses_relu = false;
+    static constexpr bool is_view = false;
+    // One step (deploy/streaming.hpp): the inner layer itself.
+    using step = inner;
+
+    static void init(T* p, Rng& rng) { inner::init(p, rng); }
+    static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                        const PassContext& ctx) {
+      inner::forward(p, x, y, n * steps, scratch, ctx);
+    }
+    static void backward(const T* p, const T* x, const T* y, const T* dy, T* dx, T* dp,
+                         std::size_t n, T* scratch, const PassContext& ctx) {
+      inner::backward(p, x, y, dy, dx, dp, n * steps, scratch, ctx);
+    }
+  };
+};
+
+}  // namespace ctnn
+// ---- end ctnn/layers/time_distributed.hpp ----
 // ---- begin ctnn/layers/gru.hpp ----
 // ctnn/layers/gru.hpp: GRU<Units, ReturnSequences, KernelInit, RecurrentInit, BiasInit>, a gated
 // recurrent unit layer over sequences, as Keras's GRU (reset_after = True, its default).
@@ -16861,8 +17167,9 @@ using RMSprop = BasicRMSprop<float>;
 // in fixed member buffers.
 //
 // StreamingModel<Model> takes a model trained on whole sequences (Input<Steps, Features>, then
-// SimpleRNN / LSTM / GRU layers, then any layers that act on one step's output) and runs it
-// on one step x_t of Features values at a time:
+// SimpleRNN / LSTM / GRU layers, then any layers that act on one step's output; or
+// Input<Steps> of token ids and an Embedding before the recurrent layers) and runs it on one
+// step x_t of Features values (or one token) at a time:
 //   step(x_t)   the model's output after this step: what the whole model outputs for the sequence
 //               x_0 .. x_t (for a model whose last recurrent layer returns sequences, row t of
 //               its output); the recurrent layers' h (and LSTM's c) advance
@@ -16877,7 +17184,7 @@ using RMSprop = BasicRMSprop<float>;
 // model's own, so the weights of an exported header (deploy/export.hpp) or a trained model's
 // parameters() serve both. As StaticModel: no heap, no exceptions, no OpenMP needed; one instance
 // per stream (and per thread): weights shared, buffers and state per instance.
-// Requires: the model's input feeds only recurrent layers; a recurrent layer that returns
+// Requires: the model's input feeds only recurrent layers (or an Embedding); a recurrent layer that returns
 // sequences feeds only recurrent layers or is the model's output (a compile-time error names
 // the layer otherwise). Inference only: the one-step layers have no backward.
 #include <algorithm>
@@ -16890,9 +17197,12 @@ using RMSprop = BasicRMSprop<float>;
 namespace ctnn::deploy {
 namespace detail {
 
-// A bound layer with a one-step form (the recurrent layers).
+// A bound layer with a one-step form: the recurrent layers (whose steps keep state) and layers
+// that act on each position alone (Embedding).
 template <class L>
 concept HasStep = requires { typename L::step; };
+template <class L>
+concept IsRecurrent = HasStep<L> && StatefulLayer<typename L::step>;
 
 template <class L>
 struct StepOf {
@@ -16917,9 +17227,10 @@ struct StepModelOf<Model, std::index_sequence<I...>> {
   using first = typename Model::template layer<0>;
   static_assert(HasStep<first>,
                 "StreamingModel runs a model one time step at a time: its first layer must be a "
-                "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>.");
+                "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>, or an "
+                "Embedding before one.");
   using type = ctnn::detail::ModelCore<
-      typename Model::value_type, Shape<first::input_shape::dims[1]>,
+      typename Model::value_type, typename StepOf<first>::type::input_shape,
       std::tuple<typename StepNode<typename Model::template node<I>>::type...>, Model::style>;
 };
 
@@ -16979,7 +17290,7 @@ class StreamingModel {
   StreamingModel(const T* params, const T* state) noexcept : params_(params) {
     ctnn::detail::static_for<N>([&]<std::size_t I>() {
       using L = typename Model::template layer<I>;
-      if constexpr (StatefulLayer<L> && !detail::HasStep<L>)
+      if constexpr (StatefulLayer<L> && !detail::IsRecurrent<L>)
         std::copy(state + Model::template state_offset<I>,
                   state + Model::template state_offset<I> + L::state_count,
                   state_.data() + StepModel::template state_offset<I>);
@@ -16991,7 +17302,7 @@ class StreamingModel {
   void reset() noexcept {
     ctnn::detail::static_for<N>([&]<std::size_t I>() {
       using L = step_layer<I>;
-      if constexpr (detail::HasStep<typename Model::template layer<I>>)
+      if constexpr (detail::IsRecurrent<typename Model::template layer<I>>)
         L::init_state(state_.data() + StepModel::template state_offset<I>);
     });
   }
