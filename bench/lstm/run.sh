@@ -13,9 +13,13 @@
 #       pytorch:rows:tN  the peer with N torch threads (OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE
 #                        and OPENBLAS_L2_SIZE unset for it only); its seed is fixed (42), so it runs
 #                        once per thread count
+#       pytorch:rows:tNenv  the same with the environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+#                        kept: on the Zen 5 here the unset run took 148 s per epoch and this one
+#                        far less, so the comparison takes the faster (summarize_runs.py does)
 #       latency          inference at RTNeural's sizes: bench/lstm_latency.cpp and the peer
 #                        ../shared/peers/rtneural_lstm.cpp (its Eigen backend, Debian's
-#                        libeigen3-dev; built with the flags its header gives), one thread each,
+#                        libeigen3-dev and nlohmann-json3-dev; built with the flags its header
+#                        gives), one thread each,
 #                        alternating, 3 runs each; lines go to bench/lstm/latency.jsonl
 # Speed on both sides: the median epoch's training images/s (whole epochs, the test evaluation
 # after each epoch not counted). Defaults: 10 epochs, seeds 1 2 3. Run nothing else meanwhile.
@@ -65,8 +69,10 @@ for run in $runs; do
       done ;;
     pytorch:rows:t*)
       threads=${run##*:t}
+      unset_env=(-u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+      if [[ $threads == *env ]]; then threads=${threads%env}; unset_env=(); fi
       echo "== $run ($(date -u +%H:%M:%S))"
-      line=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
+      line=$(env "${unset_env[@]}" OPENBLAS_NUM_THREADS=1 \
                /usr/bin/python3 "$peers/torch_lstm_rows.py" --epochs "$epochs" --threads "$threads" | tail -n 1)
       echo "$line"
       record "$line" "$run" 42 ;;
