@@ -4,13 +4,15 @@
 #
 #   scripts/setup.sh            everything the tests need: also clang and libomp-dev (the clang
 #                               build), and the cross tools of the deployment tests (aarch64 g++
-#                               and qemu-user, arm-none-eabi g++ with newlib's libstdc++)
+#                               and qemu-user, arm-none-eabi g++ with newlib's libstdc++, and
+#                               qemu-system-arm to run Cortex-M4 images)
 #   scripts/setup.sh --no-clang the build tools and data only (what the examples need)
 set -euo pipefail
 
 packages=(cmake g++ make python3 libhwy-dev catch2 zlib1g-dev dataset-fashion-mnist)
 clang_packages=(clang libomp-dev)  # clang's OpenMP runtime
-cross_packages=(g++-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib)
+cross_packages=(g++-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib
+                qemu-system-arm)  # runs the Cortex-M4 images (an MPS2 AN386 board)
 
 case "${1:-}" in
   "") packages+=("${clang_packages[@]}" "${cross_packages[@]}") ;;

@@ -62,6 +62,28 @@ foreach(model resnet8 ds_cnn autoencoder)
   ctnn_device_test(host ${model} ${CMAKE_CXX_COMPILER} 0)
 endforeach()
 
+# The recurrent model streamed one step per call (streaming_test.cmake): streaming_tool (a CTest
+# fixture) trains and exports it once; every platform streams its test sequences and must give the
+# host's stream and, at the end, its own whole-sequence bits.
+add_executable(streaming_tool streaming_tool.cpp)
+target_link_libraries(streaming_tool PRIVATE ctnn::ctnn)
+target_compile_definitions(streaming_tool PRIVATE CTNN_FASHION_MNIST_DIR="${CTNN_FASHION_MNIST_DIR}")
+target_compile_options(streaming_tool PRIVATE -Wall -Wextra -Wpedantic -Werror)
+set(streaming_dir ${CMAKE_CURRENT_BINARY_DIR}/streaming)
+add_test(NAME streaming_export COMMAND streaming_tool ${streaming_dir})
+set_tests_properties(streaming_export PROPERTIES FIXTURES_SETUP streaming_model LABELS long)
+# ctnn_streaming_test(<platform> <compiler> [-DVAR=value...]): test streaming_<platform>.
+function(ctnn_streaming_test platform cxx)
+  add_test(NAME streaming_${platform}
+           COMMAND ${CMAKE_COMMAND} -DPLATFORM=${platform} -DCASES=${streaming_dir}
+                   -DSRC=${CMAKE_CURRENT_SOURCE_DIR} -DINCLUDE=${PROJECT_SOURCE_DIR}/include
+                   -DOUT=${streaming_dir}/${platform} -DCXX=${cxx} -DHWY=${CTNN_HWY_INCLUDE}/hwy
+                   ${ARGN} -P ${CMAKE_CURRENT_SOURCE_DIR}/streaming_test.cmake)
+  set_tests_properties(streaming_${platform} PROPERTIES FIXTURES_REQUIRED streaming_model LABELS long)
+endfunction()
+ctnn_streaming_test(host ${CMAKE_CXX_COMPILER})
+ctnn_streaming_test(host-scalar ${CMAKE_CXX_COMPILER})
+
 # The cross builds do not depend on the host compiler: scripts/test.sh runs them in its g++ build
 # only (CTNN_CROSS_TESTS=OFF in the others).
 option(CTNN_CROSS_TESTS "Build and run the exported model for aarch64 (qemu) and a Cortex-M4" ON)
@@ -82,6 +104,7 @@ if(CTNN_AARCH64_CXX AND CTNN_QEMU_AARCH64)
   foreach(model float int8)
     ctnn_deploy_test(aarch64 ${model} ${CTNN_AARCH64_CXX} -DRUNNER=${CTNN_QEMU_AARCH64})
   endforeach()
+  ctnn_streaming_test(aarch64 ${CTNN_AARCH64_CXX} -DRUNNER=${CTNN_QEMU_AARCH64})
 else()
   set(reason "the aarch64 deployment test needs aarch64-linux-gnu-g++ (Debian package g++-aarch64-linux-gnu) and qemu-aarch64 (qemu-user); missing:")
   if(NOT CTNN_AARCH64_CXX)
@@ -93,6 +116,7 @@ else()
   message(STATUS "ctnn: ${reason}: deploy_aarch64 and deploy_aarch64_int8 will report SKIPPED")
   ctnn_deploy_skipped(deploy_aarch64 "${reason}.")
   ctnn_deploy_skipped(deploy_aarch64_int8 "${reason}.")
+  ctnn_deploy_skipped(streaming_aarch64 "${reason}.")
 endif()
 find_program(CTNN_ARM_NONE_EABI_CXX arm-none-eabi-g++)
 find_program(CTNN_ARM_NONE_EABI_SIZE arm-none-eabi-size)
@@ -111,6 +135,13 @@ else()
   message(STATUS "ctnn: ${reason}: deploy_cortex-m4 and deploy_cortex-m4_int8 will report SKIPPED")
   ctnn_deploy_skipped(deploy_cortex-m4 "${reason}.")
   ctnn_deploy_skipped(deploy_cortex-m4_int8 "${reason}.")
+endif()
+# The streamed recurrent model runs on an emulated Cortex-M4 (QEMU's MPS2 AN386 board).
+find_program(CTNN_QEMU_SYSTEM_ARM qemu-system-arm)
+if(CTNN_ARM_NONE_EABI_CXX AND CTNN_QEMU_SYSTEM_ARM)
+  ctnn_streaming_test(cortex-m4 ${CTNN_ARM_NONE_EABI_CXX} -DRUNNER=${CTNN_QEMU_SYSTEM_ARM})
+else()
+  ctnn_deploy_skipped(streaming_cortex-m4 "the Cortex-M4 streaming test needs arm-none-eabi-g++ (gcc-arm-none-eabi, libstdc++-arm-none-eabi-newlib) and qemu-system-arm (qemu-system-arm).")
 endif()
 # The device models on a Cortex-M4 (see above).
 find_program(CTNN_ARM_NONE_EABI_NM arm-none-eabi-nm)
