@@ -69,3 +69,20 @@ with torch.no_grad():
     m.bias_ih_l0.copy_(t(b)); m.bias_hh_l0.zero_()
     h, _ = m(t(x))
 write("rnn", (k, r, b), x, h.numpy())
+
+# Bidirectional LSTM (Keras's Bidirectional(LSTM, merge_mode="concat")): the forward layer's
+# weights, then the backward layer's; PyTorch's output at step t is [forward h_t, backward h_t].
+params = []
+m = torch.nn.LSTM(FEATURES, U, batch_first=True, bidirectional=True).double()
+with torch.no_grad():
+    for suffix in ("", "_reverse"):
+        k = rng.uniform(-0.8, 0.8, (FEATURES, 4 * U))
+        r = rng.uniform(-0.6, 0.6, (U, 4 * U))
+        b = rng.uniform(-0.5, 0.5, (4 * U,))
+        getattr(m, "weight_ih_l0" + suffix).copy_(t(k.T))
+        getattr(m, "weight_hh_l0" + suffix).copy_(t(r.T))
+        getattr(m, "bias_ih_l0" + suffix).copy_(t(b))
+        getattr(m, "bias_hh_l0" + suffix).zero_()
+        params += [k, r, b]
+    h, _ = m(t(x))
+write("bilstm", params, x, h.numpy())

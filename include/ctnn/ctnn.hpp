@@ -93,4 +93,5 @@
 #include "ctnn/layers/embedding.hpp"
 #include "ctnn/layers/layer_norm.hpp"
 #include "ctnn/layers/time_distributed.hpp"
+#include "ctnn/layers/bidirectional.hpp"
 #include "ctnn/deploy/streaming.hpp"

@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <vector>
 
 #include <ctnn/ctnn.hpp>
@@ -131,6 +133,55 @@ TEST_CASE("LSTM, GRU and SimpleRNN in Keras's layout compute PyTorch's nn.LSTM, 
   check_torch_reference<ctnn::LSTM<7, true>>("lstm");
   check_torch_reference<ctnn::GRU<7, true>>("gru");
   check_torch_reference<ctnn::SimpleRNN<7, true>>("rnn");
+}
+
+TEST_CASE("Bidirectional<LSTM> in Keras's layout computes PyTorch's bidirectional nn.LSTM",
+          "[layers][recurrent]") {
+  // The forward layer's parameters, then the backward layer's; PyTorch's output at step t is
+  // [forward h_t, backward h_t], which is Keras's concat with return_sequences, and whose last
+  // forward and first backward rows are the output without it.
+  using Seq = BoundD<ctnn::Bidirectional<ctnn::LSTM<7, true>>, 5, 3>;
+  using Last = BoundD<ctnn::Bidirectional<ctnn::LSTM<7>>, 5, 3>;
+  static_assert(std::is_same_v<Seq::output_shape, ctnn::Shape<5, 14>> &&
+                std::is_same_v<Last::output_shape, ctnn::Shape<14>>);
+  static_assert(Seq::param_count == 2 * 4 * 7 * (3 + 7 + 1));
+  std::ifstream in(std::string(CTNN_TEST_DATA_DIR) + "/bilstm_torch_reference.txt");
+  REQUIRE(in);
+  std::size_t T = 0, F = 0, U = 0, n = 0;
+  in >> T >> F >> U >> n;
+  REQUIRE((T == 5 && F == 3 && U == 7 && n == 2));
+  std::vector<double> p(Seq::param_count), x(n * T * F), h(n * T * 2 * U);
+  for (double& v : p) in >> v;
+  for (double& v : x) in >> v;
+  for (double& v : h) in >> v;
+  REQUIRE(in);
+  std::vector<double> y(n * T * 2 * U), ylast(n * 2 * U);
+  ctnn::AlignedBuffer<double> s(n * Seq::scratch_per_sample);
+  Seq::forward(p.data(), x.data(), y.data(), n, s.data(), {});
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(y[i] == Approx(h[i]).margin(1e-12));
+  }
+  Last::forward(p.data(), x.data(), ylast.data(), n, s.data(), {});
+  for (std::size_t b = 0; b < n; ++b)
+    for (std::size_t u = 0; u < U; ++u) {
+      INFO("sample " << b << ", unit " << u);
+      REQUIRE(ylast[b * 2 * U + u] == Approx(h[(b * T + T - 1) * 2 * U + u]).margin(1e-12));
+      REQUIRE(ylast[b * 2 * U + U + u] == Approx(h[(b * T) * 2 * U + U + u]).margin(1e-12));
+    }
+}
+
+TEST_CASE("Bidirectional gradients through time (double), every merge mode, both output forms",
+          "[layers][recurrent]") {
+  using ctnn::Bidirectional, ctnn::Merge;
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::LSTM<3>>, 4, 2>>(3);
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::LSTM<5, true>>, 3, 4>>(2);
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::GRU<4, true>, Merge::sum>, 3, 2>>(3);
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::GRU<3>, Merge::ave>, 4, 3>>(2);
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::SimpleRNN<3, true>, Merge::mul>, 4, 2>>(3);
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::SimpleRNN<9>, Merge::mul>, 2, 3>>(2);
+  // One step: both directions read the same single row.
+  ctnn_test::check_layer_gradients<BoundD<Bidirectional<ctnn::LSTM<2>>, 1, 3>>(13);
 }
 
 TEST_CASE("LSTM initialization: Keras's parameter count, unit forget bias, orthogonal recurrent kernel",
@@ -402,6 +453,39 @@ TEST_CASE("Embedding + GRU learn Fashion-MNIST as sequences of intensity tokens"
   const auto r = ctnn::evaluate(model, test);
   INFO("test accuracy " << r.accuracy);
   CHECK(r.accuracy > 0.70);  // measured 0.764 (g++ Release, 0.4 s); chance is 0.1
+}
+
+TEST_CASE("Bidirectional GRU and LSTM learn Fashion-MNIST rows, saved and loaded",
+          "[layers][recurrent]") {
+  const std::string dir = CTNN_FASHION_MNIST_DIR;
+  auto rows = [&](const char* images, const char* labels, std::size_t limit) {
+    auto d = ctnn::data::load_idx(dir + "/" + images, dir + "/" + labels, {.limit = limit});
+    d.sample_shape = {28, 28};
+    return d;
+  };
+  const auto train = rows("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 3000);
+  const auto test = rows("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1000);
+  using Model = ctnn::Sequential<ctnn::Input<28, 28>, ctnn::Bidirectional<ctnn::GRU<16, true>>,
+                                 ctnn::Bidirectional<ctnn::LSTM<16>, ctnn::Merge::sum>,
+                                 ctnn::Dense<10>, ctnn::Softmax>;
+  static_assert(Model::param_count == 2 * (3 * 16 * (28 + 16 + 2)) + 2 * (4 * 16 * (32 + 16 + 1)) +
+                                          16 * 10 + 10);
+  Model model(1);
+  ctnn::Adam opt{3e-3f};
+  ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train,
+            {.epochs = 2, .batch_size = 32, .seed = 1, .verbose = 0});
+  const auto r = ctnn::evaluate(model, test);
+  INFO("test accuracy " << r.accuracy);
+  CHECK(r.accuracy > 0.70);  // chance is 0.1
+  const std::string path = "bidirectional_test_model.ctnn";
+  ctnn::save(path, model);
+  Model loaded(7);
+  ctnn::load(path, loaded);
+  std::remove(path.c_str());
+  CHECK(ctnn::evaluate(loaded, test).accuracy == r.accuracy);
+  std::ostringstream table;
+  model.summary(table);
+  CHECK(table.str().find("bidirectional_0 (Bidirectional)") != std::string::npos);
 }
 
 TEST_CASE("LayerNormalization: Keras's formula per position, gradients in double",

@@ -305,6 +305,8 @@ void recurrent(const std::string& dir) {
                             SimpleRNN<3, true, init::HeUniform, init::Orthogonal, init::Ones>,
                             LSTM<5>, Dense<2>, Softmax>;
   using DoubleSeq = BasicSequential<double, Input<3, 2>, LSTM<3, true>, GRU<2>>;
+  using BiNet = Sequential<Input<4, 3>, Bidirectional<GRU<3, true>>, Bidirectional<LSTM<2>, Merge::mul>,
+                           Dense<2>, Softmax>;
   data::Dataset d;
   d.sample_shape = {4, 3};
   d.x.assign(2 * 12, 0.5f);
@@ -324,6 +326,16 @@ void recurrent(const std::string& dir) {
   DoubleSeq dnet{2};
   static deploy::StreamingModel<DoubleSeq> dstream(dnet.parameters().data());
   std::cout << dnet.param_count << dstream.step(std::array<double, 2>{0.5, 1.0}.data())[0];
+  BiNet bi{3};
+  fit(bi, adam, SparseCategoricalCrossEntropy{}, d, {.epochs = 1});
+  save(dir + "/bi.ctnn", bi);
+  load(dir + "/bi.ctnn", bi);
+  deploy::export_header(dir + "/bi.hpp", bi, "bi");
+  static deploy::StaticModel<BiNet> bi_static(bi.parameters().data());
+  std::cout << bi_static.predict(d.x.data())[0];
+  BasicSequential<double, Input<3, 2>, Bidirectional<SimpleRNN<2, true>, Merge::ave>,
+                  Bidirectional<LSTM<2>, Merge::sum>> dbi{4};
+  std::cout << dbi.param_count;
 }
 
 }  // namespace strict_warnings

@@ -51,6 +51,7 @@
 #include "ctnn/layers/gru.hpp"
 #include "ctnn/layers/lstm.hpp"
 #include "ctnn/layers/simple_rnn.hpp"
+#include "ctnn/layers/bidirectional.hpp"
 
 namespace ctnn::deploy {
 

@@ -21,7 +21,7 @@
 // per stream (and per thread): weights shared, buffers and state per instance.
 // Requires: the model's input feeds only recurrent layers (or an Embedding); a recurrent layer that returns
 // sequences feeds only recurrent layers or is the model's output (a compile-time error names
-// the layer otherwise). Inference only: the one-step layers have no backward.
+// the layer otherwise); no Bidirectional layer (it needs the sequence's end). Inference only: the one-step layers have no backward.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -61,10 +61,16 @@ struct StepNode<ctnn::Node<L, In...>> {
   using type = ctnn::Node<typename StepOf<L>::type, In...>;
 };
 
+template <class L>
+concept ReadsWholeSequence = requires { requires L::reads_whole_sequence; };
+
 template <class Model, class Seq>
 struct StepModelOf;
 template <class Model, std::size_t... I>
 struct StepModelOf<Model, std::index_sequence<I...>> {
+  static_assert(!(ReadsWholeSequence<typename Model::template layer<I>> || ...),
+                "StreamingModel cannot stream a Bidirectional layer: its backward direction reads "
+                "the sequence from its last step, which a stream has not seen yet.");
   using first = typename Model::template layer<0>;
   static_assert(HasStep<first>,
                 "StreamingModel runs a model one time step at a time: its first layer must be a "
