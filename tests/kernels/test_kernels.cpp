@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -129,6 +130,35 @@ TEMPLATE_TEST_CASE("gemm_nn matches the scalar reference", "", float, double) {
   gemm_nn_case<TestType>(37, 300, 600, false, false, true, kernels::Epilogue::none, tol);
   gemm_nn_case<TestType>(37, 300, 600, true, false, false, kernels::Epilogue::relu, tol);
   gemm_nn_case<TestType>(6, 1000, 40, false, true, false, kernels::Epilogue::none, tol);
+}
+
+TEMPLATE_TEST_CASE("gemm_nn gives a row the same bits alone as among other rows", "", float, double) {
+  // One row takes the wide single-row tile (at least 16 vectors of columns): each element must
+  // still be summed as in a multi-row tile (a streamed recurrent step relies on it), with the
+  // bias, with accumulation and across the K blocking.
+  using T = TestType;
+  for (std::size_t N : {40, 256, 307, 512, 1000})
+    for (std::size_t K : {1, 28, 128, 300})
+      for (bool accumulate : {false, true}) {
+        Rng rng(N + K);
+        const std::size_t M = 7;
+        const auto A = rand_vec<T>(M * K, rng), B = rand_vec<T>(K * N, rng), b = rand_vec<T>(N, rng);
+        const auto C0 = rand_vec<T>(M * N, rng);
+        auto all = C0;
+        const T* bias = accumulate ? nullptr : b.data();
+        kernels::gemm_nn(M, N, K, A.data(), K, 1, B.data(), N, all.data(), N, accumulate, bias,
+                         kernels::Epilogue::none);
+        for (std::size_t r : {0, 3, 6}) {
+          std::vector<T> one(C0.begin() + std::ptrdiff_t(r * N), C0.begin() + std::ptrdiff_t((r + 1) * N));
+          kernels::gemm_nn(1, N, K, A.data() + r * K, K, 1, B.data(), N, one.data(), N, accumulate,
+                           bias, kernels::Epilogue::none);
+          std::size_t differ = 0;
+          for (std::size_t n = 0; n < N; ++n)
+            differ += std::memcmp(&one[n], &all[r * N + n], sizeof(T)) != 0;
+          INFO("N " << N << ", K " << K << ", accumulate " << accumulate << ", row " << r);
+          REQUIRE(differ == 0);
+        }
+      }
 }
 
 TEMPLATE_TEST_CASE("activations match the scalar reference", "", float, double) {

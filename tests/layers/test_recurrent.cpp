@@ -270,6 +270,40 @@ TEST_CASE("LSTM cell kernels match a scalar reference, in place and with a vecto
   }
 }
 
+TEMPLATE_TEST_CASE("The fused LSTM step gives the bits of gemm_nn and lstm_cell_forward",
+                   "[kernels][recurrent]", float, double) {
+  // kernels::lstm_step (the streamed one-step LSTM) against the whole-sequence pass's operations:
+  // z = x W + b, z += h R (gemm_nn), then the cell; register chunks of 4 vectors and single ones.
+  using T = TestType;
+  for (std::size_t U : {16, 32, 48, 80, 128})
+    for (std::size_t F : {1, 7, 28}) {
+      if (!ctnn::kernels::lstm_step_fusable<T>(U)) continue;
+      const std::size_t G = 4 * U;
+      ctnn::Rng rng(U * 31 + F);
+      auto vec = [&](std::size_t n, double scale) {
+        std::vector<T> v(n);
+        for (T& e : v) e = T(scale * (2 * rng.uniform01() - 1));
+        return v;
+      };
+      const auto W = vec(F * G, 0.5), R = vec(U * G, 0.3), b = vec(G, 0.5), x = vec(F, 2),
+                 h = vec(U, 1), c0 = vec(U, 2);
+      ctnn::AlignedBuffer<T> z(G);
+      std::vector<T> c_ref(U), tc(U), h_ref(U);
+      ctnn::kernels::gemm_nn(1, G, F, x.data(), F, 1, W.data(), G, z.data(), G, false, b.data(),
+                             ctnn::kernels::Epilogue::none);
+      ctnn::kernels::gemm_nn(1, G, U, h.data(), U, 1, R.data(), G, z.data(), G, true,
+                             static_cast<const T*>(nullptr), ctnn::kernels::Epilogue::none);
+      ctnn::kernels::lstm_cell_forward(U, z.data(), c0.data(), c_ref.data(), tc.data(), h_ref.data(),
+                                       static_cast<T*>(nullptr));
+      std::vector<T> c = c0, h_new(U);
+      ctnn::kernels::lstm_step(F, U, x.data(), W.data(), b.data(), h.data(), R.data(), c.data(),
+                               h_new.data());
+      INFO("U " << U << ", F " << F);
+      REQUIRE(std::memcmp(c.data(), c_ref.data(), U * sizeof(T)) == 0);
+      REQUIRE(std::memcmp(h_new.data(), h_ref.data(), U * sizeof(T)) == 0);
+    }
+}
+
 TEST_CASE("GRU and SimpleRNN cell kernels match a scalar reference", "[kernels][recurrent]") {
   for (std::size_t U : {1, 16, 37}) {
     ctnn::Rng rng(U + 100);

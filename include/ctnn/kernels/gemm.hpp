@@ -224,6 +224,12 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
   for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
 }
 
+// A single row of A (M = 1: a recurrent step, batch-1 inference) has no other rows to share B's
+// loads, so its tile is as wide as the registers allow: 16 (8 on 16-register targets) vectors of
+// independent accumulators hide the FMA latency that a 4-vector tile waits on. Each element is
+// still summed as every tile sums it (from C or zero, k in order), so the bits do not change.
+inline constexpr std::size_t kNnRowNV = kVectorRegisters == 16 ? 8 : 16;
+
 // Scalar column tail of gemm_nn (fewer than one vector of columns left).
 template <class T>
 HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T* A,
@@ -259,6 +265,9 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
       const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
       const bool acc = accumulate || k0 != 0;
       std::size_t n = n0;
+      if (rows == 1)  // [n0, n) is a multiple of W columns: what the loop below would take
+        for (; n + kNnRowNV * L <= n1; n += kNnRowNV * L)
+          nn_tile<1, kNnRowNV>(k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       for (; n + W <= n1; n += W) nn_rows<MR, NV>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       // Fewer than NV vectors of columns left (all of them when N < NV vectors, as for
       // a convolution of 16 filters on AVX-512): a taller tile of 1, 2 or 3 vectors.
@@ -288,6 +297,10 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
         }
   };
   const bool worth_it = M * N * K >= kParallelWork;
+  if (!worth_it) {  // one thread: what either split below runs then (and no thread queries)
+    panel(0, M, 0, N);
+    return;
+  }
   // Threads own disjoint column blocks, or, when there are fewer blocks than threads (a
   // weight gradient of 64 filters: one block of 4 vectors), disjoint panels of kRowPanel rows.
   // Either way each element of C is summed by one thread in K order: the same bits at any thread

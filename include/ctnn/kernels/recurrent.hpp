@@ -24,6 +24,7 @@
 #include <cstddef>
 
 #include "ctnn/kernels/elementwise.hpp"
+#include "ctnn/kernels/gemm.hpp"
 #include "ctnn/kernels/highway.hpp"
 #include <hwy/contrib/math/math-inl.h>
 
@@ -70,6 +71,92 @@ void lstm_cell_forward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT c
   for (; j < full; j += L) lstm_cell_forward_lanes(d, j, U, z, c_prev, c, tc, h, h2);
   const hn::CappedTag<T, 1> d1;
   for (; j < U; ++j) lstm_cell_forward_lanes(d1, j, U, z, c_prev, c, tc, h, h2);
+}
+
+// CH chunks of L units (starting at unit j) of one LSTM step of one row, products and cell fused:
+// each gate column of z = (x W + b) + h_prev R is summed in a register exactly as gemm_nn sums it
+// (x W from zero with k in order, then the bias, then h_prev R with k in order; a stored and
+// reloaded float is the same float), and the cell is lstm_cell_forward_lanes's operations on
+// those values. W [F x 4U], R [U x 4U], b [4U]; c [U] is read and replaced, h_new [U] written.
+template <std::size_t CH, class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_step_chunks(D d, std::size_t j, std::size_t F, std::size_t U,
+                                 const T* HWY_RESTRICT x, const T* HWY_RESTRICT W,
+                                 const T* HWY_RESTRICT b, const T* HWY_RESTRICT h,
+                                 const T* HWY_RESTRICT R, T* HWY_RESTRICT c,
+                                 T* HWY_RESTRICT h_new) {
+  using V = hn::Vec<D>;
+  const std::size_t L = hn::Lanes(d), G = 4 * U;
+  V acc[CH][4];
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q)
+    HWY_UNROLL(4)
+    for (std::size_t g = 0; g < 4; ++g) acc[q][g] = hn::Zero(d);
+  for (std::size_t k = 0; k < F; ++k) {
+    const V a = hn::Set(d, x[k]);
+    const T* row = W + k * G + j;
+    HWY_UNROLL(16)
+    for (std::size_t q = 0; q < CH; ++q)
+      HWY_UNROLL(4)
+      for (std::size_t g = 0; g < 4; ++g)
+        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
+  }
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q)
+    HWY_UNROLL(4)
+    for (std::size_t g = 0; g < 4; ++g)
+      acc[q][g] = hn::Add(acc[q][g], hn::LoadU(d, b + g * U + j + q * L));
+  for (std::size_t k = 0; k < U; ++k) {
+    const V a = hn::Set(d, h[k]);
+    const T* row = R + k * G + j;
+    HWY_UNROLL(16)
+    for (std::size_t q = 0; q < CH; ++q)
+      HWY_UNROLL(4)
+      for (std::size_t g = 0; g < 4; ++g)
+        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
+  }
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q) {
+    const std::size_t u = j + q * L;
+    const auto i = sigmoid_of(d, acc[q][0]);
+    const auto f = sigmoid_of(d, acc[q][1]);
+    const auto g = hn::Tanh(d, acc[q][2]);
+    const auto o = sigmoid_of(d, acc[q][3]);
+    const auto cv = hn::MulAdd(f, hn::LoadU(d, c + u), hn::Mul(i, g));
+    hn::StoreU(cv, d, c + u);
+    hn::StoreU(hn::Mul(o, hn::Tanh(d, cv)), d, h_new + u);
+  }
+}
+
+// Whether lstm_step can run U units: whole vectors only (gemm_nn sums a column tail of less than
+// one vector in scalar code, which lstm_step does not repeat), and not on Highway's SCALAR target:
+// there MulAdd is the expression a * b + c, and where FMA exists (a Cortex-M4's FPv4) the compiler
+// may contract the cell's f * c_prev + i * g around either product, differently in the fused
+// code than in lstm_cell_forward (seen: other bits on a Cortex-M4).
+template <class T>
+inline bool lstm_step_fusable(std::size_t U) {
+  if constexpr (HWY_TARGET == HWY_SCALAR) {
+    return false;
+  } else {
+    const hn::ScalableTag<T> d;
+    return U % hn::Lanes(d) == 0;
+  }
+}
+
+// One LSTM step of one row, the products fused with the cell (deploy/streaming.hpp's one-step
+// LSTM): c [U] (the previous cell state) is replaced by the new one and h_new [U] gets the new h,
+// with the bits of gemm_nn's products and lstm_cell_forward (lstm_step_fusable(U) must hold).
+// h [U], the previous h, must not alias h_new. Chunks of as many units as the registers hold
+// accumulators for (4 gates each), then single vectors.
+template <class T>
+void lstm_step(std::size_t F, std::size_t U, const T* HWY_RESTRICT x, const T* HWY_RESTRICT W,
+               const T* HWY_RESTRICT b, const T* HWY_RESTRICT h, const T* HWY_RESTRICT R,
+               T* HWY_RESTRICT c, T* HWY_RESTRICT h_new) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  constexpr std::size_t CH = kVectorRegisters == 16 ? 2 : 4;  // 8 or 16 accumulators
+  std::size_t j = 0;
+  for (; j + CH * L <= U; j += CH * L) lstm_step_chunks<CH>(d, j, F, U, x, W, b, h, R, c, h_new);
+  for (; j + L <= U; j += L) lstm_step_chunks<1>(d, j, F, U, x, W, b, h, R, c, h_new);
 }
 
 template <class D, class T = hn::TFromD<D>>
@@ -216,6 +303,8 @@ using ctnn::HWY_NAMESPACE::gru_cell_backward;
 using ctnn::HWY_NAMESPACE::gru_cell_forward;
 using ctnn::HWY_NAMESPACE::lstm_cell_backward;
 using ctnn::HWY_NAMESPACE::lstm_cell_forward;
+using ctnn::HWY_NAMESPACE::lstm_step;
+using ctnn::HWY_NAMESPACE::lstm_step_fusable;
 using ctnn::HWY_NAMESPACE::rnn_cell_backward;
 using ctnn::HWY_NAMESPACE::rnn_cell_forward;
 }  // namespace ctnn::kernels

@@ -168,7 +168,7 @@ struct LSTM {
     }
 
     // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
-    // output Shape<Units>, the same parameters; h and c lives in the state arena between calls and
+    // output Shape<Units>, the same parameters; h and c live in the state arena between calls and
     // advances by one step per row (n rows are n consecutive steps). The products and the cell
     // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
     // Inference only: it has no backward (train the whole-sequence layer).
@@ -187,6 +187,15 @@ struct LSTM {
       static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
                           const PassContext&) {
         T* h = state;
+        if (kernels::lstm_step_fusable<T>(Units)) {  // one pass: products and cell in registers
+          T* c = state + Units;
+          for (std::size_t r = 0; r < n; ++r) {
+            kernels::lstm_step(features, Units, x + r * features, p + w_off, p + b_off, h,
+                               p + r_off, c, y + r * Units);
+            std::copy(y + r * Units, y + (r + 1) * Units, h);
+          }
+          return;
+        }
         for (std::size_t r = 0; r < n; ++r) {
           // z = x W + b, then z += h R (forward's two products); the cell reads c and writes
           // the new c to scratch, which then replaces it.
