@@ -72,7 +72,7 @@ struct StepModelOf<Model, std::index_sequence<I...>> {
                 "StreamingModel cannot stream a Bidirectional layer: its backward direction reads "
                 "the sequence from its last step, which a stream has not seen yet.");
   using first = typename Model::template layer<0>;
-  static_assert(HasStep<first>,
+  static_assert(HasStep<first> || ReadsWholeSequence<first>,  // (the assertion above says why)
                 "StreamingModel runs a model one time step at a time: its first layer must be a "
                 "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>, or an "
                 "Embedding before one.");
