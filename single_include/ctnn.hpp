@@ -2243,6 +2243,12 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
   for (; m < M; ++m) nn_tile<1, NV>(k0, k1, A + m * a_m, a_m, a_k, B, ldb, C + m * ldc, ldc, accumulate);
 }
 
+// A single row of A (M = 1: a recurrent step, batch-1 inference) has no other rows to share B's
+// loads, so its tile is as wide as the registers allow: 16 (8 on 16-register targets) vectors of
+// independent accumulators hide the FMA latency that a 4-vector tile waits on. Each element is
+// still summed as every tile sums it (from C or zero, k in order), so the bits do not change.
+inline constexpr std::size_t kNnRowNV = kVectorRegisters == 16 ? 8 : 16;
+
 // Scalar column tail of gemm_nn (fewer than one vector of columns left).
 template <class T>
 HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T* A,
@@ -2278,6 +2284,9 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
       const std::size_t k1 = k0 + KC < K ? k0 + KC : K;
       const bool acc = accumulate || k0 != 0;
       std::size_t n = n0;
+      if (rows == 1)  // [n0, n) is a multiple of W columns: what the loop below would take
+        for (; n + kNnRowNV * L <= n1; n += kNnRowNV * L)
+          nn_tile<1, kNnRowNV>(k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       for (; n + W <= n1; n += W) nn_rows<MR, NV>(rows, k0, k1, Am, a_m, a_k, B + n, ldb, Cm + n, ldc, acc);
       // Fewer than NV vectors of columns left (all of them when N < NV vectors, as for
       // a convolution of 16 filters on AVX-512): a taller tile of 1, 2 or 3 vectors.
@@ -2307,6 +2316,10 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
         }
   };
   const bool worth_it = M * N * K >= kParallelWork;
+  if (!worth_it) {  // one thread: what either split below runs then (and no thread queries)
+    panel(0, M, 0, N);
+    return;
+  }
   // Threads own disjoint column blocks, or, when there are fewer blocks than threads (a
   // weight gradient of 64 filters: one block of 4 vectors), disjoint panels of kRowPanel rows.
   // Either way each element of C is summed by one thread in K order: the same bits at any thread
@@ -10828,6 +10841,8 @@ inline std::ostream& operator<<(std::ostream& os, const SearchResult& r) {
 //                 "STAT" the non-trainable state arena of a model with stateful layers (moving
 //                        statistics): u64 count, the values in the model's own type; present
 //                        exactly when the model has state (older files have none)
+//                 "TOPH" u64 Model::topology_hash, the constant an exported header also holds
+//                        (model_file_info() reads it without a model type; older files have none)
 //   end-4   4     CRC-32 (zlib's) of every byte before it
 //
 // load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
@@ -11192,6 +11207,9 @@ void save_parts(const std::string& path, const Model& model,
         ++sections;
       }
     }
+    ByteWriter hash;  // TOPH, always
+    hash.u64(Model::topology_hash);
+    ++sections;
     w.u32(sections);
     const auto section = [&](const char (&tag)[5], const std::string& bytes) {
       w.raw(tag, 4);
@@ -11201,6 +11219,7 @@ void save_parts(const std::string& path, const Model& model,
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
     if (!state.empty()) section("STAT", state);
+    section("TOPH", hash.bytes());
     w.u32(crc32_of(w.bytes()));  // of every byte before it
     raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
@@ -11304,9 +11323,21 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
       if (st.remaining() != 0)
         fail("The model file \"", path, "\" is corrupt: ", st.remaining(),
              " unexpected bytes at the end of the state section.");
+    } else if (tag == "TOPH") {
+      ByteReader th(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      const auto hash = th.u64("the topology hash");
+      if (th.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", th.remaining(),
+             " unexpected bytes at the end of the topology hash section.");
+      // The topology text matched already; a hash that does not is a file written by a ctnn
+      // whose hash differs (or an edited file): say so rather than load it.
+      if (hash != Model::topology_hash)
+        fail("The model file \"", path, "\" has topology hash ", hash,
+             " but the model's topology_hash is ", Model::topology_hash,
+             " (the topology texts agree: was the file written by another ctnn version?).");
     } else {
       fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP, ",
-           "OPTM and STAT).");
+           "OPTM, STAT and TOPH).");
     }
   }
   if (r.remaining() != 0)
@@ -11387,6 +11418,62 @@ template <class Model, class Optimizer>
 void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer,
                      data::Preprocessing* preprocessing = nullptr) {
   io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+// What a model file says about its model, read without a model type: for tools that check a
+// file against an exported header (its Model::topology_hash) or print what a file holds.
+struct ModelFileInfo {
+  std::string topology;                       // the topology() text
+  std::optional<std::uint64_t> topology_hash;  // Model::topology_hash (absent in older files)
+  std::uint64_t parameters = 0;               // the parameter count (the arena, padded)
+  std::uint32_t storage = 0;                  // 4 float32, 8 float64, 0x102 fp16, 0x202 bf16
+  std::vector<std::string> sections;          // the section tags in file order ("TOPH", ...)
+};
+
+// Reads `path`'s header and section tags, with load()'s checks of completeness, magic, version and
+// checksum (a ctnn::Error names the failed check).
+inline ModelFileInfo model_file_info(const std::string& path) {
+  using io::detail::ByteReader;
+  const std::vector<char> data = io::detail::read_whole_file(path);
+  constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
+  if (data.size() < 8 || std::memcmp(data.data(), io::kModelMagic, 8) != 0)
+    fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\".");
+  if (data.size() < kMinSize)
+    fail("The model file \"", path, "\" is truncated: ", data.size(), " bytes.");
+  std::uint32_t version, stored_crc;
+  std::memcpy(&version, data.data() + 8, 4);
+  if (version != io::kModelFormatVersion)
+    fail("The model file \"", path, "\" has format version ", version, "; this ctnn reads version ",
+         io::kModelFormatVersion, ".");
+  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
+  if (io::detail::crc32_of(std::string_view(data.data(), data.size() - 4)) != stored_crc)
+    fail("The model file \"", path, "\" is corrupted or truncated: its checksum does not match.");
+  ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
+  r.take(12, "the header");
+  ModelFileInfo info;
+  info.storage = r.u32("the parameter size");
+  info.topology = r.str("the topology");
+  info.parameters = r.u64("the parameter count");
+  const std::uint32_t bytes_per = info.storage & 0xff;
+  if (bytes_per != 2 && bytes_per != 4 && bytes_per != 8)
+    fail("The model file \"", path, "\" has an unknown parameter storage ", info.storage, ".");
+  if (info.parameters > data.size())
+    fail("The model file \"", path, "\" is corrupt: it claims ", info.parameters,
+         " parameters in ", data.size(), " bytes.");
+  r.take(info.parameters * bytes_per, "the parameters");
+  const auto sections = r.u32("the section count");
+  for (std::uint32_t k = 0; k < sections; ++k) {
+    std::string tag(r.take(4, "a section tag"), 4);
+    const auto len = r.u64("a section length");
+    const char* bytes = r.take(len, "a section");
+    if (tag == "TOPH" && len == 8) {
+      std::uint64_t h;
+      std::memcpy(&h, bytes, 8);
+      info.topology_hash = h;
+    }
+    info.sections.push_back(std::move(tag));
+  }
+  return info;
 }
 
 // load() from the bytes of a whole model file in memory; `name` stands in for the path in
@@ -13437,6 +13524,92 @@ void lstm_cell_forward(std::size_t U, T* HWY_RESTRICT z, const T* HWY_RESTRICT c
   for (; j < U; ++j) lstm_cell_forward_lanes(d1, j, U, z, c_prev, c, tc, h, h2);
 }
 
+// CH chunks of L units (starting at unit j) of one LSTM step of one row, products and cell fused:
+// each gate column of z = (x W + b) + h_prev R is summed in a register exactly as gemm_nn sums it
+// (x W from zero with k in order, then the bias, then h_prev R with k in order; a stored and
+// reloaded float is the same float), and the cell is lstm_cell_forward_lanes's operations on
+// those values. W [F x 4U], R [U x 4U], b [4U]; c [U] is read and replaced, h_new [U] written.
+template <std::size_t CH, class D, class T = hn::TFromD<D>>
+HWY_INLINE void lstm_step_chunks(D d, std::size_t j, std::size_t F, std::size_t U,
+                                 const T* HWY_RESTRICT x, const T* HWY_RESTRICT W,
+                                 const T* HWY_RESTRICT b, const T* HWY_RESTRICT h,
+                                 const T* HWY_RESTRICT R, T* HWY_RESTRICT c,
+                                 T* HWY_RESTRICT h_new) {
+  using V = hn::Vec<D>;
+  const std::size_t L = hn::Lanes(d), G = 4 * U;
+  V acc[CH][4];
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q)
+    HWY_UNROLL(4)
+    for (std::size_t g = 0; g < 4; ++g) acc[q][g] = hn::Zero(d);
+  for (std::size_t k = 0; k < F; ++k) {
+    const V a = hn::Set(d, x[k]);
+    const T* row = W + k * G + j;
+    HWY_UNROLL(16)
+    for (std::size_t q = 0; q < CH; ++q)
+      HWY_UNROLL(4)
+      for (std::size_t g = 0; g < 4; ++g)
+        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
+  }
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q)
+    HWY_UNROLL(4)
+    for (std::size_t g = 0; g < 4; ++g)
+      acc[q][g] = hn::Add(acc[q][g], hn::LoadU(d, b + g * U + j + q * L));
+  for (std::size_t k = 0; k < U; ++k) {
+    const V a = hn::Set(d, h[k]);
+    const T* row = R + k * G + j;
+    HWY_UNROLL(16)
+    for (std::size_t q = 0; q < CH; ++q)
+      HWY_UNROLL(4)
+      for (std::size_t g = 0; g < 4; ++g)
+        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
+  }
+  HWY_UNROLL(16)
+  for (std::size_t q = 0; q < CH; ++q) {
+    const std::size_t u = j + q * L;
+    const auto i = sigmoid_of(d, acc[q][0]);
+    const auto f = sigmoid_of(d, acc[q][1]);
+    const auto g = hn::Tanh(d, acc[q][2]);
+    const auto o = sigmoid_of(d, acc[q][3]);
+    const auto cv = hn::MulAdd(f, hn::LoadU(d, c + u), hn::Mul(i, g));
+    hn::StoreU(cv, d, c + u);
+    hn::StoreU(hn::Mul(o, hn::Tanh(d, cv)), d, h_new + u);
+  }
+}
+
+// Whether lstm_step can run U units: whole vectors only (gemm_nn sums a column tail of less than
+// one vector in scalar code, which lstm_step does not repeat), and not on Highway's SCALAR target:
+// there MulAdd is the expression a * b + c, and where FMA exists (a Cortex-M4's FPv4) the compiler
+// may contract the cell's f * c_prev + i * g around either product, differently in the fused
+// code than in lstm_cell_forward (seen: other bits on a Cortex-M4).
+template <class T>
+inline bool lstm_step_fusable(std::size_t U) {
+  if constexpr (HWY_TARGET == HWY_SCALAR) {
+    return false;
+  } else {
+    const hn::ScalableTag<T> d;
+    return U % hn::Lanes(d) == 0;
+  }
+}
+
+// One LSTM step of one row, the products fused with the cell (deploy/streaming.hpp's one-step
+// LSTM): c [U] (the previous cell state) is replaced by the new one and h_new [U] gets the new h,
+// with the bits of gemm_nn's products and lstm_cell_forward (lstm_step_fusable(U) must hold).
+// h [U], the previous h, must not alias h_new. Chunks of as many units as the registers hold
+// accumulators for (4 gates each), then single vectors.
+template <class T>
+void lstm_step(std::size_t F, std::size_t U, const T* HWY_RESTRICT x, const T* HWY_RESTRICT W,
+               const T* HWY_RESTRICT b, const T* HWY_RESTRICT h, const T* HWY_RESTRICT R,
+               T* HWY_RESTRICT c, T* HWY_RESTRICT h_new) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  constexpr std::size_t CH = kVectorRegisters == 16 ? 2 : 4;  // 8 or 16 accumulators
+  std::size_t j = 0;
+  for (; j + CH * L <= U; j += CH * L) lstm_step_chunks<CH>(d, j, F, U, x, W, b, h, R, c, h_new);
+  for (; j + L <= U; j += L) lstm_step_chunks<1>(d, j, F, U, x, W, b, h, R, c, h_new);
+}
+
 template <class D, class T = hn::TFromD<D>>
 HWY_INLINE void lstm_cell_backward_lanes(D d, std::size_t j, std::size_t U, T* HWY_RESTRICT gz,
                                          const T* HWY_RESTRICT c_prev, const T* HWY_RESTRICT tc,
@@ -13581,6 +13754,8 @@ using ctnn::HWY_NAMESPACE::gru_cell_backward;
 using ctnn::HWY_NAMESPACE::gru_cell_forward;
 using ctnn::HWY_NAMESPACE::lstm_cell_backward;
 using ctnn::HWY_NAMESPACE::lstm_cell_forward;
+using ctnn::HWY_NAMESPACE::lstm_step;
+using ctnn::HWY_NAMESPACE::lstm_step_fusable;
 using ctnn::HWY_NAMESPACE::rnn_cell_backward;
 using ctnn::HWY_NAMESPACE::rnn_cell_forward;
 }  // namespace ctnn::kernels
@@ -14178,7 +14353,7 @@ struct LSTM {
     }
 
     // One step of this layer (deploy/streaming.hpp's StreamingModel): input Shape<features>,
-    // output Shape<Units>, the same parameters; h and c lives in the state arena between calls and
+    // output Shape<Units>, the same parameters; h and c live in the state arena between calls and
     // advances by one step per row (n rows are n consecutive steps). The products and the cell
     // are the whole-sequence pass's, in the same order, so a streamed sequence gives its bits.
     // Inference only: it has no backward (train the whole-sequence layer).
@@ -14197,6 +14372,15 @@ struct LSTM {
       static void forward(const T* p, T* state, const T* x, T* y, std::size_t n, T* scratch,
                           const PassContext&) {
         T* h = state;
+        if (kernels::lstm_step_fusable<T>(Units)) {  // one pass: products and cell in registers
+          T* c = state + Units;
+          for (std::size_t r = 0; r < n; ++r) {
+            kernels::lstm_step(features, Units, x + r * features, p + w_off, p + b_off, h,
+                               p + r_off, c, y + r * Units);
+            std::copy(y + r * Units, y + (r + 1) * Units, h);
+          }
+          return;
+        }
         for (std::size_t r = 0; r < n; ++r) {
           // z = x W + b, then z += h R (forward's two products); the cell reads c and writes
           // the new c to scratch, which then replaces it.
@@ -17423,7 +17607,7 @@ struct StepModelOf<Model, std::index_sequence<I...>> {
                 "StreamingModel cannot stream a Bidirectional layer: its backward direction reads "
                 "the sequence from its last step, which a stream has not seen yet.");
   using first = typename Model::template layer<0>;
-  static_assert(HasStep<first>,
+  static_assert(HasStep<first> || ReadsWholeSequence<first>,  // (the assertion above says why)
                 "StreamingModel runs a model one time step at a time: its first layer must be a "
                 "recurrent layer (SimpleRNN, LSTM or GRU) reading the Input<Steps, Features>, or an "
                 "Embedding before one.");

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <span>
@@ -100,6 +101,62 @@ TEST_CASE("A file of another topology or scalar type is refused, naming both top
   save(g.path, SamePad(1));
   OneByNine o(1);
   CHECK_THROWS_WITH(load(g.path, o), Contains("3x3 stride 1 same") && Contains("1x9 stride 1 same"));
+}
+
+TEST_CASE("The file holds Model::topology_hash: read without a model type, checked on load") {
+  Tiny model(1);
+  TempFile f("hash.ctnn");
+  save(f.path, model);
+  const ModelFileInfo info = model_file_info(f.path);
+  CHECK(info.topology == topology<Tiny>());
+  REQUIRE(info.topology_hash.has_value());
+  CHECK(*info.topology_hash == Tiny::topology_hash);
+  CHECK(info.parameters == Tiny::arena_size);  // the arena, with its alignment padding
+  CHECK(info.storage == 4);
+  CHECK(info.sections == std::vector<std::string>{"TOPH"});
+
+  // The last section is TOPH: 4-byte tag, 8-byte length, the hash, then the CRC.
+  const std::vector<char> good = read_bytes(f.path);
+  const std::size_t hash_at = good.size() - 4 - 8;
+  REQUIRE(std::string(good.data() + hash_at - 12, 4) == "TOPH");
+  const auto with_crc = [](std::vector<char> b) {
+    const std::uint32_t crc = ctnn::detail::crc32_of(std::string_view(b.data(), b.size() - 4));
+    std::memcpy(b.data() + b.size() - 4, &crc, 4);
+    return b;
+  };
+  // Another hash (the texts agree): refused, naming both, the model untouched.
+  std::vector<char> other = good;
+  other[hash_at] ^= 0x5a;
+  other = with_crc(other);
+  TempFile g("hash_other.ctnn");
+  write_bytes(g.path, other);
+  std::uint64_t stored = 0;
+  std::memcpy(&stored, other.data() + hash_at, 8);
+  Tiny target(2);
+  const auto before = params_of(target);
+  CHECK_THROWS_WITH(load(g.path, target), Contains("topology hash " + std::to_string(stored)) &&
+                                              Contains(std::to_string(Tiny::topology_hash)));
+  CHECK(params_of(target) == before);
+  CHECK(model_file_info(g.path).topology_hash == stored);
+
+  // A file written before the section existed (no TOPH: one section fewer) still loads.
+  std::vector<char> older(good.begin(), good.end() - 24);
+  older.insert(older.end(), 4, '\0');  // the CRC's place
+  const std::size_t count_at = 20 + info.topology.size() + 8 + info.parameters * 4;
+  std::uint32_t sections = 0;
+  std::memcpy(&sections, older.data() + count_at, 4);
+  REQUIRE(sections == 1);
+  sections = 0;
+  std::memcpy(older.data() + count_at, &sections, 4);
+  older = with_crc(older);
+  TempFile h("hash_older.ctnn");
+  write_bytes(h.path, older);
+  Tiny loaded(3);
+  load(h.path, loaded);
+  CHECK(params_of(loaded) == params_of(model));
+  CHECK_FALSE(model_file_info(h.path).topology_hash.has_value());
+  CHECK_THROWS_WITH(model_file_info(kDir + "/t10k-labels-idx1-ubyte.gz"),
+                    Contains("not a ctnn model file"));
 }
 
 TEST_CASE("Every truncation and every corrupted byte is an error, and the model is left untouched") {

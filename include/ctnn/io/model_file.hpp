@@ -22,6 +22,8 @@
 //                 "STAT" the non-trainable state arena of a model with stateful layers (moving
 //                        statistics): u64 count, the values in the model's own type; present
 //                        exactly when the model has state (older files have none)
+//                 "TOPH" u64 Model::topology_hash, the constant an exported header also holds
+//                        (model_file_info() reads it without a model type; older files have none)
 //   end-4   4     CRC-32 (zlib's) of every byte before it
 //
 // load(path, model) and load_checkpoint(path, model, optimizer) check, in this order, that the file is complete, its magic and version,
@@ -231,6 +233,9 @@ void save_parts(const std::string& path, const Model& model,
         ++sections;
       }
     }
+    ByteWriter hash;  // TOPH, always
+    hash.u64(Model::topology_hash);
+    ++sections;
     w.u32(sections);
     const auto section = [&](const char (&tag)[5], const std::string& bytes) {
       w.raw(tag, 4);
@@ -240,6 +245,7 @@ void save_parts(const std::string& path, const Model& model,
     if (!prep.empty()) section("PREP", prep);
     if (!opt.empty()) section("OPTM", opt);
     if (!state.empty()) section("STAT", state);
+    section("TOPH", hash.bytes());
     w.u32(crc32_of(w.bytes()));  // of every byte before it
     raw.write(w.bytes().data(), std::streamsize(w.bytes().size()));
   });
@@ -343,9 +349,21 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
       if (st.remaining() != 0)
         fail("The model file \"", path, "\" is corrupt: ", st.remaining(),
              " unexpected bytes at the end of the state section.");
+    } else if (tag == "TOPH") {
+      ByteReader th(std::string_view(bytes, std::size_t(len)), "The model file \"" + path + "\"");
+      const auto hash = th.u64("the topology hash");
+      if (th.remaining() != 0)
+        fail("The model file \"", path, "\" is corrupt: ", th.remaining(),
+             " unexpected bytes at the end of the topology hash section.");
+      // The topology text matched already; a hash that does not is a file written by a ctnn
+      // whose hash differs (or an edited file): say so rather than load it.
+      if (hash != Model::topology_hash)
+        fail("The model file \"", path, "\" has topology hash ", hash,
+             " but the model's topology_hash is ", Model::topology_hash,
+             " (the topology texts agree: was the file written by another ctnn version?).");
     } else {
       fail("The model file \"", path, "\" has an unknown section \"", tag, "\" (this ctnn knows PREP, ",
-           "OPTM and STAT).");
+           "OPTM, STAT and TOPH).");
     }
   }
   if (r.remaining() != 0)
@@ -426,6 +444,62 @@ template <class Model, class Optimizer>
 void load_checkpoint(const std::string& path, Model& model, Optimizer& optimizer,
                      data::Preprocessing* preprocessing = nullptr) {
   io::detail::load_parts<Model, Optimizer>(path, model, {&optimizer, preprocessing});
+}
+
+// What a model file says about its model, read without a model type: for tools that check a
+// file against an exported header (its Model::topology_hash) or print what a file holds.
+struct ModelFileInfo {
+  std::string topology;                       // the topology() text
+  std::optional<std::uint64_t> topology_hash;  // Model::topology_hash (absent in older files)
+  std::uint64_t parameters = 0;               // the parameter count (the arena, padded)
+  std::uint32_t storage = 0;                  // 4 float32, 8 float64, 0x102 fp16, 0x202 bf16
+  std::vector<std::string> sections;          // the section tags in file order ("TOPH", ...)
+};
+
+// Reads `path`'s header and section tags, with load()'s checks of completeness, magic, version and
+// checksum (a ctnn::Error names the failed check).
+inline ModelFileInfo model_file_info(const std::string& path) {
+  using io::detail::ByteReader;
+  const std::vector<char> data = io::detail::read_whole_file(path);
+  constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
+  if (data.size() < 8 || std::memcmp(data.data(), io::kModelMagic, 8) != 0)
+    fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\".");
+  if (data.size() < kMinSize)
+    fail("The model file \"", path, "\" is truncated: ", data.size(), " bytes.");
+  std::uint32_t version, stored_crc;
+  std::memcpy(&version, data.data() + 8, 4);
+  if (version != io::kModelFormatVersion)
+    fail("The model file \"", path, "\" has format version ", version, "; this ctnn reads version ",
+         io::kModelFormatVersion, ".");
+  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
+  if (io::detail::crc32_of(std::string_view(data.data(), data.size() - 4)) != stored_crc)
+    fail("The model file \"", path, "\" is corrupted or truncated: its checksum does not match.");
+  ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
+  r.take(12, "the header");
+  ModelFileInfo info;
+  info.storage = r.u32("the parameter size");
+  info.topology = r.str("the topology");
+  info.parameters = r.u64("the parameter count");
+  const std::uint32_t bytes_per = info.storage & 0xff;
+  if (bytes_per != 2 && bytes_per != 4 && bytes_per != 8)
+    fail("The model file \"", path, "\" has an unknown parameter storage ", info.storage, ".");
+  if (info.parameters > data.size())
+    fail("The model file \"", path, "\" is corrupt: it claims ", info.parameters,
+         " parameters in ", data.size(), " bytes.");
+  r.take(info.parameters * bytes_per, "the parameters");
+  const auto sections = r.u32("the section count");
+  for (std::uint32_t k = 0; k < sections; ++k) {
+    std::string tag(r.take(4, "a section tag"), 4);
+    const auto len = r.u64("a section length");
+    const char* bytes = r.take(len, "a section");
+    if (tag == "TOPH" && len == 8) {
+      std::uint64_t h;
+      std::memcpy(&h, bytes, 8);
+      info.topology_hash = h;
+    }
+    info.sections.push_back(std::move(tag));
+  }
+  return info;
 }
 
 // load() from the bytes of a whole model file in memory; `name` stands in for the path in
