@@ -91,29 +91,25 @@ HWY_INLINE void lstm_step_chunks(D d, std::size_t j, std::size_t F, std::size_t 
   for (std::size_t q = 0; q < CH; ++q)
     HWY_UNROLL(4)
     for (std::size_t g = 0; g < 4; ++g) acc[q][g] = hn::Zero(d);
-  for (std::size_t k = 0; k < F; ++k) {
-    const V a = hn::Set(d, x[k]);
-    const T* row = W + k * G + j;
-    HWY_UNROLL(16)
-    for (std::size_t q = 0; q < CH; ++q)
-      HWY_UNROLL(4)
-      for (std::size_t g = 0; g < 4; ++g)
-        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
-  }
+  // acc += a M over the K rows of M [K x 4U], row by row (gemm_nn's order).
+  const auto product = [&](const T* HWY_RESTRICT a, const T* HWY_RESTRICT M, std::size_t K) {
+    for (std::size_t k = 0; k < K; ++k) {
+      const V ak = hn::Set(d, a[k]);
+      const T* row = M + k * G + j;
+      HWY_UNROLL(16)
+      for (std::size_t q = 0; q < CH; ++q)
+        HWY_UNROLL(4)
+        for (std::size_t g = 0; g < 4; ++g)
+          acc[q][g] = hn::MulAdd(ak, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
+    }
+  };
+  product(x, W, F);
   HWY_UNROLL(16)
   for (std::size_t q = 0; q < CH; ++q)
     HWY_UNROLL(4)
     for (std::size_t g = 0; g < 4; ++g)
       acc[q][g] = hn::Add(acc[q][g], hn::LoadU(d, b + g * U + j + q * L));
-  for (std::size_t k = 0; k < U; ++k) {
-    const V a = hn::Set(d, h[k]);
-    const T* row = R + k * G + j;
-    HWY_UNROLL(16)
-    for (std::size_t q = 0; q < CH; ++q)
-      HWY_UNROLL(4)
-      for (std::size_t g = 0; g < 4; ++g)
-        acc[q][g] = hn::MulAdd(a, hn::LoadU(d, row + g * U + q * L), acc[q][g]);
-  }
+  product(h, R, U);
   HWY_UNROLL(16)
   for (std::size_t q = 0; q < CH; ++q) {
     const std::size_t u = j + q * L;
