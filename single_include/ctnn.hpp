@@ -11225,11 +11225,10 @@ void save_parts(const std::string& path, const Model& model,
   });
 }
 
-// Parses a whole model file held in `data`; `path` names it in messages.
-template <class Model, class Optimizer>
-void load_parts(std::span<const char> data, const std::string& path, Model& model,
-                Parts<Optimizer, data::Preprocessing> parts) {
-  using T = typename Model::value_type;
+// Checks a whole model file's size, magic, version and checksum (a ctnn::Error names the failed
+// check and its values) and returns a reader past the 12-byte header: load() and
+// model_file_info() share it.
+inline ByteReader checked_reader(std::span<const char> data, const std::string& path) {
   constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
   if (data.size() < 8 || std::memcmp(data.data(), kModelMagic, 8) != 0)
     fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\"",
@@ -11252,6 +11251,15 @@ void load_parts(std::span<const char> data, const std::string& path, Model& mode
 
   ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
   r.take(12, "the header");
+  return r;
+}
+
+// Parses a whole model file held in `data`; `path` names it in messages.
+template <class Model, class Optimizer>
+void load_parts(std::span<const char> data, const std::string& path, Model& model,
+                Parts<Optimizer, data::Preprocessing> parts) {
+  using T = typename Model::value_type;
+  ByteReader r = checked_reader(data, path);
   const auto scalar = r.u32("the parameter size");
   const std::string topo = r.str("the topology");
   const std::string want = topology<Model>();
@@ -11435,21 +11443,7 @@ struct ModelFileInfo {
 inline ModelFileInfo model_file_info(const std::string& path) {
   using io::detail::ByteReader;
   const std::vector<char> data = io::detail::read_whole_file(path);
-  constexpr std::size_t kMinSize = 8 + 4 + 4 + 4 + 8 + 4 + 4;
-  if (data.size() < 8 || std::memcmp(data.data(), io::kModelMagic, 8) != 0)
-    fail("\"", path, "\" is not a ctnn model file: it does not start with \"CTNNMODL\".");
-  if (data.size() < kMinSize)
-    fail("The model file \"", path, "\" is truncated: ", data.size(), " bytes.");
-  std::uint32_t version, stored_crc;
-  std::memcpy(&version, data.data() + 8, 4);
-  if (version != io::kModelFormatVersion)
-    fail("The model file \"", path, "\" has format version ", version, "; this ctnn reads version ",
-         io::kModelFormatVersion, ".");
-  std::memcpy(&stored_crc, data.data() + data.size() - 4, 4);
-  if (io::detail::crc32_of(std::string_view(data.data(), data.size() - 4)) != stored_crc)
-    fail("The model file \"", path, "\" is corrupted or truncated: its checksum does not match.");
-  ByteReader r(std::string_view(data.data(), data.size() - 4), "The model file \"" + path + "\"");
-  r.take(12, "the header");
+  ByteReader r = io::detail::checked_reader(data, path);
   ModelFileInfo info;
   info.storage = r.u32("the parameter size");
   info.topology = r.str("the topology");
