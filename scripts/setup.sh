@@ -9,7 +9,8 @@
 #   scripts/setup.sh --no-clang the build tools and data only (what the examples need)
 set -euo pipefail
 
-packages=(cmake g++ make python3 libhwy-dev catch2 zlib1g-dev dataset-fashion-mnist)
+packages=(cmake g++ make python3 libhwy-dev catch2 zlib1g-dev dataset-fashion-mnist
+          libonnx-dev libprotobuf-dev libonnx-testdata)  # ONNX import and export (ctnn-onnx)
 clang_packages=(clang libomp-dev)  # clang's OpenMP runtime
 cross_packages=(g++-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libstdc++-arm-none-eabi-newlib
                 qemu-system-arm)  # runs the Cortex-M4 images (an MPS2 AN386 board)

@@ -15993,10 +15993,32 @@ QuantizedModel<Model> quantize(const Model& model, std::span<const float> calibr
 
 namespace ctnn::deploy {
 
+// One layer as C++ source: "ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>". A layer's
+// regularizer (training only) is not written.
+template <class L>
+std::string layer_spec() {
+  if constexpr (JoinLayer<L>) {
+    std::string s = "ctnn::";  // appended: GCC 12's -Wrestrict misfires on "literal" + string
+    s += L::name;
+    s += "<>";
+    return s;
+  } else if constexpr (requires { L::spec(); }) {
+    return L::spec();
+  } else {
+    // A built-in layer without settings is spelled by its name; a user layer's name may be
+    // anything (even "ReLU"), so it must say how it is spelled.
+    constexpr bool spelled = layer_kind<L> != LayerKind::other;
+    static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
+                           "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
+    std::string s = "ctnn::";
+    s += L::name;
+    return s;
+  }
+}
+
 // "ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>, ...>"
 // A Graph is written in its node form, ctnn::NodeGraph<ctnn::Input<...>, ctnn::At<spec, inputs...>,
-// ...> (core/graph.hpp): the same node list, so the same layout and topology_hash. A layer's
-// regularizer (training only) is not written.
+// ...> (core/graph.hpp): the same node list, so the same layout and topology_hash.
 template <class Model>
 std::string cpp_type() {
   using T = typename Model::value_type;
@@ -16010,24 +16032,9 @@ std::string cpp_type() {
   }
   s += ">";
   ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
-    using L = typename Model::template layer<I>;
     s += ", ";
     if constexpr (!Model::is_chain) s += "ctnn::At<";
-    if constexpr (JoinLayer<L>) {
-      s += "ctnn::";
-      s += L::name;
-      s += "<>";
-    } else if constexpr (requires { L::spec(); }) {
-      s += L::spec();
-    } else {
-      // A built-in layer without settings is spelled by its name; a user layer's name may be
-      // anything (even "ReLU"), so it must say how it is spelled.
-      constexpr bool spelled = layer_kind<L> != LayerKind::other;
-      static_assert(spelled, "export_header writes a user-defined layer as C++ source through its "
-                             "static spec() function (e.g. returning \"my::Layer<4>\"); add one.");
-      s += "ctnn::";
-      s += L::name;
-    }
+    s += layer_spec<typename Model::template layer<I>>();
     if constexpr (!Model::is_chain) {
       for (std::size_t t : Model::template inputs_of<I>) {
         s += ", ";

@@ -1,0 +1,137 @@
+// ctnn/onnx/header.hpp: an imported ONNX model (onnx/import.hpp) written as a C++ header, the
+// output of the ctnn-onnx tool (tools/ctnn_onnx.cpp).
+//
+// write_header(path, model, name, tests) writes (atomically) namespace `name` holding what
+// ctnn::deploy::export_header writes for a trained model, so one header serves fine-tuning,
+// StaticModel and int8 quantization alike:
+//   using Model = ctnn::Sequential<...>;   (a ctnn::NodeGraph<...> for a graph with joins)
+//   static_assert(...)                     the arena sizes the importer computed, checked
+//                                          against the type's own plan
+//   parameters[], state[]                  exact hex floats, in Model::parameters() layout
+//   make()                                 a ctnn::deploy::StaticModel over them
+// and the ONNX side of its input and output:
+//   onnx_input_shape[], onnx_output_shape[]  per sample (the batch axis left out)
+//   input_order, output_order                std::span<const std::uint32_t> for
+//                                            ctnn::onnx::to_ctnn / to_onnx (onnx/layout.hpp);
+//                                            empty where the orders agree
+// and, when test cases are given (the ONNX test's input_0.pb / output_0.pb, or outputs the
+// original framework computed), golden data in ONNX's order:
+//   test_samples, test_inputs[], test_outputs[]
+// The header needs ctnn's headers only (no ONNX library), so a firmware build can use it.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <ostream>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ctnn/deploy/export.hpp"
+#include "ctnn/onnx/import.hpp"
+
+namespace ctnn::onnx {
+
+// Golden data: `samples` inputs and their outputs, each in ONNX's order, back to back.
+struct TestData {
+  std::size_t samples = 0;
+  std::vector<float> inputs, outputs;
+};
+
+// Reads an ONNX test case directory (test_data_set_0: input_0.pb, input_1.pb, ..., output_0.pb).
+// input_k.pb belongs to the k-th graph input that is not an initializer; input_0 is the data
+// (its first axis the batch) and every later one is bound as a constant into `options` (ONNX's
+// node tests pass weights that way). Appends the samples to `data`.
+inline void read_test_case(const ::onnx::ModelProto& model, const std::string& dir, ImportOptions& options,
+                           TestData& data) {
+  std::vector<std::string> inputs;
+  std::set<std::string> init;
+  for (const auto& t : model.graph().initializer()) init.insert(t.name());
+  for (const auto& i : model.graph().input())
+    if (!init.count(i.name())) inputs.push_back(i.name());
+  const auto exists = [](const std::string& p) { return std::ifstream(p).good(); };
+  if (!exists(dir + "/input_0.pb")) fail("ctnn-onnx: no input_0.pb in ", dir, ".");
+  const Constant x = read_tensor_file(dir + "/input_0.pb");
+  for (std::size_t k = 1; k < inputs.size(); ++k) {
+    const std::string p = dir + "/input_" + std::to_string(k) + ".pb";
+    if (!exists(p)) fail("ctnn-onnx: ", dir, " has no ", "input_", k, ".pb for graph input '", inputs[k], "'.");
+    options.bound[inputs[k]] = read_tensor_file(p);
+  }
+  if (exists(dir + "/output_1.pb")) fail("ctnn-onnx: ", dir, " has a second output; a ctnn model has one.");
+  const Constant y = read_tensor_file(dir + "/output_0.pb");
+  if (x.dims.empty()) fail("ctnn-onnx: ", dir, ": input_0 is a scalar; its first axis must be the batch.");
+  data.samples += std::size_t(x.dims[0]);
+  data.inputs.insert(data.inputs.end(), x.values.begin(), x.values.end());
+  data.outputs.insert(data.outputs.end(), y.values.begin(), y.values.end());
+}
+
+namespace detail {
+inline void write_order(std::ostream& os, const std::string& name, const std::vector<std::uint32_t>& order) {
+  if (order.empty()) {
+    os << "inline constexpr std::span<const std::uint32_t> " << name << "{};  // the same order\n";
+    return;
+  }
+  os << "inline constexpr std::uint32_t " << name << "_data[" << order.size() << "] = {";
+  for (std::size_t i = 0; i < order.size(); ++i)
+    os << (i % 16 == 0 ? "\n    " : " ") << order[i] << (i + 1 < order.size() ? "," : "");
+  os << "};\ninline constexpr std::span<const std::uint32_t> " << name << "{" << name << "_data};\n";
+}
+inline void write_shape(std::ostream& os, const std::string& name, const std::vector<std::size_t>& dims) {
+  os << "inline constexpr std::size_t " << name << "[" << dims.size() << "] = {";
+  for (std::size_t i = 0; i < dims.size(); ++i) os << (i ? ", " : "") << dims[i];
+  os << "};\n";
+}
+}  // namespace detail
+
+inline void write_header(const std::string& path, const ImportedModel& m, const std::string& name,
+                         const std::string& source, const TestData* tests = nullptr) {
+  deploy::require_cpp_identifier(name);
+  const std::vector<float> params = m.arena(), state = m.state_arena();
+  std::size_t in_size = 1, out_size = 1;
+  for (std::size_t d : m.onnx_input_dims) in_size *= d;
+  for (std::size_t d : m.onnx_output_dims) out_size *= d;
+  if (tests && (tests->inputs.size() != tests->samples * in_size ||
+                tests->outputs.size() != tests->samples * out_size))
+    fail("ctnn-onnx: the test data holds ", tests->inputs.size(), " input and ", tests->outputs.size(),
+         " output values for ", tests->samples, " samples of ", in_size, " and ", out_size, ".");
+  io::write_atomically(path, [&](std::ostream& os) {
+    os << "// Generated by ctnn-onnx from " << source << " (" << (m.producer.empty() ? "unknown producer" : m.producer)
+       << ", opset " << m.opset << "). Do not edit.\n"
+       << "// " << m.layers.size() << " layers, " << m.param_count() << " parameters"
+       << (m.state_count() ? ", " + std::to_string(m.state_count()) + " state values" : std::string())
+       << ". ONNX input '" << m.input_name << "', output '" << m.output_name << "'.\n"
+       << "// Layers (ctnn <- ONNX node):\n";
+    for (std::size_t k = 0; k < m.layers.size(); ++k)
+      os << "//   " << k << " " << m.layers[k].spec << " <- " << m.layers[k].onnx_op
+         << (m.layers[k].onnx_node.empty() ? "" : " '" + m.layers[k].onnx_node + "'") << "\n";
+    os << "#pragma once\n#include <cstddef>\n#include <cstdint>\n#include <span>\n\n"
+       << "#include <ctnn/deploy/static_model.hpp>\n#include <ctnn/onnx/layout.hpp>\n\n"
+       << "namespace " << name << " {\n\n"
+       << "using Model = " << m.model_type() << ";\n"
+       << "static_assert(Model::param_count == " << m.param_count() << " && Model::arena_size == "
+       << params.size() << " && Model::state_count == " << m.state_count() << " && Model::state_size == "
+       << state.size() << ", \"ctnn-onnx computed another parameter layout than this ctnn's\");\n\n";
+    if (params.empty())
+      os << "inline constexpr const float* parameters = nullptr;  // the model has no parameters\n";
+    else
+      deploy::write_constexpr_array<float>(os, "parameters", params);
+    if (!state.empty()) deploy::write_constexpr_array<float>(os, "state", state);
+    os << "\n";
+    detail::write_shape(os, "onnx_input_shape", m.onnx_input_dims);
+    detail::write_shape(os, "onnx_output_shape", m.onnx_output_dims);
+    detail::write_order(os, "input_order", m.input_order);
+    detail::write_order(os, "output_order", m.output_order);
+    os << "\n// An inference object over these weights (its buffers live inside it: make it static).\n"
+       << "inline ctnn::deploy::StaticModel<Model> make() { return ctnn::deploy::StaticModel<Model>(parameters"
+       << (state.empty() ? "" : ", state") << "); }\n";
+    if (tests) {
+      os << "\n// Golden data in ONNX's order: inputs and the outputs the original framework computed.\n"
+         << "inline constexpr std::size_t test_samples = " << tests->samples << ";\n";
+      deploy::write_constexpr_array<float>(os, "test_inputs", tests->inputs);
+      deploy::write_constexpr_array<float>(os, "test_outputs", tests->outputs);
+    }
+    os << "\n}  // namespace " << name << "\n";
+  });
+}
+
+}  // namespace ctnn::onnx

@@ -1,0 +1,144 @@
+// ONNX import: a model PyTorch trained (scripts/torch_seed_onnx.py wrote tests/onnx/data/) loaded
+// into the seed model's ctnn type, its 10,000 test predictions against PyTorch's own; and the
+// importer's refusals (a wrong type, an operator or attribute ctnn lacks, a broken file).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <ctnn/ctnn.hpp>
+#include <ctnn/onnx/load.hpp>
+
+namespace {
+const std::string kData = CTNN_ONNX_DATA_DIR;
+const std::string kOnnxTests = CTNN_ONNX_TESTDATA_DIR;
+
+// The seed model as PyTorch's peer writes it: logits out (PyTorch's CrossEntropyLoss holds the
+// softmax), so no Softmax layer.
+using Seed = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3>, ctnn::ReLU, ctnn::Flatten,
+                              ctnn::Dense<128>, ctnn::ReLU, ctnn::Dense<10>>;
+
+std::vector<float> read_floats(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  REQUIRE(f.good());
+  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  return v;
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ctnn::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+TEST_CASE("load_onnx: the seed model trained by PyTorch gives PyTorch's 10,000 test predictions") {
+  auto model = std::make_unique<Seed>();
+  ctnn::onnx::load_onnx(kData + "/torch_seed_cnn.onnx", *model);
+  // The images as PyTorch's peer scales them (byte / 255).
+  auto test = ctnn::data::load_idx(std::string(CTNN_FASHION_MNIST_DIR) + "/t10k-images-idx3-ubyte.gz",
+                                   std::string(CTNN_FASHION_MNIST_DIR) + "/t10k-labels-idx1-ubyte.gz",
+                                   {.scale = 1.0f});
+  for (float& v : test.x) v = v / 255.0f;
+  const std::vector<float> torch = read_floats(kData + "/torch_seed_cnn_outputs.bin");
+  REQUIRE(test.size() == 10000);
+  REQUIRE(torch.size() == 10000 * 10);
+  // Logits are compared relative to the sample's largest logit (a sum of 21,632 products in
+  // another order differs by rounding relative to its terms, not to its value), and the
+  // predicted probabilities (softmax, in double) absolutely.
+  double worst_logit = 0, worst_prob = 0;
+  std::size_t same_class = 0, ours_right = 0, theirs_right = 0;
+  std::vector<float> y(10000 * 10);
+  for (std::size_t i = 0; i < 10000; i += 500)  // in parts: a batch's buffers grow with it
+    model->predict(std::span<const float>(test.x).subspan(i * 784, 500 * 784),
+                   std::span<float>(y).subspan(i * 10, 500 * 10));
+  for (std::size_t i = 0; i < 10000; ++i) {
+    const float* a = &y[i * 10];
+    const float* b = &torch[i * 10];
+    double scale = 0, za = 0, zb = 0;
+    for (std::size_t k = 0; k < 10; ++k) scale = std::max(scale, std::abs(double(b[k])));
+    for (std::size_t k = 0; k < 10; ++k) za += std::exp(double(a[k]) - scale), zb += std::exp(double(b[k]) - scale);
+    std::size_t ca = 0, cb = 0;
+    for (std::size_t k = 0; k < 10; ++k) {
+      worst_logit = std::max(worst_logit, std::abs(double(a[k]) - b[k]) / std::max(1.0, scale));
+      worst_prob = std::max(worst_prob, std::abs(std::exp(a[k] - scale) / za - std::exp(b[k] - scale) / zb));
+      if (a[k] > a[ca]) ca = k;
+      if (b[k] > b[cb]) cb = k;
+    }
+    same_class += ca == cb;
+    ours_right += ca == std::size_t(test.labels[i]);
+    theirs_right += cb == std::size_t(test.labels[i]);
+  }
+  INFO("largest logit difference from PyTorch's " << worst_logit << " of the sample's largest logit; "
+       << "largest probability difference " << worst_prob << "; " << same_class
+       << " of 10000 predicted classes agree; accuracy ctnn " << ours_right / 1e4 << ", PyTorch "
+       << theirs_right / 1e4);
+  CHECK(worst_logit <= 1e-5);
+  CHECK(worst_prob <= 1e-5);
+  CHECK(same_class == 10000);
+  CHECK(ours_right == theirs_right);
+  CHECK(theirs_right > 8000);  // a trained model, not a random one
+}
+
+TEST_CASE("load_onnx: a file that is not the model type is refused, naming the first difference") {
+  const std::string path = kData + "/torch_seed_cnn.onnx";
+  using Wider = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3>, ctnn::ReLU, ctnn::Flatten,
+                                 ctnn::Dense<64>, ctnn::ReLU, ctnn::Dense<10>>;
+  auto wider = std::make_unique<Wider>(7);
+  const std::vector<float> before(wider->parameters().begin(), wider->parameters().end());
+  const std::string e = error_of([&] { ctnn::onnx::load_onnx(path, *wider); });
+  INFO(e);
+  CHECK(e.find("layer 3 of the model type is ctnn::Dense<64>") != std::string::npos);
+  CHECK(e.find("maps to ctnn::Dense<128>") != std::string::npos);
+  CHECK(std::equal(before.begin(), before.end(), wider->parameters().begin()));  // unchanged
+
+  using Strided = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 2>, ctnn::ReLU,
+                                   ctnn::Flatten, ctnn::Dense<128>, ctnn::ReLU, ctnn::Dense<10>>;
+  auto strided = std::make_unique<Strided>();
+  CHECK(error_of([&] { ctnn::onnx::load_onnx(path, *strided); }).find("layer 0") != std::string::npos);
+
+  // Initializers are not part of the type's identity: a HeNormal model takes the weights.
+  using HeSeed = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid, ctnn::init::HeNormal>,
+                                  ctnn::ReLU, ctnn::Flatten, ctnn::Dense<128, ctnn::init::HeNormal>, ctnn::ReLU,
+                                  ctnn::Dense<10>>;
+  auto he = std::make_unique<HeSeed>();
+  CHECK_NOTHROW(ctnn::onnx::load_onnx(path, *he));
+}
+
+TEST_CASE("ONNX import: what ctnn cannot compute exactly is an error naming the node, operator and attribute") {
+  using ctnn::onnx::import_model;
+  ctnn::onnx::ImportOptions none;
+  // ONNX's own cases (libonnx-testdata).
+  const auto import_case = [&](const std::string& name) {
+    return error_of([&] { import_model(kOnnxTests + "/node/" + name + "/model.onnx", none); });
+  };
+  const std::string ceil = error_of([&] {
+    import_model(kOnnxTests + "/node/test_maxpool_2d_ceil/model.onnx");
+  });
+  CHECK(ceil.find("node 0 (MaxPool): ceil_mode = 1") != std::string::npos);
+  CHECK(import_case("test_softmax_axis_0").find("(Softmax): axis 0 of a rank-3 tensor") != std::string::npos);
+  CHECK(import_case("test_conv_with_strides_padding").find("data inputs ('x', 'W')") != std::string::npos);
+  // A weight bound, an operator without a layer.
+  const std::string op = import_case("test_reduce_mean_default_axes_keepdims_example");
+  CHECK(op.find("operator ReduceMean has no ctnn layer") != std::string::npos);
+
+  // A truncated file and a file that is not ONNX at all.
+  const std::string tmp = std::string(CTNN_ONNX_TMP_DIR) + "/truncated.onnx";
+  {
+    std::ifstream in(kData + "/torch_seed_cnn.onnx", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(tmp, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 3));
+  }
+  CHECK(error_of([&] { import_model(tmp); }).find("is not an ONNX model") != std::string::npos);
+  CHECK(error_of([&] { import_model(kData + "/no_such_file.onnx"); }).find("cannot open model file") !=
+        std::string::npos);
+}
