@@ -6,6 +6,7 @@
 #   OUT      a folder for this build                CXX  the compiler     HWY  Highway's hwy/
 #   DATA     Fashion-MNIST's folder (host)          MIN_ACCURACY  the host run's bar
 #   SIZE, NM arm-none-eabi-size and -nm (cortex-m4) FLASH_LIMIT  bytes of flash allowed (0: none)
+#   LARGE_CONSTEXPR  raise g++'s constexpr limits (the packing of millions of int8 weights)
 # The host builds run the exported model on the 10,000 test images (a classifier; the autoencoder
 # on its one case); the Cortex-M4 build links the
 # model and one image, and its flash and RAM are read from the image: RAM must be the model
@@ -17,9 +18,14 @@ if(NOT EXISTS "${OUT}/hwy_only/hwy")
 endif()
 set(common -std=c++20 -O2 -I${CASES} -I${INCLUDE} -isystem ${OUT}/hwy_only -DCTNN_MODEL=${MODEL}
     ${SRC}/device_main.cpp)
+# A model with millions of int8 weights (onnx_seed): the compiler packs them (constexpr) beyond
+# g++'s default loop limit of 262,144 iterations.
+if(LARGE_CONSTEXPR)
+  list(APPEND common -fconstexpr-loop-limit=8388608 -fconstexpr-ops-limit=4294967296)
+endif()
 if(MODEL STREQUAL "autoencoder")
   list(APPEND common -DCTNN_CLASSES=0)  # outputs are a reconstruction, not class scores
-elseif(MODEL MATCHES "^(device_model|resnet8|ds_cnn)$")
+elseif(MODEL MATCHES "^(device_model|resnet8|ds_cnn|onnx_seed)$")
   list(APPEND common -DCTNN_CLASSES=1)
 else()
   message(FATAL_ERROR "device_test.cmake: unknown MODEL '${MODEL}'")
