@@ -19,9 +19,11 @@
 //   Flatten (axis 1), Reshape (batch kept) -> Flatten, Reshape (or nothing)
 //   Add of two tensors, Concat           -> Add, Concatenate (a graph: ctnn::NodeGraph)
 //   Add of a constant after Conv/Gemm/MatMul with one consumer -> folded into that bias
-//   Dropout, Identity, Constant          -> nothing (inference)
-// Layouts: an image (C x H x W per sample) or a sequence (C x L) that reaches a convolution,
-// pooling or BatchNormalization is stored channels last, as ctnn computes; Conv weights
+//   Dropout (ratio)                      -> Dropout (the identity in inference)
+//   Identity, Constant                   -> nothing
+// Layouts: in a graph with a convolution, pooling or BatchNormalization, an image input (C x H x W
+// per sample) or sequence (C x L) is stored channels last, as ctnn computes (and so is every
+// image those layers make); Conv weights
 // [F][C/G][KH][KW] become Keras's [KH][KW][C/G][F]; Gemm's B (PyTorch's Linear [out][in] when
 // transB = 1) becomes Dense's [units][in], its input columns permuted when the input is a
 // flattened channels-last image, so Flatten -> Gemm computes what ONNX computes. The first axis
@@ -327,14 +329,14 @@ class Importer {
              "must be fixed.");
       dims.push_back(std::size_t(shape.dim(d).dim_value()));
     }
-    // Channels last when a convolution, pooling or BatchNormalization reads it as an image.
+    // Channels last when the graph treats images or sequences as such: it has a convolution,
+    // pooling or BatchNormalization (save.hpp writes the same rule).
     bool spatial = false;
-    for (const auto& n : model_.graph().node())
-      if (!n.input().empty() && n.input(0) == name) {
-        static const std::set<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-                                                  "GlobalMaxPool", "BatchNormalization"};
-        spatial = spatial || ops.count(n.op_type());
-      }
+    for (const auto& n : model_.graph().node()) {
+      static const std::set<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
+                                                "GlobalMaxPool", "BatchNormalization"};
+      spatial = spatial || ops.count(n.op_type());
+    }
     Value v;
     if (spatial && (dims.size() == 2 || dims.size() == 3)) {
       v = channels_last_value(dims);
@@ -432,11 +434,7 @@ class Importer {
     const std::string& op = n.op_type();
     if (op == "Constant") return constant_node(n);
     if (op == "Identity") return alias(n, value(n.input(0)));
-    if (op == "Dropout") {
-      if (n.output_size() > 1 && !n.output(1).empty() && uses_[n.output(1)] > 0)
-        error("its mask output is used; ctnn's inference has no dropout mask.");
-      return alias(n, value(n.input(0)));
-    }
+    if (op == "Dropout") return dropout(n);
     if (op == "Conv") return conv(n);
     if (op == "Gemm") return gemm(n);
     if (op == "MatMul") return matmul(n);
@@ -471,6 +469,22 @@ class Importer {
       error("attribute ", what, " = ", v, " is not a multiple of 1e-6 (to a relative 1e-6), the "
             "resolution ctnn keeps it at.");
     return std::to_string(r);
+  }
+
+  // Dropout(ratio): ctnn's Dropout, the identity in inference and dropout when training goes on.
+  void dropout(const ::onnx::NodeProto& n) {
+    only_attributes(n, {"ratio", "seed", "is_test", "consumed_inputs"});
+    if (n.output_size() > 1 && !n.output(1).empty() && uses_[n.output(1)] > 0)
+      error("its mask output is used; ctnn's Dropout has no mask output.");
+    double ratio = float_attr(n, "ratio", 0.5);
+    if (n.input_size() > 1 && !n.input(1).empty()) ratio = need_constant(n, 1, "ratio").values.at(0);
+    if (n.input_size() > 2 && !n.input(2).empty()) {
+      const Constant& t = need_constant(n, 2, "training_mode");
+      if (t.values.at(0) != 0.0) error("training_mode = true: ctnn imports the inference form.");
+    }
+    if (!(ratio >= 0.0 && ratio < 1.0)) error("ratio = ", ratio, " is outside [0, 1).");
+    const Value& x = value(n.input(0));
+    add_layer(n, "ctnn::Dropout<" + real(ratio, "ratio") + ">", {x.tensor}, x);
   }
 
   void constant_node(const ::onnx::NodeProto& n) {
@@ -636,8 +650,12 @@ class Importer {
             "]: the weights must be [F, C/group, ...].");
     std::vector<std::size_t> kernel(w.dims.begin() + 2, w.dims.end());
     std::vector<std::size_t> in(x.onnx.begin() + 1, x.onnx.end());
-    const Geometry g = geometry(n, kernel, in);
+    Geometry g = geometry(n, kernel, in);
     const std::vector<std::size_t> osp = output_spatial(g, in);
+    // A 1-D convolution padded (K-1)*D before and nothing after is Keras's causal one.
+    if (r == 1 && kernel[0] > 1 && g.pad.mode == Padding::Mode::explicit_pads &&
+        g.pad_begin[0] == g.dilation * (kernel[0] - 1) && g.pad_end[0] == 0)
+      g.pad = Padding::causal;
     std::vector<float> bias(F, 0.0f);
     if (n.input_size() > 2 && !n.input(2).empty()) {
       const Constant& b = need_constant(n, 2, "bias");
