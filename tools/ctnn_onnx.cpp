@@ -72,8 +72,9 @@ int main(int argc, char** argv) {
       options.bound[b.substr(0, eq)] = ctnn::onnx::read_tensor_file(b.substr(eq + 1));
     }
     ctnn::onnx::TestData tests;
-    for (const std::string& d : test_dirs) ctnn::onnx::read_test_case(model, d, options, tests);
+    for (const std::string& d : test_dirs) ctnn::onnx::bind_test_inputs(model, d, options);
     const ctnn::onnx::ImportedModel m = ctnn::onnx::import_model(model, options);
+    for (const std::string& d : test_dirs) ctnn::onnx::append_test_data(d, m, tests);
     if (print) {
       std::cout << m.model_type() << "\n";
       for (std::size_t k = 0; k < m.layers.size(); ++k)

@@ -1,6 +1,6 @@
 // conformance_gen: turns ONNX's own operator tests (Debian's libonnx-testdata) into ctnn models.
 //
-//   conformance_gen TESTDATA_DIR OUT_DIR
+//   conformance_gen TESTDATA_DIR OUT_DIR [OPERATOR...]   (the build's list of mapped operators)
 //
 // For each case under TESTDATA_DIR/{node,pytorch-converted}/test_* whose model uses an operator
 // ctnn-onnx maps (ctnn::onnx::mapped_operators()), it imports model.onnx with test_data_set_0's
@@ -48,13 +48,19 @@ std::string reason(std::string what, const std::string& root) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: conformance_gen TESTDATA_DIR OUT_DIR\n";
+  if (argc < 3) {
+    std::cerr << "usage: conformance_gen TESTDATA_DIR OUT_DIR [OPERATOR...]\n";
     return 2;
   }
   const fs::path root = argv[1], out = argv[2];
   fs::create_directories(out / "cases");
   const auto& ops = ctnn::onnx::mapped_operators();
+  // The build lists the operators (one source file each): it must list these.
+  if (argc > 3 && std::vector<std::string>(argv + 3, argv + argc) != ops) {
+    std::cerr << "conformance_gen: tests/onnx/CMakeLists.txt's operator list differs from "
+                 "ctnn::onnx::mapped_operators(); make them the same.\n";
+    return 1;
+  }
   struct Case { std::string ns, path; };
   std::map<std::string, std::vector<Case>> run;                       // op -> cases
   std::vector<std::array<std::string, 3>> skipped;                      // op, case, reason
@@ -96,8 +102,9 @@ int main(int argc, char** argv) {
       try {
         ctnn::onnx::ImportOptions options;
         ctnn::onnx::TestData tests;
-        ctnn::onnx::read_test_case(m, (d / "test_data_set_0").string(), options, tests);
+        ctnn::onnx::bind_test_inputs(m, (d / "test_data_set_0").string(), options);
         const auto imported = ctnn::onnx::import_model(m, options);
+        ctnn::onnx::append_test_data((d / "test_data_set_0").string(), imported, tests);
         std::string ns = std::string(suite[0] == 'n' ? "node_" : "torch_") + name;
         std::replace(ns.begin(), ns.end(), '-', '_');
         const std::string header = "cases/" + ns + ".hpp";

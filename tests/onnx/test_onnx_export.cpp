@@ -96,8 +96,23 @@ TEST_CASE("save_onnx: graphs with residual joins, BatchNormalization state, dept
   check_round_trip(*seq, "sequence.onnx");
 }
 
+TEST_CASE("save_onnx: recurrent models (LSTM, GRU, SimpleRNN, every step or the last) round-trip") {
+  using Rnn = ctnn::Sequential<ctnn::Input<7, 5>, ctnn::SimpleRNN<6, true>, ctnn::GRU<8, true>, ctnn::LSTM<9, true>,
+                               ctnn::LSTM<4>, ctnn::Dense<3>>;
+  auto rnn = std::make_unique<Rnn>(8);
+  // Non-zero biases, so that the gate order of every bias block is checked too.
+  ctnn::detail::static_for<Rnn::num_layers>([&]<std::size_t I>() {
+    auto p = rnn->template layer_parameters<I>();
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] += 0.01f * float(i % 13);
+  });
+  check_round_trip(*rnn, "recurrent.onnx");
+  using Gru = ctnn::Sequential<ctnn::Input<6, 4>, ctnn::GRU<5>, ctnn::Dense<2>>;
+  auto gru = std::make_unique<Gru>(9);
+  check_round_trip(*gru, "gru.onnx");
+}
+
 TEST_CASE("save_onnx: a layer ONNX export does not map yet is an error naming it, and no file is written") {
-  using Rnn = ctnn::Sequential<ctnn::Input<5, 3>, ctnn::LSTM<4>, ctnn::Dense<2>>;
+  using Rnn = ctnn::Sequential<ctnn::Input<5, 3>, ctnn::Bidirectional<ctnn::LSTM<4>>, ctnn::Dense<2>>;
   auto m = std::make_unique<Rnn>();
   const std::string path = kTmp + "/lstm.onnx";
   std::remove(path.c_str());
@@ -108,6 +123,6 @@ TEST_CASE("save_onnx: a layer ONNX export does not map yet is an error naming it
     e = err.what();
   }
   INFO(e);
-  CHECK(e.find("layer 0 (ctnn::LSTM<4, false>) cannot be written as ONNX") != std::string::npos);
+  CHECK(e.find("layer 0 (ctnn::Bidirectional<ctnn::LSTM<4, false>, ctnn::Merge::concat>) cannot be written as ONNX") != std::string::npos);
   CHECK(!std::ifstream(path).good());
 }

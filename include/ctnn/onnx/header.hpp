@@ -38,12 +38,10 @@ struct TestData {
   std::vector<float> inputs, outputs;
 };
 
-// Reads an ONNX test case directory (test_data_set_0: input_0.pb, input_1.pb, ..., output_0.pb).
-// input_k.pb belongs to the k-th graph input that is not an initializer; input_0 is the data
-// (its first axis the batch) and every later one is bound as a constant into `options` (ONNX's
-// node tests pass weights that way). Appends the samples to `data`.
-inline void read_test_case(const ::onnx::ModelProto& model, const std::string& dir, ImportOptions& options,
-                           TestData& data) {
+// An ONNX test case directory (test_data_set_0: input_0.pb, input_1.pb, ..., output_0.pb).
+// input_k.pb belongs to the k-th graph input that is not an initializer; input_0 is the data and
+// every later one is bound as a constant into `options` (ONNX's node tests pass weights that way).
+inline void bind_test_inputs(const ::onnx::ModelProto& model, const std::string& dir, ImportOptions& options) {
   std::vector<std::string> inputs;
   std::set<std::string> init;
   for (const auto& t : model.graph().initializer()) init.insert(t.name());
@@ -51,18 +49,42 @@ inline void read_test_case(const ::onnx::ModelProto& model, const std::string& d
     if (!init.count(i.name())) inputs.push_back(i.name());
   const auto exists = [](const std::string& p) { return std::ifstream(p).good(); };
   if (!exists(dir + "/input_0.pb")) fail("ctnn-onnx: no input_0.pb in ", dir, ".");
-  const Constant x = read_tensor_file(dir + "/input_0.pb");
   for (std::size_t k = 1; k < inputs.size(); ++k) {
     const std::string p = dir + "/input_" + std::to_string(k) + ".pb";
     if (!exists(p)) fail("ctnn-onnx: ", dir, " has no ", "input_", k, ".pb for graph input '", inputs[k], "'.");
     options.bound[inputs[k]] = read_tensor_file(p);
   }
   if (exists(dir + "/output_1.pb")) fail("ctnn-onnx: ", dir, " has a second output; a ctnn model has one.");
+}
+
+namespace detail {
+// The values of `c` with its axis `b` moved first (the batch of a time-major tensor).
+inline std::vector<float> batch_first(const Constant& c, std::size_t b) {
+  if (b == 0) return {c.values.begin(), c.values.end()};
+  if (b >= c.dims.size()) fail("ctnn-onnx: a test tensor has no batch axis ", b, ".");
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t a = 0; a < b; ++a) outer *= std::size_t(c.dims[a]);
+  for (std::size_t a = b + 1; a < c.dims.size(); ++a) inner *= std::size_t(c.dims[a]);
+  const std::size_t n = std::size_t(c.dims[b]);
+  std::vector<float> v(c.size());
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t s = 0; s < n; ++s)
+      for (std::size_t i = 0; i < inner; ++i)
+        v[(s * outer + o) * inner + i] = float(c.values[(o * n + s) * inner + i]);
+  return v;
+}
+}  // namespace detail
+
+// Appends the case's input_0 and output_0 to `data`, samples first (the model's batch axes).
+inline void append_test_data(const std::string& dir, const ImportedModel& m, TestData& data) {
+  const Constant x = read_tensor_file(dir + "/input_0.pb");
   const Constant y = read_tensor_file(dir + "/output_0.pb");
-  if (x.dims.empty()) fail("ctnn-onnx: ", dir, ": input_0 is a scalar; its first axis must be the batch.");
-  data.samples += std::size_t(x.dims[0]);
-  data.inputs.insert(data.inputs.end(), x.values.begin(), x.values.end());
-  data.outputs.insert(data.outputs.end(), y.values.begin(), y.values.end());
+  if (x.dims.size() <= m.input_batch_axis) fail("ctnn-onnx: ", dir, ": input_0 has no batch axis.");
+  data.samples += std::size_t(x.dims[m.input_batch_axis]);
+  const std::vector<float> xi = detail::batch_first(x, m.input_batch_axis);
+  const std::vector<float> yo = detail::batch_first(y, m.output_batch_axis);
+  data.inputs.insert(data.inputs.end(), xi.begin(), xi.end());
+  data.outputs.insert(data.outputs.end(), yo.begin(), yo.end());
 }
 
 namespace detail {

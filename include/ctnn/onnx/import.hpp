@@ -44,6 +44,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -146,6 +147,7 @@ struct ImportedModel {
   std::vector<std::size_t> input_dims;     // ctnn's Input<...>
   std::vector<std::size_t> onnx_input_dims, onnx_output_dims;  // per sample, ONNX's order
   std::vector<std::uint32_t> input_order, output_order;        // ctnn/onnx/layout.hpp; empty: same
+  std::size_t input_batch_axis = 0, output_batch_axis = 0;     // 1: time major ([T, N, F])
   std::vector<ImportedLayer> layers;
 
   static constexpr std::size_t kAlign = kAlignBytes / sizeof(float);
@@ -213,6 +215,9 @@ struct Value {
   std::vector<std::uint32_t> order;      // layout.hpp's order; empty: the same as ONNX's
   bool channels_last = false;            // dims = onnx with its first axis moved last
   std::size_t tensor = 0;                // ctnn tensor id
+  std::size_t batch_axis = 0;            // where the batch sits in ONNX's full shape (1 for a
+                                         // time-major sequence [T, N, F], as ONNX's LSTM takes)
+  bool single_use = true;                // every name on the way from its layer has one reader
   std::size_t size() const {
     std::size_t n = 1;
     for (std::size_t d : dims) n *= d;
@@ -288,6 +293,7 @@ class Importer {
       fail("ONNX: the graph's output '", oname, "' is not the last layer's output (a node after it "
            "computes something unused); ctnn's model output is its last layer.");
     out_.output_name = oname;
+    out_.output_batch_axis = it->second.batch_axis;
     out_.onnx_output_dims = it->second.onnx;
     out_.output_order = it->second.order;
     return out_;
@@ -302,6 +308,11 @@ class Importer {
   std::map<std::string, int> uses_;
   std::map<std::size_t, std::string> produced_by_op_;  // ctnn tensor -> the ONNX output name
   std::int64_t batch_ = 0;  // the input's batch size where the graph fixes it, else 0
+  // Integer shape vectors computed in the graph (Shape, Gather, Unsqueeze, Concat), with
+  // kBatch for the batch size; and tensors known to be all zeros (ConstantOfShape(..., 0)).
+  static constexpr std::int64_t kBatch = std::numeric_limits<std::int64_t>::min();
+  std::map<std::string, std::vector<std::int64_t>> shapes_;
+  std::set<std::string> zeros_;
 
   // --- context for errors --------------------------------------------------------------------
   std::string where_;
@@ -319,10 +330,21 @@ class Importer {
       fail("ONNX: input '", name, "' has element type ", tt.elem_type(), "; ctnn-onnx imports float models.");
     const auto& shape = tt.shape();
     if (shape.dim_size() < 1) fail("ONNX: input '", name, "' is a scalar; ctnn reads the first axis as the batch.");
-    if (shape.dim(0).has_dim_value()) batch_ = shape.dim(0).dim_value();
+    // A time-major sequence [T, N, F] when it is a recurrent layer's X with layout 0 (ONNX's own
+    // tests feed one so); then the batch is axis 1.
+    bool time_major = false;
+    for (const auto& n : model_.graph().node())
+      if ((n.op_type() == "LSTM" || n.op_type() == "GRU" || n.op_type() == "RNN") && !n.input().empty() &&
+          n.input(0) == name && int_attr(n, "layout", 0) == 0)
+        time_major = true;
+    if (time_major && shape.dim_size() != 3)
+      fail("ONNX: input '", name, "' feeds a recurrent layer but is not [T, N, F].");
+    const int b = time_major ? 1 : 0;
+    if (shape.dim(b).has_dim_value()) batch_ = shape.dim(b).dim_value();
     std::vector<std::size_t> dims;
     if (shape.dim_size() == 1) dims.push_back(1);  // a vector: a batch of single values
-    for (int d = 1; d < shape.dim_size(); ++d) {
+    for (int d = 0; d < shape.dim_size(); ++d) {
+      if (d == b) continue;
       if (!shape.dim(d).has_dim_value() || shape.dim(d).dim_value() <= 0)
         fail("ONNX: input '", name, "' axis ", d, " has no fixed size ('", shape.dim(d).dim_param(),
              "'); a ctnn model's shapes are compile-time constants, so every axis but the batch "
@@ -338,7 +360,11 @@ class Importer {
       spatial = spatial || ops.count(n.op_type());
     }
     Value v;
-    if (spatial && (dims.size() == 2 || dims.size() == 3)) {
+    if (time_major) {
+      v.onnx = v.dims = dims;
+      v.batch_axis = 1;
+      out_.input_batch_axis = 1;
+    } else if (spatial && (dims.size() == 2 || dims.size() == 3)) {
       v = channels_last_value(dims);
     } else {
       v.onnx = v.dims = dims;
@@ -386,6 +412,13 @@ class Importer {
 
   // --- tensors -------------------------------------------------------------------------------
   const Value& value(const std::string& name) const {
+    const Value& v = any_value(name);
+    if (v.batch_axis != 0)
+      error("input '", name, "' has its batch on axis ", v.batch_axis, " (time major); this operator "
+            "takes it on axis 0 (a Transpose back, as PyTorch writes after an LSTM, comes first).");
+    return v;
+  }
+  const Value& any_value(const std::string& name) const {
     const auto it = values_.find(name);
     if (it == values_.end()) {
       if (constants_.count(name))
@@ -412,6 +445,12 @@ class Importer {
   // Appends a layer reading `inputs`, producing `out` (its tensor id is set here).
   void add_layer(const ::onnx::NodeProto& n, std::string spec, std::vector<std::size_t> inputs,
                  Value out, std::vector<float> params = {}, std::vector<float> state = {}) {
+    add_layer_as(n, n.output(0), std::move(spec), std::move(inputs), std::move(out), std::move(params),
+                 std::move(state));
+  }
+  void add_layer_as(const ::onnx::NodeProto& n, const std::string& output, std::string spec,
+                    std::vector<std::size_t> inputs, Value out, std::vector<float> params = {},
+                    std::vector<float> state = {}) {
     ImportedLayer l;
     l.spec = std::move(spec);
     l.onnx_node = n.name();
@@ -422,8 +461,8 @@ class Importer {
     l.dims = out.dims;
     out_.layers.push_back(std::move(l));
     out.tensor = out_.layers.size();
-    produced_by_op_[out.tensor] = n.output(0);
-    values_[n.output(0)] = std::move(out);
+    produced_by_op_[out.tensor] = output;
+    values_[output] = std::move(out);
   }
 
   void node(const ::onnx::NodeProto& n, int k) {
@@ -433,6 +472,11 @@ class Importer {
       error("is in domain '", n.domain(), "'; ctnn-onnx maps the default ONNX domain.");
     const std::string& op = n.op_type();
     if (op == "Constant") return constant_node(n);
+    if (shape_op(n)) return;
+    if (op == "LSTM" || op == "GRU" || op == "RNN") return recurrent(n);
+    if (op == "Transpose") return transpose(n);
+    if (op == "Squeeze") return squeeze(n);
+    if (op == "Gather") return gather(n);
     if (op == "Identity") return alias(n, value(n.input(0)));
     if (op == "Dropout") return dropout(n);
     if (op == "Conv") return conv(n);
@@ -458,7 +502,8 @@ class Importer {
     error("operator ", op, " has no ctnn layer (ctnn-onnx maps Conv, Gemm, MatMul, Add, MaxPool, "
           "AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization, Flatten, Reshape, "
           "Concat, Softmax, Relu, LeakyRelu, Elu, Sigmoid, Tanh, HardSwish, HardSigmoid, Clip, "
-          "Dropout, Identity and Constant).");
+          "Dropout, LSTM, GRU, RNN, Identity and Constant, and Transpose, Squeeze, Gather, Shape, "
+          "Unsqueeze and ConstantOfShape around recurrent layers).");
   }
 
   // A setting held as ctnn::Real (millionths): it must be one to a relative 1e-6 (0.01f, 0.1f,
@@ -469,6 +514,252 @@ class Importer {
       error("attribute ", what, " = ", v, " is not a multiple of 1e-6 (to a relative 1e-6), the "
             "resolution ctnn keeps it at.");
     return std::to_string(r);
+  }
+
+  // --- shape arithmetic (PyTorch's zero initial states of a recurrent layer) ----------------
+  // An integer vector: a computed shape or an int64 constant.
+  const std::vector<std::int64_t>* shape_of(const std::string& name) {
+    if (const auto it = shapes_.find(name); it != shapes_.end()) return &it->second;
+    if (const Constant* c = constant(name)) {
+      std::vector<std::int64_t> v;
+      for (double x : c->values) {
+        if (x != std::floor(x)) return nullptr;
+        v.push_back(std::int64_t(x));
+      }
+      shapes_[name] = v;
+      return &shapes_[name];
+    }
+    return nullptr;
+  }
+  // Shape, and Gather / Unsqueeze / Concat over integer vectors, and ConstantOfShape: computed
+  // here (nothing for ctnn to hold); false for a node that is not one of them.
+  bool shape_op(const ::onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    if (op == "Shape") {
+      only_attributes(n, {});
+      const Value& x = any_value(n.input(0));
+      std::vector<std::int64_t> v(x.onnx.begin(), x.onnx.end());
+      v.insert(v.begin() + std::ptrdiff_t(x.batch_axis), kBatch);
+      shapes_[n.output(0)] = v;
+      return true;
+    }
+    if (op == "ConstantOfShape") {
+      only_attributes(n, {"value"});
+      if (const auto* a = attr(n, "value")) {
+        const Constant c = read_tensor(a->t(), "value");
+        for (double x : c.values)
+          if (x != 0.0) error("value = ", x, ": ctnn maps ConstantOfShape only as the zeros of an initial state.");
+      }
+      zeros_.insert(n.output(0));
+      return true;
+    }
+    const bool ints = n.input_size() > 0 && shape_of(n.input(0)) != nullptr && !values_.count(n.input(0));
+    if (!ints) return false;
+    if (op == "Gather") {
+      only_attributes(n, {"axis"});
+      const auto v = *shape_of(n.input(0));
+      const auto* idx = shape_of(n.input(1));
+      if (!idx || int_attr(n, "axis", 0) != 0) error("a Gather of a shape by a computed index.");
+      std::vector<std::int64_t> out;
+      for (std::int64_t i : *idx) out.push_back(v.at(std::size_t(i < 0 ? i + std::int64_t(v.size()) : i)));
+      shapes_[n.output(0)] = out;
+      return true;
+    }
+    if (op == "Unsqueeze") {  // of a scalar or a vector: the same values
+      shapes_[n.output(0)] = *shape_of(n.input(0));
+      return true;
+    }
+    if (op == "Concat") {
+      std::vector<std::int64_t> out;
+      for (const auto& i : n.input()) {
+        const auto* v = shape_of(i);
+        if (!v) error("concatenates a shape with a tensor.");
+        out.insert(out.end(), v->begin(), v->end());
+      }
+      shapes_[n.output(0)] = out;
+      return true;
+    }
+    return false;
+  }
+  bool is_zeros(const std::string& name) const {
+    if (name.empty() || zeros_.count(name)) return true;
+    const Constant* c = constant(name);
+    if (!c) return false;
+    for (double x : c->values)
+      if (x != 0.0) return false;
+    return true;
+  }
+
+  // --- recurrent layers ---------------------------------------------------------------------
+  // LSTM, GRU (linear_before_reset = 1: Keras's reset_after) and RNN (tanh), forward, one layer,
+  // zero initial states, no sequence lengths or peepholes: ctnn's LSTM, GRU and SimpleRNN. The
+  // output used decides return_sequences: Y (every step) or Y_h (the last one).
+  void recurrent(const ::onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    only_attributes(n, {"hidden_size", "direction", "layout", "activations", "clip", "input_forget",
+                        "linear_before_reset", "activation_alpha", "activation_beta"});
+    if (string_attr(n, "direction", "forward") != "forward")
+      error("direction = '", string_attr(n, "direction", "forward"), "': ctnn imports forward recurrent "
+            "layers (Bidirectional is not mapped yet).");
+    if (attr(n, "clip")) error("clip is set; ctnn's recurrent layers do not clip.");
+    if (int_attr(n, "input_forget", 0)) error("input_forget = 1 is not mapped.");
+    if (attr(n, "activation_alpha") || attr(n, "activation_beta")) error("activation_alpha/beta are not mapped.");
+    const std::vector<std::string> defaults = op == "LSTM" ? std::vector<std::string>{"Sigmoid", "Tanh", "Tanh"}
+                                              : op == "GRU" ? std::vector<std::string>{"Sigmoid", "Tanh"}
+                                                            : std::vector<std::string>{"Tanh"};
+    if (const auto* a = attr(n, "activations")) {
+      std::vector<std::string> acts(a->strings().begin(), a->strings().end());
+      if (acts != defaults) error("activations other than the defaults are not mapped.");
+    }
+    if (op == "GRU" && int_attr(n, "linear_before_reset", 0) != 1)
+      error("linear_before_reset = 0: ctnn's GRU is Keras's reset_after = True (PyTorch's GRU), "
+            "linear_before_reset = 1.");
+    const std::int64_t layout = int_attr(n, "layout", 0);
+    const Value& x = any_value(n.input(0));
+    if (x.onnx.size() != 2 || x.batch_axis != (layout == 0 ? 1u : 0u))
+      error("input '", n.input(0), "' is not a ", layout == 0 ? "[T, N, F] (time-major)" : "[N, T, F]",
+            " sequence.");
+    const std::size_t T = x.onnx[0], F = x.onnx[1];
+    const std::size_t H = std::size_t(int_attr(n, "hidden_size", 0));
+    const std::size_t G = op == "LSTM" ? 4 : op == "GRU" ? 3 : 1;
+    const Constant& W = need_constant(n, 1, "W");
+    const Constant& R = need_constant(n, 2, "R");
+    if (W.size() != G * H * F || R.size() != G * H * H)
+      error("W [", join(W.dims), "] and R [", join(R.dims), "] are not [1, ", G * H, ", ", F, "] and [1, ",
+            G * H, ", ", H, "].");
+    std::vector<double> Wb(G * H, 0.0), Rb(G * H, 0.0);
+    if (n.input_size() > 3 && !n.input(3).empty()) {
+      const Constant& B = need_constant(n, 3, "B");
+      if (B.size() != 2 * G * H) error("B has ", B.size(), " values for ", 2 * G * H, ".");
+      std::copy(B.values.begin(), B.values.begin() + std::ptrdiff_t(G * H), Wb.begin());
+      std::copy(B.values.begin() + std::ptrdiff_t(G * H), B.values.end(), Rb.begin());
+    }
+    if (n.input_size() > 4 && !n.input(4).empty()) error("sequence_lens is given; ctnn's sequences have one length.");
+    for (int i : {5, 6})
+      if (n.input_size() > i && !is_zeros(n.input(i)))
+        error(i == 5 ? "initial_h" : "initial_c", " is not zero; ctnn's recurrent layers start from zero.");
+    if (n.input_size() > 7 && !n.input(7).empty()) error("peepholes (P) are not mapped.");
+    // ctnn (Keras) gate blocks in ONNX's: LSTM i, f, c, o <- ONNX i, o, f, c; GRU z, r, h <- z, r, h.
+    const std::size_t lstm_gate[4] = {0, 2, 3, 1};
+    const auto og = [&](std::size_t g) { return op == "LSTM" ? lstm_gate[g] : g; };
+    const std::size_t GH = G * H;
+    std::vector<float> p;
+    p.resize(F * GH + H * GH + (op == "GRU" ? 2 : 1) * GH);
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t u = 0; u < H; ++u) {
+        const std::size_t row = og(g) * H + u, col = g * H + u;
+        for (std::size_t k = 0; k < F; ++k) p[k * GH + col] = float(W.values[row * F + k]);
+        for (std::size_t k = 0; k < H; ++k) p[F * GH + k * GH + col] = float(R.values[row * H + k]);
+        float* b = p.data() + F * GH + H * GH;
+        if (op == "GRU") {
+          b[col] = float(Wb[row]), b[GH + col] = float(Rb[row]);
+        } else {
+          // One bias: ONNX's two added (exactly the input one when the recurrent one is zero).
+          b[col] = Rb[row] == 0.0 ? float(Wb[row]) : float(Wb[row]) + float(Rb[row]);
+        }
+      }
+    const auto used = [&](int o) { return n.output_size() > o && !n.output(o).empty() && uses_[n.output(o)] > 0; };
+    if (used(2)) error("its cell state output Y_c is used; ctnn's LSTM gives its hidden states.");
+    if (used(0) && used(1)) error("both Y and Y_h are used; ctnn's layer gives one of them.");
+    const bool sequences = used(0);
+    const std::string name = op == "LSTM" ? "LSTM" : op == "GRU" ? "GRU" : "SimpleRNN";
+    Value y;
+    if (sequences) {  // Y: [T, 1, N, H] (layout 0) or [N, T, 1, H]
+      y.onnx = {T, 1, H};
+      y.dims = {T, H};
+      y.batch_axis = layout == 0 ? 2 : 0;
+    } else {  // Y_h: [1, N, H] or [N, 1, H]
+      y.onnx = {1, H};
+      y.dims = {H};
+      y.batch_axis = layout == 0 ? 1 : 0;
+    }
+    const std::string out = n.output(sequences ? 0 : 1);
+    y.single_use = uses_[out] == 1;
+    add_layer_as(n, out, "ctnn::" + name + "<" + std::to_string(H) + ", " + (sequences ? "true" : "false") + ">",
+                 {x.tensor}, y, std::move(p));
+  }
+
+  // A Transpose that only moves the batch axis (PyTorch's [N, T, F] <-> [T, N, F] around an
+  // LSTM): the same values per sample.
+  void transpose(const ::onnx::NodeProto& n) {
+    only_attributes(n, {"perm"});
+    const Value& x = any_value(n.input(0));
+    const std::size_t rank = x.onnx.size() + 1;
+    std::vector<std::int64_t> perm = ints_attr(n, "perm", {});
+    if (perm.size() != rank) error("perm = [", join(perm), "] for a rank-", rank, " tensor.");
+    Value y = x;
+    std::vector<std::size_t> rest;
+    for (std::size_t a = 0; a < rank; ++a) {
+      const std::size_t from = std::size_t(perm[a]);
+      if (from == x.batch_axis) y.batch_axis = a;
+      else rest.push_back(from < x.batch_axis ? from : from - 1);
+    }
+    for (std::size_t i = 0; i < rest.size(); ++i)
+      if (rest[i] != i)
+        error("perm = [", join(perm), "] reorders a sample's axes; ctnn maps a Transpose that moves "
+              "only the batch axis.");
+    y.single_use = x.single_use && uses_[n.input(0)] == 1;
+    values_[n.output(0)] = y;
+  }
+
+  // Squeeze of unit axes other than the batch: the same values per sample.
+  void squeeze(const ::onnx::NodeProto& n) {
+    only_attributes(n, {"axes"});
+    const Value& x = any_value(n.input(0));
+    std::vector<std::int64_t> axes = ints_attr(n, "axes", {});
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+      const auto* v = shape_of(n.input(1));
+      if (!v) error("its axes are computed.");
+      axes = *v;
+    }
+    const std::int64_t rank = std::int64_t(x.onnx.size()) + 1;
+    std::vector<bool> drop(std::size_t(rank), false);
+    if (axes.empty()) {
+      error("squeezes every unit axis (no axes given); ctnn maps a Squeeze with its axes.");
+    }
+    for (std::int64_t a : axes) drop[std::size_t(a < 0 ? a + rank : a)] = true;
+    Value y = x;
+    y.onnx.clear();
+    std::size_t b = 0;
+    for (std::size_t a = 0, k = 0; a < std::size_t(rank); ++a) {
+      if (a == x.batch_axis) {
+        if (drop[a]) error("squeezes the batch axis.");
+        b = a - (std::size_t(std::count(drop.begin(), drop.begin() + std::ptrdiff_t(a), true)));
+        continue;
+      }
+      if (drop[a] && x.onnx[k] != 1) error("squeezes axis ", a, " of size ", x.onnx[k], ".");
+      if (!drop[a]) y.onnx.push_back(x.onnx[k]);
+      ++k;
+    }
+    y.batch_axis = b;
+    y.single_use = x.single_use && uses_[n.input(0)] == 1;
+    values_[n.output(0)] = y;
+  }
+
+  // Gather of the last step of a recurrent layer's sequence (PyTorch's out[:, -1]): that layer
+  // returns its last step instead.
+  void gather(const ::onnx::NodeProto& n) {
+    only_attributes(n, {"axis"});
+    const Value& x = value(n.input(0));
+    const auto* idx = shape_of(n.input(1));
+    std::int64_t axis = int_attr(n, "axis", 0);
+    if (axis < 0) axis += std::int64_t(x.onnx.size()) + 1;
+    const bool last_layer = x.tensor == out_.layers.size() && x.tensor > 0;
+    ImportedLayer* l = last_layer ? &out_.layers.back() : nullptr;
+    const bool sequence = l && x.dims.size() == 2 && (l->onnx_op == "LSTM" || l->onnx_op == "GRU" || l->onnx_op == "RNN") &&
+                          l->spec.find(", true>") != std::string::npos;
+    if (!idx || idx->size() != 1 || axis != 1 || !sequence)
+      error("ctnn maps Gather only as the last step of a recurrent layer's output sequence.");
+    const std::int64_t T = std::int64_t(x.dims[0]), i = (*idx)[0];
+    if (i != -1 && i != T - 1) error("gathers step ", i, " of ", T, "; ctnn's recurrent layers give every step or the last.");
+    if (!x.single_use || uses_[n.input(0)] != 1)
+      error("the sequence is also read elsewhere; ctnn's layer gives every step or the last, not both.");
+    l->spec.replace(l->spec.find(", true>"), 7, ", false>");
+    l->dims = {x.dims[1]};
+    Value y;
+    y.onnx = y.dims = {x.dims[1]};
+    y.tensor = x.tensor;
+    values_[n.output(0)] = y;
   }
 
   // Dropout(ratio): ctnn's Dropout, the identity in inference and dropout when training goes on.
@@ -953,6 +1244,7 @@ class Importer {
             "]; ctnn can only flatten it (its values are in another order than ONNX's).");
     Value y;
     y.onnx = y.dims = dims;
+    y.tensor = x.tensor;
     if (dims == x.dims) return alias(n, y);
     std::string spec = "ctnn::Reshape<";
     for (std::size_t a = 0; a < dims.size(); ++a) { if (a) spec += ", "; spec += std::to_string(dims[a]); }
@@ -1000,7 +1292,7 @@ inline const std::vector<std::string>& mapped_operators() {
   static const std::vector<std::string> ops = {
       "Conv", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
       "BatchNormalization", "Flatten", "Reshape", "Concat", "Softmax", "Relu", "LeakyRelu", "Elu",
-      "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Dropout", "Identity"};
+      "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip", "Dropout", "Identity", "LSTM", "GRU", "RNN"};
   return ops;
 }
 

@@ -11,11 +11,13 @@
 //   BatchNormalization -> BatchNormalization (its moving statistics as mean and var);
 //   ReLU, LeakyReLU, ELU, Sigmoid, Tanh, HardSwish, HardSigmoid, Softmax -> the same operators;
 //        ReLU6 and BoundedReLU<max> -> Clip(0, max); Dropout -> Dropout (ratio, inference);
-//   Flatten -> Flatten; Reshape -> Reshape [-1, dims...]; Add -> Add; Concatenate -> Concat.
+//   Flatten -> Flatten; Reshape -> Reshape [-1, dims...]; Add -> Add; Concatenate -> Concat;
+//   LSTM, GRU, SimpleRNN -> LSTM, GRU (linear_before_reset = 1), RNN, batch first (layout = 1),
+//        then a Reshape that drops ONNX's direction axis.
 // A model whose layers hold images or sequences (any convolution, pooling or BatchNormalization
 // on them) takes and gives them channels first, as PyTorch does ([N, C, H, W], [N, C, L]); a
 // Dense after a Flatten of such an image has its weight columns in ONNX's order. Any other
-// layer (recurrent layers, Embedding, LayerNormalization, Swish, ZeroPadding2D, ...) is an Error
+// layer (Bidirectional, Embedding, LayerNormalization, Swish, ZeroPadding2D, ...) is an Error
 // naming it. Link ctnn::onnx.
 #pragma once
 #include <onnx/checker.h>
@@ -404,6 +406,43 @@ template <class Model>
       std::vector<std::int64_t> shape = {-1};
       for (std::size_t d : out_dims[I + 1]) shape.push_back(std::int64_t(d));
       w.node("Reshape", lname, {x.name, w.int64s(lname + "_shape", shape)}, out);
+      y.onnx = out_dims[I + 1];
+    } else if (kind == "LSTM" || kind == "GRU" || kind == "SimpleRNN") {
+      // layout = 1 (batch first, opset 14): X [N, T, F]; Y [N, T, 1, H] or Y_h [N, 1, H], then a
+      // Reshape drops the direction axis.
+      if (!x.order.empty() || x.channels_last || xd.size() != 2) cant("its input is not a [N, T, F] sequence in ONNX");
+      const std::size_t T = xd[0], F = xd[1], H = to_size(sp.args[0]);
+      const bool sequences = sp.args[1] == "true";
+      const std::size_t G = kind == "LSTM" ? 4 : kind == "GRU" ? 3 : 1, GH = G * H;
+      const std::size_t lstm_gate[4] = {0, 2, 3, 1};  // ctnn's i, f, c, o blocks in ONNX's i, o, f, c
+      std::vector<float> W(GH * F), R(GH * H), B(2 * GH, 0.0f);
+      const float* b = p + F * GH + H * GH;
+      for (std::size_t g = 0; g < G; ++g)
+        for (std::size_t u = 0; u < H; ++u) {
+          const std::size_t row = (kind == "LSTM" ? lstm_gate[g] : g) * H + u, col = g * H + u;
+          for (std::size_t k = 0; k < F; ++k) W[row * F + k] = p[k * GH + col];
+          for (std::size_t k = 0; k < H; ++k) R[row * H + k] = p[F * GH + k * GH + col];
+          B[row] = b[col];
+          if (kind == "GRU") B[GH + row] = b[GH + col];  // the recurrent bias (reset_after)
+        }
+      const std::string op = kind == "SimpleRNN" ? "RNN" : kind;
+      auto* n = w.graph->add_node();
+      n->set_op_type(op);
+      n->set_name(lname);
+      n->add_input(x.name);
+      n->add_input(w.initializer(lname + "_W", {1, std::int64_t(GH), std::int64_t(F)}, W));
+      n->add_input(w.initializer(lname + "_R", {1, std::int64_t(GH), std::int64_t(H)}, R));
+      n->add_input(w.initializer(lname + "_B", {1, std::int64_t(2 * GH)}, B));
+      const std::string raw = lname + "_out";
+      n->add_output(sequences ? raw : "");
+      if (!sequences) n->add_output(raw);
+      Writer::attr(n, "hidden_size", std::int64_t(H));
+      Writer::attr(n, "layout", std::int64_t(1));
+      if (kind == "GRU") Writer::attr(n, "linear_before_reset", std::int64_t(1));
+      std::vector<std::int64_t> shape = {-1};
+      if (sequences) shape.push_back(std::int64_t(T));
+      shape.push_back(std::int64_t(H));
+      w.node("Reshape", lname + "_reshape", {raw, w.int64s(lname + "_shape", shape)}, out);
       y.onnx = out_dims[I + 1];
     } else if (kind == "Add" || kind == "Concatenate") {
       std::vector<std::string> names;
