@@ -89,6 +89,28 @@ TEST_CASE("load_onnx: the seed model trained by PyTorch gives PyTorch's 10,000 t
   CHECK(theirs_right > 8000);  // a trained model, not a random one
 }
 
+TEST_CASE("load_onnx: PyTorch's seed model with a Softmax after it trains on in ctnn (fine-tuning)", "[long]") {
+  // PyTorch's classifier ends in logits; the ctnn type adds the Softmax its cross-entropy wants.
+  using Tuned = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3>, ctnn::ReLU, ctnn::Flatten,
+                                 ctnn::Dense<128>, ctnn::ReLU, ctnn::Dense<10>, ctnn::Softmax>;
+  auto model = std::make_unique<Tuned>();
+  ctnn::onnx::load_onnx(kData + "/torch_seed_cnn.onnx", *model);
+  const std::string dir = CTNN_FASHION_MNIST_DIR;
+  const auto train = ctnn::data::load_idx(dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz", {.limit = 12000});
+  const auto test = ctnn::data::load_idx(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
+  const auto before = ctnn::evaluate(*model, test);
+  const auto train_before = ctnn::evaluate(*model, train);
+  CHECK(before.accuracy > 0.87);  // PyTorch's 0.8795 (the images scaled by 1/255 here)
+  ctnn::Adam opt(1e-4f);
+  ctnn::fit(*model, opt, ctnn::SparseCategoricalCrossEntropy{}, train, {.epochs = 1, .seed = 1, .verbose = 0});
+  const auto after = ctnn::evaluate(*model, test);
+  const auto train_after = ctnn::evaluate(*model, train);
+  INFO("test accuracy " << before.accuracy << " -> " << after.accuracy << "; training loss " << train_before.loss
+       << " -> " << train_after.loss);
+  CHECK(train_after.loss < train_before.loss);  // it learns from where PyTorch left it
+  CHECK(after.accuracy > before.accuracy - 0.01);
+}
+
 TEST_CASE("load_onnx: a file that is not the model type is refused, naming the first difference") {
   const std::string path = kData + "/torch_seed_cnn.onnx";
   using Wider = ctnn::Sequential<ctnn::Input<28, 28, 1>, ctnn::Conv2D<32, 3, 3>, ctnn::ReLU, ctnn::Flatten,

@@ -3,7 +3,8 @@
 //
 // The file is imported as ctnn-onnx imports it (onnx/import.hpp); the result must be `Model`
 // exactly: the same input shape, the same layers in the same order reading the same tensors,
-// each with the same settings (kernel, stride, padding, units, slopes, ...). Initializers are
+// each with the same settings (kernel, stride, padding, units, slopes, ...), except that the
+// type may end in a Softmax the file lacks (PyTorch's classifiers end in logits). Initializers are
 // not part of the check (a model declared with HeNormal takes weights trained elsewhere). Any
 // difference is an Error naming the first layer that differs and both spellings; the model is
 // then left unchanged. On success its parameters and state (BatchNormalization's moving
@@ -48,10 +49,17 @@ void check_matches(const ImportedModel& imported, const std::string& what) {
   if (imported.input_dims != in)
     fail("load_onnx: ", what, " takes a ", detail::dims_text(imported.input_dims), " input (ONNX '",
          imported.input_name, "'); the model type takes ", detail::dims_text(in), ".");
-  if (imported.layers.size() != Model::num_layers)
-    fail("load_onnx: ", what, " maps to ", imported.layers.size(), " ctnn layers; the model type has ",
-         Model::num_layers, " (the file is ", imported.model_type(), ").");
-  ctnn::detail::static_for<Model::num_layers>([&]<std::size_t I>() {
+  // A trailing Softmax the file lacks is allowed: PyTorch's classifiers end in logits (its
+  // CrossEntropyLoss holds the softmax), and training on in ctnn wants the probabilities.
+  constexpr std::size_t N = Model::num_layers;
+  constexpr bool softmax_last = N > 0 && layer_kind<typename Model::template layer<N - 1>> == LayerKind::softmax;
+  const bool extra_softmax = softmax_last && imported.layers.size() + 1 == N &&
+                             (imported.layers.empty() || imported.layers.back().spec != "ctnn::Softmax");
+  if (imported.layers.size() != N && !extra_softmax)
+    fail("load_onnx: ", what, " maps to ", imported.layers.size(), " ctnn layers; the model type has ", N,
+         " (the file is ", imported.model_type(), ").");
+  ctnn::detail::static_for<N>([&]<std::size_t I>() {
+    if (I == imported.layers.size()) return;  // the trailing Softmax
     const ImportedLayer& l = imported.layers[I];
     const std::string mine = detail::without_initializers(deploy::layer_spec<typename Model::template layer<I>>());
     const std::string theirs = detail::without_initializers(l.spec);
