@@ -11,6 +11,8 @@
 
 #include <ctnn/ctnn.hpp>
 #include <ctnn/onnx/load.hpp>
+#include <ctnn/onnx/layout.hpp>
+#include <ctnn/onnx/save.hpp>
 
 namespace {
 const std::string kData = CTNN_ONNX_DATA_DIR;
@@ -163,4 +165,76 @@ TEST_CASE("ONNX import: what ctnn cannot compute exactly is an error naming the 
   CHECK(error_of([&] { import_model(tmp); }).find("is not an ONNX model") != std::string::npos);
   CHECK(error_of([&] { import_model(kData + "/no_such_file.onnx"); }).find("cannot open model file") !=
         std::string::npos);
+}
+
+TEST_CASE("ONNX import: BatchNormalization after a Flatten of a channels-first image keeps ONNX's feature order") {
+  // x [N, 2, 1, 2] -> MaxPool 1x1 (ctnn holds it channels last) -> Flatten (ONNX's features are
+  // c * 2 + w; ctnn's w * 2 + c) -> BatchNormalization with per-feature values.
+  ::onnx::ModelProto m;
+  m.set_ir_version(8);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(14);
+  auto* g = m.mutable_graph();
+  g->set_name("bn_after_flatten");
+  const auto info = [](::onnx::ValueInfoProto* v, const char* name, std::vector<std::int64_t> dims) {
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(::onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("batch");
+    for (auto d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  info(g->add_input(), "x", {2, 1, 2});
+  info(g->add_output(), "y", {4});
+  const float scale[4] = {1, 2, 3, 4}, bias[4] = {0.5f, -1, 2, 0}, mean[4] = {0.25f, 0, -0.5f, 1}, var[4] = {1, 4, 0.25f, 2};
+  for (auto [name, v] : {std::pair{"scale", scale}, std::pair{"B", bias}, std::pair{"mean", mean}, std::pair{"var", var}}) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(::onnx::TensorProto::FLOAT);
+    t->add_dims(4);
+    for (int i = 0; i < 4; ++i) t->add_float_data(v[i]);
+  }
+  auto* pool = g->add_node();
+  pool->set_op_type("MaxPool");
+  pool->add_input("x");
+  pool->add_output("p");
+  auto* ks = pool->add_attribute();
+  ks->set_name("kernel_shape");
+  ks->set_type(::onnx::AttributeProto::INTS);
+  ks->add_ints(1), ks->add_ints(1);
+  auto* fl = g->add_node();
+  fl->set_op_type("Flatten");
+  fl->add_input("p");
+  fl->add_output("f");
+  auto* bn = g->add_node();
+  bn->set_op_type("BatchNormalization");
+  for (const char* i : {"f", "scale", "B", "mean", "var"}) bn->add_input(i);
+  bn->add_output("y");
+  ::onnx::checker::check_model(m);
+
+  const auto imported = ctnn::onnx::import_model(m);
+  using Net = ctnn::Sequential<ctnn::Input<1, 2, 2>, ctnn::MaxPool2D<1, 1, 1>, ctnn::Flatten, ctnn::BatchNormalization<0.9, 0.00001>>;
+  ctnn::onnx::check_matches<Net>(imported, "the model");
+  auto net = std::make_unique<Net>();
+  const std::vector<float> pa = imported.arena();
+  std::copy(pa.begin(), pa.end(), net->parameters().begin());
+  const std::vector<float> st = imported.state_arena();
+  std::copy(st.begin(), st.end(), net->state().begin());
+  const float x_onnx[4] = {0.3f, -0.7f, 1.1f, 2.0f};  // [c][h][w]
+  std::vector<float> x(4), y(4);
+  ctnn::onnx::to_ctnn<float>(imported.input_order, x_onnx, x);
+  const auto out = net->predict(x);
+  ctnn::onnx::to_onnx<float>(imported.output_order, std::span<const float>(out.data(), 4), y.data());
+  for (int f = 0; f < 4; ++f) {
+    const double want = scale[f] * (x_onnx[f] - mean[f]) / std::sqrt(double(var[f]) + 1e-5) + bias[f];
+    INFO("feature " << f);
+    CHECK(std::abs(y[std::size_t(f)] - want) <= 1e-5 * std::max(1.0, std::abs(want)));
+  }
+  // And save_onnx writes the statistics back in ONNX's order.
+  const ::onnx::ModelProto back = ctnn::onnx::to_onnx_model(*net);
+  for (const auto& t : back.graph().initializer())
+    if (t.name().find("_scale") != std::string::npos) {
+      const ctnn::onnx::Constant c = ctnn::onnx::read_tensor(t, t.name());
+      CHECK(c.values == std::vector<double>{1, 2, 3, 4});
+    }
 }

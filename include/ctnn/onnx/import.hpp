@@ -321,6 +321,30 @@ class Importer {
     fail("ONNX ", where_, ": ", parts...);
   }
 
+  // Does tensor `name` reach a Conv, pooling or BatchNormalization through elementwise operators
+  // (activations, Dropout, Identity, Add) only?
+  bool reaches_spatial(const std::string& name) const {
+    static const std::set<std::string> spatial = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
+                                                  "GlobalMaxPool", "BatchNormalization"};
+    static const std::set<std::string> through = {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSwish",
+                                                  "HardSigmoid", "Clip", "Dropout", "Identity", "Add"};
+    std::set<std::string> seen = {name};
+    std::vector<std::string> todo = {name};
+    while (!todo.empty()) {
+      const std::string t = todo.back();
+      todo.pop_back();
+      for (const auto& n : model_.graph().node()) {
+        bool reads = false;
+        for (const auto& i : n.input()) reads = reads || i == t;
+        if (!reads) continue;
+        if (spatial.count(n.op_type())) return true;
+        if (through.count(n.op_type()) && n.output_size() > 0 && seen.insert(n.output(0)).second)
+          todo.push_back(n.output(0));
+      }
+    }
+    return false;
+  }
+
   void read_input(const ::onnx::ValueInfoProto& in) {
     const std::string& name = in.name();
     if (!in.type().has_tensor_type())
@@ -335,7 +359,7 @@ class Importer {
     bool time_major = false;
     for (const auto& n : model_.graph().node())
       if ((n.op_type() == "LSTM" || n.op_type() == "GRU" || n.op_type() == "RNN") && !n.input().empty() &&
-          n.input(0) == name && int_attr(n, "layout", 0) == 0)
+          input(n, 0) == name && int_attr(n, "layout", 0) == 0)
         time_major = true;
     if (time_major && shape.dim_size() != 3)
       fail("ONNX: input '", name, "' feeds a recurrent layer but is not [T, N, F].");
@@ -351,14 +375,9 @@ class Importer {
              "must be fixed.");
       dims.push_back(std::size_t(shape.dim(d).dim_value()));
     }
-    // Channels last when the graph treats images or sequences as such: it has a convolution,
-    // pooling or BatchNormalization (save.hpp writes the same rule).
-    bool spatial = false;
-    for (const auto& n : model_.graph().node()) {
-      static const std::set<std::string> ops = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-                                                "GlobalMaxPool", "BatchNormalization"};
-      spatial = spatial || ops.count(n.op_type());
-    }
+    // Channels last when the input reaches a convolution, pooling or BatchNormalization through
+    // elementwise operators only (save.hpp writes the same rule).
+    const bool spatial = reaches_spatial(name);
     Value v;
     if (time_major) {
       v.onnx = v.dims = dims;
@@ -411,6 +430,16 @@ class Importer {
   }
 
   // --- tensors -------------------------------------------------------------------------------
+  // Input i of a node, or an Error when the node has none there.
+  const std::string& input(const ::onnx::NodeProto& n, int i) const {
+    if (n.input_size() <= i || n.input(i).empty()) error("has no input ", i, ".");
+    return n.input(i);
+  }
+  // The first value of a constant, or an Error when it is empty.
+  double first(const Constant& c, const char* what) const {
+    if (c.values.empty()) error(what, " is an empty tensor.");
+    return c.values[0];
+  }
   const Value& value(const std::string& name) const {
     const Value& v = any_value(name);
     if (v.batch_axis != 0)
@@ -471,13 +500,15 @@ class Importer {
     if (!n.domain().empty() && n.domain() != "ai.onnx")
       error("is in domain '", n.domain(), "'; ctnn-onnx maps the default ONNX domain.");
     const std::string& op = n.op_type();
+    const bool recurrent_op = op == "LSTM" || op == "GRU" || op == "RNN";  // Y may be absent, Y_h used
+    if (n.output_size() < 1 || (n.output(0).empty() && !recurrent_op)) error("has no output.");
     if (op == "Constant") return constant_node(n);
     if (shape_op(n)) return;
     if (op == "LSTM" || op == "GRU" || op == "RNN") return recurrent(n);
     if (op == "Transpose") return transpose(n);
     if (op == "Squeeze") return squeeze(n);
     if (op == "Gather") return gather(n);
-    if (op == "Identity") return alias(n, value(n.input(0)));
+    if (op == "Identity") return alias(n, value(input(n, 0)));
     if (op == "Dropout") return dropout(n);
     if (op == "Conv") return conv(n);
     if (op == "Gemm") return gemm(n);
@@ -537,7 +568,7 @@ class Importer {
     const std::string& op = n.op_type();
     if (op == "Shape") {
       only_attributes(n, {});
-      const Value& x = any_value(n.input(0));
+      const Value& x = any_value(input(n, 0));
       std::vector<std::int64_t> v(x.onnx.begin(), x.onnx.end());
       v.insert(v.begin() + std::ptrdiff_t(x.batch_axis), kBatch);
       shapes_[n.output(0)] = v;
@@ -553,20 +584,24 @@ class Importer {
       zeros_.insert(n.output(0));
       return true;
     }
-    const bool ints = n.input_size() > 0 && shape_of(n.input(0)) != nullptr && !values_.count(n.input(0));
+    const bool ints = n.input_size() > 0 && shape_of(input(n, 0)) != nullptr && !values_.count(input(n, 0));
     if (!ints) return false;
     if (op == "Gather") {
       only_attributes(n, {"axis"});
-      const auto v = *shape_of(n.input(0));
-      const auto* idx = shape_of(n.input(1));
+      const auto v = *shape_of(input(n, 0));
+      const auto* idx = shape_of(input(n, 1));
       if (!idx || int_attr(n, "axis", 0) != 0) error("a Gather of a shape by a computed index.");
       std::vector<std::int64_t> out;
-      for (std::int64_t i : *idx) out.push_back(v.at(std::size_t(i < 0 ? i + std::int64_t(v.size()) : i)));
+      for (std::int64_t i : *idx) {
+        const std::int64_t k = i < 0 ? i + std::int64_t(v.size()) : i;
+        if (k < 0 || k >= std::int64_t(v.size())) error("index ", i, " is outside a shape of ", v.size(), " values.");
+        out.push_back(v[std::size_t(k)]);
+      }
       shapes_[n.output(0)] = out;
       return true;
     }
     if (op == "Unsqueeze") {  // of a scalar or a vector: the same values
-      shapes_[n.output(0)] = *shape_of(n.input(0));
+      shapes_[n.output(0)] = *shape_of(input(n, 0));
       return true;
     }
     if (op == "Concat") {
@@ -615,9 +650,10 @@ class Importer {
       error("linear_before_reset = 0: ctnn's GRU is Keras's reset_after = True (PyTorch's GRU), "
             "linear_before_reset = 1.");
     const std::int64_t layout = int_attr(n, "layout", 0);
-    const Value& x = any_value(n.input(0));
-    if (x.onnx.size() != 2 || x.batch_axis != (layout == 0 ? 1u : 0u))
-      error("input '", n.input(0), "' is not a ", layout == 0 ? "[T, N, F] (time-major)" : "[N, T, F]",
+    const Value& x = any_value(input(n, 0));
+    if (x.onnx.size() != 2 || x.batch_axis != (layout == 0 ? 1u : 0u) || !x.order.empty() || x.channels_last ||
+        x.dims != x.onnx)
+      error("input '", input(n, 0), "' is not a ", layout == 0 ? "[T, N, F] (time-major)" : "[N, T, F]",
             " sequence.");
     const std::size_t T = x.onnx[0], F = x.onnx[1];
     const std::size_t H = std::size_t(int_attr(n, "hidden_size", 0));
@@ -673,6 +709,7 @@ class Importer {
       y.dims = {H};
       y.batch_axis = layout == 0 ? 1 : 0;
     }
+    if (!sequences && !used(1)) error("neither Y nor Y_h is used.");
     const std::string out = n.output(sequences ? 0 : 1);
     y.single_use = uses_[out] == 1;
     add_layer_as(n, out, "ctnn::" + name + "<" + std::to_string(H) + ", " + (sequences ? "true" : "false") + ">",
@@ -683,10 +720,16 @@ class Importer {
   // LSTM): the same values per sample.
   void transpose(const ::onnx::NodeProto& n) {
     only_attributes(n, {"perm"});
-    const Value& x = any_value(n.input(0));
+    const Value& x = any_value(input(n, 0));
     const std::size_t rank = x.onnx.size() + 1;
     std::vector<std::int64_t> perm = ints_attr(n, "perm", {});
     if (perm.size() != rank) error("perm = [", join(perm), "] for a rank-", rank, " tensor.");
+    {
+      std::vector<std::int64_t> sorted = perm;
+      std::sort(sorted.begin(), sorted.end());
+      for (std::size_t a = 0; a < rank; ++a)
+        if (sorted[a] != std::int64_t(a)) error("perm = [", join(perm), "] is not a permutation.");
+    }
     Value y = x;
     std::vector<std::size_t> rest;
     for (std::size_t a = 0; a < rank; ++a) {
@@ -698,17 +741,17 @@ class Importer {
       if (rest[i] != i)
         error("perm = [", join(perm), "] reorders a sample's axes; ctnn maps a Transpose that moves "
               "only the batch axis.");
-    y.single_use = x.single_use && uses_[n.input(0)] == 1;
+    y.single_use = x.single_use && uses_[input(n, 0)] == 1;
     values_[n.output(0)] = y;
   }
 
   // Squeeze of unit axes other than the batch: the same values per sample.
   void squeeze(const ::onnx::NodeProto& n) {
     only_attributes(n, {"axes"});
-    const Value& x = any_value(n.input(0));
+    const Value& x = any_value(input(n, 0));
     std::vector<std::int64_t> axes = ints_attr(n, "axes", {});
     if (n.input_size() > 1 && !n.input(1).empty()) {
-      const auto* v = shape_of(n.input(1));
+      const auto* v = shape_of(input(n, 1));
       if (!v) error("its axes are computed.");
       axes = *v;
     }
@@ -717,7 +760,10 @@ class Importer {
     if (axes.empty()) {
       error("squeezes every unit axis (no axes given); ctnn maps a Squeeze with its axes.");
     }
-    for (std::int64_t a : axes) drop[std::size_t(a < 0 ? a + rank : a)] = true;
+    for (std::int64_t a : axes) {
+      if (a < -rank || a >= rank) error("axes = [", join(axes), "] for a rank-", rank, " tensor.");
+      drop[std::size_t(a < 0 ? a + rank : a)] = true;
+    }
     Value y = x;
     y.onnx.clear();
     std::size_t b = 0;
@@ -732,7 +778,12 @@ class Importer {
       ++k;
     }
     y.batch_axis = b;
-    y.single_use = x.single_use && uses_[n.input(0)] == 1;
+    // Only the unit axis ONNX's recurrent output has and ctnn's does not: the same values in
+    // the same shape (squeezing a tensor's own axes would need a ctnn Reshape).
+    if (y.onnx != x.dims || !x.order.empty())
+      error("squeezes a tensor's own axes ([", join({x.onnx.begin(), x.onnx.end()}), "] per sample); ctnn maps the "
+            "Squeeze of a recurrent layer's direction axis.");
+    y.single_use = x.single_use && uses_[input(n, 0)] == 1;
     values_[n.output(0)] = y;
   }
 
@@ -740,8 +791,8 @@ class Importer {
   // returns its last step instead.
   void gather(const ::onnx::NodeProto& n) {
     only_attributes(n, {"axis"});
-    const Value& x = value(n.input(0));
-    const auto* idx = shape_of(n.input(1));
+    const Value& x = value(input(n, 0));
+    const auto* idx = shape_of(input(n, 1));
     std::int64_t axis = int_attr(n, "axis", 0);
     if (axis < 0) axis += std::int64_t(x.onnx.size()) + 1;
     const bool last_layer = x.tensor == out_.layers.size() && x.tensor > 0;
@@ -752,7 +803,7 @@ class Importer {
       error("ctnn maps Gather only as the last step of a recurrent layer's output sequence.");
     const std::int64_t T = std::int64_t(x.dims[0]), i = (*idx)[0];
     if (i != -1 && i != T - 1) error("gathers step ", i, " of ", T, "; ctnn's recurrent layers give every step or the last.");
-    if (!x.single_use || uses_[n.input(0)] != 1)
+    if (!x.single_use || uses_[input(n, 0)] != 1)
       error("the sequence is also read elsewhere; ctnn's layer gives every step or the last, not both.");
     l->spec.replace(l->spec.find(", true>"), 7, ", false>");
     l->dims = {x.dims[1]};
@@ -768,13 +819,13 @@ class Importer {
     if (n.output_size() > 1 && !n.output(1).empty() && uses_[n.output(1)] > 0)
       error("its mask output is used; ctnn's Dropout has no mask output.");
     double ratio = float_attr(n, "ratio", 0.5);
-    if (n.input_size() > 1 && !n.input(1).empty()) ratio = need_constant(n, 1, "ratio").values.at(0);
+    if (n.input_size() > 1 && !n.input(1).empty()) ratio = first(need_constant(n, 1, "ratio"), "ratio");
     if (n.input_size() > 2 && !n.input(2).empty()) {
       const Constant& t = need_constant(n, 2, "training_mode");
-      if (t.values.at(0) != 0.0) error("training_mode = true: ctnn imports the inference form.");
+      if (first(t, "training_mode") != 0.0) error("training_mode = true: ctnn imports the inference form.");
     }
     if (!(ratio >= 0.0 && ratio < 1.0)) error("ratio = ", ratio, " is outside [0, 1).");
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     add_layer(n, "ctnn::Dropout<" + real(ratio, "ratio") + ">", {x.tensor}, x);
   }
 
@@ -787,7 +838,7 @@ class Importer {
   void activation(const ::onnx::NodeProto& n, const std::string& spec,
                   std::initializer_list<const char*> known) {
     only_attributes(n, known);
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     add_layer(n, spec, {x.tensor}, x);
   }
 
@@ -805,15 +856,15 @@ class Importer {
     double lo = float_attr(n, "min", -INFINITY), hi = float_attr(n, "max", INFINITY);
     if (n.input_size() > 1 && !n.input(1).empty()) {
       const Constant& c = need_constant(n, 1, "min");
-      lo = c.values.at(0);
+      lo = first(c, "min");
     }
     if (n.input_size() > 2 && !n.input(2).empty()) {
       const Constant& c = need_constant(n, 2, "max");
-      hi = c.values.at(0);
+      hi = first(c, "max");
     }
     if (lo != 0.0)
       error("min = ", lo, ": ctnn maps Clip only as a ReLU with a maximum (min 0).");
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     if (std::isinf(hi)) return add_layer(n, "ctnn::ReLU", {x.tensor}, x);
     if (hi == 6.0) return add_layer(n, "ctnn::ReLU6", {x.tensor}, x);
     if (hi <= 0.0) error("max = ", hi, ": a ReLU's maximum must be positive.");
@@ -822,7 +873,7 @@ class Importer {
 
   void softmax(const ::onnx::NodeProto& n) {
     only_attributes(n, {"axis"});
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     const std::int64_t rank = std::int64_t(x.onnx.size()) + 1;
     std::int64_t axis = int_attr(n, "axis", out_.opset >= 13 ? -1 : 1);
     if (axis < 0) axis += rank;
@@ -920,9 +971,9 @@ class Importer {
   }
   // A channels-last image or sequence: [C, spatial...] in ONNX.
   const Value& spatial_input(const ::onnx::NodeProto& n, std::size_t rank) const {
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     if (x.onnx.size() != rank + 1 || !x.channels_last)
-      error("input '", n.input(0), "' is not a channels-first ", rank == 2 ? "image [N, C, H, W]" : "sequence [N, C, L]",
+      error("input '", input(n, 0), "' is not a channels-first ", rank == 2 ? "image [N, C, H, W]" : "sequence [N, C, L]",
             " ctnn holds channels last (its ONNX shape per sample is [", join({x.onnx.begin(), x.onnx.end()}), "]).");
     return x;
   }
@@ -1001,7 +1052,7 @@ class Importer {
   void dense(const ::onnx::NodeProto& n, const Value& x, std::size_t K, std::size_t N, At at,
              const std::vector<float>& bias) {
     if (x.dims.size() != 1)
-      error("input '", n.input(0), "' has ", x.onnx.size(), " axes per sample; ctnn's Dense takes a "
+      error("input '", input(n, 0), "' has ", x.onnx.size(), " axes per sample; ctnn's Dense takes a "
             "flat [N, K] tensor (Flatten first).");
     if (x.dims[0] != K) error("input has ", x.dims[0], " features for weights of ", K, ".");
     std::vector<float> p(N * K + N);
@@ -1017,7 +1068,7 @@ class Importer {
   void gemm(const ::onnx::NodeProto& n) {
     only_attributes(n, {"alpha", "beta", "transA", "transB", "broadcast"});
     if (int_attr(n, "transA", 0)) error("transA = 1: ctnn's Dense reads its input as [N, K].");
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     const Constant& b = need_constant(n, 1, "B (weight)");
     if (b.dims.size() != 2) error("B has rank ", b.dims.size(), "; Gemm's B is a matrix.");
     const bool tb = int_attr(n, "transB", 0) != 0;
@@ -1039,7 +1090,7 @@ class Importer {
 
   void matmul(const ::onnx::NodeProto& n) {
     only_attributes(n, {});
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     const Constant& b = need_constant(n, 1, "B (weight)");
     if (b.dims.size() != 2) error("B has rank ", b.dims.size(), "; ctnn maps MatMul by a constant matrix.");
     const std::size_t K = std::size_t(b.dims[0]), N = std::size_t(b.dims[1]);
@@ -1050,12 +1101,12 @@ class Importer {
   void add(const ::onnx::NodeProto& n) {
     only_attributes(n, {});
     if (n.input_size() != 2) error("has ", n.input_size(), " inputs.");
-    const Constant* c0 = constant(n.input(0));
-    const Constant* c1 = constant(n.input(1));
+    const Constant* c0 = constant(input(n, 0));
+    const Constant* c1 = constant(input(n, 1));
     if (c0 && c1) error("adds two constants.");
-    if (c0 || c1) return add_bias(n, c0 ? n.input(1) : n.input(0), c0 ? *c0 : *c1);
-    const Value& a = value(n.input(0));
-    const Value& b = value(n.input(1));
+    if (c0 || c1) return add_bias(n, c0 ? input(n, 1) : input(n, 0), c0 ? *c0 : *c1);
+    const Value& a = value(input(n, 0));
+    const Value& b = value(input(n, 1));
     if (a.onnx != b.onnx || a.order != b.order)
       error("its inputs have shapes [", join({a.onnx.begin(), a.onnx.end()}), "] and [",
             join({b.onnx.begin(), b.onnx.end()}), "] per sample", a.onnx == b.onnx ? " in different layouts" : "",
@@ -1072,7 +1123,7 @@ class Importer {
     const bool biased = l && (l->onnx_op == "Conv" || l->onnx_op == "Gemm" || l->onnx_op == "MatMul") &&
                         produced_by_op_[x.tensor] == xname && uses_[xname] == 1;
     if (!biased)
-      error("adds the constant '", (constant(n.input(0)) ? n.input(0) : n.input(1)),
+      error("adds the constant '", (constant(input(n, 0)) ? input(n, 0) : input(n, 1)),
             "' to a tensor that is not the only use of a Conv, Gemm or MatMul output; ctnn can "
             "hold a constant addend only as that layer's bias.");
     const std::size_t F = l->onnx_op == "Conv" ? x.onnx[0] : x.dims.back();
@@ -1145,7 +1196,7 @@ class Importer {
 
   void global_pool(const ::onnx::NodeProto& n, bool max) {
     only_attributes(n, {});
-    const Value& x0 = value(n.input(0));
+    const Value& x0 = value(input(n, 0));
     const std::size_t r = x0.onnx.size() - 1;
     if (r != 1 && r != 2) error("input of rank ", r + 2, ": ctnn has 1-D and 2-D global pooling.");
     const Value& x = spatial_input(n, r);
@@ -1165,9 +1216,9 @@ class Importer {
     if (int_attr(n, "spatial", 1) != 1) error("spatial = 0 is not mapped.");
     for (int o = 1; o < n.output_size(); ++o)
       if (!n.output(o).empty() && uses_[n.output(o)] > 0) error("its running-statistics outputs are used.");
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     if (!(x.channels_last || x.onnx.size() == 1))
-      error("input '", n.input(0), "' is neither a flat [N, C] tensor nor a channels-first image or sequence.");
+      error("input '", input(n, 0), "' is neither a flat [N, C] tensor nor a channels-first image or sequence.");
     const std::size_t C = x.onnx[0];
     const Constant& scale = need_constant(n, 1, "scale");
     const Constant& bias = need_constant(n, 2, "B");
@@ -1176,9 +1227,12 @@ class Importer {
     for (const Constant* c : {&scale, &bias, &mean, &var})
       if (c->size() != C) error("a per-channel input has ", c->size(), " values for ", C, " channels.");
     std::vector<float> p(2 * C), s(2 * C);
+    // ctnn's feature c of a flat tensor whose order is not ONNX's is ONNX's feature order[c].
+    const bool permuted = x.onnx.size() == 1 && !x.order.empty();
     for (std::size_t c = 0; c < C; ++c) {
-      p[c] = float(scale.values[c]), p[C + c] = float(bias.values[c]);
-      s[c] = float(mean.values[c]), s[C + c] = float(var.values[c]);
+      const std::size_t o = permuted ? x.order[c] : c;
+      p[c] = float(scale.values[o]), p[C + c] = float(bias.values[o]);
+      s[c] = float(mean.values[o]), s[C + c] = float(var.values[o]);
     }
     const std::string spec = "ctnn::BatchNormalization<" + real(float_attr(n, "momentum", 0.9), "momentum") +
                              ", " + real(float_attr(n, "epsilon", 1e-5), "epsilon") + ">";
@@ -1197,7 +1251,7 @@ class Importer {
 
   void flatten(const ::onnx::NodeProto& n) {
     only_attributes(n, {"axis"});
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     std::int64_t axis = int_attr(n, "axis", 1);
     if (axis < 0) axis += std::int64_t(x.onnx.size()) + 1;
     if (axis != 1)
@@ -1207,7 +1261,7 @@ class Importer {
 
   void reshape(const ::onnx::NodeProto& n) {
     only_attributes(n, {"allowzero"});
-    const Value& x = value(n.input(0));
+    const Value& x = value(input(n, 0));
     const Constant& s = need_constant(n, 1, "shape");
     std::vector<std::int64_t> shape(s.values.begin(), s.values.end());
     if (shape.empty() || !(shape[0] == 0 || shape[0] == -1 || (batch_ > 0 && shape[0] == batch_)))
@@ -1254,7 +1308,7 @@ class Importer {
   void concat(const ::onnx::NodeProto& n) {
     only_attributes(n, {"axis"});
     if (n.input_size() < 2) error("has ", n.input_size(), " input; Concatenate joins two or more.");
-    const Value& a = value(n.input(0));
+    const Value& a = value(input(n, 0));
     std::int64_t axis = int_attr(n, "axis", 1);
     if (axis < 0) axis += std::int64_t(a.onnx.size()) + 1;
     const bool channel = a.channels_last && axis == 1;
@@ -1269,7 +1323,8 @@ class Importer {
     onnx[ax] = 0;
     for (int i = 0; i < n.input_size(); ++i) {
       const Value& v = value(n.input(i));
-      bool same = v.onnx.size() == a.onnx.size() && v.channels_last == a.channels_last && (channel || v.order.empty());
+      bool same = v.onnx.size() == a.onnx.size() && v.channels_last == a.channels_last &&
+                  (channel || (v.order.empty() && v.dims == v.onnx));
       for (std::size_t d = 0; same && d < v.onnx.size(); ++d) same = d == ax || v.onnx[d] == a.onnx[d];
       if (!same) error("input '", n.input(i), "' differs from the first input on an axis other than ", axis, ".");
       onnx[ax] += v.onnx[ax];

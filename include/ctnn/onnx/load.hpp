@@ -27,6 +27,11 @@ inline std::string without_initializers(std::string s) {
     while (e < s.size() && s[e] != ',' && s[e] != '>') ++e;
     s.erase(p, e - p);
   }
+  // LSTM's UnitForgetBias (initialization only) follows its initializers: "LSTM<64, false, true>".
+  if (s.rfind("ctnn::LSTM<", 0) == 0) {
+    const std::size_t c1 = s.find(','), c2 = s.find(',', c1 + 1);
+    if (c2 != std::string::npos) s = s.substr(0, c2) + ">";
+  }
   return s;
 }
 inline std::string dims_text(const std::vector<std::size_t>& d) {
@@ -59,7 +64,12 @@ void check_matches(const ImportedModel& imported, const std::string& what) {
     fail("load_onnx: ", what, " maps to ", imported.layers.size(), " ctnn layers; the model type has ", N,
          " (the file is ", imported.model_type(), ").");
   ctnn::detail::static_for<N>([&]<std::size_t I>() {
-    if (I == imported.layers.size()) return;  // the trailing Softmax
+    if (I == imported.layers.size()) {  // the trailing Softmax: it must read the file's output
+      bool last = true;
+      if constexpr (!Model::is_chain) last = Model::template inputs_of<I>.size() == 1 && Model::template inputs_of<I>[0] == I;
+      if (!last) fail("load_onnx: the model type's last layer, a Softmax, does not read the file's output.");
+      return;
+    }
     const ImportedLayer& l = imported.layers[I];
     const std::string mine = detail::without_initializers(deploy::layer_spec<typename Model::template layer<I>>());
     const std::string theirs = detail::without_initializers(l.spec);

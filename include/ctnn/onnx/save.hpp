@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -217,13 +218,9 @@ template <class Model>
   std::vector<std::size_t> param_offset(N), state_offset(N), param_count(N), state_count(N);
   using In = typename Model::input_shape;
   out_dims[0].assign(In::dims.begin(), In::dims.end());
-  bool spatial = false;
   ctnn::detail::static_for<N>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     specs[I] = deploy::layer_spec<L>();
-    const std::string name = parse_spec(specs[I]).name;
-    spatial = spatial || name.find("Conv") != std::string::npos || name.find("Pool") != std::string::npos ||
-              name == "BatchNormalization";
     out_dims[I + 1].assign(L::output_shape::dims.begin(), L::output_shape::dims.end());
     if constexpr (Model::is_chain) {
       inputs[I] = {I};
@@ -235,7 +232,22 @@ template <class Model>
     state_offset[I] = Model::template state_offset<I>;
     state_count[I] = ctnn::detail::state_count_of<L>();
   });
-  // The input: channels first when the model treats it as an image or a sequence.
+  // The input: channels first when it reaches a convolution, pooling or BatchNormalization
+  // through elementwise layers only (import.hpp reads with the same rule).
+  std::vector<bool> reach(N + 1, false);
+  reach[0] = true;
+  bool spatial = false;
+  for (std::size_t I = 0; I < N; ++I) {
+    bool reads = false;
+    for (std::size_t t : inputs[I]) reads = reads || reach[t];
+    if (!reads) continue;
+    const std::string k = parse_spec(specs[I]).name;
+    if (k.find("Conv") != std::string::npos || k.find("Pool") != std::string::npos || k == "BatchNormalization")
+      spatial = true;
+    static const std::set<std::string> through = {"ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "HardSwish",
+                                                  "HardSigmoid", "ReLU6", "BoundedReLU", "Dropout", "Add"};
+    if (through.count(k)) reach[I + 1] = true;
+  }
   if (spatial && (In::rank == 2 || In::rank == 3)) {
     tensors[0] = channels_first("input", out_dims[0]);
   } else {
@@ -360,11 +372,18 @@ template <class Model>
       if (!(x.channels_last || xd.size() == 1)) cant("its input is neither flat nor held channels first");
       const std::size_t C = xd.back();
       const float* s = S + state_offset[I];
+      // ONNX's feature order[c] is ctnn's c on a flat tensor whose order is not ONNX's.
+      const bool permuted = xd.size() == 1 && !x.order.empty();
+      const auto block = [&](const float* v) {
+        std::vector<float> o(C);
+        for (std::size_t c = 0; c < C; ++c) o[permuted ? x.order[c] : c] = v[c];
+        return o;
+      };
       auto* n = w.node("BatchNormalization", lname,
-                       {x.name, w.initializer(lname + "_scale", {std::int64_t(C)}, {p, p + C}),
-                        w.initializer(lname + "_B", {std::int64_t(C)}, {p + C, p + 2 * C}),
-                        w.initializer(lname + "_mean", {std::int64_t(C)}, {s, s + C}),
-                        w.initializer(lname + "_var", {std::int64_t(C)}, {s + C, s + 2 * C})},
+                       {x.name, w.initializer(lname + "_scale", {std::int64_t(C)}, block(p)),
+                        w.initializer(lname + "_B", {std::int64_t(C)}, block(p + C)),
+                        w.initializer(lname + "_mean", {std::int64_t(C)}, block(s)),
+                        w.initializer(lname + "_var", {std::int64_t(C)}, block(s + C))},
                        out);
       Writer::attr(n, "momentum", float(std::stod(sp.args[0])));
       Writer::attr(n, "epsilon", float(std::stod(sp.args[1])));
