@@ -27,7 +27,7 @@ struct Skip {
 };
 
 template <class Model, class Net>
-Result check(const char* op, const char* path, const float*, Net net, std::size_t samples,
+Result check(const char* op, const char* path, const float*, Net& net, std::size_t samples,
              const float* inputs, const float* outputs, std::span<const std::uint32_t> in_order,
              std::span<const std::uint32_t> out_order) {
   constexpr std::size_t in = Model::input_size, out = Model::output_size;
