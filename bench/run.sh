@@ -15,7 +15,8 @@
 # they are then, and the commit is recorded); then, one at a time: ctnn at 1 and 2 threads,
 # PyTorch at 1 and 2 threads (OPENBLAS_NUM_THREADS=1, its best training config, plus OpenBLAS at
 # its default for comparison), dlib with OpenBLAS at 1 and default threads, the OpenBLAS sgemm
-# ceiling at 1 and 2 threads, and the compile time of examples/fashion_mnist.cpp.
+# ceiling at 1 and 2 threads, and the compile times of examples/fashion_mnist.cpp,
+# examples/resnet8.cpp and a one-layer program on the single header (bench/one_layer.cpp).
 # The machine is shared and noisy: only figures from the same run are compared.
 set -euo pipefail
 
@@ -159,6 +160,10 @@ step sgemm_t1 "$ob OPENBLAS_NUM_THREADS=1 /tmp/sgemm_ceiling 2048"
 step sgemm_t2 "$ob OPENBLAS_NUM_THREADS=2 /tmp/sgemm_ceiling 2048"
 compile="g++ -std=c++20 -O2 -march=native -fopenmp -DHWY_COMPILE_ONLY_STATIC=1 -I include examples/fashion_mnist.cpp -o /tmp/ctnn_fashion_mnist_compile -lz"
 step compile "/usr/bin/time -f '%e s wall, %U s user, %M KB max RSS' $compile"
+compile_resnet8="g++ -std=c++20 -O2 -march=native -fopenmp -DHWY_COMPILE_ONLY_STATIC=1 -I include examples/resnet8.cpp -o /tmp/ctnn_resnet8_compile -lz"
+step compile_resnet8 "/usr/bin/time -f '%e s wall, %U s user, %M KB max RSS' $compile_resnet8"
+compile_single="g++ -std=c++20 -O2 -march=native -fopenmp -DHWY_COMPILE_ONLY_STATIC=1 -I single_include bench/one_layer.cpp -o /tmp/ctnn_one_layer_compile -lz"
+step compile_single "/usr/bin/time -f '%e s wall, %U s user, %M KB max RSS' $compile_single"
 t_end=$(date +%s)
 printf 'quick=%q t_start=%q t_measure=%q t_end=%q wait_note=%q ctnn_commit=%q ctnn_dirty=%q\n' \
   "$quick" "$t_start" "$t_measure" "$t_end" "$wait_note" "$ctnn_commit" "$ctnn_dirty" >"$logs/meta.sh"
@@ -372,14 +377,19 @@ w("")
 
 w("## Compile time")
 w("")
-cs = steps.get("compile")
-ctime = ""
-if cs:
+def compile_time(name):
+    cs = steps.get(name)
+    if not cs:
+        return "not run"
     try:
-        ctime = [l.strip() for l in open(os.path.join(logs, "compile.err")) if "wall" in l][-1]
+        return [l.strip() for l in open(os.path.join(logs, name + ".err")) if "wall" in l][-1]
     except (OSError, IndexError):
-        ctime = f"failed (exit {cs['rc']})"
-w(f"`examples/fashion_mnist.cpp`, one g++ -O2 compile and link: {ctime}.")
+        return f"failed (exit {cs['rc']})"
+w(f"`examples/fashion_mnist.cpp`, one g++ -O2 compile and link: {compile_time('compile')}.")
+w("")
+w(f"`examples/resnet8.cpp` (two ResNet-8 model types, training, evaluation, int8), one g++ -O2 compile and link: {compile_time('compile_resnet8')}.")
+w("")
+w(f"`bench/one_layer.cpp` (a one-layer program on the single header `single_include/ctnn.hpp`), one g++ -O2 compile and link: {compile_time('compile_single')}.")
 w("")
 
 w("## Commands (in this order, from the repository root, one at a time)")
