@@ -11,54 +11,9 @@
 
 #include <ctnn/ctnn.hpp>
 
+#include "torch_compare.hpp"
 #include "torch_lstm.hpp"
 #include "torch_resnet.hpp"
-
-namespace {
-std::vector<float> read_floats(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  REQUIRE(f.good());
-  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
-  return v;
-}
-}  // namespace
-
-// The model's logits on the 10,000 test images (as `shape` samples of 784 values scaled as
-// PyTorch's scripts scale them) against PyTorch's: every class the same, the accuracy the same,
-// each logit within 1e-5 of the sample's largest.
-template <class Model>
-void check_against_torch(const Model& model, const std::string& outputs, double min_accuracy) {
-  const std::string dir = CTNN_FASHION_MNIST_DIR;
-  auto test = ctnn::data::load_idx(dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz", {.scale = 1.0f});
-  for (float& v : test.x) v = v / 255.0f;  // as PyTorch's script scales
-  static_assert(Model::input_size == 784 && Model::output_size == 10);
-  const std::vector<float> torch = read_floats(std::string(CTNN_ONNX_DATA_DIR) + "/" + outputs);
-  REQUIRE(torch.size() == 10000 * 10);
-  std::vector<float> y(10000 * 10);
-  for (std::size_t i = 0; i < 10000; i += 500)
-    model.predict(std::span<const float>(test.x).subspan(i * 784, 500 * 784), std::span<float>(y).subspan(i * 10, 500 * 10));
-  double worst = 0;
-  std::size_t same = 0, ours = 0, theirs = 0;
-  for (std::size_t i = 0; i < 10000; ++i) {
-    double scale = 1;
-    for (std::size_t k = 0; k < 10; ++k) scale = std::max(scale, std::abs(double(torch[i * 10 + k])));
-    std::size_t a = 0, b = 0;
-    for (std::size_t k = 0; k < 10; ++k) {
-      worst = std::max(worst, std::abs(double(y[i * 10 + k]) - torch[i * 10 + k]) / scale);
-      if (y[i * 10 + k] > y[i * 10 + a]) a = k;
-      if (torch[i * 10 + k] > torch[i * 10 + b]) b = k;
-    }
-    same += a == b, ours += a == std::size_t(test.labels[i]), theirs += b == std::size_t(test.labels[i]);
-  }
-  INFO(outputs << ": largest logit difference " << worst << " of the sample's largest logit; " << same
-       << " of 10000 classes agree; accuracy ctnn " << ours / 1e4 << ", PyTorch " << theirs / 1e4);
-  CHECK(worst <= 1e-5);
-  CHECK(same == 10000);
-  CHECK(ours == theirs);
-  CHECK(double(theirs) / 1e4 >= min_accuracy);
-}
 
 TEST_CASE("ctnn-onnx: PyTorch's residual CNN with BatchNorm gives PyTorch's 10,000 test predictions") {
   using Model = torch_resnet::Model;
@@ -67,7 +22,7 @@ TEST_CASE("ctnn-onnx: PyTorch's residual CNN with BatchNorm gives PyTorch's 10,0
   auto model = std::make_unique<Model>();
   std::copy(std::begin(torch_resnet::parameters), std::end(torch_resnet::parameters), model->parameters().begin());
   std::copy(std::begin(torch_resnet::state), std::end(torch_resnet::state), model->state().begin());
-  check_against_torch(*model, "torch_resnet_outputs.bin", 0.75);
+  ctnn_onnx_test::check_against_torch(*model, std::string(CTNN_ONNX_DATA_DIR) + "/torch_resnet_outputs.bin", 0.75);
   // The header's StaticModel (firmware's object) computes what the model computes.
   static auto dev = torch_resnet::make();
   std::vector<float> x(784);
@@ -83,5 +38,5 @@ TEST_CASE("ctnn-onnx: PyTorch's LSTM (batch_first, the last step) gives PyTorch'
                 "PyTorch's Transposes, Squeeze, zero initial states and out[:, -1] vanish into one LSTM");
   auto model = std::make_unique<Model>();
   std::copy(std::begin(torch_lstm::parameters), std::end(torch_lstm::parameters), model->parameters().begin());
-  check_against_torch(*model, "torch_lstm_outputs.bin", 0.75);
+  ctnn_onnx_test::check_against_torch(*model, std::string(CTNN_ONNX_DATA_DIR) + "/torch_lstm_outputs.bin", 0.75);
 }

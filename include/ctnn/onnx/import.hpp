@@ -53,6 +53,7 @@
 #include "ctnn/core/buffer.hpp"
 #include "ctnn/core/error.hpp"
 #include "ctnn/layers/spatial.hpp"
+#include "ctnn/onnx/layout.hpp"
 
 namespace ctnn::onnx {
 
@@ -224,17 +225,6 @@ struct Value {
     return n;
   }
 };
-
-// The order of a channels-first tensor [C, s...] stored channels last [s..., C].
-inline std::vector<std::uint32_t> channels_last_order(const std::vector<std::size_t>& onnx) {
-  const std::size_t c = onnx[0];
-  std::size_t s = 1;
-  for (std::size_t k = 1; k < onnx.size(); ++k) s *= onnx[k];
-  std::vector<std::uint32_t> order(c * s);
-  for (std::size_t p = 0; p < s; ++p)
-    for (std::size_t ch = 0; ch < c; ++ch) order[p * c + ch] = std::uint32_t(ch * s + p);
-  return order;
-}
 
 inline Value channels_last_value(std::vector<std::size_t> onnx) {
   Value v;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace ctnn::onnx {
 
@@ -24,6 +25,18 @@ constexpr void to_ctnn(std::span<const std::uint32_t> order, const T* onnx, std:
 template <class T>
 constexpr void to_onnx(std::span<const std::uint32_t> order, std::span<const T> ctnn, T* onnx) {
   for (std::size_t i = 0; i < ctnn.size(); ++i) onnx[order.empty() ? i : order[i]] = ctnn[i];
+}
+
+// The order of a channels-first tensor (per sample [C, s1, s2, ...], ONNX's) that ctnn holds
+// channels last ([s1, s2, ..., C]): order[p * C + c] = c * S + p, S the product of the s.
+inline std::vector<std::uint32_t> channels_last_order(const std::vector<std::size_t>& onnx) {
+  const std::size_t c = onnx.empty() ? 1 : onnx[0];
+  std::size_t s = 1;
+  for (std::size_t k = 1; k < onnx.size(); ++k) s *= onnx[k];
+  std::vector<std::uint32_t> order(c * s);
+  for (std::size_t p = 0; p < s; ++p)
+    for (std::size_t ch = 0; ch < c; ++ch) order[p * c + ch] = static_cast<std::uint32_t>(ch * s + p);
+  return order;
 }
 
 }  // namespace ctnn::onnx

@@ -32,6 +32,7 @@
 
 #include "ctnn/deploy/export.hpp"
 #include "ctnn/io/atomic_file.hpp"
+#include "ctnn/onnx/layout.hpp"
 
 namespace ctnn::onnx {
 
@@ -182,22 +183,13 @@ class Writer {
   }
 };
 
-inline std::vector<std::uint32_t> cl_order(const std::vector<std::size_t>& onnx) {
-  const std::size_t c = onnx[0];
-  std::size_t s = 1;
-  for (std::size_t k = 1; k < onnx.size(); ++k) s *= onnx[k];
-  std::vector<std::uint32_t> order(c * s);
-  for (std::size_t p = 0; p < s; ++p)
-    for (std::size_t ch = 0; ch < c; ++ch) order[p * c + ch] = std::uint32_t(ch * s + p);
-  return order;
-}
 inline OnnxTensor channels_first(std::string name, const std::vector<std::size_t>& ctnn_dims) {
   OnnxTensor t;
   t.name = std::move(name);
   t.onnx.push_back(ctnn_dims.back());
   t.onnx.insert(t.onnx.end(), ctnn_dims.begin(), ctnn_dims.end() - 1);
   t.channels_last = true;
-  t.order = cl_order(t.onnx);
+  t.order = channels_last_order(t.onnx);
   return t;
 }
 inline std::size_t to_size(const std::string& s) { return std::size_t(std::stoull(s)); }
