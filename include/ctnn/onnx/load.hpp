@@ -27,10 +27,16 @@ inline std::string without_initializers(std::string s) {
     while (e < s.size() && s[e] != ',' && s[e] != '>') ++e;
     s.erase(p, e - p);
   }
-  // LSTM's UnitForgetBias (initialization only) follows its initializers: "LSTM<64, false, true>".
-  if (s.rfind("ctnn::LSTM<", 0) == 0) {
+  return s;
+}
+// Layer L's spelling for the comparison: without its initializers, and for an LSTM without the
+// UnitForgetBias flag that follows them (initialization only; ctnn-onnx never writes it).
+template <class L>
+std::string comparable_spec() {
+  std::string s = without_initializers(deploy::layer_spec<L>());
+  if constexpr (layer_kind<L> == LayerKind::lstm) {
     const std::size_t c1 = s.find(','), c2 = s.find(',', c1 + 1);
-    if (c2 != std::string::npos) s = s.substr(0, c2) + ">";
+    if (c1 != std::string::npos && c2 != std::string::npos) s = s.substr(0, c2) + ">";
   }
   return s;
 }
@@ -71,7 +77,7 @@ void check_matches(const ImportedModel& imported, const std::string& what) {
       return;
     }
     const ImportedLayer& l = imported.layers[I];
-    const std::string mine = detail::without_initializers(deploy::layer_spec<typename Model::template layer<I>>());
+    const std::string mine = detail::comparable_spec<typename Model::template layer<I>>();
     const std::string theirs = detail::without_initializers(l.spec);
     std::vector<std::size_t> inputs;
     if constexpr (Model::is_chain) {

@@ -30,7 +30,10 @@
 #include <string>
 #include <vector>
 
+#include "ctnn/core/layer.hpp"
 #include "ctnn/deploy/export.hpp"
+#include "ctnn/layers/add.hpp"
+#include "ctnn/layers/concatenate.hpp"
 #include "ctnn/io/atomic_file.hpp"
 #include "ctnn/onnx/layout.hpp"
 
@@ -194,6 +197,59 @@ inline OnnxTensor channels_first(std::string name, const std::vector<std::size_t
 }
 inline std::size_t to_size(const std::string& s) { return std::size_t(std::stoull(s)); }
 
+// What a layer is, from its declared kind (core/layer.hpp's LayerKind; the join types for Add and
+// Concatenate), never from its display name: "" for a layer save_onnx does not write.
+template <class L>
+struct JoinOf {
+  static constexpr const char* name = "";
+};
+template <class T, ShapeType F, ShapeType... O>
+struct JoinOf<ctnn::detail::AddJoin<T, F, O...>> {
+  static constexpr const char* name = "Add";
+};
+template <class T, ShapeType F, ShapeType... O>
+struct JoinOf<ctnn::detail::ConcatenateJoin<T, F, O...>> {
+  static constexpr const char* name = "Concatenate";
+};
+inline std::string kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::dense: return "Dense";
+    case LayerKind::conv2d: return "Conv2D";
+    case LayerKind::depthwise_conv2d: return "DepthwiseConv2D";
+    case LayerKind::conv1d: return "Conv1D";
+    case LayerKind::max_pool2d: return "MaxPool2D";
+    case LayerKind::avg_pool2d: return "AvgPool2D";
+    case LayerKind::max_pool1d: return "MaxPool1D";
+    case LayerKind::avg_pool1d: return "AveragePooling1D";
+    case LayerKind::global_avg_pool2d: return "GlobalAveragePooling2D";
+    case LayerKind::global_max_pool2d: return "GlobalMaxPooling2D";
+    case LayerKind::global_avg_pool1d: return "GlobalAveragePooling1D";
+    case LayerKind::global_max_pool1d: return "GlobalMaxPooling1D";
+    case LayerKind::batch_norm: return "BatchNormalization";
+    case LayerKind::relu: return "ReLU";
+    case LayerKind::leaky_relu: return "LeakyReLU";
+    case LayerKind::elu: return "ELU";
+    case LayerKind::sigmoid: return "Sigmoid";
+    case LayerKind::tanh: return "Tanh";
+    case LayerKind::hard_swish: return "HardSwish";
+    case LayerKind::hard_sigmoid: return "HardSigmoid";
+    case LayerKind::bounded_relu: return "BoundedReLU";
+    case LayerKind::softmax: return "Softmax";
+    case LayerKind::dropout: return "Dropout";
+    case LayerKind::flatten: return "Flatten";
+    case LayerKind::reshape: return "Reshape";
+    case LayerKind::lstm: return "LSTM";
+    case LayerKind::gru: return "GRU";
+    case LayerKind::simple_rnn: return "SimpleRNN";
+    default: return "";
+  }
+}
+template <class L>
+std::string export_kind() {
+  if constexpr (JoinLayer<L>) return JoinOf<L>::name;
+  else return kind_name(layer_kind<L>);
+}
+
 }  // namespace detail
 
 // The ONNX model of `model` (see the top of this file), checked by ONNX's checker.
@@ -205,7 +261,7 @@ template <class Model>
   constexpr std::size_t N = Model::num_layers;
   Writer w;
   std::vector<OnnxTensor> tensors(N + 1);
-  std::vector<std::string> specs(N);
+  std::vector<std::string> specs(N), kinds(N);
   std::vector<std::vector<std::size_t>> out_dims(N + 1), inputs(N);
   std::vector<std::size_t> param_offset(N), state_offset(N), param_count(N), state_count(N);
   using In = typename Model::input_shape;
@@ -213,6 +269,7 @@ template <class Model>
   ctnn::detail::static_for<N>([&]<std::size_t I>() {
     using L = typename Model::template layer<I>;
     specs[I] = deploy::layer_spec<L>();
+    kinds[I] = export_kind<L>();
     out_dims[I + 1].assign(L::output_shape::dims.begin(), L::output_shape::dims.end());
     if constexpr (Model::is_chain) {
       inputs[I] = {I};
@@ -233,11 +290,11 @@ template <class Model>
     bool reads = false;
     for (std::size_t t : inputs[I]) reads = reads || reach[t];
     if (!reads) continue;
-    const std::string k = parse_spec(specs[I]).name;
+    const std::string& k = kinds[I];
     if (k.find("Conv") != std::string::npos || k.find("Pool") != std::string::npos || k == "BatchNormalization")
       spatial = true;
     static const std::set<std::string> through = {"ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "HardSwish",
-                                                  "HardSigmoid", "ReLU6", "BoundedReLU", "Dropout", "Add"};
+                                                  "HardSigmoid", "BoundedReLU", "Dropout", "Add"};
     if (through.count(k)) reach[I + 1] = true;
   }
   if (spatial && (In::rank == 2 || In::rank == 3)) {
@@ -252,7 +309,7 @@ template <class Model>
   const float* S = model.state().data();
   for (std::size_t I = 0; I < N; ++I) {
     const Spec sp = parse_spec(specs[I]);
-    const std::string& kind = sp.name;
+    const std::string& kind = kinds[I];
     const OnnxTensor& x = tensors[inputs[I][0]];
     const std::vector<std::size_t>& xd = out_dims[inputs[I][0]];
     const std::string lname = "layer" + std::to_string(I) + "_" + kind;
@@ -392,9 +449,9 @@ template <class Model>
       Writer::attr(n, "alpha", float(1.0 / 6.0));
       Writer::attr(n, "beta", 0.5f);
       same_layout();
-    } else if (kind == "ReLU6" || kind == "BoundedReLU") {
-      const double hi = kind == "ReLU6" ? 6.0 : std::stod(sp.args[0]);
-      if (kind == "BoundedReLU" && (std::stod(sp.args[1]) != 0.0 || std::stod(sp.args[2]) != 0.0))
+    } else if (kind == "BoundedReLU") {  // ReLU6 spells no settings
+      const double hi = sp.args.empty() ? 6.0 : std::stod(sp.args[0]);
+      if (sp.args.size() >= 3 && (std::stod(sp.args[1]) != 0.0 || std::stod(sp.args[2]) != 0.0))
         cant("a negative slope or a threshold has no ONNX Clip");
       w.node("Clip", lname, {x.name, w.initializer(lname + "_min", {}, {0.0f}), w.initializer(lname + "_max", {}, {float(hi)})}, out);
       same_layout();
@@ -478,7 +535,8 @@ template <class Model>
         }
       }
     } else {
-      cant("ctnn-onnx has no ONNX mapping for " + kind + " yet");
+      cant(kind.empty() ? std::string("save_onnx has no ONNX mapping for its kind of layer")
+                        : "save_onnx has no ONNX mapping for " + kind + " yet");
     }
     y.name = out;
     tensors[I + 1] = y;
