@@ -494,32 +494,26 @@ class Importer {
     if (n.output_size() < 1 || (n.output(0).empty() && !recurrent_op)) error("has no output.");
     if (op == "Constant") return constant_node(n);
     if (shape_op(n)) return;
-    if (op == "LSTM" || op == "GRU" || op == "RNN") return recurrent(n);
-    if (op == "Transpose") return transpose(n);
-    if (op == "Squeeze") return squeeze(n);
-    if (op == "Gather") return gather(n);
-    if (op == "Identity") return alias(n, value(input(n, 0)));
-    if (op == "Dropout") return dropout(n);
-    if (op == "Conv") return conv(n);
-    if (op == "Gemm") return gemm(n);
-    if (op == "MatMul") return matmul(n);
-    if (op == "Add") return add(n);
-    if (op == "MaxPool" || op == "AveragePool") return pool(n, op == "MaxPool");
-    if (op == "GlobalAveragePool" || op == "GlobalMaxPool") return global_pool(n, op == "GlobalMaxPool");
-    if (op == "BatchNormalization") return batch_norm(n);
-    if (op == "Flatten") return flatten(n);
-    if (op == "Reshape") return reshape(n);
-    if (op == "Concat") return concat(n);
-    if (op == "Softmax") return softmax(n);
-    if (op == "Relu") return activation(n, "ctnn::ReLU", {});
-    if (op == "Sigmoid") return activation(n, "ctnn::Sigmoid", {});
-    if (op == "Tanh") return activation(n, "ctnn::Tanh", {});
-    if (op == "HardSwish") return activation(n, "ctnn::HardSwish", {});
+    // The operators with a handler of their own, by ONNX name.
+    using Handler = void (Importer::*)(const ::onnx::NodeProto&);
+    static const std::map<std::string, Handler> handlers = {
+        {"LSTM", &Importer::recurrent}, {"GRU", &Importer::recurrent}, {"RNN", &Importer::recurrent},
+        {"Transpose", &Importer::transpose}, {"Squeeze", &Importer::squeeze}, {"Gather", &Importer::gather},
+        {"Identity", &Importer::identity}, {"Dropout", &Importer::dropout}, {"Conv", &Importer::conv},
+        {"Gemm", &Importer::gemm}, {"MatMul", &Importer::matmul}, {"Add", &Importer::add},
+        {"MaxPool", &Importer::max_pool}, {"AveragePool", &Importer::average_pool},
+        {"GlobalAveragePool", &Importer::global_average_pool}, {"GlobalMaxPool", &Importer::global_max_pool},
+        {"BatchNormalization", &Importer::batch_norm}, {"Flatten", &Importer::flatten},
+        {"Reshape", &Importer::reshape}, {"Concat", &Importer::concat}, {"Softmax", &Importer::softmax},
+        {"HardSigmoid", &Importer::hard_sigmoid}, {"Clip", &Importer::clip}};
+    if (const auto h = handlers.find(op); h != handlers.end()) return (this->*h->second)(n);
+    // Activations without settings, and with a slope.
+    static const std::map<std::string, std::string> plain = {
+        {"Relu", "ctnn::ReLU"}, {"Sigmoid", "ctnn::Sigmoid"}, {"Tanh", "ctnn::Tanh"}, {"HardSwish", "ctnn::HardSwish"}};
+    if (const auto a = plain.find(op); a != plain.end()) return activation(n, a->second, {});
     if (op == "LeakyRelu")
       return activation(n, "ctnn::LeakyReLU<" + real(float_attr(n, "alpha", 0.01), "alpha") + ">", {"alpha"});
     if (op == "Elu") return activation(n, "ctnn::ELU<" + real(float_attr(n, "alpha", 1.0), "alpha") + ">", {"alpha"});
-    if (op == "HardSigmoid") return hard_sigmoid(n);
-    if (op == "Clip") return clip(n);
     error("operator ", op, " has no ctnn layer (ctnn-onnx maps Conv, Gemm, MatMul, Add, MaxPool, "
           "AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization, Flatten, Reshape, "
           "Concat, Softmax, Relu, LeakyRelu, Elu, Sigmoid, Tanh, HardSwish, HardSigmoid, Clip, "
@@ -802,6 +796,12 @@ class Importer {
     y.tensor = x.tensor;
     values_[n.output(0)] = y;
   }
+
+  void identity(const ::onnx::NodeProto& n) { alias(n, value(input(n, 0))); }
+  void max_pool(const ::onnx::NodeProto& n) { pool(n, true); }
+  void average_pool(const ::onnx::NodeProto& n) { pool(n, false); }
+  void global_average_pool(const ::onnx::NodeProto& n) { global_pool(n, false); }
+  void global_max_pool(const ::onnx::NodeProto& n) { global_pool(n, true); }
 
   // Dropout(ratio): ctnn's Dropout, the identity in inference and dropout when training goes on.
   void dropout(const ::onnx::NodeProto& n) {

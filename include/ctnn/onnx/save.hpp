@@ -244,6 +244,16 @@ inline std::string kind_name(LayerKind k) {
     default: return "";
   }
 }
+// The ONNX operator of an activation without settings, or nullptr.
+inline const char* plain_activation(LayerKind k) {
+  switch (k) {
+    case LayerKind::relu: return "Relu";
+    case LayerKind::sigmoid: return "Sigmoid";
+    case LayerKind::tanh: return "Tanh";
+    case LayerKind::hard_swish: return "HardSwish";
+    default: return nullptr;
+  }
+}
 template <class L>
 std::string export_kind() {
   if constexpr (JoinLayer<L>) return JoinOf<L>::name;
@@ -262,6 +272,7 @@ template <class Model>
   Writer w;
   std::vector<OnnxTensor> tensors(N + 1);
   std::vector<std::string> specs(N), kinds(N);
+  std::vector<LayerKind> layer_kinds(N, LayerKind::other);
   std::vector<std::vector<std::size_t>> out_dims(N + 1), inputs(N);
   std::vector<std::size_t> param_offset(N), state_offset(N), param_count(N), state_count(N);
   using In = typename Model::input_shape;
@@ -270,6 +281,7 @@ template <class Model>
     using L = typename Model::template layer<I>;
     specs[I] = deploy::layer_spec<L>();
     kinds[I] = export_kind<L>();
+    if constexpr (!JoinLayer<L>) layer_kinds[I] = layer_kind<L>;
     out_dims[I + 1].assign(L::output_shape::dims.begin(), L::output_shape::dims.end());
     if constexpr (Model::is_chain) {
       inputs[I] = {I};
@@ -437,8 +449,8 @@ template <class Model>
       Writer::attr(n, "momentum", float(std::stod(sp.args[0])));
       Writer::attr(n, "epsilon", float(std::stod(sp.args[1])));
       same_layout();
-    } else if (kind == "ReLU" || kind == "Sigmoid" || kind == "Tanh" || kind == "HardSwish") {
-      w.node(kind == "ReLU" ? "Relu" : kind, lname, {x.name}, out);
+    } else if (const char* act = plain_activation(layer_kinds[I])) {
+      w.node(act, lname, {x.name}, out);
       same_layout();
     } else if (kind == "LeakyReLU" || kind == "ELU") {
       auto* n = w.node(kind == "ELU" ? "Elu" : "LeakyRelu", lname, {x.name}, out);
@@ -455,7 +467,7 @@ template <class Model>
         cant("a negative slope or a threshold has no ONNX Clip");
       w.node("Clip", lname, {x.name, w.initializer(lname + "_min", {}, {0.0f}), w.initializer(lname + "_max", {}, {float(hi)})}, out);
       same_layout();
-    } else if (kind == "Softmax") {
+    } else if (layer_kinds[I] == LayerKind::softmax) {
       auto* n = w.node("Softmax", lname, {x.name}, out);
       Writer::attr(n, "axis", std::int64_t(-1));
       same_layout();
