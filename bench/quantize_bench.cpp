@@ -145,6 +145,17 @@ int main(int argc, char** argv) try {
                 r.accuracy, r.b1_us, r.b256_ips);
   const double drop = (rows.front().accuracy - rows.back().accuracy) * 100.0;
   std::printf("\nint8 accuracy change: %+.2f points (the bar: at most 1 point lost)\n", -drop);
+  // The last line: one JSON object (bench/run.sh reads it).
+  std::string j = "{\"bench\": \"ctnn quantize_bench\", \"threads\": " + std::to_string(ctnn::max_threads()) +
+                  ", \"int8_weight_bytes\": " + std::to_string(Q::weight_bytes) + ", \"rows\": {";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s\"%s\": {\"bytes\": %zu, \"accuracy\": %.4f, \"b1_us\": %.2f, "
+                  "\"b256_images_per_s\": %.1f}", i ? ", " : "", rows[i].name.substr(0, 4).c_str(),
+                  rows[i].bytes, rows[i].accuracy, rows[i].b1_us, rows[i].b256_ips);
+    j += buf;
+  }
+  std::printf("%s}}\n", j.c_str());
   return drop <= 1.0 ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "quantize_bench: %s\n", e.what());

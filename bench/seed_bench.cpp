@@ -3,12 +3,18 @@
 // seed shapes, next to OpenBLAS's sgemm at the same M, N, K and transposes (when the bench was
 // built with OpenBLAS; it is a yardstick only, ctnn never links it).
 //
-//   seed_bench [--threads N] [--data DIR] [--windows W] [--steps S] [--quick]
+//   seed_bench [--threads N] [--data DIR] [--windows W] [--steps S] [--fit-epochs E] [--quick]
 //
 // --threads defaults to OMP_NUM_THREADS (or all cores). Every figure is a median over repeats:
 //   train      W windows (default 5) of S Trainer steps (default 300) of 32 images each, after
 //              50 warm-up steps; images/s per window, median reported. Batch staging (load_batch)
-//              is timed too: it is part of a training step as fit() runs it.
+//              is timed too: it is part of a training step as fit() runs it. Adam runs fused into
+//              backward (the default); W more windows, interleaved with those (fused, separate,
+//              fused, ...), run it as a separate pass after backward, on the same trainer.
+//   fit        E (default 3) whole fit() epochs over the 60,000 training images (shuffling,
+//              staging, the per-epoch progress line, the end-of-epoch parameter scan; no
+//              validation), each followed by one epoch's worth of Trainer steps (1,875 x 32, the
+//              step loop above) on the same model: images/s of each, medians and their ratio.
 //   infer b1   model.predict(one image): median of 1000 calls (after reserve_inference(256) and
 //              50 warm-up calls), each on a different test image.
 //   infer b256 model.predict(256 images): median of 20 calls, as images/s.
@@ -119,7 +125,7 @@ double openblas_gflops(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::size_t m, st
 int main(int argc, char** argv) try {
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int threads = 0;
-  std::size_t windows = 5, steps = 300;
+  std::size_t windows = 5, steps = 300, fit_epochs = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const auto next = [&]() -> std::string {
@@ -130,8 +136,9 @@ int main(int argc, char** argv) try {
     else if (a == "--data") dir = next();
     else if (a == "--windows") windows = std::stoul(next());
     else if (a == "--steps") steps = std::stoul(next());
-    else if (a == "--quick") windows = 3, steps = 50;
-    else throw ctnn::Error("Unknown option " + a + " (use --threads, --data, --windows, --steps, --quick).");
+    else if (a == "--fit-epochs") fit_epochs = std::stoul(next());
+    else if (a == "--quick") windows = 3, steps = 50, fit_epochs = 1;
+    else throw ctnn::Error("Unknown option " + a + " (use --threads, --data, --windows, --steps, --fit-epochs, --quick).");
   }
   if (threads > 0) ctnn::set_num_threads(threads);
   threads = ctnn::max_threads();
@@ -162,19 +169,51 @@ int main(int argc, char** argv) try {
     seen += double(s.samples);
   };
   for (int i = 0; i < 50; ++i) one_step();
-  std::vector<double> train_ips;
-  for (std::size_t w = 0; w < windows; ++w) {
+  std::vector<double> train_ips, separate_ips;
+  for (std::size_t w = 0; w < 2 * windows; ++w) {
+    const bool fused = w % 2 == 0;
+    trainer.set_fused_update(fused);
     loss_sum = correct = seen = 0;
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < steps; ++i) one_step();
-    train_ips.push_back(double(steps * kBatch) / seconds_since(t0));
+    (fused ? train_ips : separate_ips).push_back(double(steps * kBatch) / seconds_since(t0));
   }
-  const double train_med = median(train_ips);
+  trainer.set_fused_update(true);
+  const double train_med = median(train_ips), separate_med = median(separate_ips);
   const double last_loss = loss_sum / seen, last_acc = correct / seen;
   std::string windows_str;
   for (double v : train_ips) windows_str += (windows_str.empty() ? "" : " ") + fmt("%.0f", v);
   std::printf("train: %.0f images/s (median of %zu windows of %zu steps: %s); last window loss %.4f "
               "accuracy %.4f\n", train_med, windows, steps, windows_str.c_str(), last_loss, last_acc);
+  std::string separate_str;
+  for (double v : separate_ips) separate_str += (separate_str.empty() ? "" : " ") + fmt("%.0f", v);
+  std::printf("train, Adam as a separate pass: %.0f images/s (interleaved windows: %s); fused / "
+              "separate %.3f\n", separate_med, separate_str.c_str(), train_med / separate_med);
+
+  // ---- (a2) whole fit() epochs beside epoch-sized step loops ----
+  std::vector<double> fit_ips, loop_ips;
+  for (std::size_t e = 0; e < fit_epochs; ++e) {
+    ctnn::FitOptions fo;
+    fo.epochs = 1;
+    fo.batch_size = kBatch;
+    fo.seed = 100 + e;
+    auto t0 = Clock::now();
+    ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train, fo);
+    fit_ips.push_back(double(train.size()) / seconds_since(t0));
+    const std::size_t epoch_steps = train.size() / kBatch;
+    t0 = Clock::now();
+    for (std::size_t i = 0; i < epoch_steps; ++i) one_step();
+    loop_ips.push_back(double(epoch_steps * kBatch) / seconds_since(t0));
+  }
+  const double fit_med = fit_epochs ? median(fit_ips) : 0, loop_med = fit_epochs ? median(loop_ips) : 0;
+  std::string fit_str, loop_str;
+  for (double v : fit_ips) fit_str += (fit_str.empty() ? "" : " ") + fmt("%.0f", v);
+  for (double v : loop_ips) loop_str += (loop_str.empty() ? "" : " ") + fmt("%.0f", v);
+  if (fit_epochs)
+    std::printf("fit: %.0f images/s (median of %zu whole epochs: %s; %.2f s per epoch); epoch-sized "
+                "step loops between them %.0f (%s); fit / loop %.3f\n", fit_med, fit_epochs,
+                fit_str.c_str(), double(train.size()) / fit_med, loop_med, loop_str.c_str(),
+                fit_med / loop_med);
 
   // ---- (b) batch-1 latency and (c) batch-256 throughput: model.predict ----
   model.reserve_inference(256);
@@ -339,7 +378,15 @@ int main(int argc, char** argv) try {
                   ", \"train_images_per_s\": " + fmt("%.1f", train_med) +
                   ", \"train_windows_images_per_s\": [";
   for (std::size_t i = 0; i < train_ips.size(); ++i) j += (i ? ", " : "") + fmt("%.1f", train_ips[i]);
-  j += "], \"train_steps_per_window\": " + std::to_string(steps) +
+  j += "], \"train_separate_update_images_per_s\": " + fmt("%.1f", separate_med) +
+       ", \"train_separate_update_windows_images_per_s\": [";
+  for (std::size_t i = 0; i < separate_ips.size(); ++i) j += (i ? ", " : "") + fmt("%.1f", separate_ips[i]);
+  j += "], \"fit_epoch_images_per_s\": [";
+  for (std::size_t i = 0; i < fit_ips.size(); ++i) j += (i ? ", " : "") + fmt("%.1f", fit_ips[i]);
+  j += "], \"epoch_loop_images_per_s\": [";
+  for (std::size_t i = 0; i < loop_ips.size(); ++i) j += (i ? ", " : "") + fmt("%.1f", loop_ips[i]);
+  j += "], \"fit_images_per_s\": " + fmt("%.1f", fit_med) + ", \"epoch_loop_images_per_s_median\": " +
+       fmt("%.1f", loop_med) + ", \"train_steps_per_window\": " + std::to_string(steps) +
        ", \"train_last_window_loss\": " + fmt("%.4f", last_loss) +
        ", \"train_last_window_accuracy\": " + fmt("%.4f", last_acc) +
        ", \"infer_b1_median_us\": " + fmt("%.1f", b1_us) +

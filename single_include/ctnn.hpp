@@ -474,11 +474,23 @@ concept ShapeType = is_shape_v<S>;
 
 namespace ctnn {
 
+// The optimizer's update of a range of the parameter arena, for a training step that updates
+// each layer as soon as its gradient is complete (train/trainer.hpp): apply(offset, count) runs
+// the optimizer (and the regularizers' gradient terms) on parameters [offset, offset + count).
+struct ParamUpdate {
+  void (*fn)(void* self, std::size_t offset, std::size_t count) = nullptr;
+  void* self = nullptr;
+  void apply(std::size_t offset, std::size_t count) const { fn(self, offset, count); }
+};
+
 // Per-pass facts a layer may need: training (Dropout is active) or inference, and a seed that
 // changes every training step (Dropout draws its mask from it, so a run is reproducible).
+// `update` is read by the model's backward only (layers see null): when set, each layer's
+// parameters are updated right after that layer's backward, which is the last to read them.
 struct PassContext {
   bool training = false;
   std::uint64_t seed = 0;
+  const ParamUpdate* update = nullptr;
 };
 
 // The contract of a bound layer implementation L with scalar type T = L::value_type:
@@ -1368,11 +1380,21 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     }
     const T* p = params_.data();
     T* temp = ws.gradient(g.temp);
+    // With ctx.update, every layer's parameters are updated as soon as their gradient is final,
+    // right after its backward: no layer reads another's parameters in backward.
+    if (ctx.update != nullptr)
+      for (std::size_t i = Top + 1; i < N; ++i)  // not back-propagated (after a fused loss)
+        if (facts.param_count[i] > 0) ctx.update->apply(facts.param_offset[i], facts.param_count[i]);
     static_for<Top + 1>([&]<std::size_t J>() {
       constexpr std::size_t I = Top - J;
       using L = layer<I>;
+      const auto update_after = [&] {
+        if constexpr (L::param_count > 0)
+          if (ctx.update != nullptr) ctx.update->apply(facts.param_offset[I], L::param_count);
+      };
       if constexpr (!g.active[I]) {
         std::fill(grads + facts.param_offset[I], grads + facts.param_offset[I] + L::param_count, T(0));
+        update_after();
       } else if constexpr (facts.gview[I]) {
         return;  // the gradient passes through unchanged (shared buffer)
       } else {
@@ -1401,6 +1423,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           }
           if (dx != nullptr && dx != target) add_into(target, dx, n * sz);
         });
+        update_after();
       }
     });
   }
@@ -4729,16 +4752,24 @@ class BasicAdam {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (m_.size() != params.size()) {
-      m_ = AlignedBuffer<T>(params.size());
-      v_ = AlignedBuffer<T>(params.size());
-      t_ = 0;
-    }
-    ++t_;
-    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
-    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
-    kernels::adam_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(), step_size,
-                         beta_1, beta_2, epsilon);
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::adam_update(count, w + offset, g + offset, m_.data() + offset, v_.data() + offset,
+                         step_size_, beta_1, beta_2, epsilon);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -4774,9 +4805,23 @@ class BasicAdam {
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
  private:
+  // Allocates the moments (first step, or a new size), counts the step and folds the bias
+  // corrections into the step size.
+  void prepare(std::size_t n) {
+    if (m_.size() != n) {
+      m_ = AlignedBuffer<T>(n);
+      v_ = AlignedBuffer<T>(n);
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    step_size_ = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+  }
+
   detail::Clipper<T> clipper_;
   AlignedBuffer<T> m_, v_;
   std::uint64_t t_ = 0;
+  T step_size_ = T(0);
 };
 
 using Adam = BasicAdam<float>;
@@ -4821,10 +4866,25 @@ class BasicSGD {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
-    kernels::sgd_update(params.size(), params.data(), grads.data(),
-                        momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
-    ++t_;
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::sgd_update(count, w + offset, g + offset,
+                        momentum != T(0) ? vel_.data() + offset : nullptr, learning_rate, momentum,
+                        nesterov);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -4856,6 +4916,12 @@ class BasicSGD {
   }
 
  private:
+  // Allocates the velocity (first step with momentum, or a new size) and counts the step.
+  void prepare(std::size_t n) {
+    if (momentum != T(0) && vel_.size() != n) vel_ = AlignedBuffer<T>(n);
+    ++t_;
+  }
+
   detail::Clipper<T> clipper_;
   AlignedBuffer<T> vel_;
   std::uint64_t t_ = 0;
@@ -9685,6 +9751,15 @@ class JsonLinesLogger : public Callback {
 // regularizers (train/regularize.hpp) to the loss it reports and to the gradient. It allocates
 // in its constructor and never again: step() is the steady-state training step and makes no heap
 // allocation (an optimizer allocates its own state at its first step).
+//
+// The update is fused into backward when the optimizer can take a step in pieces (begin_step /
+// update_range: Adam, AdamW, RMSprop, SGD without gradient clipping): each layer's parameters
+// are updated right after that layer's backward, while the gradient it just wrote is warm in
+// cache (all of it for a layer of up to a few hundred thousand parameters), instead of one more
+// pass over the whole arena after backward. Every parameter gets the same operations as in the separate pass, so the results are
+// the same bits (tests/train/test_fused_update.cpp); set_fused_update(false) runs the separate
+// pass. The optimizer's step begins (its hyperparameters are checked, its step counted) after the
+// loss and before backward, which then updates the layers from the last to the first.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -9866,6 +9941,20 @@ double apply_regularizers(const T* params, T* grads) {
   return penalty;
 }
 
+// Adds the regularizers' gradient terms to grads[begin, begin + count) only (the part of
+// apply_regularizers a fused update applies to one range; elementwise, so the same bits).
+template <class Model, class T>
+void add_regularizer_gradients(const T* params, T* grads, std::size_t begin, std::size_t count) {
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    if constexpr (HasRegularizer<L>) {
+      constexpr std::size_t k0 = Model::template param_offset<I>, k1 = k0 + L::kernel_count;
+      const std::size_t a = begin > k0 ? begin : k0, b = begin + count < k1 ? begin + count : k1;
+      if (a < b) L::regularizer::add_gradient(params + a, grads + a, b - a);
+    }
+  });
+}
+
 // The sum of every regularized layer's penalty at params (what evaluate() adds to the loss).
 template <class Model, class T>
 double regularization_penalty(const T* params) {
@@ -9899,6 +9988,13 @@ struct StepStats {
   double loss_sum = 0;
   double correct = 0;
   std::size_t samples = 0;
+};
+
+// An optimizer that can take a step in pieces (optim/adam.hpp describes begin_step/update_range).
+template <class O, class T>
+concept FusableOptimizer = requires(O& o, T* w, const T* g, std::size_t k) {
+  { o.begin_step(k) } -> std::convertible_to<bool>;
+  o.update_range(w, g, k, k);
 };
 
 template <class Model, class Optimizer, Loss L>
@@ -9948,22 +10044,44 @@ class Trainer {
     T* dy = ws_.gradient(0);
     StepStats s;
     s.samples = n;
+    // Fused: the optimizer's step begins now and each layer is updated inside backward; the
+    // regularizers' penalty is taken first, at the weights this step's forward pass used.
+    last_fused_ = false;
+    if constexpr (FusableOptimizer<Optimizer, T>)
+      if (fuse_update_) last_fused_ = opt_.begin_step(Model::arena_size);
+    const ParamUpdate update{&Trainer::update_range, this};
+    const PassContext bctx{ctx.training, ctx.seed, last_fused_ ? &update : nullptr};
+    double penalty = 0;
+    if constexpr (detail::has_regularizers<Model>)
+      if (last_fused_) penalty = detail::regularization_penalty<Model>(model_.parameters().data());
     using Last = typename Model::template layer<Model::num_layers - 1>;
     if constexpr (FusesSoftmax<L> && layer_kind<Last> == LayerKind::softmax) {
       // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
       s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
       if constexpr (Model::num_layers >= 2)
-        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), bctx);
+      else if (last_fused_)
+        update_range(this, 0, Model::arena_size);  // a lone Softmax: nothing back-propagated
     } else {
       s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
-      model_.backward(ws_, n, grads_.data(), ctx);
+      model_.backward(ws_, n, grads_.data(), bctx);
     }
     s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
-    if constexpr (detail::has_regularizers<Model>)  // the penalty counts once per sample's mean
-      s.loss_sum += double(n) * detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
-    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    if constexpr (detail::has_regularizers<Model>) {  // the penalty counts once per sample's mean
+      if (!last_fused_)
+        penalty = detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
+      s.loss_sum += double(n) * penalty;
+    }
+    if (!last_fused_) opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
     return s;
   }
+
+  // Whether step() updates the parameters inside backward when the optimizer can (the default),
+  // or in a separate pass after it. Both give the same bits.
+  void set_fused_update(bool on) { fuse_update_ = on; }
+  bool fused_update() const { return fuse_update_; }
+  // Whether the last step() ran fused (false with clipping or an optimizer without pieces).
+  bool last_step_fused() const { return last_fused_; }
 
   std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
   Workspace& workspace() { return ws_; }
@@ -9973,6 +10091,17 @@ class Trainer {
   const L& loss() const { return loss_; }
 
  private:
+  // ParamUpdate's function: the regularizers' gradient terms, then the optimizer, on one range.
+  static void update_range(void* self, std::size_t offset, std::size_t count) {
+    Trainer& tr = *static_cast<Trainer*>(self);
+    T* w = tr.model_.parameters().data();
+    if constexpr (detail::has_regularizers<Model>)
+      detail::add_regularizer_gradients<Model>(static_cast<const T*>(w), tr.grads_.data(), offset, count);
+    if constexpr (FusableOptimizer<Optimizer, T>) tr.opt_.update_range(w, tr.grads_.data(), offset, count);
+  }
+
+  bool fuse_update_ = true;
+  bool last_fused_ = false;
   Model& model_;
   Optimizer& opt_;
   L loss_;
@@ -15993,15 +16122,24 @@ QuantizedModel<Model> quantize(const Model& model, std::span<const float> calibr
 
 namespace ctnn::deploy {
 
+namespace detail {
+// "ctnn::Name<>", built in a function of its own: one named result, returned without a copy
+// (GCC 12 misfires -Wrestrict on "literal" + string, and -Warray-bounds on the move of a local
+// string out of a function with several returns).
+inline std::string join_spec(std::string_view name) {
+  std::string s = "ctnn::";
+  s += name;
+  s += "<>";
+  return s;
+}
+}  // namespace detail
+
 // One layer as C++ source: "ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>". A layer's
 // regularizer (training only) is not written.
 template <class L>
 std::string layer_spec() {
   if constexpr (JoinLayer<L>) {
-    std::string s = "ctnn::";  // appended: GCC 12's -Wrestrict misfires on "literal" + string
-    s += L::name;
-    s += "<>";
-    return s;
+    return detail::join_spec(L::name);
   } else if constexpr (requires { L::spec(); }) {
     return L::spec();
   } else {
@@ -17389,16 +17527,24 @@ class BasicAdamW {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (m_.size() != params.size()) {
-      m_ = AlignedBuffer<T>(params.size());
-      v_ = AlignedBuffer<T>(params.size());
-      t_ = 0;
-    }
-    ++t_;
-    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
-    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
-    kernels::adamw_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(),
-                          step_size, beta_1, beta_2, epsilon, T(learning_rate * weight_decay));
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::adamw_update(count, w + offset, g + offset, m_.data() + offset, v_.data() + offset,
+                          step_size_, beta_1, beta_2, epsilon, T(learning_rate * weight_decay));
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -17430,8 +17576,22 @@ class BasicAdamW {
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
  private:
+  // Allocates the moments (first step, or a new size), counts the step and folds the bias
+  // corrections into the step size.
+  void prepare(std::size_t n) {
+    if (m_.size() != n) {
+      m_ = AlignedBuffer<T>(n);
+      v_ = AlignedBuffer<T>(n);
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    step_size_ = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+  }
+
   AlignedBuffer<T> m_, v_;
   std::uint64_t t_ = 0;
+  T step_size_ = T(0);
   detail::Clipper<T> clipper_;
 };
 
@@ -17487,15 +17647,26 @@ class BasicRMSprop {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (v_.size() != params.size()) {
-      v_ = AlignedBuffer<T>(params.size());
-      mo_ = AlignedBuffer<T>(params.size());
-      a_ = AlignedBuffer<T>(params.size());
-    }
-    kernels::rmsprop_update(params.size(), params.data(), grads.data(), v_.data(),
-                            momentum > T(0) ? mo_.data() : nullptr, centered ? a_.data() : nullptr,
-                            learning_rate, rho, momentum, epsilon);
-    ++t_;
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::rmsprop_update(count, w + offset, g + offset, v_.data() + offset,
+                            momentum > T(0) ? mo_.data() + offset : nullptr,
+                            centered ? a_.data() + offset : nullptr, learning_rate, rho, momentum,
+                            epsilon);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -17526,6 +17697,16 @@ class BasicRMSprop {
   }
 
  private:
+  // Allocates the state (first step, or a new size) and counts the step.
+  void prepare(std::size_t n) {
+    if (v_.size() != n) {
+      v_ = AlignedBuffer<T>(n);
+      mo_ = AlignedBuffer<T>(n);
+      a_ = AlignedBuffer<T>(n);
+    }
+    ++t_;
+  }
+
   AlignedBuffer<T> v_, mo_, a_;
   std::uint64_t t_ = 0;
   detail::Clipper<T> clipper_;

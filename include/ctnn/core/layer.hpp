@@ -19,11 +19,23 @@
 
 namespace ctnn {
 
+// The optimizer's update of a range of the parameter arena, for a training step that updates
+// each layer as soon as its gradient is complete (train/trainer.hpp): apply(offset, count) runs
+// the optimizer (and the regularizers' gradient terms) on parameters [offset, offset + count).
+struct ParamUpdate {
+  void (*fn)(void* self, std::size_t offset, std::size_t count) = nullptr;
+  void* self = nullptr;
+  void apply(std::size_t offset, std::size_t count) const { fn(self, offset, count); }
+};
+
 // Per-pass facts a layer may need: training (Dropout is active) or inference, and a seed that
 // changes every training step (Dropout draws its mask from it, so a run is reproducible).
+// `update` is read by the model's backward only (layers see null): when set, each layer's
+// parameters are updated right after that layer's backward, which is the last to read them.
 struct PassContext {
   bool training = false;
   std::uint64_t seed = 0;
+  const ParamUpdate* update = nullptr;
 };
 
 // The contract of a bound layer implementation L with scalar type T = L::value_type:

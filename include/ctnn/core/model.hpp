@@ -639,11 +639,21 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     }
     const T* p = params_.data();
     T* temp = ws.gradient(g.temp);
+    // With ctx.update, every layer's parameters are updated as soon as their gradient is final,
+    // right after its backward: no layer reads another's parameters in backward.
+    if (ctx.update != nullptr)
+      for (std::size_t i = Top + 1; i < N; ++i)  // not back-propagated (after a fused loss)
+        if (facts.param_count[i] > 0) ctx.update->apply(facts.param_offset[i], facts.param_count[i]);
     static_for<Top + 1>([&]<std::size_t J>() {
       constexpr std::size_t I = Top - J;
       using L = layer<I>;
+      const auto update_after = [&] {
+        if constexpr (L::param_count > 0)
+          if (ctx.update != nullptr) ctx.update->apply(facts.param_offset[I], L::param_count);
+      };
       if constexpr (!g.active[I]) {
         std::fill(grads + facts.param_offset[I], grads + facts.param_offset[I] + L::param_count, T(0));
+        update_after();
       } else if constexpr (facts.gview[I]) {
         return;  // the gradient passes through unchanged (shared buffer)
       } else {
@@ -672,6 +682,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
           }
           if (dx != nullptr && dx != target) add_into(target, dx, n * sz);
         });
+        update_after();
       }
     });
   }

@@ -34,15 +34,24 @@
 
 namespace ctnn::deploy {
 
+namespace detail {
+// "ctnn::Name<>", built in a function of its own: one named result, returned without a copy
+// (GCC 12 misfires -Wrestrict on "literal" + string, and -Warray-bounds on the move of a local
+// string out of a function with several returns).
+inline std::string join_spec(std::string_view name) {
+  std::string s = "ctnn::";
+  s += name;
+  s += "<>";
+  return s;
+}
+}  // namespace detail
+
 // One layer as C++ source: "ctnn::Conv2D<32, 3, 3, 1, ctnn::Padding::valid>". A layer's
 // regularizer (training only) is not written.
 template <class L>
 std::string layer_spec() {
   if constexpr (JoinLayer<L>) {
-    std::string s = "ctnn::";  // appended: GCC 12's -Wrestrict misfires on "literal" + string
-    s += L::name;
-    s += "<>";
-    return s;
+    return detail::join_spec(L::name);
   } else if constexpr (requires { L::spec(); }) {
     return L::spec();
   } else {

@@ -47,16 +47,24 @@ class BasicAdam {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (m_.size() != params.size()) {
-      m_ = AlignedBuffer<T>(params.size());
-      v_ = AlignedBuffer<T>(params.size());
-      t_ = 0;
-    }
-    ++t_;
-    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
-    const T step_size = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
-    kernels::adam_update(params.size(), params.data(), grads.data(), m_.data(), v_.data(), step_size,
-                         beta_1, beta_2, epsilon);
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::adam_update(count, w + offset, g + offset, m_.data() + offset, v_.data() + offset,
+                         step_size_, beta_1, beta_2, epsilon);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -92,9 +100,23 @@ class BasicAdam {
   std::span<const T> second_moment() const { return {v_.data(), v_.size()}; }
 
  private:
+  // Allocates the moments (first step, or a new size), counts the step and folds the bias
+  // corrections into the step size.
+  void prepare(std::size_t n) {
+    if (m_.size() != n) {
+      m_ = AlignedBuffer<T>(n);
+      v_ = AlignedBuffer<T>(n);
+      t_ = 0;
+    }
+    ++t_;
+    const double b1t = std::pow(double(beta_1), double(t_)), b2t = std::pow(double(beta_2), double(t_));
+    step_size_ = T(double(learning_rate) * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+  }
+
   detail::Clipper<T> clipper_;
   AlignedBuffer<T> m_, v_;
   std::uint64_t t_ = 0;
+  T step_size_ = T(0);
 };
 
 using Adam = BasicAdam<float>;

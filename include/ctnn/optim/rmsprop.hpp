@@ -51,15 +51,26 @@ class BasicRMSprop {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (v_.size() != params.size()) {
-      v_ = AlignedBuffer<T>(params.size());
-      mo_ = AlignedBuffer<T>(params.size());
-      a_ = AlignedBuffer<T>(params.size());
-    }
-    kernels::rmsprop_update(params.size(), params.data(), grads.data(), v_.data(),
-                            momentum > T(0) ? mo_.data() : nullptr, centered ? a_.data() : nullptr,
-                            learning_rate, rho, momentum, epsilon);
-    ++t_;
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::rmsprop_update(count, w + offset, g + offset, v_.data() + offset,
+                            momentum > T(0) ? mo_.data() + offset : nullptr,
+                            centered ? a_.data() + offset : nullptr, learning_rate, rho, momentum,
+                            epsilon);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -90,6 +101,16 @@ class BasicRMSprop {
   }
 
  private:
+  // Allocates the state (first step, or a new size) and counts the step.
+  void prepare(std::size_t n) {
+    if (v_.size() != n) {
+      v_ = AlignedBuffer<T>(n);
+      mo_ = AlignedBuffer<T>(n);
+      a_ = AlignedBuffer<T>(n);
+    }
+    ++t_;
+  }
+
   AlignedBuffer<T> v_, mo_, a_;
   std::uint64_t t_ = 0;
   detail::Clipper<T> clipper_;

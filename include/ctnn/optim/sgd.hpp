@@ -41,10 +41,25 @@ class BasicSGD {
   void step(std::span<T> params, std::span<const T> grads) {
     check_hyperparameters();
     grads = clipper_.apply(clipping, grads);
-    if (momentum != T(0) && vel_.size() != params.size()) vel_ = AlignedBuffer<T>(params.size());
-    kernels::sgd_update(params.size(), params.data(), grads.data(),
-                        momentum != T(0) ? vel_.data() : nullptr, learning_rate, momentum, nesterov);
-    ++t_;
+    prepare(params.size());
+    update_range(params.data(), grads.data(), 0, params.size());
+  }
+
+  // A step in pieces, for a trainer that updates each layer as soon as its gradient is final:
+  // begin_step(n) once (false, changing nothing, when gradient clipping is set: clipnorm needs
+  // every gradient first), then update_range over each layer's parameters exactly once. The
+  // same arithmetic per parameter as step(): the same bits. (The arena's alignment padding
+  // between layers is not visited: it holds 0 with a 0 gradient, which step() leaves at 0.)
+  bool begin_step(std::size_t n) {
+    check_hyperparameters();
+    if (clipping.active()) return false;
+    prepare(n);
+    return true;
+  }
+  void update_range(T* w, const T* g, std::size_t offset, std::size_t count) {
+    kernels::sgd_update(count, w + offset, g + offset,
+                        momentum != T(0) ? vel_.data() + offset : nullptr, learning_rate, momentum,
+                        nesterov);
   }
 
   std::uint64_t iterations() const { return t_; }
@@ -76,6 +91,12 @@ class BasicSGD {
   }
 
  private:
+  // Allocates the velocity (first step with momentum, or a new size) and counts the step.
+  void prepare(std::size_t n) {
+    if (momentum != T(0) && vel_.size() != n) vel_ = AlignedBuffer<T>(n);
+    ++t_;
+  }
+
   detail::Clipper<T> clipper_;
   AlignedBuffer<T> vel_;
   std::uint64_t t_ = 0;

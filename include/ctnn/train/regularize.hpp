@@ -174,6 +174,20 @@ double apply_regularizers(const T* params, T* grads) {
   return penalty;
 }
 
+// Adds the regularizers' gradient terms to grads[begin, begin + count) only (the part of
+// apply_regularizers a fused update applies to one range; elementwise, so the same bits).
+template <class Model, class T>
+void add_regularizer_gradients(const T* params, T* grads, std::size_t begin, std::size_t count) {
+  static_for<Model::num_layers>([&]<std::size_t I>() {
+    using L = typename Model::template layer<I>;
+    if constexpr (HasRegularizer<L>) {
+      constexpr std::size_t k0 = Model::template param_offset<I>, k1 = k0 + L::kernel_count;
+      const std::size_t a = begin > k0 ? begin : k0, b = begin + count < k1 ? begin + count : k1;
+      if (a < b) L::regularizer::add_gradient(params + a, grads + a, b - a);
+    }
+  });
+}
+
 // The sum of every regularized layer's penalty at params (what evaluate() adds to the loss).
 template <class Model, class T>
 double regularization_penalty(const T* params) {

@@ -7,6 +7,15 @@
 // regularizers (train/regularize.hpp) to the loss it reports and to the gradient. It allocates
 // in its constructor and never again: step() is the steady-state training step and makes no heap
 // allocation (an optimizer allocates its own state at its first step).
+//
+// The update is fused into backward when the optimizer can take a step in pieces (begin_step /
+// update_range: Adam, AdamW, RMSprop, SGD without gradient clipping): each layer's parameters
+// are updated right after that layer's backward, while the gradient it just wrote is warm in
+// cache (all of it for a layer of up to a few hundred thousand parameters), instead of one more
+// pass over the whole arena after backward. Every parameter gets the same operations as in the separate pass, so the results are
+// the same bits (tests/train/test_fused_update.cpp); set_fused_update(false) runs the separate
+// pass. The optimizer's step begins (its hyperparameters are checked, its step counted) after the
+// loss and before backward, which then updates the layers from the last to the first.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -31,6 +40,13 @@ struct StepStats {
   double loss_sum = 0;
   double correct = 0;
   std::size_t samples = 0;
+};
+
+// An optimizer that can take a step in pieces (optim/adam.hpp describes begin_step/update_range).
+template <class O, class T>
+concept FusableOptimizer = requires(O& o, T* w, const T* g, std::size_t k) {
+  { o.begin_step(k) } -> std::convertible_to<bool>;
+  o.update_range(w, g, k, k);
 };
 
 template <class Model, class Optimizer, Loss L>
@@ -80,22 +96,44 @@ class Trainer {
     T* dy = ws_.gradient(0);
     StepStats s;
     s.samples = n;
+    // Fused: the optimizer's step begins now and each layer is updated inside backward; the
+    // regularizers' penalty is taken first, at the weights this step's forward pass used.
+    last_fused_ = false;
+    if constexpr (FusableOptimizer<Optimizer, T>)
+      if (fuse_update_) last_fused_ = opt_.begin_step(Model::arena_size);
+    const ParamUpdate update{&Trainer::update_range, this};
+    const PassContext bctx{ctx.training, ctx.seed, last_fused_ ? &update : nullptr};
+    double penalty = 0;
+    if constexpr (detail::has_regularizers<Model>)
+      if (last_fused_) penalty = detail::regularization_penalty<Model>(model_.parameters().data());
     using Last = typename Model::template layer<Model::num_layers - 1>;
     if constexpr (FusesSoftmax<L> && layer_kind<Last> == LayerKind::softmax) {
       // Fused: the loss writes d loss / d logits; Softmax's own backward never runs.
       s.loss_sum = loss_.backward_from_logits(out, t, n, Model::output_size, dy);
       if constexpr (Model::num_layers >= 2)
-        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), ctx);
+        model_.template backward<Model::num_layers - 2>(ws_, n, grads_.data(), bctx);
+      else if (last_fused_)
+        update_range(this, 0, Model::arena_size);  // a lone Softmax: nothing back-propagated
     } else {
       s.loss_sum = loss_.backward(out, t, n, Model::output_size, dy);
-      model_.backward(ws_, n, grads_.data(), ctx);
+      model_.backward(ws_, n, grads_.data(), bctx);
     }
     s.correct = detail::correct(L::metric, out, t, n, Model::output_size);
-    if constexpr (detail::has_regularizers<Model>)  // the penalty counts once per sample's mean
-      s.loss_sum += double(n) * detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
-    opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
+    if constexpr (detail::has_regularizers<Model>) {  // the penalty counts once per sample's mean
+      if (!last_fused_)
+        penalty = detail::apply_regularizers<Model>(model_.parameters().data(), grads_.data());
+      s.loss_sum += double(n) * penalty;
+    }
+    if (!last_fused_) opt_.step(model_.parameters(), std::span<const T>(grads_.data(), grads_.size()));
     return s;
   }
+
+  // Whether step() updates the parameters inside backward when the optimizer can (the default),
+  // or in a separate pass after it. Both give the same bits.
+  void set_fused_update(bool on) { fuse_update_ = on; }
+  bool fused_update() const { return fuse_update_; }
+  // Whether the last step() ran fused (false with clipping or an optimizer without pieces).
+  bool last_step_fused() const { return last_fused_; }
 
   std::span<const T> gradients() const { return {grads_.data(), grads_.size()}; }
   Workspace& workspace() { return ws_; }
@@ -105,6 +143,17 @@ class Trainer {
   const L& loss() const { return loss_; }
 
  private:
+  // ParamUpdate's function: the regularizers' gradient terms, then the optimizer, on one range.
+  static void update_range(void* self, std::size_t offset, std::size_t count) {
+    Trainer& tr = *static_cast<Trainer*>(self);
+    T* w = tr.model_.parameters().data();
+    if constexpr (detail::has_regularizers<Model>)
+      detail::add_regularizer_gradients<Model>(static_cast<const T*>(w), tr.grads_.data(), offset, count);
+    if constexpr (FusableOptimizer<Optimizer, T>) tr.opt_.update_range(w, tr.grads_.data(), offset, count);
+  }
+
+  bool fuse_update_ = true;
+  bool last_fused_ = false;
   Model& model_;
   Optimizer& opt_;
   L loss_;
