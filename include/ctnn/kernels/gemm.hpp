@@ -57,14 +57,16 @@ inline constexpr std::size_t kVectorRegisters = 32;
 #endif
 
 // gemm_nt tile: MR rows of A x NR rows of B. The block of A comes from L2 and the B rows of a
-// column tile from L1 (they are reused by every row), so the tile maximizes FMAs per load of A:
-// one row of A against NR rows of B. Measured at the Dense forward seed shape on Zen 3 (AVX2, one
-// thread): 1 x 8 and 2 x 7 take 2.8-2.9 ms, 4 x 3 3.9 ms, 2 x 4 3.6 ms, 1 x 12 3.5 ms (spills).
-// The 32-register choice (1 x 16) follows the same reasoning but is not yet measured on AVX-512.
+// column tile from L1 (they are reused by every row). Measured at the Dense forward seed shape on
+// Zen 3 (AVX2, 16 registers, one thread): 1 x 8 and 2 x 7 take 2.8-2.9 ms, 4 x 3 3.9 ms, 2 x 4
+// 3.6 ms, 1 x 12 3.5 ms (spills). With 32 registers (Zen 5, AVX-512) 2 x 8 (16 accumulators, 10
+// loads per 16 FMAs) beats 1 x 16 (17 loads per 16 FMAs) by 13-21% at M = 32 and 256 (1 and 2
+// threads; 3 x 7 and 4 x 6 in between) and ties at M = 1. The tile shape does not change any
+// output's operations (each is one vector accumulator over K in order): the same bits.
 // The accumulators are whole vectors (lanes are summed only once, at the very end) and live in
 // `acc` between K blocks.
-inline constexpr std::size_t kNtMR = 1;
-inline constexpr std::size_t kNtNR = kVectorRegisters == 16 ? 8 : 16;
+inline constexpr std::size_t kNtMR = kVectorRegisters == 16 ? 1 : 2;
+inline constexpr std::size_t kNtNR = 8;
 
 template <std::size_t MR, std::size_t NR, class D, class T>
 HWY_INLINE void nt_tile(D d, std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A,
