@@ -86,7 +86,8 @@ int run(const Options& o) {
             << double(train.size()) / best_seconds << " training images/s at best)\n";
   std::cout << "test accuracy: " << result.accuracy << "\n";
   // Post-training int8: BatchNormalization folded into the convolutions, activation scales
-  // calibrated on 1,000 training images; the residual adds run on dequantized values.
+  // calibrated on 1,000 training images; the residual adds rescale 8-bit tensors and global
+  // average pooling sums bytes, so every activation up to the pooled means is 8-bit.
   // Both recipes quantize through the torch recipe's type: the own recipe's augmentation layers
   // have no parameters and do nothing in inference, so the arenas line up (and the int8 code is
   // compiled once, not per recipe).

@@ -145,14 +145,24 @@ static_assert(P::plan.fold[0] == 1 && P::plan.fold[3] == 4 && P::plan.fold[6] ==
                   P::plan.alias[1] && P::plan.alias[4] && P::plan.alias[7],
               "Each BatchNormalization folds into the Conv2D before it.");
 static_assert(P::plan.next[3] == 6 && P::plan.relu[3] && P::plan.alias[5] && P::plan.in_bytes[6] &&
-                  P::plan.bytes[4] && P::plan.bytes[6],
+                  P::plan.bytes[4] && P::plan.bytes[6] && P::plan.in_slot[6] == P::plan.index[6],
               "Conv+BN+ReLU feeding a Conv alone stays in bytes, the ReLU its store's clamp.");
 static_assert(P::plan.next[0] == P::kNone && P::plan.relu[0] && P::plan.alias[2] &&
-                  !P::plan.bytes[3] && !P::plan.in_bytes[3],
-              "A tensor read twice (the residual's input) is stored in float, the ReLU fused.");
-static_assert(P::plan.next[6] == P::kNone && !P::plan.relu[6] && P::plan.kind[8] == detail::QKind::join &&
-                  !P::plan.alias[9] && P::plan.relu[11] && P::plan.alias[12],
-              "The Add and the ReLU after it run in float; a ReLU before a join is fused.");
+                  P::plan.bytes[3] && P::plan.unsigned_bytes[3] && P::plan.in_bytes[3] &&
+                  P::plan.out_slot[0] == P::plan.index[3] && P::plan.slot[3] == P::plan.index[3],
+              "A tensor read twice by a Conv and an Add (the residual's input) is stored in bytes "
+              "on the Conv's input scale, the ReLU the clamp of its store.");
+static_assert(P::plan.kind[8] == detail::QKind::add && P::plan.bytes[8] && !P::plan.unsigned_bytes[8] &&
+                  P::plan.out_slot[6] == P::plan.slot[8] && P::plan.slot[8] >= P::plan.computes &&
+                  P::plan.obs_node[P::plan.slot[8]] == 8 && P::plan.obs_input[P::plan.slot[8]] == 0,
+              "The Conv+BN read by the Add alone is stored in bytes on a scale of its own (signed), "
+              "calibrated at the Add.");
+static_assert(P::plan.add8[8] && !P::plan.bytes[9] && !P::plan.alias[9] && P::plan.relu[11] &&
+                  P::plan.alias[12],
+              "The Add rescales its bytes into float (a MaxPool reads its output, after a float "
+              "ReLU); a ReLU before a join is fused.");
+static_assert(P::plan.kind[15] == detail::QKind::gap && !P::plan.in_bytes[15],
+              "Global average pooling after a Concatenate runs in float.");
 // The arena holds the live tensors at their peak: less than keeping every tensor.
 static_assert(P::plan.arena < (12 * 12 * 6 * 4) * 4);
 
@@ -349,6 +359,49 @@ TEST_CASE("A residual Graph with BatchNormalization keeps Fashion-MNIST accuracy
   CHECK(acc_f > 0.75);  // trained (2 epochs on 6,000 images reach about 0.79)
   CHECK(acc_q >= acc_f - 0.01);
   CHECK(agree >= 0.97);
+}
+
+TEST_CASE("Residual Adds and global average pooling run on bytes within a point of float", "[long]") {
+  // ResNet's shape: a stem read twice (by the block and by the Add), two Conv+BN in the block, the
+  // Add and its ReLU, global average pooling, Dense. Every tensor up to the pooled means is 8-bit.
+  // Momentum 0.9: the moving statistics settle within the 375 steps of this short run.
+  struct Res;
+  using BN = BatchNormalization<0.9>;
+  using Model = Graph<Input<28, 28, 1>, Conv2D<16, 3, 3, 2, Padding::same>, BN, ReLU, Tag<Res>,  // 0-2
+                      Conv2D<16, 3, 3, 1, Padding::same>, BN, ReLU,                            // 3-5
+                      Conv2D<16, 3, 3, 1, Padding::same>, BN, Add<Res>,                        // 6-8
+                      ReLU, GlobalAveragePooling2D, Dense<10>, Softmax>;                  // 9-12
+  using P = detail::Int8Forward<Model>;
+  static_assert(P::plan.bytes[3] && P::plan.bytes[8] && P::plan.bytes[9] && P::plan.bytes[10] &&
+                    P::plan.add8[8] && P::plan.alias[9] && P::plan.unsigned_bytes[10] &&
+                    P::plan.kind[10] == detail::QKind::gap && P::plan.in_bytes[10] &&
+                    !P::plan.bytes[11] && P::plan.scales == P::plan.computes + 2,
+                "The stem's fan-out, the Add's inputs and its ReLU'd output are bytes; the pool "
+                "reads bytes; two tensors have scales of their own.");
+  // The arena at its peak holds the 14x14x16 stem output and two more such tensors, in bytes.
+  static_assert(P::plan.arena <= 3 * 14 * 14 * 16 + 1024);
+  const auto train = train_set(7000);
+  const auto fit_set = slice(train, 0, 6000);
+  const auto calib = slice(train, 6000, 7000);
+  const auto test = test_set(2000);
+  Model model(7);
+  Adam opt(2e-3f);
+  fit(model, opt, SparseCategoricalCrossEntropy{}, fit_set, {.epochs = 2, .verbose = 0});
+  const auto yf = outputs(model, test);
+  auto q = quantize(model, calib);
+  const auto yq = outputs(q, test);
+  const double acc_f = accuracy(yf, test, 10), acc_q = accuracy(yq, test, 10);
+  const double agree = agreement(yf, yq, 10);
+  std::cout << "residual CNN with global average pooling, Adds on bytes: float accuracy " << acc_f
+            << ", int8 " << acc_q << ", same class on " << agree << " of the test images\n";
+  CHECK(acc_f > 0.6);
+  CHECK(acc_q >= acc_f - 0.01);
+  CHECK(agree >= 0.95);
+  // Batch and single-sample inference give the same outputs.
+  for (std::size_t i = 0; i < 20; ++i) {
+    const auto one = q.predict(std::span<const float>(test.sample(i), Model::input_size));
+    for (std::size_t c = 0; c < 10; ++c) REQUIRE(one[c] == yq[i * 10 + c]);
+  }
 }
 
 TEST_CASE("QuantizedModel::accuracy counts the int8 model's right classes and refuses bad data") {

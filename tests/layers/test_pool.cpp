@@ -130,8 +130,10 @@ static_assert(Layer<On<MaxPool1D<2>, 4, 3>> && Layer<On<GlobalMaxPooling2D, 4, 4
               "The new layers satisfy the Layer contract.");
 static_assert(detail::qkind<OnF<MaxPool1D<2>, 4, 3>>() == detail::QKind::maxpool &&
                   detail::qkind<OnF<Reshape<12>, 4, 3>>() == detail::QKind::flatten &&
-                  detail::qkind<OnF<GlobalAveragePooling2D, 4, 4, 3>>() == detail::QKind::other,
-              "int8: MaxPool1D runs on bytes, Reshape is a view, GlobalAveragePooling2D runs in float.");
+                  detail::qkind<OnF<GlobalAveragePooling2D, 4, 4, 3>>() == detail::QKind::gap &&
+                  detail::qkind<OnF<GlobalAveragePooling1D, 4, 3>>() == detail::QKind::gap &&
+                  detail::qkind<OnF<GlobalMaxPooling2D, 4, 4, 3>>() == detail::QKind::other,
+              "int8: MaxPool1D runs on bytes, Reshape is a view, global average pooling sums bytes.");
 
 // ---------------------------------------------------------------------------------------------
 // Forward against the scalar reference.
@@ -523,8 +525,8 @@ void check_quantized_close(std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("int8: max pooling with pads and dilation, MaxPool1D and Reshape run on bytes, and "
-          "GlobalAveragePooling2D in float") {
+TEST_CASE("int8: max pooling with pads and dilation, MaxPool1D, Reshape and "
+          "GlobalAveragePooling2D run on bytes") {
   using A = Sequential<Input<14, 14, 1>, Conv2D<6, 3, 3>, ReLU,
                        MaxPool2D<2, 2, 2, Padding::pads(1, 0, 0, 1), 2>, Conv2D<4, 3, 3>, ReLU,
                        Reshape<16, 4>, MaxPool1D<3, 2, Padding::same_lower>, Flatten, Dense<5>>;
@@ -538,8 +540,10 @@ TEST_CASE("int8: max pooling with pads and dilation, MaxPool1D and Reshape run o
 
   using B = Sequential<Input<12, 12, 2>, Conv2D<8, 3, 3>, ReLU, GlobalAveragePooling2D, Dense<6>,
                        ReLU, Dense<3>>;
-  static_assert(!detail::Int8Forward<B>::plan.in_bytes[2] &&
-                    detail::Int8Forward<B>::plan.kind[2] == detail::QKind::other,
-                "GlobalAveragePooling2D runs in float between the quantized layers.");
+  static_assert(detail::Int8Forward<B>::plan.in_bytes[2] && detail::Int8Forward<B>::plan.bytes[2] &&
+                    detail::Int8Forward<B>::plan.unsigned_bytes[2] &&
+                    !detail::Int8Forward<B>::plan.bytes[3] &&
+                    detail::Int8Forward<B>::plan.kind[2] == detail::QKind::gap,
+                "GlobalAveragePooling2D sums the Conv+ReLU's bytes and writes its means in float.");
   check_quantized_close<B>(4);
 }

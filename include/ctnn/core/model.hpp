@@ -606,9 +606,9 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     if (ctx.training) return run_forward<true>(p, state, ws, n, ctx);
     return run_forward<false>(p, state, ws, n, ctx);
   }
-  // An inference pass as forward_on's that first shows `observe` every single-input node's input:
-  // observe.template operator()<I>(x, n) with x the n samples node I is about to read (with a
-  // fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
+  // An inference pass as forward_on's that first shows `observe` every input of every node:
+  // observe.template operator()<I, K>(x, n) with x the n samples of input K that node I is about
+  // to read (K = 0 for a single-input node; with a fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
   // inputs of the layers it quantizes this way, whatever the topology.
   template <class Buffers, class Observe>
   static T* forward_observed(const T* p, T* state, Buffers& ws, std::size_t n, Observe&& observe) {
@@ -877,7 +877,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
 
   // No observer (the operator is never called: `if constexpr` skips it; clang still looks it up).
   struct NoObserver {
-    template <std::size_t I>
+    template <std::size_t I, std::size_t K>
     void operator()(const T*, std::size_t) const {}
   };
   template <bool Training, class Buffers, class Observe = NoObserver>
@@ -886,9 +886,11 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
     static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
-      if constexpr (!std::is_same_v<Observe, NoObserver> && !is_join<I>)
-        observe->template operator()<I>(
-            static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[0]])), n);
+      if constexpr (!std::is_same_v<Observe, NoObserver>)
+        static_for<node<I>::arity>([&]<std::size_t K>() {
+          observe->template operator()<I, K>(
+              static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[K]])), n);
+        });
       if constexpr (facts.view[I] || facts.fused[I]) {
         return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
       } else {

@@ -184,7 +184,8 @@ void export_header(const std::string& path, const Model& model, const std::strin
 //                    that target's SIMD width, so one header serves every target)
 //   weight_scales[]  per output channel (for reference; the run uses multipliers)
 //   multipliers[], biases[]            per output channel, exact hex floats
-//   input_scales[], input_signed[]     per quantized layer input
+//   input_scales[], input_signed[]     per scale slot (each quantized layer input, then the
+//                                      8-bit tensors only Adds and global pools read)
 //   inline ctnn::deploy::StaticQuantizedModel<Model> make()
 // StaticQuantizedModel over these arrays computes exactly what `model` computes.
 template <class Model>
@@ -225,8 +226,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
     write_constexpr_array<float>(os, "weight_scales", weight_scales);
     write_constexpr_array<float>(os, "multipliers", {p.multipliers, plan.channels});
     write_constexpr_array<float>(os, "biases", {p.biases, plan.channels});
-    write_constexpr_array<float>(os, "input_scales", {p.input_scales, plan.computes});
-    write_constexpr_array<bool>(os, "input_signed", {p.input_signed, plan.computes});
+    write_constexpr_array<float>(os, "input_scales", {p.input_scales, plan.scales});
+    write_constexpr_array<bool>(os, "input_signed", {p.input_signed, plan.scales});
     os << "\n// An int8 inference object over these constants (its buffers live inside it: make it "
           "static).\n"
        << "inline ctnn::deploy::StaticQuantizedModel<Model> make() {\n"

@@ -15,17 +15,21 @@
 //                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
 //                otherwise; the scale covers the calibrated range (CalibrationOptions);
 //   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
-//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
-//                quantized layer's input scale (a ReLU between them becomes the clamp at 0) when
-//                that layer alone reads it, otherwise (before Softmax, Tanh, AvgPool2D, a
-//                residual Add, a tensor read twice, the output) kept in float.
+//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the
+//                8-bit scale of the tensor it feeds (a ReLU between them becomes the clamp at 0)
+//                when every reader of that tensor takes bytes (quantized layers, residual Adds,
+//                GlobalAveragePooling: a fan-out too), otherwise (before Softmax, Tanh,
+//                Concatenate, AvgPool2D, the output) kept in float;
+//   residual Add rescales: y = s_a * q_a + s_b * q_b in float, requantized to its output's
+//                scale (each 8-bit tensor has its own, calibrated like the layers' inputs) or
+//                kept in float when a float layer reads it;
+//   global average pooling on bytes sums each channel in int32 and writes the mean in float
+//                (narrower than its inputs: the Dense after it quantizes it on its own scale).
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
 // Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
 // dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
-// other parameter-free layer runs in float with the float model's own code: among them
-// GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
-// input scale (calibrated on the means) would clip the inputs before averaging; Add and
-// Concatenate sum or join the dequantized values (in place where an input dies there). A layer
+// other parameter-free layer runs in float with the float model's own code (Concatenate joins
+// dequantized values). A layer
 // with parameters of another kind is a compile error. The plan (which tensors are bytes, where
 // each lives) is detail::Int8Forward's, made by the compiler from the model's node list.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
@@ -100,7 +104,7 @@ class QuantizedModel {
   // per output channel, one per quantized input) and float32 biases. (In memory the weights are
   // packed with columns padded to the SIMD width: packed_weight_bytes.)
   static constexpr std::size_t weight_bytes = plan.weights;
-  static constexpr std::size_t scale_bytes = (plan.channels + plan.computes) * sizeof(float);
+  static constexpr std::size_t scale_bytes = (plan.channels + plan.scales) * sizeof(float);
   static constexpr std::size_t bias_bytes = plan.channels * sizeof(float);
   static constexpr std::size_t parameter_bytes = weight_bytes + scale_bytes + bias_bytes;
   static constexpr std::size_t packed_weight_bytes = plan.packed;
@@ -125,13 +129,13 @@ class QuantizedModel {
   template <std::size_t I>
   float input_scale() const {
     static_assert(is_compute(plan.kind[I]), "input_scale<I>() is defined for Dense and Conv2D layers.");
-    return in_scale_[plan.index[I]];
+    return in_scale_[plan.in_slot[I]];
   }
   // Whether layer I's input is int8 (true) or uint8 (false, never negative in calibration).
   template <std::size_t I>
   bool input_is_signed() const {
     static_assert(is_compute(plan.kind[I]), "input_is_signed<I>() is defined for Dense and Conv2D layers.");
-    return in_signed_[plan.index[I]];
+    return in_signed_[plan.in_slot[I]];
   }
   // The per-output-channel weight scales of layer I.
   template <std::size_t I>
@@ -332,18 +336,20 @@ class QuantizedModel {
     });
   }
 
-  // Runs the float model over the calibration samples and records, at each quantized layer's
-  // input, the minimum and the distribution of absolute values; sets the input scales from them.
+  // Runs the float model over the calibration samples and records, for every scale slot, the
+  // minimum and the distribution of absolute values of its tensor (read at each quantized
+  // layer's input, and where the plan says for a tensor only Adds and global average pools
+  // read); sets the scales from them.
   void calibrate(const Model& model, std::span<const float> xs, const CalibrationOptions& opt) {
     const std::size_t total = xs.size() / input_size;
     const std::size_t B = std::max<std::size_t>(1, std::min(opt.batch, total));
-    std::array<double, plan.computes> lo{}, hi{};  // minimum and maximum |x|
+    std::array<double, plan.scales> lo{}, hi{};  // minimum and maximum |x|
     // 4096 bins over [0, max |x|]: a percentile lands within 1/4096 of the range.
     constexpr std::size_t kBins = 4096;
-    std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
-    std::array<std::uint64_t, plan.computes> count{};
-    // The float model's own inference pass, shown each quantized layer's input (whatever the
-    // topology: a Graph's tensors live in the float planner's slots).
+    std::vector<std::vector<std::uint64_t>> hist(plan.scales, std::vector<std::uint64_t>(kBins));
+    std::array<std::uint64_t, plan.scales> count{};
+    // The float model's own inference pass, shown every node's inputs (whatever the topology: a
+    // Graph's tensors live in the float planner's slots).
     typename Model::Workspace ws;
     ws.reserve(B, false);
     const float* params = model.parameters().data();
@@ -353,27 +359,29 @@ class QuantizedModel {
       for (std::size_t s0 = 0; s0 < total; s0 += B) {
         const std::size_t n = std::min(B, total - s0);
         std::memcpy(ws.input(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
-        const auto observe = [&]<std::size_t I>(const float* x, std::size_t) {
-          if constexpr (is_compute(plan.kind[I])) {
-            constexpr std::size_t c = plan.index[I];
-            const std::size_t m = n * layer<I>::input_shape::size;
-            if (pass == 0) {
-              for (std::size_t i = 0; i < m; ++i) {
-                lo[c] = std::min(lo[c], double(x[i]));
-                hi[c] = std::max(hi[c], double(std::abs(x[i])));
-              }
-            } else if (hi[c] > 0.0) {
-              for (std::size_t i = 0; i < m; ++i) {
-                const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
-                ++hist[c][std::min(bin, kBins - 1)];
-              }
-              count[c] += m;
+        const auto record = [&](std::size_t c, const float* x, std::size_t m) {
+          if (pass == 0) {
+            for (std::size_t i = 0; i < m; ++i) {
+              lo[c] = std::min(lo[c], double(x[i]));
+              hi[c] = std::max(hi[c], double(std::abs(x[i])));
             }
+          } else if (hi[c] > 0.0) {
+            for (std::size_t i = 0; i < m; ++i) {
+              const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
+              ++hist[c][std::min(bin, kBins - 1)];
+            }
+            count[c] += m;
           }
+        };
+        const auto observe = [&]<std::size_t I, std::size_t K>(const float* x, std::size_t) {
+          constexpr std::size_t m = plan.size[Model::template inputs_of<I>[K]];
+          if constexpr (K == 0 && is_compute(plan.kind[I])) record(plan.index[I], x, n * m);
+          for (std::size_t c = plan.computes; c < plan.scales; ++c)
+            if (plan.obs_node[c] == I && plan.obs_input[c] == K) record(c, x, n * m);
         };
         Model::forward_observed(params, state, ws, n, observe);
       }
-    for (std::size_t c = 0; c < plan.computes; ++c) {
+    for (std::size_t c = 0; c < plan.scales; ++c) {
       in_signed_[c] = lo[c] < 0.0;
       double range = hi[c];
       if (percentile && count[c] > 0) {
@@ -392,7 +400,7 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I]))
         for (std::size_t n = 0; n < plan.N[I]; ++n)
           mult_[plan.channel_offset[I] + n] =
-              in_scale_[plan.index[I]] * w_scale_[plan.channel_offset[I] + n];
+              in_scale_[plan.in_slot[I]] * w_scale_[plan.channel_offset[I] + n];
     });
   }
 
@@ -413,8 +421,8 @@ class QuantizedModel {
 
   AlignedBuffer<std::int8_t> packed_;            // every layer's packed int8 weights
   std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
-  std::array<float, plan.computes> in_scale_{};  // per quantized input
-  std::array<bool, plan.computes> in_signed_{};
+  std::array<float, plan.scales> in_scale_{};  // per scale slot
+  std::array<bool, plan.scales> in_signed_{};
 };
 
 // Quantizes a trained float model with activation ranges calibrated on `calibration` (a few
