@@ -1347,9 +1347,9 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     if (ctx.training) return run_forward<true>(p, state, ws, n, ctx);
     return run_forward<false>(p, state, ws, n, ctx);
   }
-  // An inference pass as forward_on's that first shows `observe` every single-input node's input:
-  // observe.template operator()<I>(x, n) with x the n samples node I is about to read (with a
-  // fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
+  // An inference pass as forward_on's that first shows `observe` every input of every node:
+  // observe.template operator()<I, K>(x, n) with x the n samples of input K that node I is about
+  // to read (K = 0 for a single-input node; with a fused ReLU already applied, views resolved). Calibration (deploy/quantize.hpp) reads the
   // inputs of the layers it quantizes this way, whatever the topology.
   template <class Buffers, class Observe>
   static T* forward_observed(const T* p, T* state, Buffers& ws, std::size_t n, Observe&& observe) {
@@ -1618,7 +1618,7 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
 
   // No observer (the operator is never called: `if constexpr` skips it; clang still looks it up).
   struct NoObserver {
-    template <std::size_t I>
+    template <std::size_t I, std::size_t K>
     void operator()(const T*, std::size_t) const {}
   };
   template <bool Training, class Buffers, class Observe = NoObserver>
@@ -1627,9 +1627,11 @@ class ModelCore<T, InShape, std::tuple<Nodes...>, Style> {
     static constexpr const ActPlan& a = Training ? train_plan : infer_plan;
     static_for<N>([&]<std::size_t I>() {
       using L = layer<I>;
-      if constexpr (!std::is_same_v<Observe, NoObserver> && !is_join<I>)
-        observe->template operator()<I>(
-            static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[0]])), n);
+      if constexpr (!std::is_same_v<Observe, NoObserver>)
+        static_for<node<I>::arity>([&]<std::size_t K>() {
+          observe->template operator()<I, K>(
+              static_cast<const T*>(ws.activation(a.offset[node<I>::inputs[K]])), n);
+        });
       if constexpr (facts.view[I] || facts.fused[I]) {
         return;  // Flatten passes its buffer on; a fused ReLU already ran in the layer before.
       } else {
@@ -11665,17 +11667,21 @@ void load_checkpoint_from_memory(std::span<const char> bytes, const std::string&
 //                data never made it negative (after a ReLU, or [0, 1] pixels), int8 [-127, 127]
 //                otherwise; the scale covers the calibrated range (CalibrationOptions);
 //   products     int8 x int8 summed exactly in int32 (kernels/int8.hpp), then
-//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the next
-//                quantized layer's input scale (a ReLU between them becomes the clamp at 0) when
-//                that layer alone reads it, otherwise (before Softmax, Tanh, AvgPool2D, a
-//                residual Add, a tensor read twice, the output) kept in float.
+//                y = acc * (s_in * s_w[n]) + bias[n] in float, requantized straight to the
+//                8-bit scale of the tensor it feeds (a ReLU between them becomes the clamp at 0)
+//                when every reader of that tensor takes bytes (quantized layers, residual Adds,
+//                GlobalAveragePooling: a fan-out too), otherwise (before Softmax, Tanh,
+//                Concatenate, AvgPool2D, the output) kept in float;
+//   residual Add rescales: y = s_a * q_a + s_b * q_b in float, requantized to its output's
+//                scale (each 8-bit tensor has its own, calibrated like the layers' inputs) or
+//                kept in float when a float layer reads it;
+//   global average pooling on bytes sums each channel in int32 and writes the mean in float
+//                (narrower than its inputs: the Dense after it quantizes it on its own scale).
 // Layers between two quantized layers run on the bytes: ReLU (already applied by the clamp),
 // Flatten, Reshape and Dropout (nothing to do), MaxPool2D and MaxPool1D with any padding and
 // dilation (max commutes with a monotone quantizer; padded taps are skipped). Every
-// other parameter-free layer runs in float with the float model's own code: among them
-// GlobalAveragePooling2D, whose mean is narrower than its inputs, so bytes on the next layer's
-// input scale (calibrated on the means) would clip the inputs before averaging; Add and
-// Concatenate sum or join the dequantized values (in place where an input dies there). A layer
+// other parameter-free layer runs in float with the float model's own code (Concatenate joins
+// dequantized values). A layer
 // with parameters of another kind is a compile error. The plan (which tensors are bytes, where
 // each lives) is detail::Int8Forward's, made by the compiler from the model's node list.
 // A sample holding NaN or an infinity gets NaN outputs (8-bit values cannot represent them, and
@@ -15067,7 +15073,9 @@ namespace deploy {
 // The parameters the int8 forward pass reads, wherever they live. Per quantized (Dense/Conv2D)
 // layer, in order: `packed` its int8 weights in kernels::pack_int8_weights' layout at the plan's
 // packed offsets; per output channel `multipliers` (s_in * s_w[n], one int32 unit in real terms)
-// and float `biases`; per quantized input its `input_scales` and `input_signed` (int8 or uint8).
+// and float `biases`; per scale slot (Int8Forward's plan: one per quantized layer's input, then
+// one per 8-bit tensor only Adds and global average pools read) `input_scales` and
+// `input_signed` (int8 or uint8).
 struct Int8Parameters {
   const std::int8_t* packed;
   const float* multipliers;
@@ -15080,13 +15088,18 @@ struct Int8Parameters {
 
 namespace detail {
 
-enum class QKind { dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, join, other };
+enum class QKind {
+  dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, add, gap, join, other
+};
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
 template <class L>
 constexpr QKind qkind() {
   if constexpr (JoinLayer<L>) {
-    return QKind::join;
+    if constexpr (requires { L::elementwise_in_place; })
+      return L::elementwise_in_place ? QKind::add : QKind::join;  // Add; Concatenate
+    else
+      return QKind::join;
   } else {
     switch (layer_kind<L>) {
       case LayerKind::dense: return QKind::dense;
@@ -15100,6 +15113,8 @@ constexpr QKind qkind() {
       case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
       case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
       case LayerKind::batch_norm: return QKind::batch_norm;
+      case LayerKind::global_avg_pool2d: return QKind::gap;
+      case LayerKind::global_avg_pool1d: return QKind::gap;  // the same code on a 1 x Steps image
       default: return QKind::other;
     }
   }
@@ -15155,14 +15170,21 @@ void with_8bit_type(bool is_signed, F&& f) {
 //     sums its taps per channel in int32; the others are one int8 GEMM); a BatchNormalization whose
 //     input is such a layer's output and read by nothing else is folded into that layer's
 //     weights (fold_batch_norm) and disappears; any other BatchNormalization is refused;
-//   - a compute layer's output stays in bytes (on the next compute layer's input scale) when a
-//     single-consumer path of ReLU, Flatten, Reshape, Dropout, MaxPool and folded
-//     BatchNormalization leads to the next compute layer; a ReLU on that path becomes the clamp of
-//     the store. Otherwise (fan-out, a join, a float layer next, the output) it is stored in
-//     float, with a ReLU directly after it fused into that store;
-//   - every other layer (Add, Concatenate, pooling to the mean, activations, Softmax, ...) runs in
-//     float with the float model's own code, and a compute layer reading a float tensor quantizes
-//     it first. So a residual Add sums dequantized (rescaled) values in float;
+//   - 8-bit tensors have scales ("slots": slot c < computes is compute layer c's input scale, the
+//     others belong to tensors only Adds and global average pools read). The output of a compute
+//     layer or an Add is stored in bytes when a single-consumer path of ReLU, Flatten, Reshape,
+//     Dropout, MaxPool and folded BatchNormalization leads to a tensor whose every reader takes
+//     bytes: compute layers, Adds and GlobalAveragePooling (a fan-out such as a residual block's
+//     input included). A ReLU on that path becomes the clamp of the store. Otherwise (a
+//     Concatenate, a float layer next, the output) it is stored in float, a compute layer's with a
+//     ReLU directly after it fused into that store;
+//   - an Add reading or writing bytes rescales: y = sum_k s_k * q_k (a float input as it is), then
+//     y is requantized to its output's scale (clamped at 0 by a ReLU after it) or kept in float;
+//     a GlobalAveragePooling reading bytes sums each channel in int32 and writes s * sum / P in
+//     float (a mean is narrower than its inputs: the next layer quantizes it on its own scale);
+//   - every other layer (Concatenate, other pooling to the mean, activations, Softmax, ...) runs
+//     in float with the float model's own code, and a compute layer reading a float tensor
+//     quantizes it first;
 //   - each tensor gets a slot in one byte arena by liveness (first fit, 64-byte aligned), the
 //     input is read where the caller keeps it: `plan.arena` bytes per sample hold every live
 //     tensor at once.
@@ -15194,8 +15216,14 @@ struct Int8Forward {
     std::array<bool, NT> bytes{};                  // tensor held as 8-bit
     std::array<bool, NT> unsigned_bytes{};         // 8-bit tensor after a ReLU: uint8 for sure
     std::array<bool, num_layers> unsigned_in{};    // compute layer reading such bytes
-    std::array<std::size_t, NT> owner{};           // 8-bit tensor: the compute index whose input
-                                                   // scale and signedness it has
+    std::array<std::size_t, NT> slot{};            // 8-bit tensor: its scale's slot
+    std::array<std::size_t, NT> size{};            // tensor: values per sample
+    std::array<std::size_t, num_layers> in_slot{};   // compute layer: its input scale's slot
+    std::array<std::size_t, num_layers> out_slot{};  // compute layer or Add storing bytes: the
+                                                     // slot of that output (kNone: float)
+    std::array<bool, num_layers> add8{};           // Add reading or writing bytes (rescaling)
+    // A slot >= computes is calibrated on input obs_input of node obs_node.
+    std::array<std::size_t, num_layers + NT> obs_node{}, obs_input{};
     std::array<std::size_t, NT> root{};            // the tensor whose buffer it is
     std::array<std::size_t, NT> offset{};          // root tensor: its slot, bytes per sample
     std::array<std::size_t, num_layers> qin{};     // compute layer on a float input: the slot of
@@ -15204,6 +15232,7 @@ struct Int8Forward {
     std::array<std::size_t, num_layers> K{}, N{}, rows{};  // GEMM per sample: rows x N, depth K
     std::array<std::size_t, num_layers> packed_offset{}, channel_offset{}, weight_offset{};
     std::size_t computes = 0, packed = 0, channels = 0, weights = 0;
+    std::size_t scales = 0;                        // slots: computes, then the other 8-bit tensors
     std::size_t arena = 0;                         // bytes per sample of every live tensor
     std::size_t acc = 1, patches = 1;              // int32 / byte scratch per sample
     std::size_t float_scratch = 1;                 // for layers run in float
@@ -15214,6 +15243,14 @@ struct Int8Forward {
   // requantizing store, and a batch needs only a block of scratch per sample. QuantizedModel runs
   // 64 positions at a time, StaticQuantizedModel 16 (a microcontroller's RAM).
   static constexpr std::size_t kPositionBlock = PositionBlock;
+  // Values an 8-bit Add sums at once in float (its scratch per sample).
+  static constexpr std::size_t kAddChunk = 64;
+  // Every input of every node, as (node, input index, tensor) edges.
+  static constexpr std::size_t num_edges = [] {
+    std::size_t e = 0;
+    detail::static_for<num_layers>([&]<std::size_t I>() { e += Model::template inputs_of<I>.size(); });
+    return e;
+  }();
 
   static constexpr std::size_t round64(std::size_t v) { return (v + 63) / 64 * 64; }
   static constexpr bool is_compute(QKind k) {
@@ -15229,18 +15266,22 @@ struct Int8Forward {
     Plan p;
     std::array<std::size_t, NT> size{}, consumers{}, sole{}, end{};
     std::array<std::size_t, num_layers> input{};  // a single-input node's input tensor
+    std::array<std::size_t, num_edges + 1> edge_node{}, edge_k{}, edge_t{};
+    std::size_t edges = 0;
     size[0] = input_size;
-    for (std::size_t t = 0; t < NT; ++t) sole[t] = kNone;
+    for (std::size_t t = 0; t < NT; ++t) sole[t] = p.slot[t] = kNone;
     detail::static_for<num_layers>([&]<std::size_t I>() {
       using L = layer<I>;
       static_assert(detail::Quantizable<L>::value);
       p.kind[I] = detail::qkind<L>();
-      p.next[I] = p.fold[I] = p.qin[I] = kNone;
+      p.next[I] = p.fold[I] = p.qin[I] = p.in_slot[I] = p.out_slot[I] = kNone;
       size[I + 1] = L::output_shape::size;
       input[I] = Model::template inputs_of<I>[0];
+      std::size_t k = 0;
       for (std::size_t t : Model::template inputs_of<I>) {
         ++consumers[t];
         sole[t] = I;
+        edge_node[edges] = I, edge_k[edges] = k++, edge_t[edges++] = t;
       }
       if constexpr (detail::qkind<L>() == QKind::dense) {
         p.K[I] = L::in, p.N[I] = L::output_shape::size, p.rows[I] = 1;
@@ -15257,7 +15298,7 @@ struct Int8Forward {
         p.acc = std::max(p.acc, kPositionBlock * p.N[I]);
       }
       if (is_compute(p.kind[I])) {
-        p.index[I] = p.computes++;
+        p.in_slot[I] = p.index[I] = p.computes++;
         p.packed_offset[I] = p.packed;
         p.packed += round64(stored_size(p.kind[I], p.K[I], p.N[I]));
         p.channel_offset[I] = p.channels;
@@ -15291,34 +15332,62 @@ struct Int8Forward {
       }
     for (std::size_t i = 0; i < num_layers; ++i)
       if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::dropout) p.alias[i] = true;
-    // Byte paths: from each compute layer along single consumers through byte-safe layers.
+    // Byte paths: from each compute layer and Add along single consumers through byte-safe
+    // layers, to a tensor every reader of which takes bytes.
     const auto passes_bytes = [&](std::size_t c) {
       return p.kind[c] == QKind::relu || p.kind[c] == QKind::maxpool ||
              p.kind[c] == QKind::flatten || p.kind[c] == QKind::dropout ||
              (p.kind[c] == QKind::batch_norm && p.alias[c]);
     };
+    const auto reads_bytes = [&](std::size_t c) {
+      return is_compute(p.kind[c]) || p.kind[c] == QKind::add || p.kind[c] == QKind::gap;
+    };
+    p.scales = p.computes;
     for (std::size_t i = 0; i < num_layers; ++i) {
-      if (!is_compute(p.kind[i])) continue;
-      std::size_t t = i + 1, c = kNone;
+      if (!is_compute(p.kind[i]) && p.kind[i] != QKind::add) continue;
+      std::size_t t = i + 1;
       bool relu = false;
       while (consumers[t] == 1 && passes_bytes(sole[t])) {
         relu = relu || p.kind[sole[t]] == QKind::relu;
         t = sole[t] + 1;
       }
-      if (consumers[t] == 1 && is_compute(p.kind[sole[t]])) c = sole[t];
-      if (c != kNone) {
-        p.next[i] = c;
+      bool all = consumers[t] > 0;
+      std::size_t first_edge = kNone, first_compute = kNone;
+      for (std::size_t e = 0; e < edges; ++e) {
+        if (edge_t[e] != t) continue;
+        all = all && reads_bytes(edge_node[e]);
+        if (first_edge == kNone) first_edge = e;
+        if (first_compute == kNone && is_compute(p.kind[edge_node[e]])) first_compute = edge_node[e];
+      }
+      if (all) {
+        // The slot of the first compute layer reading it (every compute reader shares it), or a
+        // slot of its own, calibrated where it is first read.
+        std::size_t slot = first_compute != kNone ? p.index[first_compute] : p.scales++;
+        if (first_compute == kNone) {
+          p.obs_node[slot] = edge_node[first_edge];
+          p.obs_input[slot] = edge_k[first_edge];
+        }
+        p.out_slot[i] = slot;
         p.relu[i] = relu;
-        p.unsigned_in[c] = relu;
-        for (std::size_t u = i + 1; u <= c; u = sole[u] + 1) {
+        if (consumers[t] == 1 && is_compute(p.kind[sole[t]])) p.next[i] = sole[t];
+        for (std::size_t u = i + 1;; u = sole[u] + 1) {
           p.bytes[u] = true;
           p.unsigned_bytes[u] = relu;  // the store clamps at 0 when a ReLU lies on the path
+          p.slot[u] = slot;
+          if (u == t) break;
           p.in_bytes[sole[u]] = true;
-          p.owner[u] = p.index[c];
           if (p.kind[sole[u]] == QKind::relu) p.alias[sole[u]] = true;  // the store's clamp
-          if (sole[u] == c) break;
         }
-      } else {
+        for (std::size_t e = 0; e < edges; ++e) {
+          if (edge_t[e] != t) continue;
+          const std::size_t c = edge_node[e];
+          if (p.kind[c] != QKind::add) p.in_bytes[c] = true;
+          if (is_compute(p.kind[c])) {
+            p.in_slot[c] = slot;
+            p.unsigned_in[c] = relu;
+          }
+        }
+      } else if (is_compute(p.kind[i])) {
         // A float store: a ReLU reading it alone (after a folded BatchNormalization) is fused.
         std::size_t u = i + 1;
         while (consumers[u] == 1 && p.kind[sole[u]] == QKind::batch_norm && p.alias[sole[u]])
@@ -15329,9 +15398,16 @@ struct Int8Forward {
         }
       }
     }
+    // An Add with an 8-bit input or output rescales in float chunks.
+    for (std::size_t e = 0; e < edges; ++e)
+      if (p.kind[edge_node[e]] == QKind::add && p.bytes[edge_t[e]]) p.add8[edge_node[e]] = true;
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (p.kind[i] == QKind::add && p.bytes[i + 1]) p.add8[i] = true;
+    for (std::size_t i = 0; i < num_layers; ++i)
+      if (p.add8[i]) p.float_scratch = std::max(p.float_scratch, kAddChunk);
     // Scratch for the layers run in float (an alias runs nothing: Dropout's mask is not needed).
     detail::static_for<num_layers>([&]<std::size_t I>() {
-      if (!p.alias[I] && !is_compute(p.kind[I]))
+      if (!p.alias[I] && !is_compute(p.kind[I]) && !p.add8[I] && !p.in_bytes[I])
         p.float_scratch = std::max(p.float_scratch, layer<I>::scratch_per_sample);
     });
     // Buffers: an alias shares its input's; a float ReLU or Add whose input (one of the first
@@ -15358,7 +15434,9 @@ struct Int8Forward {
       constexpr auto ins = Model::template inputs_of<I>;
       for (std::size_t k = 0; k < std::min<std::size_t>(ins.size(), 2); ++k) {
         const std::size_t r = p.root[ins[k]];
-        bool dead = r != 0 && !p.bytes[r] && size[r] == size[I + 1];
+        // Of the same element width: an 8-bit Add reads each chunk of its inputs before it
+        // writes that chunk.
+        bool dead = r != 0 && p.bytes[r] == p.bytes[I + 1] && size[r] == size[I + 1];
         for (std::size_t t = 0; t <= I; ++t)
           if (p.root[t] == r && last[t] > I) dead = false;
         if (dead) {
@@ -15405,6 +15483,7 @@ struct Int8Forward {
         if (live[t] && p.root[t] == t && end[t] == i) live[t] = false;
     }
     for (std::size_t t = 0; t < NT; ++t) p.offset[t] = off[p.root[t]];
+    p.size = size;
     return p;
   }
   static constexpr Plan plan = make_plan();
@@ -15457,14 +15536,14 @@ struct Int8Forward {
   static void run_compute(const deploy::Int8Parameters& p, const Workspace& w,
                           const std::uint8_t* x, std::size_t n, void* y) {
     using L = layer<I>;
-    constexpr std::size_t c = plan.index[I], K = plan.K[I], N = plan.N[I];
+    constexpr std::size_t c = plan.in_slot[I], K = plan.K[I], N = plan.N[I];
     const std::int8_t* W = p.packed + plan.packed_offset[I];
     const float* mult = p.multipliers + plan.channel_offset[I];
     const float* bias = p.biases + plan.channel_offset[I];
     // Stores rows [r0, r0 + rows) of one sample's (or the batch's) int32 products.
     const auto store = [&](const std::int32_t* acc, std::size_t rows, std::size_t out_offset) {
-      if constexpr (plan.next[I] != kNone) {
-        constexpr std::size_t nc = plan.index[plan.next[I]];
+      if constexpr (plan.out_slot[I] != kNone) {
+        constexpr std::size_t nc = plan.out_slot[I];
         with_8bit_type<plan.relu[I]>(p.input_signed[nc], [&]<class Q>() {
           kernels::requantize_8bit(rows, N, acc, N, mult, bias, 1.0f / p.input_scales[nc],
                                    plan.relu[I], static_cast<Q*>(y) + out_offset, N);
@@ -15536,6 +15615,62 @@ struct Int8Forward {
     }, n * L::input_shape::size >= kParallelWork);
   }
 
+  // An Add with 8-bit inputs or output: per sample, kAddChunk values at a time, y = x_0 + x_1 +
+  // ... in float (an 8-bit input dequantized, s * q), stored as bytes of its output's scale (the
+  // clamp at 0 of a uint8 output is the ReLU after it) or as floats. Each chunk of every input is
+  // read before that chunk of y is written, so y may be the storage of an input of its width.
+  template <std::size_t I>
+  static void run_add(const deploy::Int8Parameters& p, const Workspace& w, const float* x,
+                      std::size_t n, void* y) {
+    constexpr auto ins = Model::template inputs_of<I>;
+    constexpr std::size_t S = plan.size[I + 1];
+    parallel_for(n, [&](std::size_t s) {
+      float* acc = w.fscratch + s * plan.float_scratch;
+      for (std::size_t i0 = 0; i0 < S; i0 += kAddChunk) {
+        const std::size_t m = std::min(kAddChunk, S - i0);
+        detail::static_for<ins.size()>([&]<std::size_t K>() {
+          constexpr std::size_t t = ins[K];
+          const void* src = tensor(w, x, t, n);
+          if constexpr (plan.bytes[t]) {
+            const float sc = p.input_scales[plan.slot[t]];
+            with_8bit_type<plan.unsigned_bytes[t]>(p.input_signed[plan.slot[t]], [&]<class Q>() {
+              const Q* q = static_cast<const Q*>(src) + s * S + i0;
+              for (std::size_t i = 0; i < m; ++i)
+                acc[i] = K == 0 ? sc * float(q[i]) : acc[i] + sc * float(q[i]);
+            });
+          } else {
+            const float* f = static_cast<const float*>(src) + s * S + i0;
+            for (std::size_t i = 0; i < m; ++i) acc[i] = K == 0 ? f[i] : acc[i] + f[i];
+          }
+        });
+        if constexpr (plan.bytes[I + 1]) {
+          constexpr std::size_t o = plan.out_slot[I];
+          with_8bit_type<plan.unsigned_bytes[I + 1]>(p.input_signed[o], [&]<class Q>() {
+            kernels::quantize_8bit(m, acc, 1.0f / p.input_scales[o], static_cast<Q*>(y) + s * S + i0);
+          });
+        } else {
+          std::memcpy(static_cast<float*>(y) + s * S + i0, acc, m * sizeof(float));
+        }
+      }
+    }, n * S >= kParallelWork);
+  }
+
+  // GlobalAveragePooling on 8-bit values: each channel's bytes summed exactly in int32, then
+  // y[c] = sum * (s / P) in float.
+  template <class L, class Q>
+  static void gap8(const Q* x, float scale, float* y, std::size_t n) {
+    constexpr std::size_t C = L::C, P = L::positions;
+    const float unit = scale / float(P);
+    parallel_for(n, [&](std::size_t s) {
+      const Q* xs = x + s * L::input_shape::size;
+      for (std::size_t ch = 0; ch < C; ++ch) {
+        std::int32_t sum = 0;
+        for (std::size_t q = 0; q < P; ++q) sum += std::int32_t(xs[q * C + ch]);
+        y[s * C + ch] = float(sum) * unit;
+      }
+    }, n * L::input_shape::size >= kParallelWork);
+  }
+
   // Where tensor t of n samples lives: the caller's input or a slot of the arena.
   static void* tensor(const Workspace& w, const float* x, std::size_t t, std::size_t n) {
     if (plan.root[t] == 0) return const_cast<float*>(x);
@@ -15556,7 +15691,7 @@ struct Int8Forward {
       if constexpr (plan.alias[I]) {
         return;  // a view, inference-mode Dropout, a folded BatchNormalization or an applied ReLU
       } else if constexpr (is_compute(kind)) {
-        constexpr std::size_t c = plan.index[I];
+        constexpr std::size_t c = plan.in_slot[I];
         std::uint8_t* qx;
         if constexpr (plan.in_bytes[I]) {
           qx = static_cast<std::uint8_t*>(tensor(w, x, in, n));
@@ -15569,15 +15704,24 @@ struct Int8Forward {
           });
         }
         run_compute<I>(p, w, qx, n, y);
+      } else if constexpr (plan.add8[I]) {
+        run_add<I>(p, w, x, n, y);
+      } else if constexpr (plan.in_bytes[I] && kind == QKind::gap) {
+        with_8bit_type<plan.unsigned_bytes[in]>(p.input_signed[plan.slot[in]], [&]<class Q>() {
+          gap8<L>(static_cast<const Q*>(tensor(w, x, in, n)), p.input_scales[plan.slot[in]],
+                  static_cast<float*>(y), n);
+        });
       } else if constexpr (plan.in_bytes[I]) {
-        static_assert(kind == QKind::maxpool, "only max pooling computes on bytes");
-        with_8bit_type<plan.unsigned_bytes[in]>(p.input_signed[plan.owner[in]], [&]<class Q>() {
+        static_assert(kind == QKind::maxpool, "only max pooling, Add and global average pooling "
+                                              "compute on bytes");
+        with_8bit_type<plan.unsigned_bytes[in]>(p.input_signed[plan.slot[in]], [&]<class Q>() {
           maxpool8<L>(static_cast<const Q*>(tensor(w, x, in, n)), static_cast<Q*>(y), n);
         });
       } else if constexpr (plan.inplace[I] && kind == QKind::relu) {
         float* v = static_cast<float*>(y);  // over its input: NaN stays NaN, as ReLU's kernel
         for (std::size_t i = 0; i < n * L::output_shape::size; ++i) v[i] = v[i] <= 0.0f ? 0.0f : v[i];
-      } else if constexpr (kind == QKind::join) {  // an in-place Add writes over input 0 or 1
+      } else if constexpr (kind == QKind::join || kind == QKind::add) {  // an in-place Add
+                                                                          // writes over input 0 or 1
         std::array<const float*, L::arity> xs;
         for (std::size_t k = 0; k < L::arity; ++k)
           xs[k] = static_cast<const float*>(tensor(w, x, Model::template inputs_of<I>[k], n));
@@ -15631,9 +15775,9 @@ class StaticQuantizedModel {
   static constexpr std::size_t input_size = Model::input_size;
   static constexpr std::size_t output_size = Model::output_size;
   // Read-only parameters: packed int8 weights (columns padded to the SIMD width), per output
-  // channel a float multiplier and bias, per quantized input a float scale and a bool.
+  // channel a float multiplier and bias, per scale slot a float scale and a bool.
   static constexpr std::size_t weight_bytes =
-      plan.packed + 2 * plan.channels * sizeof(float) + plan.computes * (sizeof(float) + sizeof(bool));
+      plan.packed + 2 * plan.channels * sizeof(float) + plan.scales * (sizeof(float) + sizeof(bool));
   // Each buffer is 64-byte aligned (the kernels' alignment): the sum of their sizes rounded up to
   // 64 bytes, so an object is buffer_bytes plus its parameter pointers (padded to 64 bytes).
   static constexpr std::size_t buffer_bytes =
@@ -15784,7 +15928,7 @@ class QuantizedModel {
   // per output channel, one per quantized input) and float32 biases. (In memory the weights are
   // packed with columns padded to the SIMD width: packed_weight_bytes.)
   static constexpr std::size_t weight_bytes = plan.weights;
-  static constexpr std::size_t scale_bytes = (plan.channels + plan.computes) * sizeof(float);
+  static constexpr std::size_t scale_bytes = (plan.channels + plan.scales) * sizeof(float);
   static constexpr std::size_t bias_bytes = plan.channels * sizeof(float);
   static constexpr std::size_t parameter_bytes = weight_bytes + scale_bytes + bias_bytes;
   static constexpr std::size_t packed_weight_bytes = plan.packed;
@@ -15809,13 +15953,13 @@ class QuantizedModel {
   template <std::size_t I>
   float input_scale() const {
     static_assert(is_compute(plan.kind[I]), "input_scale<I>() is defined for Dense and Conv2D layers.");
-    return in_scale_[plan.index[I]];
+    return in_scale_[plan.in_slot[I]];
   }
   // Whether layer I's input is int8 (true) or uint8 (false, never negative in calibration).
   template <std::size_t I>
   bool input_is_signed() const {
     static_assert(is_compute(plan.kind[I]), "input_is_signed<I>() is defined for Dense and Conv2D layers.");
-    return in_signed_[plan.index[I]];
+    return in_signed_[plan.in_slot[I]];
   }
   // The per-output-channel weight scales of layer I.
   template <std::size_t I>
@@ -16016,18 +16160,20 @@ class QuantizedModel {
     });
   }
 
-  // Runs the float model over the calibration samples and records, at each quantized layer's
-  // input, the minimum and the distribution of absolute values; sets the input scales from them.
+  // Runs the float model over the calibration samples and records, for every scale slot, the
+  // minimum and the distribution of absolute values of its tensor (read at each quantized
+  // layer's input, and where the plan says for a tensor only Adds and global average pools
+  // read); sets the scales from them.
   void calibrate(const Model& model, std::span<const float> xs, const CalibrationOptions& opt) {
     const std::size_t total = xs.size() / input_size;
     const std::size_t B = std::max<std::size_t>(1, std::min(opt.batch, total));
-    std::array<double, plan.computes> lo{}, hi{};  // minimum and maximum |x|
+    std::array<double, plan.scales> lo{}, hi{};  // minimum and maximum |x|
     // 4096 bins over [0, max |x|]: a percentile lands within 1/4096 of the range.
     constexpr std::size_t kBins = 4096;
-    std::vector<std::vector<std::uint64_t>> hist(plan.computes, std::vector<std::uint64_t>(kBins));
-    std::array<std::uint64_t, plan.computes> count{};
-    // The float model's own inference pass, shown each quantized layer's input (whatever the
-    // topology: a Graph's tensors live in the float planner's slots).
+    std::vector<std::vector<std::uint64_t>> hist(plan.scales, std::vector<std::uint64_t>(kBins));
+    std::array<std::uint64_t, plan.scales> count{};
+    // The float model's own inference pass, shown every node's inputs (whatever the topology: a
+    // Graph's tensors live in the float planner's slots).
     typename Model::Workspace ws;
     ws.reserve(B, false);
     const float* params = model.parameters().data();
@@ -16037,27 +16183,29 @@ class QuantizedModel {
       for (std::size_t s0 = 0; s0 < total; s0 += B) {
         const std::size_t n = std::min(B, total - s0);
         std::memcpy(ws.input(), xs.data() + s0 * input_size, n * input_size * sizeof(float));
-        const auto observe = [&]<std::size_t I>(const float* x, std::size_t) {
-          if constexpr (is_compute(plan.kind[I])) {
-            constexpr std::size_t c = plan.index[I];
-            const std::size_t m = n * layer<I>::input_shape::size;
-            if (pass == 0) {
-              for (std::size_t i = 0; i < m; ++i) {
-                lo[c] = std::min(lo[c], double(x[i]));
-                hi[c] = std::max(hi[c], double(std::abs(x[i])));
-              }
-            } else if (hi[c] > 0.0) {
-              for (std::size_t i = 0; i < m; ++i) {
-                const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
-                ++hist[c][std::min(bin, kBins - 1)];
-              }
-              count[c] += m;
+        const auto record = [&](std::size_t c, const float* x, std::size_t m) {
+          if (pass == 0) {
+            for (std::size_t i = 0; i < m; ++i) {
+              lo[c] = std::min(lo[c], double(x[i]));
+              hi[c] = std::max(hi[c], double(std::abs(x[i])));
             }
+          } else if (hi[c] > 0.0) {
+            for (std::size_t i = 0; i < m; ++i) {
+              const auto bin = std::size_t(double(std::abs(x[i])) / hi[c] * kBins);
+              ++hist[c][std::min(bin, kBins - 1)];
+            }
+            count[c] += m;
           }
+        };
+        const auto observe = [&]<std::size_t I, std::size_t K>(const float* x, std::size_t) {
+          constexpr std::size_t m = plan.size[Model::template inputs_of<I>[K]];
+          if constexpr (K == 0 && is_compute(plan.kind[I])) record(plan.index[I], x, n * m);
+          for (std::size_t c = plan.computes; c < plan.scales; ++c)
+            if (plan.obs_node[c] == I && plan.obs_input[c] == K) record(c, x, n * m);
         };
         Model::forward_observed(params, state, ws, n, observe);
       }
-    for (std::size_t c = 0; c < plan.computes; ++c) {
+    for (std::size_t c = 0; c < plan.scales; ++c) {
       in_signed_[c] = lo[c] < 0.0;
       double range = hi[c];
       if (percentile && count[c] > 0) {
@@ -16076,7 +16224,7 @@ class QuantizedModel {
       if constexpr (is_compute(plan.kind[I]))
         for (std::size_t n = 0; n < plan.N[I]; ++n)
           mult_[plan.channel_offset[I] + n] =
-              in_scale_[plan.index[I]] * w_scale_[plan.channel_offset[I] + n];
+              in_scale_[plan.in_slot[I]] * w_scale_[plan.channel_offset[I] + n];
     });
   }
 
@@ -16097,8 +16245,8 @@ class QuantizedModel {
 
   AlignedBuffer<std::int8_t> packed_;            // every layer's packed int8 weights
   std::vector<float> w_scale_, mult_, bias_;     // per output channel, layers in order
-  std::array<float, plan.computes> in_scale_{};  // per quantized input
-  std::array<bool, plan.computes> in_signed_{};
+  std::array<float, plan.scales> in_scale_{};  // per scale slot
+  std::array<bool, plan.scales> in_signed_{};
 };
 
 // Quantizes a trained float model with activation ranges calibrated on `calibration` (a few
@@ -16274,7 +16422,8 @@ void export_header(const std::string& path, const Model& model, const std::strin
 //                    that target's SIMD width, so one header serves every target)
 //   weight_scales[]  per output channel (for reference; the run uses multipliers)
 //   multipliers[], biases[]            per output channel, exact hex floats
-//   input_scales[], input_signed[]     per quantized layer input
+//   input_scales[], input_signed[]     per scale slot (each quantized layer input, then the
+//                                      8-bit tensors only Adds and global pools read)
 //   inline ctnn::deploy::StaticQuantizedModel<Model> make()
 // StaticQuantizedModel over these arrays computes exactly what `model` computes.
 template <class Model>
@@ -16315,8 +16464,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
     write_constexpr_array<float>(os, "weight_scales", weight_scales);
     write_constexpr_array<float>(os, "multipliers", {p.multipliers, plan.channels});
     write_constexpr_array<float>(os, "biases", {p.biases, plan.channels});
-    write_constexpr_array<float>(os, "input_scales", {p.input_scales, plan.computes});
-    write_constexpr_array<bool>(os, "input_signed", {p.input_signed, plan.computes});
+    write_constexpr_array<float>(os, "input_scales", {p.input_scales, plan.scales});
+    write_constexpr_array<bool>(os, "input_signed", {p.input_signed, plan.scales});
     os << "\n// An int8 inference object over these constants (its buffers live inside it: make it "
           "static).\n"
        << "inline ctnn::deploy::StaticQuantizedModel<Model> make() {\n"
