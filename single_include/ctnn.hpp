@@ -164,8 +164,9 @@ template <class... Parts>
 // The truncated normals follow Keras: a normal with standard deviation s / 0.87962566103423978,
 // redrawn outside two of those standard deviations, so that the draws' variance is s^2.
 //
-// Reproducibility: the uniform draws use only Rng's integer arithmetic and are the same on every
-// platform. The normal draws (Box-Muller) use std::log and std::cos, which are not correctly
+// Reproducibility: the uniform draws use Rng's integer arithmetic and one correctly rounded
+// fused multiply-add, so they are the same on every platform and in every program, whatever the
+// compiler's contraction settings. The normal draws (Box-Muller) use std::log and std::cos, which are not correctly
 // rounded, so they may differ in the last bit between C libraries.
 #include <cmath>
 #include <concepts>
@@ -211,8 +212,11 @@ class Rng {
   // Uniform float in [lo, hi) for lo < hi; returns lo when lo == hi.
   float uniform(float lo, float hi) {
     const float u = static_cast<float>(next_u64() >> 40) * 0x1.0p-24f;  // 24 bits: float's mantissa
-    const float r = lo + (hi - lo) * u;
-    // lo + (hi - lo) * u can round up to hi; clamp to keep the interval half-open.
+    // One rounding, always: written as lo + (hi - lo) * u, the compiler may or may not contract it
+    // into a fused multiply-add (GCC does under -std=gnu++20's -ffp-contract=fast, depending on
+    // how it inlined the call), and the same seed gave weights a bit apart in two programs.
+    const float r = std::fma(hi - lo, u, lo);
+    // It can round up to hi; clamp to keep the interval half-open.
     return lo < hi ? std::min(r, std::nextafter(hi, lo)) : lo;
   }
 

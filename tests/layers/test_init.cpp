@@ -92,6 +92,24 @@ TEST_CASE("Initializers are reproducible from the seed and differ between seeds"
   CHECK(draw<init::TorchUniform>(1000, 50, 5, 3) == draw<init::TorchUniform>(1000, 50, 5, 3));
 }
 
+TEST_CASE("Rng::uniform rounds once (a fused multiply-add) whatever the compiler contracts") {
+  // Written as lo + (hi - lo) * u, the draw was rounded twice or once depending on whether the
+  // compiler contracted it (GCC under -std=gnu++20, by inlining context): Model(7) gave Dense
+  // weights a bit apart in two test programs. Each draw must be the one-rounding value.
+  const float lo = -0.4803844f, hi = 0.4803844f;  // Glorot's limit for fans 16 and 10
+  Rng a(7), b(7);
+  std::size_t twice_differs = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const float u = static_cast<float>(b.next_u64() >> 40) * 0x1.0p-24f;
+    const float once = std::min(std::fma(hi - lo, u, lo), std::nextafter(hi, lo));
+    volatile float product = (hi - lo) * u;  // the product rounded on its own
+    const float twice = std::min(lo + product, std::nextafter(hi, lo));
+    twice_differs += once != twice;
+    REQUIRE(a.uniform(lo, hi) == once);
+  }
+  CHECK(twice_differs > 1000);  // the two roundings do differ: the check above can fail
+}
+
 TEST_CASE("Dense and Conv2D pass their fans to the kernel and bias initializers") {
   SECTION("Keras's defaults: Glorot uniform kernel, zero bias, same draws as GlorotUniform itself") {
     using L = Dense<64>::bind<Shape<500>, float>;

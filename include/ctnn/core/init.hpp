@@ -27,8 +27,9 @@
 // The truncated normals follow Keras: a normal with standard deviation s / 0.87962566103423978,
 // redrawn outside two of those standard deviations, so that the draws' variance is s^2.
 //
-// Reproducibility: the uniform draws use only Rng's integer arithmetic and are the same on every
-// platform. The normal draws (Box-Muller) use std::log and std::cos, which are not correctly
+// Reproducibility: the uniform draws use Rng's integer arithmetic and one correctly rounded
+// fused multiply-add, so they are the same on every platform and in every program, whatever the
+// compiler's contraction settings. The normal draws (Box-Muller) use std::log and std::cos, which are not correctly
 // rounded, so they may differ in the last bit between C libraries.
 #pragma once
 #include <cmath>

@@ -35,8 +35,11 @@ class Rng {
   // Uniform float in [lo, hi) for lo < hi; returns lo when lo == hi.
   float uniform(float lo, float hi) {
     const float u = static_cast<float>(next_u64() >> 40) * 0x1.0p-24f;  // 24 bits: float's mantissa
-    const float r = lo + (hi - lo) * u;
-    // lo + (hi - lo) * u can round up to hi; clamp to keep the interval half-open.
+    // One rounding, always: written as lo + (hi - lo) * u, the compiler may or may not contract it
+    // into a fused multiply-add (GCC does under -std=gnu++20's -ffp-contract=fast, depending on
+    // how it inlined the call), and the same seed gave weights a bit apart in two programs.
+    const float r = std::fma(hi - lo, u, lo);
+    // It can round up to hi; clamp to keep the interval half-open.
     return lo < hi ? std::min(r, std::nextafter(hi, lo)) : lo;
   }
 
