@@ -16461,7 +16461,8 @@ void export_header(const std::string& path, const QuantizedModel<Model>& model,
        << model_declaration<Model>()
        << "static_assert(ctnn::detail::Int8Forward<Model>::plan.weights == " << plan.weights
        << " && ctnn::detail::Int8Forward<Model>::plan.channels == " << plan.channels
-       << ", \"this header was written for another ctnn int8 layout\");\n\n";
+       << " && ctnn::detail::Int8Forward<Model>::plan.scales == " << plan.scales
+       << ", \"this header was written for another ctnn int8 layout: export it again\");\n\n";
     write_constexpr_array<std::int8_t>(os, "weights", weights);
     os << "alignas(" << kAlignBytes
        << ") inline constexpr auto packed = ctnn::deploy::pack_int8_weights<Model>(weights);\n";
