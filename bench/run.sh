@@ -529,7 +529,7 @@ def compile_time(name):
         return f"failed (exit {cs['rc']})"
 w(f"`examples/fashion_mnist.cpp`, one g++ -O2 compile and link: {compile_time('compile')}.")
 w("")
-w(f"`examples/resnet8.cpp` (two ResNet-8 model types, training, evaluation, int8), one g++ -O2 compile and link: {compile_time('compile_resnet8')}.")
+w(f"`examples/resnet8.cpp` (the own recipe's program: one ResNet-8 type, training, evaluation, int8), one g++ -O2 compile and link: {compile_time('compile_resnet8')}.")
 w("")
 w(f"`bench/one_layer.cpp` (a one-layer program on the single header `single_include/ctnn.hpp`), one g++ -O2 compile and link: {compile_time('compile_single')}.")
 w("")

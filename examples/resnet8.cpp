@@ -4,16 +4,17 @@
 // pooling and Dense(10). Kernels are he_normal, BatchNormalization has Keras's momentum 0.99 and
 // epsilon 1e-3, padding is PyTorch's padding=1 (one pixel on every side, also at stride 2).
 //
-//   resnet8 [--recipe torch|own] [--epochs N] [--limit N] [--seed N] [--threads N] [--data DIR]
-//           [--min-accuracy A] [--max-int8-drop D] [--save FILE] [--quiet] [--no-validate]
-//           [--json]
+//   resnet8 (or resnet8_torch) [--epochs N] [--limit N] [--seed N] [--threads N] [--data DIR]
+//       [--min-accuracy A] [--max-int8-drop D] [--save FILE] [--quiet] [--no-validate] [--json]
 //
-// Two recipes:
-//   torch  ../shared/peers/torch_resnet8.py's: Adam 1e-3 (epsilon 1e-7), batch 32, no
-//          augmentation, no regularizer; 15 epochs by default.
-//   own    (the default) the same network with MLPerf Tiny's L2 1e-4 kernel regularizer, random
-//          translation by up to 2 pixels (0.08) and horizontal flips in training, Adam 2e-3
-//          with cosine decay to 0 over the run; 20 epochs by default.
+// One source, two programs, one recipe each (a program compiles one model type, so each builds
+// in about half the time of one holding both):
+//   resnet8        the own recipe: MLPerf Tiny's L2 1e-4 kernel regularizer, random translation
+//                  by up to 2 pixels (0.08) and horizontal flips in training, Adam 2e-3 with
+//                  cosine decay to 0 over the run; 20 epochs by default.
+//   resnet8_torch  (built with CTNN_RESNET8_TORCH_RECIPE) ../shared/peers/torch_resnet8.py's:
+//                  Adam 1e-3 (epsilon 1e-7), batch 32, no augmentation, no regularizer; 15
+//                  epochs by default.
 // Prints the test accuracy after every epoch, the epoch time, and with --min-accuracy exits 1
 // when the final test accuracy is below A (the test suite runs a short version this way). After
 // training the model is quantized to int8 (deploy/quantize.hpp: BatchNormalization folded,
@@ -29,7 +30,14 @@
 #include <type_traits>
 #include <vector>
 
-#include <ctnn/ctnn.hpp>
+#include <ctnn/data/idx.hpp>
+#include <ctnn/deploy/quantize.hpp>
+#include <ctnn/io/model_file.hpp>
+#include <ctnn/loss/sparse_categorical_crossentropy.hpp>
+#include <ctnn/optim/adam.hpp>
+#include <ctnn/train/callbacks.hpp>
+#include <ctnn/train/evaluate.hpp>
+#include <ctnn/train/fit.hpp>
 
 #include "resnet8_model.hpp"
 
@@ -40,8 +48,15 @@ static_assert(resnet8::Own::param_count == 77'898);
 static_assert(std::is_same_v<resnet8::Torch::output_shape, ctnn::Shape<10>>);
 
 namespace {
+#ifdef CTNN_RESNET8_TORCH_RECIPE
+constexpr bool kOwn = false;
+using Model = resnet8::Torch;
+#else
+constexpr bool kOwn = true;
+using Model = resnet8::Own;
+#endif
+
 struct Options {
-  bool own = true;
   std::size_t epochs = 0, limit = SIZE_MAX;
   std::uint64_t seed = 1;
   std::string dir = "/usr/share/datasets/fashion-mnist", save_path;
@@ -49,23 +64,22 @@ struct Options {
   bool quiet = false, validate = true, json = false;
 };
 
-template <class Model>
 int run(const Options& o) {
   auto train = ctnn::data::load_idx(o.dir + "/train-images-idx3-ubyte.gz",
                                     o.dir + "/train-labels-idx1-ubyte.gz", {.limit = o.limit});
   auto test = ctnn::data::load_idx(o.dir + "/t10k-images-idx3-ubyte.gz",
                                    o.dir + "/t10k-labels-idx1-ubyte.gz");
-  const std::size_t epochs = o.epochs ? o.epochs : (o.own ? 20 : 15);
-  std::cout << "ResNet-8, recipe " << (o.own ? "own" : "torch") << ", seed " << o.seed << ": "
+  const std::size_t epochs = o.epochs ? o.epochs : (kOwn ? 20 : 15);
+  std::cout << "ResNet-8, recipe " << (kOwn ? "own" : "torch") << ", seed " << o.seed << ": "
             << train.size() << " training images, " << epochs << " epochs, "
             << Model::param_count << " parameters + " << Model::state_count
             << " non-trainable\n";
   Model model{o.seed};
   if (!o.quiet) model.summary(std::cout);
-  ctnn::Adam opt{o.own ? 2e-3f : 1e-3f, 0.9f, 0.999f, 1e-7f};
+  ctnn::Adam opt{kOwn ? 2e-3f : 1e-3f, 0.9f, 0.999f, 1e-7f};
   ctnn::LearningRateScheduler cosine(ctnn::CosineDecay{.decay_epochs = epochs});
   std::vector<std::reference_wrapper<ctnn::Callback>> callbacks;
-  if (o.own) callbacks.push_back(cosine);
+  if (kOwn) callbacks.push_back(cosine);
   const auto history = ctnn::fit(model, opt, ctnn::SparseCategoricalCrossEntropy{}, train,
                                  {.epochs = epochs, .batch_size = 32, .validation = o.validate ? &test : nullptr,
                                   .seed = o.seed, .verbose = o.quiet ? 0 : 1,
@@ -87,28 +101,22 @@ int run(const Options& o) {
   std::cout << "test accuracy: " << result.accuracy << "\n";
   // Post-training int8: BatchNormalization folded into the convolutions, activation scales
   // calibrated on 1,000 training images; the residual adds rescale 8-bit tensors and global
-  // average pooling sums bytes, so every activation up to the pooled means is 8-bit.
-  // Both recipes quantize through the torch recipe's type: the own recipe's augmentation layers
-  // have no parameters and do nothing in inference, so the arenas line up (and the int8 code is
-  // compiled once, not per recipe).
-  using Plain = resnet8::Torch;
-  static_assert(Plain::arena_size == Model::arena_size && Plain::state_size == Model::state_size);
-  Plain plain{0};
-  std::copy(model.parameters().begin(), model.parameters().end(), plain.parameters().begin());
-  std::copy(model.state().begin(), model.state().end(), plain.state().begin());
+  // average pooling sums bytes, so every activation up to the pooled means is 8-bit. The own
+  // recipe's augmentation layers are the identity in inference: they run in float before the
+  // stem convolution quantizes its input.
   const std::size_t calib = std::min<std::size_t>(1000, train.size());
   const auto q = ctnn::quantize(
-      plain, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
+      model, std::span<const float>(train.x.data() + (train.size() - calib) * Model::input_size,
                                     calib * Model::input_size));
   const double int8_accuracy = q.accuracy(test);
-  using Q = ctnn::QuantizedModel<Plain>;
+  using Q = ctnn::QuantizedModel<Model>;
   std::cout << "int8 test accuracy: " << int8_accuracy << " (" << Q::parameter_bytes
             << " bytes of int8 weights, scales and biases vs " << Q::float_parameter_bytes
-            << " in float; " << ctnn::deploy::StaticQuantizedModel<Plain>::buffer_bytes
+            << " in float; " << ctnn::deploy::StaticQuantizedModel<Model>::buffer_bytes
             << " bytes of buffers for one sample)\n";
   if (o.json) {
     std::ostringstream j;
-    j << std::setprecision(6) << "{\"impl\": \"ctnn\", \"recipe\": \"" << (o.own ? "own" : "torch")
+    j << std::setprecision(6) << "{\"impl\": \"ctnn\", \"recipe\": \"" << (kOwn ? "own" : "torch")
       << "\", \"seed\": " << o.seed << ", \"params\": " << Model::param_count
       << ", \"threads\": " << ctnn::max_threads() << ", \"simd\": \"" << ctnn::simd_target()
       << "\", \"train_images\": " << train.size()
@@ -149,12 +157,7 @@ int main(int argc, char** argv) try {
       if (i + 1 >= argc) throw ctnn::Error("Option " + a + " needs a value.");
       return argv[++i];
     };
-    if (a == "--recipe") {
-      const std::string r = next();
-      if (r != "own" && r != "torch")
-        throw ctnn::Error("--recipe takes own or torch, not \"" + r + "\".");
-      o.own = r == "own";
-    } else if (a == "--epochs") o.epochs = std::stoul(next());
+    if (a == "--epochs") o.epochs = std::stoul(next());
     else if (a == "--limit") o.limit = std::stoul(next());
     else if (a == "--seed") o.seed = std::stoull(next());
     else if (a == "--threads") ctnn::set_num_threads(std::stoi(next()));
@@ -165,10 +168,10 @@ int main(int argc, char** argv) try {
     else if (a == "--quiet") o.quiet = true;
     else if (a == "--no-validate") o.validate = false;
     else if (a == "--json") o.json = true;
-    else throw ctnn::Error("Unknown option " + a + " (use --recipe, --epochs, --limit, --seed, "
+    else throw ctnn::Error("Unknown option " + a + " (use --epochs, --limit, --seed, "
                            "--threads, --data, --min-accuracy, --max-int8-drop, --save, --quiet, --no-validate, --json).");
   }
-  return o.own ? run<resnet8::Own>(o) : run<resnet8::Torch>(o);
+  return run(o);
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << "\n";
   return 1;

@@ -3,7 +3,19 @@
 #pragma once
 #include <type_traits>
 
-#include <ctnn/ctnn.hpp>
+// Only the headers the model needs (the umbrella ctnn/ctnn.hpp would parse everything ctnn has).
+#include <ctnn/core/graph.hpp>
+#include <ctnn/core/model.hpp>
+#include <ctnn/layers/add.hpp>
+#include <ctnn/layers/batch_norm.hpp>
+#include <ctnn/layers/conv2d.hpp>
+#include <ctnn/layers/dense.hpp>
+#include <ctnn/layers/global_pooling.hpp>
+#include <ctnn/layers/random_flip.hpp>
+#include <ctnn/layers/random_translation.hpp>
+#include <ctnn/layers/relu.hpp>
+#include <ctnn/layers/softmax.hpp>
+#include <ctnn/train/regularize.hpp>
 
 namespace resnet8 {
 using ctnn::Block;

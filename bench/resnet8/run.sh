@@ -8,7 +8,8 @@
 #   bash bench/resnet8/run.sh [--epochs N] [--own-epochs N] [--seeds "1 2 3"]
 #                             [--runs "ctnn:torch pytorch:torch ctnn:own"] [--limit N]
 #
-# Runs: ctnn:torch   ctnn at the peer's recipe (Adam 1e-3, batch 32, no augmentation), --epochs
+# Runs: ctnn:torch   ctnn at the peer's recipe (examples/resnet8_torch: Adam 1e-3, batch 32, no
+#                    augmentation), --epochs
 #       pytorch:torch the peer itself, --epochs, 2 torch threads with OPENBLAS_NUM_THREADS=1 (its
 #                     best configuration here) and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset
 #       ctnn:own     ctnn's own recipe (examples/resnet8.cpp's header), --own-epochs
@@ -38,7 +39,7 @@ build=$root/build-bench-resnet8
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCTNN_BUILD_TESTS=OFF \
       -DCTNN_BUILD_BENCH=OFF > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
-cmake --build "$build" --target resnet8 -j2 > /dev/null
+cmake --build "$build" --target resnet8 resnet8_torch -j2 > /dev/null
 results=$root/bench/resnet8/results.jsonl
 commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- include examples || echo "+")
 cpu=$(grep -m1 -E '^cpu family' /proc/cpuinfo | awk '{print $NF}')/$(grep -m1 -E '^model\s' /proc/cpuinfo | awk '{print $NF}')
@@ -53,7 +54,9 @@ for run in $runs; do
       ctnn)
         e=$epochs
         [ "$recipe" = own ] && e=$own_epochs
-        line=$("$build/examples/resnet8" --recipe "$recipe" --epochs "$e" --seed "$seed" \
+        program=$build/examples/resnet8
+        [ "$recipe" = torch ] && program=$build/examples/resnet8_torch
+        line=$("$program" --epochs "$e" --seed "$seed" \
                  --limit "$limit" --quiet --json | tail -n 1) ;;
       pytorch)
         [ "$recipe" = torch ] || { echo "pytorch runs only its own (torch) recipe" >&2; exit 2; }

@@ -405,6 +405,44 @@ TEST_CASE("Residual Adds and global average pooling run on bytes within a point 
   }
 }
 
+// Augmentation layers are the identity in inference: the int8 plan makes them views, so a model
+// trained with them quantizes to the bytes of the same model without them, with no buffer more.
+namespace augment_int8 {
+using Body = Graph<Input<28, 28, 1>, Conv2D<4, 3, 3, 2>, ReLU, Flatten, Dense<10>, Softmax>;
+using Aug = Graph<Input<28, 28, 1>, RandomTranslation<0.1, 0.1>, RandomFlip<FlipMode::horizontal>,
+                  Conv2D<4, 3, 3, 2>, ReLU, Flatten, Dense<10>, Softmax>;
+using PA = detail::Int8Forward<Aug>;
+static_assert(PA::plan.kind[0] == detail::QKind::identity && PA::plan.alias[0] &&
+                  PA::plan.kind[1] == detail::QKind::identity && PA::plan.alias[1],
+              "RandomTranslation and RandomFlip are views in the int8 plan.");
+static_assert(deploy::StaticQuantizedModel<Aug>::buffer_bytes ==
+                  deploy::StaticQuantizedModel<Body>::buffer_bytes &&
+              PA::plan.arena == detail::Int8Forward<Body>::plan.arena);
+}  // namespace augment_int8
+
+TEST_CASE("A model with augmentation layers quantizes to the int8 outputs of the model without") {
+  using augment_int8::Aug;
+  using augment_int8::Body;
+  const auto data = test_set(400);
+  Aug aug(3);
+  Body body(0);
+  REQUIRE(Aug::param_count == Body::param_count);
+  std::copy(aug.parameters().begin(), aug.parameters().end(), body.parameters().begin());
+  const std::span<const float> calibration(data.x.data(), 200 * Aug::input_size);
+  const auto qa = quantize(aug, calibration);
+  const auto qb = quantize(body, calibration);
+  std::vector<float> ya(data.size() * 10), yb(data.size() * 10);
+  qa.predict(data.x, ya);
+  qb.predict(data.x, yb);
+  CHECK(ya == yb);
+  CHECK(qa.accuracy(data) == qb.accuracy(data));
+  // and those are the float model's answers, not a constant
+  std::vector<float> yf(data.size() * 10);
+  aug.predict(data.x, yf);
+  CHECK(agreement(ya, yf, 10) >= 0.9);
+  CHECK(ya[0] != ya[10]);
+}
+
 TEST_CASE("QuantizedModel::accuracy counts the int8 model's right classes and refuses bad data") {
   using Model = Sequential<Input<28, 28, 1>, Conv2D<4, 3, 3, 2>, ReLU, Flatten, Dense<10>, Softmax>;
   const auto data = test_set(600);  // more than one 256-sample chunk

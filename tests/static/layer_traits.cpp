@@ -57,7 +57,7 @@ static_assert(detail::qkind<On<ReLU, 3>>() == detail::QKind::relu &&
                   detail::qkind<On<Dense<4>, 3>>() == detail::QKind::dense &&
                   detail::qkind<On<Conv2D<2, 3, 3>, 5, 5, 1>>() == detail::QKind::conv &&
                   detail::qkind<On<Flatten, 2, 3>>() == detail::QKind::flatten &&
-                  detail::qkind<On<Dropout<0.5>, 3>>() == detail::QKind::dropout &&
+                  detail::qkind<On<Dropout<0.5>, 3>>() == detail::QKind::identity &&
                   detail::qkind<On<MaxPool2D<2>, 4, 4, 1>>() == detail::QKind::maxpool &&
                   detail::qkind<On<AvgPool2D<2>, 4, 4, 1>>() == detail::QKind::other,
               "The int8 plan takes each built-in layer's role from its kind.");

@@ -60,13 +60,17 @@ struct Int8Parameters {
 namespace detail {
 
 enum class QKind {
-  dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, add, gap, join, other
+  dense, conv, depthwise, relu, flatten, identity, maxpool, batch_norm, add, gap, join, other
 };
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
+// QKind::identity is a layer that is y = x in inference (Dropout, and the augmentation layers,
+// which declare identity_in_inference): the plan makes it a view of its input.
 template <class L>
 constexpr QKind qkind() {
-  if constexpr (JoinLayer<L>) {
+  if constexpr (requires { requires bool(L::identity_in_inference); }) {
+    return QKind::identity;
+  } else if constexpr (JoinLayer<L>) {
     if constexpr (requires { L::elementwise_in_place; })
       return L::elementwise_in_place ? QKind::add : QKind::join;  // Add; Concatenate
     else
@@ -79,7 +83,7 @@ constexpr QKind qkind() {
       case LayerKind::depthwise_conv2d: return QKind::depthwise;
       case LayerKind::relu: return QKind::relu;
       case LayerKind::flatten: return QKind::flatten;
-      case LayerKind::dropout: return QKind::dropout;
+      case LayerKind::dropout: return QKind::identity;
       case LayerKind::max_pool2d: return QKind::maxpool;
       case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
       case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
@@ -302,12 +306,12 @@ struct Int8Forward {
         if (p.unfoldable == kNone) p.unfoldable = i;
       }
     for (std::size_t i = 0; i < num_layers; ++i)
-      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::dropout) p.alias[i] = true;
+      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::identity) p.alias[i] = true;
     // Byte paths: from each compute layer and Add along single consumers through byte-safe
     // layers, to a tensor every reader of which takes bytes.
     const auto passes_bytes = [&](std::size_t c) {
       return p.kind[c] == QKind::relu || p.kind[c] == QKind::maxpool ||
-             p.kind[c] == QKind::flatten || p.kind[c] == QKind::dropout ||
+             p.kind[c] == QKind::flatten || p.kind[c] == QKind::identity ||
              (p.kind[c] == QKind::batch_norm && p.alias[c]);
     };
     const auto reads_bytes = [&](std::size_t c) {

@@ -28,6 +28,8 @@ struct RandomFlip {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     static constexpr std::string_view name = "RandomFlip";
+    // y = x in inference: the int8 plan (deploy/static_quantized.hpp) makes it a view.
+    static constexpr bool identity_in_inference = true;
     static std::string config() {
       return Mode == FlipMode::horizontal ? "horizontal"
              : Mode == FlipMode::vertical ? "vertical" : "horizontal_and_vertical";
