@@ -32,6 +32,22 @@ TEST_CASE("Conv2D gradients with dilation, groups, explicit pads and stride") {
   check_layer_gradients<On<Conv2D<4, 3, 3, 2, Padding::same_lower>, 6, 6, 3>>();
 }
 
+// 3x3 stride-1 convolutions with 8 or more input channels take Winograd's F(2x2, 3x3): even and
+// odd outputs (half-empty tiles), same, valid and PyTorch's padding=1.
+using Wg1 = On<Conv2D<5, 3, 3, 1, Padding::same>, 6, 7, 8>;
+using Wg2 = On<Conv2D<4, 3, 3>, 7, 6, 9>;
+using Wg3 = On<Conv2D<6, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 5, 5, 8>;
+static_assert(Wg1::winograd && Wg2::winograd && Wg3::winograd);
+static_assert(!On<Conv2D<5, 3, 3, 1, Padding::same>, 6, 7, 7>::winograd &&
+                  !On<Conv2D<5, 3, 3, 2, Padding::same>, 6, 7, 8>::winograd &&
+                  !On<Conv2D<5, 3, 3, 1, Padding::same, GU, Z, 2>, 6, 7, 8>::winograd,
+              "fewer than 8 channels, a stride or a dilation keep the GEMM path");
+TEST_CASE("Conv2D gradients through Winograd F(2x2 3x3)") {
+  check_layer_gradients<Wg1>();
+  check_layer_gradients<Wg2>();
+  check_layer_gradients<Wg3>(2);
+}
+
 TEST_CASE("DepthwiseConv2D gradients") {
   check_layer_gradients<On<DepthwiseConv2D<3, 3>, 6, 5, 3>>();
   check_layer_gradients<On<DepthwiseConv2D<3, 3, 1, Padding::same, 2>, 5, 6, 3>>();
@@ -159,6 +175,11 @@ TEST_CASE("Conv2D forward equals a direct convolution") {
   check_conv2d<4, 3, 3, 1, Padding::valid, 2, 2, 9, 9, 4>();
   check_conv2d<4, 2, 2, 2, Padding::same_lower, 3, 2, 8, 7, 2>();
   check_conv2d<8, 3, 3, 1, Padding::pads(2, 0, 0, 2), 2, 4, 6, 6, 8>();
+  // Winograd F(2x2, 3x3) (Wg1-Wg3 above)
+  check_conv2d<5, 3, 3, 1, Padding::same, 1, 1, 6, 7, 8>();
+  check_conv2d<4, 3, 3, 1, Padding::valid, 1, 1, 7, 6, 9>();
+  check_conv2d<6, 3, 3, 1, Padding::pads(1, 1, 1, 1), 1, 1, 5, 5, 8>();
+  check_conv2d<7, 3, 3, 1, Padding::pads(0, 1, 1, 0), 1, 1, 6, 5, 11>();
 }
 
 TEST_CASE("DepthwiseConv2D forward equals a direct convolution") {
@@ -264,7 +285,9 @@ void check_bits(std::size_t n, bool with_dx = true) {
 
 TEST_CASE("Convolution backward passes are bitwise identical at 1, 2 and 3 threads") {
   check_bits<OnF<Conv2D<32, 3, 3>, 28, 28, 1>>(32, false);  // the seed model's layer 0
-  check_bits<OnF<Conv2D<48, 3, 3>, 14, 14, 8>>(7);
+  check_bits<OnF<Conv2D<48, 3, 3>, 14, 14, 8>>(7);  // Winograd
+  static_assert(OnF<Conv2D<48, 3, 3>, 14, 14, 8>::winograd);
+  check_bits<OnF<Conv2D<16, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 28, 28, 16>>(32);  // ResNet-8's
   check_bits<OnF<Conv2D<48, 3, 3, 1, Padding::same, GU, Z, 2, 2>, 14, 14, 8>>(7);
   check_bits<OnF<DepthwiseConv2D<3, 3, 1, Padding::same, 2>, 14, 14, 20>>(7);
   check_bits<OnF<SeparableConv2D<48, 3, 3, 1, Padding::same, 1, 1>, 14, 14, 24>>(7);
@@ -286,6 +309,12 @@ static_assert(Wide::grad_floats == 0);
 static_assert(Wide::scratch_per_sample < Wide::param_count,
               "a 3x3x256x256 Conv2D's per-sample scratch is smaller than one gradient copy");
 static_assert(Wide::rows_floats <= Wide::positions * Wide::patch + Wide::kLine);
+// Winograd keeps V and M per sample and two [16][C][F] matrices counted in each sample's share;
+// for ResNet-8's first stack that is less than its im2col scratch, and it is not taken where the
+// shared part would exceed V and M (64 filters on 7x7).
+using Res16 = OnF<Conv2D<16, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 28, 28, 16>;
+static_assert(Res16::winograd && Res16::scratch_per_sample < Res16::im2col_scratch);
+static_assert(!OnF<Conv2D<64, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 7, 7, 64>::winograd);
 using WideSep = OnF<SeparableConv2D<256, 3, 3, 1, Padding::same>, 8, 8, 256>;
 static_assert(WideSep::scratch_per_sample < WideSep::param_count);
 

@@ -23,6 +23,13 @@
 // (gradient no larger than a sample's patches, such as the seed's) keeps one per sample and sums
 // them in sample order (per_sample_grad below): faster, and still thread-count independent. The
 // input gradient is computed per sample in parallel.
+// A 3x3 stride-1 convolution with at least 8 input channels (ResNet's) instead takes Winograd's
+// F(2x2, 3x3) (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel pair where
+// the GEMM takes 36. The batch's transformed inputs V are kept in scratch for the backward pass,
+// the 16 products of each pass are GEMMs over all samples' tiles (the weight gradient's K =
+// n * tiles, summed in sample and tile order), and the gradients go back through the adjoints
+// of the same transforms: the exact gradients of the function computed forward, the same bits
+// at any thread count. Its results differ from the GEMM path's by rounding only.
 #pragma once
 #include <cstddef>
 #include <cstring>
@@ -33,6 +40,7 @@
 #include "ctnn/core/parallel.hpp"
 #include "ctnn/kernels/elementwise.hpp"
 #include "ctnn/kernels/gemm.hpp"
+#include "ctnn/kernels/winograd.hpp"
 #include "ctnn/layers/dense.hpp"
 #include "ctnn/layers/spatial.hpp"
 
@@ -102,7 +110,20 @@ struct ConvBody {
   // multiplies (that layer's weight gradient for a batch of 32 went from 1,108 to about 750 us
   // with gemm_nn's short last tile, in a training step at 2 threads on Zen 5).
   static constexpr bool transposed_grad = patch > Filters;
-  static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
+  static constexpr std::size_t im2col_scratch = patch_floats + rows_floats + grad_floats + kLine;
+
+  // Winograd F(2x2, 3x3): th x tw tiles of 2x2 outputs. Scratch for a batch of n: V
+  // [16][n][tiles][C] (kept for backward, then the input gradient's dV), M [16][n][tiles][F]
+  // (then dM), U [16][C][F] and one more [16][C][F] (dU, then U transposed). The two shared
+  // matrices count in every sample's share, so the path is taken only where they are no larger
+  // than one sample's V and M (not for 64 filters on 7x7, whose im2col scratch is smaller).
+  static constexpr std::size_t th = (geom::oh + 1) / 2, tw = (geom::ow + 1) / 2, tiles = th * tw;
+  static constexpr std::size_t wg_sample = 16 * tiles * (C + Filters);
+  static constexpr std::size_t wg_shared = 32 * C * Filters;
+  static constexpr bool winograd = KH == 3 && KW == 3 && Stride == 1 && Dilation == 1 &&
+                                   Groups == 1 && C >= 8 && wg_shared <= wg_sample;
+  static constexpr std::size_t scratch_per_sample =
+      winograd ? wg_sample + wg_shared : im2col_scratch;
   static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
     return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
   }
@@ -152,8 +173,77 @@ struct ConvBody {
                         dx);
   }
 
+  // Forward in one pass over the samples: each sample's tiles, its 16 GEMMs (tiles x C by
+  // C x F) and its outputs.
+  static void winograd_forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                               kernels::Epilogue act) {
+    const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
+    T* V = scratch;
+    T* M = V + 16 * vs;
+    T* U = M + 16 * ms;
+    kernels::winograd_f23_weights(C, Filters, p, U);
+    parallel_for(n, [&](std::size_t s) {
+      T* Vs = V + s * tiles * C;
+      T* Ms = M + s * tiles * Filters;
+      kernels::winograd_f23_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size,
+                                  Vs, vs);
+      for (std::size_t xi = 0; xi < 16; ++xi)
+        kernels::gemm_nn(tiles, Filters, C, Vs + xi * vs, C, 1, U + xi * C * Filters, Filters,
+                         Ms + xi * ms, Filters, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+      kernels::winograd_f23_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act,
+                                   y + s * out_size);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  // Backward in three passes: each sample's dM; dU = V^T dM for each xi over all samples' tiles
+  // in (sample, tile) order, then dW and db; each sample's dV = dM U^T (into its V, no longer
+  // needed) and dx.
+  static void winograd_backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n,
+                                T* scratch) {
+    const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
+    T* V = scratch;
+    T* dM = V + 16 * vs;
+    T* U = dM + 16 * ms;
+    T* B = U + 16 * C * Filters;
+    const bool par = n * kWorkPerSample >= kParallelWork;
+    parallel_for(n, [&](std::size_t s) {
+      kernels::winograd_f23_output_adjoint(geom::oh, geom::ow, Filters, th, tw, dy + s * out_size,
+                                           dM + s * tiles * Filters, ms);
+    }, par);
+    parallel_for(16, [&](std::size_t xi) {
+      kernels::gemm_nn(C, Filters, n * tiles, V + xi * vs, 1, C, dM + xi * ms, Filters,
+                       B + xi * C * Filters, Filters, false, static_cast<const T*>(nullptr),
+                       kernels::Epilogue::none);
+    }, par);
+    kernels::winograd_f23_weights_adjoint(C, Filters, B, dp);
+    kernels::sum_rows(n * positions, Filters, dy, dp + weights);
+    if (!dx) return;
+    kernels::winograd_f23_weights(C, Filters, p, U);
+    for (std::size_t xi = 0; xi < 16; ++xi)  // B = U^T, [16][F][C]
+      for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t f = 0; f < Filters; ++f)
+          B[(xi * Filters + f) * C + c] = U[(xi * C + c) * Filters + f];
+    parallel_for(n, [&](std::size_t s) {
+      T* dVs = V + s * tiles * C;
+      const T* dMs = dM + s * tiles * Filters;
+      for (std::size_t xi = 0; xi < 16; ++xi)
+        kernels::gemm_nn(tiles, C, Filters, dMs + xi * ms, Filters, 1, B + xi * Filters * C, C,
+                         dVs + xi * vs, C, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+      T* dxs = dx + s * in_size;
+      for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
+      kernels::winograd_f23_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs,
+                                          dxs);
+    }, par);
+  }
+
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                       kernels::Epilogue act) {
+    if constexpr (winograd) {
+      winograd_forward(p, x, y, n, scratch, act);
+      return;
+    }
     parallel_for(n, [&](std::size_t s) {
       T* patches = scratch + s * patch_floats;
       im2col(x + s * in_size, patches);
@@ -165,6 +255,10 @@ struct ConvBody {
   }
 
   static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    if constexpr (winograd) {
+      winograd_backward(p, dy, dx, dp, n, scratch);
+      return;
+    }
     // The input gradient first, while dp is free: it holds W transposed per group,
     // wt[f][j] = W[j][f] ([Filters][group_patch]), so that dpatches_g = dy_g wt_g is a gemm_nn
     // vectorized along the patch (a gemm_nt would reduce along the few filters). dx_rows rows at a
