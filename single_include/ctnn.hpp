@@ -1822,6 +1822,13 @@ using Sequential = BasicSequential<float, InputSpec, Specs...>;
 // (gradient no larger than a sample's patches, such as the seed's) keeps one per sample and sums
 // them in sample order (per_sample_grad below): faster, and still thread-count independent. The
 // input gradient is computed per sample in parallel.
+// A 3x3 stride-1 convolution with at least 8 input channels (ResNet's) instead takes Winograd's
+// F(2x2, 3x3) (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel pair where
+// the GEMM takes 36. The batch's transformed inputs V are kept in scratch for the backward pass,
+// the 16 products of each pass are GEMMs over all samples' tiles (the weight gradient's K =
+// n * tiles, summed in sample and tile order), and the gradients go back through the adjoints
+// of the same transforms: the exact gradients of the function computed forward, the same bits
+// at any thread count. Its results differ from the GEMM path's by rounding only.
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -2382,6 +2389,315 @@ using ctnn::HWY_NAMESPACE::gemm_nn;
 using ctnn::HWY_NAMESPACE::gemm_nt;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/gemm.hpp ----
+// ---- begin ctnn/kernels/winograd.hpp ----
+// ctnn/kernels/winograd.hpp: Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1
+// convolutions on channels-last images, and the adjoint of every transform (for backward).
+//
+// A 3x3 convolution computes each 2x2 block of outputs ("tile") from a 4x4 window of the input.
+// With d the window, g a filter's 3x3 taps for one input channel and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// the tile is A^T [(G g G^T) .* (B^T d B)] A: 16 products instead of 36. Summed over the input
+// channels, the products become 16 independent matrix products, one per position xi = 4i + j of
+// the 4x4 transformed tile:
+//   M[xi] (tiles x F) = V[xi] (tiles x C) * U[xi] (C x F),
+// V = B^T d B for every tile and channel (winograd_f23_input), U = G g G^T for every channel and
+// filter (winograd_f23_weights), and the output tile A^T M A (winograd_f23_output). That is
+// 16 / 36 of the direct convolution's multiplications (1 / 2.25) when the output is even.
+//
+// Backward: the convolution above is a linear map of x and of w; its gradients apply the
+// transposes (adjoints) of the same transforms, in reverse:
+//   dM = adjoint of the output transform applied to dy     (winograd_f23_output_adjoint)
+//   dU[xi] = V[xi]^T dM[xi],  dV[xi] = dM[xi] U[xi]^T       (GEMMs)
+//   dw = adjoint of the weight transform applied to dU     (winograd_f23_weights_adjoint)
+//   dx += adjoint of the input transform applied to dV     (winograd_f23_input_adjoint)
+// so the gradients are exactly those of the function computed forward.
+//
+// Tiles: tile (ty, tx) covers outputs (2ty + a, 2tx + b), a, b in {0, 1}, and reads input rows
+// 2ty - pad_top + i and columns 2tx - pad_left + j, i, j in 0..3; what falls outside the input is
+// zero (the padding) and outputs past oh x ow are not written (an odd output size computes one
+// half-empty row or column of tiles). Tiles are numbered ty * tw + tx; V, M and their gradients
+// hold, for each xi, one row per tile at xi * stride + tile * channels (stride >= tiles *
+// channels, so a caller can put many samples' tiles in one matrix per xi).
+//
+// Every transform works along the channels (contiguous in channels-last images): full vectors and
+// a one-lane tail with the same operations, so an element's result does not depend on the vector
+// width split. Each output element's operations are fixed by the formulas, so results are
+// bitwise the same at any thread count when callers split work by samples.
+#include <cstddef>
+
+
+HWY_BEFORE_NAMESPACE();
+namespace ctnn::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace winograd_detail {
+
+// The per-chunk bodies below are lambdas called once per vector of channels: inlined, their
+// 16-vector tiles stay in registers (g++ otherwise calls them and passes the tiles in memory).
+#if defined(__GNUC__)
+#define CTNN_WG_INLINE __attribute__((always_inline))
+#else
+#define CTNN_WG_INLINE
+#endif
+
+// body(d, k) for k = 0, L, 2L, ... in full vectors of tag d, then body(d1, k) one lane at a time.
+template <class T, class Body>
+HWY_INLINE void for_lanes(std::size_t n, Body&& body) {
+  const hn::ScalableTag<T> d;
+  const std::size_t L = hn::Lanes(d);
+  const std::size_t full = n - n % L;
+  std::size_t k = 0;
+  for (; k < full; k += L) body(d, k);
+  const hn::CappedTag<T, 1> d1;
+  for (; k < n; ++k) body(d1, k);
+}
+
+template <class D, class V>
+HWY_INLINE V activate(D d, V v, Epilogue act) {
+  using T = hn::TFromD<D>;
+  if (act == Epilogue::relu) return hn::IfThenZeroElse(v <= hn::Zero(d), v);
+  if (act == Epilogue::relu6) {
+    const auto six = hn::Set(d, T(6));
+    return hn::IfThenElse(v >= six, six, hn::IfThenZeroElse(v < hn::Zero(d), v));
+  }
+  return v;
+}
+
+}  // namespace winograd_detail
+
+// U[xi][c][f] = (G g G^T)[i][j] for g = w[.][.][c][f], w in Keras's [3][3][C][F] layout.
+template <class T>
+void winograd_f23_weights(std::size_t C, std::size_t F, const T* HWY_RESTRICT w,
+                          T* HWY_RESTRICT U) {
+  for (std::size_t c = 0; c < C; ++c)
+    winograd_detail::for_lanes<T>(F, [&](auto d, std::size_t f) CTNN_WG_INLINE {
+      const auto half = hn::Set(d, T(0.5));
+      const auto g = [&](std::size_t a, std::size_t b) {
+        return hn::LoadU(d, w + ((a * 3 + b) * C + c) * F + f);
+      };
+      using V = decltype(g(0, 0));
+      V t[4][3];  // G g
+      for (std::size_t b = 0; b < 3; ++b) {
+        const V g0 = g(0, b), g1 = g(1, b), g2 = g(2, b);
+        t[0][b] = g0;
+        t[1][b] = hn::Mul(half, hn::Add(hn::Add(g0, g1), g2));
+        t[2][b] = hn::Mul(half, hn::Add(hn::Sub(g0, g1), g2));
+        t[3][b] = g2;
+      }
+      for (std::size_t i = 0; i < 4; ++i) {
+        T* u = U + (i * 4 * C + c) * F + f;
+        const std::size_t step = C * F;  // from xi to xi + 1
+        hn::StoreU(t[i][0], d, u);
+        hn::StoreU(hn::Mul(half, hn::Add(hn::Add(t[i][0], t[i][1]), t[i][2])), d, u + step);
+        hn::StoreU(hn::Mul(half, hn::Add(hn::Sub(t[i][0], t[i][1]), t[i][2])), d, u + 2 * step);
+        hn::StoreU(t[i][2], d, u + 3 * step);
+      }
+    });
+}
+
+// dw[a][b][c][f] = (G^T dU G)[a][b]: the adjoint of winograd_f23_weights (overwrites dw).
+template <class T>
+void winograd_f23_weights_adjoint(std::size_t C, std::size_t F, const T* HWY_RESTRICT dU,
+                                  T* HWY_RESTRICT dw) {
+  for (std::size_t c = 0; c < C; ++c)
+    winograd_detail::for_lanes<T>(F, [&](auto d, std::size_t f) CTNN_WG_INLINE {
+      const auto half = hn::Set(d, T(0.5));
+      const auto u = [&](std::size_t i, std::size_t j) {
+        return hn::LoadU(d, dU + ((i * 4 + j) * C + c) * F + f);
+      };
+      using V = decltype(u(0, 0));
+      V t[3][4];  // G^T dU
+      for (std::size_t j = 0; j < 4; ++j) {
+        const V u0 = u(0, j), u1 = u(1, j), u2 = u(2, j), u3 = u(3, j);
+        const V s = hn::Mul(half, hn::Add(u1, u2)), e = hn::Mul(half, hn::Sub(u1, u2));
+        t[0][j] = hn::Add(u0, s);
+        t[1][j] = e;
+        t[2][j] = hn::Add(s, u3);
+      }
+      for (std::size_t a = 0; a < 3; ++a) {
+        const V s = hn::Mul(half, hn::Add(t[a][1], t[a][2]));
+        const V e = hn::Mul(half, hn::Sub(t[a][1], t[a][2]));
+        hn::StoreU(hn::Add(t[a][0], s), d, dw + ((a * 3 + 0) * C + c) * F + f);
+        hn::StoreU(e, d, dw + ((a * 3 + 1) * C + c) * F + f);
+        hn::StoreU(hn::Add(s, t[a][3]), d, dw + ((a * 3 + 2) * C + c) * F + f);
+      }
+    });
+}
+
+// V[xi * v_stride + (ty * tw + tx) * C + c] = (B^T d B)[i][j], d the 4x4 window of channel c
+// of x ([H][W][C]) at tile (ty, tx), for th x tw tiles.
+template <class T>
+void winograd_f23_input(std::size_t H, std::size_t W, std::size_t C, std::size_t pad_top,
+                        std::size_t pad_left, std::size_t th, std::size_t tw,
+                        const T* HWY_RESTRICT x, T* HWY_RESTRICT V, std::size_t v_stride) {
+  for (std::size_t ty = 0; ty < th; ++ty)
+    for (std::size_t tx = 0; tx < tw; ++tx) {
+      const T* rows[4][4];  // the window's pixels, null in the padding
+      for (std::size_t i = 0; i < 4; ++i)
+        for (std::size_t j = 0; j < 4; ++j) {
+          const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
+          const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
+          const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
+          rows[i][j] = in ? x + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
+        }
+      T* out = V + (ty * tw + tx) * C;
+      winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
+        const auto ld = [&](std::size_t i, std::size_t j) {
+          return rows[i][j] ? hn::LoadU(d, rows[i][j] + c) : hn::Zero(d);
+        };
+        using Vec = decltype(ld(0, 0));
+        Vec t[4][4];  // B^T d
+        for (std::size_t j = 0; j < 4; ++j) {
+          const Vec d0 = ld(0, j), d1 = ld(1, j), d2 = ld(2, j), d3 = ld(3, j);
+          t[0][j] = hn::Sub(d0, d2);
+          t[1][j] = hn::Add(d1, d2);
+          t[2][j] = hn::Sub(d2, d1);
+          t[3][j] = hn::Sub(d1, d3);
+        }
+        for (std::size_t i = 0; i < 4; ++i) {
+          T* o = out + 4 * i * v_stride + c;
+          hn::StoreU(hn::Sub(t[i][0], t[i][2]), d, o);
+          hn::StoreU(hn::Add(t[i][1], t[i][2]), d, o + v_stride);
+          hn::StoreU(hn::Sub(t[i][2], t[i][1]), d, o + 2 * v_stride);
+          hn::StoreU(hn::Sub(t[i][1], t[i][3]), d, o + 3 * v_stride);
+        }
+      });
+    }
+}
+
+// dx += the adjoint of winograd_f23_input applied to dV: each tile's (B dV B^T) added into the
+// window it was read from, inside the image. Tiles are visited in order (they overlap by two
+// rows and columns), so the sums have a fixed order.
+template <class T>
+void winograd_f23_input_adjoint(std::size_t H, std::size_t W, std::size_t C, std::size_t pad_top,
+                                std::size_t pad_left, std::size_t th, std::size_t tw,
+                                const T* HWY_RESTRICT dV, std::size_t v_stride,
+                                T* HWY_RESTRICT dx) {
+  for (std::size_t ty = 0; ty < th; ++ty)
+    for (std::size_t tx = 0; tx < tw; ++tx) {
+      T* rows[4][4];
+      for (std::size_t i = 0; i < 4; ++i)
+        for (std::size_t j = 0; j < 4; ++j) {
+          const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
+          const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
+          const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
+          rows[i][j] = in ? dx + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
+        }
+      const T* in = dV + (ty * tw + tx) * C;
+      winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
+        const auto v = [&](std::size_t p, std::size_t q) {
+          return hn::LoadU(d, in + (4 * p + q) * v_stride + c);
+        };
+        using Vec = decltype(v(0, 0));
+        Vec t[4][4];  // dV B^T: t[p][j] = sum_q dV[p][q] B^T[q][j]
+        for (std::size_t p = 0; p < 4; ++p) {
+          const Vec v0 = v(p, 0), v1 = v(p, 1), v2 = v(p, 2), v3 = v(p, 3);
+          t[p][0] = v0;
+          t[p][1] = hn::Add(hn::Sub(v1, v2), v3);
+          t[p][2] = hn::Add(hn::Sub(v1, v0), v2);
+          t[p][3] = hn::Neg(v3);
+        }
+        for (std::size_t j = 0; j < 4; ++j) {  // B t: rows i from the p's
+          const Vec s[4] = {t[0][j], hn::Add(hn::Sub(t[1][j], t[2][j]), t[3][j]),
+                            hn::Add(hn::Sub(t[1][j], t[0][j]), t[2][j]), hn::Neg(t[3][j])};
+          for (std::size_t i = 0; i < 4; ++i)
+            if (T* px = rows[i][j]) hn::StoreU(hn::Add(hn::LoadU(d, px + c), s[i]), d, px + c);
+        }
+      });
+    }
+}
+
+// y[2ty + a][2tx + b][f] = act((A^T M A)[a][b] + bias[f]) inside oh x ow (y is [oh][ow][F]);
+// bias may be null.
+template <class T>
+void winograd_f23_output(std::size_t oh, std::size_t ow, std::size_t F, std::size_t th,
+                         std::size_t tw, const T* HWY_RESTRICT M, std::size_t m_stride,
+                         const T* HWY_RESTRICT bias, Epilogue act, T* HWY_RESTRICT y) {
+  for (std::size_t ty = 0; ty < th; ++ty)
+    for (std::size_t tx = 0; tx < tw; ++tx) {
+      const T* in = M + (ty * tw + tx) * F;
+      const bool down = 2 * ty + 1 < oh, right = 2 * tx + 1 < ow;
+      T* y00 = y + ((2 * ty) * ow + 2 * tx) * F;
+      winograd_detail::for_lanes<T>(F, [&](auto d, std::size_t f) CTNN_WG_INLINE {
+        const auto m = [&](std::size_t i, std::size_t j) {
+          return hn::LoadU(d, in + (4 * i + j) * m_stride + f);
+        };
+        using Vec = decltype(m(0, 0));
+        Vec t[2][4];  // A^T M
+        for (std::size_t j = 0; j < 4; ++j) {
+          const Vec m0 = m(0, j), m1 = m(1, j), m2 = m(2, j), m3 = m(3, j);
+          t[0][j] = hn::Add(hn::Add(m0, m1), m2);
+          t[1][j] = hn::Sub(hn::Sub(m1, m2), m3);
+        }
+        const Vec b = bias ? hn::LoadU(d, bias + f) : hn::Zero(d);
+        for (std::size_t a = 0; a < 2; ++a) {
+          if (a == 1 && !down) break;
+          T* row = y00 + a * ow * F + f;
+          const Vec v0 = hn::Add(hn::Add(hn::Add(t[a][0], t[a][1]), t[a][2]), b);
+          hn::StoreU(winograd_detail::activate(d, v0, act), d, row);
+          if (right) {
+            const Vec v1 = hn::Add(hn::Sub(hn::Sub(t[a][1], t[a][2]), t[a][3]), b);
+            hn::StoreU(winograd_detail::activate(d, v1, act), d, row + F);
+          }
+        }
+      });
+    }
+}
+
+// dM = the adjoint of winograd_f23_output's linear part applied to dy ([oh][ow][F]): each tile's
+// A dY A^T, with dY zero past oh x ow (dy is the gradient after the activation; the caller
+// applies the activation's derivative before).
+template <class T>
+void winograd_f23_output_adjoint(std::size_t oh, std::size_t ow, std::size_t F, std::size_t th,
+                                 std::size_t tw, const T* HWY_RESTRICT dy, T* HWY_RESTRICT dM,
+                                 std::size_t m_stride) {
+  for (std::size_t ty = 0; ty < th; ++ty)
+    for (std::size_t tx = 0; tx < tw; ++tx) {
+      T* out = dM + (ty * tw + tx) * F;
+      const bool down = 2 * ty + 1 < oh, right = 2 * tx + 1 < ow;
+      const T* y00 = dy + ((2 * ty) * ow + 2 * tx) * F;
+      winograd_detail::for_lanes<T>(F, [&](auto d, std::size_t f) CTNN_WG_INLINE {
+        using Vec = decltype(hn::Zero(d));
+        Vec g[2][2];
+        for (std::size_t a = 0; a < 2; ++a) {
+          const bool row = a == 0 || down;
+          g[a][0] = row ? hn::LoadU(d, y00 + a * ow * F + f) : hn::Zero(d);
+          g[a][1] = row && right ? hn::LoadU(d, y00 + a * ow * F + F + f) : hn::Zero(d);
+        }
+        // r[a][j] = sum_b dY[a][b] A^T[b][j]: columns j of A^T are (1,0), (1,1), (1,-1), (0,-1).
+        Vec r[2][4];
+        for (std::size_t a = 0; a < 2; ++a) {
+          r[a][0] = g[a][0];
+          r[a][1] = hn::Add(g[a][0], g[a][1]);
+          r[a][2] = hn::Sub(g[a][0], g[a][1]);
+          r[a][3] = hn::Neg(g[a][1]);
+        }
+        for (std::size_t j = 0; j < 4; ++j) {
+          T* o = out + j * m_stride + f;
+          hn::StoreU(r[0][j], d, o);
+          hn::StoreU(hn::Add(r[0][j], r[1][j]), d, o + 4 * m_stride);
+          hn::StoreU(hn::Sub(r[0][j], r[1][j]), d, o + 8 * m_stride);
+          hn::StoreU(hn::Neg(r[1][j]), d, o + 12 * m_stride);
+        }
+      });
+    }
+}
+
+#undef CTNN_WG_INLINE
+
+}  // namespace ctnn::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+namespace ctnn::kernels {
+using ctnn::HWY_NAMESPACE::winograd_f23_input;
+using ctnn::HWY_NAMESPACE::winograd_f23_input_adjoint;
+using ctnn::HWY_NAMESPACE::winograd_f23_output;
+using ctnn::HWY_NAMESPACE::winograd_f23_output_adjoint;
+using ctnn::HWY_NAMESPACE::winograd_f23_weights;
+using ctnn::HWY_NAMESPACE::winograd_f23_weights_adjoint;
+}  // namespace ctnn::kernels
+// ---- end ctnn/kernels/winograd.hpp ----
 // ---- begin ctnn/layers/dense.hpp ----
 // ctnn/layers/dense.hpp: Dense<Units, KernelInit, BiasInit>, a fully connected layer.
 //
@@ -2666,7 +2982,20 @@ struct ConvBody {
   // multiplies (that layer's weight gradient for a batch of 32 went from 1,108 to about 750 us
   // with gemm_nn's short last tile, in a training step at 2 threads on Zen 5).
   static constexpr bool transposed_grad = patch > Filters;
-  static constexpr std::size_t scratch_per_sample = patch_floats + rows_floats + grad_floats + kLine;
+  static constexpr std::size_t im2col_scratch = patch_floats + rows_floats + grad_floats + kLine;
+
+  // Winograd F(2x2, 3x3): th x tw tiles of 2x2 outputs. Scratch for a batch of n: V
+  // [16][n][tiles][C] (kept for backward, then the input gradient's dV), M [16][n][tiles][F]
+  // (then dM), U [16][C][F] and one more [16][C][F] (dU, then U transposed). The two shared
+  // matrices count in every sample's share, so the path is taken only where they are no larger
+  // than one sample's V and M (not for 64 filters on 7x7, whose im2col scratch is smaller).
+  static constexpr std::size_t th = (geom::oh + 1) / 2, tw = (geom::ow + 1) / 2, tiles = th * tw;
+  static constexpr std::size_t wg_sample = 16 * tiles * (C + Filters);
+  static constexpr std::size_t wg_shared = 32 * C * Filters;
+  static constexpr bool winograd = KH == 3 && KW == 3 && Stride == 1 && Dilation == 1 &&
+                                   Groups == 1 && C >= 8 && wg_shared <= wg_sample;
+  static constexpr std::size_t scratch_per_sample =
+      winograd ? wg_sample + wg_shared : im2col_scratch;
   static T* rows_region(T* scratch, std::size_t n, std::size_t s) {
     return scratch + line_up(n * patch_floats) + s * (rows_floats + grad_floats);
   }
@@ -2716,8 +3045,77 @@ struct ConvBody {
                         dx);
   }
 
+  // Forward in one pass over the samples: each sample's tiles, its 16 GEMMs (tiles x C by
+  // C x F) and its outputs.
+  static void winograd_forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
+                               kernels::Epilogue act) {
+    const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
+    T* V = scratch;
+    T* M = V + 16 * vs;
+    T* U = M + 16 * ms;
+    kernels::winograd_f23_weights(C, Filters, p, U);
+    parallel_for(n, [&](std::size_t s) {
+      T* Vs = V + s * tiles * C;
+      T* Ms = M + s * tiles * Filters;
+      kernels::winograd_f23_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size,
+                                  Vs, vs);
+      for (std::size_t xi = 0; xi < 16; ++xi)
+        kernels::gemm_nn(tiles, Filters, C, Vs + xi * vs, C, 1, U + xi * C * Filters, Filters,
+                         Ms + xi * ms, Filters, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+      kernels::winograd_f23_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act,
+                                   y + s * out_size);
+    }, n * kWorkPerSample >= kParallelWork);
+  }
+
+  // Backward in three passes: each sample's dM; dU = V^T dM for each xi over all samples' tiles
+  // in (sample, tile) order, then dW and db; each sample's dV = dM U^T (into its V, no longer
+  // needed) and dx.
+  static void winograd_backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n,
+                                T* scratch) {
+    const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
+    T* V = scratch;
+    T* dM = V + 16 * vs;
+    T* U = dM + 16 * ms;
+    T* B = U + 16 * C * Filters;
+    const bool par = n * kWorkPerSample >= kParallelWork;
+    parallel_for(n, [&](std::size_t s) {
+      kernels::winograd_f23_output_adjoint(geom::oh, geom::ow, Filters, th, tw, dy + s * out_size,
+                                           dM + s * tiles * Filters, ms);
+    }, par);
+    parallel_for(16, [&](std::size_t xi) {
+      kernels::gemm_nn(C, Filters, n * tiles, V + xi * vs, 1, C, dM + xi * ms, Filters,
+                       B + xi * C * Filters, Filters, false, static_cast<const T*>(nullptr),
+                       kernels::Epilogue::none);
+    }, par);
+    kernels::winograd_f23_weights_adjoint(C, Filters, B, dp);
+    kernels::sum_rows(n * positions, Filters, dy, dp + weights);
+    if (!dx) return;
+    kernels::winograd_f23_weights(C, Filters, p, U);
+    for (std::size_t xi = 0; xi < 16; ++xi)  // B = U^T, [16][F][C]
+      for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t f = 0; f < Filters; ++f)
+          B[(xi * Filters + f) * C + c] = U[(xi * C + c) * Filters + f];
+    parallel_for(n, [&](std::size_t s) {
+      T* dVs = V + s * tiles * C;
+      const T* dMs = dM + s * tiles * Filters;
+      for (std::size_t xi = 0; xi < 16; ++xi)
+        kernels::gemm_nn(tiles, C, Filters, dMs + xi * ms, Filters, 1, B + xi * Filters * C, C,
+                         dVs + xi * vs, C, false, static_cast<const T*>(nullptr),
+                         kernels::Epilogue::none);
+      T* dxs = dx + s * in_size;
+      for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
+      kernels::winograd_f23_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs,
+                                          dxs);
+    }, par);
+  }
+
   static void forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                       kernels::Epilogue act) {
+    if constexpr (winograd) {
+      winograd_forward(p, x, y, n, scratch, act);
+      return;
+    }
     parallel_for(n, [&](std::size_t s) {
       T* patches = scratch + s * patch_floats;
       im2col(x + s * in_size, patches);
@@ -2729,6 +3127,10 @@ struct ConvBody {
   }
 
   static void backward(const T* p, const T* dy, T* dx, T* dp, std::size_t n, T* scratch) {
+    if constexpr (winograd) {
+      winograd_backward(p, dy, dx, dp, n, scratch);
+      return;
+    }
     // The input gradient first, while dp is free: it holds W transposed per group,
     // wt[f][j] = W[j][f] ([Filters][group_patch]), so that dpatches_g = dy_g wt_g is a gemm_nn
     // vectorized along the patch (a gemm_nt would reduce along the few filters). dx_rows rows at a
@@ -12952,6 +13354,8 @@ struct RandomFlip {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     static constexpr std::string_view name = "RandomFlip";
+    // y = x in inference: the int8 plan (deploy/static_quantized.hpp) makes it a view.
+    static constexpr bool identity_in_inference = true;
     static std::string config() {
       return Mode == FlipMode::horizontal ? "horizontal"
              : Mode == FlipMode::vertical ? "vertical" : "horizontal_and_vertical";
@@ -13039,6 +13443,8 @@ struct RandomTranslation {
     static constexpr std::size_t H = In::dims[0], W = In::rank > 1 ? In::dims[1] : 1,
                                  C = In::rank > 2 ? In::dims[2] : 1;
     static constexpr std::string_view name = "RandomTranslation";
+    // y = x in inference: the int8 plan (deploy/static_quantized.hpp) makes it a view.
+    static constexpr bool identity_in_inference = true;
     static std::string config() {
       return "height " + std::to_string(HeightFactor.value()) + ", width " +
              std::to_string(WidthFactor.value()) +
@@ -15093,13 +15499,17 @@ struct Int8Parameters {
 namespace detail {
 
 enum class QKind {
-  dense, conv, depthwise, relu, flatten, dropout, maxpool, batch_norm, add, gap, join, other
+  dense, conv, depthwise, relu, flatten, identity, maxpool, batch_norm, add, gap, join, other
 };
 
 // From the kind the layer declares (core/layer.hpp), never its name: a user layer runs in float.
+// QKind::identity is a layer that is y = x in inference (Dropout, and the augmentation layers,
+// which declare identity_in_inference): the plan makes it a view of its input.
 template <class L>
 constexpr QKind qkind() {
-  if constexpr (JoinLayer<L>) {
+  if constexpr (requires { requires bool(L::identity_in_inference); }) {
+    return QKind::identity;
+  } else if constexpr (JoinLayer<L>) {
     if constexpr (requires { L::elementwise_in_place; })
       return L::elementwise_in_place ? QKind::add : QKind::join;  // Add; Concatenate
     else
@@ -15112,7 +15522,7 @@ constexpr QKind qkind() {
       case LayerKind::depthwise_conv2d: return QKind::depthwise;
       case LayerKind::relu: return QKind::relu;
       case LayerKind::flatten: return QKind::flatten;
-      case LayerKind::dropout: return QKind::dropout;
+      case LayerKind::dropout: return QKind::identity;
       case LayerKind::max_pool2d: return QKind::maxpool;
       case LayerKind::max_pool1d: return QKind::maxpool;  // MaxPool2D's code on a 1 x Steps image
       case LayerKind::reshape: return QKind::flatten;     // a view, as Flatten
@@ -15335,12 +15745,12 @@ struct Int8Forward {
         if (p.unfoldable == kNone) p.unfoldable = i;
       }
     for (std::size_t i = 0; i < num_layers; ++i)
-      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::dropout) p.alias[i] = true;
+      if (p.kind[i] == QKind::flatten || p.kind[i] == QKind::identity) p.alias[i] = true;
     // Byte paths: from each compute layer and Add along single consumers through byte-safe
     // layers, to a tensor every reader of which takes bytes.
     const auto passes_bytes = [&](std::size_t c) {
       return p.kind[c] == QKind::relu || p.kind[c] == QKind::maxpool ||
-             p.kind[c] == QKind::flatten || p.kind[c] == QKind::dropout ||
+             p.kind[c] == QKind::flatten || p.kind[c] == QKind::identity ||
              (p.kind[c] == QKind::batch_norm && p.alias[c]);
     };
     const auto reads_bytes = [&](std::size_t c) {
