@@ -64,6 +64,21 @@ HWY_INLINE void for_lanes(std::size_t n, Body&& body) {
   for (; k < n; ++k) body(d1, k);
 }
 
+// rows[i][j] = the pixel of image ([H][W][C]) read at window position (i, j) of tile (ty, tx),
+// or null in the padding.
+template <class P>
+HWY_INLINE void window(std::size_t H, std::size_t W, std::size_t C, std::size_t pad_top,
+                       std::size_t pad_left, std::size_t ty, std::size_t tx, P* image,
+                       P* (&rows)[4][4]) {
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 4; ++j) {
+      const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
+      const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
+      const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
+      rows[i][j] = in ? image + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
+    }
+}
+
 template <class D, class V>
 HWY_INLINE V activate(D d, V v, Epilogue act) {
   using T = hn::TFromD<D>;
@@ -145,13 +160,7 @@ void winograd_f23_input(std::size_t H, std::size_t W, std::size_t C, std::size_t
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       const T* rows[4][4];  // the window's pixels, null in the padding
-      for (std::size_t i = 0; i < 4; ++i)
-        for (std::size_t j = 0; j < 4; ++j) {
-          const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
-          const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
-          const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
-          rows[i][j] = in ? x + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
-        }
+      winograd_detail::window(H, W, C, pad_top, pad_left, ty, tx, x, rows);
       T* out = V + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         const auto ld = [&](std::size_t i, std::size_t j) {
@@ -188,13 +197,7 @@ void winograd_f23_input_adjoint(std::size_t H, std::size_t W, std::size_t C, std
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       T* rows[4][4];
-      for (std::size_t i = 0; i < 4; ++i)
-        for (std::size_t j = 0; j < 4; ++j) {
-          const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
-          const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
-          const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
-          rows[i][j] = in ? dx + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
-        }
+      winograd_detail::window(H, W, C, pad_top, pad_left, ty, tx, dx, rows);
       const T* in = dV + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         const auto v = [&](std::size_t p, std::size_t q) {
