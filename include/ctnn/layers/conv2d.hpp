@@ -188,9 +188,9 @@ struct ConvBody {
       kernels::winograd_f23_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size,
                                   Vs, vs);
       for (std::size_t xi = 0; xi < 16; ++xi)
-        kernels::gemm_nn(tiles, Filters, C, Vs + xi * vs, C, 1, U + xi * C * Filters, Filters,
-                         Ms + xi * ms, Filters, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        kernels::gemm_nn_fixed<Filters>(tiles, C, Vs + xi * vs, kernels::kFixed<C>,
+                                        kernels::kFixed<1>, U + xi * C * Filters, Filters,
+                                        Ms + xi * ms, Filters);
       kernels::winograd_f23_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act,
                                    y + s * out_size);
     }, n * kWorkPerSample >= kParallelWork);
@@ -212,9 +212,9 @@ struct ConvBody {
                                            dM + s * tiles * Filters, ms);
     }, par);
     parallel_for(16, [&](std::size_t xi) {
-      kernels::gemm_nn(C, Filters, n * tiles, V + xi * vs, 1, C, dM + xi * ms, Filters,
-                       B + xi * C * Filters, Filters, false, static_cast<const T*>(nullptr),
-                       kernels::Epilogue::none);
+      kernels::gemm_nn_fixed<Filters>(C, n * tiles, V + xi * vs, kernels::kFixed<1>,
+                                      kernels::kFixed<C>, dM + xi * ms, Filters,
+                                      B + xi * C * Filters, Filters);
     }, par);
     kernels::winograd_f23_weights_adjoint(C, Filters, B, dp);
     kernels::sum_rows(n * positions, Filters, dy, dp + weights);
@@ -228,9 +228,8 @@ struct ConvBody {
       T* dVs = V + s * tiles * C;
       const T* dMs = dM + s * tiles * Filters;
       for (std::size_t xi = 0; xi < 16; ++xi)
-        kernels::gemm_nn(tiles, C, Filters, dMs + xi * ms, Filters, 1, B + xi * Filters * C, C,
-                         dVs + xi * vs, C, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        kernels::gemm_nn_fixed<C>(tiles, Filters, dMs + xi * ms, kernels::kFixed<Filters>,
+                                  kernels::kFixed<1>, B + xi * Filters * C, C, dVs + xi * vs, C);
       T* dxs = dx + s * in_size;
       for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
       kernels::winograd_f23_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs,
