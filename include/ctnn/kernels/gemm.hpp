@@ -24,7 +24,7 @@ namespace ctnn::kernels {
 using ctnn::Epilogue;  // the activation applied in the store (core/epilogue.hpp)
 
 // A stride of A known when the caller is compiled: gemm_nn_fixed<N>(..., A, kFixed<C>, kFixed<1>,
-// ...) (or gemm_nn) instead of (C, 1). With run-time strides an MR-row tile needs MR row offsets
+// ...) instead of gemm_nn's (C, 1). With run-time strides an MR-row tile needs MR row offsets
 // in registers; x86's 16 general registers do not hold 12 of them beside the loop's pointers, so
 // g++ reloads one from a spill before every broadcast FMA. A fixed stride makes each row's offset
 // a constant in the instruction. Same operations in the same order: the results are bitwise those
@@ -257,11 +257,11 @@ HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T
     }
 }
 
-// C[M x N] (+)= act(A(M x K) * B[K x N] + bias), A(m, k) = A[m * a_m + k * a_k] (each stride a
-// std::size_t or a kernels::kFixed constant). bias may be null. With accumulate, the epilogue must be none and bias null (it adds to C as it is).
-template <class T, class AM = std::size_t, class AK = std::size_t>
-void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, AM a_m,
-             AK a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc, bool accumulate,
+// C[M x N] (+)= act(A(M x K) * B[K x N] + bias), A(m, k) = A[m * a_m + k * a_k]. bias may be
+// null. With accumulate, the epilogue must be none and bias null (it adds to C as it is).
+template <class T>
+void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_t a_m,
+             std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc, bool accumulate,
              const T* bias, Epilogue act) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
