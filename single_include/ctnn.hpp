@@ -2072,10 +2072,22 @@ using ctnn::HWY_NAMESPACE::tanh_forward;
 // stores partial sums between them, so it applies bias and activation in a second sweep over its
 // thread's columns after the last block (none when both are absent, as in backward).
 #include <cstddef>
+#include <type_traits>
 
 
 namespace ctnn::kernels {
 using ctnn::Epilogue;  // the activation applied in the store (core/epilogue.hpp)
+
+// A stride of A known when the caller is compiled: gemm_nn_fixed<N>(..., A, kFixed<C>, kFixed<1>,
+// ...) instead of gemm_nn's (C, 1). With run-time strides an MR-row tile needs MR row offsets
+// in registers; x86's 16 general registers do not hold 12 of them beside the loop's pointers, so
+// g++ reloads one from a spill before every broadcast FMA. A fixed stride makes each row's offset
+// a constant in the instruction. Same operations in the same order: the results are bitwise those
+// of the run-time stride. Measured on Zen 5 (AVX-512, one thread) for Winograd's 16-filter
+// products (196 x 16 x 16, 16 per sample): 9.3-11.3 against 14.4-15.6 us; its weight gradient
+// (16 x 16 x 6272, A transposed): 22-23 against 33 us.
+template <std::size_t S>
+inline constexpr std::integral_constant<std::size_t, S> kFixed{};
 
 // Rows of A that gemm_nt accumulates at once (its row block).
 inline constexpr std::size_t kGemmNtRows = 32;
@@ -2224,9 +2236,9 @@ void gemm_nt(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
 inline constexpr std::size_t kNnMR = 6;
 inline constexpr std::size_t kNnNV = kVectorRegisters == 16 ? 2 : 4;
 
-template <std::size_t MR, std::size_t NV, class T>
-HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A, std::size_t a_m,
-                        std::size_t a_k, const T* HWY_RESTRICT B, std::size_t ldb,
+template <std::size_t MR, std::size_t NV, class T, class AM, class AK>
+HWY_INLINE void nn_tile(std::size_t k0, std::size_t k1, const T* HWY_RESTRICT A, AM a_m,
+                        AK a_k, const T* HWY_RESTRICT B, std::size_t ldb,
                         T* HWY_RESTRICT C, std::size_t ldc, bool accumulate) {
   const hn::ScalableTag<T> d;
   const std::size_t L = hn::Lanes(d);
@@ -2262,9 +2274,9 @@ inline constexpr std::size_t kNnTallMR[4] = {0, kVectorRegisters == 16 ? 8 : 12,
                                              kVectorRegisters == 16 ? 6 : 8, 6};
 
 // All M rows of one column tile of NV vectors: MR rows at a time, then the rest.
-template <std::size_t MR, std::size_t NV, class T>
-HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, std::size_t a_m,
-                        std::size_t a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
+template <std::size_t MR, std::size_t NV, class T, class AM, class AK>
+HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* A, AM a_m,
+                        AK a_k, const T* B, std::size_t ldb, T* C, std::size_t ldc,
                         bool accumulate) {
   std::size_t m = 0;
   for (; m + MR <= M; m += MR)
@@ -2288,9 +2300,9 @@ HWY_INLINE void nn_rows(std::size_t M, std::size_t k0, std::size_t k1, const T* 
 inline constexpr std::size_t kNnRowNV = kVectorRegisters == 16 ? 8 : 16;
 
 // Scalar column tail of gemm_nn (fewer than one vector of columns left).
-template <class T>
+template <class T, class AM, class AK>
 HWY_INLINE void nn_scalar(std::size_t M, std::size_t k0, std::size_t k1, const T* A,
-                          std::size_t a_m, std::size_t a_k, const T* B, std::size_t ldb, T* C,
+                          AM a_m, AK a_k, const T* B, std::size_t ldb, T* C,
                           std::size_t ldc, std::size_t cols, bool accumulate) {
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t c = 0; c < cols; ++c) {
@@ -2381,11 +2393,60 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
       worth_it);
 }
 
+// C[M x N] = A(M x K) * B[K x N]: gemm_nn with N and A's strides fixed at compile time (kFixed),
+// so only the tiles of N's width are compiled (gemm_nn with fixed strides compiles all of them:
+// 2-5 s more for examples/resnet8.cpp when its Winograd products took it). Bitwise what
+// gemm_nn(M, N, K, A, a_m, a_k, B, ldb, C, ldc, false, nullptr, none) computes: each element is
+// summed from zero over k in order in one accumulator, whatever the tile. Winograd's products
+// (kernels/winograd.hpp) take it; im2col's did not gain (forward with its bias and ReLU: 5.9
+// against 7.9 us for ResNet-8's stem, but 13.5 against 11.3 for the seed model's convolution).
+// Large products outside a parallel region split into panels of rows across threads. Only one
+// or two vectors of columns take the fixed path: their tiles are 8 to 12 rows tall, the ones
+// whose row offsets do not fit in registers (6-row tiles of 4 vectors ran as fast either way:
+// 49 x 64 x 576, 16 us). Other widths, and scalable or scalar targets, are that gemm_nn call.
+template <std::size_t N, class T, class AM, class AK>
+void gemm_nn_fixed(std::size_t M, std::size_t K, const T* A, AM a_m, AK a_k, const T* B,
+                   std::size_t ldb, T* C, std::size_t ldc) {
+#if HWY_HAVE_SCALABLE || HWY_TARGET == HWY_SCALAR
+  constexpr bool whole = false;
+  constexpr std::size_t L = 1;  // unused
+#else
+  constexpr std::size_t L = hn::MaxLanes(hn::ScalableTag<T>());
+  constexpr bool whole = N % L == 0 && N / L <= 2;
+#endif
+  if constexpr (!whole) {
+    gemm_nn(M, N, K, A, std::size_t(a_m), std::size_t(a_k), B, ldb, C, ldc, false,
+            static_cast<const T*>(nullptr), Epilogue::none);
+  } else {
+    constexpr std::size_t vectors = N / L, blocks = vectors / kNnNV, rest = vectors % kNnNV;
+    constexpr std::size_t n = blocks * kNnNV * L;  // the first column of the rest
+    const auto rows = [&](std::size_t m0, std::size_t m1) {
+      const T* Am = A + m0 * a_m;
+      T* Cm = C + m0 * ldc;
+      for (std::size_t b = 0; b < blocks; ++b)
+        nn_rows<kNnMR, kNnNV>(m1 - m0, 0, K, Am, a_m, a_k, B + b * kNnNV * L, ldb,
+                              Cm + b * kNnNV * L, ldc, false);
+      if constexpr (rest > 0)
+        nn_rows<kNnTallMR[rest], rest>(m1 - m0, 0, K, Am, a_m, a_k, B + n, ldb, Cm + n, ldc,
+                                       false);
+    };
+    constexpr std::size_t kRowPanel = 24;  // as gemm_nn's
+    const std::size_t panels = (M + kRowPanel - 1) / kRowPanel;
+    parallel_for_range(
+        panels,
+        [&](std::size_t p0, std::size_t p1) {
+          rows(p0 * kRowPanel, p1 * kRowPanel < M ? p1 * kRowPanel : M);
+        },
+        M * N * K >= kParallelWork);
+  }
+}
+
 }  // namespace ctnn::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 namespace ctnn::kernels {
 using ctnn::HWY_NAMESPACE::gemm_nn;
+using ctnn::HWY_NAMESPACE::gemm_nn_fixed;
 using ctnn::HWY_NAMESPACE::gemm_nt;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/gemm.hpp ----
@@ -3063,9 +3124,9 @@ struct ConvBody {
       kernels::winograd_f23_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size,
                                   Vs, vs);
       for (std::size_t xi = 0; xi < 16; ++xi)
-        kernels::gemm_nn(tiles, Filters, C, Vs + xi * vs, C, 1, U + xi * C * Filters, Filters,
-                         Ms + xi * ms, Filters, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        kernels::gemm_nn_fixed<Filters>(tiles, C, Vs + xi * vs, kernels::kFixed<C>,
+                                        kernels::kFixed<1>, U + xi * C * Filters, Filters,
+                                        Ms + xi * ms, Filters);
       kernels::winograd_f23_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act,
                                    y + s * out_size);
     }, n * kWorkPerSample >= kParallelWork);
@@ -3087,9 +3148,9 @@ struct ConvBody {
                                            dM + s * tiles * Filters, ms);
     }, par);
     parallel_for(16, [&](std::size_t xi) {
-      kernels::gemm_nn(C, Filters, n * tiles, V + xi * vs, 1, C, dM + xi * ms, Filters,
-                       B + xi * C * Filters, Filters, false, static_cast<const T*>(nullptr),
-                       kernels::Epilogue::none);
+      kernels::gemm_nn_fixed<Filters>(C, n * tiles, V + xi * vs, kernels::kFixed<1>,
+                                      kernels::kFixed<C>, dM + xi * ms, Filters,
+                                      B + xi * C * Filters, Filters);
     }, par);
     kernels::winograd_f23_weights_adjoint(C, Filters, B, dp);
     kernels::sum_rows(n * positions, Filters, dy, dp + weights);
@@ -3103,9 +3164,8 @@ struct ConvBody {
       T* dVs = V + s * tiles * C;
       const T* dMs = dM + s * tiles * Filters;
       for (std::size_t xi = 0; xi < 16; ++xi)
-        kernels::gemm_nn(tiles, C, Filters, dMs + xi * ms, Filters, 1, B + xi * Filters * C, C,
-                         dVs + xi * vs, C, false, static_cast<const T*>(nullptr),
-                         kernels::Epilogue::none);
+        kernels::gemm_nn_fixed<C>(tiles, Filters, dMs + xi * ms, kernels::kFixed<Filters>,
+                                  kernels::kFixed<1>, B + xi * Filters * C, C, dVs + xi * vs, C);
       T* dxs = dx + s * in_size;
       for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
       kernels::winograd_f23_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs,
