@@ -2397,8 +2397,8 @@ void gemm_nn(std::size_t M, std::size_t N, std::size_t K, const T* A, std::size_
 // so only the tiles of N's width are compiled (gemm_nn with fixed strides compiles all of them:
 // 2-5 s more for examples/resnet8.cpp when its Winograd products took it). Bitwise what
 // gemm_nn(M, N, K, A, a_m, a_k, B, ldb, C, ldc, false, nullptr, none) computes: each element is
-// summed from zero over k in order in one accumulator, whatever the tile. Winograd's products
-// (kernels/winograd.hpp) take it; im2col's did not gain (forward with its bias and ReLU: 5.9
+// summed from zero over k in order in one accumulator, whatever the tile. Conv2D's Winograd
+// products (layers/conv2d.hpp) take it; im2col's did not gain (forward with its bias and ReLU: 5.9
 // against 7.9 us for ResNet-8's stem, but 13.5 against 11.3 for the seed model's convolution).
 // Large products outside a parallel region split into panels of rows across threads. Only one
 // or two vectors of columns take the fixed path: their tiles are 8 to 12 rows tall, the ones
