@@ -47,6 +47,19 @@ TEST_CASE("Conv2D gradients through Winograd F(2x2 3x3)") {
   check_layer_gradients<Wg2>();
   check_layer_gradients<Wg3>(2);
 }
+// Outputs a multiple of 4 on both sides take F(4x4, 3x3): same, valid and PyTorch's padding=1,
+// channels with a one-lane tail.
+using Wg4 = On<Conv2D<4, 3, 3, 1, Padding::same>, 12, 8, 8>;
+using Wg5 = On<Conv2D<3, 3, 3>, 10, 14, 9>;
+using Wg6 = On<Conv2D<2, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 8, 8, 8>;
+static_assert(Wg4::winograd && Wg5::winograd && Wg6::winograd);
+static_assert(Wg4::wg_m == 4 && Wg5::wg_m == 4 && Wg6::wg_m == 4 && Wg1::wg_m == 2 &&
+              Wg2::wg_m == 2 && Wg3::wg_m == 2);
+TEST_CASE("Conv2D gradients through Winograd F(4x4 3x3)") {
+  check_layer_gradients<Wg4>();
+  check_layer_gradients<Wg5>();
+  check_layer_gradients<Wg6>(2);
+}
 
 TEST_CASE("DepthwiseConv2D gradients") {
   check_layer_gradients<On<DepthwiseConv2D<3, 3>, 6, 5, 3>>();
@@ -288,6 +301,8 @@ TEST_CASE("Convolution backward passes are bitwise identical at 1, 2 and 3 threa
   check_bits<OnF<Conv2D<48, 3, 3>, 14, 14, 8>>(7);  // Winograd
   static_assert(OnF<Conv2D<48, 3, 3>, 14, 14, 8>::winograd);
   check_bits<OnF<Conv2D<16, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 28, 28, 16>>(32);  // ResNet-8's
+  static_assert(OnF<Conv2D<16, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 28, 28, 16>::wg_m == 4 &&
+                OnF<Conv2D<48, 3, 3>, 14, 14, 8>::wg_m == 2);
   check_bits<OnF<Conv2D<48, 3, 3, 1, Padding::same, GU, Z, 2, 2>, 14, 14, 8>>(7);
   check_bits<OnF<DepthwiseConv2D<3, 3, 1, Padding::same, 2>, 14, 14, 20>>(7);
   check_bits<OnF<SeparableConv2D<48, 3, 3, 1, Padding::same, 1, 1>, 14, 14, 24>>(7);
@@ -309,7 +324,7 @@ static_assert(Wide::grad_floats == 0);
 static_assert(Wide::scratch_per_sample < Wide::param_count,
               "a 3x3x256x256 Conv2D's per-sample scratch is smaller than one gradient copy");
 static_assert(Wide::rows_floats <= Wide::positions * Wide::patch + Wide::kLine);
-// Winograd keeps V and M per sample and two [16][C][F] matrices counted in each sample's share;
+// Winograd keeps V and M per sample and two [xis][C][F] matrices counted in each sample's share;
 // for ResNet-8's first stack that is less than its im2col scratch, and it is not taken where the
 // shared part would exceed V and M (64 filters on 7x7).
 using Res16 = OnF<Conv2D<16, 3, 3, 1, Padding::pads(1, 1, 1, 1)>, 28, 28, 16>;

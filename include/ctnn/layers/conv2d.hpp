@@ -112,14 +112,28 @@ struct ConvBody {
   static constexpr bool transposed_grad = patch > Filters;
   static constexpr std::size_t im2col_scratch = patch_floats + rows_floats + grad_floats + kLine;
 
-  // Winograd F(2x2, 3x3): th x tw tiles of 2x2 outputs. Scratch for a batch of n: V
-  // [16][n][tiles][C] (kept for backward, then the input gradient's dV), M [16][n][tiles][F]
-  // (then dM), U [16][C][F] and one more [16][C][F] (dU, then U transposed). The two shared
-  // matrices count in every sample's share, so the path is taken only where they are no larger
-  // than one sample's V and M (not for 64 filters on 7x7, whose im2col scratch is smaller).
-  static constexpr std::size_t th = (geom::oh + 1) / 2, tw = (geom::ow + 1) / 2, tiles = th * tw;
-  static constexpr std::size_t wg_sample = 16 * tiles * (C + Filters);
-  static constexpr std::size_t wg_shared = 32 * C * Filters;
+  // Winograd F(m x m, 3x3), m = 2 or 4: th x tw tiles of m x m outputs, xis = (m + 2)^2
+  // transformed positions. Scratch for a batch of n: V [xis][n][tiles][C] (kept for backward,
+  // then the input gradient's dV), M [xis][n][tiles][F] (then dM), U [xis][C][F] and one more
+  // [xis][C][F] (dU, then U transposed). The two shared matrices count in every sample's share,
+  // so the path is taken only where they are no larger than one sample's V and M (not for 64
+  // filters on 7x7, whose im2col scratch is smaller). F(4x4) where the output is a multiple of 4
+  // on both sides (ResNet-8's 28 x 28 layers: 49 tiles x 36 against 196 x 16 multiplications and
+  // transformed values per channel pair), F(2x2) elsewhere (14 x 14: 16 tiles of F(4x4) would
+  // compute 256 outputs for 196).
+  static constexpr std::size_t wg_tiles(std::size_t m) {
+    return (geom::oh + m - 1) / m * ((geom::ow + m - 1) / m);
+  }
+  static constexpr bool wg_fits(std::size_t m) {  // shared matrices no larger than V and M
+    return 2 * (m + 2) * (m + 2) * C * Filters <= (m + 2) * (m + 2) * wg_tiles(m) * (C + Filters);
+  }
+  static constexpr std::size_t wg_m =
+      geom::oh % 4 == 0 && geom::ow % 4 == 0 && wg_fits(4) ? 4 : 2;
+  static constexpr std::size_t xis = (wg_m + 2) * (wg_m + 2);
+  static constexpr std::size_t th = (geom::oh + wg_m - 1) / wg_m,
+                               tw = (geom::ow + wg_m - 1) / wg_m, tiles = th * tw;
+  static constexpr std::size_t wg_sample = xis * tiles * (C + Filters);
+  static constexpr std::size_t wg_shared = 2 * xis * C * Filters;
   static constexpr bool winograd = KH == 3 && KW == 3 && Stride == 1 && Dilation == 1 &&
                                    Groups == 1 && C >= 8 && wg_shared <= wg_sample;
   static constexpr std::size_t scratch_per_sample =
@@ -173,26 +187,56 @@ struct ConvBody {
                         dx);
   }
 
-  // Forward in one pass over the samples: each sample's tiles, its 16 GEMMs (tiles x C by
+  // The transforms of F(wg_m x wg_m, 3x3) (kernels/winograd.hpp).
+  template <class... A>
+  static void wg_weights(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_weights(a...);
+    else kernels::winograd_f23_weights(a...);
+  }
+  template <class... A>
+  static void wg_weights_adjoint(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_weights_adjoint(a...);
+    else kernels::winograd_f23_weights_adjoint(a...);
+  }
+  template <class... A>
+  static void wg_input(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_input(a...);
+    else kernels::winograd_f23_input(a...);
+  }
+  template <class... A>
+  static void wg_input_adjoint(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_input_adjoint(a...);
+    else kernels::winograd_f23_input_adjoint(a...);
+  }
+  template <class... A>
+  static void wg_output(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_output(a...);
+    else kernels::winograd_f23_output(a...);
+  }
+  template <class... A>
+  static void wg_output_adjoint(A... a) {
+    if constexpr (wg_m == 4) kernels::winograd_f43_output_adjoint(a...);
+    else kernels::winograd_f23_output_adjoint(a...);
+  }
+
+  // Forward in one pass over the samples: each sample's tiles, its xis GEMMs (tiles x C by
   // C x F) and its outputs.
   static void winograd_forward(const T* p, const T* x, T* y, std::size_t n, T* scratch,
                                kernels::Epilogue act) {
     const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
     T* V = scratch;
-    T* M = V + 16 * vs;
-    T* U = M + 16 * ms;
-    kernels::winograd_f23_weights(C, Filters, p, U);
+    T* M = V + xis * vs;
+    T* U = M + xis * ms;
+    wg_weights(C, Filters, p, U);
     parallel_for(n, [&](std::size_t s) {
       T* Vs = V + s * tiles * C;
       T* Ms = M + s * tiles * Filters;
-      kernels::winograd_f23_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size,
-                                  Vs, vs);
-      for (std::size_t xi = 0; xi < 16; ++xi)
+      wg_input(H, W, C, geom::pad_top, geom::pad_left, th, tw, x + s * in_size, Vs, vs);
+      for (std::size_t xi = 0; xi < xis; ++xi)
         kernels::gemm_nn_fixed<Filters>(tiles, C, Vs + xi * vs, kernels::kFixed<C>,
                                         kernels::kFixed<1>, U + xi * C * Filters, Filters,
                                         Ms + xi * ms, Filters);
-      kernels::winograd_f23_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act,
-                                   y + s * out_size);
+      wg_output(geom::oh, geom::ow, Filters, th, tw, Ms, ms, p + weights, act, y + s * out_size);
     }, n * kWorkPerSample >= kParallelWork);
   }
 
@@ -203,37 +247,36 @@ struct ConvBody {
                                 T* scratch) {
     const std::size_t vs = n * tiles * C, ms = n * tiles * Filters;
     T* V = scratch;
-    T* dM = V + 16 * vs;
-    T* U = dM + 16 * ms;
-    T* B = U + 16 * C * Filters;
+    T* dM = V + xis * vs;
+    T* U = dM + xis * ms;
+    T* B = U + xis * C * Filters;
     const bool par = n * kWorkPerSample >= kParallelWork;
     parallel_for(n, [&](std::size_t s) {
-      kernels::winograd_f23_output_adjoint(geom::oh, geom::ow, Filters, th, tw, dy + s * out_size,
-                                           dM + s * tiles * Filters, ms);
+      wg_output_adjoint(geom::oh, geom::ow, Filters, th, tw, dy + s * out_size,
+                        dM + s * tiles * Filters, ms);
     }, par);
-    parallel_for(16, [&](std::size_t xi) {
+    parallel_for(xis, [&](std::size_t xi) {
       kernels::gemm_nn_fixed<Filters>(C, n * tiles, V + xi * vs, kernels::kFixed<1>,
                                       kernels::kFixed<C>, dM + xi * ms, Filters,
                                       B + xi * C * Filters, Filters);
     }, par);
-    kernels::winograd_f23_weights_adjoint(C, Filters, B, dp);
+    wg_weights_adjoint(C, Filters, B, dp);
     kernels::sum_rows(n * positions, Filters, dy, dp + weights);
     if (!dx) return;
-    kernels::winograd_f23_weights(C, Filters, p, U);
-    for (std::size_t xi = 0; xi < 16; ++xi)  // B = U^T, [16][F][C]
+    wg_weights(C, Filters, p, U);
+    for (std::size_t xi = 0; xi < xis; ++xi)  // B = U^T, [xis][F][C]
       for (std::size_t c = 0; c < C; ++c)
         for (std::size_t f = 0; f < Filters; ++f)
           B[(xi * Filters + f) * C + c] = U[(xi * C + c) * Filters + f];
     parallel_for(n, [&](std::size_t s) {
       T* dVs = V + s * tiles * C;
       const T* dMs = dM + s * tiles * Filters;
-      for (std::size_t xi = 0; xi < 16; ++xi)
+      for (std::size_t xi = 0; xi < xis; ++xi)
         kernels::gemm_nn_fixed<C>(tiles, Filters, dMs + xi * ms, kernels::kFixed<Filters>,
                                   kernels::kFixed<1>, B + xi * Filters * C, C, dVs + xi * vs, C);
       T* dxs = dx + s * in_size;
       for (std::size_t i = 0; i < in_size; ++i) dxs[i] = T(0);
-      kernels::winograd_f23_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs,
-                                          dxs);
+      wg_input_adjoint(H, W, C, geom::pad_top, geom::pad_left, th, tw, dVs, vs, dxs);
     }, par);
   }
 
