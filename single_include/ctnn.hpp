@@ -1823,13 +1823,14 @@ using Sequential = BasicSequential<float, InputSpec, Specs...>;
 // them in sample order (per_sample_grad below): faster, and still thread-count independent. The
 // input gradient is computed per sample in parallel.
 // A 3x3 stride-1 convolution with at least 8 input channels (ResNet's) instead takes Winograd's
-// F(2x2, 3x3) or, where the output is a multiple of 4 on both sides, F(4x4, 3x3)
-// (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel pair, or 36 per 4x4,
-// where the GEMM takes 36 or 144. The batch's transformed inputs V are kept in scratch for the
-// backward pass, the 16 (36) products of each pass are GEMMs over all samples' tiles (the weight
-// gradient's K = n * tiles, summed in sample and tile order), and the gradients go back through
-// the adjoints of the same transforms: the exact gradients of the function computed forward, the
-// same bits at any thread count. Its results differ from the GEMM path's by rounding only.
+// F(2x2, 3x3) or, where the output is a multiple of 4 on both sides (and the scratch rule below
+// allows it), F(4x4, 3x3) (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel
+// pair, or 36 per 4x4, where the GEMM takes 36 or 144. The batch's transformed inputs V are kept in
+// scratch for the backward pass, the 16 (36) products of each pass are GEMMs over all samples'
+// tiles (the weight gradient's K = n * tiles, summed in sample and tile order), and the gradients
+// go back through the adjoints of the same transforms: the exact gradients of the function computed
+// forward, the same bits at any thread count. Its results differ from the GEMM path's by rounding
+// only.
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -2085,7 +2086,8 @@ using ctnn::Epilogue;  // the activation applied in the store (core/epilogue.hpp
 // g++ reloads one from a spill before every broadcast FMA. A fixed stride makes each row's offset
 // a constant in the instruction. Same operations in the same order: the results are bitwise those
 // of the run-time stride. Measured on Zen 5 (AVX-512, one thread) for Winograd's 16-filter
-// products (196 x 16 x 16, 16 per sample): 9.3-11.3 against 14.4-15.6 us; its weight gradient
+// products when ResNet-8's 28 x 28 layers took F(2x2) (196 x 16 x 16, 16 per sample; F(4x4) now
+// makes them 49 x 16 x 16, 36 per sample): 9.3-11.3 against 14.4-15.6 us; its weight gradient
 // (16 x 16 x 6272, A transposed): 22-23 against 33 us.
 template <std::size_t S>
 inline constexpr std::integral_constant<std::size_t, S> kFixed{};
@@ -2452,8 +2454,9 @@ using ctnn::HWY_NAMESPACE::gemm_nt;
 }  // namespace ctnn::kernels
 // ---- end ctnn/kernels/gemm.hpp ----
 // ---- begin ctnn/kernels/winograd.hpp ----
-// ctnn/kernels/winograd.hpp: Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1
-// convolutions on channels-last images, and the adjoint of every transform (for backward).
+// ctnn/kernels/winograd.hpp: Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (below
+// F(2x2)'s, after "F(4x4, 3x3)") for 3x3 stride-1 convolutions on channels-last images, and the
+// adjoint of every transform (for backward).
 //
 // A 3x3 convolution computes each 2x2 block of outputs ("tile") from a 4x4 window of the input.
 // With d the window, g a filter's 3x3 taps for one input channel and
@@ -2759,12 +2762,13 @@ void winograd_f23_output_adjoint(std::size_t oh, std::size_t ow, std::size_t F, 
 //          0 -2 -1  2 1 0;  0  2 -1 -2 1 0;  0  4  0 -5 0 1],
 //   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
 //   A^T = [1 1 1 1 1 0;  0 1 -1 2 -2 0;  0 1 1 4 4 0;  0 1 -1 8 -8 1].
-// The points' powers (up to 8) and G's sixths round: in float the outputs agree with the direct
-// convolution to a few units in the 6th digit where F(2x2) agrees to the 7th (the tests bound
-// both). Positions xi = 6i + j of the 6x6 transformed tile; tile (ty, tx) covers outputs
-// (4ty + a, 4tx + b), a, b in 0..3, and reads input rows 4ty - pad_top + i, columns
-// 4tx - pad_left + j, i, j in 0..5 (zero outside the input); outputs past oh x ow are not
-// written. Each function below is its F(2x2) namesake with these matrices.
+// The points' powers (up to 8) and G's sixths round more: tests/kernels/test_winograd.cpp bounds
+// F(4x4)'s difference from the direct convolution 3x looser than F(2x2)'s (1e-6 x sqrt(terms) fails
+// it in float for a 28 x 28 weight gradient of 784 terms). Positions xi = 6i + j of the 6x6
+// transformed tile; tile (ty, tx) covers outputs (4ty + a, 4tx + b), a, b in 0..3, and reads input
+// rows 4ty - pad_top + i, columns 4tx - pad_left + j, i, j in 0..5 (zero outside the input);
+// outputs past oh x ow are not written. Each function below is its F(2x2) namesake with these
+// matrices.
 namespace winograd_detail {
 
 // rows[i][j] = the pixel of image ([H][W][C]) at window position (i, j) of F(4x4) tile
@@ -2886,7 +2890,8 @@ void winograd_f43_weights(std::size_t C, std::size_t F, const T* HWY_RESTRICT w,
       using V = decltype(hn::Zero(d));
       V g[3][3], u[6][6];
       for (std::size_t a = 0; a < 3; ++a)
-        for (std::size_t b = 0; b < 3; ++b) g[a][b] = hn::LoadU(d, w + ((a * 3 + b) * C + c) * F + f);
+        for (std::size_t b = 0; b < 3; ++b)
+          g[a][b] = hn::LoadU(d, w + ((a * 3 + b) * C + c) * F + f);
       winograd_detail::separable<6>(d, g, u, [](auto dd, auto& x, auto& y) CTNN_WG_INLINE {
         F43::g(dd, x, y);
       });
@@ -2910,7 +2915,8 @@ void winograd_f43_weights_adjoint(std::size_t C, std::size_t F, const T* HWY_RES
         F43::gt(dd, x, y);
       });
       for (std::size_t a = 0; a < 3; ++a)
-        for (std::size_t b = 0; b < 3; ++b) hn::StoreU(g[a][b], d, dw + ((a * 3 + b) * C + c) * F + f);
+        for (std::size_t b = 0; b < 3; ++b)
+          hn::StoreU(g[a][b], d, dw + ((a * 3 + b) * C + c) * F + f);
     });
 }
 
@@ -3334,17 +3340,16 @@ struct ConvBody {
   static constexpr bool transposed_grad = patch > Filters;
   static constexpr std::size_t im2col_scratch = patch_floats + rows_floats + grad_floats + kLine;
 
-  // Winograd F(m x m, 3x3), m = 2 or 4: th x tw tiles of m x m outputs, xis = (m + 2)^2
-  // transformed positions. Scratch for a batch of n: V [xis][n][tiles][C] (kept for backward,
-  // then the input gradient's dV), M [xis][n][tiles][F] (then dM), U [xis][C][F] and one more
-  // [xis][C][F] (dU, then U transposed). The two shared matrices count in every sample's share,
-  // so the path is taken only where they are no larger than one sample's V and M (not for 64
-  // filters on 7x7, whose im2col scratch is smaller). F(4x4) where the output is a multiple of 4
-  // on both sides and its matrices fit so (ResNet-8's 28 x 28 layers: 49 tiles x 36 against 196 x 16 multiplications and
-  // transformed values per channel pair; forward and backward of a batch of 32 at one thread on
-  // Zen 5, 1.04-1.16 ms against 1.64-1.84 for F(2x2)), F(2x2) elsewhere (at 14 x 14, 16 tiles of
-  // F(4x4) compute 256 outputs for 196: 1.25-1.26 ms against 1.06-1.09, the shared matrices'
-  // limit aside).
+  // Winograd F(m x m, 3x3), m = 2 or 4: th x tw tiles of m x m outputs, xis = (m + 2)^2 transformed
+  // positions. Scratch for a batch of n: V [xis][n][tiles][C] (kept for backward, then the input
+  // gradient's dV), M [xis][n][tiles][F] (then dM), U [xis][C][F] and one more [xis][C][F] (dU,
+  // then U transposed). The two shared matrices count in every sample's share, so the path is taken
+  // only where they are no larger than one sample's V and M (not for 64 filters on 7x7, whose
+  // im2col scratch is smaller). F(4x4) where the output is a multiple of 4 on both sides and its
+  // matrices fit so (ResNet-8's 28 x 28 layers: 49 tiles x 36 against 196 x 16 multiplications and
+  // transformed values per channel pair; forward and backward of a batch of 32 at one thread on Zen
+  // 5, 1.04-1.16 ms against 1.64-1.84 for F(2x2)), F(2x2) elsewhere (at 14 x 14, 16 tiles of F(4x4)
+  // compute 256 outputs for 196: 1.25-1.26 ms against 1.06-1.09, the shared matrices' limit aside).
   static constexpr std::size_t wg_tiles(std::size_t m) {
     return (geom::oh + m - 1) / m * ((geom::ow + m - 1) / m);
   }

@@ -38,7 +38,8 @@ struct Transforms {
   }
   template <class... A>
   void weights_adjoint(A... a) const {
-    m == 4 ? kernels::winograd_f43_weights_adjoint(a...) : kernels::winograd_f23_weights_adjoint(a...);
+    m == 4 ? kernels::winograd_f43_weights_adjoint(a...)
+           : kernels::winograd_f23_weights_adjoint(a...);
   }
   template <class... A>
   void input(A... a) const {
@@ -46,7 +47,8 @@ struct Transforms {
   }
   template <class... A>
   void input_adjoint(A... a) const {
-    m == 4 ? kernels::winograd_f43_input_adjoint(a...) : kernels::winograd_f23_input_adjoint(a...);
+    m == 4 ? kernels::winograd_f43_input_adjoint(a...)
+           : kernels::winograd_f23_input_adjoint(a...);
   }
   template <class... A>
   void output(A... a) const {
@@ -54,7 +56,8 @@ struct Transforms {
   }
   template <class... A>
   void output_adjoint(A... a) const {
-    m == 4 ? kernels::winograd_f43_output_adjoint(a...) : kernels::winograd_f23_output_adjoint(a...);
+    m == 4 ? kernels::winograd_f43_output_adjoint(a...)
+           : kernels::winograd_f23_output_adjoint(a...);
   }
 };
 
@@ -101,20 +104,18 @@ Result<T> winograd(const Case& k, const std::vector<T>& x, const std::vector<T>&
   const Transforms wg{k.m};
   std::vector<T> U(X * k.C * k.F), Ut(U.size()), V(X * vs, T(-7)), M(X * ms, T(-7));
   wg.weights(k.C, k.F, w.data(), U.data());
-  wg.input(k.H, k.W, k.C, k.pad_top, k.pad_left, k.th(), k.tw(), x.data(),
-                              V.data(), vs);
+  wg.input(k.H, k.W, k.C, k.pad_top, k.pad_left, k.th(), k.tw(), x.data(), V.data(), vs);
   for (std::size_t xi = 0; xi < X; ++xi)
     kernels::gemm_nn(tiles, k.F, k.C, V.data() + xi * vs, k.C, 1, U.data() + xi * k.C * k.F, k.F,
                      M.data() + xi * ms, k.F, false, static_cast<const T*>(nullptr),
                      Epilogue::none);
   Result<T> r{std::vector<T>(k.oh() * k.ow() * k.F, T(-9)), std::vector<T>(x.size(), T(0)),
               std::vector<T>(w.size(), T(-9))};
-  wg.output(k.oh(), k.ow(), k.F, k.th(), k.tw(), M.data(), ms, b.data(),
-                               Epilogue::none, r.y.data());
+  wg.output(k.oh(), k.ow(), k.F, k.th(), k.tw(), M.data(), ms, b.data(), Epilogue::none,
+            r.y.data());
   // Backward: dM, then dU = V^T dM and dV = dM U^T per xi.
   std::vector<T> dM(X * ms, T(-7)), dU(X * k.C * k.F), dV(X * vs, T(-7));
-  wg.output_adjoint(k.oh(), k.ow(), k.F, k.th(), k.tw(), dy.data(), dM.data(),
-                                       ms);
+  wg.output_adjoint(k.oh(), k.ow(), k.F, k.th(), k.tw(), dy.data(), dM.data(), ms);
   for (std::size_t xi = 0; xi < X; ++xi) {
     kernels::gemm_nn(k.C, k.F, tiles, V.data() + xi * vs, 1, k.C, dM.data() + xi * ms, k.F,
                      dU.data() + xi * k.C * k.F, k.F, false, static_cast<const T*>(nullptr),
@@ -127,8 +128,8 @@ Result<T> winograd(const Case& k, const std::vector<T>& x, const std::vector<T>&
                      Epilogue::none);
   }
   wg.weights_adjoint(k.C, k.F, dU.data(), r.dw.data());
-  wg.input_adjoint(k.H, k.W, k.C, k.pad_top, k.pad_left, k.th(), k.tw(),
-                                      dV.data(), vs, r.dx.data());
+  wg.input_adjoint(k.H, k.W, k.C, k.pad_top, k.pad_left, k.th(), k.tw(), dV.data(), vs,
+                   r.dx.data());
   return r;
 }
 
@@ -162,8 +163,9 @@ void run_case(const Case& k, bool integers, double tol) {
   const auto dy = draw<T>(k.oh() * k.ow() * k.F, rng, integers);
   const auto want = direct(k, x, w, b, dy);
   const auto got = winograd(k, x, w, b, dy);
-  INFO("F(" << k.m << "x" << k.m << " 3x3) H " << k.H << " W " << k.W << " C " << k.C << " F " << k.F << " pads " << k.pad_top << " "
-            << k.pad_bottom << " " << k.pad_left << " " << k.pad_right);
+  INFO("F(" << k.m << "x" << k.m << " 3x3) H " << k.H << " W " << k.W << " C " << k.C << " F "
+            << k.F << " pads " << k.pad_top << " " << k.pad_bottom << " " << k.pad_left << " "
+            << k.pad_right);
   check(got.y, want.y, tol, "y");
   check(got.dx, want.dx, tol, "dx");
   check(got.dw, want.dw, tol, "dw");
@@ -203,7 +205,7 @@ TEST_CASE("Winograd F(4x4 3x3) with real data agrees with the direct convolution
       {6, 5, 3, 5, 0, 0, 0, 0, 4},      // valid: 4 x 3 outputs in one tile, tails only
       {5, 6, 17, 1, 1, 0, 0, 1, 4},     // asymmetric padding, one filter
       {3, 3, 33, 18, 0, 0, 0, 0, 4},    // one output pixel
-      {10, 14, 8, 9, 0, 0, 1, 1, 4},    // 8 x 14: whole tiles down, two halves across
+      {10, 14, 8, 9, 0, 0, 1, 1, 4},    // 8 x 14: whole tiles down, three and a half across
   };
   for (const auto& k : cases) {
     // F(2x2)'s bound times 3: the transforms' larger factors (8 forward, 1/24). At 1e-6 a 28 x 28

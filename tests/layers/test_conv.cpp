@@ -193,6 +193,11 @@ TEST_CASE("Conv2D forward equals a direct convolution") {
   check_conv2d<4, 3, 3, 1, Padding::valid, 1, 1, 7, 6, 9>();
   check_conv2d<6, 3, 3, 1, Padding::pads(1, 1, 1, 1), 1, 1, 5, 5, 8>();
   check_conv2d<7, 3, 3, 1, Padding::pads(0, 1, 1, 0), 1, 1, 6, 5, 11>();
+  // Winograd F(4x4, 3x3) (Wg4-Wg6 above)
+  check_conv2d<4, 3, 3, 1, Padding::same, 1, 1, 12, 8, 8>();
+  check_conv2d<3, 3, 3, 1, Padding::valid, 1, 1, 10, 14, 9>();
+  check_conv2d<2, 3, 3, 1, Padding::pads(1, 1, 1, 1), 1, 1, 8, 8, 8>();
+  static_assert(On<Conv2D<3, 3, 3>, 10, 14, 9>::wg_m == 4);
 }
 
 TEST_CASE("DepthwiseConv2D forward equals a direct convolution") {

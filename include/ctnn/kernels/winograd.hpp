@@ -1,5 +1,6 @@
-// ctnn/kernels/winograd.hpp: Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1
-// convolutions on channels-last images, and the adjoint of every transform (for backward).
+// ctnn/kernels/winograd.hpp: Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3) (below
+// F(2x2)'s, after "F(4x4, 3x3)") for 3x3 stride-1 convolutions on channels-last images, and the
+// adjoint of every transform (for backward).
 //
 // A 3x3 convolution computes each 2x2 block of outputs ("tile") from a 4x4 window of the input.
 // With d the window, g a filter's 3x3 taps for one input channel and
@@ -308,12 +309,13 @@ void winograd_f23_output_adjoint(std::size_t oh, std::size_t ow, std::size_t F, 
 //          0 -2 -1  2 1 0;  0  2 -1 -2 1 0;  0  4  0 -5 0 1],
 //   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
 //   A^T = [1 1 1 1 1 0;  0 1 -1 2 -2 0;  0 1 1 4 4 0;  0 1 -1 8 -8 1].
-// The points' powers (up to 8) and G's sixths round: in float the outputs agree with the direct
-// convolution to a few units in the 6th digit where F(2x2) agrees to the 7th (the tests bound
-// both). Positions xi = 6i + j of the 6x6 transformed tile; tile (ty, tx) covers outputs
-// (4ty + a, 4tx + b), a, b in 0..3, and reads input rows 4ty - pad_top + i, columns
-// 4tx - pad_left + j, i, j in 0..5 (zero outside the input); outputs past oh x ow are not
-// written. Each function below is its F(2x2) namesake with these matrices.
+// The points' powers (up to 8) and G's sixths round more: tests/kernels/test_winograd.cpp bounds
+// F(4x4)'s difference from the direct convolution 3x looser than F(2x2)'s (1e-6 x sqrt(terms) fails
+// it in float for a 28 x 28 weight gradient of 784 terms). Positions xi = 6i + j of the 6x6
+// transformed tile; tile (ty, tx) covers outputs (4ty + a, 4tx + b), a, b in 0..3, and reads input
+// rows 4ty - pad_top + i, columns 4tx - pad_left + j, i, j in 0..5 (zero outside the input);
+// outputs past oh x ow are not written. Each function below is its F(2x2) namesake with these
+// matrices.
 namespace winograd_detail {
 
 // rows[i][j] = the pixel of image ([H][W][C]) at window position (i, j) of F(4x4) tile
@@ -435,7 +437,8 @@ void winograd_f43_weights(std::size_t C, std::size_t F, const T* HWY_RESTRICT w,
       using V = decltype(hn::Zero(d));
       V g[3][3], u[6][6];
       for (std::size_t a = 0; a < 3; ++a)
-        for (std::size_t b = 0; b < 3; ++b) g[a][b] = hn::LoadU(d, w + ((a * 3 + b) * C + c) * F + f);
+        for (std::size_t b = 0; b < 3; ++b)
+          g[a][b] = hn::LoadU(d, w + ((a * 3 + b) * C + c) * F + f);
       winograd_detail::separable<6>(d, g, u, [](auto dd, auto& x, auto& y) CTNN_WG_INLINE {
         F43::g(dd, x, y);
       });
@@ -459,7 +462,8 @@ void winograd_f43_weights_adjoint(std::size_t C, std::size_t F, const T* HWY_RES
         F43::gt(dd, x, y);
       });
       for (std::size_t a = 0; a < 3; ++a)
-        for (std::size_t b = 0; b < 3; ++b) hn::StoreU(g[a][b], d, dw + ((a * 3 + b) * C + c) * F + f);
+        for (std::size_t b = 0; b < 3; ++b)
+          hn::StoreU(g[a][b], d, dw + ((a * 3 + b) * C + c) * F + f);
     });
 }
 

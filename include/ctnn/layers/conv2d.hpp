@@ -24,13 +24,14 @@
 // them in sample order (per_sample_grad below): faster, and still thread-count independent. The
 // input gradient is computed per sample in parallel.
 // A 3x3 stride-1 convolution with at least 8 input channels (ResNet's) instead takes Winograd's
-// F(2x2, 3x3) or, where the output is a multiple of 4 on both sides, F(4x4, 3x3)
-// (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel pair, or 36 per 4x4,
-// where the GEMM takes 36 or 144. The batch's transformed inputs V are kept in scratch for the
-// backward pass, the 16 (36) products of each pass are GEMMs over all samples' tiles (the weight
-// gradient's K = n * tiles, summed in sample and tile order), and the gradients go back through
-// the adjoints of the same transforms: the exact gradients of the function computed forward, the
-// same bits at any thread count. Its results differ from the GEMM path's by rounding only.
+// F(2x2, 3x3) or, where the output is a multiple of 4 on both sides (and the scratch rule below
+// allows it), F(4x4, 3x3) (kernels/winograd.hpp): 16 multiplications per 2x2 outputs and channel
+// pair, or 36 per 4x4, where the GEMM takes 36 or 144. The batch's transformed inputs V are kept in
+// scratch for the backward pass, the 16 (36) products of each pass are GEMMs over all samples'
+// tiles (the weight gradient's K = n * tiles, summed in sample and tile order), and the gradients
+// go back through the adjoints of the same transforms: the exact gradients of the function computed
+// forward, the same bits at any thread count. Its results differ from the GEMM path's by rounding
+// only.
 #pragma once
 #include <cstddef>
 #include <cstring>
@@ -113,17 +114,16 @@ struct ConvBody {
   static constexpr bool transposed_grad = patch > Filters;
   static constexpr std::size_t im2col_scratch = patch_floats + rows_floats + grad_floats + kLine;
 
-  // Winograd F(m x m, 3x3), m = 2 or 4: th x tw tiles of m x m outputs, xis = (m + 2)^2
-  // transformed positions. Scratch for a batch of n: V [xis][n][tiles][C] (kept for backward,
-  // then the input gradient's dV), M [xis][n][tiles][F] (then dM), U [xis][C][F] and one more
-  // [xis][C][F] (dU, then U transposed). The two shared matrices count in every sample's share,
-  // so the path is taken only where they are no larger than one sample's V and M (not for 64
-  // filters on 7x7, whose im2col scratch is smaller). F(4x4) where the output is a multiple of 4
-  // on both sides and its matrices fit so (ResNet-8's 28 x 28 layers: 49 tiles x 36 against 196 x 16 multiplications and
-  // transformed values per channel pair; forward and backward of a batch of 32 at one thread on
-  // Zen 5, 1.04-1.16 ms against 1.64-1.84 for F(2x2)), F(2x2) elsewhere (at 14 x 14, 16 tiles of
-  // F(4x4) compute 256 outputs for 196: 1.25-1.26 ms against 1.06-1.09, the shared matrices'
-  // limit aside).
+  // Winograd F(m x m, 3x3), m = 2 or 4: th x tw tiles of m x m outputs, xis = (m + 2)^2 transformed
+  // positions. Scratch for a batch of n: V [xis][n][tiles][C] (kept for backward, then the input
+  // gradient's dV), M [xis][n][tiles][F] (then dM), U [xis][C][F] and one more [xis][C][F] (dU,
+  // then U transposed). The two shared matrices count in every sample's share, so the path is taken
+  // only where they are no larger than one sample's V and M (not for 64 filters on 7x7, whose
+  // im2col scratch is smaller). F(4x4) where the output is a multiple of 4 on both sides and its
+  // matrices fit so (ResNet-8's 28 x 28 layers: 49 tiles x 36 against 196 x 16 multiplications and
+  // transformed values per channel pair; forward and backward of a batch of 32 at one thread on Zen
+  // 5, 1.04-1.16 ms against 1.64-1.84 for F(2x2)), F(2x2) elsewhere (at 14 x 14, 16 tiles of F(4x4)
+  // compute 256 outputs for 196: 1.25-1.26 ms against 1.06-1.09, the shared matrices' limit aside).
   static constexpr std::size_t wg_tiles(std::size_t m) {
     return (geom::oh + m - 1) / m * ((geom::ow + m - 1) / m);
   }
