@@ -2518,16 +2518,17 @@ HWY_INLINE void for_lanes(std::size_t n, Body&& body) {
   for (; k < n; ++k) body(d1, k);
 }
 
-// rows[i][j] = the pixel of image ([H][W][C]) read at window position (i, j) of tile (ty, tx),
-// or null in the padding.
-template <class P>
+// rows[i][j] = the pixel of image ([H][W][C]) read at position (i, j) of the N x N window of
+// tile (ty, tx), tiles Step pixels apart (F(2x2): 4 and 2; F(4x4): 6 and 4), or null in the
+// padding.
+template <std::size_t N, std::size_t Step, class P>
 HWY_INLINE void window(std::size_t H, std::size_t W, std::size_t C, std::size_t pad_top,
                        std::size_t pad_left, std::size_t ty, std::size_t tx, P* image,
-                       P* (&rows)[4][4]) {
-  for (std::size_t i = 0; i < 4; ++i)
-    for (std::size_t j = 0; j < 4; ++j) {
-      const std::ptrdiff_t iy = std::ptrdiff_t(2 * ty + i) - std::ptrdiff_t(pad_top);
-      const std::ptrdiff_t ix = std::ptrdiff_t(2 * tx + j) - std::ptrdiff_t(pad_left);
+                       P* (&rows)[N][N]) {
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = 0; j < N; ++j) {
+      const std::ptrdiff_t iy = std::ptrdiff_t(Step * ty + i) - std::ptrdiff_t(pad_top);
+      const std::ptrdiff_t ix = std::ptrdiff_t(Step * tx + j) - std::ptrdiff_t(pad_left);
       const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
       rows[i][j] = in ? image + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
     }
@@ -2614,7 +2615,7 @@ void winograd_f23_input(std::size_t H, std::size_t W, std::size_t C, std::size_t
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       const T* rows[4][4];  // the window's pixels, null in the padding
-      winograd_detail::window(H, W, C, pad_top, pad_left, ty, tx, x, rows);
+      winograd_detail::window<4, 2>(H, W, C, pad_top, pad_left, ty, tx, x, rows);
       T* out = V + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         const auto ld = [&](std::size_t i, std::size_t j) {
@@ -2651,7 +2652,7 @@ void winograd_f23_input_adjoint(std::size_t H, std::size_t W, std::size_t C, std
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       T* rows[4][4];
-      winograd_detail::window(H, W, C, pad_top, pad_left, ty, tx, dx, rows);
+      winograd_detail::window<4, 2>(H, W, C, pad_top, pad_left, ty, tx, dx, rows);
       const T* in = dV + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         const auto v = [&](std::size_t p, std::size_t q) {
@@ -2770,21 +2771,6 @@ void winograd_f23_output_adjoint(std::size_t oh, std::size_t ow, std::size_t F, 
 // outputs past oh x ow are not written. Each function below is its F(2x2) namesake with these
 // matrices.
 namespace winograd_detail {
-
-// rows[i][j] = the pixel of image ([H][W][C]) at window position (i, j) of F(4x4) tile
-// (ty, tx), or null in the padding.
-template <class P>
-HWY_INLINE void window6(std::size_t H, std::size_t W, std::size_t C, std::size_t pad_top,
-                        std::size_t pad_left, std::size_t ty, std::size_t tx, P* image,
-                        P* (&rows)[6][6]) {
-  for (std::size_t i = 0; i < 6; ++i)
-    for (std::size_t j = 0; j < 6; ++j) {
-      const std::ptrdiff_t iy = std::ptrdiff_t(4 * ty + i) - std::ptrdiff_t(pad_top);
-      const std::ptrdiff_t ix = std::ptrdiff_t(4 * tx + j) - std::ptrdiff_t(pad_left);
-      const bool in = iy >= 0 && ix >= 0 && iy < std::ptrdiff_t(H) && ix < std::ptrdiff_t(W);
-      rows[i][j] = in ? image + (std::size_t(iy) * W + std::size_t(ix)) * C : nullptr;
-    }
-}
 
 // The 1-D maps, y = Mat x for Mat = B^T, B, G, G^T, A^T and A, with shared partial sums.
 struct F43 {
@@ -2930,7 +2916,7 @@ void winograd_f43_input(std::size_t H, std::size_t W, std::size_t C, std::size_t
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       const T* rows[6][6];
-      winograd_detail::window6(H, W, C, pad_top, pad_left, ty, tx, x, rows);
+      winograd_detail::window<6, 4>(H, W, C, pad_top, pad_left, ty, tx, x, rows);
       T* out = V + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         using Vec = decltype(hn::Zero(d));
@@ -2959,7 +2945,7 @@ void winograd_f43_input_adjoint(std::size_t H, std::size_t W, std::size_t C, std
   for (std::size_t ty = 0; ty < th; ++ty)
     for (std::size_t tx = 0; tx < tw; ++tx) {
       T* rows[6][6];
-      winograd_detail::window6(H, W, C, pad_top, pad_left, ty, tx, dx, rows);
+      winograd_detail::window<6, 4>(H, W, C, pad_top, pad_left, ty, tx, dx, rows);
       const T* in = dV + (ty * tw + tx) * C;
       winograd_detail::for_lanes<T>(C, [&](auto d, std::size_t c) CTNN_WG_INLINE {
         using Vec = decltype(hn::Zero(d));
